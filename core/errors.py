@@ -1,0 +1,68 @@
+"""Typed errors for the problems a user can cause, each with a message that says what to do.
+
+Every error the engine raises on purpose derives from :class:`CharLSTMError`; its ``str()`` is a
+complete, human sentence fit for a dialog or one line of stderr. Anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class CharLSTMError(Exception):
+    """Base class: an expected problem with a message meant for the user."""
+
+
+class CorpusError(CharLSTMError):
+    """The training text cannot be used (missing, a directory, unreadable, empty, binary)."""
+
+
+class DecodeError(CorpusError):
+    """The text is not valid in the chosen encoding.
+
+    ``offset`` is the byte offset of the first bad byte; ``encoding`` the encoding tried.
+    """
+
+    def __init__(self, message: str, *, offset: int, encoding: str) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.encoding = encoding
+
+
+class TextTooShortError(CorpusError):
+    """The text is shorter than the chosen settings need; ``minimum`` is the length needed."""
+
+    def __init__(self, message: str, *, minimum: int, actual: int) -> None:
+        super().__init__(message)
+        self.minimum = minimum
+        self.actual = actual
+
+
+class ConfigError(CharLSTMError):
+    """A setting is out of range or settings contradict each other."""
+
+
+class VocabularyError(CharLSTMError):
+    """Characters are not in the model's vocabulary; ``missing`` lists them."""
+
+    def __init__(self, message: str, *, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
+class ModelFileError(CharLSTMError):
+    """A model file is missing, truncated, corrupted, unsafe or of an unknown layout."""
+
+
+class ModelFormatVersionError(ModelFileError):
+    """A model file was written by a newer CharLSTM Studio than this one."""
+
+
+class CorpusMismatchError(CharLSTMError):
+    """A checkpoint is being continued on a text whose characters it cannot represent."""
+
+
+class TrainingDiverged(CharLSTMError):
+    """The loss or gradient became non-finite; the model keeps the weights of the last good step."""
+
+    def __init__(self, message: str, *, step: int) -> None:
+        super().__init__(message)
+        self.step = step

@@ -1,0 +1,473 @@
+"""Training text: reading files, the character vocabulary, encoding, train/validation split.
+
+Pure functions on NumPy arrays. Text is held as an (N,) array of ids in the smallest unsigned type
+that fits the vocabulary; nothing here loops in Python per character or builds one-hot matrices.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import os
+import sysconfig
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import (
+    CorpusError,
+    CorpusMismatchError,
+    DecodeError,
+    TextTooShortError,
+    VocabularyError,
+)
+
+N_CODEPOINTS = 0x110000  # every Unicode code point (surrogates included) is below this
+BUILTIN_NAME = "Python standard library"
+_CHUNK = 1 << 22  # characters per chunk: bounds the temporaries (16 MB of UTF-32) on huge texts
+_UTF8_BOM = codecs.BOM_UTF8
+# Codecs under which a pure-ASCII byte string decodes to the same characters: such a file skips
+# the str entirely (its bytes are its code points).
+_ASCII_COMPATIBLE = {"utf-8", "ascii", "iso8859-1", "cp1252", "iso8859-15"}
+# Directories of the standard library that are not "library source" (or not ours to read).
+_BUILTIN_SKIP_DIRS = {
+    "site-packages",
+    "dist-packages",
+    "__pycache__",
+    "test",
+    "tests",
+    "idle_test",
+}
+
+
+def _uint_dtype(n_values: int) -> np.dtype:
+    """Smallest unsigned integer dtype that holds the values 0 .. n_values - 1."""
+    if n_values <= 1 << 8:
+        return np.dtype(np.uint8)
+    if n_values <= 1 << 16:
+        return np.dtype(np.uint16)
+    return np.dtype(np.uint32)
+
+
+def _codepoints(text: str) -> np.ndarray:
+    """(len(text),) uint32 code points of ``text`` (lone surrogates kept as their code point)."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+
+
+def _chunks(text: str) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, code points) of consecutive chunks of ``text``, so temporaries stay small."""
+    for start in range(0, len(text), _CHUNK):
+        yield start, _codepoints(text[start : start + _CHUNK])
+
+
+def _byte_chunks(codes: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+    """(start, view) of consecutive chunks of an (N,) array of code points (ASCII bytes)."""
+    for start in range(0, codes.size, _CHUNK):
+        yield start, codes[start : start + _CHUNK]
+
+
+def _seen(chunks: Iterator[tuple[int, np.ndarray]]) -> np.ndarray:
+    """(N_CODEPOINTS,) bool: which code points occur in the chunks."""
+    seen = np.zeros(N_CODEPOINTS, dtype=bool)
+    for _, cps in chunks:
+        seen[cps] = True
+    return seen
+
+
+def _describe_chars(chars: tuple[str, ...] | list[str], limit: int = 20) -> str:
+    """Readable list of characters, repr() so that '\\n' is visible; at most ``limit`` shown."""
+    shown = ", ".join(repr(c) for c in chars[:limit])
+    if len(chars) > limit:
+        shown += f" and {len(chars) - limit:,} more"
+    return shown
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """The distinct characters of a text sorted by code point; a character's id is its index.
+
+    Encoding goes through a lookup table indexed by code point, (N_CODEPOINTS,) of an unsigned type
+    wide enough for the sentinel ``size`` that marks characters outside the vocabulary.
+    """
+
+    chars: tuple[str, ...]  # distinct characters sorted by code point
+    _cps: np.ndarray = field(init=False, repr=False, compare=False)  # (V,) uint32
+    _lut: np.ndarray = field(init=False, repr=False, compare=False)  # code point -> id or V
+
+    def __post_init__(self) -> None:
+        chars = tuple(self.chars)
+        object.__setattr__(self, "chars", chars)
+        if not chars:
+            raise ValueError("A vocabulary needs at least one character.")
+        if set(map(len, chars)) != {1}:
+            raise ValueError("Every vocabulary entry must be exactly one character.")
+        cps = _codepoints("".join(chars)).copy()
+        if cps.size > 1 and not np.all(cps[1:] > cps[:-1]):
+            raise ValueError("Vocabulary characters must be distinct and sorted by code point.")
+        lut = np.full(N_CODEPOINTS, len(chars), dtype=_uint_dtype(len(chars) + 1))
+        lut[cps] = np.arange(len(chars))
+        object.__setattr__(self, "_cps", cps)
+        object.__setattr__(self, "_lut", lut)
+
+    @property
+    def size(self) -> int:
+        """V, the number of characters."""
+        return len(self.chars)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Smallest unsigned integer dtype holding the ids 0 .. V-1 (uint8, uint16 or uint32)."""
+        return _uint_dtype(self.size)
+
+    @classmethod
+    def from_codepoints(cls, cps: np.ndarray | list[int]) -> Vocab:
+        """Vocabulary from (V,) strictly increasing code points (as model files store it)."""
+        arr = np.asarray(cps)
+        if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+            raise ValueError("Code points must be a 1-D array of integers.")
+        if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= N_CODEPOINTS):
+            raise ValueError("Code points must lie in 0 .. 0x10FFFF.")
+        text = arr.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
+        return cls(tuple(text))
+
+    @classmethod
+    def from_text(cls, text: str) -> Vocab:
+        """Vocabulary of the distinct characters of ``text``."""
+        return cls.from_codepoints(np.flatnonzero(_seen(_chunks(text))))
+
+    def codepoints(self) -> np.ndarray:
+        """(V,) uint32 code points in id order, as stored in model files."""
+        return self._cps.copy()
+
+    def _encode_chunks(self, n: int, chunks: Iterator[tuple[int, np.ndarray]]) -> np.ndarray | None:
+        """(n,) ids of the chunked code points, or None if one is outside the vocabulary."""
+        out = np.empty(n, dtype=self.dtype)
+        for start, cps in chunks:
+            ids = self._lut[cps]
+            if ids.size and int(ids.max()) >= self.size:
+                return None
+            out[start : start + ids.size] = ids
+        return out
+
+    def _missing_in(self, seen: np.ndarray) -> tuple[str, ...]:
+        """Characters marked in ``seen`` (N_CODEPOINTS,) bool that are not in the vocabulary."""
+        outside = np.flatnonzero(seen & (self._lut == self.size))
+        return tuple(outside.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass"))
+
+    def missing(self, text: str) -> tuple[str, ...]:
+        """Distinct characters of ``text`` not in the vocabulary, sorted by code point."""
+        return self._missing_in(_seen(_chunks(text)))
+
+    def encode(self, text: str) -> np.ndarray:
+        """(N,) ids of ``text`` in ``self.dtype``; VocabularyError lists unknown characters."""
+        ids = self._encode_chunks(len(text), _chunks(text))
+        if ids is None:
+            missing = self.missing(text)
+            raise VocabularyError(
+                f"{len(missing):,} character(s) are not in the model's vocabulary: "
+                f"{_describe_chars(missing)}. Remove them, or use a model trained on a text "
+                "that contains them.",
+                missing=missing,
+            )
+        return ids
+
+    def decode(self, ids: np.ndarray | list[int]) -> str:
+        """Text of the (N,) ids (any integer dtype)."""
+        arr = np.asarray(ids).ravel()
+        if arr.size == 0:
+            return ""
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"Character ids must be integers, not {arr.dtype}.")
+        if int(arr.min()) < 0 or int(arr.max()) >= self.size:
+            raise ValueError(f"Character ids must lie in 0 .. {self.size - 1}.")
+        return self._cps[arr].tobytes().decode("utf-32-le", "surrogatepass")
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """An encoded training text and where it came from."""
+
+    ids: np.ndarray  # (N,) encoded text, dtype = vocab.dtype
+    vocab: Vocab
+    name: str  # file name, or "Python standard library" for the built-in one
+    path: str | None  # the file read, None for in-memory texts
+    encoding: str  # encoding used to decode the file ("utf-8", "latin-1", ...)
+    n_bytes: int  # size of the file in bytes (of the UTF-8 text for in-memory corpora)
+    sha256: str  # hex digest of those bytes
+
+    @property
+    def n_chars(self) -> int:
+        """N, the number of characters."""
+        return int(self.ids.size)
+
+    @property
+    def fingerprint(self) -> dict:
+        """{"name", "size", "sha256", "encoding"}: identifies the text in a checkpoint."""
+        return {
+            "name": self.name,
+            "size": self.n_bytes,
+            "sha256": self.sha256,
+            "encoding": self.encoding,
+        }
+
+    def split(self, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+        """(train_ids (N - n_val,), val_ids (n_val,)): validation is the last, contiguous
+        ``floor(N * val_fraction)`` characters; both are views of ``ids``."""
+        n_val = _val_len(self.n_chars, val_fraction)
+        cut = self.n_chars - n_val
+        return self.ids[:cut], self.ids[cut:]
+
+    def preview(self, n_chars: int = 2000) -> str:
+        """The first ``n_chars`` characters as text."""
+        return self.vocab.decode(self.ids[: max(0, n_chars)])
+
+
+def _val_len(n_chars: int, val_fraction: float) -> int:
+    """Validation length for ``split``: floor(n_chars * val_fraction)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"The validation fraction must be in [0, 1), not {val_fraction!r}.")
+    return int(n_chars * val_fraction)
+
+
+def _read_bytes(path: str) -> bytes:
+    """The file's bytes; CorpusError naming the path for anything that stops us reading it."""
+    if os.path.isdir(path):
+        raise CorpusError(f"{path} is a folder, not a text file. Choose a text file.")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise CorpusError(f"There is no file {path}. Check the name and folder.") from None
+    except PermissionError:
+        raise CorpusError(
+            f"Cannot read {path}: permission denied. Check the file's permissions."
+        ) from None
+    except IsADirectoryError:
+        raise CorpusError(f"{path} is a folder, not a text file. Choose a text file.") from None
+    except OSError as e:
+        raise CorpusError(f"Cannot read {path}: {e.strerror or e}.") from None
+    if not data:
+        raise CorpusError(f"{path} is empty. Choose a file that contains text.")
+    return data
+
+
+def _binary_error(path: str, offset: int) -> CorpusError:
+    return CorpusError(
+        f"{path} contains NUL bytes (the first at byte offset {offset}), so it looks like a "
+        "binary file, not text. If it is UTF-16 or UTF-32 text, choose that encoding "
+        "(for example --encoding utf-16)."
+    )
+
+
+def _check_vocab(seen: np.ndarray, vocab: Vocab, name: str) -> None:
+    """CorpusMismatchError if the text has characters (``seen``) outside ``vocab``."""
+    missing = vocab._missing_in(seen)
+    if missing:
+        err = CorpusMismatchError(
+            f"The text {name} has {len(missing):,} character(s) the model cannot represent: "
+            f"{_describe_chars(missing)}. Train a new model on this text instead of "
+            "continuing this one."
+        )
+        err.missing = missing  # type: ignore[attr-defined]
+        raise err
+
+
+def _corpus_from_str(
+    text: str,
+    vocab: Vocab | None,
+    *,
+    name: str,
+    path: str | None,
+    encoding: str,
+    n_bytes: int,
+    sha256: str,
+) -> Corpus:
+    seen = _seen(_chunks(text))
+    if vocab is None:
+        vocab = Vocab.from_codepoints(np.flatnonzero(seen))
+    else:
+        _check_vocab(seen, vocab, name)
+    ids = vocab._encode_chunks(len(text), _chunks(text))
+    assert ids is not None  # every character was checked to be in the vocabulary
+    return Corpus(ids, vocab, name, path, encoding, n_bytes, sha256)
+
+
+def load_corpus(
+    path: str | os.PathLike, encoding: str | None = None, vocab: Vocab | None = None
+) -> Corpus:
+    """Read, decode and encode a text file.
+
+    ``encoding`` None means strict UTF-8 with a leading BOM dropped; any Python codec name may be
+    given (latin-1, cp1252, utf-16, ...). With ``vocab`` (continuing a model) the text is encoded
+    with that vocabulary and characters outside it raise CorpusMismatchError.
+    Raises CorpusError (missing, folder, unreadable, empty, binary), DecodeError (with the byte
+    offset of the first bad byte).
+    """
+    path = os.fspath(path)
+    name = os.path.basename(path) or path
+    enc_label = (encoding or "utf-8").strip()
+    try:
+        codec = codecs.lookup(enc_label).name
+    except LookupError:
+        raise CorpusError(
+            f"Unknown text encoding {enc_label!r}. Use a name such as utf-8, latin-1, cp1252 "
+            "or utf-16."
+        ) from None
+    data = _read_bytes(path)
+    n_bytes = len(data)
+    sha256 = hashlib.sha256(data).hexdigest()
+    wide = codec.startswith(("utf-16", "utf-32"))
+    if not wide:
+        nul = data.find(b"\0")
+        if nul >= 0:
+            raise _binary_error(path, nul)
+    skip = len(_UTF8_BOM) if codec == "utf-8" and data.startswith(_UTF8_BOM) else 0
+
+    if codec in _ASCII_COMPATIBLE:
+        codes = np.frombuffer(data, dtype=np.uint8, offset=skip)
+        if codes.size == 0:
+            raise CorpusError(f"{path} contains no text (only a byte-order mark).")
+        if int(codes.max()) < 0x80:
+            # Fast path: the bytes are the code points; no str of the whole text is ever built.
+            seen = _seen(_byte_chunks(codes))
+            if vocab is None:
+                vocab = Vocab.from_codepoints(np.flatnonzero(seen))
+            else:
+                _check_vocab(seen, vocab, name)
+            ids = vocab._encode_chunks(codes.size, _byte_chunks(codes))
+            assert ids is not None
+            return Corpus(ids, vocab, name, path, enc_label, n_bytes, sha256)
+
+    try:
+        text = str(memoryview(data)[skip:], codec, "strict")
+    except UnicodeDecodeError as e:
+        offset = skip + e.start
+        raise DecodeError(
+            f"{path} is not valid {enc_label} text: the byte 0x{data[offset]:02X} at byte offset "
+            f"{offset} cannot be decoded. If the file uses another encoding, choose it "
+            "(for example --encoding latin-1 or cp1252).",
+            offset=offset,
+            encoding=enc_label,
+        ) from None
+    except LookupError:  # e.g. "base64": a codec, but not a text encoding
+        raise CorpusError(
+            f"{enc_label!r} is not a text encoding. Use e.g. utf-8 or latin-1."
+        ) from None
+    del data  # only the str is needed from here on: keeps the peak memory down
+    if not text:
+        raise CorpusError(f"{path} contains no text (only a byte-order mark).")
+    if wide:
+        nul = text.find("\0")
+        if nul >= 0:
+            raise _binary_error(path, nul * (2 if codec.startswith("utf-16") else 4))
+    return _corpus_from_str(
+        text, vocab, name=name, path=path, encoding=enc_label, n_bytes=n_bytes, sha256=sha256
+    )
+
+
+def corpus_from_text(text: str, name: str = "text", vocab: Vocab | None = None) -> Corpus:
+    """Corpus of an in-memory text; ``n_bytes`` and ``sha256`` are those of its UTF-8 encoding.
+
+    With ``vocab``, characters outside it raise CorpusMismatchError.
+    """
+    if not text:
+        raise CorpusError(f"The text {name} is empty. Use a text with some characters in it.")
+    raw = text.encode("utf-8", "surrogatepass")
+    return _corpus_from_str(
+        text,
+        vocab,
+        name=name,
+        path=None,
+        encoding="utf-8",
+        n_bytes=len(raw),
+        sha256=hashlib.sha256(raw).hexdigest(),
+    )
+
+
+def _stdlib_sources(root: str) -> Iterator[str]:
+    """Paths of the standard library's .py files in a fixed order (sorted, depth first),
+    skipping test suites and installed packages."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _BUILTIN_SKIP_DIRS)
+        for f in sorted(filenames):
+            if f.endswith(".py"):
+                yield os.path.join(dirpath, f)
+
+
+def builtin_corpus(max_bytes: int = 4_000_000) -> Corpus:
+    """The default text: the .py sources of this interpreter's standard library.
+
+    Files are taken in sorted path order (test suites, site-packages and files that are not
+    valid UTF-8 skipped), whole, separated by a blank line, until ``max_bytes`` of UTF-8 is
+    reached; the last file is cut at a character boundary. Deterministic for one interpreter.
+    """
+    root = sysconfig.get_paths().get("stdlib", "")
+    parts: list[bytes] = []
+    total = 0
+    if root and os.path.isdir(root):
+        for p in _stdlib_sources(root):
+            try:
+                raw = Path(p).read_bytes()
+                raw.decode("utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            if b"\0" in raw or not raw.strip():
+                continue
+            parts.append(raw.rstrip(b"\n") + b"\n\n\n")
+            total += len(parts[-1])
+            if total >= max_bytes:
+                break
+    if not parts:
+        raise CorpusError(
+            "The built-in text (the Python standard library's sources) is not available in "
+            "this installation. Open a text file instead."
+        )
+    text = b"".join(parts)[:max_bytes].decode("utf-8", "ignore")  # "ignore": a cut last char
+    return corpus_from_text(text, name=BUILTIN_NAME)
+
+
+def min_chars(batch_size: int, seq_len: int, val_fraction: float) -> int:
+    """Smallest text length N that ``split(val_fraction)`` leaves trainable: the training part
+    needs ``batch_size * seq_len + 1`` characters (inputs plus the shifted targets of B streams
+    of T), the validation part, if any, ``seq_len + 1``."""
+    need_train = batch_size * seq_len + 1
+    need_val = seq_len + 1 if val_fraction > 0 else 0
+
+    def ok(n: int) -> bool:
+        n_val = _val_len(n, val_fraction)
+        return n - n_val >= need_train and n_val >= need_val
+
+    lo, hi = need_train + need_val, need_train + need_val
+    while not ok(hi):  # both parts grow monotonically with n: double, then bisect
+        lo, hi = hi + 1, hi * 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi
+
+
+def check_trainable(corpus: Corpus, batch_size: int, seq_len: int, val_fraction: float) -> None:
+    """Raise TextTooShortError, stating the minimum length, if the corpus is too short."""
+    need = min_chars(batch_size, seq_len, val_fraction)
+    have = corpus.n_chars
+    if have >= need:
+        return
+    settings = f"batch size {batch_size} and sequence length {seq_len}"
+    lower = "the batch size / sequence length"
+    if val_fraction > 0:
+        settings = (
+            f"batch size {batch_size}, sequence length {seq_len} and "
+            f"{val_fraction * 100:g}% held out for validation"
+        )
+        lower = "the batch size / sequence length / validation fraction"
+    raise TextTooShortError(
+        f"The text {corpus.name} is too short to train on: it needs at least {need:,} characters "
+        f"with {settings}; this text has {have:,}. Use a longer text or lower {lower}.",
+        minimum=need,
+        actual=have,
+    )

@@ -185,7 +185,7 @@ class Vocab:
         return self._cps[arr].tobytes().decode("utf-32-le", "surrogatepass")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: equality is identity
 class Corpus:
     """An encoded training text and where it came from."""
 

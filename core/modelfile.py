@@ -44,7 +44,7 @@ P_HISTORY = "train/history/"  # train/history/<series>: (n,) int64 steps or floa
 _SERIES_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: equality is identity
 class TrainState:
     """Everything beyond the weights that continuing a run bit for bit needs."""
 
@@ -63,7 +63,7 @@ class TrainState:
     best_val_loss: float | None  # best validation loss so far, None before the first
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: equality is identity
 class ModelFile:
     """A model: architecture, weights and vocabulary; ``train`` is set in a checkpoint."""
 

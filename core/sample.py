@@ -1,0 +1,188 @@
+"""Generation, evaluation and introspection with a trained model.
+
+``generate`` warms the state up on a prime text and then draws one character at a time from
+softmax(logits / temperature), optionally restricted to the top-k characters and/or the smallest
+set whose probabilities sum to top-p (nucleus). It yields each character as it is drawn, so a
+caller can show text live and stop whenever it likes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import ModelConfig
+from .data import Vocab
+from .errors import ConfigError, VocabularyError
+from .model import Prepared, nll, zero_state
+from .modelfile import ModelFile
+
+
+def _check_prime(vocab: Vocab, prime: str) -> None:
+    missing = vocab.missing(prime)
+    if missing:
+        shown = ", ".join(repr(c) for c in missing[:20])
+        more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+        raise VocabularyError(
+            f"The prime text contains {len(missing)} character(s) the model never saw in "
+            f"training: {shown}{more}. Remove or replace them.",
+            missing=tuple(missing),
+        )
+
+
+def check_sampling(temperature: float, top_k: int, top_p: float, length: int) -> None:
+    """Raise ConfigError for sampling settings out of range."""
+    if not (0.0 <= temperature <= 10.0):
+        raise ConfigError(f"The temperature must be from 0 to 10, not {temperature!r}.")
+    if top_k < 0:
+        raise ConfigError(f"top-k must be 0 (off) or a positive number, not {top_k!r}.")
+    if not (0.0 < top_p <= 1.0):
+        raise ConfigError(f"top-p must be above 0 and at most 1, not {top_p!r}.")
+    if length < 0:
+        raise ConfigError(f"The length must be 0 or more characters, not {length!r}.")
+
+
+def next_char_distribution(
+    logits: np.ndarray, temperature: float, top_k: int = 0, top_p: float = 1.0
+) -> np.ndarray:
+    """Probabilities (V,) float64 to draw the next character from; logits (V,).
+
+    temperature 0 puts all mass on the argmax. top_k > 0 keeps the k most likely characters;
+    top_p < 1 keeps the smallest most-likely set whose probability reaches top_p.
+    """
+    z = logits.astype(np.float64)
+    if temperature == 0.0:
+        p = np.zeros_like(z)
+        p[int(np.argmax(z))] = 1.0
+        return p
+    z = z / temperature
+    if 0 < top_k < z.size:
+        kth = np.partition(z, -top_k)[-top_k]
+        z = np.where(z >= kth, z, -np.inf)
+    z -= z.max()
+    p = np.exp(z)
+    p /= p.sum()
+    if top_p < 1.0:
+        order = np.argsort(-p, kind="stable")
+        cum = np.cumsum(p[order])
+        keep = order[: int(np.searchsorted(cum, top_p)) + 1]
+        q = np.zeros_like(p)
+        q[keep] = p[keep]
+        p = q / q.sum()
+    return p
+
+
+def generate(
+    model: ModelFile,
+    *,
+    prime: str = "",
+    length: int = 500,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+) -> Iterator[str]:
+    """Yield ``length`` characters, one at a time, continuing ``prime``.
+
+    The state starts at zero and is warmed up on the prime; with no prime the first input is a
+    newline when the vocabulary has one, else a character drawn uniformly. Same seed → same text.
+    """
+    check_sampling(temperature, top_k, top_p, length)
+    vocab, cfg = model.vocab, model.config
+    _check_prime(vocab, prime)
+    rng = np.random.default_rng(seed)
+    prep = Prepared(model.params, cfg)
+    state = zero_state(cfg, 1)
+    if prime:
+        ids = vocab.encode(prime).astype(np.int64)
+    elif "\n" in vocab.chars:
+        ids = vocab.encode("\n").astype(np.int64)
+    else:
+        ids = np.array([rng.integers(vocab.size)])
+    logits = None
+    for i in ids:
+        logits, state = prep.step(np.array([i]), state)
+    chars = vocab.chars
+    for _ in range(length):
+        p = next_char_distribution(logits[0], temperature, top_k, top_p)
+        nxt = int(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right"))
+        nxt = min(nxt, vocab.size - 1)
+        yield chars[nxt]
+        logits, state = prep.step(np.array([nxt]), state)
+
+
+def mean_loss(
+    prep: Prepared, cfg: ModelConfig, ids: np.ndarray, *, streams: int = 1, seq_len: int = 256
+) -> float:
+    """Mean next-character cross-entropy (nats/char) of ``ids`` (N,).
+
+    The text is cut into ``streams`` equal contiguous pieces run side by side, each from a zero
+    state with the state carried through its piece in windows of ``seq_len``; the few characters
+    that do not fill the last column are dropped. streams=1 scores every character of the text in
+    order, exactly as a reader would meet it.
+    """
+    n = len(ids) - 1
+    streams = max(1, min(streams, n))
+    seg = n // streams
+    if seg < 1:
+        raise ConfigError("The text is too short to evaluate: it needs at least 2 characters.")
+    x_all = ids[: streams * seg].reshape(streams, seg).astype(np.int64)
+    y_all = ids[1 : streams * seg + 1].reshape(streams, seg).astype(np.int64)
+    state = zero_state(cfg, streams)
+    total = 0.0
+    for start in range(0, seg, seq_len):
+        x = x_all[:, start : start + seq_len]
+        y = y_all[:, start : start + seq_len]
+        logits, state, _ = prep.forward(x, state, need_cache=False)
+        total += float(nll(logits, np.ascontiguousarray(y.T)).sum())
+    return total / (streams * seg)
+
+
+def evaluate(model: ModelFile, ids: np.ndarray, *, streams: int = 1) -> float:
+    """Mean loss (nats/char) of a model over encoded text ``ids`` (see ``mean_loss``)."""
+    return mean_loss(Prepared(model.params, model.config), model.config, ids, streams=streams)
+
+
+@dataclass(frozen=True)
+class Introspection:
+    """What the model thinks at each position of a text of N characters."""
+
+    text: str
+    p_actual: np.ndarray  # (N-1,) probability given to the character that actually came next
+    top_ids: np.ndarray  # (N-1, k) the k most likely next characters, most likely first
+    top_probs: np.ndarray  # (N-1, k) their probabilities
+    top_chars: tuple[tuple[str, ...], ...]  # (N-1, k) the same as characters
+    h: np.ndarray  # (L, N, H) hidden activations after reading each character
+    c: np.ndarray  # (L, N, H) cell activations after reading each character
+
+
+def introspect(model: ModelFile, text: str, top_k: int = 5) -> Introspection:
+    """Run the model over ``text`` from a zero state and record its predictions and activations."""
+    vocab, cfg = model.vocab, model.config
+    _check_prime(vocab, text)
+    ids = vocab.encode(text).astype(np.int64)
+    n = len(ids)
+    if n < 2:
+        raise ConfigError("Introspection needs a text of at least 2 characters.")
+    k = max(1, min(top_k, vocab.size))
+    prep = Prepared(model.params, cfg)
+    state = zero_state(cfg, 1)
+    L, H = cfg.num_layers, cfg.hidden_size
+    hs = np.empty((L, n, H), cfg.dtype)
+    cs = np.empty((L, n, H), cfg.dtype)
+    probs = np.empty((n, vocab.size))
+    for t, i in enumerate(ids):
+        logits, state = prep.step(np.array([i]), state)
+        hs[:, t], cs[:, t] = state[0][:, 0], state[1][:, 0]
+        z = logits[0].astype(np.float64)
+        z -= z.max()
+        p = np.exp(z)
+        probs[t] = p / p.sum()
+    probs = probs[:-1]
+    p_actual = probs[np.arange(n - 1), ids[1:]]
+    top_ids = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    top_probs = np.take_along_axis(probs, top_ids, axis=1)
+    top_chars = tuple(tuple(vocab.chars[j] for j in row) for row in top_ids)
+    return Introspection(text, p_actual, top_ids, top_probs, top_chars, hs, cs)

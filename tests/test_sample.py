@@ -1,0 +1,114 @@
+"""Sampling, evaluation and introspection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.config import ModelConfig
+from core.data import Vocab
+from core.errors import ConfigError, VocabularyError
+from core.model import Prepared, init_params, zero_state
+from core.modelfile import ModelFile, load_model, save_model
+from core.sample import evaluate, generate, introspect, next_char_distribution
+
+
+@pytest.fixture
+def model() -> ModelFile:
+    vocab = Vocab.from_text("abcdefgh \n.")
+    cfg = ModelConfig(vocab_size=vocab.size, hidden_size=12, num_layers=2, dropout=0.0)
+    params = init_params(cfg, np.random.default_rng(3))
+    for p in params.values():  # make the predictions far from uniform
+        p *= 4.0
+    return ModelFile(config=cfg, params=params, vocab=vocab)
+
+
+def test_same_seed_same_text(model):
+    a = "".join(generate(model, prime="ab", length=80, temperature=0.9, seed=5))
+    b = "".join(generate(model, prime="ab", length=80, temperature=0.9, seed=5))
+    c = "".join(generate(model, prime="ab", length=80, temperature=0.9, seed=6))
+    assert a == b and len(a) == 80 and a != c
+
+
+def test_temperature_zero_is_argmax(model):
+    text = "".join(generate(model, prime="ha", length=30, temperature=0.0, seed=1))
+    prep = Prepared(model.params, model.config)
+    state = zero_state(model.config, 1)
+    ids = list(model.vocab.encode("ha"))
+    for i in ids:
+        logits, state = prep.step(np.array([i]), state)
+    expected = []
+    for _ in range(30):
+        nxt = int(np.argmax(logits[0]))
+        expected.append(model.vocab.chars[nxt])
+        logits, state = prep.step(np.array([nxt]), state)
+    assert text == "".join(expected)
+    assert text == "".join(generate(model, prime="ha", length=30, top_k=1, seed=9))
+
+
+def test_generation_is_a_stream(model):
+    gen = generate(model, length=10_000, seed=0)
+    first = [next(gen) for _ in range(5)]
+    gen.close()  # a caller can cancel at any time
+    assert all(len(ch) == 1 for ch in first)
+
+
+def test_unknown_prime_characters_are_listed(model):
+    with pytest.raises(VocabularyError) as err:
+        list(generate(model, prime="abcXYZ", length=5))
+    assert set(err.value.missing) == {"X", "Y", "Z"}
+    assert "'X'" in str(err.value)
+
+
+@pytest.mark.parametrize("kw", [{"temperature": -1}, {"top_k": -2}, {"top_p": 0.0}])
+def test_bad_sampling_settings(model, kw):
+    with pytest.raises(ConfigError):
+        list(generate(model, length=5, **kw))
+
+
+def test_top_k_and_top_p_restrict_the_choice():
+    logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    p = next_char_distribution(logits, 1.0, top_k=2)
+    assert np.count_nonzero(p) == 2 and p[0] > p[1] > 0
+    p = next_char_distribution(logits, 1.0, top_p=0.75)
+    assert np.count_nonzero(p) == 2
+    p = next_char_distribution(logits, 1.0, top_p=0.85)
+    assert np.count_nonzero(p) == 3
+    assert np.isclose(next_char_distribution(logits, 1.0).sum(), 1.0)
+
+
+def test_save_load_same_outputs(model, tmp_path):
+    path = save_model(tmp_path / "m.npz", model)
+    loaded = load_model(path)
+    a = "".join(generate(model, prime="a", length=50, seed=2))
+    b = "".join(generate(loaded, prime="a", length=50, seed=2))
+    assert a == b
+    ids = model.vocab.encode("abc defgh.\nhag bad cafe.\n" * 4)
+    assert evaluate(model, ids) == evaluate(loaded, ids)
+
+
+def test_evaluate_matches_a_step_by_step_run(model):
+    text = "abc defgh.\nhag bad cafe.\n" * 6
+    ids = model.vocab.encode(text).astype(np.int64)
+    prep = Prepared(model.params, model.config)
+    state = zero_state(model.config, 1)
+    total = 0.0
+    for t in range(len(ids) - 1):
+        logits, state = prep.step(ids[t : t + 1], state)
+        z = logits[0].astype(np.float64)
+        total += np.log(np.exp(z - z.max()).sum()) + z.max() - z[ids[t + 1]]
+    assert evaluate(model, ids) == pytest.approx(total / (len(ids) - 1), rel=1e-5)
+
+
+def test_introspection_shapes_and_consistency(model):
+    text = "bad cafe.\nhead"
+    info = introspect(model, text, top_k=3)
+    n, L, H = len(text), model.config.num_layers, model.config.hidden_size
+    assert info.p_actual.shape == (n - 1,) and info.top_probs.shape == (n - 1, 3)
+    assert info.h.shape == (L, n, H) and info.c.shape == (L, n, H)
+    assert np.all(np.diff(info.top_probs, axis=1) <= 0)
+    assert np.all(info.p_actual <= info.top_probs[:, 0] + 1e-12)
+    ids = model.vocab.encode(text).astype(np.int64)
+    nll = -np.log(info.p_actual).mean()
+    assert evaluate(model, ids) == pytest.approx(nll, rel=1e-5)
+    assert np.all(np.abs(info.h) <= 1.0)

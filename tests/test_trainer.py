@@ -1,0 +1,201 @@
+"""The trainer: learning, reproducibility, exact resumption, stopping and divergence."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from core import model as model_mod
+from core.config import ModelConfig, TrainConfig
+from core.data import corpus_from_text
+from core.errors import ConfigError, CorpusMismatchError, TextTooShortError, TrainingDiverged
+from core.events import CheckpointEvent, EvalEvent, SampleEvent, StepEvent
+from core.modelfile import load_model
+from core.trainer import Trainer
+
+MC = ModelConfig(vocab_size=1, hidden_size=16, num_layers=2, dropout=0.1)
+
+
+def make_text(n: int = 6000, seed: int = 0) -> str:
+    """A small, learnable text: words from a tiny vocabulary in random order."""
+    rng = np.random.default_rng(seed)
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
+    out = []
+    while sum(len(w) + 1 for w in out) < n:
+        out.append(str(rng.choice(words)))
+    return " ".join(out)[:n] + "\n"
+
+
+def tc(**kw) -> TrainConfig:
+    base = dict(
+        seq_len=16,
+        batch_size=4,
+        lr=1e-2,
+        warmup_steps=5,
+        eval_every=10,
+        sample_every=0,
+        checkpoint_every=0,
+        steps=30,
+        seed=7,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def drain(gen):
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            return events, stop.value
+
+
+def test_loss_falls_on_a_small_text():
+    corpus = corpus_from_text(make_text())
+    trainer = Trainer(corpus, MC, tc(steps=200, eval_every=100, lr=2e-2))
+    events, summary = drain(trainer.run())
+    losses = [e.loss for e in events if isinstance(e, StepEvent)]
+    vals = [e.val_loss for e in events if isinstance(e, EvalEvent)]
+    assert summary.reason == "completed" and summary.steps == 200
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.5
+    assert vals[-1] < np.log(corpus.vocab.size)  # better than a uniform guess
+
+
+def test_events_in_order_and_intervals():
+    corpus = corpus_from_text(make_text())
+    trainer = Trainer(corpus, MC, tc(steps=12, eval_every=5, sample_every=6, sample_length=20))
+    events, summary = drain(trainer.run())
+    kinds = [(type(e).__name__, e.step) for e in events]
+    assert kinds[:5] == [("StepEvent", s) for s in range(1, 6)]
+    assert ("EvalEvent", 5) in kinds and ("EvalEvent", 10) in kinds and ("EvalEvent", 12) in kinds
+    samples = [e for e in events if isinstance(e, SampleEvent)]
+    assert [s.step for s in samples] == [6, 12] and all(len(s.text) == 20 for s in samples)
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert [s.step for s in steps] == list(range(1, 13))
+    assert all(s.total_steps == 12 and s.chars_seen == s.step * 4 * 16 for s in steps)
+
+
+def test_same_seed_same_weights_and_samples():
+    corpus = corpus_from_text(make_text())
+    runs = []
+    for _ in range(2):
+        trainer = Trainer(corpus, MC, tc(steps=15, sample_every=15, sample_length=40))
+        events, _ = drain(trainer.run())
+        runs.append((trainer.snapshot().params, [e.text for e in events if e.kind == "sample"]))
+    (p1, s1), (p2, s2) = runs
+    assert all(np.array_equal(p1[k], p2[k]) for k in p1)
+    assert s1 == s2
+    other = Trainer(corpus, MC, tc(steps=15, seed=8))
+    drain(other.run())
+    assert not np.array_equal(other.snapshot().params["decoder.weight"], p1["decoder.weight"])
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_resume_is_bit_identical(tmp_path, schedule):
+    corpus = corpus_from_text(make_text())
+    cfg = tc(steps=24, lr_schedule=schedule, sample_every=7, sample_length=15)
+    straight = Trainer(corpus, MC, cfg)
+    straight_events, _ = drain(straight.run())
+
+    first = Trainer(corpus, MC, cfg, checkpoint_path=str(tmp_path / "ck.npz"))
+    gen = first.run()
+    for ev in gen:
+        if isinstance(ev, StepEvent) and ev.step == 11:
+            first.request_stop()
+    saved = load_model(tmp_path / "ck.npz")
+    assert saved.train.step == 11
+    resumed = Trainer(corpus, MC, cfg, resume=saved)
+    resumed_events, summary = drain(resumed.run())
+    assert summary.steps == 24
+    a, b = straight.snapshot(), resumed.snapshot()
+    for k in a.params:
+        assert np.array_equal(a.params[k], b.params[k]), k
+        assert np.array_equal(a.train.adam_m[k], b.train.adam_m[k]), k
+    assert np.array_equal(a.train.h, b.train.h)
+    samples = lambda evs: [(e.step, e.text) for e in evs if e.kind == "sample"]  # noqa: E731
+    assert samples(resumed_events) == [s for s in samples(straight_events) if s[0] > 11]
+    assert b.train.history["train_loss"].tolist() == a.train.history["train_loss"].tolist()
+
+
+def test_stop_between_steps_and_checkpoint_written(tmp_path):
+    corpus = corpus_from_text(make_text())
+    path = tmp_path / "auto.npz"
+    trainer = Trainer(corpus, MC, tc(steps=1000, checkpoint_every=4), checkpoint_path=str(path))
+    gen = trainer.run()
+    events = list(itertools.islice(gen, 6))  # steps 1..4, checkpoint at 4, step 5
+    assert any(isinstance(e, CheckpointEvent) and e.step == 4 for e in events)
+    trainer.request_stop()
+    rest, summary = drain(gen)
+    assert summary.reason == "stopped"
+    assert summary.steps == trainer.step < 10
+    assert load_model(path).train.step == trainer.step
+    assert isinstance(rest[-1], CheckpointEvent)
+
+
+def test_divergence_keeps_last_good_weights(monkeypatch):
+    corpus = corpus_from_text(make_text())
+    trainer = Trainer(corpus, MC, tc(steps=10))
+    real = model_mod.softmax_xent
+    calls = {"n": 0}
+
+    def flaky(logits, targets):
+        calls["n"] += 1
+        loss, grad = real(logits, targets)
+        return (float("nan"), grad) if calls["n"] == 4 else (loss, grad)
+
+    monkeypatch.setattr("core.trainer.softmax_xent", flaky)
+    gen = trainer.run()
+    good = None
+    with pytest.raises(TrainingDiverged) as err:
+        for ev in gen:
+            if isinstance(ev, StepEvent) and ev.step == 3:
+                good = trainer.snapshot().params
+    assert err.value.step == 4 and "step 4" in str(err.value)
+    assert trainer.step == 3
+    after = trainer.snapshot().params
+    assert all(np.array_equal(good[k], after[k]) for k in good)
+
+
+def test_minutes_budget_ends_the_run():
+    corpus = corpus_from_text(make_text())
+    trainer = Trainer(corpus, MC, tc(steps=None, minutes=0.002, eval_every=0))
+    events, summary = drain(trainer.run())
+    assert summary.reason == "completed" and summary.steps >= 1
+    assert events[-1].kind == "eval"
+
+
+def test_epochs_set_the_length():
+    corpus = corpus_from_text(make_text(3000))
+    trainer = Trainer(corpus, MC, tc(steps=None, epochs=1.0, eval_every=0))
+    _, summary = drain(trainer.run())
+    assert summary.steps == trainer.batches_per_epoch
+
+
+def test_too_short_text_states_the_minimum():
+    with pytest.raises(TextTooShortError) as err:
+        Trainer(corpus_from_text("abcdef" * 5), MC, tc())
+    assert str(err.value.minimum) in str(err.value).replace(",", "")
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ConfigError):
+        Trainer(corpus_from_text(make_text()), MC, tc(steps=None))
+    with pytest.raises(ConfigError):
+        Trainer(corpus_from_text(make_text()), MC, tc(seq_len=0))
+
+
+def test_continue_on_another_text(tmp_path):
+    corpus = corpus_from_text(make_text())
+    trainer = Trainer(corpus, MC, tc(steps=5))
+    drain(trainer.run())
+    snap = trainer.snapshot()
+    other = corpus_from_text(make_text(seed=3)[::-1])  # same characters, other text
+    cont = Trainer(other, MC, tc(steps=8), resume=snap)
+    _, summary = drain(cont.run())
+    assert summary.steps == 8
+    with pytest.raises(CorpusMismatchError) as err:
+        Trainer(corpus_from_text(make_text() + "XYZ"), MC, tc(steps=8), resume=snap)
+    assert "'X'" in str(err.value)

@@ -1,0 +1,530 @@
+"""The application's state machine: idle -> starting -> training <-> paused -> stopping -> idle.
+
+The controller owns the text, the current model, the loss history and every worker thread. The
+window forwards user intents to it and renders what its signals say; the tests drive it without a
+window. Worker signals are connected only to ``@Slot`` methods of this object (GUI thread).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from core.config import ModelConfig, TrainConfig
+from core.errors import CharLSTMError, DecodeError
+from core.events import CheckpointEvent, EvalEvent, StepEvent
+
+from .history import LossHistory
+from .worker import StreamWorker, TaskWorker, TrainWorker
+
+
+class State(enum.Enum):
+    IDLE = "idle"
+    STARTING = "starting"
+    TRAINING = "training"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    prime: str = ""
+    length: int = 500
+    temperature: float = 0.8
+    top_k: int = 0
+    seed: int | None = None
+
+
+def _engine() -> Any:
+    """The engine modules, imported on first use so the window opens fast."""
+    from core import data, modelfile, sample, trainer
+
+    return data, modelfile, sample, trainer
+
+
+def autosave_path(folder: str | os.PathLike[str], corpus_name: str) -> str:
+    stem = Path(corpus_name).stem or "model"
+    stem = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem)[:40]
+    return str(Path(folder) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.npz")
+
+
+class Controller(QObject):
+    state_changed = Signal(str)
+    busy_changed = Signal(str)  # what is loading or saving, "" when nothing
+    corpus_changed = Signal(object)  # core.data.Corpus
+    model_changed = Signal(object, str)  # ModelFile or None, how to describe it
+    model_opened = Signal(object, str)  # ModelFile, path: restore its settings in the form
+    history_reset = Signal()
+    train_events = Signal(object)  # tuple of events, after the history has recorded them
+    blas_info = Signal(str)
+    dirty_changed = Signal(bool)
+    saved = Signal(str)
+    autosaved = Signal(str)
+    message = Signal(str, str)  # title, text: a problem the user can fix
+    decode_failed = Signal(str, str)  # path, message: offer another encoding
+    internal_error = Signal(str)  # traceback of a bug in a worker
+    generation_started = Signal(str)  # what it samples from
+    generation_text = Signal(str)
+    generation_finished = Signal(bool)  # True when it ran to the requested length
+    task_done = Signal(str, object)  # tag, result of run_task()
+
+    def __init__(self, parent: QObject | None = None, *, blas_threads: int | None = None) -> None:
+        super().__init__(parent)
+        self.state = State.IDLE
+        self.corpus: Any = None
+        self.model: Any = None  # the newest ModelFile: opened, or the last snapshot of training
+        self.model_path: str | None = None  # where the user saved or opened it
+        self.model_source = ""
+        self.history = LossHistory()
+        self.dirty = False
+        self.last_step: StepEvent | None = None
+        self.best_val: float | None = None
+        self.model_config: ModelConfig | None = None
+        self.train_config: TrainConfig | None = None
+        self.autosave_file: str | None = None
+        self.blas_threads = blas_threads
+        self.busy = ""
+        self._saved_step = 0
+        self._threads: dict[QThread, QObject] = {}
+        self._train_worker: TrainWorker | None = None
+        self._stream_worker: StreamWorker | None = None
+        self._pending_generate: GenerateRequest | None = None
+        self._loading_path = ""
+
+    # ---------------------------------------------------------------- state helpers
+    @property
+    def training(self) -> bool:
+        return self.state is not State.IDLE
+
+    @property
+    def generating(self) -> bool:
+        return self._stream_worker is not None or self._pending_generate is not None
+
+    def _set_state(self, state: State) -> None:
+        if state is not self.state:
+            self.state = state
+            self.state_changed.emit(state.value)
+
+    def _set_busy(self, what: str) -> None:
+        self.busy = what
+        self.busy_changed.emit(what)
+
+    def _set_dirty(self, dirty: bool) -> None:
+        if dirty != self.dirty:
+            self.dirty = dirty
+            self.dirty_changed.emit(dirty)
+
+    def _launch(self, worker: QObject) -> QThread:
+        """Move ``worker`` to a new QThread (all its signals already connected) and start it."""
+        thread = QThread()
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        thread.finished.connect(worker.deleteLater)  # runs in the worker's thread as it ends
+        thread.finished.connect(self._on_thread_finished)
+        self._threads[thread] = worker
+        thread.start()
+        return thread
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        thread = self.sender()
+        if isinstance(thread, QThread):
+            thread.wait()  # ``finished`` is emitted just before the thread really ends
+            self._threads.pop(thread, None)
+
+    def run_task(self, tag: str, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` off the GUI thread; ``task_done(tag, result)`` or a message follows."""
+        worker = TaskWorker(tag, fn)
+        worker.done.connect(self._on_task_done)
+        worker.failed.connect(self._on_task_failed)
+        self._launch(worker)
+
+    # ---------------------------------------------------------------- text
+    def open_text(self, path: str, encoding: str | None = None) -> None:
+        if self.training:
+            self.message.emit("Training is running", "Stop training before opening another text.")
+            return
+        data = _engine()[0]
+        self._loading_path = path
+        self._set_busy(f"Loading {Path(path).name}…")
+        self.run_task("corpus", lambda: data.load_corpus(path, encoding=encoding))
+
+    def use_builtin_text(self) -> None:
+        if self.training:
+            self.message.emit("Training is running", "Stop training before changing the text.")
+            return
+        data = _engine()[0]
+        self._set_busy("Gathering the Python standard library…")
+        self._loading_path = ""
+        self.run_task("corpus", data.builtin_corpus)
+
+    # ---------------------------------------------------------------- model files
+    def open_model(self, path: str) -> None:
+        if self.training:
+            self.message.emit("Training is running", "Stop training before opening a model.")
+            return
+        modelfile = _engine()[1]
+        self._set_busy(f"Opening {Path(path).name}…")
+        self.run_task("model:" + path, lambda: modelfile.load_model(path))
+
+    def save_model(self, path: str) -> None:
+        """Save the current model (a snapshot between two steps while training) atomically."""
+        if self._train_worker is not None and self.state is not State.STOPPING:
+            self._train_worker.request_snapshot("save:" + path)
+            self._set_busy(f"Saving {Path(path).name}…")
+            return
+        if self.model is None:
+            self.message.emit("Nothing to save", "Train a model or open one first.")
+            return
+        self._save_async(self.model, path)
+
+    def _save_async(self, mf: Any, path: str) -> None:
+        modelfile = _engine()[1]
+        self._set_busy(f"Saving {Path(path).name}…")
+        step = mf.train.step if mf.train is not None else 0
+        self.run_task(f"save:{step}:{path}", lambda: modelfile.save_model(path, mf))
+
+    def save_now(self, path: str) -> str:
+        """Save synchronously (used on close, after the workers are stopped)."""
+        modelfile = _engine()[1]
+        out = modelfile.save_model(path, self.model)
+        self.model_path = str(out)
+        self._set_dirty(False)
+        return str(out)
+
+    # ---------------------------------------------------------------- training
+    def start_training(
+        self,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        *,
+        resume: bool = False,
+        autosave_dir: str | None = None,
+    ) -> bool:
+        """Start a new model, or continue the current checkpoint (``resume=True``)."""
+        if self.training:
+            return False
+        if self.corpus is None:
+            self.message.emit("No text", "Open a text file (or use the built-in text) first.")
+            return False
+        resume_from = self.model if resume else None
+        if resume and (resume_from is None or resume_from.train is None):
+            self.message.emit(
+                "Nothing to continue", "Open a checkpoint or train a model before continuing it."
+            )
+            return False
+        if resume_from is not None:
+            model_config = resume_from.config
+            done = resume_from.train.step
+            if train_config.steps is not None and train_config.steps <= done:
+                self.message.emit(
+                    "Nothing left to train",
+                    f"This model has already trained {done:,} steps and the run is set to "
+                    f"{train_config.steps:,} steps in total. Raise “Train for” above {done:,} "
+                    "steps (or train for some minutes) to continue it.",
+                )
+                return False
+        try:
+            model_config.validate()
+            train_config.validate()
+        except CharLSTMError as exc:
+            self.message.emit("Check the settings", str(exc))
+            return False
+        ckpt = None
+        if autosave_dir:
+            try:
+                Path(autosave_dir).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                self.message.emit(
+                    "Autosave folder",
+                    f"Cannot create the autosave folder "
+                    f"{autosave_dir}: {exc.strerror}. Choose another one in the "
+                    "settings.",
+                )
+                return False
+            ckpt = autosave_path(autosave_dir, self.corpus.name)
+        self.autosave_file = None
+        corpus = self.corpus
+        trainer_mod = _engine()[3]
+
+        def factory() -> Any:  # runs on the worker thread: splitting a big text takes time
+            # The trainer re-encodes the text with a resumed model's vocabulary itself and
+            # raises CorpusMismatchError when the text has characters the model cannot represent.
+            return trainer_mod.Trainer(
+                corpus, model_config, train_config, resume=resume_from, checkpoint_path=ckpt
+            )
+
+        self.model_config, self.train_config = model_config, train_config
+        if resume_from is None:
+            self.history.clear()
+            self.best_val = None
+            self.model_path = None
+            self._saved_step = 0
+            self.history_reset.emit()
+        else:
+            self.best_val = resume_from.train.best_val_loss
+        self.last_step = None
+        worker = TrainWorker(
+            factory, blas_threads=self.blas_threads, max_threads=max(1, min(2, os.cpu_count() or 1))
+        )
+        worker.started.connect(self._on_train_started)
+        worker.events.connect(self._on_train_events)
+        worker.blas_chosen.connect(self._on_blas_chosen)
+        worker.paused.connect(self._on_paused)
+        worker.resumed.connect(self._on_resumed)
+        worker.snapshot_ready.connect(self._on_snapshot)
+        worker.failed.connect(self._on_train_failed)
+        worker.finished.connect(self._on_train_finished)
+        self._train_worker = worker
+        self._set_state(State.STARTING)
+        self._launch(worker)
+        return True
+
+    def pause(self) -> None:
+        if self._train_worker is not None and self.state is State.TRAINING:
+            self._train_worker.request_pause()
+
+    def resume(self) -> None:
+        if self._train_worker is not None and self.state is State.PAUSED:
+            self._train_worker.request_resume()
+
+    def stop(self) -> None:
+        if self._train_worker is not None and self.state is not State.STOPPING:
+            self._train_worker.request_stop()
+            self._set_state(State.STOPPING)
+
+    @Slot(int)
+    def _on_train_started(self, step: int) -> None:
+        if self.state is State.STARTING:
+            self._set_state(State.TRAINING)
+
+    @Slot(object)
+    def _on_train_events(self, batch: tuple) -> None:
+        cfg = self.train_config
+        chars_per_step = cfg.batch_size * cfg.seq_len if cfg is not None else 0
+        for ev in batch:
+            if isinstance(ev, StepEvent):
+                self.history.add_train(ev.step, ev.chars_seen, ev.loss)
+                self.last_step = ev
+            elif isinstance(ev, EvalEvent):
+                self.history.add_val(ev.step, ev.step * chars_per_step, ev.val_loss)
+                self.best_val = ev.best_val_loss
+            elif isinstance(ev, CheckpointEvent):
+                self.autosave_file = ev.path
+                self.autosaved.emit(ev.path)
+        if self.last_step is not None and self.last_step.step > self._saved_step:
+            self._set_dirty(True)
+        self.train_events.emit(batch)
+
+    @Slot(int, str)
+    def _on_blas_chosen(self, threads: int, explanation: str) -> None:
+        self.blas_threads = threads  # keep the measured choice for the next run of this session
+        self.blas_info.emit(explanation)
+
+    @Slot(int)
+    def _on_paused(self, step: int) -> None:
+        if self.state is State.TRAINING:
+            self._set_state(State.PAUSED)
+
+    @Slot()
+    def _on_resumed(self) -> None:
+        if self.state is State.PAUSED:
+            self._set_state(State.TRAINING)
+
+    @Slot(object, str)
+    def _on_snapshot(self, mf: Any, purpose: str) -> None:
+        self.model = mf
+        if purpose.startswith("save:"):
+            self._save_async(mf, purpose[5:])
+        elif purpose == "generate" and self._pending_generate is not None:
+            request, self._pending_generate = self._pending_generate, None
+            step = mf.train.step if mf.train is not None else 0
+            self._start_stream(mf, request, f"the model being trained (step {step:,})")
+
+    def _finish_training(self, final: Any) -> None:
+        self._train_worker = None
+        if final is not None:
+            self.model = final
+            self.model_source = "the model just trained"
+            self.model_changed.emit(final, self.model_source)
+        if self._pending_generate is not None and self._stream_worker is None:
+            request, self._pending_generate = self._pending_generate, None
+            if self.model is not None:
+                self._start_stream(self.model, request, self.model_source)
+            else:
+                self.generation_finished.emit(False)
+        self._set_state(State.IDLE)
+
+    @Slot(object, object)
+    def _on_train_finished(self, summary: Any, final: Any) -> None:
+        if summary is not None and getattr(summary, "checkpoint_path", None):
+            self.autosave_file = summary.checkpoint_path
+            self.autosaved.emit(summary.checkpoint_path)
+        if summary is not None and getattr(summary, "best_val_loss", None) is not None:
+            self.best_val = summary.best_val_loss
+        self._finish_training(final)
+
+    @Slot(object, str, object)
+    def _on_train_failed(self, exc: Exception, tb: str, last_good: Any) -> None:
+        self._finish_training(last_good)
+        if isinstance(exc, CharLSTMError):
+            title = type(exc).__name__
+            titles = {
+                "TrainingDiverged": "Training diverged",
+                "CorpusMismatchError": "The model does not fit this text",
+                "TextTooShortError": "The text is too short",
+                "ConfigError": "Check the settings",
+            }
+            self.message.emit(titles.get(title, "Training stopped"), str(exc))
+        elif isinstance(exc, MemoryError):
+            self.message.emit(
+                "Out of memory",
+                "The model and batch do not fit in memory. "
+                "Use a smaller hidden size, batch size or sequence length.",
+            )
+        else:
+            self.internal_error.emit(tb)
+
+    # ---------------------------------------------------------------- generation
+    def generate(self, request: GenerateRequest) -> bool:
+        if self.generating:
+            return False
+        if self._train_worker is not None and self.state is not State.STOPPING:
+            self._pending_generate = request  # sample from a copy taken between two steps
+            self._train_worker.request_snapshot("generate")
+            self.generation_started.emit("the model being trained")
+            return True
+        if self._train_worker is not None:  # stopping: use the final model once it arrives
+            self._pending_generate = request
+            self.generation_started.emit("the model being trained")
+            return True
+        if self.model is None:
+            self.message.emit("No model yet", "Train a model or open a model file first.")
+            return False
+        self._start_stream(self.model, request, self.model_source or "the current model")
+        return True
+
+    def _start_stream(self, mf: Any, request: GenerateRequest, source: str) -> None:
+        sample = _engine()[2]
+
+        def factory() -> Any:
+            return sample.generate(
+                mf,
+                prime=request.prime,
+                length=request.length,
+                temperature=request.temperature,
+                top_k=request.top_k,
+                seed=request.seed,
+            )
+
+        worker = StreamWorker(factory)
+        worker.text.connect(self._on_stream_text)
+        worker.failed.connect(self._on_stream_failed)
+        worker.finished.connect(self._on_stream_finished)
+        self._stream_worker = worker
+        self.generation_started.emit(source)
+        self._launch(worker)
+
+    def cancel_generation(self) -> None:
+        if self._pending_generate is not None:
+            self._pending_generate = None
+            self.generation_finished.emit(False)
+        if self._stream_worker is not None:
+            self._stream_worker.cancel()
+
+    @Slot(str)
+    def _on_stream_text(self, text: str) -> None:
+        self.generation_text.emit(text)
+
+    @Slot(object, str)
+    def _on_stream_failed(self, exc: Exception, tb: str) -> None:
+        if isinstance(exc, CharLSTMError):
+            self.message.emit("Cannot generate", str(exc))
+        else:
+            self.internal_error.emit(tb)
+
+    @Slot(bool)
+    def _on_stream_finished(self, completed: bool) -> None:
+        self._stream_worker = None
+        self.generation_finished.emit(completed)
+
+    # ---------------------------------------------------------------- one-shot tasks
+    @Slot(str, object)
+    def _on_task_done(self, tag: str, result: Any) -> None:
+        if tag == "corpus":
+            self._set_busy("")
+            self.corpus = result
+            self.corpus_changed.emit(result)
+        elif tag.startswith("model:"):
+            self._set_busy("")
+            self._opened(result, tag[6:])
+        elif tag.startswith("save:"):
+            self._set_busy("")
+            _, step, _path = tag.split(":", 2)
+            self.model_path = str(result)
+            self._saved_step = max(self._saved_step, int(step))
+            current = self.last_step.step if self.last_step is not None else int(step)
+            self._set_dirty(current > self._saved_step)
+            self.saved.emit(str(result))
+        self.task_done.emit(tag, result)
+
+    def _opened(self, mf: Any, path: str) -> None:
+        self.model = mf
+        self.model_path = path
+        self.model_source = Path(path).name
+        self.last_step = None
+        self.best_val = mf.train.best_val_loss if mf.train is not None else None
+        self._saved_step = mf.train.step if mf.train is not None else 0
+        self.history.clear()
+        self.history_reset.emit()
+        if mf.train is not None:
+            self.train_config = mf.train.config
+            cfg = mf.train.config
+            self.history.load(mf.train.history, cfg.batch_size * cfg.seq_len)
+        self.model_config = mf.config
+        self._set_dirty(False)
+        self.model_opened.emit(mf, path)
+        self.model_changed.emit(mf, self.model_source)
+
+    @Slot(str, object, str)
+    def _on_task_failed(self, tag: str, exc: Exception, tb: str) -> None:
+        self._set_busy("")
+        if isinstance(exc, DecodeError) and tag == "corpus":
+            self.decode_failed.emit(self._loading_path, str(exc))
+        elif isinstance(exc, CharLSTMError):
+            title = {"corpus": "Cannot use this text"}.get(tag, "")
+            if tag.startswith("model:"):
+                title = "Cannot open this model"
+            elif tag.startswith("save:"):
+                title = "The model was not saved"
+            self.message.emit(title or "Problem", str(exc))
+        elif isinstance(exc, OSError) and (
+            tag.startswith("save:") or tag == "corpus" or tag.startswith("model:")
+        ):
+            what = exc.strerror or str(exc)
+            self.message.emit("File problem", f"{what}: {exc.filename or ''}".strip(": "))
+        else:
+            self.internal_error.emit(tb)
+
+    # ---------------------------------------------------------------- shutdown
+    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+        """Stop every worker and wait for its thread (closing the window). True when all ended."""
+        self._pending_generate = None
+        if self._stream_worker is not None:
+            self._stream_worker.cancel()
+        worker = self._train_worker
+        if worker is not None:
+            worker.request_stop()
+        ok = True
+        for thread in list(self._threads):
+            ok = thread.wait(timeout_ms) and ok
+        if worker is not None and worker.final_model is not None:
+            self.model = worker.final_model
+        return ok

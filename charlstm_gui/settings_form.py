@@ -1,0 +1,531 @@
+"""The settings form: model size, training, duration, monitoring and autosave, with presets.
+
+Every field has a tooltip saying what it does and when to change it. Ranges come from the limits of
+``core.config``; ``configs()`` builds the frozen configs and lets their ``validate()`` speak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.config import ModelConfig, TrainConfig
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str
+    label: str
+    lo: float
+    hi: float
+    decimals: int  # -1: integer spin box
+    step: float
+    tip: str
+    group: str
+
+
+FIELDS: tuple[Field, ...] = (
+    Field(
+        "hidden_size",
+        "Hidden size",
+        8,
+        2048,
+        -1,
+        32,
+        "Memory cells per LSTM layer (H). Bigger "
+        "learns more detail but is slower (time grows ~H²) and overfits small texts. 128 for a "
+        "quick look, 256–512 for a few MB of text.",
+        "Model",
+    ),
+    Field(
+        "num_layers",
+        "Layers",
+        1,
+        4,
+        -1,
+        1,
+        "Stacked LSTM layers (L). Two layers learn longer "
+        "structure than one at the same speed cost as doubling H; more than 3 rarely helps.",
+        "Model",
+    ),
+    Field(
+        "dropout",
+        "Dropout",
+        0,
+        0.9,
+        2,
+        0.05,
+        "Fraction of activations zeroed while training, "
+        "between layers and before the output. Raise it (0.2–0.5) when validation loss rises "
+        "while training loss keeps falling (overfitting); 0 for tiny or short runs.",
+        "Model",
+    ),
+    Field(
+        "seq_len",
+        "Sequence length",
+        1,
+        10_000,
+        -1,
+        10,
+        "Characters the network is "
+        "back-propagated through at once (T). Longer captures longer patterns but costs more "
+        "memory per step; 50–200 is typical.",
+        "Training",
+    ),
+    Field(
+        "batch_size",
+        "Batch size",
+        1,
+        4096,
+        -1,
+        8,
+        "Parallel streams through the text (B). Bigger "
+        "batches give smoother gradients and use the CPU better per character, but each step "
+        "takes longer. Lower it if memory is short.",
+        "Training",
+    ),
+    Field(
+        "lr",
+        "Learning rate",
+        1e-7,
+        1.0,
+        5,
+        0.0005,
+        "Adam's step size. 0.002 suits most runs. "
+        "Lower it (÷2–5) if the loss jumps up or training diverges; raise it slightly if the loss "
+        "falls very slowly.",
+        "Training",
+    ),
+    Field(
+        "warmup_steps",
+        "Warm-up steps",
+        0,
+        1_000_000,
+        -1,
+        50,
+        "Steps over which the learning "
+        "rate ramps up from zero before the cosine decay. Helps big models start stably.",
+        "Training",
+    ),
+    Field(
+        "clip",
+        "Gradient clip",
+        0,
+        1000,
+        2,
+        0.5,
+        "Largest allowed gradient norm; bigger "
+        "gradients are scaled down. Keeps LSTMs from exploding. 5 is safe; 0 turns it off.",
+        "Training",
+    ),
+    Field(
+        "val_fraction",
+        "Validation fraction",
+        0,
+        0.5,
+        3,
+        0.01,
+        "The last part of the text kept "
+        "aside to measure how well the model generalises (validation loss). 0.05–0.1 is usual; "
+        "0 disables validation.",
+        "Training",
+    ),
+    Field(
+        "seed",
+        "Seed",
+        0,
+        2**31 - 1,
+        -1,
+        1,
+        "Random seed: same text, settings and seed give "
+        "exactly the same model. Change it to try another random start.",
+        "Training",
+    ),
+    Field(
+        "duration",
+        "Train for",
+        0.001,
+        1e7,
+        2,
+        100,
+        "How long to train, in the unit chosen on the "
+        "right: optimizer steps, passes over the text (epochs), or minutes of wall-clock time.",
+        "Duration",
+    ),
+    Field(
+        "eval_every",
+        "Validate every",
+        0,
+        1_000_000_000,
+        -1,
+        50,
+        "Steps between validation-loss "
+        "measurements (the orange points). Lower shows the curve in more detail but costs time "
+        "on big texts; 0 validates only at the end.",
+        "Monitoring",
+    ),
+    Field(
+        "sample_every",
+        "Sample every",
+        0,
+        1_000_000_000,
+        -1,
+        50,
+        "Steps between the text samples written into the Samples tab. 0 writes none.",
+        "Monitoring",
+    ),
+    Field(
+        "sample_length",
+        "Sample length",
+        1,
+        100_000,
+        -1,
+        50,
+        "Characters in each training sample.",
+        "Monitoring",
+    ),
+    Field(
+        "sample_temperature",
+        "Sample temperature",
+        0,
+        10,
+        2,
+        0.1,
+        "Randomness of training "
+        "samples: 0 always picks the likeliest character (repetitive), 1 samples the model as it "
+        "is, 0.5–0.8 reads best.",
+        "Monitoring",
+    ),
+    Field(
+        "checkpoint_every",
+        "Autosave every",
+        0,
+        1_000_000_000,
+        -1,
+        100,
+        "Steps between "
+        "automatic checkpoints in the autosave folder (one is also written when training "
+        "stops). 0: only when training stops.",
+        "Monitoring",
+    ),
+)
+
+DURATION_UNITS = ("steps", "epochs", "minutes")
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "Quick look": dict(
+        hidden_size=128,
+        num_layers=1,
+        dropout=0.0,
+        seq_len=64,
+        batch_size=32,
+        lr=0.003,
+        warmup_steps=50,
+        duration_unit="steps",
+        duration=1000,
+        eval_every=100,
+        sample_every=200,
+        sample_length=200,
+    ),
+    "Balanced": dict(
+        hidden_size=256,
+        num_layers=2,
+        dropout=0.1,
+        seq_len=100,
+        batch_size=32,
+        lr=0.002,
+        warmup_steps=100,
+        duration_unit="steps",
+        duration=5000,
+        eval_every=200,
+        sample_every=500,
+        sample_length=300,
+    ),
+    "Best quality": dict(
+        hidden_size=512,
+        num_layers=2,
+        dropout=0.2,
+        seq_len=100,
+        batch_size=32,
+        lr=0.002,
+        warmup_steps=200,
+        duration_unit="minutes",
+        duration=120,
+        eval_every=500,
+        sample_every=1000,
+        sample_length=500,
+    ),
+}
+PRESET_TIPS = {
+    "Quick look": "A small one-layer model for 1,000 steps: readable words within minutes.",
+    "Balanced": "Two layers of 256 for 5,000 steps: good text from a few MB in under an hour.",
+    "Best quality": "Two layers of 512 for two hours: the best this CPU can do; needs 1 MB+ "
+    "of text.",
+}
+DEFAULTS: dict[str, Any] = dict(
+    PRESETS["Quick look"],
+    clip=5.0,
+    val_fraction=0.1,
+    seed=1234,
+    sample_temperature=0.8,
+    checkpoint_every=1000,
+    lr_schedule="cosine",
+)
+
+
+class SettingsForm(QWidget):
+    """All training settings; ``changed`` fires on every edit."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._spins: dict[str, QSpinBox | QDoubleSpinBox] = {}
+        self._updating = False
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+
+        row = QHBoxLayout()
+        row.addWidget(QLabel("&Preset:"))
+        self.preset = QComboBox()
+        self.preset.addItems([*PRESETS, "Custom"])
+        for i, name in enumerate(PRESETS):
+            self.preset.setItemData(i, PRESET_TIPS[name], Qt.ItemDataRole.ToolTipRole)
+        self.preset.setToolTip(
+            "Ready-made settings. Pick one, then adjust any field; the preset then reads Custom."
+        )
+        row.itemAt(0).widget().setBuddy(self.preset)
+        self.preset.activated.connect(self._preset_chosen)
+        row.addWidget(self.preset, 1)
+        outer.addLayout(row)
+
+        forms: dict[str, QFormLayout] = {}
+        for group in ("Model", "Training", "Duration", "Monitoring"):
+            box = QGroupBox(group)
+            forms[group] = QFormLayout(box)
+            forms[group].setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+            outer.addWidget(box)
+        for f in FIELDS:
+            spin = self._make_spin(f)
+            self._spins[f.key] = spin
+            if f.key == "duration":
+                self.unit = QComboBox()
+                self.unit.addItems(DURATION_UNITS)
+                self.unit.setToolTip(
+                    "Count the run in optimizer steps, passes over the training "
+                    "text (epochs) or minutes."
+                )
+                self.unit.currentIndexChanged.connect(self._unit_changed)
+                line = QHBoxLayout()
+                line.addWidget(spin, 1)
+                line.addWidget(self.unit)
+                forms[f.group].addRow(f.label + ":", line)
+            else:
+                forms[f.group].addRow(f"&{f.label}:", spin)
+            label = forms[f.group].labelForField(spin if f.key != "duration" else line)
+            if isinstance(label, QLabel):
+                label.setToolTip(f.tip)
+            if f.key == "lr":
+                self.schedule = QComboBox()
+                self.schedule.addItems(["cosine", "constant"])
+                self.schedule.setToolTip(
+                    "cosine: warm up, then decay the learning rate to 10% by "
+                    "the end (best results). constant: keep it fixed "
+                    "(useful for open-ended runs)."
+                )
+                self.schedule.currentIndexChanged.connect(self._edited)
+                forms[f.group].addRow("LR &schedule:", self.schedule)
+
+        autosave = QGroupBox("Autosave")
+        lay = QHBoxLayout(autosave)
+        self.autosave_dir = QLineEdit()
+        self.autosave_dir.setToolTip(
+            "Folder where checkpoints are written automatically during "
+            "training and when it stops. Open them with File ▸ Open "
+            "Model to continue."
+        )
+        self.autosave_dir.editingFinished.connect(self._edited)
+        browse = QPushButton("&Browse…")
+        browse.setToolTip("Choose the autosave folder.")
+        browse.clicked.connect(self._browse)
+        lay.addWidget(self.autosave_dir, 1)
+        lay.addWidget(browse)
+        outer.addWidget(autosave)
+
+        self.problem = QLabel()
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("color: #b00020;")
+        self.problem.hide()
+        outer.addWidget(self.problem)
+        outer.addStretch(1)
+        self.set_values(DEFAULTS)
+        self.preset.setCurrentText("Quick look")
+
+    # ---------------------------------------------------------------- building
+    def _make_spin(self, f: Field) -> QSpinBox | QDoubleSpinBox:
+        if f.decimals < 0:
+            spin: QSpinBox | QDoubleSpinBox = QSpinBox()
+            spin.setRange(int(f.lo), int(f.hi))
+            spin.setSingleStep(int(f.step))
+            spin.setGroupSeparatorShown(True)
+        else:
+            spin = QDoubleSpinBox()
+            spin.setDecimals(f.decimals)
+            spin.setRange(f.lo, f.hi)
+            spin.setSingleStep(f.step)
+        if f.key in ("eval_every", "sample_every", "checkpoint_every"):
+            spin.setSuffix(" steps")
+            spin.setSpecialValueText("never" if f.key == "sample_every" else "at the end")
+        spin.setToolTip(f.tip)
+        spin.setAccelerated(True)
+        spin.setKeyboardTracking(False)
+        spin.valueChanged.connect(self._edited)
+        return spin
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Autosave folder", self.autosave_dir.text())
+        if folder:
+            self.autosave_dir.setText(folder)
+            self._edited()
+
+    def _unit_changed(self) -> None:
+        spin = self._spins["duration"]
+        unit = self.unit.currentText()
+        assert isinstance(spin, QDoubleSpinBox)
+        spin.setDecimals(0 if unit == "steps" else 2)
+        spin.setSingleStep({"steps": 100, "epochs": 0.5, "minutes": 5}[unit])
+        self._edited()
+
+    def _preset_chosen(self, index: int) -> None:
+        name = self.preset.itemText(index)
+        if name in PRESETS:
+            self.set_values(PRESETS[name])
+            self.preset.setCurrentText(name)
+            self.changed.emit()
+
+    def _edited(self, *_: Any) -> None:
+        if self._updating:
+            return
+        current = self.values()
+        match = next(
+            (n for n, p in PRESETS.items() if all(current.get(k) == v for k, v in p.items())),
+            "Custom",
+        )
+        self.preset.setCurrentText(match)
+        self.changed.emit()
+
+    # ---------------------------------------------------------------- values
+    def values(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: s.value() for k, s in self._spins.items()}
+        out["duration_unit"] = self.unit.currentText()
+        if out["duration_unit"] == "steps":
+            out["duration"] = int(round(out["duration"]))
+        out["lr_schedule"] = self.schedule.currentText()
+        out["autosave_dir"] = self.autosave_dir.text().strip()
+        return out
+
+    def set_values(self, values: dict[str, Any]) -> None:
+        self._updating = True
+        try:
+            if "duration_unit" in values and values["duration_unit"] in DURATION_UNITS:
+                self.unit.setCurrentText(values["duration_unit"])
+                self._unit_changed()
+            for key, value in values.items():
+                spin = self._spins.get(key)
+                if spin is not None and value is not None:
+                    spin.setValue(int(value) if isinstance(spin, QSpinBox) else float(value))
+            if values.get("lr_schedule") in ("cosine", "constant"):
+                self.schedule.setCurrentText(values["lr_schedule"])
+            if "autosave_dir" in values:
+                self.autosave_dir.setText(str(values["autosave_dir"]))
+        finally:
+            self._updating = False
+        self._edited()
+
+    def set_from_configs(self, model: ModelConfig, train: TrainConfig) -> None:
+        """Show the settings a model file was trained with."""
+        v: dict[str, Any] = {k: getattr(model, k) for k in ("hidden_size", "num_layers", "dropout")}
+        v.update({f.key: getattr(train, f.key) for f in FIELDS if hasattr(train, f.key)})
+        v["lr_schedule"] = train.lr_schedule
+        for unit in DURATION_UNITS:
+            if getattr(train, unit) is not None:
+                v["duration_unit"], v["duration"] = unit, getattr(train, unit)
+        self.set_values(v)
+
+    def configs(self, vocab_size: int) -> tuple[ModelConfig, TrainConfig]:
+        """The frozen configs of these settings; ``ConfigError`` says what is out of range."""
+        v = self.values()
+        model = ModelConfig(
+            vocab_size=max(1, vocab_size),
+            hidden_size=v["hidden_size"],
+            num_layers=v["num_layers"],
+            dropout=round(v["dropout"], 4),
+        )
+        duration = {u: None for u in DURATION_UNITS}
+        duration[v["duration_unit"]] = v["duration"]
+        train = TrainConfig(
+            seq_len=v["seq_len"],
+            batch_size=v["batch_size"],
+            lr=v["lr"],
+            lr_schedule=v["lr_schedule"],
+            warmup_steps=v["warmup_steps"],
+            clip=v["clip"],
+            val_fraction=round(v["val_fraction"], 6),
+            eval_every=v["eval_every"],
+            sample_every=v["sample_every"],
+            sample_length=v["sample_length"],
+            sample_temperature=v["sample_temperature"],
+            checkpoint_every=v["checkpoint_every"],
+            seed=v["seed"],
+            steps=duration["steps"],
+            epochs=duration["epochs"],
+            minutes=duration["minutes"],
+        )
+        return model.validate(), train.validate()
+
+    def show_problem(self, text: str) -> None:
+        self.problem.setText(text)
+        self.problem.setVisible(bool(text))
+
+    def set_model_locked(self, locked: bool, why: str = "") -> None:
+        """While continuing a checkpoint its architecture cannot change."""
+        for key in ("hidden_size", "num_layers"):
+            self._spins[key].setEnabled(not locked)
+            self._spins[key].setToolTip(
+                why if locked else next(f.tip for f in FIELDS if f.key == key)
+            )
+
+    # ---------------------------------------------------------------- QSettings
+    def save_settings(self, settings: QSettings) -> None:
+        for key, value in self.values().items():
+            settings.setValue(f"training/{key}", value)
+        settings.setValue("training/preset", self.preset.currentText())
+
+    def restore_settings(self, settings: QSettings, default_autosave: str) -> None:
+        v: dict[str, Any] = {}
+        for f in FIELDS:
+            kind = float if f.decimals >= 0 or f.key == "duration" else int
+            default = DEFAULTS.get(f.key, self._spins[f.key].value())
+            v[f.key] = settings.value(f"training/{f.key}", default, type=kind)
+        v["duration_unit"] = settings.value(
+            "training/duration_unit", DEFAULTS["duration_unit"], type=str
+        )
+        v["lr_schedule"] = settings.value("training/lr_schedule", "cosine", type=str)
+        v["autosave_dir"] = settings.value("training/autosave_dir", default_autosave, type=str)
+        self.set_values(v)

@@ -1,0 +1,729 @@
+"""The main window: renders the controller's state and forwards the user's intents to it.
+
+Layout: the loss plot in the middle, settings docked on the left, and Text / Samples / Generate
+tabs docked below. Every action lives in ``self.actions``; its enablement follows the state.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer, Slot
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QScrollArea,
+    QTabWidget,
+)
+
+from core.errors import CharLSTMError, ConfigError
+from core.events import EvalEvent, SampleEvent, StepEvent
+
+from . import APP_NAME, fmt
+from .actions import build_actions
+from .controller import Controller, GenerateRequest, State
+from .dialogs import about, ask_encoding, show_error_report
+from .estimate import estimate, measure_gflops
+from .generate_panel import GeneratePanel
+from .plot import LossPlot
+from .resources import app_icon
+from .samples_pane import SamplesPane
+from .settings_form import SettingsForm
+from .text_panel import TextPanel
+
+MAX_RECENT = 8
+MODEL_FILTER = "CharLSTM models (*.npz);;All files (*)"
+TEXT_FILTER = "Text files (*.txt *.md *.py *.c *.h *.js *.html *.tex *.csv);;All files (*)"
+
+
+def default_autosave_dir() -> str:
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return str(Path(base or Path.home() / ".charlstm") / "autosave")
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, controller: Controller | None = None) -> None:
+        super().__init__()
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self.ctl = controller or Controller(self)
+        self.settings = QSettings()
+        self.last_message: tuple[str, str] | None = None
+        self._closing = False
+        self._gen_prime = ""
+        self._gflops: dict[tuple[int, int], float] = {}
+
+        self.plot = LossPlot(self.ctl.history)
+        self.setCentralWidget(self.plot)
+        self.form = SettingsForm()
+        scroll = QScrollArea()
+        scroll.setWidget(self.form)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(self.form.sizeHint().width() + 24)
+        self.settings_dock = QDockWidget("Settings", self)
+        self.settings_dock.setObjectName("settings_dock")
+        self.settings_dock.setWidget(scroll)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.settings_dock)
+        self.text_panel = TextPanel()
+        self.samples = SamplesPane()
+        self.gen = GeneratePanel()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.text_panel, "&Text")
+        self.tabs.addTab(self.samples, "&Samples")
+        self.tabs.addTab(self.gen, "&Generate")
+        self.output_dock = QDockWidget("Text, samples and generation", self)
+        self.output_dock.setObjectName("output_dock")
+        self.output_dock.setWidget(self.tabs)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.output_dock)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.resize(1280, 820)
+        self.resizeDocks([self.output_dock], [280], Qt.Orientation.Vertical)
+        self._default_state = self.saveState()
+
+        self._estimate_timer = QTimer(self)
+        self._estimate_timer.setSingleShot(True)
+        self._estimate_timer.setInterval(300)
+        self._estimate_timer.timeout.connect(self._update_estimate)
+        self.actions = build_actions(self)
+        self._build_menus()
+        self._build_status()
+        self._connect()
+        self.restore_settings()
+        self._render_state()
+        self._update_title()
+
+    # ---------------------------------------------------------------- construction
+    def _build_menus(self) -> None:
+        a = self.actions
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        file.addActions([a["open_text"], a["builtin_text"]])
+        self.recent_texts_menu = file.addMenu("Open &Recent Text")
+        file.addSeparator()
+        file.addAction(a["open_model"])
+        self.recent_models_menu = file.addMenu("Open Recent Mo&del")
+        file.addActions([a["save"], a["save_as"]])
+        file.addSeparator()
+        file.addActions([a["export_csv"], a["export_png"]])
+        file.addSeparator()
+        file.addAction(a["quit"])
+        train = bar.addMenu("&Training")
+        train.addActions([a["train"], a["continue"], a["pause"], a["resume"], a["stop"]])
+        gen = bar.addMenu("&Generate")
+        gen.addActions([a["generate"], a["stop_generate"], a["copy_text"], a["save_text"]])
+        view = bar.addMenu("&View")
+        view.addActions([a["log_scale"], a["x_chars"]])
+        view.addSeparator()
+        view.addActions(
+            [
+                self.settings_dock.toggleViewAction(),
+                self.output_dock.toggleViewAction(),
+                a["reset_layout"],
+            ]
+        )
+        helpm = bar.addMenu("&Help")
+        helpm.addActions([a["about"], a["about_qt"]])
+        for menu, kind in ((self.recent_texts_menu, "texts"), (self.recent_models_menu, "models")):
+            menu.setObjectName(f"recent_{kind}")
+            menu.aboutToShow.connect(self._fill_recent)
+        tb = self.addToolBar("Main")
+        tb.setObjectName("main_toolbar")
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        tb.addActions([a["open_text"], a["open_model"], a["save"]])
+        tb.addSeparator()
+        tb.addActions([a["train"], a["continue"], a["pause"], a["resume"], a["stop"]])
+        tb.addSeparator()
+        tb.addAction(a["generate"])
+
+    def _build_status(self) -> None:
+        sb = self.statusBar()
+        self.status: dict[str, QLabel] = {}
+        tips = {
+            "state": "What the app is doing",
+            "step": "Optimizer steps done / planned",
+            "epoch": "Passes over the training text",
+            "speed": "Training characters per second",
+            "elapsed": "Training time of this model",
+            "eta": "Estimated time left",
+            "best": "Best validation loss so far (lower is better)",
+        }
+        for key in tips:
+            lab = QLabel("—")
+            lab.setToolTip(tips[key])
+            lab.setObjectName(f"status_{key}")
+            self.status[key] = lab
+            sb.addPermanentWidget(lab)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setRange(0, 1000)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(True)
+        self.progress.setToolTip("Progress toward the end of the run")
+        sb.addPermanentWidget(self.progress)
+
+    def _connect(self) -> None:
+        a, c = self.actions, self.ctl
+        a["open_text"].triggered.connect(self.open_text_dialog)
+        a["builtin_text"].triggered.connect(c.use_builtin_text)
+        a["open_model"].triggered.connect(self.open_model_dialog)
+        a["save"].triggered.connect(self.save)
+        a["save_as"].triggered.connect(self.save_as)
+        a["export_csv"].triggered.connect(self.export_csv)
+        a["export_png"].triggered.connect(self.export_png)
+        a["quit"].triggered.connect(self.close)
+        a["train"].triggered.connect(self.train_new)
+        a["continue"].triggered.connect(self.continue_training)
+        a["pause"].triggered.connect(c.pause)
+        a["resume"].triggered.connect(c.resume)
+        a["stop"].triggered.connect(c.stop)
+        a["generate"].triggered.connect(self.gen.request)
+        a["stop_generate"].triggered.connect(c.cancel_generation)
+        a["copy_text"].triggered.connect(self.gen.copy_all)
+        a["save_text"].triggered.connect(self.save_generated)
+        a["log_scale"].toggled.connect(self.plot.set_log_scale)
+        a["x_chars"].toggled.connect(self.plot.set_x_chars)
+        self.plot.log_scale_changed.connect(a["log_scale"].setChecked)
+        self.plot.x_chars_changed.connect(a["x_chars"].setChecked)
+        a["reset_layout"].triggered.connect(lambda: self.restoreState(self._default_state))
+        a["about"].triggered.connect(lambda: about(self))
+        a["about_qt"].triggered.connect(QApplication.aboutQt)
+        self.gen.generate_requested.connect(self.generate)
+        self.gen.cancel_requested.connect(c.cancel_generation)
+        self.gen.save.clicked.connect(self.save_generated)
+        self.form.changed.connect(self._estimate_timer.start)
+
+        c.state_changed.connect(self._on_state)
+        c.busy_changed.connect(self._on_busy)
+        c.corpus_changed.connect(self._on_corpus)
+        c.model_changed.connect(self._on_model)
+        c.model_opened.connect(self._on_model_opened)
+        c.history_reset.connect(self._on_history_reset)
+        c.train_events.connect(self._on_events)
+        c.blas_info.connect(self._on_blas)
+        c.dirty_changed.connect(self._on_dirty)
+        c.saved.connect(self._on_saved)
+        c.autosaved.connect(self._on_autosaved)
+        c.message.connect(self.show_message)
+        c.decode_failed.connect(self._on_decode_failed)
+        c.internal_error.connect(self._on_internal_error)
+        c.generation_started.connect(self._on_gen_started)
+        c.generation_text.connect(self.gen.append)
+        c.generation_finished.connect(self._on_gen_finished)
+        c.task_done.connect(self._on_task_done)
+
+    # ---------------------------------------------------------------- messages and questions
+    @Slot(str, str)
+    def show_message(self, title: str, text: str) -> None:
+        """A problem the user can fix: a window-modal box that does not block the event loop."""
+        self.last_message = (title, text)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self
+        )
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.statusBar().showMessage(text, 10_000)
+
+    def ask_unsaved(self, context: str) -> str:
+        """'save', 'discard' or 'cancel' (tests replace this method)."""
+        extra = ""
+        if self.ctl.autosave_file:
+            extra = f"\n\nThe last automatic checkpoint is {self.ctl.autosave_file}."
+        answer = QMessageBox.question(
+            self,
+            "Unsaved training",
+            f"The model has training that is not saved. Save it before {context}?{extra}",
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save,
+        )
+        return {
+            QMessageBox.StandardButton.Save: "save",
+            QMessageBox.StandardButton.Discard: "discard",
+        }.get(answer, "cancel")
+
+    def ask_save_path(self) -> str | None:
+        start = self.ctl.model_path or str(
+            Path(self.form.values()["autosave_dir"]).parent / "model.npz"
+        )
+        path, _ = QFileDialog.getSaveFileName(self, "Save model", start, MODEL_FILTER)
+        if not path:
+            return None
+        return path if path.lower().endswith(".npz") else path + ".npz"
+
+    def ask_encoding(self, path: str, message: str) -> str | None:
+        return ask_encoding(self, path, message)
+
+    # ---------------------------------------------------------------- user intents
+    def open_text_dialog(self) -> None:
+        start = self.settings.value("paths/last_text_dir", str(Path.home()), type=str)
+        path, _ = QFileDialog.getOpenFileName(self, "Open text", start, TEXT_FILTER)
+        if path:
+            self.open_text(path)
+
+    def open_text(self, path: str, encoding: str | None = None) -> None:
+        self.settings.setValue("paths/last_text_dir", str(Path(path).parent))
+        self.ctl.open_text(path, encoding)
+
+    def open_model_dialog(self) -> None:
+        start = self.settings.value(
+            "paths/last_model_dir", self.form.values()["autosave_dir"], type=str
+        )
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, MODEL_FILTER)
+        if path:
+            self.open_model(path)
+
+    def open_model(self, path: str) -> None:
+        if self.ctl.dirty and not self._resolve_unsaved("opening another model"):
+            return
+        self.settings.setValue("paths/last_model_dir", str(Path(path).parent))
+        self.ctl.open_model(path)
+
+    def save(self) -> None:
+        if self.ctl.model_path:
+            self.ctl.save_model(self.ctl.model_path)
+        else:
+            self.save_as()
+
+    def save_as(self) -> None:
+        path = self.ask_save_path()
+        if path:
+            self.ctl.save_model(path)
+
+    def _resolve_unsaved(self, context: str) -> bool:
+        """Ask about unsaved training; True when the caller may go on."""
+        answer = self.ask_unsaved(context)
+        if answer == "cancel":
+            return False
+        if answer == "save":
+            path = self.ctl.model_path or self.ask_save_path()
+            if not path:
+                return False
+            self.ctl.save_model(path)
+        return True
+
+    def _configs(self) -> tuple[Any, Any] | None:
+        corpus = self.ctl.corpus
+        if corpus is None:
+            self.show_message("No text", "Open a text file (or use the built-in text) first.")
+            return None
+        try:
+            model_cfg, train_cfg = self.form.configs(corpus.vocab.size)
+            from core.data import check_trainable
+
+            check_trainable(corpus, train_cfg.batch_size, train_cfg.seq_len, train_cfg.val_fraction)
+        except CharLSTMError as exc:
+            self.form.show_problem(str(exc))
+            self.show_message("Check the settings", str(exc))
+            return None
+        self.form.show_problem("")
+        return model_cfg, train_cfg
+
+    def train_new(self) -> None:
+        if self.ctl.training:
+            return
+        if self.ctl.dirty and not self._resolve_unsaved("starting a new model"):
+            return
+        configs = self._configs()
+        if configs is None:
+            return
+        self.samples.clear_samples()
+        self.ctl.start_training(*configs, autosave_dir=self.form.values()["autosave_dir"])
+
+    def continue_training(self) -> None:
+        if self.ctl.training:
+            return
+        configs = self._configs()
+        if configs is None:
+            return
+        self.ctl.start_training(
+            *configs, resume=True, autosave_dir=self.form.values()["autosave_dir"]
+        )
+
+    @Slot(object)
+    def generate(self, request: GenerateRequest) -> None:
+        self.tabs.setCurrentWidget(self.gen)
+        self._gen_prime = request.prime
+        self.ctl.generate(request)
+        self._render_state()
+
+    def save_generated(self) -> None:
+        start = self.settings.value("paths/last_text_dir", str(Path.home()), type=str)
+        path, _ = QFileDialog.getSaveFileName(
+            self,
+            "Save generated text",
+            str(Path(start) / "generated.txt"),
+            "Text files (*.txt);;All files (*)",
+        )
+        if not path:
+            return
+        try:
+            Path(path).write_text(self.gen.text(), encoding="utf-8")
+        except OSError as exc:
+            self.show_message("Not saved", f"Cannot write {path}: {exc.strerror}.")
+            return
+        self.statusBar().showMessage(f"Saved the generated text to {path}", 5000)
+
+    def export_csv(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export loss as CSV", "loss.csv", "CSV files (*.csv)"
+        )
+        if path:
+            try:
+                self.ctl.history.write_csv(path, self.plot.smoothed())
+            except OSError as exc:
+                self.show_message("Not exported", f"Cannot write {path}: {exc.strerror}.")
+
+    def export_png(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export plot as PNG", "loss.png", "PNG images (*.png)"
+        )
+        if path and not self.plot.save_png(path):
+            self.show_message("Not exported", f"Cannot write the image {path}.")
+
+    # ---------------------------------------------------------------- drag and drop
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
+        urls = event.mimeData().urls()
+        if len(urls) == 1 and urls[0].isLocalFile() and not self.ctl.training:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        path = event.mimeData().urls()[0].toLocalFile()
+        event.acceptProposedAction()
+        if path.lower().endswith(".npz"):
+            self.open_model(path)
+        else:
+            self.open_text(path)
+
+    # ---------------------------------------------------------------- recent files
+    def _recent(self, kind: str) -> list[str]:
+        value = self.settings.value(f"recent/{kind}", [], type=list)
+        return [str(p) for p in value if p]
+
+    def _add_recent(self, kind: str, path: str) -> None:
+        items = [p for p in self._recent(kind) if p != path]
+        self.settings.setValue(f"recent/{kind}", [path, *items][:MAX_RECENT])
+
+    def _fill_recent(self) -> None:
+        menu = self.sender()
+        assert isinstance(menu, QMenu)
+        kind = menu.objectName().removeprefix("recent_")
+        menu.clear()
+        paths = self._recent(kind)
+        for i, path in enumerate(paths, 1):
+            act = menu.addAction(f"&{i} {Path(path).name}")
+            act.setStatusTip(path)
+            act.setData(path)
+            act.setEnabled(not self.ctl.training)
+            act.triggered.connect(self._open_recent)
+        if not paths:
+            menu.addAction("(none)").setEnabled(False)
+
+    @Slot()
+    def _open_recent(self) -> None:
+        act = self.sender()
+        path = act.data()
+        if not os.path.exists(path):
+            self.show_message("File not found", f"{path} no longer exists.")
+            return
+        if act.parent() is self.recent_models_menu:
+            self.open_model(path)
+        else:
+            self.open_text(path)
+
+    # ---------------------------------------------------------------- controller -> view
+    @Slot(str)
+    def _on_state(self, state: str) -> None:
+        self._render_state()
+        if state == State.IDLE.value and self.ctl.last_step is not None:
+            self.status["eta"].setText("—")
+
+    def _render_state(self) -> None:
+        c, a = self.ctl, self.actions
+        st = c.state
+        idle = st is State.IDLE
+        busy = bool(c.busy) and "Saving" not in c.busy
+        has_corpus = c.corpus is not None
+        has_model = c.model is not None or c.training
+        can_continue = idle and c.model is not None and c.model.train is not None
+        a["open_text"].setEnabled(idle and not busy)
+        a["builtin_text"].setEnabled(idle and not busy)
+        a["open_model"].setEnabled(idle and not busy)
+        a["save"].setEnabled(has_model and st is not State.STOPPING)
+        a["save_as"].setEnabled(has_model and st is not State.STOPPING)
+        a["train"].setEnabled(idle and has_corpus and not busy)
+        a["continue"].setEnabled(can_continue and has_corpus and not busy)
+        a["pause"].setEnabled(st is State.TRAINING)
+        a["resume"].setEnabled(st is State.PAUSED)
+        a["stop"].setEnabled(st in (State.TRAINING, State.PAUSED, State.STARTING))
+        a["generate"].setEnabled(has_model and not c.generating)
+        a["stop_generate"].setEnabled(c.generating)
+        self.gen.set_can_generate(has_model and not c.generating)
+        self.form.setEnabled(idle)
+        text = {
+            State.IDLE: "Ready" if has_corpus else "Open a text to begin",
+            State.STARTING: "Starting…",
+            State.TRAINING: "Training",
+            State.PAUSED: "Paused",
+            State.STOPPING: "Stopping…",
+        }[st]
+        self.status["state"].setText(c.busy or text)
+        if c.busy and idle:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, 1000)
+
+    @Slot(str)
+    def _on_busy(self, what: str) -> None:
+        self._render_state()
+
+    @Slot(object)
+    def _on_corpus(self, corpus: Any) -> None:
+        if corpus.path:
+            self._add_recent("texts", corpus.path)
+        self.text_panel.show_corpus(corpus, self.form.values()["val_fraction"])
+        self.tabs.setCurrentWidget(self.text_panel)
+        self.statusBar().showMessage(
+            f"Loaded {corpus.name}: {corpus.n_chars:,} characters, {corpus.vocab.size} distinct",
+            5000,
+        )
+        model = self.ctl.model
+        if model is not None and model.train is not None:
+            fp = model.train.corpus or {}
+            if fp.get("sha256") and fp.get("sha256") != corpus.sha256:
+                self.statusBar().showMessage(
+                    f"Note: the opened model was trained on {fp.get('name', 'another text')}; "
+                    "continuing it trains on this text instead.",
+                    10_000,
+                )
+        self._render_state()
+        self._update_title()
+        self._estimate_timer.start()
+
+    @Slot(object, str)
+    def _on_model(self, model: Any, source: str) -> None:
+        self.gen.set_can_generate(model is not None, source)
+        self._render_state()
+        self._update_title()
+
+    @Slot(object, str)
+    def _on_model_opened(self, model: Any, path: str) -> None:
+        self._add_recent("models", path)
+        if model.train is not None:
+            self.form.set_from_configs(model.config, model.train.config)
+            t = model.train
+            self.status["step"].setText(f"step {t.step:,}")
+            self.status["elapsed"].setText(fmt.duration(t.elapsed_s))
+            self.status["best"].setText(f"best val {fmt.loss(t.best_val_loss)}")
+            total = max(t.total_steps, 1)
+            self.progress.setValue(int(1000 * min(t.step / total, 1.0)))
+            fp = t.corpus or {}
+            corpus = self.ctl.corpus
+            if corpus is None or fp.get("sha256") != corpus.sha256:
+                self.show_message(
+                    "Model opened",
+                    f"This checkpoint was trained on “{fp.get('name', '?')}” "
+                    f"({fmt.size(fp.get('size', 0))}). Open that text to continue training it "
+                    "exactly; another text works too if it uses only the model's characters. "
+                    "You can generate text right away.",
+                )
+        self.plot.plot.enableAutoRange()
+        self.plot.refresh_now()
+        self.samples.clear_samples()
+        self.statusBar().showMessage(f"Opened {path}", 5000)
+        self._render_state()
+
+    @Slot()
+    def _on_history_reset(self) -> None:
+        self.plot.plot.enableAutoRange()
+        self.plot.refresh_now()
+
+    @Slot(object)
+    def _on_events(self, batch: tuple) -> None:
+        """At most ~30 batches a second arrive; only the newest values are shown."""
+        last_step = None
+        for ev in batch:
+            if isinstance(ev, StepEvent):
+                last_step = ev
+            elif isinstance(ev, SampleEvent):
+                self.samples.add_sample(ev.step, ev.val_loss, ev.temperature, ev.text)
+            elif isinstance(ev, EvalEvent):
+                self.status["best"].setText(f"best val {fmt.loss(ev.best_val_loss)}")
+        if last_step is not None:
+            ev = last_step
+            self.status["step"].setText(f"step {ev.step:,} / {ev.total_steps:,}")
+            self.status["epoch"].setText(f"epoch {ev.epoch:.2f}")
+            self.status["speed"].setText(f"{fmt.count(ev.chars_per_sec)} chars/s")
+            self.status["elapsed"].setText(fmt.duration(ev.elapsed_s))
+            cfg = self.ctl.train_config
+            left = None
+            if cfg is not None and ev.chars_per_sec > 0:
+                left = (ev.total_steps - ev.step) * cfg.batch_size * cfg.seq_len / ev.chars_per_sec
+            self.status["eta"].setText(f"ETA {fmt.duration(left)}")
+            total = max(ev.total_steps, 1)
+            self.progress.setValue(int(1000 * min(ev.step / total, 1.0)))
+            self.progress.setFormat(f"{100 * ev.step / total:.0f}%")
+
+    @Slot(str)
+    def _on_blas(self, text: str) -> None:
+        self.status["speed"].setToolTip(f"Training characters per second. {text}")
+        self.statusBar().showMessage(text, 8000)
+
+    @Slot(bool)
+    def _on_dirty(self, dirty: bool) -> None:
+        self._update_title()
+
+    @Slot(str)
+    def _on_saved(self, path: str) -> None:
+        self._add_recent("models", path)
+        self.statusBar().showMessage(f"Saved the model to {path}", 5000)
+        self._render_state()
+        self._update_title()
+
+    @Slot(str)
+    def _on_autosaved(self, path: str) -> None:
+        self.statusBar().showMessage(f"Checkpoint autosaved to {path}", 5000)
+
+    @Slot(str, str)
+    def _on_decode_failed(self, path: str, message: str) -> None:
+        if not path:
+            self.show_message("Not UTF-8 text", message)
+            return
+        encoding = self.ask_encoding(path, message)
+        if encoding:
+            self.open_text(path, encoding)
+
+    @Slot(str)
+    def _on_internal_error(self, tb: str) -> None:
+        show_error_report(tb, self)
+
+    @Slot(str)
+    def _on_gen_started(self, source: str) -> None:
+        self.gen.started(source, self._gen_prime)
+        self._render_state()
+
+    @Slot(bool)
+    def _on_gen_finished(self, completed: bool) -> None:
+        self.gen.finished(completed)
+        self._render_state()
+
+    @Slot(str, object)
+    def _on_task_done(self, tag: str, result: Any) -> None:
+        if tag.startswith("gflops:"):
+            _, b, h = tag.split(":")
+            self._gflops[(int(b), int(h))] = float(result)
+            self._update_estimate()
+
+    # ---------------------------------------------------------------- estimate
+    def _update_estimate(self) -> None:
+        corpus = self.ctl.corpus
+        if corpus is None:
+            return
+        v = self.form.values()
+        self.text_panel.set_split(corpus.n_chars, v["val_fraction"])
+        key = (int(v["batch_size"]), int(v["hidden_size"]))
+        gflops = self._gflops.get(key)
+        if gflops is None and not self.ctl.training:
+            self.ctl.run_task(f"gflops:{key[0]}:{key[1]}", lambda: measure_gflops(*key))
+        est = estimate(
+            corpus.vocab.size,
+            v["hidden_size"],
+            v["num_layers"],
+            v["batch_size"],
+            v["seq_len"],
+            gflops,
+        )
+        train_chars = int(corpus.n_chars * (1 - v["val_fraction"]))
+        per_step = v["batch_size"] * v["seq_len"]
+        unit, amount = v["duration_unit"], v["duration"]
+        steps: float | None = None
+        if unit == "steps":
+            steps = amount
+        elif unit == "epochs":
+            steps = math.ceil(amount * train_chars / per_step)
+        elif est.seconds_per_step:
+            steps = amount * 60 / est.seconds_per_step
+        self.text_panel.show_estimate(est, train_chars, steps)
+        try:
+            self.form.configs(corpus.vocab.size)
+            self.form.show_problem("")
+        except ConfigError as exc:
+            self.form.show_problem(str(exc))
+
+    # ---------------------------------------------------------------- title, settings, close
+    def _update_title(self) -> None:
+        parts = [APP_NAME]
+        if self.ctl.corpus is not None:
+            parts.append(self.ctl.corpus.name)
+        if self.ctl.model_path:
+            parts.append(Path(self.ctl.model_path).name + "[*]")
+        elif self.ctl.model is not None or self.ctl.training:
+            parts.append("unsaved model[*]")
+        self.setWindowTitle(" — ".join(parts))
+        self.setWindowModified(self.ctl.dirty)
+
+    def restore_settings(self) -> None:
+        s = self.settings
+        geometry = s.value("window/geometry", QByteArray(), type=QByteArray)
+        if not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        state = s.value("window/state", QByteArray(), type=QByteArray)
+        if not state.isEmpty():
+            self.restoreState(state)
+        self.form.restore_settings(s, default_autosave_dir())
+        self.plot.smoothing.setValue(s.value("plot/smoothing", 900, type=int))
+        self.plot.set_log_scale(s.value("plot/log_scale", False, type=bool))
+        self.plot.set_x_chars(s.value("plot/x_chars", False, type=bool))
+        self.tabs.setCurrentIndex(s.value("window/tab", 0, type=int))
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("window/tab", self.tabs.currentIndex())
+        s.setValue("plot/smoothing", self.plot.smoothing.value())
+        s.setValue("plot/log_scale", self.plot.log_box.isChecked())
+        s.setValue("plot/x_chars", self.plot.chars_box.isChecked())
+        self.form.save_settings(s)
+        s.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        if self._closing:
+            event.accept()
+            return
+        save_to = None
+        if self.ctl.dirty or (self.ctl.training and self.ctl.last_step is not None):
+            answer = self.ask_unsaved("closing")
+            if answer == "cancel":
+                event.ignore()
+                return
+            if answer == "save":
+                save_to = self.ctl.model_path or self.ask_save_path()
+                if not save_to:
+                    event.ignore()
+                    return
+        self._closing = True
+        self.save_settings()
+        self.statusBar().showMessage("Stopping…")
+        self.plot.timer.stop()
+        self.ctl.shutdown()
+        if save_to and self.ctl.model is not None:
+            try:
+                self.ctl.save_now(save_to)
+            except (CharLSTMError, OSError) as exc:
+                self._closing = False
+                self.show_message("The model was not saved", str(exc))
+                event.ignore()
+                return
+        event.accept()

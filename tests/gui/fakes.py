@@ -1,0 +1,56 @@
+"""A fake trainer that yields real ``core.events`` objects, for worker and controller tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from core.events import EvalEvent, SampleEvent, StepEvent, TrainSummary
+
+
+class FakeTrainer:
+    def __init__(
+        self,
+        steps: int = 50,
+        step_s: float = 0.0,
+        fail_at: int | None = None,
+        exc: Exception | None = None,
+    ) -> None:
+        self.steps, self.step_s, self.fail_at, self.exc = steps, step_s, fail_at, exc
+        self.step = 0
+        self._stop = threading.Event()
+        self.snapshots = 0
+        self.threads_seen: set[int] = set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def snapshot(self) -> dict:
+        self.threads_seen.add(threading.get_ident())
+        self.snapshots += 1
+        return {"step": self.step}
+
+    def run(self):
+        while self.step < self.steps and not self._stop.is_set():
+            self.threads_seen.add(threading.get_ident())
+            if self.step_s:
+                time.sleep(self.step_s)
+            self.step += 1
+            if self.fail_at == self.step:
+                raise self.exc or RuntimeError("boom")
+            yield StepEvent(
+                self.step,
+                self.steps,
+                self.step / 10,
+                self.step * 64,
+                4.0 / self.step,
+                1e-3,
+                1.0,
+                1000.0,
+                self.step * 0.01,
+            )
+            if self.step % 10 == 0:
+                yield EvalEvent(self.step, 3.0 / self.step, 3.0 / self.step, self.step * 0.01)
+                yield SampleEvent(self.step, "abc", 0.8, 3.0 / self.step)
+        reason = "stopped" if self._stop.is_set() else "completed"
+        return TrainSummary(self.step, reason, None, 0.5, None)

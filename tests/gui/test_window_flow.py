@@ -1,0 +1,132 @@
+"""The whole flow in the real window: load, train, pause/resume/stop, generate, save, reopen,
+continue, close while training. Tiny settings (H=16, L=1, B=4, T=16) keep it fast."""
+
+from __future__ import annotations
+
+import pytest
+
+from charlstm_gui.controller import GenerateRequest, State
+from charlstm_gui.window import MainWindow
+
+from .helpers import TINY, small_text
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    w = MainWindow()
+    qtbot.addWidget(w)
+    monkeypatch.setattr(w, "ask_unsaved", lambda context: "discard")
+    w.form.set_values({**TINY, "autosave_dir": str(tmp_path / "autosave")})
+    yield w
+    w.ctl.shutdown()
+
+
+def load(qtbot, w, path):
+    with qtbot.waitSignal(w.ctl.corpus_changed, timeout=10_000):
+        w.open_text(str(path))
+
+
+def train(qtbot, w, *, resume=False, steps=30):
+    w.form.set_values({"duration": steps})
+    (w.continue_training if resume else w.train_new)()
+    assert w.ctl.state is State.STARTING, w.last_message
+    qtbot.waitUntil(lambda: w.ctl.state is State.IDLE, timeout=30_000)
+
+
+def test_train_generate_save_reopen_continue(qtbot, window, tmp_path):
+    w = window
+    load(qtbot, w, small_text(tmp_path / "t.txt"))
+    assert w.text_panel.labels["chars"].text() == f"{w.ctl.corpus.n_chars:,}"
+    assert "the quick" in w.text_panel.preview.toPlainText()
+    train(qtbot, w, steps=30)
+    assert w.last_message is None
+    assert w.ctl.history.train.n == 30 and w.ctl.history.val.n >= 3
+    assert w.samples.count == 3 and "step 10" in w.samples.toPlainText()
+    assert w.status["step"].text() == "step 30 / 30"
+    assert w.ctl.dirty and w.isWindowModified()
+    assert w.ctl.autosave_file and (tmp_path / "autosave").exists()
+
+    with qtbot.waitSignal(w.ctl.generation_finished, timeout=20_000) as done:
+        w.generate(GenerateRequest(prime="the ", length=40, temperature=0.5, seed=3))
+    assert done.args == [True]
+    assert w.gen.text().startswith("the ") and len(w.gen.text()) == 44
+
+    model = tmp_path / "m.npz"
+    with qtbot.waitSignal(w.ctl.saved, timeout=10_000):
+        w.ctl.save_model(str(model))
+    assert not w.ctl.dirty and model.exists()
+
+    w.form.set_values({"hidden_size": 32})  # the opened model's settings must come back
+    with qtbot.waitSignal(w.ctl.model_opened, timeout=10_000):
+        w.open_model(str(model))
+    assert w.form.values()["hidden_size"] == 16
+    assert w.ctl.history.train.n == 30  # the loss curve is restored from the checkpoint
+    assert w.actions["continue"].isEnabled()
+    train(qtbot, w, resume=True, steps=45)
+    assert w.last_message is None
+    assert list(w.ctl.history.train.step[-16:]) == list(range(30, 46))
+    assert w.ctl.model.train.step == 45
+
+
+def test_pause_generate_resume_stop(qtbot, window, tmp_path):
+    w = window
+    load(qtbot, w, small_text(tmp_path / "t.txt"))
+    w.form.set_values({"duration": 1_000_000, "sample_every": 0})
+    w.train_new()
+    qtbot.waitUntil(lambda: w.ctl.history.train.n >= 5, timeout=20_000)
+    with qtbot.waitSignal(w.ctl.state_changed, timeout=10_000):
+        w.actions["pause"].trigger()
+    assert w.ctl.state is State.PAUSED
+    assert w.actions["resume"].isEnabled() and not w.actions["pause"].isEnabled()
+    parked = w.ctl.last_step.step
+    with qtbot.waitSignal(w.ctl.generation_finished, timeout=20_000):
+        w.generate(GenerateRequest(length=30, seed=1))  # from a snapshot, while paused
+    assert len(w.gen.text()) == 30
+    assert w.ctl.last_step.step == parked and w.ctl.state is State.PAUSED
+    w.actions["resume"].trigger()
+    qtbot.waitUntil(lambda: w.ctl.last_step.step > parked + 3, timeout=20_000)
+    w.actions["stop"].trigger()
+    qtbot.waitUntil(lambda: w.ctl.state is State.IDLE, timeout=20_000)
+    assert w.ctl.model.train.step == w.ctl.last_step.step
+    assert w.last_message is None
+
+
+def test_close_during_training_asks_then_stops_cleanly(qtbot, tmp_path, monkeypatch):
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    w.form.set_values({**TINY, "duration": 1_000_000, "autosave_dir": str(tmp_path / "a")})
+    load(qtbot, w, small_text(tmp_path / "t.txt"))
+    w.train_new()
+    qtbot.waitUntil(lambda: w.ctl.history.train.n >= 3, timeout=20_000)
+    asked: list[str] = []
+    monkeypatch.setattr(w, "ask_unsaved", lambda context: asked.append(context) or "cancel")
+    assert not w.close()  # cancelled: still open, still training
+    assert asked == ["closing"] and w.ctl.training
+    saved = tmp_path / "on-close.npz"
+    monkeypatch.setattr(w, "ask_unsaved", lambda context: "save")
+    monkeypatch.setattr(w, "ask_save_path", lambda: str(saved))
+    assert w.close()
+    assert not w.ctl.training or w.ctl._train_worker is not None  # stopped via shutdown()
+    assert saved.exists()
+
+
+def test_settings_and_layout_are_remembered(qtbot, tmp_path):
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.form.set_values(
+        {
+            "hidden_size": 96,
+            "duration_unit": "minutes",
+            "duration": 7.5,
+            "autosave_dir": str(tmp_path / "x"),
+        }
+    )
+    w.plot.set_log_scale(True)
+    w.save_settings()
+    w2 = MainWindow()
+    qtbot.addWidget(w2)
+    v = w2.form.values()
+    assert (v["hidden_size"], v["duration_unit"], v["duration"]) == (96, "minutes", 7.5)
+    assert v["autosave_dir"] == str(tmp_path / "x")
+    assert w2.plot.log_box.isChecked() and w2.actions["log_scale"].isChecked()

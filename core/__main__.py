@@ -1,0 +1,7 @@
+"""``python -m core``: the ``charlstm`` command line without the installed console script."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

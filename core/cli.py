@@ -1,0 +1,762 @@
+"""The ``charlstm`` command line: train, continue, sample, evaluate and describe models.
+
+A thin shell over the engine: it turns options into ``ModelConfig``/``TrainConfig`` (defaults read
+from their fields), prints the trainer's events, and turns every expected problem into one line on
+stderr (exit 2 for usage, 1 for failures, 130 after Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from . import __version__
+from .config import DTYPES, SCHEDULES, ModelConfig, TrainConfig
+from .data import load_corpus
+from .errors import (
+    CharLSTMError,
+    ConfigError,
+    CorpusMismatchError,
+    ModelFileError,
+    TrainingDiverged,
+)
+from .events import CheckpointEvent, EvalEvent, Event, SampleEvent, StepEvent, TrainSummary
+from .model import count_params
+from .modelfile import FORMAT_VERSION, K_VERSION, ModelFile, load_model
+from .sample import check_sampling, evaluate, generate
+from .trainer import Trainer
+
+PROG = "charlstm"
+DEFAULT_MINUTES = 10.0  # how long `charlstm train` runs when no --steps/--epochs/--minutes is given
+DEBUG_ENV = "CHARLSTM_DEBUG"  # set to 1 to see the traceback of an unexpected error
+EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+NON_TTY_LOG_EVERY = 100  # steps between progress lines when not on a terminal and no evaluations
+
+_MODEL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
+_TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+_GEN_DEFAULTS = {k: p.default for k, p in inspect.signature(generate).parameters.items()}
+
+# (option, config field, type, help, choices) — defaults come from the dataclass fields.
+_MODEL_OPTS: list[tuple[str, str, type, str, tuple[str, ...] | None]] = [
+    ("--hidden", "hidden_size", int, "LSTM units per layer, 8..2048", None),
+    ("--layers", "num_layers", int, "stacked LSTM layers, 1..4", None),
+    ("--dropout", "dropout", float, "dropout between layers and before the decoder", None),
+    ("--dtype", "dtype", str, "floating-point type of the weights", DTYPES),
+]
+_TRAIN_OPTS: list[tuple[str, str, type, str, tuple[str, ...] | None]] = [
+    ("--seq-len", "seq_len", int, "characters per truncated-BPTT window", None),
+    ("--batch-size", "batch_size", int, "parallel streams over the text", None),
+    ("--lr", "lr", float, "peak Adam learning rate", None),
+    ("--schedule", "lr_schedule", str, "learning-rate schedule", SCHEDULES),
+    ("--warmup", "warmup_steps", int, "warm-up steps of the cosine schedule", None),
+    ("--clip", "clip", float, "global gradient-norm clip, 0 disables it", None),
+    ("--val-fraction", "val_fraction", float, "last part of the text held out", None),
+    ("--eval-every", "eval_every", int, "steps between validations (0: only at the end)", None),
+    ("--sample-every", "sample_every", int, "steps between samples (0: never)", None),
+    ("--sample-length", "sample_length", int, "characters per training sample", None),
+    ("--temperature", "sample_temperature", float, "temperature of training samples", None),
+    ("--checkpoint-every", "checkpoint_every", int, "steps between autosaves to --out", None),
+    ("--seed", "seed", int, "seeds initialisation, dropout, streams and samples", None),
+]
+
+
+class _UsageError(Exception):
+    """A mistake in the command line: reported on one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (via _UsageError) instead of exiting."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _err(message: str) -> None:
+    _write(sys.stderr, f"{PROG}: error: {message}\n")
+
+
+def _warn(message: str) -> None:
+    _write(sys.stderr, f"{PROG}: warning: {message}\n")
+
+
+def _note(message: str) -> None:
+    _write(sys.stderr, f"{PROG}: {message}\n")
+
+
+def _write(stream: TextIO, text: str) -> None:
+    """Write ``text``, replacing characters the stream's encoding cannot show (e.g. a cp1252
+    console) instead of failing in the middle of a sample."""
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        enc = getattr(stream, "encoding", None) or "ascii"
+        stream.write(text.encode(enc, "replace").decode(enc))
+
+
+def _hms(seconds: float) -> str:
+    """``h:mm:ss`` of a duration in seconds."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _bits(nats: float) -> float:
+    return nats / math.log(2.0)
+
+
+def _fmt_loss(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The parser
+
+
+def _add_defaulted(
+    group: argparse._ArgumentGroup,
+    opts: list[tuple[str, str, type, str, tuple[str, ...] | None]],
+    defaults: dict[str, Any],
+) -> None:
+    for flag, field, typ, text, choices in opts:
+        group.add_argument(
+            flag,
+            dest=field,
+            type=typ,
+            choices=choices,
+            default=None,  # None = not given: a resumed run then keeps the checkpoint's value
+            metavar=None if choices else ("N" if typ is int else "X"),
+            help=f"{text} (default: {defaults[field]})",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``charlstm`` argument parser with its four sub-commands."""
+    p = _Parser(
+        prog=PROG,
+        description="Train, sample, evaluate and inspect character-level LSTM models (NumPy).",
+        epilog=f"Run '{PROG} COMMAND --help' for a command's options. "
+        f"Set {DEBUG_ENV}=1 to see the traceback of an unexpected error.",
+    )
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+
+    t = sub.add_parser(
+        "train",
+        help="train a model on a text file, or continue one (--resume)",
+        description="Train a new model on TEXT, or continue a checkpoint with --resume MODEL TEXT. "
+        "The model is saved to --out every --checkpoint-every steps, at the end, after Ctrl-C "
+        "(exit 130) and after a divergence (the last good weights, exit 1).",
+    )
+    t.add_argument("text", metavar="TEXT", nargs="?", help="training text file")
+    t.add_argument(
+        "--resume",
+        metavar="MODEL",
+        help="continue this checkpoint (architecture and unset settings come from it); "
+        "with no --steps/--epochs/--minutes it finishes the run it was saved from",
+    )
+    t.add_argument(
+        "--out",
+        metavar="MODEL",
+        help="where to save the model (default: TEXT's name with .npz in the current folder; "
+        "with --resume, the resumed file)",
+    )
+    t.add_argument("--encoding", help="encoding of TEXT (default: UTF-8; e.g. latin-1, cp1252)")
+    how_long = t.add_argument_group(
+        f"how long (one of; default --minutes {DEFAULT_MINUTES:g} for a new model)"
+    ).add_mutually_exclusive_group()
+    how_long.add_argument(
+        "--steps", type=int, metavar="N", help="optimizer steps (with --resume: N more)"
+    )
+    how_long.add_argument(
+        "--epochs", type=float, metavar="E", help="passes over the text (with --resume: E more)"
+    )
+    how_long.add_argument(
+        "--minutes", type=float, metavar="M", help="minutes of training in this session"
+    )
+    _add_defaulted(t.add_argument_group("model (new models only)"), _MODEL_OPTS, _MODEL_DEFAULTS)
+    _add_defaulted(t.add_argument_group("training"), _TRAIN_OPTS, _TRAIN_DEFAULTS)
+    out = t.add_argument_group("output")
+    out.add_argument(
+        "--log-jsonl",
+        metavar="FILE",
+        help="write every event as one JSON object per line (appended to with --resume)",
+    )
+    out.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress and no samples, only the result"
+    )
+
+    s = sub.add_parser(
+        "sample",
+        help="generate text with a model",
+        description="Generate text with MODEL and stream it to stdout (the prime text first).",
+    )
+    s.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    s.add_argument("--prime", default="", help="text to warm the model up on and continue")
+    s.add_argument(
+        "--length",
+        type=int,
+        default=_GEN_DEFAULTS["length"],
+        metavar="N",
+        help="characters to generate (default: %(default)s)",
+    )
+    s.add_argument(
+        "--temperature",
+        type=float,
+        default=_GEN_DEFAULTS["temperature"],
+        metavar="T",
+        help="0 always picks the most likely character; higher is more random "
+        "(default: %(default)s)",
+    )
+    s.add_argument(
+        "--top-k",
+        type=int,
+        default=_GEN_DEFAULTS["top_k"],
+        metavar="K",
+        help="draw only among the K most likely characters, 0 = off (default: %(default)s)",
+    )
+    s.add_argument(
+        "--top-p",
+        type=float,
+        default=_GEN_DEFAULTS["top_p"],
+        metavar="P",
+        help="draw only among the most likely characters whose probabilities sum to P "
+        "(default: %(default)s)",
+    )
+    s.add_argument("--seed", type=int, help="random seed: the same seed gives the same text")
+
+    e = sub.add_parser(
+        "eval",
+        help="mean loss of a model over a text",
+        description="Print the mean next-character loss of MODEL over TEXT in nats and bits per "
+        "character. The model reads the whole text in order from a zero state, carrying its state "
+        "throughout.",
+    )
+    e.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    e.add_argument("text", metavar="TEXT", help="text file")
+    e.add_argument("--encoding", help="encoding of TEXT (default: UTF-8)")
+    e.add_argument(
+        "--streams",
+        type=int,
+        default=1,
+        metavar="N",
+        help="split the text into N pieces run side by side, each from a zero state: faster, "
+        "a slight approximation, and up to N-1 final characters are not scored (default: 1)",
+    )
+
+    i = sub.add_parser(
+        "info",
+        help="describe a model file",
+        description="Print a model's architecture, size, vocabulary and training record.",
+    )
+    i.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+
+
+class _Progress:
+    """Prints training events to stderr: one rewritten line on a terminal, plain lines otherwise,
+    samples as headed blocks, and every event to a JSON-lines log when asked."""
+
+    def __init__(self, trainer: Trainer, quiet: bool, log: TextIO | None) -> None:
+        self.quiet = quiet
+        self.log = log
+        self.tty = sys.stderr.isatty()
+        tc = trainer.train_config
+        self.periodic_eval = bool(tc.eval_every and tc.val_fraction > 0)
+        self.start_step = trainer.step
+        self.start_time = time.perf_counter()
+        self.val: float | None = None
+        self.last: StepEvent | None = None
+        self.line_len = 0
+        self.drawn_at = 0.0
+
+    def __call__(self, event: Event) -> None:
+        if self.log is not None:
+            self.log_record({"event": event.kind, **dataclasses.asdict(event)})
+        if self.quiet:
+            return
+        if isinstance(event, StepEvent):
+            self.last = event
+            if self.tty:
+                now = time.perf_counter()
+                if now - self.drawn_at >= 0.1 or event.step >= event.total_steps:
+                    self.draw()
+            elif not self.periodic_eval and event.step % NON_TTY_LOG_EVERY == 0:
+                self.draw()
+        elif isinstance(event, EvalEvent):
+            self.val = event.val_loss
+            self.draw()
+        elif isinstance(event, SampleEvent):
+            self.clear()
+            val = "" if event.val_loss is None else f", val loss {event.val_loss:.4f}"
+            head = f"--- sample at step {event.step}{val}, temperature {event.temperature:g} ---"
+            _write(sys.stderr, f"{head}\n{event.text}\n{'-' * len(head)}\n")
+        elif isinstance(event, CheckpointEvent) and not self.tty:
+            _write(sys.stderr, f"checkpoint: step {event.step} saved to {event.path}\n")
+        sys.stderr.flush()
+
+    def log_record(self, record: dict[str, Any]) -> None:
+        assert self.log is not None
+        self.log.write(json.dumps(record) + "\n")
+        self.log.flush()
+
+    def status(self) -> str:
+        e = self.last
+        if e is None:
+            return ""
+        session = time.perf_counter() - self.start_time
+        done = e.step - self.start_step
+        eta = (e.total_steps - e.step) * session / done if done > 0 else float("nan")
+        pct = 100.0 * e.step / max(e.total_steps, 1)
+        return (
+            f"step {e.step:,}/{e.total_steps:,} ({pct:.0f}%) | epoch {e.epoch:.2f} | "
+            f"loss {e.loss:.4f} | val {_fmt_loss(self.val)} | {e.chars_per_sec:,.0f} chars/s | "
+            f"{_hms(e.elapsed_s)} elapsed | ETA {_hms(eta)}"
+        )
+
+    def draw(self) -> None:
+        line = self.status()
+        if not line:
+            return
+        if self.tty:
+            width = shutil.get_terminal_size((100, 24)).columns - 1
+            line = line[:width]
+            pad = " " * max(0, self.line_len - len(line))
+            _write(sys.stderr, f"\r{line}{pad}")
+            self.line_len = len(line)
+            self.drawn_at = time.perf_counter()
+        else:
+            _write(sys.stderr, line + "\n")
+
+    def clear(self) -> None:
+        """End the rewritten line so that what follows starts on a fresh one."""
+        if self.tty and self.line_len:
+            _write(sys.stderr, "\n")
+            self.line_len = 0
+
+    def finish(self) -> None:
+        if not self.quiet and self.tty and self.last is not None:
+            self.draw()  # the final state, including the last validation loss
+        self.clear()
+
+
+class _SigintStop:
+    """First Ctrl-C: ask the trainer to stop after the current step (it then saves a consistent
+    checkpoint itself). A second Ctrl-C raises KeyboardInterrupt as usual. Only possible in the
+    main thread; elsewhere Ctrl-C stays a plain KeyboardInterrupt."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.requested = False
+        self.previous: Any = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        self.trainer.request_stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:  # best effort: the handler may have interrupted a write to stderr itself
+            sys.stderr.write(
+                f"\n{PROG}: stopping after this step and saving a checkpoint "
+                "(Ctrl-C again to quit sooner)\n"
+            )
+            sys.stderr.flush()
+        except (RuntimeError, OSError, ValueError):
+            pass
+
+    def __enter__(self) -> _SigintStop:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _check_out_path(out: str, text: str | None) -> str:
+    """Absolute path to save to; _UsageError if it cannot or should not be written."""
+    path = os.path.abspath(out)
+    if (
+        text is not None
+        and os.path.exists(path)
+        and os.path.exists(text)
+        and os.path.samefile(path, text)
+    ):
+        raise _UsageError(f"--out {out} is the training text itself; choose another file name.")
+    if os.path.isdir(path):
+        raise _UsageError(f"--out {out} is a folder; give a file name such as model.npz.")
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise _UsageError(f"cannot save to {out}: the folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise _UsageError(f"cannot save to {out}: the folder {folder} is not writable.")
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            if f.read(2) != b"PK":
+                raise _UsageError(
+                    f"{out} exists and is not a model file; refusing to overwrite it. "
+                    "Choose another --out."
+                )
+    return path
+
+
+def _given(args: argparse.Namespace, opts: list) -> dict[str, Any]:
+    """The options of ``opts`` that were given on the command line, by config field."""
+    return {
+        field: getattr(args, field) for _, field, *_ in opts if getattr(args, field) is not None
+    }
+
+
+def _new_run(args: argparse.Namespace) -> tuple[Trainer, str, str]:
+    """A Trainer for a new model; returns (trainer, output path, description of the run)."""
+    if args.text is None:
+        raise _UsageError("give the training text: charlstm train TEXT (or --resume MODEL TEXT)")
+    duration = {"steps": args.steps, "epochs": args.epochs, "minutes": args.minutes}
+    if all(v is None for v in duration.values()):
+        duration["minutes"] = DEFAULT_MINUTES
+    tc = TrainConfig(**_given(args, _TRAIN_OPTS), **duration).validate()
+    mc = ModelConfig(vocab_size=1, **_given(args, _MODEL_OPTS)).validate()
+    out = _check_out_path(args.out or Path(args.text).stem + ".npz", args.text)
+    corpus = load_corpus(args.text, args.encoding)
+    mc = dataclasses.replace(mc, vocab_size=corpus.vocab.size)
+    trainer = Trainer(corpus, mc, tc, checkpoint_path=out)
+    if tc.minutes is not None:
+        length = f"{tc.minutes:g} minutes"
+    else:
+        length = f"{trainer.total_steps:,} steps"
+        if tc.epochs is not None:
+            length += f" ({tc.epochs:g} epochs)"
+    layers = f"{mc.num_layers} layer{'s' if mc.num_layers > 1 else ''}"
+    what = (
+        f"training {layers} x {mc.hidden_size} units ({count_params(mc):,} parameters, "
+        f"vocabulary {mc.vocab_size}) on {corpus.name} ({corpus.n_chars:,} characters) "
+        f"for {length}; saving to {out}"
+    )
+    return trainer, out, what
+
+
+def _resume_run(args: argparse.Namespace) -> tuple[Trainer, str, str]:
+    """A Trainer continuing ``--resume``; returns (trainer, output path, description)."""
+    arch = [flag for flag, field, *_ in _MODEL_OPTS if getattr(args, field) is not None]
+    if arch:
+        raise _UsageError(
+            f"{', '.join(arch)} cannot be changed when continuing a model; its architecture "
+            "comes from the checkpoint."
+        )
+    if args.text is None:
+        raise _UsageError(
+            "give the text to continue on: charlstm train --resume MODEL TEXT "
+            "(checkpoints record the text's fingerprint, not its path)"
+        )
+    if args.steps is not None and args.steps < 1:
+        raise _UsageError(f"--steps must be at least 1, not {args.steps}.")
+    if args.epochs is not None and not args.epochs > 0:
+        raise _UsageError(f"--epochs must be above 0, not {args.epochs}.")
+    mf = load_model(args.resume)
+    st = mf.train
+    if st is None:
+        raise ModelFileError(
+            f"{args.resume} holds weights only, without the training state needed to continue "
+            "it. Train a new model instead."
+        )
+    out = _check_out_path(args.out or args.resume, args.text)
+    base = st.config.replace(**_given(args, _TRAIN_OPTS), steps=None, epochs=None, minutes=None)
+    if args.minutes is not None:
+        tc, length = base.replace(minutes=args.minutes), f"{args.minutes:g} more minutes"
+    elif args.steps is not None:
+        tc, length = base.replace(steps=st.step + args.steps), f"{args.steps:,} more steps"
+    elif args.epochs is not None:
+        tc, length = (
+            base.replace(steps=st.step + 1),
+            f"{args.epochs:g} more epoch{'s' * (args.epochs != 1)}",
+        )
+    elif st.step < st.total_steps:
+        tc, length = base.replace(steps=st.total_steps), "the rest of its planned run"
+    else:
+        raise _UsageError(
+            f"{args.resume} has completed its planned {st.total_steps:,} steps; say how much "
+            "longer to train with --steps, --epochs or --minutes."
+        )
+    tc.validate()
+    encoding = args.encoding or st.corpus.get("encoding")
+    corpus = load_corpus(args.text, encoding, vocab=mf.vocab)
+    if corpus.sha256 != st.corpus.get("sha256"):
+        _warn(
+            f"{corpus.name} is not the text {args.resume} was trained on "
+            f"({st.corpus.get('name', 'unknown')}); continuing on it, its streams start over."
+        )
+    trainer = Trainer(corpus, mf.config, tc, resume=mf, checkpoint_path=out)
+    if args.epochs is not None:  # N more epochs of this text, in this text's batches
+        more = max(1, math.ceil(args.epochs * trainer.batches_per_epoch))
+        tc = tc.replace(steps=st.step + more)
+        trainer = Trainer(corpus, mf.config, tc, resume=mf, checkpoint_path=out)
+    what = f"continuing {args.resume} from step {st.step:,} on {corpus.name} for {length}"
+    if tc.minutes is None:
+        what += f" (to step {trainer.total_steps:,})"
+    what += f"; saving to {out}"
+    return trainer, out, what
+
+
+def _drive(trainer: Trainer, on_event: Callable[[Event], None]) -> TrainSummary:
+    """Pull every event of ``trainer.run()``, handing each to ``on_event``; returns the summary."""
+    gen = trainer.run()
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        on_event(event)
+
+
+def _train(args: argparse.Namespace) -> int:
+    trainer, out, what = _resume_run(args) if args.resume else _new_run(args)
+    log = None
+    if args.log_jsonl:
+        try:
+            log = open(args.log_jsonl, "a" if args.resume else "w", encoding="utf-8")
+        except OSError as e:
+            raise CharLSTMError(
+                f"Cannot write the log {args.log_jsonl}: {e.strerror or e}."
+            ) from None
+    try:
+        if not args.quiet:
+            _note(what)
+        progress = _Progress(trainer, args.quiet, log)
+        return _run_training(trainer, out, progress)
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _run_training(trainer: Trainer, out: str, progress: _Progress) -> int:
+    stop = _SigintStop(trainer)
+    try:
+        with stop:
+            summary = _drive(trainer, progress)
+    except KeyboardInterrupt:
+        # A second Ctrl-C, or one that did not go through our handler: save what there is.
+        progress.clear()
+        try:
+            path = trainer.save(out)
+        except KeyboardInterrupt:
+            _note(f"interrupted again while saving; {out} keeps its previous contents.")
+            return EXIT_INTERRUPTED
+        _report_interrupt(progress, trainer, path)
+        return EXIT_INTERRUPTED
+    except TrainingDiverged as e:
+        progress.clear()
+        path = trainer.save(out)
+        if progress.log is not None:
+            progress.log_record({"event": "diverged", "step": trainer.step, "path": path})
+        _err(f"{e} The last good weights (step {trainer.step:,}) are saved in {path}.")
+        return EXIT_FAILURE
+    progress.finish()
+    if progress.log is not None:
+        progress.log_record({"event": "summary", **dataclasses.asdict(summary)})
+    path = summary.checkpoint_path or trainer.save(out)
+    if stop.requested:
+        _report_interrupt(progress, trainer, path)
+        return EXIT_INTERRUPTED
+    best = summary.best_val_loss
+    val = "" if best is None else f", best validation loss {best:.4f} nats/char"
+    _note(f"trained to step {summary.steps:,} in {_hms(summary.elapsed_s)}{val}; saved to {path}")
+    return 0
+
+
+def _report_interrupt(progress: _Progress, trainer: Trainer, path: str) -> None:
+    if progress.log is not None:
+        progress.log_record({"event": "interrupted", "step": trainer.step, "path": path})
+    _note(
+        f"interrupted at step {trainer.step:,}; checkpoint saved to {path}. "
+        f"Continue with: {PROG} train --resume {path} {trainer.corpus.path or 'TEXT'}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# sample, eval, info
+
+
+def _sample(args: argparse.Namespace) -> int:
+    check_sampling(args.temperature, args.top_k, args.top_p, args.length)
+    model = load_model(args.model)
+    chars = generate(
+        model,
+        prime=args.prime,
+        length=args.length,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+    )
+    out = sys.stdout
+    try:
+        buf = [args.prime]
+        last = args.prime[-1:]
+        for ch in chars:  # flush per line or every 32 characters: live, but not a syscall each
+            buf.append(ch)
+            last = ch
+            if ch == "\n" or len(buf) >= 32:
+                _write(out, "".join(buf))
+                out.flush()
+                buf = []
+        if out.isatty() and last != "\n":
+            buf.append("\n")
+        _write(out, "".join(buf))
+        out.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    return 0
+
+
+def _silence_stdout() -> None:
+    """After the reader went away (``| head``): point stdout at devnull so that the final flush
+    at exit does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _eval(args: argparse.Namespace) -> int:
+    if args.streams < 1:
+        raise ConfigError(f"--streams must be at least 1, not {args.streams}.")
+    model = load_model(args.model)
+    try:
+        corpus = load_corpus(args.text, args.encoding, vocab=model.vocab)
+    except CorpusMismatchError as e:
+        missing = getattr(e, "missing", ())
+        shown = ", ".join(repr(c) for c in missing[:20]) + (
+            " and more" if len(missing) > 20 else ""
+        )
+        raise CorpusMismatchError(
+            f"{args.text} has {len(missing):,} character(s) that are not in the model's "
+            f"vocabulary ({shown}), so the model cannot score it."
+        ) from None
+    nats = evaluate(model, corpus.ids, streams=args.streams)
+    n = corpus.n_chars - 1
+    streams = max(1, min(args.streams, n))
+    scored = streams * (n // streams)
+    print(f"text:      {corpus.name} ({scored:,} characters scored, {streams} stream(s))")
+    print(f"nats/char: {nats:.6f}")
+    print(f"bits/char: {_bits(nats):.6f}")
+    print(f"perplexity: {math.exp(nats):.4f}")
+    return 0
+
+
+def _file_version(path: str) -> int | str:
+    """The format version stored in the (already validated) model file."""
+    try:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
+            return int(npz[K_VERSION].reshape(()))
+    except Exception:  # validated just before; only a race with another writer gets here
+        return "?"
+
+
+def _info(args: argparse.Namespace) -> int:
+    mf: ModelFile = load_model(args.model)
+    c = mf.config
+    chars = "".join(mf.vocab.chars)
+    shown = repr(chars[:60]) + (f" and {len(chars) - 60:,} more" if len(chars) > 60 else "")
+    rows = [
+        ("file", f"{os.path.abspath(args.model)} (format version {_file_version(args.model)}, "
+         f"this program reads up to {FORMAT_VERSION})"),
+        ("architecture", f"{c.num_layers} LSTM layer(s) x {c.hidden_size} units, "
+         f"dropout {c.dropout:g}, {c.dtype}"),
+        ("vocabulary", f"{c.vocab_size:,} characters: {shown}"),
+        ("parameters", f"{count_params(c):,}"),
+    ]  # fmt: skip
+    t = mf.train
+    if t is None:
+        rows.append(("training", "no training state (weights only; cannot be continued)"))
+    else:
+        best = t.best_val_loss
+        rows += [
+            ("steps", f"{t.step:,} (planned {t.total_steps:,})"),
+            ("elapsed", _hms(t.elapsed_s)),
+            ("best val loss", "-" if best is None else f"{best:.4f} nats/char "
+             f"({_bits(best):.4f} bits/char)"),
+        ]  # fmt: skip
+        fp = t.corpus
+        size = fp.get("size")
+        size_s = f"{size:,} bytes" if isinstance(size, int) else "size unknown"
+        sha = str(fp.get("sha256", ""))[:16]
+        rows.append(
+            ("trained on", f"{fp.get('name', '?')} ({size_s}, {fp.get('encoding', '?')}, "
+             f"sha256 {sha}...)")
+        )  # fmt: skip
+        settings = " ".join(f"{k}={v}" for k, v in dataclasses.asdict(t.config).items())
+        rows.append(("settings", settings))
+    width = max(len(k) for k, _ in rows) + 1
+    for key, value in rows:
+        _write(sys.stdout, f"{key + ':':<{width}} {value}\n")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "train": _train,
+    "sample": _sample,
+    "eval": _eval,
+    "info": _info,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``charlstm`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return _COMMANDS[args.command](args)
+    except SystemExit as e:  # --help and --version
+        return e.code if isinstance(e.code, int) else 0
+    except (_UsageError, ConfigError) as e:
+        _err(str(e))
+        return EXIT_USAGE
+    except CharLSTMError as e:
+        _err(str(e))
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        _write(sys.stderr, "\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
+    except MemoryError:
+        _err("out of memory. Use a smaller model, batch size or text.")
+        return EXIT_FAILURE
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename else ""
+        _err(f"{e.strerror or e}{where}.")
+        return EXIT_FAILURE
+    except Exception as e:
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        _err(
+            f"unexpected {type(e).__name__}: {e}. This is a bug; re-run with {DEBUG_ENV}=1 to "
+            "see the traceback."
+        )
+        return EXIT_FAILURE

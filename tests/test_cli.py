@@ -1,0 +1,288 @@
+"""The ``charlstm`` command line: train, resume, Ctrl-C, sample, eval, info and its error lines.
+
+Everything runs in-process through ``core.cli.main`` on tiny generated texts, plus one subprocess
+check of ``python -m core``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import cli
+from core import trainer as trainer_mod
+from core.events import StepEvent
+from core.modelfile import ModelFile, load_model, save_model
+from core.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--hidden", "16", "--layers", "1", "--seq-len", "16", "--batch-size", "4"]
+TINY += ["--eval-every", "10", "--sample-every", "0"]
+
+
+def make_text(n: int = 4000, seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
+    return " ".join(str(w) for w in rng.choice(words, size=n // 3))[:n] + "\n"
+
+
+@pytest.fixture
+def text(tmp_path, monkeypatch) -> Path:
+    """A small training text in a temporary current folder."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "words.txt"
+    path.write_text(make_text(), encoding="utf-8")
+    return path
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def info_steps(capsys, model: Path) -> int:
+    code, out, _ = run(capsys, "info", model)
+    assert code == 0
+    return int(re.search(r"^steps:\s+(\d+)", out, re.M).group(1))
+
+
+def same_params(a: Path, b: Path) -> bool:
+    pa, pb = load_model(a).params, load_model(b).params
+    return pa.keys() == pb.keys() and all(np.array_equal(pa[k], pb[k]) for k in pa)
+
+
+def test_train_writes_model_and_log(text, capsys):
+    code, _, err = run(capsys, "train", text, *TINY, "--steps", 20, "--log-jsonl", "log.jsonl")
+    assert code == 0, err
+    model = text.with_suffix(".npz")  # default --out: the text's stem in the current folder
+    assert model.exists() and str(model) in err
+    assert info_steps(capsys, model) == 20
+    records = [json.loads(line) for line in Path("log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["event"] == "step"]
+    evals = [r for r in records if r["event"] == "eval"]
+    assert [r["step"] for r in steps] == list(range(1, 21))
+    assert {"step", "loss", "chars_per_sec", "elapsed_s"} <= steps[0].keys()
+    assert [r["step"] for r in evals] == [10, 20] and all("val_loss" in r for r in evals)
+    assert records[-1]["event"] == "summary"
+
+
+def test_info_lists_architecture_and_training(text, capsys):
+    run(capsys, "train", text, *TINY, "--steps", 10, "--out", "m.npz", "-q")
+    code, out, _ = run(capsys, "info", "m.npz")
+    assert code == 0
+    for needle in ("1 LSTM layer", "16 units", "parameters:", "best val loss:", "words.txt"):
+        assert needle in out
+    weights_only = load_model("m.npz")
+    save_model("w.npz", ModelFile(weights_only.config, weights_only.params, weights_only.vocab))
+    code, out, _ = run(capsys, "info", "w.npz")
+    assert code == 0 and "weights only" in out
+    code, _, err = run(capsys, "train", "--resume", "w.npz", text, "--steps", 5)
+    assert code == 1 and "weights only" in err
+
+
+def test_resume_equals_uninterrupted_run(text, capsys):
+    base = ["train", text, *TINY, "--schedule", "constant", "-q"]
+    assert run(capsys, *base, "--steps", 20, "--out", "a.npz")[0] == 0
+    code, _, err = run(capsys, "train", "--resume", "a.npz", text, "--steps", 10, "-q")
+    assert code == 0, err
+    assert info_steps(capsys, Path("a.npz")) == 30
+    assert run(capsys, *base, "--steps", 30, "--out", "b.npz")[0] == 0
+    assert same_params(Path("a.npz"), Path("b.npz"))
+    # Finished and no duration given: a usage error that says what to add.
+    code, _, err = run(capsys, "train", "--resume", "a.npz", text)
+    assert code == 2 and "--steps" in err
+
+
+def test_resume_rejects_architecture_and_warns_on_other_text(text, tmp_path, capsys):
+    run(capsys, "train", text, *TINY, "--steps", 5, "--out", "m.npz", "-q")
+    code, _, err = run(capsys, "train", "--resume", "m.npz", text, "--hidden", 32)
+    assert code == 2 and "--hidden" in err
+    other = tmp_path / "other.txt"
+    other.write_text(make_text(seed=1), encoding="utf-8")
+    code, _, err = run(capsys, "train", "--resume", "m.npz", other, "--steps", 2, "-q")
+    assert code == 0 and "warning" in err and "start over" in err
+    alien = tmp_path / "alien.txt"
+    alien.write_text(make_text() + "XYZ", encoding="utf-8")
+    code, _, err = run(capsys, "train", "--resume", "m.npz", alien, "--steps", 2)
+    assert code == 1 and "'X'" in err
+
+
+def test_keyboard_interrupt_saves_checkpoint_and_resumes_exactly(text, capsys, monkeypatch):
+    call = cli._Progress.__call__
+
+    def interrupting(self, event):
+        call(self, event)
+        if isinstance(event, StepEvent) and event.step == 7:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli._Progress, "__call__", interrupting)
+    code, _, err = run(capsys, "train", text, *TINY, "--steps", 20, "--out", "a.npz")
+    assert code == 130
+    assert "a.npz" in err and "--resume" in err
+    assert load_model("a.npz").train.step == 7
+    monkeypatch.setattr(cli._Progress, "__call__", call)
+    # No duration given: finish the planned 20 steps, bit-identical to an uninterrupted run
+    # (cosine schedule, so this also checks that the planned length is kept).
+    assert run(capsys, "train", "--resume", "a.npz", text, "-q")[0] == 0
+    assert run(capsys, "train", text, *TINY, "--steps", 20, "--out", "b.npz", "-q")[0] == 0
+    assert info_steps(capsys, Path("a.npz")) == 20
+    assert same_params(Path("a.npz"), Path("b.npz"))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT cannot be sent to oneself on Windows")
+def test_ctrl_c_stops_after_the_step_and_saves(text, capsys, monkeypatch):
+    class Interrupted(Trainer):
+        def run(self):
+            inner = super().run()
+            try:
+                while True:
+                    event = next(inner)
+                    yield event
+                    if isinstance(event, StepEvent) and event.step == 5:
+                        os.kill(os.getpid(), signal.SIGINT)
+            except StopIteration as stop:
+                return stop.value
+
+    monkeypatch.setattr(cli, "Trainer", Interrupted)
+    before = signal.getsignal(signal.SIGINT)
+    code, _, err = run(capsys, "train", text, *TINY, "--steps", 20, "--out", "m.npz")
+    assert code == 130 and "interrupted at step 5" in err
+    assert load_model("m.npz").train.step == 5
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_divergence_saves_last_good_weights(text, capsys, monkeypatch):
+    real = trainer_mod.softmax_xent
+    calls = []
+
+    def failing(logits, y):
+        calls.append(1)
+        loss, d = real(logits, y)
+        return (float("nan") if len(calls) == 4 else loss), d
+
+    monkeypatch.setattr(trainer_mod, "softmax_xent", failing)
+    code, _, err = run(capsys, "train", text, *TINY, "--steps", 20, "--out", "m.npz")
+    assert code == 1 and "diverged at step 4" in err and "m.npz" in err
+    assert len(err.strip().splitlines()[-1]) > 0 and load_model("m.npz").train.step == 3
+
+
+def test_progress_line_on_a_terminal(text, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = run(capsys, "train", text, *TINY, "--steps", 10, "--out", "m.npz")
+    assert code == 0
+    assert "\rstep 10/10" in err and "chars/s" in err and "ETA" in err
+
+
+def test_sample_is_deterministic_and_honours_length(text, capsys):
+    run(capsys, "train", text, *TINY, "--steps", 10, "--out", "m.npz", "-q")
+    code, first, _ = run(capsys, "sample", "m.npz", "--length", 50, "--seed", 3)
+    assert code == 0 and len(first) == 50
+    assert run(capsys, "sample", "m.npz", "--length", 50, "--seed", 3)[1] == first
+    code, out, _ = run(capsys, "sample", "m.npz", "--prime", "the ", "--length", 7, "--seed", 1)
+    assert code == 0 and out.startswith("the ") and len(out) == 4 + 7
+    code, out, _ = run(capsys, "sample", "m.npz", "--temperature", 0, "--length", 20)
+    assert (
+        code == 0 and out == run(capsys, "sample", "m.npz", "--temperature", 0, "--length", 20)[1]
+    )
+    code, _, err = run(capsys, "sample", "m.npz", "--prime", "QZ")
+    assert code == 1 and "'Q'" in err and "'Z'" in err
+    assert run(capsys, "sample", "m.npz", "--top-p", 0)[0] == 2
+
+
+def test_eval_prints_nats_and_bits(text, capsys):
+    run(capsys, "train", text, *TINY, "--steps", 10, "--out", "m.npz", "-q")
+    code, out, _ = run(capsys, "eval", "m.npz", text)
+    assert code == 0
+    nats = float(re.search(r"nats/char:\s+([\d.]+)", out).group(1))
+    bits = float(re.search(r"bits/char:\s+([\d.]+)", out).group(1))
+    assert 0 < nats < 10 and bits == pytest.approx(nats / math.log(2), abs=2e-6)
+    code, out, _ = run(capsys, "eval", "m.npz", text, "--streams", 4)
+    assert code == 0 and "4 stream" in out
+
+
+def _bad_files(tmp: Path) -> dict[str, Path]:
+    files = {
+        "undecodable": (b"caf\xe9 au lait\n" * 50),
+        "empty": b"",
+        "binary": b"abc\x00def" * 50,
+    }
+    paths = {}
+    for name, data in files.items():
+        paths[name] = tmp / f"{name}.txt"
+        paths[name].write_bytes(data)
+    paths["corrupt"] = tmp / "corrupt.npz"
+    paths["corrupt"].write_bytes(b"PK\x03\x04" + b"garbage" * 20)
+    paths["pickled"] = tmp / "pickled.npz"
+    np.savez(paths["pickled"], meta=np.array([{"evil": 1}], dtype=object))
+    return paths
+
+
+def test_errors_are_one_line_with_the_right_status(text, tmp_path, capsys):
+    bad = _bad_files(tmp_path)
+    run(capsys, "train", text, *TINY, "--steps", 5, "--out", "m.npz", "-q")
+    cases = [
+        (["train", tmp_path / "missing.txt", "--steps", 5], 1, "no file"),
+        (["train", bad["undecodable"], "--steps", 5], 1, "--encoding"),
+        (["train", bad["empty"], "--steps", 5], 1, "empty"),
+        (["train", bad["binary"], "--steps", 5], 1, "binary"),
+        (["train", text, *TINY, "--steps", 5, "--hidden", 5], 2, "hidden size"),
+        (["train", text, "--hidden", "many"], 2, "invalid int"),
+        (["train", text, "--steps", 5, "--epochs", 1], 2, "not allowed"),
+        (["train", text, "--out", text], 2, "training text itself"),
+        (["info", bad["corrupt"]], 1, "corrupt.npz"),
+        (["info", bad["pickled"]], 1, "pickled"),
+        (["sample", tmp_path / "nope.npz"], 1, "no model file"),
+        (["eval", "m.npz", bad["binary"]], 1, "binary"),
+        (["frobnicate"], 2, "invalid choice"),
+        ([], 2, "COMMAND"),
+    ]
+    for argv, status, needle in cases:
+        code, _, err = run(capsys, *argv)
+        lines = err.strip().splitlines()
+        assert code == status, (argv, err)
+        assert len(lines) == 1 and lines[0].startswith("charlstm: error: "), (argv, err)
+        assert needle in lines[0], (argv, err)
+
+
+def test_undecodable_text_trains_with_encoding(text, tmp_path, capsys):
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(make_text().encode("latin-1").replace(b"cat", b"caf\xe9"))
+    code, _, err = run(capsys, "train", latin, *TINY, "--steps", 3, "--encoding", "latin-1", "-q")
+    assert code == 0, err
+
+
+def test_unexpected_error_is_one_line_with_debug_hint(text, capsys, monkeypatch):
+    def boom(args):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setitem(cli._COMMANDS, "info", boom)
+    monkeypatch.delenv(cli.DEBUG_ENV, raising=False)
+    code, _, err = run(capsys, "info", "x.npz")
+    assert code == 1 and "kaput" in err and cli.DEBUG_ENV in err and len(err.splitlines()) == 1
+
+
+def test_python_dash_m_core(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != cli.DEBUG_ENV}
+    out = subprocess.run(
+        [sys.executable, "-m", "core", "--version"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert out.returncode == 0 and out.stdout.startswith("charlstm ")
+    out = subprocess.run(
+        [sys.executable, "-m", "core", "info", str(tmp_path / "none.npz")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr

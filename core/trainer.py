@@ -366,7 +366,9 @@ class Trainer:
             ):
                 checkpoint = self.save(self.checkpoint_path)
                 yield CheckpointEvent(step=self._step, path=checkpoint)
-        if self._step != last_eval_step and len(self._val_ids) > 1 and self._step > 0:
+        # A completed run ends with a validation loss; a stopped one saves at once (a full
+        # validation pass can take a while on big texts, and the user asked to stop).
+        if reason == "completed" and self._step != last_eval_step and len(self._val_ids) > 1:
             yield self._eval_event()
         if self.checkpoint_path and steps_this_session > 0:
             checkpoint = self.save(self.checkpoint_path)

@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "resources" / "pyinstaller" / "build.py"
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(
         importlib.util.find_spec("PyInstaller") is None,
         reason="PyInstaller is not installed (pip install pyinstaller)",

@@ -14,10 +14,9 @@ all B*T characters, in nats.
 
 Parameters use PyTorch's names and layouts (see ``param_shapes``), so a model file drops into
 ``torch.nn.LSTM(V, H, L, batch_first=True)`` + ``torch.nn.Linear(H, V)``. For speed the passes
-work on a *prepared* copy (``Prepared``): gates reordered to i, f, o, g so the three sigmoids are
-one contiguous slice, the rows of the sigmoid gates pre-scaled by 1/2 so that a single ``tanh``
-over all four gates gives σ(a) = (1 + tanh(a/2)) / 2, weights transposed for row-major products,
-and the two biases summed. Arrays inside the passes are time-major: (T, B, ...).
+work on a *prepared* copy (``Prepared``): gates reordered to o, i, f, g, rows pre-scaled so that
+a single ``exp`` over all four gates gives σ and tanh, and the two biases summed. Arrays inside
+the passes are time-major (see ``Prepared`` for the layouts and why).
 """
 
 from __future__ import annotations
@@ -80,77 +79,106 @@ def zero_state(cfg: ModelConfig, batch: int) -> State:
 
 
 def _gate_perm(H: int) -> np.ndarray:
-    """Row indices taking PyTorch's gate order (i, f, g, o) to the internal one (i, f, o, g)."""
+    """Row indices taking PyTorch's gate order (i, f, g, o) to the internal one (o, i, f, g).
+
+    Internal order: the three sigmoid gates o, i, f are one contiguous block (one derivative
+    pass in ``backward``) and i, f, g, the three gates multiplied by ∂L/∂c, another (one
+    broadcast product per step).
+    """
     r = np.arange(H)
-    return np.concatenate([r, r + H, r + 3 * H, r + 2 * H])
+    return np.concatenate([r + 3 * H, r, r + H, r + 2 * H])
 
 
 @dataclass
 class _Layer:
-    wx: np.ndarray  # (4H, in) internal gate order, scaled (see Prepared); columns gathered at k=0
-    wh: np.ndarray  # (4H, H) internal order, scaled
-    b: np.ndarray  # (4H, 1) b_ih + b_hh, internal order, scaled
-    whT: np.ndarray  # (H, 4H) internal order, unscaled: dh_{t-1} = whT @ da_t
-    wxT: np.ndarray | None  # (H, 4H) internal order, unscaled (k > 0): dx_t = wxT @ da_t
+    w: np.ndarray  # (4H, n_in + H) [W_ih | W_hh], internal gate order, scaled (see Prepared)
+    b: np.ndarray  # (4H, 1) b_ih + b_hh, internal order, scaled (k = 0: folded into w)
+    wx_u: np.ndarray  # (4H, n_in) W_ih, internal order, unscaled: dx_t = wx_u.T @ da_t
+    wh_u: np.ndarray  # (4H, H) W_hh, internal order, unscaled: dh_{t-1} = wh_u.T @ da_t
 
 
 class Prepared:
     """Weights laid out for fast passes. Build once per set of weights (once per training step).
 
-    Inside the passes arrays are (T, features, B): each time step's slice is a contiguous
-    (features, B) block, and the recurrent product W (4H, H) @ h (H, B) is the layout OpenBLAS
-    runs fastest at small B (measured ~1.5x faster than h (B, H) @ W.T on this machine).
-    Gate pre-activations are scaled so that one ``exp`` serves all four gates:
-    rows i, f, o hold -a (σ(a) = 1 / (1 + e^-a)) and rows g hold -2a (tanh a = 2σ(2a) - 1).
+    Gate pre-activations are scaled so that one ``exp`` serves all four gates: rows o, i, f hold
+    -a (σ(a) = 1 / (1 + e^-a)) and rows g hold -2a (tanh a = 2σ(2a) - 1).
+
+    Layouts inside the passes (measured on the 2-core AVX2 machine, OpenBLAS, 2 threads):
+
+    * each layer keeps its input and its previous hidden state side by side, ``XH`` (T+1, B,
+      n_in + H) with ``XH[t] = [x_t, h_{t-1}]``, so one product [W_ih | W_hh] (4H, n_in + H) @
+      ``XH[t].T`` gives a step's pre-activations: no separate input projection (as fast as one
+      flat product plus a per-step add, which must read a strided slice), no add, and one flat
+      product for [dW_ih | dW_hh]. Layer 0's input is one-hot (n_in = V) with the bias folded
+      into W_ih's columns; reading ``XH[t].T`` (a transposed view) costs OpenBLAS nothing, while
+      a strided (H, T, B) slice costs ~25% more per product;
+    * per-step gate work is on contiguous (4H, B) blocks ``G[t]`` of a (T, 4H, B) array, the
+      orientation (4H, K) @ (K, B) being OpenBLAS's fastest at small B, and elementwise passes
+      on contiguous blocks 3-4x faster than on strided views;
+    * the per-step gradient ∂L/∂a is written contiguously into (T, 4H, B); one transpose per
+      layer (in cache-sized (4H, B) blocks) gives the flat (T*B, 4H) operand of the weight
+      gradients and of the gradient passed down, which arrives as (T, B, H).
     """
 
     def __init__(self, params: Params, cfg: ModelConfig) -> None:
         self.cfg = cfg
-        H = cfg.hidden_size
+        H, V = cfg.hidden_size, cfg.vocab_size
         self.perm = _gate_perm(H)
         dtype = np.dtype(cfg.dtype)
         scale = np.full((4 * H, 1), -1.0, dtype)
         scale[3 * H :] = -2.0
         self.layers: list[_Layer] = []
         for k in range(cfg.num_layers):
-            w_ih = params[f"lstm.weight_ih_l{k}"][self.perm]
-            w_hh = params[f"lstm.weight_hh_l{k}"][self.perm]
-            b = (params[f"lstm.bias_ih_l{k}"] + params[f"lstm.bias_hh_l{k}"])[self.perm]
-            self.layers.append(
-                _Layer(
-                    wx=w_ih * scale,
-                    wh=w_hh * scale,
-                    b=b[:, None] * scale,
-                    whT=np.ascontiguousarray(w_hh.T),
-                    wxT=None if k == 0 else np.ascontiguousarray(w_ih.T),
-                )
-            )
+            n_in = V if k == 0 else H
+            wx_u = params[f"lstm.weight_ih_l{k}"][self.perm]
+            wh_u = params[f"lstm.weight_hh_l{k}"][self.perm]
+            b = (params[f"lstm.bias_ih_l{k}"] + params[f"lstm.bias_hh_l{k}"])[self.perm][:, None]
+            b *= scale
+            w = np.empty((4 * H, n_in + H), dtype)
+            np.multiply(wx_u, scale, out=w[:, :n_in])
+            np.multiply(wh_u, scale, out=w[:, n_in:])
+            if k == 0:
+                w[:, :n_in] += b  # each one-hot column selects exactly one column: bias folded
+            self.layers.append(_Layer(w=w, b=b, wx_u=wx_u, wh_u=wh_u))
         self.dec_w = params["decoder.weight"]  # (V, H)
-        self.dec_wT = np.ascontiguousarray(params["decoder.weight"].T)  # (H, V)
-        self.dec_b = params["decoder.bias"][:, None]  # (V, 1)
+        self.dec_b = params["decoder.bias"]  # (V,)
+        self._w0T: np.ndarray | None = None
 
     # ---------------------------------------------------------------- inference
 
     def step(self, ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        """One character per stream. ids (B,) → logits (B, V) and the next state (new arrays)."""
+        """One character per stream. ids (B,) → logits (B, V) and the next state (new arrays).
+
+        Memory-bound at B = 1 (each step reads every weight once): one product per layer, with
+        layer 0's one-hot input a gathered row of a contiguous (V, 4H) copy of W_ih.
+        """
         h0, c0 = state  # (L, B, H)
-        H = self.cfg.hidden_size
+        H, V = self.cfg.hidden_size, self.cfg.vocab_size
+        if self._w0T is None:
+            self._w0T = np.ascontiguousarray(self.layers[0].w[:, :V].T)
         hs, cs = np.empty_like(h0), np.empty_like(c0)
-        x = None  # (H, B)
+        x = None  # (B, H)
         with np.errstate(over="ignore"):
             for k, lay in enumerate(self.layers):
-                z = np.take(lay.wx, ids, axis=1) if k == 0 else lay.wx @ x
-                z += lay.wh @ h0[k].T
-                z += lay.b
-                _gates(z, H)
-                c = z[H : 2 * H] * c0[k].T
-                c += z[:H] * z[3 * H :]
-                cs[k] = c.T
-                x = _tanh(c)
-                x *= z[2 * H : 3 * H]
-                hs[k] = x.T
-        logits = (self.dec_w @ x).T
-        logits += self.dec_b[:, 0]
+                if k == 0:
+                    z = self._w0T[ids]  # (B, 4H), bias included
+                    z += h0[0] @ lay.w[:, V:].T
+                else:
+                    z = np.concatenate([x, h0[k]], axis=1) @ lay.w.T
+                    z += lay.b[:, 0]
+                np.exp(z, out=z)
+                z += 1.0
+                np.reciprocal(z, out=z)
+                g = z[:, 3 * H :]
+                g *= 2.0
+                g -= 1.0
+                # at B = 1 the cost is per call, not per element: np.tanh is one call
+                c = np.multiply(z[:, 2 * H : 3 * H], c0[k], out=cs[k])
+                c += z[:, H : 2 * H] * g
+                x = np.tanh(c, out=hs[k])
+                x *= z[:, :H]
+        logits = x @ self.dec_w.T
+        logits += self.dec_b
         return logits, (hs, cs)
 
     # ---------------------------------------------------------------- training passes
@@ -166,150 +194,149 @@ class Prepared:
         """Run the LSTM over a batch of sequences.
 
         x: (B, T) ids. state: (h, c), each (L, B, H). masks: optional inverted-dropout masks, one
-        per layer output, each (H, T, B) already divided by the keep probability (None = no
-        dropout there). Returns logits (V, T, B), the final state and the cache for ``backward``.
+        per layer output, each (T, B, H) already divided by the keep probability (None = no
+        dropout there), as made by ``dropout_masks``. Returns logits (V, T, B), the final state
+        and the cache for ``backward`` (None when ``need_cache`` is false).
 
-        Layouts: per-step work reads contiguous (features, B) blocks of ``Z`` (T, 4H, B); the
-        sequences of outputs are kept as (H, T, B) so that every product over all T*B positions
-        (next layer's input projection, decoder, weight gradients) is one flat matrix product.
+        The cache's ``"layers"`` entries are ``(XH, G, Cs, TC, mask)``: ``XH`` (T+1, B, n_in + H)
+        with ``XH[t] = [x_t, h_{t-1}]`` (so ``XH[1:, :, n_in:]`` are the hidden states), gate
+        activations (T, 4H, B) in internal order, cell states (T+1, H, B) with ``Cs[0]`` the
+        initial one, and tanh(c) (T, H, B).
         """
         cfg = self.cfg
         B, T = x.shape
-        H = cfg.hidden_size
+        H, V = cfg.hidden_size, cfg.vocab_size
         dtype = np.dtype(cfg.dtype)
         xt = np.ascontiguousarray(x.T)  # (T, B)
         h0, c0 = state
         h_last, c_last = np.empty_like(h0), np.empty_like(c0)
         layer_caches = []
-        inp = None  # (H, T, B) input of layers k > 0
-        tmp = np.empty((4 * H, B), dtype)
+        out = None  # (T, B, H) output of the layer below, after dropout
+        o, i, f, g = slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H), slice(3 * H, None)
         with np.errstate(over="ignore"):
             for k, lay in enumerate(self.layers):
+                n_in = V if k == 0 else H
+                XH = np.empty((T + 1, B, n_in + H), dtype)
                 if k == 0:
-                    Z = np.empty((T, 4 * H, B), dtype)
-                    wxb = lay.wx + lay.b  # bias folded into the gathered columns
+                    XH[:, :, :V] = 0.0
+                    tt, bb = np.ogrid[:T, :B]
+                    XH[tt, bb, xt] = 1.0  # one-hot input
                 else:
-                    Zf = lay.wx @ inp.reshape(H, T * B)  # (4H, T*B)
-                    Zf += lay.b
-                    Z = np.ascontiguousarray(Zf.reshape(4 * H, T, B).transpose(1, 0, 2))
-                Hs = np.empty((H, T + 1, B), dtype)  # Hs[:, 0] = h_{-1}
+                    XH[:T, :, :H] = out
+                    XH[T, :, :H] = 0.0  # unused
+                XH[0, :, n_in:] = h0[k]
+                G = np.empty((T, 4 * H, B), dtype)
                 Cs = np.empty((T + 1, H, B), dtype)
                 TC = np.empty((T, H, B), dtype)
-                Hs[:, 0], Cs[0] = h0[k].T, c0[k].T
+                tmp = np.empty((H, B), dtype)
+                Cs[0] = c0[k].T
                 for t in range(T):
-                    z = Z[t]
-                    if k == 0:
-                        np.take(wxb, xt[t], axis=1, out=z)  # the one-hot product, plus bias
-                    np.matmul(lay.wh, Hs[:, t], out=tmp)
-                    z += tmp
+                    z = G[t]
+                    np.matmul(lay.w, XH[t].T, out=z)
+                    if k > 0:
+                        z += lay.b
                     _gates(z, H)
                     c = Cs[t + 1]
-                    np.multiply(z[H : 2 * H], Cs[t], out=c)  # f ⊙ c_{t-1}
-                    np.multiply(z[:H], z[3 * H :], out=tmp[:H])  # i ⊙ g
-                    c += tmp[:H]
-                    np.tanh(c, out=TC[t])
-                    np.multiply(z[2 * H : 3 * H], TC[t], out=Hs[:, t + 1])  # o ⊙ tanh(c)
-                h_last[k], c_last[k] = Hs[:, T].T, Cs[T].T
-                out = Hs[:, 1:]
+                    np.multiply(z[f], Cs[t], out=c)  # f ⊙ c_{t-1}
+                    np.multiply(z[i], z[g], out=tmp)  # i ⊙ g
+                    c += tmp
+                    _tanh(c, out=TC[t])
+                    np.multiply(z[o], TC[t], out=XH[t + 1, :, n_in:].T)  # h = o ⊙ tanh(c)
+                h_last[k], c_last[k] = XH[T, :, n_in:], Cs[T].T
+                out = XH[1:, :, n_in:]
                 mask = masks[k] if masks is not None else None
                 if mask is not None:
                     out = out * mask
-                layer_caches.append((inp, Z, Hs, Cs, TC, mask))
-                inp = out
-        top = np.ascontiguousarray(inp).reshape(H, T * B)
-        logits = self.dec_w @ top  # (V, T*B)
-        logits += self.dec_b
-        cache = {"x": xt, "layers": layer_caches, "top": top} if need_cache else None
-        return logits.reshape(-1, T, B), (h_last, c_last), cache
+                if need_cache:
+                    layer_caches.append((XH, G, Cs, TC, mask))
+        top = out.reshape(T * B, H)  # a view, also when ``out`` is a slice of XH
+        logits = self.dec_w @ top.T  # (V, T*B)
+        logits += self.dec_b[:, None]
+        cache = {"x": xt, "layers": layer_caches, "top": top}
+        return logits.reshape(V, T, B), (h_last, c_last), cache if need_cache else None
 
     def backward(self, cache: dict, dlogits: np.ndarray) -> Params:
         """Gradients of the loss with respect to every parameter (PyTorch names and layouts).
 
         dlogits: (V, T, B), the loss gradient with respect to the logits of ``forward``. The
         state passed in to ``forward`` is treated as a constant (truncated BPTT).
+
+        Per step, with dh = ∂L/∂h_t and dc = ∂L/∂c_t (σ' = σ(1-σ))::
+
+            dc = f_{t+1} ⊙ dc_{t+1} + dh ⊙ o ⊙ (1 - tanh²c_t)
+            da_o = dh ⊙ tanh(c_t) ⊙ σ'(a_o)      da_i = dc ⊙ g ⊙ σ'(a_i)
+            da_f = dc ⊙ c_{t-1} ⊙ σ'(a_f)         da_g = dc ⊙ i ⊙ (1 - g²)
+            dh_{t-1} = W_hh^T da_t (+ the gradient from above at t-1)
         """
         cfg = self.cfg
-        H = cfg.hidden_size
-        xt = cache["x"]
-        T, B = xt.shape
+        H, V = cfg.hidden_size, cfg.vocab_size
+        T, B = cache["x"].shape
         dtype = np.dtype(cfg.dtype)
-        top = cache["top"]  # (H, T*B)
-        dlog = dlogits.reshape(-1, T * B)
+        top = cache["top"]  # (T*B, H)
+        dlog = dlogits.reshape(V, T * B)
         grads: Params = {
-            "decoder.weight": dlog @ top.T,
+            "decoder.weight": dlog @ top,
             "decoder.bias": dlog.sum(axis=1),
         }
-        dout = (self.dec_wT @ dlog).reshape(H, T, B)  # gradient w.r.t. the top layer's output
+        dout = (dlog.T @ self.dec_w).reshape(T, B, H)  # ∂L/∂(top layer's output)
+        o, i, f, g = slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H), slice(3 * H, None)
+        S = 3 * H  # rows [:S] are the sigmoid gates
+        F = np.empty((4 * H, B), dtype)  # the factors of ∂L/∂a that do not depend on dh, dc
+        Pc = np.empty((H, B), dtype)
+        dh = np.empty((H, B), dtype)
         for k in reversed(range(cfg.num_layers)):
             lay = self.layers[k]
-            inp, Z, Hs, Cs, TC, mask = cache["layers"][k]
+            n_in = V if k == 0 else H
+            XH, G, Cs, TC, mask = cache["layers"][k]
             if mask is not None:
                 dout *= mask
-            # Factors that do not depend on the recursion, computed for all t at once:
-            #   da_o = dh ⊙ tanh(c) ⊙ o(1-o)          dc += dh ⊙ o ⊙ (1 - tanh²c)
-            #   da_i = dc ⊙ g ⊙ i(1-i)   da_f = dc ⊙ c_{t-1} ⊙ f(1-f)   da_g = dc ⊙ i ⊙ (1-g²)
-            i, f, o, g = Z[:, :H], Z[:, H : 2 * H], Z[:, 2 * H : 3 * H], Z[:, 3 * H :]
-            dA = np.empty((T, 4 * H, B), dtype)  # factors first, then ∂L/∂a in place
-            _one_minus_times(i, i, g, out=dA[:, :H])  # g ⊙ i(1-i)
-            _one_minus_times(f, f, Cs[:-1], out=dA[:, H : 2 * H])  # c_{t-1} ⊙ f(1-f)
-            _one_minus_times(o, o, TC, out=dA[:, 2 * H : 3 * H])  # tanh(c) ⊙ o(1-o)
-            np.multiply(g, g, out=dA[:, 3 * H :])
-            _one_minus_times(dA[:, 3 * H :], i, None, out=dA[:, 3 * H :])  # i ⊙ (1-g²)
-            Pc = np.multiply(TC, TC)
-            _one_minus_times(Pc, o, None, out=Pc)  # o ⊙ (1 - tanh²c), (T, H, B)
-            dh = np.empty((H, B), dtype)
+            dA = np.empty((T, 4 * H, B), dtype)
             dc = np.zeros((H, B), dtype)
             dh_next = np.zeros((H, B), dtype)
-            tmp = np.empty((H, B), dtype)
+            whT = lay.wh_u.T
             for t in reversed(range(T)):
-                np.add(dout[:, t], dh_next, out=dh)
+                z = G[t]
+                # factors, computed per step while the step's activations are in cache
+                np.subtract(1.0, z[:S], out=F[:S])
+                F[:S] *= z[:S]  # σ'(a) for o, i, f
+                F[o] *= TC[t]
+                F[i] *= z[g]
+                F[f] *= Cs[t]
+                np.multiply(z[g], z[g], out=F[g])
+                np.subtract(1.0, F[g], out=F[g])
+                F[g] *= z[i]
+                np.multiply(TC[t], TC[t], out=Pc)
+                np.subtract(1.0, Pc, out=Pc)
+                Pc *= z[o]
+                # the recursion
+                np.add(dout[t].T, dh_next, out=dh)
                 if t + 1 < T:
-                    dc *= f[t + 1]  # ∂L/∂c_t gets f_{t+1} ⊙ ∂L/∂c_{t+1}
-                np.multiply(dh, Pc[t], out=tmp)
-                dc += tmp
+                    dc *= G[t + 1][f]
+                Pc *= dh
+                dc += Pc
                 a = dA[t]
-                a[2 * H : 3 * H] *= dh  # da_o
-                a4 = a.reshape(4, H, B)
-                a4[:2] *= dc  # da_i, da_f
-                a4[3] *= dc  # da_g
+                np.multiply(F[o], dh, out=a[o])
+                np.multiply(F[H:].reshape(3, H, B), dc, out=a[H:].reshape(3, H, B))
                 if t > 0:
-                    np.matmul(lay.whT, a, out=dh_next)
-            # feature-major copy so each product over all T*B positions is one flat product
-            dA = np.ascontiguousarray(dA.transpose(1, 0, 2))
-            dAf = dA.reshape(4 * H, T * B)
-            dW_hh = np.empty((4 * H, H), dtype)
-            dW_hh[self.perm] = dAf @ Hs[:, :T].reshape(H, T * B).T
-            grads[f"lstm.weight_hh_l{k}"] = dW_hh
+                    np.matmul(whT, a, out=dh_next)
+            # (T, 4H, B) → (T*B, 4H): each (4H, B) block transposed in cache
+            dAf = np.ascontiguousarray(dA.transpose(0, 2, 1)).reshape(T * B, 4 * H)
+            dW = dAf.T @ XH[:T].reshape(T * B, n_in + H)  # [dW_ih | dW_hh], internal order
+            for name, part in (("ih", dW[:, :n_in]), ("hh", dW[:, n_in:])):
+                full = np.empty_like(part)
+                full[self.perm] = part
+                grads[f"lstm.weight_{name}_l{k}"] = full
             db = np.empty(4 * H, dtype)
-            db[self.perm] = dAf.sum(axis=1)
+            db[self.perm] = dAf.sum(axis=0)
             grads[f"lstm.bias_ih_l{k}"] = db
             grads[f"lstm.bias_hh_l{k}"] = db.copy()
             if k > 0:
-                inpf = np.ascontiguousarray(inp).reshape(H, T * B)
-                dW_ih = np.empty((4 * H, H), dtype)
-                dW_ih[self.perm] = dAf @ inpf.T
-                grads[f"lstm.weight_ih_l{k}"] = dW_ih
-                dout = (lay.wxT @ dAf).reshape(H, T, B)
-            else:
-                dW = np.empty((4 * H, cfg.vocab_size), dtype)
-                dW[self.perm] = _scatter_columns(xt.reshape(-1), dAf, cfg.vocab_size)
-                grads["lstm.weight_ih_l0"] = dW
+                dout = (dAf @ lay.wx_u).reshape(T, B, H)
         return grads
 
 
-def _one_minus_times(
-    x: np.ndarray, y: np.ndarray, z: np.ndarray | None, *, out: np.ndarray
-) -> np.ndarray:
-    """out = (1 - x) ⊙ y [⊙ z] without temporaries (out may alias x)."""
-    np.subtract(1.0, x, out=out)
-    out *= y
-    if z is not None:
-        out *= z
-    return out
-
-
 def _gates(z: np.ndarray, H: int) -> None:
-    """In place: scaled pre-activations (4H, B) → i, f, o = σ(a) and g = tanh(a) (see Prepared)."""
+    """In place: scaled pre-activations (4H, B) → o, i, f = σ(a) and g = tanh(a) (see Prepared)."""
     np.exp(z, out=z)
     z += 1.0
     np.reciprocal(z, out=z)
@@ -319,27 +346,14 @@ def _gates(z: np.ndarray, H: int) -> None:
 
 
 def _tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """tanh x = 2 / (1 + e^(-2x)) - 1, which NumPy computes faster than ``np.tanh`` for float32."""
+    """tanh x = 2 / (1 + e^(-2x)) - 1: as fast as ``np.tanh`` for float32 here, and exact enough
+    for the float64 gradient check (the backward pass uses the stored values)."""
     out = np.multiply(x, -2.0, out=out)
     np.exp(out, out=out)
     out += 1.0
     np.reciprocal(out, out=out)
     out *= 2.0
     out -= 1.0
-    return out
-
-
-def _scatter_columns(ids: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
-    """out[:, v] = Σ cols[:, j] over j with ids[j] == v; ids (N,), cols (D, N) → (D, n).
-
-    The gradient of a column gather (the one-hot input product). Sorting the ids and summing
-    each run with ``add.reduceat`` costs one pass and never forms a one-hot matrix.
-    """
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
-    out = np.zeros((cols.shape[0], n), cols.dtype)
-    out[:, sorted_ids[starts]] = np.add.reduceat(cols[:, order], starts, axis=1)
     return out
 
 
@@ -377,7 +391,7 @@ def nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
 def dropout_masks(
     cfg: ModelConfig, rng: np.random.Generator | None, T: int, B: int
 ) -> list[np.ndarray | None] | None:
-    """Inverted-dropout masks, one (H, T, B) per layer output, or None when dropout is off."""
+    """Inverted-dropout masks, one (T, B, H) per layer output, or None when dropout is off."""
     p = cfg.dropout
     if rng is None or p <= 0.0:
         return None
@@ -385,7 +399,7 @@ def dropout_masks(
     dtype = np.dtype(cfg.dtype)
     masks = []
     for _ in range(cfg.num_layers):
-        m = rng.random((cfg.hidden_size, T, B), dtype=dtype) < keep
+        m = rng.random((T, B, cfg.hidden_size), dtype=dtype) < keep
         masks.append(m.astype(dtype) * dtype.type(1.0 / keep))
     return masks
 
@@ -415,10 +429,13 @@ def forward(
 ) -> tuple[np.ndarray, State, dict]:
     """Inference over a batch (no dropout). x (B, T) → logits (B, T, V), final state, cache.
 
-    The cache's ``"layers"`` entries ``(inp, Z, Hs, Cs, TC, mask)`` hold each layer's hidden
-    states ``Hs[:, 1:]`` (H, T, B) and cell states ``Cs[1:]`` (T, H, B), for introspection.
+    For introspection the cache also holds ``"h_all"`` and ``"c_all"``: per layer, the hidden and
+    cell states (B, T, H) (views; ``"layers"`` is ``Prepared.forward``'s internal cache).
     """
     logits, new_state, cache = Prepared(params, cfg).forward(x, state)
+    H = cfg.hidden_size
+    cache["h_all"] = [lc[0][1:, :, -H:].transpose(1, 0, 2) for lc in cache["layers"]]
+    cache["c_all"] = [lc[2][1:].transpose(2, 0, 1) for lc in cache["layers"]]
     return logits.transpose(2, 1, 0), new_state, cache
 
 

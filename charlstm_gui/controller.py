@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from core.config import ModelConfig, TrainConfig
 from core.errors import CharLSTMError, DecodeError
@@ -97,6 +97,8 @@ class Controller(QObject):
         self._stream_worker: StreamWorker | None = None
         self._pending_generate: GenerateRequest | None = None
         self._loading_path = ""
+        self._shut_down = False
+        self._ending: list[QThread] = []
 
     # ---------------------------------------------------------------- state helpers
     @property
@@ -123,10 +125,11 @@ class Controller(QObject):
 
     def _launch(self, worker: QObject) -> QThread:
         """Move ``worker`` to a new QThread (all its signals already connected) and start it."""
+        if self._shut_down:
+            raise RuntimeError("The controller is shut down; no new work can start.")
         thread = QThread()
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
-        thread.finished.connect(worker.deleteLater)  # runs in the worker's thread as it ends
         thread.finished.connect(self._on_thread_finished)
         self._threads[thread] = worker
         thread.start()
@@ -136,11 +139,31 @@ class Controller(QObject):
     def _on_thread_finished(self) -> None:
         thread = self.sender()
         if isinstance(thread, QThread):
-            thread.wait()  # ``finished`` is emitted just before the thread really ends
-            self._threads.pop(thread, None)
+            self._ending.append(thread)
+        self._reap()
+
+    @Slot()
+    def _reap(self) -> None:
+        """Drop threads that have really ended (``finished`` comes just before the end), and with
+        them their workers: both are then deleted from this thread, when no event can reach them
+        (no ``deleteLater`` inside the dying thread, which crashed PySide6 now and then).
+
+        Never a blocking wait here: the GUI thread polls until ``isFinished()`` instead.
+        """
+        still = []
+        for thread in self._ending:
+            if thread.isFinished():
+                self._threads.pop(thread, None)
+            else:
+                still.append(thread)
+        self._ending = still
+        if still:
+            QTimer.singleShot(5, self._reap)
 
     def run_task(self, tag: str, fn: Callable[[], Any]) -> None:
         """Run ``fn`` off the GUI thread; ``task_done(tag, result)`` or a message follows."""
+        if self._shut_down:
+            return
         worker = TaskWorker(tag, fn)
         worker.done.connect(self._on_task_done)
         worker.failed.connect(self._on_task_failed)
@@ -515,7 +538,11 @@ class Controller(QObject):
 
     # ---------------------------------------------------------------- shutdown
     def shutdown(self, timeout_ms: int = 30_000) -> bool:
-        """Stop every worker and wait for its thread (closing the window). True when all ended."""
+        """Stop every worker and wait for its thread (closing the window). True when all ended.
+
+        Afterwards nothing new starts: a QThread destroyed while running aborts the process.
+        """
+        self._shut_down = True
         self._pending_generate = None
         if self._stream_worker is not None:
             self._stream_worker.cancel()

@@ -717,6 +717,7 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.statusBar().showMessage("Stopping…")
         self.plot.timer.stop()
+        self._estimate_timer.stop()
         self.ctl.shutdown()
         if save_to and self.ctl.model is not None:
             try:

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 from core.events import EvalEvent, SampleEvent, StepEvent, TrainSummary
+
+
+@dataclass(frozen=True)
+class FakeModel:
+    """Stands for a ModelFile snapshot: only what the GUI reads of one."""
+
+    step: int
+
+    @property
+    def train(self) -> SimpleNamespace:
+        return SimpleNamespace(step=self.step, best_val_loss=None, total_steps=0)
 
 
 class FakeTrainer:
@@ -25,10 +38,10 @@ class FakeTrainer:
     def request_stop(self) -> None:
         self._stop.set()
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> FakeModel:
         self.threads_seen.add(threading.get_ident())
         self.snapshots += 1
-        return {"step": self.step}
+        return FakeModel(self.step)
 
     def run(self):
         while self.step < self.steps and not self._stop.is_set():

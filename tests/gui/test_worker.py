@@ -1,4 +1,7 @@
-"""The QThread adapter with a fake trainer: batching, pause/resume/stop, snapshots, errors."""
+"""The QThread adapter with a fake trainer: batching, pause/resume/stop, snapshots, errors.
+
+Waits poll what a GUI-thread Sink received (qtbot.waitSignal on a worker's signal would run
+its callback in the worker thread, the PySide6 behaviour the app avoids too)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from charlstm_gui.worker import StreamWorker, TrainWorker
 from core.errors import TrainingDiverged
 from core.events import StepEvent
 
-from .fakes import FakeTrainer
+from .fakes import FakeModel, FakeTrainer
 
 
 class Sink(QObject):
@@ -23,6 +26,9 @@ class Sink(QObject):
         self.snapshots: list = []
         self.failures: list = []
         self.finished: list = []
+        self.paused: list[int] = []
+        self.resumed = 0
+        self.chosen: list = []
 
     @Slot(object)
     def on_events(self, batch) -> None:
@@ -41,6 +47,18 @@ class Sink(QObject):
     def on_finished(self, summary, final) -> None:
         self.finished.append((summary, final))
 
+    @Slot(int)
+    def on_paused(self, step) -> None:
+        self.paused.append(step)
+
+    @Slot()
+    def on_resumed(self) -> None:
+        self.resumed += 1
+
+    @Slot(int, str)
+    def on_chosen(self, n, text) -> None:
+        self.chosen.append((n, text))
+
     @property
     def steps(self) -> list[int]:
         return [e.step for b in self.batches for e in b if isinstance(e, StepEvent)]
@@ -51,6 +69,9 @@ def start(worker: TrainWorker, sink: Sink) -> QThread:
     worker.snapshot_ready.connect(sink.on_snapshot)
     worker.failed.connect(sink.on_failed)
     worker.finished.connect(sink.on_finished)
+    worker.paused.connect(sink.on_paused)
+    worker.resumed.connect(sink.on_resumed)
+    worker.blas_chosen.connect(sink.on_chosen)
     thread = QThread()
     worker.moveToThread(thread)
     thread.started.connect(worker.run)
@@ -62,15 +83,14 @@ def test_events_arrive_batched_in_gui_thread(qtbot):
     trainer = FakeTrainer(steps=2000)
     worker, sink = TrainWorker(lambda: trainer, blas_threads=1), Sink()
     thread = start(worker, sink)
-    with qtbot.waitSignal(worker.finished, timeout=10_000):
-        pass
+    qtbot.waitUntil(lambda: bool(sink.finished), timeout=10_000)
     thread.wait(5000)
     assert sink.steps == list(range(1, 2001))
     assert len(sink.batches) < 2000  # fast steps are grouped, not one signal each
     assert sink.threads == {threading.get_ident()}
     assert threading.get_ident() not in trainer.threads_seen
     summary, final = sink.finished[0]
-    assert summary.reason == "completed" and final == {"step": 2000}
+    assert summary.reason == "completed" and final == FakeModel(2000)
 
 
 def test_pause_resume_stop(qtbot):
@@ -78,20 +98,19 @@ def test_pause_resume_stop(qtbot):
     worker, sink = TrainWorker(lambda: trainer, blas_threads=1), Sink()
     thread = start(worker, sink)
     qtbot.waitUntil(lambda: len(sink.steps) >= 3, timeout=10_000)
-    with qtbot.waitSignal(worker.paused, timeout=5000) as paused:
-        worker.request_pause()
-    parked = paused.args[0]
+    worker.request_pause()
+    qtbot.waitUntil(lambda: len(sink.paused) == 1, timeout=5000)
+    parked = sink.paused[0]
     worker.request_snapshot("generate")  # served while paused
     qtbot.waitUntil(lambda: len(sink.snapshots) == 1, timeout=5000)
-    assert sink.snapshots[0] == ({"step": parked}, "generate")
+    assert sink.snapshots[0] == (FakeModel(parked), "generate")
     assert trainer.step == parked
-    with qtbot.waitSignal(worker.resumed, timeout=5000):
-        worker.request_resume()
-    qtbot.waitUntil(lambda: trainer.step > parked + 2, timeout=5000)
+    worker.request_resume()
+    qtbot.waitUntil(lambda: sink.resumed == 1 and trainer.step > parked + 2, timeout=5000)
     worker.request_pause()
-    qtbot.waitSignal(worker.paused, timeout=5000).wait()
-    with qtbot.waitSignal(worker.finished, timeout=5000):
-        worker.request_stop()  # stop also wakes a paused worker
+    qtbot.waitUntil(lambda: len(sink.paused) == 2, timeout=5000)
+    worker.request_stop()  # stop also wakes a paused worker
+    qtbot.waitUntil(lambda: bool(sink.finished), timeout=5000)
     thread.wait(5000)
     assert sink.finished[0][0].reason == "stopped"
     assert sink.steps == list(range(1, trainer.step + 1))
@@ -101,30 +120,19 @@ def test_failure_reports_last_good_model(qtbot):
     exc = TrainingDiverged("The loss became NaN at step 7.", step=7)
     worker, sink = TrainWorker(lambda: FakeTrainer(fail_at=7, exc=exc), blas_threads=1), Sink()
     thread = start(worker, sink)
-    with qtbot.waitSignal(worker.failed, timeout=5000):
-        pass
+    qtbot.waitUntil(lambda: bool(sink.failures), timeout=5000)
     thread.wait(5000)
     error, tb, last = sink.failures[0]
-    assert error is exc and "TrainingDiverged" in tb and last == {"step": 7}
+    assert error is exc and "TrainingDiverged" in tb and last == FakeModel(7)
     assert sink.steps == list(range(1, 7))
 
 
 def test_blas_thread_count_is_measured(qtbot):
     worker, sink = TrainWorker(lambda: FakeTrainer(steps=400, step_s=0.004), max_threads=2), Sink()
-    chosen = []
-
-    class Info(QObject):
-        @Slot(int, str)
-        def on(self, n, text) -> None:
-            chosen.append((n, text))
-
-    info = Info()
-    worker.blas_chosen.connect(info.on)
     thread = start(worker, sink)
-    with qtbot.waitSignal(worker.finished, timeout=20_000):
-        pass
+    qtbot.waitUntil(lambda: bool(sink.finished), timeout=20_000)
     thread.wait(5000)
-    assert chosen and chosen[0][0] in (1, 2) and "chars/s" in chosen[0][1]
+    assert sink.chosen and sink.chosen[0][0] in (1, 2) and "chars/s" in sink.chosen[0][1]
 
 
 def test_stream_worker_cancel(qtbot):

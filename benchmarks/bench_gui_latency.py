@@ -1,0 +1,130 @@
+"""GUI responsiveness while training: event-loop latency and in-app vs headless throughput.
+
+Trains (L=2, H=512, B=32, T=100) on the built-in text for a fixed number of steps, first headless
+(the plain ``Trainer.run()`` loop, as the CLI does), then inside the app's window (offscreen) while
+a 10 ms QTimer measures how late the GUI event loop runs. Prints p50/p99/max lateness (target
+p99 < 50 ms) and in-app chars/s as a fraction of headless (target >= 0.9). Run:
+``.venv/bin/python benchmarks/bench_gui_latency.py [--steps 30]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
+
+from charlstm_gui.app import create_app  # noqa: E402
+from core.config import ModelConfig, TrainConfig  # noqa: E402
+from core.data import builtin_corpus  # noqa: E402
+from core.events import StepEvent  # noqa: E402
+from core.trainer import Trainer  # noqa: E402
+
+SETTINGS = dict(hidden_size=512, num_layers=2, seq_len=100, batch_size=32, dropout=0.1)
+TICK_MS = 10
+
+
+def rate(steps: list[StepEvent], skip: int) -> float:
+    """chars/s between step ``skip`` and the last one, from the trainer's own clock."""
+    a, b = steps[skip], steps[-1]
+    return (b.chars_seen - a.chars_seen) / (b.elapsed_s - a.elapsed_s)
+
+
+def headless(corpus, mc: ModelConfig, tc: TrainConfig) -> float:
+    steps = [e for e in Trainer(corpus, mc, tc).run() if isinstance(e, StepEvent)]
+    return rate(steps, 1)
+
+
+def in_app(corpus, tc: TrainConfig, n_steps: int) -> tuple[float, np.ndarray, str]:
+    app = create_app(["bench"])
+    from charlstm_gui.window import MainWindow
+
+    w = MainWindow()
+    w.show()
+    w.ctl.corpus = corpus
+    w.ctl.corpus_changed.emit(corpus)
+    w.form.set_values(
+        {
+            **SETTINGS,
+            "duration_unit": "steps",
+            "duration": n_steps,
+            "eval_every": 0,
+            "sample_every": 0,
+            "checkpoint_every": 0,
+            "autosave_dir": "",
+            "seed": tc.seed,
+        }
+    )
+    steps: list[StepEvent] = []
+    w.ctl.train_events.connect(
+        lambda batch: steps.extend(e for e in batch if isinstance(e, StepEvent))
+    )
+    blas: list[str] = []
+    w.ctl.blas_info.connect(blas.append)
+    late: list[float] = []
+    clock = QElapsedTimer()
+    clock.start()
+    last = [clock.nsecsElapsed()]
+
+    def tick() -> None:
+        now = clock.nsecsElapsed()
+        late.append(max(0.0, (now - last[0]) / 1e6 - TICK_MS))
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(TICK_MS)
+    timer.timeout.connect(tick)
+    w.train_new()
+    timer.start()
+    while w.ctl.training:
+        app.processEvents()
+        time.sleep(0.001)  # the loop above stands for app.exec(); it sleeps when idle
+    timer.stop()
+    w.ctl.shutdown()
+    w.close()
+    return rate(steps, 1), np.array(late), blas[0] if blas else "BLAS threads: not decided"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=30)
+    args = p.parse_args()
+    corpus = builtin_corpus()
+    tc = TrainConfig(
+        seq_len=100,
+        batch_size=32,
+        steps=args.steps,
+        eval_every=0,
+        sample_every=0,
+        checkpoint_every=0,
+    )
+    mc = ModelConfig(vocab_size=corpus.vocab.size, hidden_size=512, num_layers=2, dropout=0.1)
+    print(
+        f"text: {corpus.name}, {corpus.n_chars:,} chars; L=2 H=512 B=32 T=100; "
+        f"{args.steps} steps each; {os.cpu_count()} CPUs"
+    )
+    t0 = time.perf_counter()
+    base = headless(corpus, mc, tc)
+    print(f"headless Trainer.run(): {base:,.0f} chars/s ({time.perf_counter() - t0:.0f} s)")
+    app_rate, late, blas = in_app(corpus, tc, args.steps)
+    print(
+        f"in the app:             {app_rate:,.0f} chars/s = {app_rate / base:.2f} x headless "
+        "(target >= 0.9)"
+    )
+    print(f"  {blas}")
+    print(
+        f"event-loop lateness over {late.size} ticks of {TICK_MS} ms: "
+        f"p50 {np.percentile(late, 50):.1f} ms, p99 {np.percentile(late, 99):.1f} ms, "
+        f"max {late.max():.1f} ms (target p99 < 50 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -60,6 +60,7 @@ def in_app(corpus, tc: TrainConfig, n_steps: int) -> tuple[float, np.ndarray, st
             "checkpoint_every": 0,
             "autosave_dir": "",
             "seed": tc.seed,
+            "val_fraction": 0.0,
         }
     )
     steps: list[StepEvent] = []
@@ -104,6 +105,7 @@ def main() -> None:
         eval_every=0,
         sample_every=0,
         checkpoint_every=0,
+        val_fraction=0.0,  # no final evaluation (minutes at this size): training only
     )
     mc = ModelConfig(vocab_size=corpus.vocab.size, hidden_size=512, num_layers=2, dropout=0.1)
     print(

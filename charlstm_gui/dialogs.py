@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import APP_NAME
-from .resources import load_pixmap
+from .desktop import app_icon
 
 ENCODINGS = (
     "latin-1",
@@ -138,7 +138,7 @@ def ask_encoding(parent: QWidget, path: str, message: str) -> str | None:
 def about(parent: QWidget) -> None:
     box = QMessageBox(parent)
     box.setWindowTitle(f"About {APP_NAME}")
-    box.setIconPixmap(load_pixmap("icon.svg", 64))
+    box.setIconPixmap(app_icon().pixmap(64, 64))
     from core import __version__
 
     box.setText(

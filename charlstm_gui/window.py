@@ -32,11 +32,11 @@ from core.events import EvalEvent, SampleEvent, StepEvent
 from . import APP_NAME, fmt
 from .actions import build_actions
 from .controller import Controller, GenerateRequest, State
+from .desktop import app_icon
 from .dialogs import about, ask_encoding, show_error_report
 from .estimate import estimate, measure_gflops
 from .generate_panel import GeneratePanel
 from .plot import LossPlot
-from .resources import app_icon
 from .samples_pane import SamplesPane
 from .settings_form import SettingsForm
 from .text_panel import TextPanel

@@ -326,37 +326,41 @@ class Trainer:
                 self._history["train_step"].append(self._step)
                 self._history["train_loss"].append(loss)
             steps_this_session += 1
-            now = time.perf_counter()
-            self._session_elapsed = now - self._session_start
+            now = self._session_elapsed = time.perf_counter() - self._session_start
             recent.append((now, self._step))
             if len(recent) > 20:
                 recent.pop(0)
             if len(recent) >= 2:
-                cps = (recent[-1][1] - recent[0][1]) * B * T / (recent[-1][0] - recent[0][0])
+                span = max(recent[-1][0] - recent[0][0], 1e-9)
+                cps = (recent[-1][1] - recent[0][1]) * B * T / span
             else:
                 cps = B * T / max(self._session_elapsed, 1e-9)
             if tc.minutes is not None and (steps_this_session <= 20 or self._step % 50 == 0):
                 self._total = self._planned_total(self._session_elapsed / steps_this_session)
-            yield StepEvent(
-                step=self._step,
-                total_steps=self._total,
-                epoch=self._epoch_float(),
-                chars_seen=self._step * B * T,
-                loss=loss,
-                lr=lr,
-                grad_norm=norm,
-                chars_per_sec=cps,
-                elapsed_s=self.elapsed_s,
+            yield from self._emit(
+                StepEvent(
+                    step=self._step,
+                    total_steps=self._total,
+                    epoch=self._epoch_float(),
+                    chars_seen=self._step * B * T,
+                    loss=loss,
+                    lr=lr,
+                    grad_norm=norm,
+                    chars_per_sec=cps,
+                    elapsed_s=self.elapsed_s,
+                )
             )
             if tc.eval_every and self._step % tc.eval_every == 0 and len(self._val_ids) > 1:
-                yield self._eval_event()
+                yield from self._emit(self._eval_event())
                 last_eval_step = self._step
             if tc.sample_every and self._step % tc.sample_every == 0:
-                yield SampleEvent(
-                    step=self._step,
-                    text=self._sample(),
-                    temperature=tc.sample_temperature,
-                    val_loss=self._last_val,
+                yield from self._emit(
+                    SampleEvent(
+                        step=self._step,
+                        text=self._sample(),
+                        temperature=tc.sample_temperature,
+                        val_loss=self._last_val,
+                    )
                 )
             if (
                 self.checkpoint_path
@@ -365,14 +369,14 @@ class Trainer:
                 and not self._done()
             ):
                 checkpoint = self.save(self.checkpoint_path)
-                yield CheckpointEvent(step=self._step, path=checkpoint)
+                yield from self._emit(CheckpointEvent(step=self._step, path=checkpoint))
         # A completed run ends with a validation loss; a stopped one saves at once (a full
         # validation pass can take a while on big texts, and the user asked to stop).
         if reason == "completed" and self._step != last_eval_step and len(self._val_ids) > 1:
-            yield self._eval_event()
+            yield from self._emit(self._eval_event())
         if self.checkpoint_path and steps_this_session > 0:
             checkpoint = self.save(self.checkpoint_path)
-            yield CheckpointEvent(step=self._step, path=checkpoint)
+            yield from self._emit(CheckpointEvent(step=self._step, path=checkpoint))
         return TrainSummary(
             steps=self._step,
             reason=reason,
@@ -380,6 +384,13 @@ class Trainer:
             elapsed_s=self.elapsed_s,
             checkpoint_path=checkpoint,
         )
+
+    def _emit(self, event: Event) -> Generator[Event, None, None]:
+        """Yield ``event``; the time until the caller asks for the next one (showing it, or a
+        pause) is not training time, so it counts neither in elapsed time, chars/s nor minutes."""
+        t = time.perf_counter()
+        yield event
+        self._session_start += time.perf_counter() - t
 
     def _eval_event(self) -> EvalEvent:
         val = self._validate()

@@ -199,3 +199,17 @@ def test_continue_on_another_text(tmp_path):
     with pytest.raises(CorpusMismatchError) as err:
         Trainer(corpus_from_text(make_text() + "XYZ"), MC, tc(steps=8), resume=snap)
     assert "'X'" in str(err.value)
+
+
+def test_time_spent_outside_the_trainer_is_not_training_time(monkeypatch):
+    """A paused caller (one that holds on to an event) does not add to elapsed time."""
+    clock = {"now": 1000.0}
+    monkeypatch.setattr("core.trainer.time.perf_counter", lambda: clock["now"])
+    trainer = Trainer(corpus_from_text(make_text()), MC, tc(steps=4, eval_every=0))
+    elapsed = []
+    for ev in trainer.run():
+        if isinstance(ev, StepEvent):
+            elapsed.append(ev.elapsed_s)
+        clock["now"] += 3600.0  # an hour-long pause between events
+    assert max(elapsed) < 1.0
+    assert trainer.elapsed_s < 1.0

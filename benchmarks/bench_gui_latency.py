@@ -19,7 +19,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer  # noqa: E402
 
 from charlstm_gui.app import create_app  # noqa: E402
 from core.config import ModelConfig, TrainConfig  # noqa: E402
@@ -43,7 +43,7 @@ def headless(corpus, mc: ModelConfig, tc: TrainConfig) -> float:
 
 
 def in_app(corpus, tc: TrainConfig, n_steps: int) -> tuple[float, np.ndarray, str]:
-    app = create_app(["bench"])
+    _app = create_app(["bench"])  # keep the QApplication alive for the window
     from charlstm_gui.window import MainWindow
 
     w = MainWindow()
@@ -82,11 +82,12 @@ def in_app(corpus, tc: TrainConfig, n_steps: int) -> tuple[float, np.ndarray, st
     timer = QTimer()
     timer.setInterval(TICK_MS)
     timer.timeout.connect(tick)
+    loop = QEventLoop()  # the app's own event loop, as app.exec() runs it
+    w.ctl.state_changed.connect(lambda _state: None if w.ctl.training else loop.quit())
     w.train_new()
     timer.start()
-    while w.ctl.training:
-        app.processEvents()
-        time.sleep(0.001)  # the loop above stands for app.exec(); it sleeps when idle
+    if w.ctl.training:
+        loop.exec()
     timer.stop()
     w.ctl.shutdown()
     w.close()

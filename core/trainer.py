@@ -15,6 +15,7 @@ import dataclasses
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Generator
 
 import numpy as np
@@ -292,7 +293,7 @@ class Trainer:
         self._stop.clear()
         self._session_start = time.perf_counter() - self._session_elapsed
         steps_this_session = 0
-        recent: list[tuple[float, int]] = []  # (time, step) for chars/s over recent steps
+        recent: deque[float] = deque(maxlen=20)  # durations of recent steps, for chars/s
         last_eval_step = self._history["val_step"][-1] if self._history["val_step"] else -1
         checkpoint: str | None = None
         reason = "completed"
@@ -300,6 +301,7 @@ class Trainer:
             if self._stop.is_set():
                 reason = "stopped"
                 break
+            t_step = time.perf_counter()
             x, y = self._next_batch()
             lr = learning_rate(tc, self._step, self._total)
             prep = Prepared(self.params, mc)
@@ -326,15 +328,10 @@ class Trainer:
                 self._history["train_step"].append(self._step)
                 self._history["train_loss"].append(loss)
             steps_this_session += 1
-            now = self._session_elapsed = time.perf_counter() - self._session_start
-            recent.append((now, self._step))
-            if len(recent) > 20:
-                recent.pop(0)
-            if len(recent) >= 2:
-                span = max(recent[-1][0] - recent[0][0], 1e-9)
-                cps = (recent[-1][1] - recent[0][1]) * B * T / span
-            else:
-                cps = B * T / max(self._session_elapsed, 1e-9)
+            self._session_elapsed = time.perf_counter() - self._session_start
+            # throughput of the training steps alone (evaluations and samples excluded)
+            recent.append(time.perf_counter() - t_step)
+            cps = len(recent) * B * T / max(sum(recent), 1e-9)
             if tc.minutes is not None and (steps_this_session <= 20 or self._step % 50 == 0):
                 self._total = self._planned_total(self._session_elapsed / steps_this_session)
             yield from self._emit(

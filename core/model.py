@@ -149,6 +149,7 @@ class Prepared:
             self.layers.append(_Layer(w=w, b=b, wx_u=wx_u, wh_u=wh_u))
         self.dec_w = params["decoder.weight"]  # (V, H)
         self.dec_b = params["decoder.bias"]  # (V,)
+        self._w0T: np.ndarray | None = None  # (V, 4H) copy of w0, made by the first step()
 
     # ---------------------------------------------------------------- inference
 
@@ -165,7 +166,9 @@ class Prepared:
         with np.errstate(over="ignore"):
             for k, lay in enumerate(self.layers):
                 if k == 0:
-                    z = self.w0[:, ids].T  # (B, 4H), bias included
+                    if self._w0T is None:  # rows gather fastest at B = 1: a contiguous copy
+                        self._w0T = np.ascontiguousarray(self.w0.T)
+                    z = self._w0T[ids]  # (B, 4H), bias included
                     z += h0[0] @ lay.w.T
                 else:
                     z = np.concatenate([x, h0[k]], axis=1) @ lay.w.T

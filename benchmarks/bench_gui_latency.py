@@ -90,6 +90,7 @@ def in_app(corpus, tc: TrainConfig, n_steps: int) -> tuple[float, np.ndarray, st
         loop.exec()
     timer.stop()
     w.ctl.shutdown()
+    w.ask_unsaved = lambda context: "discard"  # a benchmark's model is not worth a question
     w.close()
     return rate(steps, 1), np.array(late), blas[0] if blas else "BLAS threads: not decided"
 

@@ -10,10 +10,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -83,8 +85,8 @@ class TextPanel(QWidget):
         cform.addRow(self.verdict)
         self.labels["speed"].setToolTip(
             "Estimated from the floating-point work of one step divided by the speed of a short "
-            "(~50 ms) matrix multiply of the step's main shape, timed on this machine. The status "
-            "bar shows the measured speed once training runs."
+            "real training step (one layer, a 16-character window) timed on this machine. The "
+            "status bar shows the measured speed once training runs."
         )
         self.preview = QPlainTextEdit()
         self.preview.setReadOnly(True)
@@ -97,8 +99,14 @@ class TextPanel(QWidget):
         col.addWidget(info)
         col.addWidget(check)
         col.addStretch(1)
+        # In a short dock the wrapped labels would be squeezed on top of each other: scroll instead.
+        scroll = QScrollArea()
+        scroll.setWidget(left)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         lay = QHBoxLayout(self)
-        lay.addWidget(left, 2)
+        lay.addWidget(scroll, 2)
         lay.addWidget(self.preview, 3)
 
     def show_corpus(self, corpus: Any, val_fraction: float) -> None:
@@ -128,7 +136,7 @@ class TextPanel(QWidget):
         else:
             self.labels["speed"].setText(
                 f"about {est.seconds_per_step * 1000:,.0f} ms "
-                f"(matrix speed measured here: {est.gflops:,.1f} GFLOP/s)"
+                f"(a real training step ran here at {est.gflops:,.1f} GFLOP/s)"
             )
             self.labels["run"].setText(
                 "—"

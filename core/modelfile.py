@@ -25,6 +25,7 @@ from . import __version__
 from .config import ModelConfig, TrainConfig
 from .data import N_CODEPOINTS, Vocab
 from .errors import CharLSTMError, ModelFileError, ModelFormatVersionError
+from .model import param_shapes
 
 FORMAT_VERSION = 1
 APP_NAME = "CharLSTM Studio"
@@ -74,22 +75,9 @@ class ModelFile:
 
 
 def expected_param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Parameter names (in PyTorch's state_dict order) and shapes for ``cfg``.
-
-    lstm.weight_ih_l{k} (4H, in), lstm.weight_hh_l{k} (4H, H), lstm.bias_ih_l{k} (4H,),
-    lstm.bias_hh_l{k} (4H,) with in = V for k = 0 else H, gate order i, f, g, o;
-    decoder.weight (V, H), decoder.bias (V,).
-    """
-    v, h = cfg.vocab_size, cfg.hidden_size
-    shapes: dict[str, tuple[int, ...]] = {}
-    for k in range(cfg.num_layers):
-        shapes[f"lstm.weight_ih_l{k}"] = (4 * h, v if k == 0 else h)
-        shapes[f"lstm.weight_hh_l{k}"] = (4 * h, h)
-        shapes[f"lstm.bias_ih_l{k}"] = (4 * h,)
-        shapes[f"lstm.bias_hh_l{k}"] = (4 * h,)
-    shapes["decoder.weight"] = (v, h)
-    shapes["decoder.bias"] = (v,)
-    return shapes
+    """Parameter names (in PyTorch's state_dict order) and shapes for ``cfg``: the model's own
+    ``param_shapes`` (gate order i, f, g, o; ``lstm.weight_ih_l0`` is (4H, V))."""
+    return param_shapes(cfg)
 
 
 # ---------------------------------------------------------------------------------------------

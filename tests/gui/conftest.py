@@ -50,3 +50,18 @@ def _is_running(thread: QThread) -> bool:
         return thread.isRunning()
     except RuntimeError:  # the C++ object is already gone
         return False
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    """The real main window with tiny settings; unsaved-work questions answer "discard"."""
+    from charlstm_gui.window import MainWindow
+
+    from .helpers import TINY
+
+    w = MainWindow()
+    qtbot.addWidget(w)
+    monkeypatch.setattr(w, "ask_unsaved", lambda context: "discard")
+    w.form.set_values({**TINY, "autosave_dir": str(tmp_path / "autosave")})
+    yield w
+    w.ctl.shutdown()

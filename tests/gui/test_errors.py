@@ -4,26 +4,13 @@ from __future__ import annotations
 
 import sys
 
-import pytest
-
 import core.trainer
 from charlstm_gui import dialogs
 from charlstm_gui.controller import State
-from charlstm_gui.window import MainWindow
 from core.errors import TrainingDiverged
 
 from .fakes import FakeModel, FakeTrainer
-from .helpers import TINY, small_text
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    w = MainWindow()
-    qtbot.addWidget(w)
-    monkeypatch.setattr(w, "ask_unsaved", lambda context: "discard")
-    w.form.set_values({**TINY, "autosave_dir": str(tmp_path / "autosave")})
-    yield w
-    w.ctl.shutdown()
+from .helpers import small_text
 
 
 def wait_message(qtbot, w):

@@ -3,22 +3,10 @@ continue, close while training. Tiny settings (H=16, L=1, B=4, T=16) keep it fas
 
 from __future__ import annotations
 
-import pytest
-
 from charlstm_gui.controller import GenerateRequest, State
 from charlstm_gui.window import MainWindow
 
 from .helpers import TINY, small_text
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    w = MainWindow()
-    qtbot.addWidget(w)
-    monkeypatch.setattr(w, "ask_unsaved", lambda context: "discard")
-    w.form.set_values({**TINY, "autosave_dir": str(tmp_path / "autosave")})
-    yield w
-    w.ctl.shutdown()
 
 
 def load(qtbot, w, path):

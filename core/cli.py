@@ -31,6 +31,7 @@ from .errors import (
     CharLSTMError,
     ConfigError,
     CorpusMismatchError,
+    DecodeError,
     ModelFileError,
     TrainingDiverged,
 )
@@ -736,6 +737,9 @@ def main(argv: list[str] | None = None) -> int:
     except (_UsageError, ConfigError) as e:
         _err(str(e))
         return EXIT_USAGE
+    except DecodeError as e:  # the engine's message names encodings; say how to pass one here
+        _err(f"{e} Give it with --encoding NAME.")
+        return EXIT_FAILURE
     except CharLSTMError as e:
         _err(str(e))
         return EXIT_FAILURE

@@ -347,7 +347,7 @@ def load_corpus(
         raise DecodeError(
             f"{path} is not valid {enc_label} text: the byte 0x{data[offset]:02X} at byte offset "
             f"{offset} cannot be decoded. If the file uses another encoding, choose it "
-            "(for example --encoding latin-1 or cp1252).",
+            "(for example latin-1 or cp1252).",
             offset=offset,
             encoding=enc_label,
         ) from None

@@ -334,6 +334,8 @@ class Trainer:
             cps = len(recent) * B * T / max(sum(recent), 1e-9)
             if tc.minutes is not None and (steps_this_session <= 20 or self._step % 50 == 0):
                 self._total = self._planned_total(self._session_elapsed / steps_this_session)
+            if tc.minutes is not None and self._session_elapsed >= tc.minutes * 60.0:
+                self._total = self._step  # the time is up: this step ends the planned run
             yield from self._emit(
                 StepEvent(
                     step=self._step,

@@ -165,6 +165,8 @@ def test_minutes_budget_ends_the_run():
     events, summary = drain(trainer.run())
     assert summary.reason == "completed" and summary.steps >= 1
     assert events[-1].kind == "eval"
+    last = [e for e in events if isinstance(e, StepEvent)][-1]
+    assert last.total_steps == last.step == summary.steps  # a finished run reads 100%
 
 
 def test_epochs_set_the_length():

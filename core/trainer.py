@@ -113,7 +113,11 @@ class Trainer:
             self._history = {k: list(np.asarray(v).tolist()) for k, v in st.history.items()}
             same_text = st.corpus.get("sha256") == corpus.sha256
             same_shape = st.h.shape == (model_config.num_layers, B, model_config.hidden_size)
-            same_batching = st.config.batch_size == B and st.config.seq_len == T
+            same_batching = (st.config.batch_size, st.config.seq_len, st.config.val_fraction) == (
+                B,
+                T,
+                tc.val_fraction,
+            )
             if same_text and same_shape and same_batching and tc.seed == st.config.seed:
                 # exact continuation: the same streams, carried state and random streams
                 self._dropout_rng.bit_generator.state = st.rng["dropout"]

@@ -215,3 +215,14 @@ def test_time_spent_outside_the_trainer_is_not_training_time(monkeypatch):
         clock["now"] += 3600.0  # an hour-long pause between events
     assert max(elapsed) < 1.0
     assert trainer.elapsed_s < 1.0
+
+
+def test_resume_with_another_validation_split_starts_the_streams_over():
+    corpus = corpus_from_text(make_text())
+    trainer = Trainer(corpus, MC, tc(steps=80, eval_every=0))
+    drain(trainer.run())  # ends at batch 80 of 84: past the end of a shorter training part
+    cont = Trainer(
+        corpus, MC, tc(steps=90, val_fraction=0.4, eval_every=0), resume=trainer.snapshot()
+    )
+    _, summary = drain(cont.run())
+    assert summary.steps == 90

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import ModelConfig
+from .parallel import batch_workers, map_slices, slices
 
 Params = dict[str, np.ndarray]
 State = tuple[np.ndarray, np.ndarray]  # (h, c), each (L, B, H)
@@ -91,10 +92,12 @@ def _gate_perm(H: int) -> np.ndarray:
 
 @dataclass
 class _Layer:
-    w: np.ndarray  # (4H, n_in + H) [W_ih | W_hh], internal gate order, scaled (see Prepared)
-    b: np.ndarray  # (4H, 1) b_ih + b_hh, internal order, scaled (k = 0: folded into w)
+    w: np.ndarray  # (4H, H) W_hh, internal gate order, scaled (see Prepared)
+    wx: np.ndarray | None  # (4H, H) W_ih scaled, layers k > 0 (layer 0's is Prepared.w0)
+    b: np.ndarray  # (4H, 1) b_ih + b_hh, internal order, scaled (k = 0: folded into w0)
     wx_u: np.ndarray  # (4H, n_in) W_ih, internal order, unscaled: dx_t = wx_u.T @ da_t
     wh_u: np.ndarray  # (4H, H) W_hh, internal order, unscaled: dh_{t-1} = wh_u.T @ da_t
+    cat_t: np.ndarray | None = None  # (2H, 4H) [W_ih | W_hh].T scaled, k > 0, made by step()
 
 
 class Prepared:
@@ -105,16 +108,17 @@ class Prepared:
 
     Layouts inside the passes (measured on the 2-core AVX2 machine, OpenBLAS, 2 threads):
 
-    * each layer keeps its input and its previous hidden state side by side, ``XH`` (T+1, B,
-      n_in + H) with ``XH[t] = [x_t, h_{t-1}]``, so one product [W_ih | W_hh] (4H, n_in + H) @
-      ``XH[t].T`` gives a step's pre-activations: no separate input projection (as fast as one
-      flat product plus a per-step add, which must read a strided slice), no add, and one flat
-      product for [dW_ih | dW_hh]. Layer 0's input is one-hot, so it is never formed: its
-      projection (bias folded in) is gathered for all steps at once from rows of a (V, 4H)
-      copy of W_ih, ``XH`` holds only h (n_in = 0 there), and dW_ih is a sorted row-sum, so
-      a 6,000-character vocabulary costs no more per step than 65 characters. Reading
-      ``XH[t].T`` (a transposed view) costs OpenBLAS nothing, while a strided (H, T, B) slice
-      costs ~25% more per product;
+    * every layer's input projection W_ih x_t + b is computed for all T steps before its
+      recurrence, ``GX`` (4H, T, B), so that a step multiplies only W_hh (4H, H) @ h_{t-1}
+      and adds its (4H, B) slice of ``GX``. Layer 0's input is one-hot, so it is never
+      formed: its projection (bias folded in) is gathered from columns of W_ih, and dW_ih is
+      a sorted row-sum, so a 6,000-character vocabulary costs no more per step than 65
+      characters. Layer k > 0's is one flat (4H, H) @ (H, T*B) product, which runs near the
+      BLAS peak, where a per-step [W_ih | W_hh] (4H, 2H) product on [x_t, h_{t-1}] would
+      stream twice the weights through the cache every step (measured 1.7 ms against
+      0.56 ms per step at H = 512, B = 16 on one thread);
+    * the hidden states are kept in ``XH`` (T+1, B, H), ``XH[t] = h_{t-1}``; reading
+      ``XH[t].T`` (a transposed view) costs OpenBLAS nothing;
     * per-step gate work is on contiguous (4H, B) blocks ``G[t]`` of a (T, 4H, B) array, the
       orientation (4H, K) @ (K, B) being OpenBLAS's fastest at small B, and elementwise passes
       on contiguous blocks 3-4x faster than on strided views;
@@ -125,28 +129,25 @@ class Prepared:
 
     def __init__(self, params: Params, cfg: ModelConfig) -> None:
         self.cfg = cfg
-        H, V = cfg.hidden_size, cfg.vocab_size
+        H = cfg.hidden_size
         self.perm = _gate_perm(H)
         dtype = np.dtype(cfg.dtype)
         scale = np.full((4 * H, 1), -1.0, dtype)
         scale[3 * H :] = -2.0
         self.layers: list[_Layer] = []
         for k in range(cfg.num_layers):
-            n_in = V if k == 0 else H
             wx_u = params[f"lstm.weight_ih_l{k}"][self.perm]
             wh_u = params[f"lstm.weight_hh_l{k}"][self.perm]
             b = (params[f"lstm.bias_ih_l{k}"] + params[f"lstm.bias_hh_l{k}"])[self.perm][:, None]
             b *= scale
+            wx = wx_u * scale
             if k == 0:
                 # The one-hot input is never formed: its product is a gathered column of this
-                # copy of W_ih (4H, V), scaled, bias folded in; W_hh alone multiplies h.
-                self.w0 = wx_u * scale + b
-                w = wh_u * scale
-            else:
-                w = np.empty((4 * H, n_in + H), dtype)
-                np.multiply(wx_u, scale, out=w[:, :n_in])
-                np.multiply(wh_u, scale, out=w[:, n_in:])
-            self.layers.append(_Layer(w=w, b=b, wx_u=wx_u, wh_u=wh_u))
+                # copy of W_ih (4H, V), scaled, bias folded in.
+                wx += b
+                self.w0 = wx
+                wx = None
+            self.layers.append(_Layer(w=wh_u * scale, wx=wx, b=b, wx_u=wx_u, wh_u=wh_u))
         self.dec_w = params["decoder.weight"]  # (V, H)
         self.dec_b = params["decoder.bias"]  # (V,)
         self._w0T: np.ndarray | None = None  # (V, 4H) copy of w0, made by the first step()
@@ -170,8 +171,10 @@ class Prepared:
                         self._w0T = np.ascontiguousarray(self.w0.T)
                     z = self._w0T[ids]  # (B, 4H), bias included
                     z += h0[0] @ lay.w.T
-                else:
-                    z = np.concatenate([x, h0[k]], axis=1) @ lay.w.T
+                else:  # one product on [x, h] reads the weights once, in one call
+                    if lay.cat_t is None:
+                        lay.cat_t = np.concatenate([lay.wx, lay.w], axis=1).T
+                    z = np.concatenate([x, h0[k]], axis=1) @ lay.cat_t
                     z += lay.b[:, 0]
                 np.exp(z, out=z)
                 z += 1.0
@@ -205,11 +208,11 @@ class Prepared:
         dropout there), as made by ``dropout_masks``. Returns logits (V, T, B), the final state
         and the cache for ``backward`` (None when ``need_cache`` is false).
 
-        The cache's ``"layers"`` entries are ``(XH, G, Cs, TC, mask)``: ``XH`` (T+1, B, n_in + H)
-        with ``XH[t] = [x_t, h_{t-1}]`` (n_in = 0 at layer 0, whose input is gathered; so
-        ``XH[1:, :, n_in:]`` are the hidden states), gate
+        The cache's ``"layers"`` entries are ``(XH, G, Cs, TC, mask, inp)``: ``XH`` (T+1, B, H)
+        with ``XH[t] = h_{t-1}`` (so ``XH[1:]`` are the layer's outputs before dropout), gate
         activations (T, 4H, B) in internal order, cell states (T+1, H, B) with ``Cs[0]`` the
-        initial one, and tanh(c) (T, H, B).
+        initial one, tanh(c) (T, H, B), the dropout mask of the output, and the layer's input
+        (T*B, H) (None at layer 0, whose input is one-hot).
         """
         cfg = self.cfg
         B, T = x.shape
@@ -223,18 +226,18 @@ class Prepared:
         o, i, f, g = slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H), slice(3 * H, None)
         with np.errstate(over="ignore"):
             for k, lay in enumerate(self.layers):
-                n_in = 0 if k == 0 else H  # width of x_t inside XH (layer 0's is gathered)
-                XH = np.empty((T + 1, B, n_in + H), dtype)
+                XH = np.empty((T + 1, B, H), dtype)
                 G = np.empty((T, 4 * H, B), dtype)
-                if k == 0:
-                    # every step's input projection at once: columns of W_ih gathered by id,
-                    # (4H, T, B); each step adds its (4H, B) slice (measured cheaper than a
-                    # transposed copy to (T, 4H, B), and than a product with one-hot vectors)
+                # every step's input projection at once, (4H, T, B); each step adds its
+                # (4H, B) slice (measured cheaper than a transposed copy to (T, 4H, B))
+                if k == 0:  # columns of W_ih gathered by id (cheaper than a one-hot product)
+                    inp = None
                     GX = np.take(self.w0, xt, axis=1)
                 else:
-                    XH[:T, :, :H] = out
-                    XH[T, :, :H] = 0.0  # unused
-                XH[0, :, n_in:] = h0[k]
+                    inp = out.reshape(T * B, H)
+                    GX = np.matmul(lay.wx, inp.T).reshape(4 * H, T, B)
+                    GX += lay.b[:, :, None]
+                XH[0] = h0[k]
                 Cs = np.empty((T + 1, H, B), dtype)
                 TC = np.empty((T, H, B), dtype)
                 tmp = np.empty((H, B), dtype)
@@ -242,21 +245,22 @@ class Prepared:
                 for t in range(T):
                     z = G[t]
                     np.matmul(lay.w, XH[t].T, out=z)
-                    z += GX[:, t] if k == 0 else lay.b
+                    z += GX[:, t]
                     _gates(z, H)
                     c = Cs[t + 1]
                     np.multiply(z[f], Cs[t], out=c)  # f ⊙ c_{t-1}
                     np.multiply(z[i], z[g], out=tmp)  # i ⊙ g
                     c += tmp
                     _tanh(c, out=TC[t])
-                    np.multiply(z[o], TC[t], out=XH[t + 1, :, n_in:].T)  # h = o ⊙ tanh(c)
-                h_last[k], c_last[k] = XH[T, :, n_in:], Cs[T].T
-                out = XH[1:, :, n_in:]
+                    np.multiply(z[o], TC[t], out=XH[t + 1].T)  # h = o ⊙ tanh(c)
+                del GX
+                h_last[k], c_last[k] = XH[T], Cs[T].T
+                out = XH[1:]
                 mask = masks[k] if masks is not None else None
                 if mask is not None:
                     out = out * mask
                 if need_cache:
-                    layer_caches.append((XH, G, Cs, TC, mask))
+                    layer_caches.append((XH, G, Cs, TC, mask, inp))
         top = out.reshape(T * B, H)  # a view, also when ``out`` is a slice of XH
         logits = self.dec_w @ top.T  # (V, T*B)
         logits += self.dec_b[:, None]
@@ -294,8 +298,7 @@ class Prepared:
         dh = np.empty((H, B), dtype)
         for k in reversed(range(cfg.num_layers)):
             lay = self.layers[k]
-            n_in = 0 if k == 0 else H
-            XH, G, Cs, TC, mask = cache["layers"][k]
+            XH, G, Cs, TC, mask, inp = cache["layers"][k]
             if mask is not None:
                 dout *= mask
             dA = np.empty((T, 4 * H, B), dtype)
@@ -329,10 +332,9 @@ class Prepared:
                     np.matmul(whT, a, out=dh_next)
             # (T, 4H, B) → (T*B, 4H): each (4H, B) block transposed in cache
             dAf = np.ascontiguousarray(dA.transpose(0, 2, 1)).reshape(T * B, 4 * H)
-            dW = dAf.T @ XH[:T].reshape(T * B, n_in + H)  # [dW_ih | dW_hh], internal order
-            parts = [("hh", dW[:, n_in:])]
+            parts = [("hh", dAf.T @ XH[:T].reshape(T * B, H))]  # internal gate order
             if k > 0:
-                parts.append(("ih", dW[:, :n_in]))
+                parts.append(("ih", dAf.T @ inp))
             else:  # the gradient of the gather: rows of dAf summed by character id
                 parts.append(("ih", _scatter_rows(cache["x"].reshape(-1), dAf, V).T))
             for name, part in parts:
@@ -388,13 +390,17 @@ def _tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def softmax_xent(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.ndarray]:
+def softmax_xent(
+    logits: np.ndarray, targets: np.ndarray, norm: int | None = None
+) -> tuple[float, np.ndarray]:
     """Mean cross-entropy (nats) over all T*B characters and its gradient w.r.t. the logits.
 
-    logits: (V, T, B), overwritten with the gradient (p - onehot) / (T*B) to save memory.
-    targets: (T, B) ids.
+    logits: (V, T, B), overwritten with the gradient (p - onehot) / norm to save memory; norm
+    defaults to T*B (the gradient of the mean; a slice of a larger batch passes that batch's
+    count, so that the slices' gradients add up). targets: (T, B) ids.
     """
     V, T, B = logits.shape
+    norm = T * B if norm is None else norm
     logits -= logits.max(axis=0)
     np.exp(logits, out=logits)
     sums = logits.sum(axis=0)  # (T, B)
@@ -402,8 +408,8 @@ def softmax_xent(logits: np.ndarray, targets: np.ndarray) -> tuple[float, np.nda
     p_target = logits[targets, tt, bb] / sums
     tiny = np.finfo(logits.dtype).tiny
     loss = float(-np.log(np.maximum(p_target, tiny)).astype(np.float64).mean())
-    logits *= (1.0 / (T * B)) / sums
-    logits[targets, tt, bb] -= logits.dtype.type(1.0 / (T * B))
+    logits *= (1.0 / norm) / sums
+    logits[targets, tt, bb] -= logits.dtype.type(1.0 / norm)
     return loss, logits
 
 
@@ -442,17 +448,40 @@ def loss_and_grads(
     y: np.ndarray,
     state: State,
     dropout_rng: np.random.Generator | None = None,
+    *,
+    workers: int | None = None,
 ) -> tuple[float, Params, State]:
     """Mean cross-entropy over the batch and its gradients.
 
     x, y: (B, T) input and target ids (y is x shifted by one). state: (h, c) carried in.
     Returns (loss in nats/char, grads keyed like params, final state).
+
+    The B streams are cut into ``workers`` slices run side by side (see ``core.parallel``;
+    None: as many as the machine's BLAS threads, on small machines). The slices' gradients
+    are summed, so the result equals the one-slice pass up to float rounding; the dropout
+    masks are drawn for the whole batch first, so the random stream does not depend on it.
     """
     B, T = x.shape
     prep = Prepared(params, cfg)
-    logits, new_state, cache = prep.forward(x, state, masks=dropout_masks(cfg, dropout_rng, T, B))
-    loss, dlogits = softmax_xent(logits, np.ascontiguousarray(y.T))
-    return loss, prep.backward(cache, dlogits), new_state
+    masks = dropout_masks(cfg, dropout_rng, T, B)
+    parts = slices(B, batch_workers(B, cfg.hidden_size) if workers is None else workers)
+
+    def run(rows: slice) -> tuple[float, Params, State]:
+        part_masks = None if masks is None else [m[:, rows] for m in masks]
+        part_state = (state[0][:, rows], state[1][:, rows])
+        logits, new_state, cache = prep.forward(x[rows], part_state, masks=part_masks)
+        loss, dlogits = softmax_xent(logits, np.ascontiguousarray(y[rows].T), norm=T * B)
+        return loss * ((rows.stop - rows.start) / B), prep.backward(cache, dlogits), new_state
+
+    results = map_slices(run, parts)
+    loss, grads, new_state = results[0]
+    for part_loss, part_grads, _ in results[1:]:
+        loss += part_loss
+        for name, g in part_grads.items():
+            grads[name] += g
+    if len(results) > 1:
+        new_state = tuple(np.concatenate([r[2][i] for r in results], axis=1) for i in (0, 1))
+    return loss, grads, new_state
 
 
 def forward(
@@ -464,8 +493,7 @@ def forward(
     cell states (B, T, H) (views; ``"layers"`` is ``Prepared.forward``'s internal cache).
     """
     logits, new_state, cache = Prepared(params, cfg).forward(x, state)
-    H = cfg.hidden_size
-    cache["h_all"] = [lc[0][1:, :, -H:].transpose(1, 0, 2) for lc in cache["layers"]]
+    cache["h_all"] = [lc[0][1:].transpose(1, 0, 2) for lc in cache["layers"]]
     cache["c_all"] = [lc[2][1:].transpose(2, 0, 1) for lc in cache["layers"]]
     return logits.transpose(2, 1, 0), new_state, cache
 

@@ -18,6 +18,7 @@ from .data import Vocab
 from .errors import ConfigError, VocabularyError
 from .model import Prepared, nll, zero_state
 from .modelfile import ModelFile
+from .parallel import batch_workers, map_slices, slices
 
 
 def _check_prime(vocab: Vocab, prime: str) -> None:
@@ -114,14 +115,21 @@ def generate(
 
 
 def mean_loss(
-    prep: Prepared, cfg: ModelConfig, ids: np.ndarray, *, streams: int = 1, seq_len: int = 256
+    prep: Prepared,
+    cfg: ModelConfig,
+    ids: np.ndarray,
+    *,
+    streams: int = 1,
+    seq_len: int = 256,
+    workers: int | None = None,
 ) -> float:
     """Mean next-character cross-entropy (nats/char) of ``ids`` (N,).
 
     The text is cut into ``streams`` equal contiguous pieces run side by side, each from a zero
     state with the state carried through its piece in windows of ``seq_len``; the few characters
     that do not fill the last column are dropped. streams=1 scores every character of the text in
-    order, exactly as a reader would meet it.
+    order, exactly as a reader would meet it. The streams are shared among ``workers`` threads
+    (None: as ``core.parallel.batch_workers`` decides).
     """
     n = len(ids) - 1
     streams = max(1, min(streams, n))
@@ -130,14 +138,20 @@ def mean_loss(
         raise ConfigError("The text is too short to evaluate: it needs at least 2 characters.")
     x_all = ids[: streams * seg].reshape(streams, seg).astype(np.int64)
     y_all = ids[1 : streams * seg + 1].reshape(streams, seg).astype(np.int64)
-    state = zero_state(cfg, streams)
-    total = 0.0
-    for start in range(0, seg, seq_len):
-        x = x_all[:, start : start + seq_len]
-        y = y_all[:, start : start + seq_len]
-        logits, state, _ = prep.forward(x, state, need_cache=False)
-        total += float(nll(logits, np.ascontiguousarray(y.T)).sum())
-    return total / (streams * seg)
+    if workers is None:
+        workers = batch_workers(streams, cfg.hidden_size)
+
+    def run(rows: slice) -> float:
+        state = zero_state(cfg, rows.stop - rows.start)
+        total = 0.0
+        for start in range(0, seg, seq_len):
+            x = x_all[rows, start : start + seq_len]
+            y = y_all[rows, start : start + seq_len]
+            logits, state, _ = prep.forward(x, state, need_cache=False)
+            total += float(nll(logits, np.ascontiguousarray(y.T)).sum())
+        return total
+
+    return sum(map_slices(run, slices(streams, workers))) / (streams * seg)
 
 
 def evaluate(model: ModelFile, ids: np.ndarray, *, streams: int = 1) -> float:

@@ -24,7 +24,7 @@ from .config import ModelConfig, TrainConfig
 from .data import Corpus, check_trainable
 from .errors import ConfigError, CorpusMismatchError, TrainingDiverged
 from .events import CheckpointEvent, EvalEvent, Event, SampleEvent, StepEvent, TrainSummary
-from .model import Prepared, dropout_masks, init_params, softmax_xent, zero_state
+from .model import Prepared, init_params, loss_and_grads, zero_state
 from .modelfile import ModelFile, TrainState, save_model
 from .optim import Adam, clip_grads, global_norm, learning_rate
 from .sample import generate, mean_loss
@@ -308,12 +308,9 @@ class Trainer:
             t_step = time.perf_counter()
             x, y = self._next_batch()
             lr = learning_rate(tc, self._step, self._total)
-            prep = Prepared(self.params, mc)
-            masks = dropout_masks(mc, self._dropout_rng, T, B)
-            logits, new_state, cache = prep.forward(x, (self._h, self._c), masks=masks)
-            loss, dlogits = softmax_xent(logits, np.ascontiguousarray(y.T))
-            grads = prep.backward(cache, dlogits)
-            del cache, logits, dlogits, prep
+            loss, grads, new_state = loss_and_grads(
+                self.params, mc, x, y, (self._h, self._c), self._dropout_rng
+            )
             norm = global_norm(grads)
             if not (math.isfinite(loss) and math.isfinite(norm)):
                 what = "loss" if not math.isfinite(loss) else "gradient"

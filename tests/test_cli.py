@@ -163,15 +163,15 @@ def test_ctrl_c_stops_after_the_step_and_saves(text, capsys, monkeypatch):
 
 
 def test_divergence_saves_last_good_weights(text, capsys, monkeypatch):
-    real = trainer_mod.softmax_xent
+    real = trainer_mod.loss_and_grads
     calls = []
 
-    def failing(logits, y):
+    def failing(*args, **kwargs):
         calls.append(1)
-        loss, d = real(logits, y)
-        return (float("nan") if len(calls) == 4 else loss), d
+        loss, grads, state = real(*args, **kwargs)
+        return (float("nan") if len(calls) == 4 else loss), grads, state
 
-    monkeypatch.setattr(trainer_mod, "softmax_xent", failing)
+    monkeypatch.setattr(trainer_mod, "loss_and_grads", failing)
     code, _, err = run(capsys, "train", text, *TINY, "--steps", 20, "--out", "m.npz")
     assert code == 1 and "diverged at step 4" in err and "m.npz" in err
     assert len(err.strip().splitlines()[-1]) > 0 and load_model("m.npz").train.step == 3

@@ -23,13 +23,13 @@ def _setup(dropout: float = 0.0, dtype: str = "float64", seed: int = 0):
     return cfg, params, x, y, state
 
 
-def _check_gradients(dropout: float) -> None:
+def _check_gradients(dropout: float, workers: int | None = None) -> None:
     cfg, params, x, y, state = _setup(dropout)
 
     def rng():  # identical masks at every evaluation
         return np.random.default_rng(42) if dropout > 0 else None
 
-    loss, grads, _ = model.loss_and_grads(params, cfg, x, y, state, rng())
+    loss, grads, _ = model.loss_and_grads(params, cfg, x, y, state, rng(), workers=workers)
     assert set(grads) == set(model.param_names(cfg))
     # eps balances truncation (~eps²) and round-off (~1e-16 / eps); relative errors are taken
     # against max(|fd| + |grad|, 1e-4) so that exactly-zero gradients are judged absolutely
@@ -40,9 +40,9 @@ def _check_gradients(dropout: float) -> None:
         for j in np.ndindex(p.shape):
             old = p[j]
             p[j] = old + eps
-            lp = model.loss_and_grads(params, cfg, x, y, state, rng())[0]
+            lp = model.loss_and_grads(params, cfg, x, y, state, rng(), workers=workers)[0]
             p[j] = old - eps
-            lm = model.loss_and_grads(params, cfg, x, y, state, rng())[0]
+            lm = model.loss_and_grads(params, cfg, x, y, state, rng(), workers=workers)[0]
             p[j] = old
             fd[j] = (lp - lm) / (2 * eps)
         err = np.abs(fd - grads[name]) / np.maximum(np.abs(fd) + np.abs(grads[name]), 1e-4)
@@ -55,6 +55,26 @@ def test_gradients_match_finite_differences_every_parameter():
 
 def test_gradients_with_dropout_fixed_masks():
     _check_gradients(dropout=0.3)
+
+
+def test_gradients_of_a_batch_cut_into_slices():
+    # each of the B streams on its own thread: the summed slice gradients are the gradient
+    _check_gradients(dropout=0.3, workers=B)
+
+
+def test_slices_give_the_one_slice_result():
+    cfg, params, x, y, state = _setup(dropout=0.3)
+    serial = model.loss_and_grads(params, cfg, x, y, state, np.random.default_rng(5), workers=1)
+    for workers in (2, 3):
+        split = model.loss_and_grads(
+            params, cfg, x, y, state, np.random.default_rng(5), workers=workers
+        )
+        assert split[0] == pytest.approx(serial[0], rel=1e-13)
+        for name, g in serial[1].items():
+            np.testing.assert_allclose(split[1][name], g, rtol=1e-11, atol=1e-14, err_msg=name)
+        for a, b in zip(split[2], serial[2], strict=True):
+            assert a.shape == (L, B, H)
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
 
 
 def test_step_equals_forward():

@@ -10,7 +10,7 @@ from core.data import Vocab
 from core.errors import ConfigError, VocabularyError
 from core.model import Prepared, init_params, zero_state
 from core.modelfile import ModelFile, load_model, save_model
-from core.sample import evaluate, generate, introspect, next_char_distribution
+from core.sample import evaluate, generate, introspect, mean_loss, next_char_distribution
 
 
 @pytest.fixture
@@ -98,6 +98,16 @@ def test_evaluate_matches_a_step_by_step_run(model):
         z = logits[0].astype(np.float64)
         total += np.log(np.exp(z - z.max()).sum()) + z.max() - z[ids[t + 1]]
     assert evaluate(model, ids) == pytest.approx(total / (len(ids) - 1), rel=1e-5)
+
+
+def test_evaluation_split_among_threads_scores_the_same(model):
+    text = "abc defgh.\nhag bad cafe.\n" * 12
+    ids = model.vocab.encode(text).astype(np.int64)
+    prep = Prepared(model.params, model.config)
+    one = mean_loss(prep, model.config, ids, streams=5, seq_len=7, workers=1)
+    for workers in (2, 3, 5):
+        split = mean_loss(prep, model.config, ids, streams=5, seq_len=7, workers=workers)
+        assert split == pytest.approx(one, rel=1e-6)
 
 
 def test_introspection_shapes_and_consistency(model):

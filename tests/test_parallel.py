@@ -1,0 +1,64 @@
+"""core/parallel.py: cutting a batch into slices run on threads."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from threadpoolctl import threadpool_limits
+
+from core import parallel
+
+
+def test_slices_cover_the_batch_evenly():
+    for batch in (1, 2, 7, 32, 33):
+        for workers in (1, 2, 3, 4, 50):
+            parts = parallel.slices(batch, workers)
+            assert len(parts) == min(workers, batch)
+            rows = [r for p in parts for r in range(p.start, p.stop)]
+            assert rows == list(range(batch))
+            sizes = {p.stop - p.start for p in parts}
+            assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
+
+
+def test_map_slices_runs_every_part_in_order_on_threads():
+    seen = []
+
+    def fn(rows: slice) -> tuple[int, int]:
+        time.sleep(0.01 * (3 - rows.start))  # the later parts finish first
+        seen.append(threading.get_ident())
+        return rows.start, rows.stop
+
+    parts = parallel.slices(3, 3)
+    assert parallel.map_slices(fn, parts) == [(0, 1), (1, 2), (2, 3)]
+    assert len(set(seen)) == 3  # three threads, the caller's among them
+
+
+def test_map_slices_raises_after_all_parts_and_restores_blas():
+    before = parallel.blas_threads()
+    finished = []
+
+    def fn(rows: slice) -> int:
+        if rows.start == 0:
+            raise ValueError("part 0 failed")
+        time.sleep(0.05)
+        finished.append(rows.start)
+        return rows.start
+
+    with pytest.raises(ValueError, match="part 0 failed"):
+        parallel.map_slices(fn, parallel.slices(2, 2))
+    assert finished == [1]  # the other part was not abandoned
+    assert parallel.blas_threads() == before
+
+
+def test_workers_follow_the_blas_thread_limit():
+    if parallel._blas() is None:
+        pytest.skip("threadpoolctl finds no BLAS library to control")
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert parallel.batch_workers(64, 512) == 1
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert parallel.blas_threads() == 2
+        assert parallel.batch_workers(64, 512) == 2
+        assert parallel.batch_workers(32, 256) == 1  # slices too thin to gain
+        assert parallel.batch_workers(1, 512) == 1

@@ -27,9 +27,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import numpy as np  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
 
-from core import model  # noqa: E402
+from core import model, parallel  # noqa: E402
 from core.config import ModelConfig  # noqa: E402
 
 V = 65
@@ -208,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             use_torch = False
             print("torch is not importable: the PyTorch column is skipped.")
 
-    with threadpool_limits(limits=THREADS):
+    with parallel.blas_thread_count(THREADS):
         opt = type(_optimizer({"w": np.zeros(1, np.float32)})).__name__
         opt = "core/optim.py" if opt == "_ProjectAdam" else "the benchmark's minimal Adam"
         print(

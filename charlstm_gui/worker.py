@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from PySide6.QtCore import QObject, Signal, Slot
-from threadpoolctl import threadpool_limits
 
+from core import parallel
 from core.events import StepEvent
 
 EMIT_INTERVAL_S = 1 / 30  # at most this many batches of events per second reach the GUI
@@ -118,7 +118,7 @@ class TrainWorker(QObject):
     def run(self) -> None:
         trainer = None
         try:
-            with threadpool_limits(limits=self._blas_threads or self._max_threads, user_api="blas"):
+            with parallel.blas_thread_count(self._blas_threads or self._max_threads):
                 trainer = self._factory()
                 with self._cond:
                     self._trainer = trainer
@@ -193,26 +193,28 @@ class TrainWorker(QObject):
 
 
 class _ThreadChooser:
-    """Times real training steps at 1, then at ``max_threads`` BLAS threads, and keeps the faster.
+    """Times real training steps at ``max_threads``, then at 1 BLAS thread, and keeps the faster.
 
-    OpenBLAS with as many threads as cores collapses as soon as another thread (the GUI) wants a
-    core, so the decision is measured in place, under the app's real load, rather than assumed.
-    The first step (allocation, warm caches) is ignored; each candidate runs for at least
-    ``min_steps`` steps and ``min_s`` seconds.
+    With several threads the engine runs the batch in slices on that many threads (see
+    ``core.parallel``); that loses as soon as another program wants the cores, so the decision
+    is measured in place, under the app's real load, rather than assumed. The larger count
+    goes first, as it usually wins, and only the run's first step (allocation, cold caches) is
+    left out: each candidate then runs ``min_steps`` steps and at least ``min_s`` seconds, so
+    that on an idle 2-core machine the measurement costs about two steps at half speed.
     """
 
-    def __init__(self, max_threads: int, min_steps: int = 3, min_s: float = 0.4) -> None:
-        self.candidates = [1] if max_threads <= 1 else [1, max_threads]
+    def __init__(self, max_threads: int, min_steps: int = 2, min_s: float = 0.4) -> None:
+        self.candidates = [1] if max_threads <= 1 else [max_threads, 1]
         self.min_steps, self.min_s = min_steps, min_s
         self.rates: dict[int, float] = {}
         self.index = 0
         self.warm = False
         self.n, self.t, self.chars = 0, 0.0, 0
         self.current = self.candidates[0]
-        threadpool_limits(limits=self.current, user_api="blas")
+        parallel.set_blas_threads(self.current)
 
     def record(self, seconds: float, n_chars: int) -> int | None:
-        if not self.warm:  # the first step after a change of thread count is not timed
+        if not self.warm:  # the run's first step is not timed
             self.warm = True
             return None
         self.n += 1
@@ -224,11 +226,11 @@ class _ThreadChooser:
         self.index += 1
         if self.index < len(self.candidates):
             self.current = self.candidates[self.index]
-            self.n, self.t, self.chars, self.warm = 0, 0.0, 0, False
-            threadpool_limits(limits=self.current, user_api="blas")
+            self.n, self.t, self.chars = 0, 0.0, 0
+            parallel.set_blas_threads(self.current)
             return None
         self.current = max(self.rates, key=self.rates.__getitem__)
-        threadpool_limits(limits=self.current, user_api="blas")
+        parallel.set_blas_threads(self.current)
         return self.current
 
     def explain(self) -> str:
@@ -265,7 +267,7 @@ class StreamWorker(QObject):
         completed = False
         try:
             # One BLAS thread: sampling is matrix-vector work and must not starve the trainer.
-            with threadpool_limits(limits=1, user_api="blas"):
+            with parallel.single_threaded_blas():
                 gen = self._factory()
                 try:
                     for chunk in gen:

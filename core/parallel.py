@@ -11,11 +11,15 @@ Measured on the 2-core machine (forward + backward, T=100, best of 5): L=2, H=51
 807 ms with BLAS on 2 threads, 727 ms with two slices of 16 rows; L=1, H=512, B=64: 691 ms
 against 561 ms. Small products gain nothing (see ``MIN_SLICE_VALUES``).
 
-The number of slices follows the BLAS thread count the caller allows (``threadpoolctl``, a
-dependency of the package; without it, or with an unknown BLAS, everything stays serial), so
-a caller that limits BLAS to one thread gets the serial pass. Above ``MAX_WORKERS`` cores the
-batch is no longer split: slices of a few rows would make the products too thin, and a
-multi-threaded BLAS scales there.
+The number of slices follows the BLAS thread count the caller allows (``set_blas_threads``,
+through ``threadpoolctl``, a dependency of the package; without it, or with an unknown BLAS,
+everything stays serial), so a caller that sets BLAS to one thread gets the serial pass.
+Above ``MAX_WORKERS`` cores the batch is no longer split: slices of a few rows would make the
+products too thin, and a multi-threaded BLAS scales there.
+
+BLAS's thread count is one setting for the whole process. Everything in this project that
+changes it goes through this module (``set_blas_threads``, ``single_threaded_blas``), which
+keeps overlapping changes from different threads consistent.
 """
 
 from __future__ import annotations
@@ -34,9 +38,12 @@ MAX_WORKERS = 4  # split the batch only on machines with 2..MAX_WORKERS BLAS thr
 # two slices of 16 rows ~5% slower than one pass; at H = 512, B = 64, ~15% faster).
 MIN_SLICE_VALUES = 32_768
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _controller = None  # threadpoolctl.ThreadpoolController restricted to BLAS, made once
 _pool: ThreadPoolExecutor | None = None
+_sections = 0  # single-threaded sections open now, in any thread
+_outer = 1  # the BLAS thread count to restore when the last section closes
+_control: ThreadPoolExecutor | None = None  # the one thread that sets BLAS's thread count
 
 
 def _blas():
@@ -44,6 +51,8 @@ def _blas():
     global _controller
     with _lock:
         if _controller is None:
+            import numpy  # noqa: F401  (loads the BLAS library that is to be found)
+
             try:
                 from threadpoolctl import ThreadpoolController
             except ImportError:
@@ -54,12 +63,90 @@ def _blas():
         return _controller or None
 
 
+def _live_threads(blas) -> int:
+    return max(1, min(lc.num_threads for lc in blas.lib_controllers))
+
+
+def _set_threads(blas, n: int) -> None:
+    """Set the count from the one thread that ever sets it (see ``set_blas_threads``)."""
+    global _control
+    if _control is None:
+        _control = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blas-control")
+
+    def apply() -> None:
+        for lc in blas.lib_controllers:
+            lc.set_num_threads(n)
+
+    _control.submit(apply).result()
+
+
 def blas_threads() -> int:
-    """The thread count BLAS would use now (1 when unknown)."""
+    """The thread count BLAS is set to (1 when unknown); inside single-threaded sections, the
+    count it returns to when the last one ends."""
     blas = _blas()
     if blas is None:
         return 1
-    return max(1, min(lc.num_threads for lc in blas.lib_controllers))
+    with _lock:
+        return _outer if _sections else _live_threads(blas)
+
+
+def set_blas_threads(n: int) -> None:
+    """Set BLAS's thread count, for this process. During a single-threaded section (a batch
+    running on slices, or a generation) the change takes effect when the last section ends, so
+    that sections opened and closed by different threads never leave a stale count behind.
+
+    OpenBLAS (0.3.31, seen here) ignores a change made by one thread while another thread that
+    made one is still alive (the main thread, a GUI worker): so every change is made by one
+    long-lived thread of this module, whoever asks for it. Code that calls threadpoolctl or
+    OpenBLAS directly would break that; ``map_slices`` checks, and runs its parts in turn when
+    BLAS could not be made single-threaded.
+    """
+    global _outer
+    blas = _blas()
+    if blas is None:
+        return
+    with _lock:
+        if _sections:
+            _outer = max(1, n)
+        else:
+            _set_threads(blas, max(1, n))
+
+
+@contextlib.contextmanager
+def blas_thread_count(n: int) -> Iterator[None]:
+    """``set_blas_threads(n)`` for the duration; the count before is set back after."""
+    before = blas_threads()
+    set_blas_threads(n)
+    try:
+        yield
+    finally:
+        set_blas_threads(before)
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """BLAS on one thread for the duration, for every thread of the process.
+
+    Sections nest and overlap across threads (a training step on slices, a generation beside
+    it): the first one to open saves the thread count and the last one to close restores it.
+    """
+    global _sections, _outer
+    blas = _blas()
+    if blas is None:
+        yield
+        return
+    with _lock:
+        if _sections == 0:
+            _outer = _live_threads(blas)
+            _set_threads(blas, 1)
+        _sections += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _sections -= 1
+            if _sections == 0:
+                _set_threads(blas, _outer)
 
 
 def batch_workers(batch: int, hidden: int) -> int:
@@ -78,16 +165,6 @@ def slices(batch: int, workers: int) -> list[slice]:
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-@contextlib.contextmanager
-def _single_threaded_blas() -> Iterator[None]:
-    blas = _blas()
-    if blas is None:
-        yield
-        return
-    with blas.limit(limits=1):
-        yield
-
-
 def map_slices(fn: Callable[[slice], R], parts: list[slice]) -> list[R]:
     """``[fn(p) for p in parts]``, the parts run side by side when there are several.
 
@@ -102,7 +179,12 @@ def map_slices(fn: Callable[[slice], R], parts: list[slice]) -> list[R]:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=MAX_WORKERS - 1, thread_name_prefix="batch")
         pool = _pool
-    with _single_threaded_blas():
+    with single_threaded_blas():
+        blas = _blas()
+        if blas is not None and _live_threads(blas) != 1:
+            # OpenBLAS ignored the change (see set_blas_threads): multi-threaded products on
+            # several threads at once would fight over the cores, so run the parts in turn
+            return [fn(p) for p in parts]
         futures = [pool.submit(fn, p) for p in parts[1:]]
         try:
             first = fn(parts[0])

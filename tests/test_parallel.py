@@ -6,7 +6,6 @@ import threading
 import time
 
 import pytest
-from threadpoolctl import threadpool_limits
 
 from core import parallel
 
@@ -55,10 +54,34 @@ def test_map_slices_raises_after_all_parts_and_restores_blas():
 def test_workers_follow_the_blas_thread_limit():
     if parallel._blas() is None:
         pytest.skip("threadpoolctl finds no BLAS library to control")
-    with threadpool_limits(limits=1, user_api="blas"):
+    assert parallel._sections == 0, "a single-threaded section was left open"
+    with parallel.blas_thread_count(1):
         assert parallel.batch_workers(64, 512) == 1
-    with threadpool_limits(limits=2, user_api="blas"):
+    with parallel.blas_thread_count(2):
         assert parallel.blas_threads() == 2
         assert parallel.batch_workers(64, 512) == 2
         assert parallel.batch_workers(32, 256) == 1  # slices too thin to gain
         assert parallel.batch_workers(1, 512) == 1
+
+
+def test_overlapping_single_threaded_sections_restore_the_count():
+    # A training step's section and a generation's section, opened and closed out of order (as
+    # two threads do). All calls come from this thread: OpenBLAS takes thread-count changes
+    # from other threads only until the main thread has made one.
+    if parallel._blas() is None:
+        pytest.skip("threadpoolctl finds no BLAS library to control")
+    live = parallel._live_threads
+    with parallel.blas_thread_count(2):
+        step, generation = parallel.single_threaded_blas(), parallel.single_threaded_blas()
+        step.__enter__()
+        assert live(parallel._blas()) == 1
+        generation.__enter__()
+        step.__exit__(None, None, None)
+        assert live(parallel._blas()) == 1  # the generation still runs
+        assert parallel.blas_threads() == 2  # what a trainer plans with meanwhile
+        parallel.set_blas_threads(1)  # a change made meanwhile waits for the last section
+        assert parallel.blas_threads() == 1 and live(parallel._blas()) == 1
+        parallel.set_blas_threads(2)
+        generation.__exit__(None, None, None)
+        assert live(parallel._blas()) == 2
+        assert parallel._sections == 0

@@ -5,13 +5,16 @@ The environment is set here, before anything imports Qt, so the tests never need
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 _runtime = tempfile.mkdtemp(prefix="charlstm-xdg-")
 os.chmod(_runtime, 0o700)
 os.environ["XDG_RUNTIME_DIR"] = _runtime
+atexit.register(shutil.rmtree, _runtime, ignore_errors=True)
 
 import gc  # noqa: E402
 

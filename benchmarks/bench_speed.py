@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 
-from core import model, parallel  # noqa: E402
+from core import memory, model, parallel  # noqa: E402
 from core.config import ModelConfig  # noqa: E402
 
 V = 65
@@ -94,6 +94,7 @@ def _optimizer(params: dict[str, np.ndarray]):
 class NumpyEngine:
     def __init__(self, L: int, H: int, B: int, T: int, seed: int = 0) -> None:
         self.cfg = ModelConfig(vocab_size=V, hidden_size=H, num_layers=L, dropout=0.0)
+        memory.keep_freed_memory()  # as core.trainer.Trainer does
         rng = np.random.default_rng(seed)
         self.params = model.init_params(self.cfg, rng)
         self.opt = _optimizer(self.params)

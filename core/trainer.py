@@ -24,6 +24,7 @@ from .config import ModelConfig, TrainConfig
 from .data import Corpus, check_trainable
 from .errors import ConfigError, CorpusMismatchError, TrainingDiverged
 from .events import CheckpointEvent, EvalEvent, Event, SampleEvent, StepEvent, TrainSummary
+from .memory import keep_freed_memory
 from .model import Prepared, init_params, loss_and_grads, zero_state
 from .modelfile import ModelFile, TrainState, save_model
 from .optim import Adam, clip_grads, global_norm, learning_rate
@@ -92,6 +93,7 @@ class Trainer:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards weights and state against snapshot() mid-update
 
+        keep_freed_memory()  # each step reuses the last one's memory (see core.memory)
         seeds = np.random.SeedSequence(tc.seed).spawn(3)
         self._dropout_rng = np.random.default_rng(seeds[1])
         self._sample_rng = np.random.default_rng(seeds[2])

@@ -1,13 +1,15 @@
-"""core/parallel.py: cutting a batch into slices run on threads."""
+"""core/parallel.py: cutting a batch into slices run on threads; core/memory.py."""
 
 from __future__ import annotations
 
+import platform
 import threading
 import time
 
+import numpy as np
 import pytest
 
-from core import parallel
+from core import memory, parallel
 
 
 def test_slices_cover_the_batch_evenly():
@@ -85,3 +87,13 @@ def test_overlapping_single_threaded_sections_restore_the_count():
         generation.__exit__(None, None, None)
         assert live(parallel._blas()) == 2
         assert parallel._sections == 0
+
+
+def test_keeping_freed_memory_applies_once_on_glibc():
+    # Its effect (page faults saved per training step) is measured, not asserted: the kernel's
+    # transparent huge pages make fault counts of a single allocation say nothing.
+    first = memory.keep_freed_memory()
+    assert first == (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+    assert memory.keep_freed_memory() == first
+    big = np.ones((4096, 4096), np.float32)  # 64 MiB: allocation still works
+    assert float(big.sum()) == 4096 * 4096

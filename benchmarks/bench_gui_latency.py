@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, QTimer  # noqa: E402
 
 from charlstm_gui.app import create_app  # noqa: E402
 from core.config import ModelConfig, TrainConfig  # noqa: E402
@@ -42,8 +43,13 @@ def headless(corpus, mc: ModelConfig, tc: TrainConfig) -> float:
     return rate(steps, 1)
 
 
-def in_app(corpus, tc: TrainConfig, n_steps: int) -> tuple[float, np.ndarray, str]:
+def in_app(
+    corpus, tc: TrainConfig, n_steps: int, settings_dir: str
+) -> tuple[float, np.ndarray, str]:
     _app = create_app(["bench"])  # keep the QApplication alive for the window
+    # the window saves its settings when it closes: into a throw-away folder, never the user's
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, settings_dir)
     from charlstm_gui.window import MainWindow
 
     w = MainWindow()
@@ -117,7 +123,9 @@ def main() -> None:
     t0 = time.perf_counter()
     base = headless(corpus, mc, tc)
     print(f"headless Trainer.run(): {base:,.0f} chars/s ({time.perf_counter() - t0:.0f} s)")
-    app_rate, late, blas = in_app(corpus, tc, args.steps)
+    with tempfile.TemporaryDirectory(prefix="charlstm-bench-") as tmp:
+        os.environ["XDG_DATA_HOME"] = tmp  # nor the user's recent files
+        app_rate, late, blas = in_app(corpus, tc, args.steps, tmp)
     print(
         f"in the app:             {app_rate:,.0f} chars/s = {app_rate / base:.2f} x headless "
         "(target >= 0.9)"

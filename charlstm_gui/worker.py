@@ -199,11 +199,12 @@ class _ThreadChooser:
     ``core.parallel``); that loses as soon as another program wants the cores, so the decision
     is measured in place, under the app's real load, rather than assumed. The larger count
     goes first, as it usually wins, and only the run's first step (allocation, cold caches) is
-    left out: each candidate then runs ``min_steps`` steps and at least ``min_s`` seconds, so
-    that on an idle 2-core machine the measurement costs about two steps at half speed.
+    left out: each candidate then runs ``min_steps`` steps and at least ``min_s`` seconds (one
+    step of a large model, dozens of a small one), so that on an idle 2-core machine the
+    measurement costs about one step at 60% of the speed.
     """
 
-    def __init__(self, max_threads: int, min_steps: int = 2, min_s: float = 0.4) -> None:
+    def __init__(self, max_threads: int, min_steps: int = 1, min_s: float = 0.4) -> None:
         self.candidates = [1] if max_threads <= 1 else [max_threads, 1]
         self.min_steps, self.min_s = min_steps, min_s
         self.rates: dict[int, float] = {}

@@ -77,7 +77,10 @@ def _set_threads(blas, n: int) -> None:
         for lc in blas.lib_controllers:
             lc.set_num_threads(n)
 
-    _control.submit(apply).result()
+    try:
+        _control.submit(apply).result()
+    except RuntimeError:  # the interpreter is shutting down: no new futures; set it from here
+        apply()
 
 
 def blas_threads() -> int:

@@ -48,6 +48,32 @@ def verdict(params: int, train_chars: int) -> str:
     return "A good match of model size and text size."
 
 
+class _WrapLabel(QLabel):
+    """A word-wrapped label whose minimum height follows its text at its current width.
+
+    QFormLayout does not ask a field for its height-for-width when a label's text changes after
+    the layout was made (the estimate arrives seconds after the text), so the rows below would be
+    drawn over a grown label; holding the minimum height to ``heightForWidth`` fixes that.
+    """
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__(text)
+        self.setWordWrap(True)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        h = self.heightForWidth(max(self.width(), 1))
+        if h > 0 and h != self.minimumHeight():
+            self.setMinimumHeight(h)
+
+
 class TextPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,9 +88,8 @@ class TextPanel(QWidget):
             ("encoding", "Encoding"),
             ("split", "Training / validation"),
         ):
-            lab = QLabel("—")
+            lab = _WrapLabel("—")
             lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            lab.setWordWrap(True)
             self.labels[key] = lab
             form.addRow(title + ":", lab)
         check = QGroupBox("Settings versus this text")
@@ -76,12 +101,10 @@ class TextPanel(QWidget):
             ("speed", "Estimated time per step"),
             ("run", "Estimated run"),
         ):
-            lab = QLabel("—")
-            lab.setWordWrap(True)
+            lab = _WrapLabel("—")
             self.labels[key] = lab
             cform.addRow(title + ":", lab)
-        self.verdict = QLabel()
-        self.verdict.setWordWrap(True)
+        self.verdict = _WrapLabel()
         cform.addRow(self.verdict)
         self.labels["speed"].setToolTip(
             "Estimated from the floating-point work of one step divided by the speed of a short "

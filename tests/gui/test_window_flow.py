@@ -118,3 +118,27 @@ def test_settings_and_layout_are_remembered(qtbot, tmp_path):
     assert (v["hidden_size"], v["duration_unit"], v["duration"]) == (96, "minutes", 7.5)
     assert v["autosave_dir"] == str(tmp_path / "x")
     assert w2.plot.log_box.isChecked() and w2.actions["log_scale"].isChecked()
+
+
+def test_text_panel_rows_grow_with_late_long_values(qtbot, window):
+    # The estimate arrives after the panel is laid out; its wrapped values must not be drawn
+    # over the rows below (QFormLayout alone kept the old row heights).
+    from charlstm_gui.estimate import Estimate
+    from charlstm_gui.text_panel import TextPanel
+
+    window.resize(1100, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    panel = window.findChildren(TextPanel)[0]
+    early = Estimate(params=171_043, memory=12_700_000, seconds_per_step=None, gflops=None)
+    panel.show_estimate(early, train_chars=3_600_000, run_steps=1000)
+    qtbot.wait(50)  # laid out with the short "measuring…"
+    est = Estimate(params=171_043, memory=12_700_000, seconds_per_step=0.053, gflops=57.1)
+    panel.show_estimate(est, train_chars=3_600_000, run_steps=1000)
+
+    def fitted() -> bool:
+        labels = [*panel.labels.values(), panel.verdict]
+        return all(lab.height() >= lab.heightForWidth(lab.width()) for lab in labels)
+
+    qtbot.waitUntil(fitted, timeout=2000)
+    assert panel.labels["speed"].height() > panel.labels["params"].height()  # it did wrap

@@ -447,7 +447,10 @@ class Controller(QObject):
                 seed=request.seed,
             )
 
-        worker = StreamWorker(factory)
+        # beside a running training (not a paused one), generation must leave it the cores
+        worker = StreamWorker(
+            factory, beside_training=self.state in (State.STARTING, State.TRAINING)
+        )
         worker.text.connect(self._on_stream_text)
         worker.failed.connect(self._on_stream_failed)
         worker.finished.connect(self._on_stream_finished)

@@ -7,6 +7,7 @@ second. Pause, stop and snapshot requests are cooperative: they are served betwe
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import traceback
@@ -246,6 +247,9 @@ class StreamWorker(QObject):
     """Pulls strings from a generator (sampling) and emits them joined, ~30 times a second.
 
     ``cancel()`` is checked between two characters; ``finished`` says whether it ran to the end.
+    With ``beside_training`` it holds BLAS to one thread while it runs: one character is
+    matrix-vector work that would take a core from the trainer's slices. Alone, it uses every
+    thread BLAS is set to (L=2, H=512 on 2 cores: 2,467 against 873 characters a second).
     """
 
     text = Signal(str)
@@ -253,10 +257,15 @@ class StreamWorker(QObject):
     finished = Signal(bool)
 
     def __init__(
-        self, factory: Callable[[], Iterator[str]], *, interval_s: float = EMIT_INTERVAL_S
+        self,
+        factory: Callable[[], Iterator[str]],
+        *,
+        beside_training: bool = False,
+        interval_s: float = EMIT_INTERVAL_S,
     ) -> None:
         super().__init__()
         self._factory = factory
+        self._beside_training = beside_training
         self._cancel = threading.Event()
         self._batch = _Batcher(interval_s)
 
@@ -267,8 +276,12 @@ class StreamWorker(QObject):
     def run(self) -> None:
         completed = False
         try:
-            # One BLAS thread: sampling is matrix-vector work and must not starve the trainer.
-            with parallel.single_threaded_blas():
+            blas = (
+                parallel.single_threaded_blas()
+                if self._beside_training
+                else contextlib.nullcontext()
+            )
+            with blas:
                 gen = self._factory()
                 try:
                     for chunk in gen:

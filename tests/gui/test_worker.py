@@ -164,3 +164,40 @@ def test_stream_worker_cancel(qtbot):
     worker.cancel()
     qtbot.waitUntil(lambda: done == [False], timeout=5000)
     thread.wait(5000)
+
+
+def _sections_seen_by_a_stream(qtbot, beside_training: bool) -> int:
+    from core import parallel
+
+    seen: list[int] = []
+    done: list[bool] = []
+
+    def chars():
+        seen.append(parallel._sections)  # single-threaded sections open while it runs
+        yield "x"
+
+    class Recv(QObject):
+        @Slot(bool)
+        def fin(self, ok) -> None:
+            done.append(ok)
+
+    worker = StreamWorker(chars, beside_training=beside_training)
+    recv = Recv()
+    worker.finished.connect(recv.fin)
+    thread = QThread()
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    thread.start()
+    qtbot.waitUntil(lambda: done == [True], timeout=5000)
+    thread.wait(5000)
+    return seen[0]
+
+
+def test_stream_worker_holds_blas_to_one_thread_only_beside_training(qtbot):
+    from core import parallel
+
+    alone = _sections_seen_by_a_stream(qtbot, beside_training=False)
+    beside = _sections_seen_by_a_stream(qtbot, beside_training=True)
+    if parallel._blas() is not None:
+        assert (alone, beside) == (0, 1)
+    assert parallel._sections == 0

@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 
-from core import memory, model, parallel  # noqa: E402
+from core import memory, model, optim, parallel  # noqa: E402
 from core.config import ModelConfig  # noqa: E402
 
 V = 65
@@ -38,57 +38,15 @@ LR = 2e-3
 THREADS = 2
 
 
-class _Adam:
-    """Adam (β = 0.9, 0.999, ε = 1e-8) with global-norm clipping, in place: a minimal
-    equivalent of core/optim.py's, used only when that module is missing."""
-
-    def __init__(self, params: dict[str, np.ndarray], lr: float) -> None:
-        self.lr, self.b1, self.b2, self.eps, self.t = lr, 0.9, 0.999, 1e-8, 0
-        self.m = {k: np.zeros_like(v) for k, v in params.items()}
-        self.v = {k: np.zeros_like(v) for k, v in params.items()}
-        self.tmp = {k: np.empty_like(v) for k, v in params.items()}
-
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
-        scale = min(1.0, CLIP / (norm + 1e-6))
-        self.t += 1
-        step = self.lr * np.sqrt(1 - self.b2**self.t) / (1 - self.b1**self.t)
-        for k, p in params.items():
-            g, m, v, tmp = grads[k], self.m[k], self.v[k], self.tmp[k]
-            if scale < 1.0:
-                g *= scale
-            m *= self.b1
-            m += (1 - self.b1) * g
-            v *= self.b2
-            np.multiply(g, g, out=tmp)
-            tmp *= 1 - self.b2
-            v += tmp
-            np.sqrt(v, out=tmp)
-            tmp += self.eps
-            np.divide(m, tmp, out=tmp)
-            tmp *= step
-            p -= tmp
-
-
-class _ProjectAdam:
-    """core/optim.py's Adam, global_norm and clip_grads: what the trainer runs."""
+class _Optimizer:
+    """core/optim.py's global-norm clip and Adam: what the trainer runs after each pass."""
 
     def __init__(self, params: dict[str, np.ndarray]) -> None:
-        from core import optim
-
-        self.optim = optim
         self.adam = optim.Adam(params)
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        self.optim.clip_grads(grads, CLIP, self.optim.global_norm(grads))
+        optim.clip_grads(grads, CLIP, optim.global_norm(grads))
         self.adam.update(params, grads, LR)
-
-
-def _optimizer(params: dict[str, np.ndarray]):
-    try:
-        return _ProjectAdam(params)
-    except (ImportError, AttributeError):
-        return _Adam(params, LR)
 
 
 class NumpyEngine:
@@ -97,7 +55,7 @@ class NumpyEngine:
         memory.keep_freed_memory()  # as core.trainer.Trainer does
         rng = np.random.default_rng(seed)
         self.params = model.init_params(self.cfg, rng)
-        self.opt = _optimizer(self.params)
+        self.opt = _Optimizer(self.params)
         self.state = model.zero_state(self.cfg, B)
         self.data = rng.integers(0, V, size=(16, B, T + 1))
         self.i = 0
@@ -209,10 +167,9 @@ def main(argv: list[str] | None = None) -> int:
             print("torch is not importable: the PyTorch column is skipped.")
 
     with parallel.blas_thread_count(THREADS):
-        opt = type(_optimizer({"w": np.zeros(1, np.float32)})).__name__
-        opt = "core/optim.py" if opt == "_ProjectAdam" else "the benchmark's minimal Adam"
         print(
-            f"training chars/s, float32, {THREADS} threads, V={V}, Adam ({opt}) + clip {CLIP:g}; "
+            f"training chars/s, float32, {THREADS} threads, V={V}, "
+            f"Adam (core/optim.py) + clip {CLIP:g}; "
             f"{args.repeats} rounds x {args.steps} steps per engine, interleaved "
             f"(median / min-time)"
         )

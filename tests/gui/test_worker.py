@@ -135,34 +135,43 @@ def test_blas_thread_count_is_measured(qtbot):
     assert sink.chosen and sink.chosen[0][0] in (1, 2) and "chars/s" in sink.chosen[0][1]
 
 
+class StreamSink(QObject):
+    """Receives a StreamWorker's text and its end in the GUI thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.got: list[str] = []
+        self.done: list[bool] = []
+
+    @Slot(str)
+    def text(self, t) -> None:
+        self.got.append(t)
+
+    @Slot(bool)
+    def fin(self, ok) -> None:
+        self.done.append(ok)
+
+
+def start_stream(worker: StreamWorker, sink: StreamSink) -> QThread:
+    worker.text.connect(sink.text)
+    worker.finished.connect(sink.fin)
+    thread = QThread()
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    thread.start()
+    return thread
+
+
 def test_stream_worker_cancel(qtbot):
     def chars():
         while True:
             yield "x"
 
-    worker = StreamWorker(chars)
-    got: list[str] = []
-    done: list[bool] = []
-
-    class Recv(QObject):
-        @Slot(str)
-        def text(self, t) -> None:
-            got.append(t)
-
-        @Slot(bool)
-        def fin(self, ok) -> None:
-            done.append(ok)
-
-    recv = Recv()
-    worker.text.connect(recv.text)
-    worker.finished.connect(recv.fin)
-    thread = QThread()
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    thread.start()
-    qtbot.waitUntil(lambda: len(got) >= 2, timeout=5000)
+    worker, sink = StreamWorker(chars), StreamSink()
+    thread = start_stream(worker, sink)
+    qtbot.waitUntil(lambda: len(sink.got) >= 2, timeout=5000)
     worker.cancel()
-    qtbot.waitUntil(lambda: done == [False], timeout=5000)
+    qtbot.waitUntil(lambda: sink.done == [False], timeout=5000)
     thread.wait(5000)
 
 
@@ -170,25 +179,14 @@ def _sections_seen_by_a_stream(qtbot, beside_training: bool) -> int:
     from core import parallel
 
     seen: list[int] = []
-    done: list[bool] = []
 
     def chars():
         seen.append(parallel._sections)  # single-threaded sections open while it runs
         yield "x"
 
-    class Recv(QObject):
-        @Slot(bool)
-        def fin(self, ok) -> None:
-            done.append(ok)
-
-    worker = StreamWorker(chars, beside_training=beside_training)
-    recv = Recv()
-    worker.finished.connect(recv.fin)
-    thread = QThread()
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    thread.start()
-    qtbot.waitUntil(lambda: done == [True], timeout=5000)
+    worker, sink = StreamWorker(chars, beside_training=beside_training), StreamSink()
+    thread = start_stream(worker, sink)
+    qtbot.waitUntil(lambda: sink.done == [True], timeout=5000)
     thread.wait(5000)
     return seen[0]
 

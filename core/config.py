@@ -43,7 +43,7 @@ class ModelConfig:
 class TrainConfig:
     seq_len: int = 50  # T: characters per truncated-BPTT window
     batch_size: int = 32  # B: parallel streams over the training text
-    lr: float = 8e-3  # Adam peak learning rate (see docs/quality.md for how it was chosen)
+    lr: float = 8e-3  # Adam peak learning rate (chosen with T=50: README, Benchmarks, Quality)
     lr_schedule: str = "cosine"  # "constant", or warm-up then cosine decay to min_lr_ratio*lr
     warmup_steps: int = 100  # linear warm-up length (cosine schedule only)
     min_lr_ratio: float = 0.1  # final learning rate as a fraction of lr (cosine schedule only)

@@ -244,6 +244,17 @@ class Trainer:
         remaining = tc.minutes * 60.0 - self._session_elapsed
         return self._step + max(1, int(remaining / session_step_s))
 
+    def _schedule_total(self, steps_this_session: int) -> int:
+        """The run length the learning-rate schedule is fitted to.
+
+        A ``minutes`` run learns its length from the time of its steps; before the first one it is
+        unknown, so the schedule then assumes a run longer than the warm-up: the first step is
+        the warm-up's first, as in a run of known length (it was once the peak rate).
+        """
+        if self._tc.minutes is None or steps_this_session > 0:
+            return self._total
+        return max(self._total, self._step + self._tc.warmup_steps + 1)
+
     def _epoch_float(self) -> float:
         return self._epoch + self._batch / self._batches_per_epoch
 
@@ -309,7 +320,7 @@ class Trainer:
                 break
             t_step = time.perf_counter()
             x, y = self._next_batch()
-            lr = learning_rate(tc, self._step, self._total)
+            lr = learning_rate(tc, self._step, self._schedule_total(steps_this_session))
             loss, grads, new_state = loss_and_grads(
                 self.params, mc, x, y, (self._h, self._c), self._dropout_rng
             )

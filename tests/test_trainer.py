@@ -169,6 +169,24 @@ def test_minutes_budget_ends_the_run():
     assert last.total_steps == last.step == summary.steps  # a finished run reads 100%
 
 
+def test_minutes_run_warms_up_from_its_first_step():
+    """Its length is unknown before the first step; the first step must still be the warm-up's
+    first (lr / warmup), as in a run of known length, not the peak rate."""
+    corpus = corpus_from_text(make_text())
+    warm = 5
+    runs = {
+        "minutes": tc(steps=None, minutes=10.0, warmup_steps=warm, eval_every=0),
+        "steps": tc(steps=1000, warmup_steps=warm, eval_every=0),
+    }
+    for name, cfg in runs.items():
+        trainer = Trainer(corpus, MC, cfg)
+        steps = [e for e in itertools.islice(trainer.run(), warm) if isinstance(e, StepEvent)]
+        trainer.request_stop()
+        rates = [e.lr for e in steps]
+        expected = [cfg.lr * (i + 1) / warm for i in range(warm)]
+        assert rates == pytest.approx(expected, rel=1e-6), name
+
+
 def test_epochs_set_the_length():
     corpus = corpus_from_text(make_text(3000))
     trainer = Trainer(corpus, MC, tc(steps=None, epochs=1.0, eval_every=0))

@@ -232,28 +232,22 @@ class Trainer:
     # ------------------------------------------------------------------ the run
 
     def _planned_total(self, session_step_s: float | None) -> int:
-        """Planned total optimizer steps for the model's life at the end of this run."""
+        """Planned total optimizer steps for the model's life at the end of this run.
+
+        A ``minutes`` run estimates it from the measured time per step (evaluations included).
+        Before its first step there is no time yet: it then plans past the warm-up, so that its
+        first step is the warm-up's first, as in a run of known length (the learning-rate
+        schedule fits its warm-up inside the planned total).
+        """
         tc = self._tc
         if tc.steps is not None:
             return tc.steps
         if tc.epochs is not None:
             return max(1, math.ceil(tc.epochs * self._batches_per_epoch))
-        # minutes: estimate from the measured time per step (evaluations included)
         if session_step_s is None or session_step_s <= 0:
-            return max(self._step + 1, self._prev_total)
+            return max(self._step + tc.warmup_steps + 1, self._prev_total)
         remaining = tc.minutes * 60.0 - self._session_elapsed
         return self._step + max(1, int(remaining / session_step_s))
-
-    def _schedule_total(self, steps_this_session: int) -> int:
-        """The run length the learning-rate schedule is fitted to.
-
-        A ``minutes`` run learns its length from the time of its steps; before the first one it is
-        unknown, so the schedule then assumes a run longer than the warm-up: the first step is
-        the warm-up's first, as in a run of known length (it was once the peak rate).
-        """
-        if self._tc.minutes is None or steps_this_session > 0:
-            return self._total
-        return max(self._total, self._step + self._tc.warmup_steps + 1)
 
     def _epoch_float(self) -> float:
         return self._epoch + self._batch / self._batches_per_epoch
@@ -320,7 +314,7 @@ class Trainer:
                 break
             t_step = time.perf_counter()
             x, y = self._next_batch()
-            lr = learning_rate(tc, self._step, self._schedule_total(steps_this_session))
+            lr = learning_rate(tc, self._step, self._total)
             loss, grads, new_state = loss_and_grads(
                 self.params, mc, x, y, (self._h, self._c), self._dropout_rng
             )

@@ -66,3 +66,19 @@ class TrainingDiverged(CharLSTMError):
     def __init__(self, message: str, *, step: int) -> None:
         super().__init__(message)
         self.step = step
+
+
+class DeviceUnavailableError(CharLSTMError):
+    """The GPU was asked for but cannot be used (no CuPy, no device, driver too old)."""
+
+
+class GpuMemoryError(CharLSTMError):
+    """The GPU ran out of memory; the message names the setting to lower."""
+
+
+class DeviceLostError(CharLSTMError):
+    """The GPU stopped answering mid-run; ``saved_step`` is the step of the weights kept on disk."""
+
+    def __init__(self, message: str, *, saved_step: int | None = None) -> None:
+        super().__init__(message)
+        self.saved_step = saved_step

@@ -20,15 +20,16 @@ from collections.abc import Generator
 
 import numpy as np
 
+from .backend import Backend, make_engine
 from .config import ModelConfig, TrainConfig
 from .data import Corpus, check_trainable
-from .errors import ConfigError, CorpusMismatchError, TrainingDiverged
+from .errors import ConfigError, CorpusMismatchError, DeviceLostError, TrainingDiverged
 from .events import CheckpointEvent, EvalEvent, Event, SampleEvent, StepEvent, TrainSummary
 from .memory import keep_freed_memory
-from .model import Prepared, init_params, loss_and_grads, zero_state
+from .model import init_params
 from .modelfile import ModelFile, TrainState, save_model
-from .optim import Adam, clip_grads, global_norm, learning_rate
-from .sample import generate, mean_loss
+from .optim import learning_rate
+from .sample import generate
 
 EVAL_STREAMS = 32  # validation runs this many streams side by side (fewer for short texts)
 
@@ -68,6 +69,7 @@ class Trainer:
         *,
         resume: ModelFile | None = None,
         checkpoint_path: str | None = None,
+        device: Backend | str = "cpu",
     ) -> None:
         tc = train_config.validate()
         if resume is not None:
@@ -94,6 +96,11 @@ class Trainer:
         self._lock = threading.Lock()  # guards weights and state against snapshot() mid-update
 
         keep_freed_memory()  # each step reuses the last one's memory (see core.memory)
+        # where the passes run (core.backend); weights, moments and state live on its device
+        self._engine = (
+            device if hasattr(device, "loss_and_grads") else make_engine(device, model_config)
+        )
+        dev = self._engine.to_device
         seeds = np.random.SeedSequence(tc.seed).spawn(3)
         self._dropout_rng = np.random.default_rng(seeds[1])
         self._sample_rng = np.random.default_rng(seeds[2])
@@ -102,8 +109,9 @@ class Trainer:
             self.params = init_params(model_config, np.random.default_rng(seeds[0]))
         else:
             self.params = {k: v.copy() for k, v in resume.params.items()}
+        self.params = {k: dev(v) for k, v in self.params.items()}
         if st is not None:
-            self._adam = Adam(
+            self._adam = self._engine.adam(
                 self.params,
                 m={k: v.copy() for k, v in st.adam_m.items()},
                 v={k: v.copy() for k, v in st.adam_v.items()},
@@ -126,19 +134,19 @@ class Trainer:
                 self._sample_rng.bit_generator.state = st.rng["sample"]
                 self._epoch = int(st.stream["epoch"])
                 self._batch = int(st.stream["batch"])
-                self._h, self._c = st.h.copy(), st.c.copy()
+                self._h, self._c = dev(st.h.copy()), dev(st.c.copy())
             else:  # a new text or new batching: streams start over
                 self._epoch, self._batch = 0, 0
-                self._h, self._c = zero_state(model_config, B)
+                self._h, self._c = self._engine.zero_state(B)
             self._prev_total = st.total_steps
         else:
-            self._adam = Adam(self.params)
+            self._adam = self._engine.adam(self.params)
             self._step = 0
             self._elapsed_before = 0.0
             self._best = None
             self._history = {"train_step": [], "train_loss": [], "val_step": [], "val_loss": []}
             self._epoch, self._batch = 0, 0
-            self._h, self._c = zero_state(model_config, B)
+            self._h, self._c = self._engine.zero_state(B)
             self._prev_total = 0
         self._total = self._planned_total(None)
         self._last_val: float | None = (
@@ -196,18 +204,25 @@ class Trainer:
         """Ask ``run()`` to return after the step in progress. Safe from any thread."""
         self._stop.set()
 
+    @property
+    def device_label(self) -> str:
+        """Where the passes run: "CPU" or the GPU's name and memory."""
+        return self._engine.label
+
     def snapshot(self) -> ModelFile:
-        """A deep copy of the model and its full training state. Safe from any thread."""
+        """A deep copy of the model and its full training state (NumPy arrays, whatever the
+        device). Safe from any thread."""
+        host = self._engine.to_host
         with self._lock:
             state = TrainState(
                 config=self._tc,
                 step=self._step,
                 total_steps=self._total,
                 elapsed_s=self.elapsed_s,
-                adam_m={k: v.copy() for k, v in self._adam.m.items()},
-                adam_v={k: v.copy() for k, v in self._adam.v.items()},
-                h=self._h.copy(),
-                c=self._c.copy(),
+                adam_m={k: host(v).copy() for k, v in self._adam.m.items()},
+                adam_v={k: host(v).copy() for k, v in self._adam.v.items()},
+                h=host(self._h).copy(),
+                c=host(self._c).copy(),
                 rng={
                     "dropout": self._dropout_rng.bit_generator.state,
                     "sample": self._sample_rng.bit_generator.state,
@@ -222,7 +237,7 @@ class Trainer:
                 corpus=self._corpus.fingerprint,
                 best_val_loss=self._best,
             )
-            params = {k: v.copy() for k, v in self.params.items()}
+            params = {k: host(v).copy() for k, v in self.params.items()}
         return ModelFile(config=self._mc, params=params, vocab=self._vocab, train=state)
 
     def save(self, path: str) -> str:
@@ -268,14 +283,14 @@ class Trainer:
             self._c[...] = 0
 
     def _validate(self) -> float:
-        prep = Prepared(self.params, self._mc)
         ids = self._val_ids
         streams = max(1, min(EVAL_STREAMS, (len(ids) - 1) // self._tc.seq_len))
-        return mean_loss(prep, self._mc, ids, streams=streams, seq_len=self._tc.seq_len)
+        return self._engine.mean_loss(self.params, ids, streams=streams, seq_len=self._tc.seq_len)
 
     def _sample(self) -> str:
         seed = int(self._sample_rng.integers(2**63))
-        snap = ModelFile(config=self._mc, params=self.params, vocab=self._vocab)
+        params = {k: self._engine.to_host(v) for k, v in self.params.items()}
+        snap = ModelFile(config=self._mc, params=params, vocab=self._vocab)
         return "".join(
             generate(
                 snap,
@@ -299,7 +314,7 @@ class Trainer:
         ``CheckpointEvent`` after each autosave. Raises ``TrainingDiverged`` if the loss or the
         gradient becomes non-finite; the weights then stay those of the last good step.
         """
-        tc, mc = self._tc, self._mc
+        tc = self._tc
         B, T = tc.batch_size, tc.seq_len
         self._stop.clear()
         self._session_start = time.perf_counter() - self._session_elapsed
@@ -315,10 +330,13 @@ class Trainer:
             t_step = time.perf_counter()
             x, y = self._next_batch()
             lr = learning_rate(tc, self._step, self._total)
-            loss, grads, new_state = loss_and_grads(
-                self.params, mc, x, y, (self._h, self._c), self._dropout_rng
-            )
-            norm = global_norm(grads)
+            try:
+                loss, grads, new_state = self._engine.loss_and_grads(
+                    self.params, x, y, (self._h, self._c), self._dropout_rng
+                )
+                norm = self._engine.global_norm(grads)
+            except DeviceLostError as e:
+                raise self._device_lost(e) from None
             if not (math.isfinite(loss) and math.isfinite(norm)):
                 what = "loss" if not math.isfinite(loss) else "gradient"
                 raise TrainingDiverged(
@@ -327,9 +345,8 @@ class Trainer:
                     "rate or the gradient clip and continue.",
                     step=self._step + 1,
                 )
-            clip_grads(grads, tc.clip, norm)
             with self._lock:
-                self._adam.update(self.params, grads, lr)
+                self._engine.update(self._adam, self.params, grads, lr, tc.clip, norm)
                 self._h, self._c = new_state
                 self._step += 1
                 self._advance_stream()
@@ -391,6 +408,20 @@ class Trainer:
             elapsed_s=self.elapsed_s,
             checkpoint_path=checkpoint,
         )
+
+    def _device_lost(self, e: DeviceLostError) -> DeviceLostError:
+        """The GPU failed during a step: save the last good weights (those before the step) if
+        the device still hands them over; else the last autosave on disk is what is kept."""
+        if self.checkpoint_path:
+            try:
+                path = self.save(self.checkpoint_path)
+            except Exception:
+                return DeviceLostError(f"{e} The last autosave in {self.checkpoint_path} is kept.")
+            return DeviceLostError(
+                f"{e} The last good weights (step {self._step:,}) are saved in {path}.",
+                saved_step=self._step,
+            )
+        return e
 
     def _emit(self, event: Event) -> Generator[Event, None, None]:
         """Yield ``event``; the time until the caller asks for the next one (showing it, or a

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from core import cli
-from core import trainer as trainer_mod
+from core import model as model_mod
 from core.events import StepEvent
 from core.modelfile import ModelFile, load_model, save_model
 from core.trainer import Trainer
@@ -163,7 +163,7 @@ def test_ctrl_c_stops_after_the_step_and_saves(text, capsys, monkeypatch):
 
 
 def test_divergence_saves_last_good_weights(text, capsys, monkeypatch):
-    real = trainer_mod.loss_and_grads
+    real = model_mod.loss_and_grads  # the CPU engine (core.backend) calls core.model's
     calls = []
 
     def failing(*args, **kwargs):
@@ -171,7 +171,7 @@ def test_divergence_saves_last_good_weights(text, capsys, monkeypatch):
         loss, grads, state = real(*args, **kwargs)
         return (float("nan") if len(calls) == 4 else loss), grads, state
 
-    monkeypatch.setattr(trainer_mod, "loss_and_grads", failing)
+    monkeypatch.setattr(model_mod, "loss_and_grads", failing)
     code, _, err = run(capsys, "train", text, *TINY, "--steps", 20, "--out", "m.npz")
     assert code == 1 and "diverged at step 4" in err and "m.npz" in err
     assert len(err.strip().splitlines()[-1]) > 0 and load_model("m.npz").train.step == 3

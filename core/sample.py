@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -84,18 +85,23 @@ def generate(
     top_k: int = 0,
     top_p: float = 1.0,
     seed: int | None = None,
+    engine: Any = None,
 ) -> Iterator[str]:
     """Yield ``length`` characters, one at a time, continuing ``prime``.
 
     The state starts at zero and is warmed up on the prime; with no prime the first input is a
     newline when the vocabulary has one, else a character drawn uniformly. Same seed → same text.
+    ``engine`` (``core.backend.make_engine``) runs the steps on another device; None: the CPU.
     """
     check_sampling(temperature, top_k, top_p, length)
     vocab, cfg = model.vocab, model.config
     _check_prime(vocab, prime)
     rng = np.random.default_rng(seed)
-    prep = Prepared(model.params, cfg)
-    state = zero_state(cfg, 1)
+    if engine is None:
+        step, state = Prepared(model.params, cfg).step, zero_state(cfg, 1)
+    else:
+        params = {k: engine.to_device(v) for k, v in model.params.items()}
+        step, state = engine.stepper(params), engine.zero_state(1)
     if prime:
         ids = vocab.encode(prime).astype(np.int64)
     elif "\n" in vocab.chars:
@@ -104,14 +110,14 @@ def generate(
         ids = np.array([rng.integers(vocab.size)])
     logits = None
     for i in ids:
-        logits, state = prep.step(np.array([i]), state)
+        logits, state = step(np.array([i]), state)
     chars = vocab.chars
     for _ in range(length):
         p = next_char_distribution(logits[0], temperature, top_k, top_p)
         nxt = int(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right"))
         nxt = min(nxt, vocab.size - 1)
         yield chars[nxt]
-        logits, state = prep.step(np.array([nxt]), state)
+        logits, state = step(np.array([nxt]), state)
 
 
 def mean_loss(
@@ -154,8 +160,12 @@ def mean_loss(
     return sum(map_slices(run, slices(streams, workers))) / (streams * seg)
 
 
-def evaluate(model: ModelFile, ids: np.ndarray, *, streams: int = 1) -> float:
-    """Mean loss (nats/char) of a model over encoded text ``ids`` (see ``mean_loss``)."""
+def evaluate(model: ModelFile, ids: np.ndarray, *, streams: int = 1, engine: Any = None) -> float:
+    """Mean loss (nats/char) of a model over encoded text ``ids`` (see ``mean_loss``);
+    ``engine`` as in ``generate``."""
+    if engine is not None:
+        params = {k: engine.to_device(v) for k, v in model.params.items()}
+        return engine.mean_loss(params, ids, streams=streams, seq_len=256)
     return mean_loss(Prepared(model.params, model.config), model.config, ids, streams=streams)
 
 

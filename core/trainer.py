@@ -98,7 +98,9 @@ class Trainer:
         keep_freed_memory()  # each step reuses the last one's memory (see core.memory)
         # where the passes run (core.backend); weights, moments and state live on its device
         self._engine = (
-            device if hasattr(device, "loss_and_grads") else make_engine(device, model_config)
+            device.for_config(model_config)  # an engine object (tests: a fake GPU)
+            if hasattr(device, "for_config")
+            else make_engine(device, model_config)
         )
         dev = self._engine.to_device
         seeds = np.random.SeedSequence(tc.seed).spawn(3)

@@ -21,6 +21,7 @@ hands back exactly what ``core.modelfile`` writes.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -44,6 +45,10 @@ class CpuEngine:
 
     def __init__(self, cfg: ModelConfig) -> None:
         self.cfg = cfg
+
+    def for_config(self, cfg: ModelConfig) -> CpuEngine:
+        """This engine for another model (the trainer settles the vocabulary size)."""
+        return _rebind(self, cfg)
 
     def to_device(self, a: np.ndarray) -> np.ndarray:
         return a
@@ -111,6 +116,10 @@ class XpEngine:
         self._dropout = dropout
         self._k = kernels_for(xp)
         self._oom, self._lost = _error_types(xp)
+
+    def for_config(self, cfg: ModelConfig) -> XpEngine:
+        """This engine (device, dropout source) for another model."""
+        return _rebind(self, cfg)
 
     # ------------------------------------------------------------------ device plumbing
 
@@ -378,6 +387,12 @@ class XpEngine:
                 return self.to_host(logits), (hs, cs)
 
         return step
+
+
+def _rebind(engine: Any, cfg: ModelConfig) -> Any:
+    new = copy.copy(engine)
+    new.cfg = cfg
+    return new
 
 
 def _error_types(xp: Any) -> tuple[tuple[type, ...], tuple[type, ...]]:

@@ -150,13 +150,14 @@ def numpy_kernel(k: Fused) -> Callable[..., None]:
 
 
 def cupy_kernel(cupy: Any, k: Fused) -> Callable[..., None]:
-    """``k`` compiled as one ``cupy.ElementwiseKernel`` (compiled by CuPy on first use)."""
+    """``k`` as one ``cupy.ElementwiseKernel``, built on first call (NVRTC compiles it then)."""
     check_portable(k)
-    ins, outs, op = k.cuda_source()
-    kernel = cupy.ElementwiseKernel(ins, outs, op, k.name)
+    built: list[Any] = []
 
     def run(*args: Any) -> None:
-        kernel(*args)
+        if not built:
+            built.append(cupy.ElementwiseKernel(*k.cuda_source(), k.name))
+        built[0](*args)
 
     return run
 

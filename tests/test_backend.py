@@ -103,14 +103,18 @@ def test_no_cupy_auto_falls_back_to_cpu_and_gpu_says_how_to_install() -> None:
     assert not rep.usable and rep.cupy_version is None
 
 
+TOO_OLD = "the NVIDIA driver supports CUDA 12.2 but this CuPy needs CUDA 13.0"
+
+
 @pytest.mark.parametrize(
     ("fake", "reason"),
     [
         (fake_cupy(count_error=100), "no CUDA device found"),
         (fake_cupy(count=0), "no CUDA device found"),
         (fake_cupy(driver=0), "no NVIDIA driver found"),
-        (fake_cupy(count_error=35, runtime=13000, driver=12020), "the NVIDIA driver supports CUDA 12.2 but this CuPy needs CUDA 13.0"),
-        (fake_cupy(runtime=12080, driver=12020), "update the driver, or install the CuPy wheel for an older CUDA (pip install cupy-cuda11x)"),
+        (fake_cupy(count_error=35, runtime=13000, driver=12020), TOO_OLD),
+        (fake_cupy(runtime=12080, driver=12020), "install the CuPy wheel for an older CUDA "
+         "(pip install cupy-cuda11x)"),
         (fake_cupy(count_error=999), "CUDA cannot list the devices (cudaError 999)"),
     ],
 )  # fmt: skip

@@ -104,7 +104,7 @@ def test_adam_kernel_matches_core_optim_adam() -> None:
     ref = {k: v.copy() for k, v in params.items()}
     eng = XpEngine(cfg, np)
     adam, ref_adam = eng.adam(params), Adam(ref)
-    for step in range(5):
+    for _ in range(5):
         grads = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in params.items()}
         ref_grads = {k: g.copy() for k, g in grads.items()}
         norm = global_norm(ref_grads)
@@ -215,7 +215,8 @@ def test_temperature_zero_sampling_and_evaluation_match_the_cpu(tmp_path) -> Non
 def test_xp_trained_file_opens_samples_and_continues_on_the_cpu_and_back(tmp_path) -> None:
     corpus = corpus_from_text(make_text())
     a = str(tmp_path / "a.npz")
-    losses(Trainer(corpus, MC, tc(steps=8), checkpoint_path=a, device=XpEngine(MC, np, dropout="device")))  # fmt: skip
+    dev = XpEngine(MC, np, dropout="device")
+    losses(Trainer(corpus, MC, tc(steps=8), checkpoint_path=a, device=dev))
     mf = load_model(a)
     assert mf.train.step == 8 and all(type(v) is np.ndarray for v in mf.params.values())
     assert len("".join(generate(mf, length=50, seed=1))) == 50

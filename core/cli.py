@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from . import __version__
+from .backend import DEVICE_CHOICES, list_devices, make_engine, parse_choice
 from .config import DTYPES, SCHEDULES, ModelConfig, TrainConfig
 from .data import load_corpus
 from .errors import (
@@ -32,6 +33,8 @@ from .errors import (
     ConfigError,
     CorpusMismatchError,
     DecodeError,
+    DeviceLostError,
+    GpuMemoryError,
     ModelFileError,
     TrainingDiverged,
 )
@@ -269,7 +272,35 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print a model's architecture, size, vocabulary and training record.",
     )
     i.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    sub.add_parser(
+        "devices",
+        help="list the devices training can run on",
+        description="List the CPU and each usable NVIDIA GPU (CuPy version, CUDA runtime and "
+        "driver, name and memory), or say why no GPU is usable.",
+    )
+    for sp in (t, s, e):
+        sp.add_argument(
+            "--device",
+            default="auto",
+            type=_device_choice,
+            metavar="{" + ",".join(DEVICE_CHOICES) + "}",
+            help="where to run: the GPU when one is usable (auto), the CPU, or a GPU (gpu, "
+            "gpu:N); see 'charlstm devices' (default: auto)",
+        )
     return p
+
+
+def _device_choice(value: str) -> str:
+    try:
+        parse_choice(value)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return value
+
+
+def _engine(args: argparse.Namespace, cfg: ModelConfig):
+    """The engine for ``--device`` (DeviceUnavailableError: one line saying why)."""
+    return make_engine(args.device, cfg)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,9 +471,10 @@ def _new_run(args: argparse.Namespace) -> tuple[Trainer, str, str]:
     tc = TrainConfig(**_given(args, _TRAIN_OPTS), **duration).validate()
     mc = ModelConfig(vocab_size=1, **_given(args, _MODEL_OPTS)).validate()
     out = _check_out_path(args.out or Path(args.text).stem + ".npz", args.text)
+    engine = _engine(args, mc)  # before reading the text: a GPU that is missing fails at once
     corpus = load_corpus(args.text, args.encoding)
     mc = dataclasses.replace(mc, vocab_size=corpus.vocab.size)
-    trainer = Trainer(corpus, mc, tc, checkpoint_path=out)
+    trainer = Trainer(corpus, mc, tc, checkpoint_path=out, device=engine)
     if tc.minutes is not None:
         length = f"{tc.minutes:g} minutes"
     else:
@@ -453,7 +485,7 @@ def _new_run(args: argparse.Namespace) -> tuple[Trainer, str, str]:
     what = (
         f"training {layers} x {mc.hidden_size} units ({count_params(mc):,} parameters, "
         f"vocabulary {mc.vocab_size}) on {corpus.name} ({corpus.n_chars:,} characters) "
-        f"for {length}; saving to {out}"
+        f"for {length} on {trainer.device_label}; saving to {out}"
     )
     return trainer, out, what
 
@@ -508,12 +540,16 @@ def _resume_run(args: argparse.Namespace) -> tuple[Trainer, str, str]:
             f"{corpus.name} is not the text {args.resume} was trained on "
             f"({st.corpus.get('name', 'unknown')}); continuing on it, its streams start over."
         )
-    trainer = Trainer(corpus, mf.config, tc, resume=mf, checkpoint_path=out)
+    engine = _engine(args, mf.config)
+    trainer = Trainer(corpus, mf.config, tc, resume=mf, checkpoint_path=out, device=engine)
     if args.epochs is not None:  # N more epochs of this text, in this text's batches
         more = max(1, math.ceil(args.epochs * trainer.batches_per_epoch))
         tc = tc.replace(steps=st.step + more)
-        trainer = Trainer(corpus, mf.config, tc, resume=mf, checkpoint_path=out)
-    what = f"continuing {args.resume} from step {st.step:,} on {corpus.name} for {length}"
+        trainer = Trainer(corpus, mf.config, tc, resume=mf, checkpoint_path=out, device=engine)
+    what = (
+        f"continuing {args.resume} from step {st.step:,} on {corpus.name} for {length} "
+        f"on {trainer.device_label}"
+    )
     if tc.minutes is None:
         what += f" (to step {trainer.total_steps:,})"
     what += f"; saving to {out}"
@@ -573,6 +609,10 @@ def _run_training(trainer: Trainer, out: str, progress: _Progress) -> int:
             progress.log_record({"event": "diverged", "step": trainer.step, "path": path})
         _err(f"{e} The last good weights (step {trainer.step:,}) are saved in {path}.")
         return EXIT_FAILURE
+    except (GpuMemoryError, DeviceLostError) as e:  # the trainer kept or saved the model
+        progress.clear()
+        _err(str(e))
+        return EXIT_FAILURE
     progress.finish()
     if progress.log is not None:
         progress.log_record({"event": "summary", **dataclasses.asdict(summary)})
@@ -602,6 +642,7 @@ def _report_interrupt(progress: _Progress, trainer: Trainer, path: str) -> None:
 def _sample(args: argparse.Namespace) -> int:
     check_sampling(args.temperature, args.top_k, args.top_p, args.length)
     model = load_model(args.model)
+    engine = _engine(args, model.config)
     chars = generate(
         model,
         prime=args.prime,
@@ -610,6 +651,7 @@ def _sample(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         top_p=args.top_p,
         seed=args.seed,
+        engine=None if engine.kind == "cpu" else engine,
     )
     out = sys.stdout
     try:
@@ -656,7 +698,9 @@ def _eval(args: argparse.Namespace) -> int:
             f"{args.text} has {len(missing):,} character(s) that are not in the model's "
             f"vocabulary ({shown}), so the model cannot score it."
         ) from None
-    nats = evaluate(model, corpus.ids, streams=args.streams)
+    engine = _engine(args, model.config)
+    nats = evaluate(model, corpus.ids, streams=args.streams,
+                    engine=None if engine.kind == "cpu" else engine)  # fmt: skip
     n = corpus.n_chars - 1
     streams = max(1, min(args.streams, n))
     scored = streams * (n // streams)
@@ -724,7 +768,15 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sample": _sample,
     "eval": _eval,
     "info": _info,
+    "devices": lambda args: _devices(),
 }
+
+
+def _devices() -> int:
+    """``charlstm devices``: what ``core.backend.list_devices`` found, one fact a line."""
+    for line in list_devices().lines():
+        _write(sys.stdout, line + "\n")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -168,3 +168,50 @@ def test_report_lines_without_cupy() -> None:
         "CuPy: not installed",
         "GPU: not usable: CuPy is not installed: pip install 'charlstm[gpu]'",
     ]
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def _run(capsys, *argv):
+    from core import cli
+
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def text(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "t.txt"
+    path.write_text("the cat sat on the mat and the dog ran far\n" * 60)
+    return path
+
+
+def test_devices_command_lists_what_was_found(capsys, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "cupy", None)  # `import cupy` raises ImportError
+    code, out, _ = _run(capsys, "devices")
+    assert code == 0 and "GPU: not usable: CuPy is not installed: pip install" in out
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy())
+    code, out, _ = _run(capsys, "devices")
+    assert code == 0 and "GPU 0: NVIDIA H200 (141 GiB), compute capability 9.0" in out
+    assert "CuPy: 13.6.0" in out
+
+
+def test_train_on_a_missing_gpu_is_one_line_and_writes_nothing(text, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    code, _, err = _run(capsys, "train", text, "--steps", 2, "--hidden", 8, "--device", "gpu")
+    assert code == 1 and not (text.parent / "t.npz").exists()
+    assert err.strip() == (
+        "charlstm: error: The GPU cannot be used: CuPy is not installed: "
+        "pip install 'charlstm[gpu]'."
+    )
+    code, _, err = _run(capsys, "sample", "m.npz", "--device", "tpu")
+    assert code == 2 and "auto, cpu, gpu or gpu:N" in err
+    code, _, err = _run(capsys, "train", text, "--steps", 2, "--hidden", 8, "--device", "auto")
+    assert code == 0 and "2 steps on CPU; saving to" in err
+    for cmd in (["sample", "t.npz", "--length", 5], ["eval", "t.npz", text]):
+        code, _, err = _run(capsys, *cmd, "--device", "gpu")
+        assert code == 1 and "CuPy is not installed" in err
+        assert _run(capsys, *cmd, "--device", "cpu")[0] == 0

@@ -260,10 +260,8 @@ class XpEngine:
         """out[v] = Σ rows[j] over ids[j] == v: the gradient of layer 0's gather, (n, 4H)."""
         if self.xp is np:
             return cpu_model._scatter_rows(ids, rows, n)
-        import cupyx  # present whenever CuPy is
-
         out = self.xp.zeros((n, rows.shape[1]), rows.dtype)
-        cupyx.scatter_add(out, ids, rows)
+        self.xp.add.at(out, ids, rows)  # atomic adds on the GPU
         return out
 
     def _xent(self, logits: Any, yt: Any, norm: int) -> tuple[Any, Any]:

@@ -230,8 +230,10 @@ class Controller(QObject):
         *,
         resume: bool = False,
         autosave_dir: str | None = None,
+        device: str = "cpu",
     ) -> bool:
-        """Start a new model, or continue the current checkpoint (``resume=True``)."""
+        """Start a new model, or continue the current checkpoint (``resume=True``), on
+        ``device`` ("cpu" or "gpu:N", see core.backend)."""
         if self.training:
             return False
         if self.corpus is None:
@@ -281,8 +283,9 @@ class Controller(QObject):
             # The trainer re-encodes the text with a resumed model's vocabulary itself and
             # raises CorpusMismatchError when the text has characters the model cannot represent.
             return trainer_mod.Trainer(
-                corpus, model_config, train_config, resume=resume_from, checkpoint_path=ckpt
-            )
+                corpus, model_config, train_config, resume=resume_from, checkpoint_path=ckpt,
+                device=device,
+            )  # fmt: skip
 
         self.model_config, self.train_config = model_config, train_config
         if resume_from is None:

@@ -51,8 +51,9 @@ def memory_bytes(
 _GFLOPS_CACHE: dict[tuple[int, int], float] = {}
 
 
-def measure_gflops(batch: int, hidden: int) -> float:
-    """Effective GFLOP/s of a real training step of the engine on this machine.
+def measure_gflops(batch: int, hidden: int, device: str = "cpu") -> float:
+    """Effective GFLOP/s of a real training step of the engine on this machine (``device``:
+    "cpu" or "gpu:N", the engine of ``core.backend.make_engine``).
 
     Times ``core.model.loss_and_grads`` (forward, softmax, backward: products *and* the gate
     work and Python overhead around them) on random data at the given B and H, one layer, for
@@ -61,25 +62,27 @@ def measure_gflops(batch: int, hidden: int) -> float:
     Element-wise work scales with the products, so this predicts real steps far better than a
     bare matrix-multiply timing (which read ~3x too fast here).
     """
-    key = (batch, hidden)
+    key = (batch, hidden, device)
     if key in _GFLOPS_CACHE:
         return _GFLOPS_CACHE[key]
+    from core.backend import make_engine
     from core.config import ModelConfig
-    from core.model import init_params, loss_and_grads, zero_state
+    from core.model import init_params
 
     vocab = 64
     cfg = ModelConfig(vocab_size=vocab, hidden_size=hidden, num_layers=1, dropout=0.0)
     rng = np.random.default_rng(0)
-    params = init_params(cfg, rng)
+    engine = make_engine(device, cfg)
+    params = {k: engine.to_device(v) for k, v in init_params(cfg, rng).items()}
     x = rng.integers(0, vocab, (batch, 40))
-    state = zero_state(cfg, batch)
+    state = engine.zero_state(batch)
 
     def seconds(seq_len: int) -> float:
         xs = x[:, :seq_len]
         best = float("inf")
         for _ in range(2):
             t0 = time.perf_counter()
-            loss_and_grads(params, cfg, xs, xs, state)
+            engine.loss_and_grads(params, xs, xs, state)  # returns a float: synchronised
             best = min(best, time.perf_counter() - t0)
         return best
 

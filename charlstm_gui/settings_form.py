@@ -272,7 +272,26 @@ PRESETS: dict[str, dict[str, Any]] = {
         sample_length=500,
     ),
 }
+# Unlocked when the Device is a GPU (core.backend): sizes a 2-core CPU cannot train in a day.
+# Not yet measured on a GPU (README, "Training on a GPU").
+GPU_PRESETS: dict[str, dict[str, Any]] = {
+    "GPU: large": dict(
+        hidden_size=1024, num_layers=3, dropout=0.5, seq_len=100, batch_size=128, lr=0.002,
+        warmup_steps=200, duration_unit="minutes", duration=10, eval_every=500,
+        sample_every=1000, sample_length=500,
+    ),
+    "GPU: largest": dict(
+        hidden_size=2048, num_layers=4, dropout=0.5, seq_len=100, batch_size=256, lr=0.001,
+        warmup_steps=500, duration_unit="minutes", duration=60, eval_every=500,
+        sample_every=1000, sample_length=500,
+    ),
+}  # fmt: skip
+PRESETS.update(GPU_PRESETS)
 PRESET_TIPS = {
+    "GPU: large": "Three layers of 1,024, batch 128, for 10 minutes on a GPU (choose a GPU as "
+    "the Device to unlock it). Not yet measured on a GPU.",
+    "GPU: largest": "Four layers of 2,048, batch 256, for an hour: the largest model, for texts "
+    "of 10 MB or more on a GPU with 16 GB+. Not yet measured on a GPU.",
     "Quick look": "A small one-layer model for 1,000 steps: readable words within minutes.",
     "Balanced": "Two layers of 256 for 5,000 steps: good text from a few MB in under an hour.",
     "Best quality": "Two layers of 512 for two hours: the best this CPU can do; needs 1 MB+ "
@@ -314,6 +333,16 @@ class SettingsForm(QWidget):
         self.preset.activated.connect(self._preset_chosen)
         row.addWidget(self.preset, 1)
         outer.addLayout(row)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("De&vice:"))
+        self.device = QComboBox()  # filled by set_devices(); "cpu" or "gpu:N" as item data
+        self.device.setToolTip("Where training runs: the CPU, or an NVIDIA GPU through CuPy.")
+        row.itemAt(0).widget().setBuddy(self.device)
+        self.device.currentIndexChanged.connect(self._device_changed)
+        row.addWidget(self.device, 1)
+        outer.addLayout(row)
+        self._wanted_device = "auto"
+        self.set_devices(None)
 
         forms: dict[str, QFormLayout] = {}
         for group in ("Model", "Training", "Duration", "Monitoring"):
@@ -412,6 +441,44 @@ class SettingsForm(QWidget):
         spin.setSingleStep({"steps": 100, "epochs": 0.5, "minutes": 5}[unit])
         self._edited()
 
+    def set_devices(self, report: Any) -> None:
+        """List the CPU and each usable GPU of a ``core.backend.DeviceReport`` (None: still
+        looking); when none is usable, a disabled entry whose tooltip is the reason."""
+        wanted = self._wanted_device
+        self.device.blockSignals(True)
+        self.device.clear()
+        self.device.addItem("CPU", "cpu")
+        gpus = report.gpus if report is not None and report.usable else ()
+        for g in gpus:
+            self.device.addItem(g.label, f"gpu:{g.index}")
+        if not gpus:
+            why = "Looking for GPUs…" if report is None else f"No usable GPU: {report.reason}"
+            self.device.addItem("GPU — looking…" if report is None else "GPU — not usable", "")
+            self.device.model().item(1).setEnabled(False)
+            self.device.setItemData(1, why, Qt.ItemDataRole.ToolTipRole)
+        self.device.setToolTip(
+            "Where training runs: the CPU, or an NVIDIA GPU through CuPy."
+            + ("" if gpus or report is None else f"\n{why}.")
+        )
+        pick = "gpu:0" if wanted in ("auto", "gpu") and gpus else wanted
+        self.device.setCurrentIndex(max(0, self.device.findData(pick)))
+        self.device.blockSignals(False)
+        self._wanted_device = self.device_choice() if gpus else wanted
+        self._device_changed()
+
+    def device_choice(self) -> str:
+        """The chosen device, "cpu" or "gpu:N" (what ``core.backend.resolve_device`` takes)."""
+        return self.device.currentData() or "cpu"
+
+    def _device_changed(self, *_: Any) -> None:
+        on_gpu = self.device_choice() != "cpu"
+        if self.device.count() > 1 and self.device.model().item(1).isEnabled():
+            self._wanted_device = self.device_choice()
+        for name in GPU_PRESETS:
+            i = self.preset.findText(name)
+            self.preset.model().item(i).setEnabled(on_gpu)
+        self.changed.emit()
+
     def _preset_chosen(self, index: int) -> None:
         name = self.preset.itemText(index)
         if name in PRESETS:
@@ -438,6 +505,7 @@ class SettingsForm(QWidget):
             out["duration"] = int(round(out["duration"]))
         out["lr_schedule"] = self.schedule.currentText()
         out["autosave_dir"] = self.autosave_dir.text().strip()
+        out["device"] = self._wanted_device
         return out
 
     def set_values(self, values: dict[str, Any]) -> None:
@@ -454,6 +522,11 @@ class SettingsForm(QWidget):
                 self.schedule.setCurrentText(values["lr_schedule"])
             if "autosave_dir" in values:
                 self.autosave_dir.setText(str(values["autosave_dir"]))
+            if values.get("device"):  # applied when the devices are known (set_devices)
+                self._wanted_device = str(values["device"])
+                i = self.device.findData(self._wanted_device)
+                if i >= 0 and self.device.model().item(i).isEnabled():
+                    self.device.setCurrentIndex(i)
         finally:
             self._updating = False
         self._edited()
@@ -528,4 +601,5 @@ class SettingsForm(QWidget):
         )
         v["lr_schedule"] = settings.value("training/lr_schedule", "cosine", type=str)
         v["autosave_dir"] = settings.value("training/autosave_dir", default_autosave, type=str)
+        v["device"] = settings.value("training/device", "auto", type=str)
         self.set_values(v)

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
+from core.backend import list_devices
 from core.errors import CharLSTMError, ConfigError
 from core.events import EvalEvent, SampleEvent, StepEvent
 
@@ -102,6 +103,9 @@ class MainWindow(QMainWindow):
         self.restore_settings()
         self._render_state()
         self._update_title()
+        # CuPy is imported off the GUI thread, only to list the devices (core.backend)
+        self.ctl.run_task("devices", list_devices)
+        self._show_device()
 
     # ---------------------------------------------------------------- construction
     def _build_menus(self) -> None:
@@ -151,6 +155,7 @@ class MainWindow(QMainWindow):
         self.status: dict[str, QLabel] = {}
         tips = {
             "state": "What the app is doing",
+            "device": "Where training runs (the Device setting)",
             "step": "Optimizer steps done / planned",
             "epoch": "Passes over the training text",
             "speed": "Training characters per second",
@@ -202,6 +207,7 @@ class MainWindow(QMainWindow):
         self.gen.cancel_requested.connect(c.cancel_generation)
         self.gen.save.clicked.connect(self.save_generated)
         self.form.changed.connect(self._estimate_timer.start)
+        self.form.changed.connect(self._show_device)
 
         c.state_changed.connect(self._on_state)
         c.busy_changed.connect(self._on_busy)
@@ -339,7 +345,10 @@ class MainWindow(QMainWindow):
         if configs is None:
             return
         self.samples.clear_samples()
-        self.ctl.start_training(*configs, autosave_dir=self.form.values()["autosave_dir"])
+        device = self.form.device_choice()
+        self.ctl.start_training(
+            *configs, autosave_dir=self.form.values()["autosave_dir"], device=device
+        )
 
     def continue_training(self) -> None:
         if self.ctl.training:
@@ -348,7 +357,10 @@ class MainWindow(QMainWindow):
         if configs is None:
             return
         self.ctl.start_training(
-            *configs, resume=True, autosave_dir=self.form.values()["autosave_dir"]
+            *configs,
+            resume=True,
+            autosave_dir=self.form.values()["autosave_dir"],
+            device=self.form.device_choice(),
         )
 
     @Slot(object)
@@ -621,9 +633,14 @@ class MainWindow(QMainWindow):
     @Slot(str, object)
     def _on_task_done(self, tag: str, result: Any) -> None:
         if tag.startswith("gflops:"):
-            _, b, h = tag.split(":")
-            self._gflops[(int(b), int(h))] = float(result)
+            _, b, h, device = tag.split(":", 3)
+            self._gflops[(int(b), int(h), device)] = float(result)
             self._update_estimate()
+        elif tag == "devices":
+            self.form.set_devices(result)
+
+    def _show_device(self) -> None:
+        self.status["device"].setText(self.form.device.currentText())
 
     # ---------------------------------------------------------------- estimate
     def _update_estimate(self) -> None:
@@ -632,10 +649,10 @@ class MainWindow(QMainWindow):
             return
         v = self.form.values()
         self.text_panel.set_split(corpus.n_chars, v["val_fraction"])
-        key = (int(v["batch_size"]), int(v["hidden_size"]))
+        key = (int(v["batch_size"]), int(v["hidden_size"]), self.form.device_choice())
         gflops = self._gflops.get(key)
-        if gflops is None and not self.ctl.training:
-            self.ctl.run_task(f"gflops:{key[0]}:{key[1]}", lambda: measure_gflops(*key))
+        if gflops is None and not self.ctl.training:  # timed on the chosen device
+            self.ctl.run_task("gflops:{}:{}:{}".format(*key), lambda: measure_gflops(*key))
         est = estimate(
             corpus.vocab.size,
             v["hidden_size"],

@@ -19,7 +19,7 @@ from core.backend.engine import CpuEngine, XpEngine
 from core.backend.kernels import ADAM, KERNELS, LSTM_FORWARD, Fused, check_portable
 from core.config import ModelConfig, TrainConfig
 from core.data import corpus_from_text
-from core.errors import DeviceLostError, GpuMemoryError
+from core.errors import DeviceLostError, DeviceUnavailableError, GpuMemoryError
 from core.events import StepEvent
 from core.modelfile import load_model
 from core.sample import evaluate, generate
@@ -287,6 +287,12 @@ def test_out_of_gpu_memory_names_the_setting_and_keeps_the_saved_model(tmp_path)
     from core.backend.engine import _error_types
 
     assert _error_types(oom) == ((MemoryError,), ())
+    eng.xp = oom  # as if on a GPU: a CUDA library CuPy cannot load is a message, not a crash
+    with pytest.raises(DeviceUnavailableError, match=r"cupy-cuda12x\[ctk\]"), eng.on_device():
+        raise RuntimeError("CuPy failed to load libnvrtc.so.12: cannot open shared object file")
+    with pytest.raises(RuntimeError, match="unrelated"), eng.on_device():
+        raise RuntimeError("unrelated")
+    eng.xp = np
     err = GpuMemoryError("The GPU ran out of memory. Lower the batch size.")
     trainer = Trainer(corpus, MC, tc(steps=10, checkpoint_every=3), checkpoint_path=path,
                       device=FailingEngine(MC, err, at_call=5))  # fmt: skip

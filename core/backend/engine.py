@@ -31,7 +31,7 @@ import numpy as np
 from .. import model as cpu_model
 from .. import optim as cpu_optim
 from ..config import ModelConfig
-from ..errors import DeviceLostError, GpuMemoryError
+from ..errors import DeviceLostError, DeviceUnavailableError, GpuMemoryError
 from .kernels import kernels_for
 
 Params = dict[str, Any]
@@ -138,6 +138,13 @@ class XpEngine:
             raise DeviceLostError(
                 f"The GPU stopped responding ({e}). Training stopped; check the GPU "
                 "(nvidia-smi) and continue from the last saved model."
+            ) from None
+        except (OSError, RuntimeError, ImportError) as e:  # CuPy loads cuBLAS, NVRTC on first use
+            if self.xp is np or ".so" not in str(e):
+                raise
+            raise DeviceUnavailableError(
+                f"CuPy cannot load a CUDA library ({e}). Install them with "
+                "pip install 'cupy-cuda12x[ctk]', or install the CUDA toolkit."
             ) from None
 
     def to_device(self, a: np.ndarray) -> Any:

@@ -215,3 +215,13 @@ def test_train_on_a_missing_gpu_is_one_line_and_writes_nothing(text, capsys, mon
         code, _, err = _run(capsys, *cmd, "--device", "gpu")
         assert code == 1 and "CuPy is not installed" in err
         assert _run(capsys, *cmd, "--device", "cpu")[0] == 0
+
+
+def test_step_time_is_measured_on_the_chosen_device(monkeypatch) -> None:
+    from charlstm_gui import estimate
+
+    monkeypatch.setattr(estimate, "_GFLOPS_CACHE", {})
+    assert estimate.measure_gflops(4, 16) > 0  # the CPU engine, as before
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    with pytest.raises(DeviceUnavailableError, match="CuPy is not installed"):
+        estimate.measure_gflops(4, 16, "gpu:0")

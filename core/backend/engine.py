@@ -59,7 +59,7 @@ class CpuEngine:
     def adam(self, params: Params, **kw: Any) -> cpu_optim.Adam:
         return cpu_optim.Adam(params, **kw)
 
-    def loss_and_grads(self, params, x, y, state, dropout_rng):
+    def loss_and_grads(self, params, x, y, state, dropout_rng=None):
         return cpu_model.loss_and_grads(params, self.cfg, x, y, state, dropout_rng)
 
     def global_norm(self, grads: Params) -> float:

@@ -225,3 +225,25 @@ def test_step_time_is_measured_on_the_chosen_device(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "cupy", None)
     with pytest.raises(DeviceUnavailableError, match="CuPy is not installed"):
         estimate.measure_gflops(4, 16, "gpu:0")
+
+
+def test_gpu_engine_selects_its_device_on_every_call(monkeypatch) -> None:
+    fake = fake_cupy(count=2)
+    entered = []
+
+    class Device:
+        def __init__(self, index):
+            self.index = index
+
+        def __enter__(self):
+            entered.append(self.index)
+
+        def __exit__(self, *exc):
+            return False
+
+    fake.cuda.Device = Device
+    fake.asarray = lambda a: a
+    eng = make_engine("gpu:1", ModelConfig(vocab_size=5, hidden_size=8), importer=importer_of(fake))
+    eng.to_device(1)
+    eng.to_device(2)
+    assert entered == [1, 1]

@@ -186,5 +186,4 @@ def make_engine(backend: Backend | str, cfg: ModelConfig, importer: Importer | N
         backend = resolve_device(backend, importer)
     if backend.kind == "cpu":
         return CpuEngine(cfg)
-    device = backend.xp.cuda.Device(backend.gpu.index)
-    return XpEngine(cfg, backend.xp, device=device, label=backend.label, dropout="device")
+    return XpEngine(cfg, backend.xp, gpu=backend.gpu.index, label=backend.label, dropout="device")

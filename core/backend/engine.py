@@ -107,12 +107,12 @@ class XpEngine:
 
     kind = "xp"
 
-    def __init__(self, cfg: ModelConfig, xp: Any, *, device: Any = None, label: str = "",
+    def __init__(self, cfg: ModelConfig, xp: Any, *, gpu: int | None = None, label: str = "",
                  dropout: str = "host") -> None:  # fmt: skip
         self.cfg, self.xp = cfg, xp
         self.kind = "cpu" if xp is np else "gpu"
         self.label = label or ("CPU (array engine)" if xp is np else "GPU")
-        self._device = device  # a context manager selecting the GPU (cupy.cuda.Device), or None
+        self._gpu = gpu  # the CUDA device number, None with NumPy
         self._dropout = dropout
         self._k = kernels_for(xp)
         self._oom, self._lost = _error_types(xp)
@@ -126,8 +126,11 @@ class XpEngine:
     @contextlib.contextmanager
     def on_device(self) -> Iterator[None]:
         """Run on this engine's GPU; turn CUDA failures into the typed errors of core.errors."""
+        # a new Device object per entry: nesting and threads (a snapshot taken from the GUI
+        # thread while the trainer runs) never share one object's saved-device stack
+        ctx = contextlib.nullcontext() if self._gpu is None else self.xp.cuda.Device(self._gpu)
         try:
-            with self._device if self._device is not None else contextlib.nullcontext():
+            with ctx:
                 yield
         except self._oom:
             raise GpuMemoryError(

@@ -175,22 +175,32 @@ def analyse(model: ModelFile, text: str, top_k: int = 5, *, activations: bool = 
     return Analysis(text, vocab.chars, ids, bits, top_ids, top_probs, hs, cs, gates)
 
 
-def surprising_spans(
-    analysis: Analysis, count: int = 10, width: int = 1
-) -> list[tuple[int, float]]:
-    """The ``count`` most surprising characters as (position in the text, bits), most first.
+def char_bits(analysis: Analysis) -> np.ndarray:
+    """(N,) surprise of each character of the passage in bits: ``bits`` shifted to the character
+    it scores, with NaN for c_0 (nothing predicted it)."""
+    return np.r_[np.nan, analysis.bits]
 
-    Position t+1 carries ``bits[t]``. Characters closer than ``width`` to a chosen one are
-    skipped, so a burst of surprise is reported once.
-    """
-    order = np.argsort(-analysis.bits, kind="stable")
-    chosen: list[tuple[int, float]] = []
-    for t in order:
-        pos = int(t) + 1
-        if all(abs(pos - q) >= width for q, _ in chosen):
-            chosen.append((pos, float(analysis.bits[t])))
-            if len(chosen) == count:
-                break
+
+def surprising_spans(
+    analysis: Analysis, count: int = 10, width: int = 12
+) -> list[tuple[int, int, float]]:
+    """The ``count`` most surprising stretches of ``width`` characters, most surprising first, as
+    (start, end, total bits): non-overlapping windows [start, end) with the largest sum of the
+    characters' surprise (c_0 counts 0)."""
+    per = np.nan_to_num(char_bits(analysis))
+    n = per.size
+    w = max(1, min(width, n))
+    sums = np.convolve(per, np.ones(w), mode="valid")  # sums[s] = per[s : s + w].sum()
+    taken = np.zeros(n, bool)
+    chosen: list[tuple[int, int, float]] = []
+    for start in np.argsort(-sums, kind="stable"):
+        s0 = int(start)
+        if taken[s0 : s0 + w].any():
+            continue
+        taken[s0 : s0 + w] = True
+        chosen.append((s0, s0 + w, float(sums[s0])))
+        if len(chosen) == count:
+            break
     return chosen
 
 

@@ -24,6 +24,7 @@ from .data import Vocab
 from .errors import ConfigError
 from .model import Prepared, zero_state
 from .modelfile import ModelFile
+from .parallel import single_threaded_blas
 
 KINDS = {"c": "cell tanh(c)", "h": "hidden h"}  # activation kinds: key → label
 GATES = ("input", "forget", "output")  # order of the gate axis in Analysis.gates
@@ -143,7 +144,10 @@ def analyse(model: ModelFile, text: str, top_k: int = 5, *, activations: bool = 
         gates = np.empty((L, n, 3, H), cfg.dtype)
     for a in range(0, n, _WINDOW):
         b = min(n, a + _WINDOW)
-        logits, state, layers = prep.trace(ids[a:b], state)  # (T, V), per layer (h, c, z)
+        # one BLAS thread: a matrix-vector product a step is too small to split, and a second
+        # BLAS thread spinning against training on a busy machine made it 10x slower
+        with single_threaded_blas():
+            logits, state, layers = prep.trace(ids[a:b], state)  # (T, V), per layer (h, c, z)
         if activations:
             for layer, (h, c, z) in enumerate(layers):
                 hs[layer, a:b] = h

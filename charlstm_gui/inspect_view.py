@@ -317,6 +317,8 @@ class InspectView(QWidget):
         self._selection: tuple[int, int] | None = None  # [start, end) matched by example
         self.match_spans: tuple[tuple[int, int], ...] = ()
         self._found_kind = "c"  # the activation the "Found cells" list ranks
+        self._values: dict[str, np.ndarray] = {}  # kind → (L, N, H) of the newest analysis
+        self._hold = False  # several controls change at once: recolour after the last
         self._surprise_colours = ramp(SURPRISE_STOPS, SURPRISE_LEVELS)
         self._value_colours = ramp(DIVERGING_STOPS, VALUE_LEVELS)
         self._build()
@@ -383,7 +385,9 @@ class InspectView(QWidget):
         self.status.setWordWrap(True)
 
         self.own_text = QPlainTextEdit()
-        self.own_text.setPlaceholderText("Type or paste a passage here, then press Analyse.")
+        self.own_text.setPlaceholderText(
+            "Type or paste a passage here: the model reads it when you pause."
+        )
         self.own_text.setMaximumHeight(90)
         self.own_text.setVisible(False)
         self.text = PassageText()
@@ -520,10 +524,11 @@ class InspectView(QWidget):
         self.source.currentIndexChanged.connect(self._on_source)
         self.start.valueChanged.connect(self._passage_timer.start)
         self.length.valueChanged.connect(self._passage_timer.start)
+        self.own_text.textChanged.connect(self._passage_timer.start)  # read once typing pauses
         self._passage_timer.timeout.connect(self.reload_passage)
         self.analyse_button.clicked.connect(self._analyse_clicked)
         self.mode.currentIndexChanged.connect(self._on_mode)
-        self.layer.valueChanged.connect(self._on_unit)
+        self.layer.valueChanged.connect(self._on_layer)
         self.unit.valueChanged.connect(self.unit_slider.setValue)
         self.unit_slider.valueChanged.connect(self.unit.setValue)
         self.unit.valueChanged.connect(self._on_unit)
@@ -535,6 +540,7 @@ class InspectView(QWidget):
         self.match_button.clicked.connect(self.match_selection)
         self.match_units.itemClicked.connect(self._on_match_clicked)
         self.threshold.valueChanged.connect(self._rematch)
+        self.side.currentChanged.connect(self._show_gates)
         self.live.toggled.connect(self.ctl.set_inspect_live)
         self.ctl.set_inspect_live(self.live.isChecked())
 
@@ -598,7 +604,7 @@ class InspectView(QWidget):
         if src == 0:
             return "Open a text (File menu) to read a passage of its validation part."
         if src == 1:
-            return "Type or paste a passage above, then press Analyse."
+            return "Type or paste a passage above; the model reads it when you pause."
         return "Generate some text first (Generate tab)."
 
     def _say(self, text: str) -> None:
@@ -659,6 +665,7 @@ class InspectView(QWidget):
     def _show_result(self, result: InspectResult) -> None:
         a = result.analysis
         self.result = result
+        self._values = {}
         L, _, H = a.h.shape
         self.layer.setRange(1, L)
         self.unit.setRange(0, H - 1)
@@ -676,7 +683,7 @@ class InspectView(QWidget):
         )
         self._fill_found()
         self._show_gates()
-        self._rematch()
+        self._rematch(apply=False)
         self.recolour()
         self.analysed.emit()
 
@@ -696,7 +703,7 @@ class InspectView(QWidget):
             per_char = np.full(n, np.nan)
             per_char[1:] = bits  # c_{t+1} carries bits[t]; the first character is not predicted
             return surprise_levels(per_char), self._surprise_colours
-        values = self.result.analysis.values(kind)[self.layer.value() - 1, :, self.unit.value()]
+        values = self.values(kind)[self.layer.value() - 1, :, self.unit.value()]
         return value_levels(values), self._value_colours
 
     def shown_bits(self) -> np.ndarray:
@@ -708,6 +715,8 @@ class InspectView(QWidget):
 
     def recolour(self) -> None:
         """Apply the current colouring: one pass, one format per colour level."""
+        if self._hold:
+            return
         levels, colours = self.char_levels()
         index = self.text.index
         if levels.size == 0 or index.size == 0:
@@ -770,18 +779,32 @@ class InspectView(QWidget):
         self.play.setEnabled(not on and len(self.timelapse) > 1)
 
     @Slot()
-    def _on_unit(self) -> None:
+    def _on_layer(self) -> None:
         if self.result is not None:
             self._show_gates()
-            if self.mode_kind() is not None:
-                self.recolour()
+        self._on_unit()
+
+    @Slot()
+    def _on_unit(self) -> None:
+        if self.result is not None and self.mode_kind() is not None:
+            self.recolour()
 
     def show_unit(self, kind: str, layer: int, unit: int) -> None:
-        """Colour by ``kind`` ("c" or "h") of 0-based ``layer``, ``unit``."""
-        self.mode.setCurrentIndex(1 if kind == "c" else 2)
-        self.layer.setValue(layer + 1)
-        self.unit.setValue(unit)
+        """Colour by ``kind`` ("c" or "h") of 0-based ``layer``, ``unit`` (one recolouring)."""
+        self._hold = True
+        try:
+            self.mode.setCurrentIndex(1 if kind == "c" else 2)
+            self.layer.setValue(layer + 1)
+            self.unit.setValue(unit)
+        finally:
+            self._hold = False
         self.recolour()
+
+    def values(self, kind: str) -> np.ndarray:
+        """(L, N, H) activations of ``kind`` of the newest analysis, computed once."""
+        if kind not in self._values:
+            self._values[kind] = self.result.analysis.values(kind)
+        return self._values[kind]
 
     # ---------------------------------------------------------------- tooltip
     def tooltip(self, i: int) -> str:
@@ -813,7 +836,7 @@ class InspectView(QWidget):
             text += "the guesses are the newest model's)</i>"
         kind = self.mode_kind()
         if kind is not None:
-            v = a.values(kind)[self.layer.value() - 1, i, self.unit.value()]
+            v = self.values(kind)[self.layer.value() - 1, i, self.unit.value()]
             name = "tanh(c)" if kind == "c" else "h"
             text += f"<br>Layer {self.layer.value()} unit {self.unit.value()}: {name} = {v:+.3f}"
         return text
@@ -904,13 +927,13 @@ class InspectView(QWidget):
         self._selection = (a, b)
         self._rematch()
 
-    def _rematch(self) -> None:
+    def _rematch(self, apply: bool = True) -> None:
         sel = self._selection
         kind = self.mode_kind()
         self.match_units.clear()
         self._match_mask = np.zeros(len(self.passage), bool)
         if self.result is None or sel is None or kind is None:
-            if self.result is not None:
+            if self.result is not None and apply:
                 self.recolour()
             return
         from core.inspect import match_selection
@@ -942,7 +965,8 @@ class InspectView(QWidget):
                 f"they are on at {len(m.spans)} other place(s), underlined in green."
             )
         self.match_spans = m.spans
-        self.recolour()
+        if apply:
+            self.recolour()
 
     @Slot(QListWidgetItem)
     def _on_match_clicked(self, item: QListWidgetItem) -> None:
@@ -953,12 +977,16 @@ class InspectView(QWidget):
 
     # ---------------------------------------------------------------- gates
     def _show_gates(self) -> None:
-        if self.result is None:
+        """Plot the chosen layer's gate saturation (only while the Gates tab shows: a hidden
+        scatter of 3·H points is drawn when the tab is opened)."""
+        if self.result is None or self.side.currentWidget() is not self.gates:
             return
         sat = self.result.saturation[self.layer.value() - 1]  # (3, H, 2)
         for g, points in enumerate(self.gate_points):
             points.setData(sat[g, :, 0], sat[g, :, 1])
-        self.gates.getPlotItem().setTitle(f"Gate saturation, layer {self.layer.value()}")
+        title = f"Gate saturation, layer {self.layer.value()}"
+        if self.gates.getPlotItem().titleLabel.text != title:
+            self.gates.getPlotItem().setTitle(title)
 
     # ---------------------------------------------------------------- controller → view
     @Slot(int)

@@ -184,7 +184,7 @@ class TextMeters(QObject):
                 self.plot.set_references([])
                 self.plot.setToolTip(f"No reference lines: {value}")
             else:
-                self.plot.set_references(value.lines())
+                self.plot.set_references(value)
         elif tag == "copies":
             key, value = result
             if key != self._finder_key:
@@ -285,9 +285,15 @@ def _texts(corpus: Any, vf: float) -> tuple[str, str]:
 def _yardsticks(corpus: Any, vf: float) -> tuple[tuple, Callable[[], Any]]:
     from core.inspect import yardsticks
 
-    def make() -> Any:
+    def make() -> list[tuple[str, float, str]]:
         train, val = _texts(corpus, vf)
-        return yardsticks(val if len(val) >= 2 else train, train)
+        lines = yardsticks(val if len(val) >= 2 else train, train).lines()
+        if len(val) < 2:  # no validation part: the compressors measured the training text
+            lines = [
+                (label, nats, tip.replace("Validation text", "Training text (no validation text)"))
+                for label, nats, tip in lines
+            ]
+        return lines
 
     return (corpus, vf), make
 

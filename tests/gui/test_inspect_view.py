@@ -129,13 +129,16 @@ def test_a_found_unit_is_shown_on_click(trained):
 
 def hand_made(text, unit_on):
     """An Analysis of ``text`` by a model of 1 layer of 4 units whose unit 2 has tanh(c) = 0.8
-    where ``unit_on`` is True and -0.8 elsewhere (the others are 0)."""
+    where ``unit_on`` is True and -0.8 elsewhere (the others are 0), and whose unit 1's forget
+    gate is always open."""
     n = len(text)
     c = np.zeros((1, n, 4), np.float32)
     c[0, :, 2] = np.where(unit_on, np.arctanh(0.8), -np.arctanh(0.8))
     chars = tuple(sorted(set(text)))
     ids = np.array([chars.index(ch) for ch in text])
     k = min(5, len(chars))
+    gates = np.full((1, n, 3, 4), 0.5, np.float32)
+    gates[0, :, 1, 1] = 0.95  # unit 1's forget gate is always open (right-saturated)
     return Analysis(
         text,
         chars,
@@ -145,7 +148,7 @@ def hand_made(text, unit_on):
         np.full((n - 1, k), 1.0 / k),
         np.zeros((1, n, 4), np.float32),
         c,
-        np.full((1, n, 3, 4), 0.5, np.float32),
+        gates,
     )
 
 
@@ -163,6 +166,9 @@ def test_select_and_match_finds_the_unit_and_its_other_places(qtbot, window):
     ranking = {kind: rank_units(a, detectors(text), kind) for kind in ("c", "h")}
     v._show_result(InspectResult(0, "a hand-made model", a, ranking, gate_saturation(a)))
     assert v.found.topLevelItem(0).child(0).text(0) == "layer 1 unit 2"  # double quotes
+    v.side.setCurrentWidget(v.gates)  # the scatter is drawn when its tab opens
+    x, y = v.gate_points[1].getData()  # forget gates: unit 1's always open, the others half
+    assert list(x) == [0.0] * 4 and list(y) == [0.0, 1.0, 0.0, 0.0]
     v.mode.setCurrentIndex(1)
     first = text.index('"yes"')
     cursor = v.text.textCursor()  # select "yes (inside the first quotes), as a user drags
@@ -240,3 +246,29 @@ def test_copied_spans_are_highlighted_in_samples_and_generate(qtbot, window, tmp
     qtbot.waitUntil(lambda: w.meters.finder is not None, timeout=10_000)
     assert w.meters.finder.min_chars == len(copied) + 1
     assert w.gen.output.extraSelections() == [] and "0% copied" in w.gen.meter.text()
+
+
+def test_an_opened_model_is_inspected_without_training(qtbot, trained, tmp_path):
+    w = trained
+    path = tmp_path / "m.npz"
+    with qtbot.waitSignal(w.ctl.saved, timeout=10_000):
+        w.ctl.save_model(str(path))
+    w.inspect.result = None
+    with qtbot.waitSignal(w.inspect.analysed, timeout=20_000):
+        w.open_model(str(path))
+    assert not w.ctl.training
+    assert [step for step, _ in w.inspect.timelapse] == [30]  # an opened model starts afresh
+    assert w.inspect.result.step == 30 and "step 30" in w.inspect.status.text()
+
+
+def test_a_pasted_passage_with_unknown_characters_says_which(qtbot, trained):
+    v = trained.inspect
+    v.source.setCurrentIndex(1)
+    assert v.own_text.isVisibleTo(v) and not v.start.isVisibleTo(v)
+    v.own_text.setPlainText("the sun ☃ and the dog")
+    qtbot.waitUntil(lambda: "☃" in v.status.text(), timeout=10_000)
+    assert v.result is None
+    v.own_text.setPlainText("the sun and the dog")
+    with qtbot.waitSignal(v.analysed, timeout=10_000):
+        v.analyse_button.click()
+    assert v.result.analysis.text == "the sun and the dog"

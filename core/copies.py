@@ -28,6 +28,7 @@ _BASE = np.uint64(0x100000001B3)  # odd multiplier of the polynomial hash (FNV's
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the final bit mix
 MAX_CANDIDATES = 1000  # training places looked at per generated gram (see CopyIndex.find)
 MIN_N = 4  # shortest copy length the index accepts
+_CHUNK = 1 << 16  # candidates verified per pass (bounds the (chunk, k) windows)
 
 
 @dataclass(frozen=True)
@@ -141,12 +142,15 @@ class CopyIndex:
         if G < n or self.keys.size == 0:
             return Copies((), 0.0, 0)
         train = self.ids
-        N = len(train)
         bits = np.uint64(self.bits)
         low = np.uint64((1 << self.bits) - 1)
         top = _hash_grams(g.astype(np.uint64), k, 1, G - k + 1) >> bits << bits
-        lo = np.searchsorted(self.keys, top, side="left")
-        hi = np.searchsorted(self.keys, top | low, side="right")
+        # searched in increasing order: each search starts near the last (measured ~5x faster
+        # than random order on a 100 MB index, whose keys do not fit in cache)
+        by = np.argsort(top, kind="stable")
+        lo, hi = np.empty_like(by), np.empty_like(by)
+        lo[by] = np.searchsorted(self.keys, top[by], side="left")
+        hi[by] = np.searchsorted(self.keys, top[by] | low, side="right")
         counts = np.minimum(hi - lo, MAX_CANDIDATES)
         total = int(counts.sum())
         if total == 0:
@@ -155,10 +159,13 @@ class CopyIndex:
         first = np.cumsum(counts) - counts
         slot = np.arange(total) - np.repeat(first, counts) + np.repeat(lo, counts)
         tq = (self.keys[slot] & low).astype(np.int64) * s  # training gram start
-        # verify the gram itself (rules out hash collisions)
-        ok = np.ones(total, bool)
-        for j in range(k):
-            ok &= g[qi + j] == train[tq + j]
+        # verify the gram itself (rules out hash collisions); a whole window per candidate at
+        # once, so each candidate's training characters are read from memory together
+        ok = np.empty(total, bool)
+        ar = np.arange(k)
+        for c in range(0, total, _CHUNK):
+            part = slice(c, c + _CHUNK)
+            ok[part] = (train[tq[part, None] + ar] == g[qi[part, None] + ar]).all(axis=1)
         qi, tq = qi[ok], tq[ok]
         # extend up to s characters each side; a copy of ≥ n has a stride gram with left + right
         # extension ≥ n - k = s - 1 (see the module docstring), so s is enough
@@ -180,12 +187,10 @@ class CopyIndex:
         starts = np.flatnonzero(new)
         ends = np.r_[starts[1:], len(a)] - 1
         ga, gb, gd = a[starts], reach[ends] - d[ends] * W, d[starts]
-        # make each run maximal (a run whose ends hit the caps is extended until it stops)
-        for j in range(len(ga)):
-            while ga[j] > 0 and ga[j] + gd[j] > 0 and g[ga[j] - 1] == train[ga[j] - 1 + gd[j]]:
-                ga[j] -= 1
-            while gb[j] < G and gb[j] + gd[j] < N and g[gb[j]] == train[gb[j] + gd[j]]:
-                gb[j] += 1
+        # make each run maximal: the caps above make a run's ends exact except where a common
+        # gram's candidates were cut at MAX_CANDIDATES; grow all runs together until they stop
+        ga = ga - _extend(g, train, ga - 1, ga - 1 + gd, -1, G)
+        gb = gb + _extend(g, train, gb, gb + gd, 1, G)
         # one training place per generated interval (the first), then drop intervals that lie
         # inside a longer one
         order = np.lexsort((ga + gd, -gb, ga))
@@ -209,17 +214,24 @@ class CopyIndex:
 def _extend(
     g: np.ndarray, train: np.ndarray, gi: np.ndarray, ti: np.ndarray, step: int, cap: int
 ) -> np.ndarray:
-    """How many characters match going from (gi, ti) in direction ``step``, at most ``cap``."""
+    """How many characters match going from (gi, ti) in direction ``step``, at most ``cap``.
+
+    Looks ``width`` characters ahead per pass for every pair still matching, as one (pairs,
+    width) gather (a pair's characters are read together), doubling the width each pass.
+    """
     G, N = len(g), len(train)
     count = np.zeros(len(gi), np.int64)
-    alive = np.ones(len(gi), bool)
-    for j in range(cap):
-        x, y = gi + step * j, ti + step * j
-        inside = (x >= 0) & (x < G) & (y >= 0) & (y < N)
-        same = np.zeros(len(gi), bool)
+    live = np.arange(len(gi))
+    width = min(8, cap)
+    while live.size:
+        off = count[live, None] + np.arange(width)  # (live, width) distances from the start
+        x = gi[live, None] + step * off
+        y = ti[live, None] + step * off
+        inside = (x >= 0) & (x < G) & (y >= 0) & (y < N) & (off < cap)
+        same = np.zeros(x.shape, bool)
         same[inside] = g[x[inside]] == train[y[inside]]
-        alive &= same
-        count += alive
-        if not alive.any():
-            break
+        run = np.logical_and.accumulate(same, axis=1).sum(axis=1)  # matches before the first miss
+        count[live] += run
+        live = live[(run == width) & (count[live] < cap)]
+        width *= 2
     return count

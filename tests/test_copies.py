@@ -107,3 +107,15 @@ def test_build_checks_n_and_handles_short_texts():
     index = CopyIndex.from_text("short text", n=20)
     assert index.find("short text and more, short text").spans == ()
     assert CopyIndex.from_text("", n=20).find("anything at all here, long enough").spans == ()
+
+
+def test_extend_counts_matches_up_to_the_first_miss_or_the_cap():
+    g = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20])
+    train = np.r_[g[:17], 0, g[18:]]  # differs at 17 only
+    right = copies_mod._extend(
+        g, train, np.array([0, 10, 17, 19]), np.array([0, 10, 17, 19]), 1, 100
+    )
+    assert right.tolist() == [17, 7, 0, 1]
+    assert copies_mod._extend(g, train, np.array([0]), np.array([0]), 1, 5).tolist() == [5]
+    left = copies_mod._extend(g, train, np.array([16, 19]), np.array([16, 19]), -1, 100)
+    assert left.tolist() == [17, 2]

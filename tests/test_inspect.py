@@ -18,9 +18,8 @@ from core.config import ModelConfig
 from core.data import Vocab
 from core.errors import ConfigError, VocabularyError
 from core.inspect_html import render, write_atomic
-from core.model import init_params
+from core.model import Prepared, init_params, zero_state
 from core.modelfile import ModelFile
-from core.sample import introspect
 
 # ---------------------------------------------------------------------------------- a model
 
@@ -69,20 +68,40 @@ def quote_model() -> ModelFile:
 # ---------------------------------------------------------------------------------- analysis
 
 
-def test_analysis_agrees_with_step_by_step_introspection(model):
+def step_by_step(model: ModelFile, text: str):
+    """Reference: one ``Prepared.step`` per character, softmax per step."""
+    prep = Prepared(model.params, model.config)
+    state = zero_state(model.config, 1)
+    probs, hs, cs = [], [], []
+    for i in model.vocab.encode(text).astype(np.int64):
+        logits, state = prep.step(np.array([i]), state)
+        z = logits[0].astype(np.float64)
+        p = np.exp(z - z.max())
+        probs.append(p / p.sum())
+        hs.append(state[0][:, 0].copy())
+        cs.append(state[1][:, 0].copy())
+    return np.array(probs[:-1]), np.stack(hs, axis=1), np.stack(cs, axis=1)
+
+
+def test_analysis_agrees_with_step_by_step_reading(model):
     text = 'abc "def" gh.\n  a\'b <c> & d' * 3
     a = ins.analyse(model, text, top_k=3)
-    ref = introspect(model, text, top_k=3)
+    probs, h, c = step_by_step(model, text)
+    ids = model.vocab.encode(text).astype(np.int64)
     N, L, H = len(text), model.config.num_layers, model.config.hidden_size
     assert a.bits.shape == (N - 1,) and a.top_ids.shape == (N - 1, 3) and a.ids.shape == (N,)
     assert a.h.shape == a.c.shape == (L, N, H) and a.gates.shape == (L, N, 3, H)
-    np.testing.assert_allclose(a.p_actual, ref.p_actual, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(a.h, ref.h, atol=1e-5)
-    np.testing.assert_allclose(a.c, ref.c, rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(a.top_ids, ref.top_ids)
-    assert a.mean_bits == pytest.approx(float(np.mean(-np.log2(ref.p_actual))))
-    assert [c for c, _ in a.top_chars(4)] == list(ref.top_chars[4])
+    p_actual = probs[np.arange(N - 1), ids[1:]]
+    np.testing.assert_allclose(a.p_actual, p_actual, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(a.h, h, atol=1e-5)
+    np.testing.assert_allclose(a.c, c, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(a.top_ids, np.argsort(-probs, axis=1, kind="stable")[:, :3])
+    np.testing.assert_allclose(a.top_probs, -np.sort(-probs, axis=1)[:, :3], rtol=1e-5)
+    assert a.mean_bits == pytest.approx(float(np.mean(-np.log2(p_actual))), rel=1e-6)
+    assert [ch for ch, _ in a.top_chars(4)] == [model.vocab.chars[j] for j in a.top_ids[4]]
     assert np.all((a.gates > 0) & (a.gates < 1))
+    # the output gate and the cell give h back: h = o * tanh(c)
+    np.testing.assert_allclose(a.h, a.gates[:, :, 2] * np.tanh(a.c), atol=1e-5)
 
 
 def test_windows_carry_the_state(model, monkeypatch):

@@ -69,7 +69,7 @@ DEFAULT_LENGTH = 2000  # characters of the default passage
 MAX_LENGTH = 10_000  # longest passage the view analyses
 SURPRISE_STOPS = ((0.0, (255, 255, 255)), (0.3, (255, 236, 150)), (0.6, (248, 160, 80)),
                   (1.0, (190, 30, 45)))  # fmt: skip
-DIVERGING_STOPS = ((0.0, (33, 102, 172)), (0.5, (255, 255, 255)), (1.0, (178, 24, 43)))
+DIVERGING_STOPS = ((0.0, (67, 147, 195)), (0.5, (255, 255, 255)), (1.0, (214, 96, 77)))
 MATCH_COLOUR = QColor(0, 150, 70)
 SOURCES = ("Validation text", "Your text", "Latest generated text")
 MODES = ("Surprise (bits)", "Cell value tanh(c)", "Hidden value h")

@@ -31,14 +31,16 @@ DEFAULT_MIN_CHARS = 20
 class CopyMarks(QObject):
     """Highlights copied spans in a QPlainTextEdit and explains each one on hover.
 
-    Each span is a QTextCursor selection, so it follows the text when the pane trims old blocks;
-    spans whose text was removed collapse and are dropped.
+    A span is kept as a cursor at its start (it follows the text when the pane trims old
+    blocks), its length and its text: a span whose text has left the pane is dropped. The
+    highlights are drawn afresh from those after every change, since a selection that ends where
+    text is appended would grow with it.
     """
 
     def __init__(self, edit: QPlainTextEdit) -> None:
         super().__init__(edit)
         self.edit = edit
-        self.spans: list[tuple[QTextCursor, str]] = []  # selection, tooltip
+        self.spans: list[tuple[QTextCursor, int, str, str]] = []  # start, UTF-16 length, text, tip
         self.format = QTextCharFormat()
         self.format.setBackground(COPY_COLOUR)
         self.format.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
@@ -52,27 +54,37 @@ class CopyMarks(QObject):
         """Mark ``spans`` [(a, b, tooltip)] of ``text`` (characters), which begins at document
         position ``start``."""
         units = _utf16_offsets(text)
-        doc = self.edit.document()
         for a, b, tip in spans:
-            c = QTextCursor(doc)
-            c.setPosition(start + units[a])
-            c.setPosition(start + units[b], QTextCursor.MoveMode.KeepAnchor)
-            self.spans.append((c, tip))
-        self._apply()
+            c = QTextCursor(self.edit.document())
+            c.setPosition(start + int(units[a]))
+            self.spans.append((c, int(units[b] - units[a]), text[a:b], tip))
+        self.apply()
 
-    def _apply(self) -> None:
-        self.spans = [(c, tip) for c, tip in self.spans if c.hasSelection()]
-        selections = []
-        for c, _ in self.spans:
+    def _selection(self, start: QTextCursor, n: int) -> QTextCursor:
+        c = QTextCursor(self.edit.document())
+        c.setPosition(start.position())
+        c.setPosition(min(start.position() + n, self.edit.document().characterCount() - 1),
+                      QTextCursor.MoveMode.KeepAnchor)  # fmt: skip
+        return c
+
+    def apply(self) -> None:
+        """Draw the highlights of the spans whose text is still where it was."""
+        kept, selections = [], []
+        for span in self.spans:
+            c = self._selection(span[0], span[1])
+            if c.selectedText().replace("\u2029", "\n") != span[2]:
+                continue
+            kept.append(span)
             sel = QTextEdit.ExtraSelection()
             sel.cursor = c
             sel.format = self.format
             selections.append(sel)
+        self.spans = kept
         self.edit.setExtraSelections(selections)
 
     def tooltip_at(self, pos: int) -> str:
-        for c, tip in self.spans:
-            if c.selectionStart() <= pos < c.selectionEnd():
+        for start, n, _, tip in self.spans:
+            if start.position() <= pos < start.position() + n:
                 return tip
         return ""
 
@@ -135,7 +147,7 @@ class TextMeters(QObject):
         self.finder: CopyFinder | None = None
         self._finder_key: tuple | None = None  # (corpus, val fraction, N) being built or built
         self._lines_key: tuple | None = None  # (corpus, val fraction)
-        self._pending: list[tuple[int, str]] = []  # samples that came before the index
+        self._samples: list[tuple[QTextCursor, str]] = []  # each sample's text, selected
         self.sample_marks = CopyMarks(samples)
         self.gen_marks = CopyMarks(gen.output)
         settings = QSettings()
@@ -197,9 +209,7 @@ class TextMeters(QObject):
                 f"Memorisation meter: spans of {value.min_chars}+ characters found in the "
                 "training text will be highlighted."
             )
-            pending, self._pending = self._pending, []
-            for start, text in pending:
-                self._mark_sample(start, text)
+            self.remark_samples()
             if self.gen.text() and not self.ctl.generating:
                 self.check_generated()
 
@@ -220,14 +230,33 @@ class TextMeters(QObject):
     # ---------------------------------------------------------------- samples
     @Slot(int, str)
     def _on_sample(self, start: int, text: str) -> None:
-        if self.finder is None:
-            self._pending.append((start, text))
-            if self.ctl.corpus is None:
-                self.samples.meter.setText(
-                    "Memorisation meter: open the training text to see what is copied from it."
-                )
+        c = QTextCursor(self.samples.document())
+        c.setPosition(start)
+        self._samples.append((c, text))
+        if self.finder is not None:
+            self._mark_sample(start, text)
             return
-        self._mark_sample(start, text)
+        self.sample_marks.apply()  # the new text must not extend a highlight that ended before
+        if self.ctl.corpus is None:
+            self.samples.meter.setText(
+                "Memorisation meter: open the training text to see what is copied from it."
+            )
+
+    def remark_samples(self) -> None:
+        """Mark every sample still in the pane again (a new index: another text, split or N)."""
+        self.sample_marks.clear()
+        marks = self.sample_marks
+        # a sample whose text left the pane (cleared, or trimmed) is forgotten
+        self._samples = [
+            (c, text)
+            for c, text in self._samples
+            if marks._selection(c, int(_utf16_offsets(text)[-1]))
+            .selectedText()
+            .replace("\u2029", "\n")
+            == text
+        ]
+        for c, text in self._samples:
+            self._mark_sample(c.position(), text)
 
     def _mark_sample(self, start: int, text: str) -> None:
         spans, fraction, longest = self.finder.find(text)

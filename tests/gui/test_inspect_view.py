@@ -246,6 +246,18 @@ def test_copied_spans_are_highlighted_in_samples_and_generate(qtbot, window, tmp
     qtbot.waitUntil(lambda: w.meters.finder is not None, timeout=10_000)
     assert w.meters.finder.min_chars == len(copied) + 1
     assert w.gen.output.extraSelections() == [] and "0% copied" in w.gen.meter.text()
+    assert w.samples.extraSelections() == []  # the samples are checked again with the new N
+    assert "0% copied" in w.samples.meter.text()
+    w.gen.copy_min.setValue(20)
+    qtbot.waitUntil(lambda: len(w.samples.extraSelections()) == 1, timeout=10_000)
+    w.samples.clear_samples()
+    w.samples.add_sample(30, 2.0, 0.8, copied)  # a sample that is all copy, in a cleared pane
+    selections = w.samples.extraSelections()
+    assert len(selections) == 1 and selections[0].cursor.selectedText() == copied
+    assert "100% copied verbatim" in w.samples.meter.text()
+    w.samples.add_sample(40, 2.0, 0.8, "qz" * 30)  # appended right after the highlight's end
+    selections = w.samples.extraSelections()
+    assert len(selections) == 1 and selections[0].cursor.selectedText() == copied
 
 
 def test_an_opened_model_is_inspected_without_training(qtbot, trained, tmp_path):

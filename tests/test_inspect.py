@@ -112,6 +112,10 @@ def test_windows_carry_the_state(model, monkeypatch):
     np.testing.assert_allclose(pieces.bits, whole.bits, rtol=1e-6)
     np.testing.assert_allclose(pieces.c, whole.c, atol=1e-6)
     np.testing.assert_array_equal(pieces.top_ids, whole.top_ids)
+    every = ins.analyse(model, text, top_k=100)  # k above V: all characters, sorted
+    assert every.top_ids.shape == (len(text) - 1, model.vocab.size)
+    np.testing.assert_allclose(every.top_probs.sum(axis=1), 1.0, rtol=1e-6)
+    assert np.all(np.diff(every.top_probs, axis=1) <= 0)
     lean = ins.analyse(model, text, activations=False)
     assert lean.h is None and lean.gates is None
     np.testing.assert_allclose(lean.bits, whole.bits, rtol=1e-6)

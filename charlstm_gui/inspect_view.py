@@ -61,9 +61,10 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import CharLSTMError
+from core.inspect_html import MAX_BITS, visible
 
-SURPRISE_MAX_BITS = 10.0  # the surprise colour map saturates here (1 in 1,024)
-SURPRISE_LEVELS = 21  # colour levels of the surprise map (half a bit each)
+SURPRISE_MAX_BITS = MAX_BITS  # the surprise colour map saturates here, as in the HTML page
+SURPRISE_LEVELS = int(2 * MAX_BITS) + 1  # colour levels of the surprise map (half a bit each)
 VALUE_LEVELS = 21  # colour levels of the diverging map over [-1, 1]
 DEFAULT_LENGTH = 2000  # characters of the default passage
 MAX_LENGTH = 10_000  # longest passage the view analyses
@@ -74,7 +75,6 @@ MATCH_COLOUR = QColor(0, 150, 70)
 SOURCES = ("Validation text", "Your text", "Latest generated text")
 MODES = ("Surprise (bits)", "Cell value tanh(c)", "Hidden value h")
 MODE_KIND = {1: "c", 2: "h"}
-VISIBLE = {"\n": "↵ newline", "\t": "⇥ tab", " ": "␣ space", "\r": "␍ return"}
 
 
 def ramp(stops: tuple[tuple[float, tuple[int, int, int]], ...], n: int) -> list[QColor]:
@@ -98,15 +98,6 @@ def value_levels(values: np.ndarray) -> np.ndarray:
     """Colour level (0 .. VALUE_LEVELS-1) of each value in [-1, 1], 0 meaning -1."""
     scaled = (np.clip(values, -1.0, 1.0) + 1.0) / 2.0
     return np.rint(scaled * (VALUE_LEVELS - 1)).astype(np.int16)
-
-
-def visible(ch: str) -> str:
-    """A character as a reader can see it in a tooltip (newline, tab and space named)."""
-    if ch in VISIBLE:
-        return VISIBLE[ch]
-    if ord(ch) < 32 or ch in "\x7f\x85\u2028\u2029":
-        return f"U+{ord(ch):04X}"
-    return ch
 
 
 def display_text(text: str) -> tuple[str, np.ndarray]:
@@ -753,7 +744,8 @@ class InspectView(QWidget):
                 self._surprise_colours,
                 ("0 bits", f"{SURPRISE_MAX_BITS / 2:g}", f"≥ {SURPRISE_MAX_BITS:g} bits"),
                 "Surprise: −log2 of the probability the model gave the character that came. "
-                "0 bits: it was sure; 1 bit: a coin flip; 10 bits: 1 chance in 1,024.",
+                "0 bits: it was sure; 1 bit: a coin flip; "
+                f"{SURPRISE_MAX_BITS:g} bits: 1 chance in {2**SURPRISE_MAX_BITS:,.0f}.",
             )
         else:
             label = "tanh(c)" if kind == "c" else "h"

@@ -91,10 +91,10 @@ def test_hover_shows_the_top_five_and_the_character_that_came(trained):
     assert tip.count("<tr>") == 5
     for ch, p in a.top_chars(i - 1):
         assert f"<code>{html.escape(visible(ch))}</code></td><td align='right'>{p:.1%}" in tip
-    assert "Came: <b><code>␣ space</code></b>" in tip
+    assert "Came: <b><code>␣ (space)</code></b>" in tip
     assert f"{2.0 ** -a.bits[i - 1]:.2%}" in tip
     j = v.passage.index("\n")  # a newline is shown as ↵ and can be hovered too
-    assert "↵ newline" in v.text.tooltip_at(char_point(v, j))
+    assert "⏎ (newline)" in v.text.tooltip_at(char_point(v, j))
     assert "first character" in v.tooltip(0)
 
 

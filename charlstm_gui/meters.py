@@ -306,18 +306,24 @@ def _guarded(fn: Callable[[], Any]) -> Callable[[], Any]:
     return run
 
 
-def _texts(corpus: Any, vf: float) -> tuple[str, str]:
-    train, val = corpus.split(vf)
-    return corpus.vocab.decode(train), corpus.vocab.decode(val)
+YARDSTICK_VAL_CHARS = 2_000_000  # validation characters compressed at most (xz -9: ~1 MB/s)
+YARDSTICK_TRAIN_CHARS = 20_000_000  # training characters counted at most for the entropies
 
 
 def _yardsticks(corpus: Any, vf: float) -> tuple[tuple, Callable[[], Any]]:
     from core.inspect import yardsticks
 
     def make() -> list[tuple[str, float, str]]:
-        train, val = _texts(corpus, vf)
-        lines = yardsticks(val if len(val) >= 2 else train, train).lines()
-        if len(val) < 2:  # no validation part: the compressors measured the training text
+        # decode one character past each limit, so that yardsticks sees (and says) a prefix,
+        # never the whole of a 100 MB text
+        train_ids, val_ids = corpus.split(vf)
+        train = corpus.vocab.decode(train_ids[: YARDSTICK_TRAIN_CHARS + 1])
+        val = corpus.vocab.decode(val_ids[: YARDSTICK_VAL_CHARS + 1])
+        no_val = len(val) < 2
+        lines = yardsticks(
+            train if no_val else val, train, YARDSTICK_VAL_CHARS, YARDSTICK_TRAIN_CHARS
+        ).lines()
+        if no_val:  # no validation part: the compressors measured the training text
             lines = [
                 (label, nats, tip.replace("Validation text", "Training text (no validation text)"))
                 for label, nats, tip in lines

@@ -20,7 +20,7 @@ from charlstm_gui.inspect_view import (
     value_levels,
     visible,
 )
-from core.inspect import Analysis, Yardsticks
+from core.inspect import Analysis
 
 from .helpers import small_text
 
@@ -205,9 +205,20 @@ def test_reference_lines_on_the_plot_and_hidden_from_the_view_menu(qtbot, window
     assert not any(item.isVisible() for *_, item in w.plot.references)
     action.trigger()
     assert all(item.isVisible() for *_, item in w.plot.references)
-    prefix = Yardsticks(1.0, 1.1, 0.9, 3.0, 2.0, 2_000_000, 100, True, False)
-    w.plot.set_references(prefix.lines())
-    assert "first 2,000,000 characters" in w.plot.references[0][3].toolTip()
+    assert "first" not in w.plot.references[0][3].toolTip()  # the whole text was measured
+
+
+def test_reference_lines_of_a_long_text_say_they_measured_a_prefix(
+    qtbot, window, tmp_path, monkeypatch
+):
+    import charlstm_gui.meters as meters
+
+    monkeypatch.setattr(meters, "YARDSTICK_VAL_CHARS", 50)  # "long": longer than 50 characters
+    load(qtbot, window, small_text(tmp_path / "t.txt"))
+    qtbot.waitUntil(lambda: len(window.plot.references) == 5, timeout=10_000)
+    tips = [item.toolTip() for *_, item in window.plot.references]
+    assert all("(first 50 characters)" in tip for tip in tips[:3])  # the compressors
+    assert not any("first" in tip for tip in tips[3:])  # the entropies counted all of it
 
 
 def test_copied_spans_are_highlighted_in_samples_and_generate(qtbot, window, tmp_path):

@@ -63,6 +63,8 @@ from PySide6.QtWidgets import (
 from core.errors import CharLSTMError
 from core.inspect_html import MAX_BITS, visible
 
+from .worker import describe_exception
+
 SURPRISE_MAX_BITS = MAX_BITS  # the surprise colour map saturates here, as in the HTML page
 SURPRISE_LEVELS = int(2 * MAX_BITS) + 1  # colour levels of the surprise map (half a bit each)
 VALUE_LEVELS = 21  # colour levels of the diverging map over [-1, 1]
@@ -263,9 +265,16 @@ class InspectResult:
     saturation: np.ndarray  # (L, 3, H, 2) gate saturation fractions
 
 
+@dataclass(frozen=True)
+class Failure:
+    """An unexpected error of an analysis, reported by the GUI thread."""
+
+    traceback: str
+
+
 def analyse_passage(model: Any, text: str, source: str, beside_training: bool) -> Any:
     """Everything the view shows of ``text`` (runs on a worker thread). Returns an
-    ``InspectResult``, or the message of a problem the user can fix (a str)."""
+    ``InspectResult``, the message of a problem the user can fix (a str), or a ``Failure``."""
     from core import inspect, parallel
 
     blas = parallel.single_threaded_blas() if beside_training else contextlib.nullcontext()
@@ -277,6 +286,10 @@ def analyse_passage(model: Any, text: str, source: str, beside_training: bool) -
             saturation = inspect.gate_saturation(a)
     except CharLSTMError as exc:
         return str(exc)
+    except MemoryError:
+        return "Not enough memory to analyse this passage: choose a shorter one."
+    except Exception as exc:  # a bug: the view must not wait for it forever
+        return Failure(describe_exception(exc))
     step = model.train.step if getattr(model, "train", None) is not None else 0
     return InspectResult(step, source, a, ranking, saturation)
 
@@ -640,7 +653,10 @@ class InspectView(QWidget):
         if not tag.startswith("inspect:") or int(tag[8:]) != self._running:
             return
         self._running = 0
-        if isinstance(result, str):
+        if isinstance(result, Failure):
+            self._say("The analysis failed (see the error report).")
+            self.ctl.internal_error.emit(result.traceback)
+        elif isinstance(result, str):
             self._say(result)
         elif result.analysis.text == self.passage:
             self._show_result(result)

@@ -295,3 +295,23 @@ def test_a_pasted_passage_with_unknown_characters_says_which(qtbot, trained):
     with qtbot.waitSignal(v.analysed, timeout=10_000):
         v.analyse_button.click()
     assert v.result.analysis.text == "the sun and the dog"
+
+
+def test_a_bug_in_the_analysis_is_reported_and_the_view_goes_on(qtbot, trained, monkeypatch):
+    import core.inspect
+    from charlstm_gui import dialogs
+
+    v = trained.inspect
+    real = core.inspect.gate_saturation
+    monkeypatch.setattr(
+        core.inspect, "gate_saturation", lambda a: (_ for _ in ()).throw(ZeroDivisionError("bug"))
+    )
+    with qtbot.waitSignal(trained.ctl.internal_error, timeout=10_000) as err:
+        v.analyse_button.click()
+    assert "ZeroDivisionError: bug" in err.args[0]
+    assert "failed" in v.status.text() and not v._running
+    qtbot.waitUntil(lambda: bool(dialogs._open_dialogs), timeout=5000)
+    dialogs._open_dialogs[-1].reject()
+    monkeypatch.setattr(core.inspect, "gate_saturation", real)
+    with qtbot.waitSignal(v.analysed, timeout=10_000):  # the next analysis runs as usual
+        v.analyse_button.click()

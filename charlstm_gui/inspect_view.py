@@ -1040,6 +1040,8 @@ class InspectView(QWidget):
             self._update_start_range()
             if self.passage_text() != self.passage:
                 self.reload_passage()
+            elif self.live.isChecked():  # the time-lapse starts from the model the run starts at
+                self.analyse_now()
 
     @Slot(object)
     def _on_snapshot(self, model: Any) -> None:

@@ -67,13 +67,13 @@ def test_timelapse_keeps_one_bits_array_per_evaluation(trained):
     v = w.inspect
     evaluated = [int(s) for s in w.ctl.history.val.step]
     assert evaluated == [10, 20, 30]
-    assert [step for step, _ in v.timelapse] == evaluated
+    assert [step for step, _ in v.timelapse] == [0, *evaluated]  # from the untrained model on
     n = len(v.passage)
     assert all(bits.shape == (n - 1,) for _, bits in v.timelapse)
     assert not np.array_equal(v.timelapse[0][1], v.timelapse[-1][1])  # the model learned
-    assert v.time.maximum() == 2 and v.time.value() == 2
-    v.time.setValue(0)  # replay the first evaluation
-    expected = surprise_levels(np.r_[np.nan, v.timelapse[0][1]])
+    assert v.time.maximum() == 3 and v.time.value() == 3
+    v.time.setValue(1)  # replay the first evaluation
+    expected = surprise_levels(np.r_[np.nan, v.timelapse[1][1]])
     levels, _ = v.char_levels()
     assert np.array_equal(levels, expected)
     assert "step 10" in v.time_label.text()

@@ -83,7 +83,8 @@ def in_app(
     # the reference lines and the copy index of this text and split are built before the clock
     # starts, as they are when a user opens a text and then trains: once per text
     w.meters.rebuild()
-    while w.meters.finder is None or not w.plot.references:
+    deadline = time.perf_counter() + 300
+    while (w.meters.finder is None or not w.plot.references) and time.perf_counter() < deadline:
         QCoreApplication.processEvents()
         time.sleep(0.01)
     steps: list[StepEvent] = []

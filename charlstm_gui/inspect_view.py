@@ -781,8 +781,8 @@ class InspectView(QWidget):
         self.recolour()
 
     def _set_unit_controls(self, on: bool) -> None:
-        for w in (self.layer, self.unit, self.unit_slider, self.threshold, self.match_button):
-            w.setEnabled(on)
+        for w in (self.unit, self.unit_slider, self.threshold, self.match_button):
+            w.setEnabled(on)  # the layer stays: it also picks the layer of the gate scatter
         self.time.setEnabled(not on and len(self.timelapse) > 1)
         self.play.setEnabled(not on and len(self.timelapse) > 1)
 

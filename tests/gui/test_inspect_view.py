@@ -166,6 +166,7 @@ def test_select_and_match_finds_the_unit_and_its_other_places(qtbot, window):
     ranking = {kind: rank_units(a, detectors(text), kind) for kind in ("c", "h")}
     v._show_result(InspectResult(0, "a hand-made model", a, ranking, gate_saturation(a)))
     assert v.found.topLevelItem(0).child(0).text(0) == "layer 1 unit 2"  # double quotes
+    assert v.layer.isEnabled()  # in surprise mode too: it picks the gate scatter's layer
     v.side.setCurrentWidget(v.gates)  # the scatter is drawn when its tab opens
     x, y = v.gate_points[1].getData()  # forget gates: unit 1's always open, the others half
     assert list(x) == [0.0] * 4 and list(y) == [0.0, 1.0, 0.0, 0.0]

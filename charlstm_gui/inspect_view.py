@@ -907,6 +907,7 @@ class InspectView(QWidget):
         }
         self.found.clear()
         name_kind = "tanh(c)" if kind == "c" else "h"
+        shown = (self.mode_kind(), self.layer.value() - 1, self.unit.value())
         for name, description in DETECTORS.items():
             scores = ranking.get(name, [])
             top = QTreeWidgetItem([name, f"{abs(scores[0].r):.2f}" if scores else "—"])
@@ -918,6 +919,9 @@ class InspectView(QWidget):
                 top.addChild(child)
             self.found.addTopLevelItem(top)
             top.setExpanded(name in expanded or not expanded)
+            for k in range(top.childCount()):  # the unit on show stays selected after a refresh
+                if tuple(top.child(k).data(0, Qt.ItemDataRole.UserRole)) == shown:
+                    self.found.setCurrentItem(top.child(k))
 
     @Slot(QTreeWidgetItem, int)
     def _on_found_clicked(self, item: QTreeWidgetItem, column: int) -> None:

@@ -125,6 +125,8 @@ def test_a_found_unit_is_shown_on_click(trained):
     kind, layer, unit = child.data(0, 256)
     v.found.itemClicked.emit(child, 0)
     assert v.mode_kind() == kind and v.unit.value() == unit and v.layer.value() == layer + 1
+    v._fill_found()  # a live refresh keeps the unit on show selected
+    assert tuple(v.found.currentItem().data(0, 256)) == (kind, layer, unit)
 
 
 def hand_made(text, unit_on):

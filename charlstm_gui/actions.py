@@ -138,6 +138,14 @@ SPECS: tuple[Spec, ...] = (
         None,
         True,
     ),
+    Spec(
+        "reference_lines",
+        "&Reference Lines",
+        None,
+        "Show what gzip, bz2 and xz and the character entropies reach, as lines on the loss plot",
+        None,
+        True,
+    ),
     Spec("reset_layout", "&Reset Layout", None, "Put the panels back where they started", None),
     Spec(
         "about",

@@ -74,6 +74,7 @@ class Controller(QObject):
     generation_text = Signal(str)
     generation_finished = Signal(bool)  # True when it ran to the requested length
     task_done = Signal(str, object)  # tag, result of run_task()
+    inspect_snapshot = Signal(object)  # ModelFile copy taken between two steps for the Inspect view
 
     def __init__(self, parent: QObject | None = None, *, blas_threads: int | None = None) -> None:
         super().__init__(parent)
@@ -99,6 +100,7 @@ class Controller(QObject):
         self._loading_path = ""
         self._shut_down = False
         self._ending: list[QThread] = []
+        self.inspect_live = False  # a snapshot for the Inspect view after every evaluation
 
     # ---------------------------------------------------------------- state helpers
     @property
@@ -305,6 +307,7 @@ class Controller(QObject):
         worker.snapshot_ready.connect(self._on_snapshot)
         worker.failed.connect(self._on_train_failed)
         worker.finished.connect(self._on_train_finished)
+        worker.snapshot_each_eval = self.inspect_live
         self._train_worker = worker
         self._set_state(State.STARTING)
         self._launch(worker)
@@ -366,10 +369,26 @@ class Controller(QObject):
         self.model = mf
         if purpose.startswith("save:"):
             self._save_async(mf, purpose[5:])
+        elif purpose == "inspect":
+            self.inspect_snapshot.emit(mf)
         elif purpose == "generate" and self._pending_generate is not None:
             request, self._pending_generate = self._pending_generate, None
             step = mf.train.step if mf.train is not None else 0
             self._start_stream(mf, request, f"the model being trained (step {step:,})")
+
+    def set_inspect_live(self, on: bool) -> None:
+        """Whether training sends ``inspect_snapshot`` after each evaluation (it does not wait)."""
+        self.inspect_live = on
+        if self._train_worker is not None:
+            self._train_worker.snapshot_each_eval = on
+
+    def request_inspect_snapshot(self) -> bool:
+        """Ask the training worker for a copy of the weights between two steps (training goes on);
+        ``inspect_snapshot`` answers. False when no training runs."""
+        if self._train_worker is None or self.state is State.STOPPING:
+            return False
+        self._train_worker.request_snapshot("inspect")
+        return True
 
     def _finish_training(self, final: Any) -> None:
         self._train_worker = None

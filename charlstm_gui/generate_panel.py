@@ -92,6 +92,16 @@ class GeneratePanel(QWidget):
         self.output.setReadOnly(True)
         self.output.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.output.setPlaceholderText("Generated text appears here as it is written.")
+        self.meter = QLabel("")  # the memorisation meter (charlstm_gui.meters) writes here
+        self.meter.setWordWrap(True)
+        self.copy_min = QSpinBox()
+        self.copy_min.setRange(5, 1000)
+        self.copy_min.setValue(20)
+        self.copy_min.setSuffix(" chars")
+        self.copy_min.setToolTip(
+            "Memorisation meter: highlight every span of at least this many characters of "
+            "generated text (here and in Samples) that occurs word for word in the training text."
+        )
 
         form = QFormLayout()
         form.addRow("&Prime:", self.prime)
@@ -121,6 +131,11 @@ class GeneratePanel(QWidget):
         lay.addLayout(form)
         lay.addLayout(buttons)
         lay.addWidget(self.output, 1)
+        meter_row = QHBoxLayout()
+        meter_row.addWidget(self.meter, 1)
+        meter_row.addWidget(QLabel("Copies of ≥"))
+        meter_row.addWidget(self.copy_min)
+        lay.addLayout(meter_row)
 
     def request_value(self) -> GenerateRequest:
         return GenerateRequest(

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayo
 from .history import LossHistory, ema
 
 REFRESH_MS = 40  # 25 Hz
+REFERENCE_COLOURS = ((120, 120, 120), (150, 60, 160), (40, 140, 90), (190, 120, 0), (60, 60, 200))
 
 
 class LossPlot(QWidget):
@@ -31,6 +32,8 @@ class LossPlot(QWidget):
         self._smooth_n = 0
         self._smooth_state = (0.0, 0)
         self.x_chars = False
+        self.references: list[tuple[str, float, str, pg.InfiniteLine]] = []  # label, nats, tip
+        self.references_shown = True
 
         pg.setConfigOptions(antialias=False)
         self.widget = pg.PlotWidget(background="w")
@@ -116,6 +119,7 @@ class LossPlot(QWidget):
             self.log_box.setChecked(on)
             return
         self.plot.setLogMode(y=on)
+        self._place_references()
         self._drawn_version = -1
         self.log_scale_changed.emit(on)
 
@@ -128,6 +132,41 @@ class LossPlot(QWidget):
         self._drawn_version = -1
         self.plot.enableAutoRange()
         self.x_chars_changed.emit(on)
+
+    # ---------------------------------------------------------------- reference lines
+    def set_references(self, lines: list[tuple[str, float, str]]) -> None:
+        """Horizontal yardsticks, each (label, nats per character, tooltip): what gzip, bz2 and
+        xz reach on the validation text, and the training text's unigram and bigram entropies.
+        Shown, they count in the auto-range, so the user sees the curve reach them."""
+        for *_, item in self.references:
+            self.plot.removeItem(item)
+        self.references = []
+        for i, (label, nats, tip) in enumerate(lines):
+            colour = REFERENCE_COLOURS[i % len(REFERENCE_COLOURS)]
+            item = pg.InfiniteLine(
+                angle=0,
+                movable=False,
+                pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
+                label=f"{label} {nats:.3f}",
+                labelOpts={"position": 0.03 + 0.12 * i, "color": colour, "anchors": [(0, 1)] * 2},
+            )
+            item.setToolTip(tip)
+            item.label.setToolTip(tip)
+            item.setVisible(self.references_shown)
+            self.plot.addItem(item)
+            self.references.append((label, nats, tip, item))
+        self._place_references()
+
+    def show_references(self, on: bool) -> None:
+        self.references_shown = on
+        for *_, item in self.references:
+            item.setVisible(on)
+        self.plot.vb.updateAutoRange()
+
+    def _place_references(self) -> None:
+        log = self.log_box.isChecked()
+        for _, nats, _, item in self.references:
+            item.setPos(np.log10(nats) if log and nats > 0 else nats)
 
     # ---------------------------------------------------------------- drawing
     def smoothed(self) -> np.ndarray:

@@ -36,6 +36,8 @@ from .desktop import app_icon
 from .dialogs import about, ask_encoding, show_error_report
 from .estimate import estimate, measure_gflops
 from .generate_panel import GeneratePanel
+from .inspect_view import InspectView
+from .meters import TextMeters
 from .plot import LossPlot
 from .samples_pane import SamplesPane
 from .settings_form import SettingsForm
@@ -77,10 +79,13 @@ class MainWindow(QMainWindow):
         self.text_panel = TextPanel()
         self.samples = SamplesPane()
         self.gen = GeneratePanel()
+        self.inspect = InspectView(self.ctl, self._val_fraction, self.gen.text)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.text_panel, "&Text")
-        self.tabs.addTab(self.samples, "&Samples")
+        self.tabs.addTab(self.samples.with_meter(), "&Samples")
         self.tabs.addTab(self.gen, "&Generate")
+        self.tabs.addTab(self.inspect, "&Inspect")
+        self.meters = TextMeters(self.ctl, self.plot, self.samples, self.gen, self._val_fraction)
         self.output_dock = QDockWidget("Text, samples and generation", self)
         self.output_dock.setObjectName("output_dock")
         self.output_dock.setWidget(self.tabs)
@@ -123,7 +128,7 @@ class MainWindow(QMainWindow):
         gen = bar.addMenu("&Generate")
         gen.addActions([a["generate"], a["stop_generate"], a["copy_text"], a["save_text"]])
         view = bar.addMenu("&View")
-        view.addActions([a["log_scale"], a["x_chars"]])
+        view.addActions([a["log_scale"], a["x_chars"], a["reference_lines"]])
         view.addSeparator()
         view.addActions(
             [
@@ -193,6 +198,7 @@ class MainWindow(QMainWindow):
         a["save_text"].triggered.connect(self.save_generated)
         a["log_scale"].toggled.connect(self.plot.set_log_scale)
         a["x_chars"].toggled.connect(self.plot.set_x_chars)
+        a["reference_lines"].toggled.connect(self.plot.show_references)
         self.plot.log_scale_changed.connect(a["log_scale"].setChecked)
         self.plot.x_chars_changed.connect(a["x_chars"].setChecked)
         a["reset_layout"].triggered.connect(lambda: self.restoreState(self._default_state))
@@ -661,6 +667,9 @@ class MainWindow(QMainWindow):
         except ConfigError as exc:
             self.form.show_problem(str(exc))
 
+    def _val_fraction(self) -> float:
+        return float(self.form.values()["val_fraction"])
+
     # ---------------------------------------------------------------- title, settings, close
     def _update_title(self) -> None:
         parts = [APP_NAME]
@@ -686,6 +695,10 @@ class MainWindow(QMainWindow):
         self.plot.set_log_scale(s.value("plot/log_scale", False, type=bool))
         self.plot.set_x_chars(s.value("plot/x_chars", False, type=bool))
         self.tabs.setCurrentIndex(s.value("window/tab", 0, type=int))
+        references = s.value("plot/references", True, type=bool)
+        self.actions["reference_lines"].setChecked(references)
+        self.plot.show_references(references)
+        self.inspect.restore_settings(s)
 
     def save_settings(self) -> None:
         s = self.settings
@@ -695,6 +708,8 @@ class MainWindow(QMainWindow):
         s.setValue("plot/smoothing", self.plot.smoothing.value())
         s.setValue("plot/log_scale", self.plot.log_box.isChecked())
         s.setValue("plot/x_chars", self.plot.chars_box.isChecked())
+        s.setValue("plot/references", self.actions["reference_lines"].isChecked())
+        self.inspect.save_settings(s)
         self.form.save_settings(s)
         s.sync()
 

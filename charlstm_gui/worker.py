@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from PySide6.QtCore import QObject, Signal, Slot
 
 from core import parallel
-from core.events import StepEvent
+from core.events import EvalEvent, StepEvent
 
 EMIT_INTERVAL_S = 1 / 30  # at most this many batches of events per second reach the GUI
 
@@ -89,6 +89,9 @@ class TrainWorker(QObject):
         self._trainer: TrainerLike | None = None
         self.last_step = 0
         self.final_model: Any = None  # set on the worker thread just before it ends
+        # a copy of the model right after each evaluation, as snapshot_ready(model, "inspect"):
+        # the Inspect view's time-lapse needs the weights of every evaluation, not the newest
+        self.snapshot_each_eval = False
 
     # --- called from the GUI thread (thread-safe) ---------------------------------------------
     def request_pause(self) -> None:
@@ -164,6 +167,8 @@ class TrainWorker(QObject):
                         self.blas_chosen.emit(decided, chooser.explain())
                         chooser = None
                 prev_chars = event.chars_seen
+            elif isinstance(event, EvalEvent) and self.snapshot_each_eval:
+                self.snapshot_ready.emit(trainer.snapshot(), "inspect")
             if self._batch.add(event):
                 self._flush()
 

@@ -1,4 +1,4 @@
-"""The ``charlstm`` command line: train, continue, sample, evaluate and describe models.
+"""The ``charlstm`` command line: train, continue, sample, evaluate, inspect and describe models.
 
 A thin shell over the engine: it turns options into ``ModelConfig``/``TrainConfig`` (defaults read
 from their fields), prints the trainer's events, and turns every expected problem into one line on
@@ -26,7 +26,8 @@ import numpy as np
 
 from . import __version__
 from .config import DTYPES, SCHEDULES, ModelConfig, TrainConfig
-from .data import load_corpus
+from .copies import CopyIndex
+from .data import Corpus, load_corpus
 from .errors import (
     CharLSTMError,
     ConfigError,
@@ -36,6 +37,11 @@ from .errors import (
     TrainingDiverged,
 )
 from .events import CheckpointEvent, EvalEvent, Event, SampleEvent, StepEvent, TrainSummary
+from .inspect import DETECTORS, KINDS, analyse, detectors, max_passage, rank_units
+from .inspect import surprising_spans as _surprising_spans
+from .inspect_html import render as _render_html
+from .inspect_html import visible as _visible
+from .inspect_html import write_atomic
 from .model import count_params
 from .modelfile import FORMAT_VERSION, K_VERSION, ModelFile, load_model
 from .sample import check_sampling, evaluate, generate
@@ -150,7 +156,7 @@ def _add_defaulted(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``charlstm`` argument parser with its four sub-commands."""
+    """The ``charlstm`` argument parser with its sub-commands."""
     p = _Parser(
         prog=PROG,
         description="Train, sample, evaluate and inspect character-level LSTM models (NumPy).",
@@ -243,6 +249,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     s.add_argument("--seed", type=int, help="random seed: the same seed gives the same text")
+    s.add_argument(
+        "--copies",
+        metavar="TEXT",
+        help="report on stderr how much of the generated text occurs verbatim in TEXT "
+        "(the copied fraction and the longest copy)",
+    )
+    s.add_argument(
+        "--copies-min",
+        type=int,
+        default=20,
+        metavar="N",
+        help="shortest verbatim span that counts as a copy, in characters (default: %(default)s)",
+    )
+    s.add_argument("--encoding", help="encoding of the --copies TEXT (default: UTF-8)")
 
     e = sub.add_parser(
         "eval",
@@ -261,6 +281,64 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="split the text into N pieces run side by side, each from a zero state: faster, "
         "a slight approximation, and up to N-1 final characters are not scored (default: 1)",
+    )
+
+    n = sub.add_parser(
+        "inspect",
+        help="how surprised a model is by a text, character by character",
+        description="Print MODEL's bits per character over TEXT and the most surprising "
+        "stretches; --html writes one self-contained page coloured by surprise (or by one unit "
+        "with --unit) with the model's top-5 predictions on hover.",
+    )
+    n.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    n.add_argument("text", metavar="TEXT", help="text file")
+    n.add_argument("--encoding", help="encoding of TEXT (default: UTF-8)")
+    n.add_argument(
+        "--chars",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="read only the first N characters of TEXT (default: %(default)s)",
+    )
+    n.add_argument(
+        "--spans", type=int, default=10, metavar="N", help="surprising stretches to list"
+    )
+    n.add_argument("--html", metavar="FILE", help="write the coloured page to FILE")
+    n.add_argument(
+        "--unit",
+        metavar="LAYER:UNIT",
+        help="colour the page by this unit instead of by surprise (0-based, e.g. 1:37)",
+    )
+    n.add_argument(
+        "--kind",
+        choices=tuple(KINDS),
+        default="c",
+        help="with --unit: c = the cell value tanh(c), h = the hidden value (default: c)",
+    )
+
+    c = sub.add_parser(
+        "cells",
+        help="find units that track quotes, brackets, line position...",
+        description="Run MODEL over TEXT and print, for each simple detector (inside quotes, "
+        "bracket depth, characters since the newline, ...), the units whose activation "
+        "correlates best with it, with Pearson's r.",
+    )
+    c.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    c.add_argument("text", metavar="TEXT", help="text file")
+    c.add_argument("--encoding", help="encoding of TEXT (default: UTF-8)")
+    c.add_argument(
+        "--chars",
+        type=int,
+        default=5_000,
+        metavar="N",
+        help="read only the first N characters of TEXT (default: %(default)s)",
+    )
+    c.add_argument("--top", type=int, default=5, metavar="N", help="units per detector")
+    c.add_argument(
+        "--kind",
+        choices=tuple(KINDS),
+        default="c",
+        help="c = the cell value tanh(c), h = the hidden value (default: c)",
     )
 
     i = sub.add_parser(
@@ -602,6 +680,11 @@ def _report_interrupt(progress: _Progress, trainer: Trainer, path: str) -> None:
 def _sample(args: argparse.Namespace) -> int:
     check_sampling(args.temperature, args.top_k, args.top_p, args.length)
     model = load_model(args.model)
+    index = None
+    if args.copies is not None:  # read and index first: a bad file fails before generating
+        train = load_corpus(args.copies, args.encoding)
+        index = CopyIndex.build(train.ids, train.vocab, n=args.copies_min)
+    made: list[str] = []
     chars = generate(
         model,
         prime=args.prime,
@@ -617,6 +700,7 @@ def _sample(args: argparse.Namespace) -> int:
         last = args.prime[-1:]
         for ch in chars:  # flush per line or every 32 characters: live, but not a syscall each
             buf.append(ch)
+            made.append(ch)
             last = ch
             if ch == "\n" or len(buf) >= 32:
                 _write(out, "".join(buf))
@@ -628,7 +712,21 @@ def _sample(args: argparse.Namespace) -> int:
         out.flush()
     except BrokenPipeError:
         _silence_stdout()
+    if index is not None:
+        _note(_copies_line(index, "".join(made), args.copies))
     return 0
+
+
+def _copies_line(index: CopyIndex, generated: str, name: str) -> str:
+    """One line for stderr: how much of ``generated`` is copied, and the longest copy."""
+    found = index.find(generated)
+    if not found.spans:
+        return f"nothing copied verbatim from {name} (spans of {index.n}+ characters)"
+    a, b, _, line = max(found.spans, key=lambda s: s[1] - s[0])
+    return (
+        f"{found.fraction:.0%} copied verbatim from {name} (spans of {index.n}+ characters), "
+        f"longest {b - a:,} characters (from line {line:,})"
+    )
 
 
 def _silence_stdout() -> None:
@@ -641,21 +739,26 @@ def _silence_stdout() -> None:
         pass
 
 
-def _eval(args: argparse.Namespace) -> int:
-    if args.streams < 1:
-        raise ConfigError(f"--streams must be at least 1, not {args.streams}.")
-    model = load_model(args.model)
+def _read_for(model: ModelFile, path: str, encoding: str | None) -> Corpus:
+    """TEXT encoded with the model's vocabulary; one clear error when it has other characters."""
     try:
-        corpus = load_corpus(args.text, args.encoding, vocab=model.vocab)
+        return load_corpus(path, encoding, vocab=model.vocab)
     except CorpusMismatchError as e:
         missing = getattr(e, "missing", ())
         shown = ", ".join(repr(c) for c in missing[:20]) + (
             " and more" if len(missing) > 20 else ""
         )
         raise CorpusMismatchError(
-            f"{args.text} has {len(missing):,} character(s) that are not in the model's "
+            f"{path} has {len(missing):,} character(s) that are not in the model's "
             f"vocabulary ({shown}), so the model cannot score it."
         ) from None
+
+
+def _eval(args: argparse.Namespace) -> int:
+    if args.streams < 1:
+        raise ConfigError(f"--streams must be at least 1, not {args.streams}.")
+    model = load_model(args.model)
+    corpus = _read_for(model, args.text, args.encoding)
     nats = evaluate(model, corpus.ids, streams=args.streams)
     n = corpus.n_chars - 1
     streams = max(1, min(args.streams, n))
@@ -664,6 +767,97 @@ def _eval(args: argparse.Namespace) -> int:
     print(f"nats/char: {nats:.6f}")
     print(f"bits/char: {_bits(nats):.6f}")
     print(f"perplexity: {math.exp(nats):.4f}")
+    return 0
+
+
+def _passage(args: argparse.Namespace, model: ModelFile, limit: int | None = None) -> str:
+    """The first --chars characters of TEXT (at most ``limit``), with a note when cut."""
+    if args.chars < 2:
+        raise ConfigError(f"--chars must be at least 2, not {args.chars}.")
+    corpus = _read_for(model, args.text, args.encoding)
+    n = min(args.chars, corpus.n_chars) if limit is None else min(args.chars, corpus.n_chars, limit)
+    if n < corpus.n_chars:
+        _note(f"reading the first {n:,} of {corpus.n_chars:,} characters of {corpus.name}.")
+    return corpus.preview(n)
+
+
+def _parse_unit(spec: str, model: ModelFile) -> tuple[int, int]:
+    """LAYER:UNIT (0-based) checked against the model's shape."""
+    cfg = model.config
+    try:
+        layer, unit = (int(x) for x in spec.split(":"))
+    except ValueError:
+        raise _UsageError(f"--unit takes LAYER:UNIT such as 0:12, not {spec!r}.") from None
+    if not (0 <= layer < cfg.num_layers and 0 <= unit < cfg.hidden_size):
+        raise _UsageError(
+            f"--unit {spec} is outside the model: layers 0..{cfg.num_layers - 1}, "
+            f"units 0..{cfg.hidden_size - 1}."
+        )
+    return layer, unit
+
+
+def _check_page_path(out: str, *inputs: str) -> str:
+    """Absolute path for --html; _UsageError if writing there could destroy an input or a model."""
+    path = os.path.abspath(out)
+    if os.path.isdir(path):
+        raise _UsageError(f"--html {out} is a folder; give a file name such as page.html.")
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise _UsageError(f"cannot write {out}: the folder {folder} does not exist.")
+    if os.path.exists(path):
+        for other in inputs:
+            if os.path.exists(other) and os.path.samefile(path, other):
+                raise _UsageError(f"--html {out} is one of the inputs; choose another file name.")
+        with open(path, "rb") as f:
+            if f.read(2) == b"PK":
+                raise _UsageError(f"{out} is a model file; refusing to overwrite it.")
+    return path
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    page = _check_page_path(args.html, args.model, args.text) if args.html else None
+    model = load_model(args.model)
+    unit = _parse_unit(args.unit, model) if args.unit else None
+    if args.spans < 0:
+        raise ConfigError(f"--spans must be 0 or more, not {args.spans}.")
+    text = _passage(args, model, max_passage(model) if unit is not None else None)
+    a = analyse(model, text, 5, activations=unit is not None)
+    print(f"text:      {args.text} ({len(text):,} characters, {len(text) - 1:,} predicted)")
+    print(f"bits/char: {a.mean_bits:.4f}")
+    print(f"nats/char: {a.mean_bits * math.log(2.0):.4f}")
+    spans = _surprising_spans(a, args.spans)
+    if spans:
+        print("most surprising stretches (position, bits, text, what the model expected there):")
+    for start, end, total in spans:
+        worst = start + int(np.nanargmax(np.r_[0.0, a.bits][start:end]))
+        expected = ", ".join(f"{_visible(ch)!r} {p:.0%}" for ch, p in a.top_chars(worst - 1)[:3])
+        _write(
+            sys.stdout,
+            f"  {start:>7,}  {total:6.1f}  {text[start:end]!r}: at {_visible(text[worst])!r} "
+            f"expected {expected}\n",
+        )
+    if page is not None:
+        title = f"{os.path.basename(args.text)} read by {os.path.basename(args.model)}"
+        write_atomic(page, _render_html(a, title, unit, args.kind))
+        _note(f"wrote {args.html}")
+    return 0
+
+
+def _cells(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        raise ConfigError(f"--top must be at least 1, not {args.top}.")
+    model = load_model(args.model)
+    text = _passage(args, model, max_passage(model))
+    a = analyse(model, text)
+    ranking = rank_units(a, detectors(text), args.kind, args.top)
+    print(f"text:  {args.text} ({len(text):,} characters), units by |r| of {KINDS[args.kind]}")
+    width = max(len(name) for name in DETECTORS)
+    for name, scores in ranking.items():
+        if not scores:
+            row = "(constant in this text: nothing to correlate)"
+        else:
+            row = "  ".join(f"{s.layer}:{s.unit} {s.r:+.2f}" for s in scores)
+        print(f"{name:<{width}}  {row}")
     return 0
 
 
@@ -724,6 +918,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sample": _sample,
     "eval": _eval,
     "info": _info,
+    "inspect": _inspect,
+    "cells": _cells,
 }
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from .config import ModelConfig
 from .data import Vocab
 from .errors import ConfigError, VocabularyError
+from .inspect import analyse
 from .model import Prepared, nll, zero_state
 from .modelfile import ModelFile
 from .parallel import batch_workers, map_slices, slices
@@ -173,30 +174,10 @@ class Introspection:
 
 
 def introspect(model: ModelFile, text: str, top_k: int = 5) -> Introspection:
-    """Run the model over ``text`` from a zero state and record its predictions and activations."""
-    vocab, cfg = model.vocab, model.config
-    _check_prime(vocab, text)
-    ids = vocab.encode(text).astype(np.int64)
-    n = len(ids)
-    if n < 2:
+    """Run the model over ``text`` from a zero state and record its predictions and activations
+    (a summary of ``core.inspect.analyse``, which the Inspect view and ``charlstm inspect`` use)."""
+    if len(text) < 2:
         raise ConfigError("Introspection needs a text of at least 2 characters.")
-    k = max(1, min(top_k, vocab.size))
-    prep = Prepared(model.params, cfg)
-    state = zero_state(cfg, 1)
-    L, H = cfg.num_layers, cfg.hidden_size
-    hs = np.empty((L, n, H), cfg.dtype)
-    cs = np.empty((L, n, H), cfg.dtype)
-    probs = np.empty((n, vocab.size))
-    for t, i in enumerate(ids):
-        logits, state = prep.step(np.array([i]), state)
-        hs[:, t], cs[:, t] = state[0][:, 0], state[1][:, 0]
-        z = logits[0].astype(np.float64)
-        z -= z.max()
-        p = np.exp(z)
-        probs[t] = p / p.sum()
-    probs = probs[:-1]
-    p_actual = probs[np.arange(n - 1), ids[1:]]
-    top_ids = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    top_probs = np.take_along_axis(probs, top_ids, axis=1)
-    top_chars = tuple(tuple(vocab.chars[j] for j in row) for row in top_ids)
-    return Introspection(text, p_actual, top_ids, top_probs, top_chars, hs, cs)
+    a = analyse(model, text, top_k)
+    top_chars = tuple(tuple(model.vocab.chars[j] for j in row) for row in a.top_ids)
+    return Introspection(text, a.p_actual, a.top_ids, a.top_probs, top_chars, a.h, a.c)

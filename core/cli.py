@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from . import __version__
-from .config import DTYPES, SCHEDULES, ModelConfig, TrainConfig
+from .config import DTYPES, SCHEDULES, VAL_SPLITS, ModelConfig, TrainConfig
 from .data import load_corpus
 from .errors import (
     CharLSTMError,
@@ -65,7 +65,14 @@ _TRAIN_OPTS: list[tuple[str, str, type, str, tuple[str, ...] | None]] = [
     ("--schedule", "lr_schedule", str, "learning-rate schedule", SCHEDULES),
     ("--warmup", "warmup_steps", int, "warm-up steps of the cosine schedule", None),
     ("--clip", "clip", float, "global gradient-norm clip, 0 disables it", None),
-    ("--val-fraction", "val_fraction", float, "last part of the text held out", None),
+    ("--val-fraction", "val_fraction", float, "part of the text held out", None),
+    (
+        "--val-split",
+        "val_split",
+        str,
+        "where validation comes from: the last part, or 10 evenly spaced blocks",
+        VAL_SPLITS,
+    ),
     ("--eval-every", "eval_every", int, "steps between validations (0: only at the end)", None),
     ("--sample-every", "sample_every", int, "steps between samples (0: never)", None),
     ("--sample-length", "sample_length", int, "characters per training sample", None),

@@ -15,6 +15,7 @@ from .errors import ConfigError
 
 DTYPES = ("float32", "float64")
 SCHEDULES = ("constant", "cosine")
+VAL_SPLITS = ("last", "blocks")  # where validation comes from: see core.data.split_ids
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class TrainConfig:
     warmup_steps: int = 100  # linear warm-up length (cosine schedule only)
     min_lr_ratio: float = 0.1  # final learning rate as a fraction of lr (cosine schedule only)
     clip: float = 5.0  # global gradient-norm clip; 0 disables clipping
-    val_fraction: float = 0.1  # the last part of the text held out for validation; 0 disables it
+    val_fraction: float = 0.1  # the part of the text held out for validation; 0 disables it
+    val_split: str = "last"  # "last": the end of the text; "blocks": 10 evenly spaced blocks
     eval_every: int = 200  # steps between validation-loss evaluations (0: only at the end)
     eval_max_chars: int = 1_000_000  # validation uses at most this many chars (the first ones)
     sample_every: int = 500  # steps between samples written during training (0: never)
@@ -73,6 +75,11 @@ class TrainConfig:
         _check_float("minimum learning-rate ratio", self.min_lr_ratio, 0.0, 1.0)
         _check_float("gradient clip", self.clip, 0.0, 1e6)
         _check_float("validation fraction", self.val_fraction, 0.0, 0.5)
+        if self.val_split not in VAL_SPLITS:
+            raise ConfigError(
+                f"The validation split must be one of {', '.join(VAL_SPLITS)}, "
+                f"not {self.val_split!r}."
+            )
         _check_int("evaluation interval", self.eval_every, 0, 10**9)
         _check_int("validation size limit", self.eval_max_chars, 1, 10**12)
         _check_int("sample interval", self.sample_every, 0, 10**9)

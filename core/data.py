@@ -212,12 +212,9 @@ class Corpus:
             "encoding": self.encoding,
         }
 
-    def split(self, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-        """(train_ids (N - n_val,), val_ids (n_val,)): validation is the last, contiguous
-        ``floor(N * val_fraction)`` characters; both are views of ``ids``."""
-        n_val = _val_len(self.n_chars, val_fraction)
-        cut = self.n_chars - n_val
-        return self.ids[:cut], self.ids[cut:]
+    def split(self, val_fraction: float, how: str = "last") -> tuple[np.ndarray, np.ndarray]:
+        """(train_ids, val_ids) of :func:`split_ids` on this text's ids."""
+        return split_ids(self.ids, val_fraction, how)
 
     def preview(self, n_chars: int = 2000) -> str:
         """The first ``n_chars`` characters as text."""
@@ -229,6 +226,57 @@ def _val_len(n_chars: int, val_fraction: float) -> int:
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"The validation fraction must be in [0, 1), not {val_fraction!r}.")
     return int(n_chars * val_fraction)
+
+
+VAL_BLOCKS = 10  # evenly spaced validation blocks of the "blocks" split
+
+
+def val_blocks(n_chars: int, val_fraction: float, how: str = "last") -> list[tuple[int, int]]:
+    """The validation part as [start, stop) ranges of the text, in order.
+
+    ``n_val = floor(N * val_fraction)`` characters in all, whatever ``how`` is.
+    "last": one range, the last ``n_val`` characters. "blocks": the text is cut into
+    K = min(VAL_BLOCKS, n_val) equal sections [k*N//K, (k+1)*N//K) and the last
+    ``n_val//K`` characters of each (the last section takes the remainder) are held out, so
+    validation samples the whole text rather than only how it ends (a text whose last part is
+    of another kind — poetry after prose — then validates on what the model trains on).
+    """
+    n_val = _val_len(n_chars, val_fraction)
+    if how not in ("last", "blocks"):
+        raise ValueError(f"The validation split must be 'last' or 'blocks', not {how!r}.")
+    if n_val == 0:
+        return []
+    k = 1 if how == "last" else min(VAL_BLOCKS, n_val)
+    size = n_val // k
+    out = []
+    for i in range(k):
+        end = (i + 1) * n_chars // k
+        length = size if i < k - 1 else n_val - size * (k - 1)
+        out.append((end - length, end))
+    return out
+
+
+def split_ids(
+    ids: np.ndarray, val_fraction: float, how: str = "last"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train_ids (N - n_val,), val_ids (n_val,)) of ``ids`` (N,): validation is the ranges of
+    :func:`val_blocks`, joined in order; training is the rest, joined in order.
+
+    "last" returns views of ``ids``; "blocks" returns copies. Where two pieces are joined a
+    training stream (or validation window) runs from one piece into the next: a handful of
+    character pairs among N that never stood side by side in the text.
+    """
+    blocks = val_blocks(len(ids), val_fraction, how)
+    if len(blocks) <= 1:
+        cut = blocks[0][0] if blocks else len(ids)
+        return ids[:cut], ids[cut:]
+    val = np.concatenate([ids[a:b] for a, b in blocks])
+    train_pieces, prev = [], 0
+    for a, b in blocks:
+        train_pieces.append(ids[prev:a])
+        prev = b
+    train_pieces.append(ids[prev:])
+    return np.concatenate(train_pieces), val
 
 
 def _read_bytes(path: str) -> bytes:

@@ -21,7 +21,7 @@ from collections.abc import Generator
 import numpy as np
 
 from .config import ModelConfig, TrainConfig
-from .data import Corpus, check_trainable
+from .data import Corpus, check_trainable, split_ids
 from .errors import ConfigError, CorpusMismatchError, TrainingDiverged
 from .events import CheckpointEvent, EvalEvent, Event, SampleEvent, StepEvent, TrainSummary
 from .memory import keep_freed_memory
@@ -79,9 +79,8 @@ class Trainer:
         model_config.validate()
         check_trainable(corpus, tc.batch_size, tc.seq_len, tc.val_fraction)
         ids = _remap(corpus, vocab)
-        n_val = len(corpus.split(tc.val_fraction)[1])
-        self._train_ids = ids[: len(ids) - n_val]
-        self._val_ids = ids[len(ids) - n_val :][: tc.eval_max_chars]
+        self._train_ids, val_ids = split_ids(ids, tc.val_fraction, tc.val_split)
+        self._val_ids = val_ids[: tc.eval_max_chars]
         self._corpus = corpus
         self._mc, self._tc, self._vocab = model_config, tc, vocab
         self.checkpoint_path = checkpoint_path
@@ -115,11 +114,12 @@ class Trainer:
             self._history = {k: list(np.asarray(v).tolist()) for k, v in st.history.items()}
             same_text = st.corpus.get("sha256") == corpus.sha256
             same_shape = st.h.shape == (model_config.num_layers, B, model_config.hidden_size)
-            same_batching = (st.config.batch_size, st.config.seq_len, st.config.val_fraction) == (
-                B,
-                T,
-                tc.val_fraction,
-            )
+            same_batching = (
+                st.config.batch_size,
+                st.config.seq_len,
+                st.config.val_fraction,
+                st.config.val_split,
+            ) == (B, T, tc.val_fraction, tc.val_split)
             if same_text and same_shape and same_batching and tc.seed == st.config.seed:
                 # exact continuation: the same streams, carried state and random streams
                 self._dropout_rng.bit_generator.state = st.rng["dropout"]

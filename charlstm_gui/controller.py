@@ -92,6 +92,10 @@ class Controller(QObject):
         self.blas_threads = blas_threads
         self.busy = ""
         self._saved_step = 0
+        # Which model is current: a new run or an opened file makes a new one. A save answers
+        # for the model it was started for; only that model gets the saved file as its own.
+        self._model_id = 0
+        self._pending_save: str | None = None
         self._threads: dict[QThread, QObject] = {}
         self._train_worker: TrainWorker | None = None
         self._stream_worker: StreamWorker | None = None
@@ -200,7 +204,11 @@ class Controller(QObject):
     def save_model(self, path: str) -> None:
         """Save the current model (a snapshot between two steps while training) atomically."""
         if self._train_worker is not None and self.state is not State.STOPPING:
-            self._train_worker.request_snapshot("save:" + path)
+            self._train_worker.request_snapshot(f"save:{self._model_id}:{path}")
+            self._set_busy(f"Saving {Path(path).name}…")
+            return
+        if self._train_worker is not None:  # stopping: save the final model once it arrives
+            self._pending_save = path
             self._set_busy(f"Saving {Path(path).name}…")
             return
         if self.model is None:
@@ -208,18 +216,22 @@ class Controller(QObject):
             return
         self._save_async(self.model, path)
 
-    def _save_async(self, mf: Any, path: str) -> None:
+    def _save_async(self, mf: Any, path: str, model_id: int | None = None) -> None:
         modelfile = _engine()[1]
         self._set_busy(f"Saving {Path(path).name}…")
         step = mf.train.step if mf.train is not None else 0
-        self.run_task(f"save:{step}:{path}", lambda: modelfile.save_model(path, mf))
+        owner = self._model_id if model_id is None else model_id
+        self.run_task(f"save:{owner}:{step}:{path}", lambda: modelfile.save_model(path, mf))
 
     def save_now(self, path: str) -> str:
         """Save synchronously (used on close, after the workers are stopped)."""
         modelfile = _engine()[1]
         out = modelfile.save_model(path, self.model)
         self.model_path = str(out)
+        if self.model.train is not None:
+            self._saved_step = max(self._saved_step, self.model.train.step)
         self._set_dirty(False)
+        self.saved.emit(str(out))
         return str(out)
 
     # ---------------------------------------------------------------- training
@@ -286,11 +298,18 @@ class Controller(QObject):
 
         self.model_config, self.train_config = model_config, train_config
         if resume_from is None:
+            # A new model: it has no file until the user gives it one, and the previous model
+            # (saved or discarded by the user) is no longer the current one.
+            self._model_id += 1
+            self.model = None
+            self.model_source = ""
             self.history.clear()
             self.best_val = None
             self.model_path = None
             self._saved_step = 0
+            self._set_dirty(False)
             self.history_reset.emit()
+            self.model_changed.emit(None, "")
         else:
             self.best_val = resume_from.train.best_val_loss
         self.last_step = None
@@ -365,7 +384,8 @@ class Controller(QObject):
     def _on_snapshot(self, mf: Any, purpose: str) -> None:
         self.model = mf
         if purpose.startswith("save:"):
-            self._save_async(mf, purpose[5:])
+            _, owner, path = purpose.split(":", 2)
+            self._save_async(mf, path, int(owner))
         elif purpose == "generate" and self._pending_generate is not None:
             request, self._pending_generate = self._pending_generate, None
             step = mf.train.step if mf.train is not None else 0
@@ -377,6 +397,12 @@ class Controller(QObject):
             self.model = final
             self.model_source = "the model just trained"
             self.model_changed.emit(final, self.model_source)
+        pending, self._pending_save = self._pending_save, None
+        if pending is not None:
+            if self.model is not None:
+                self._save_async(self.model, pending)
+            else:
+                self._set_busy("")
         if self._pending_generate is not None and self._stream_worker is None:
             request, self._pending_generate = self._pending_generate, None
             if self.model is not None:
@@ -493,15 +519,17 @@ class Controller(QObject):
             self._opened(result, tag[6:])
         elif tag.startswith("save:"):
             self._set_busy("")
-            _, step, _path = tag.split(":", 2)
-            self.model_path = str(result)
-            self._saved_step = max(self._saved_step, int(step))
-            current = self.last_step.step if self.last_step is not None else int(step)
-            self._set_dirty(current > self._saved_step)
+            _, owner, step, _path = tag.split(":", 3)
+            if int(owner) == self._model_id:  # else it saved a model that is no longer current
+                self.model_path = str(result)
+                self._saved_step = max(self._saved_step, int(step))
+                current = self.last_step.step if self.last_step is not None else int(step)
+                self._set_dirty(current > self._saved_step)
             self.saved.emit(str(result))
         self.task_done.emit(tag, result)
 
     def _opened(self, mf: Any, path: str) -> None:
+        self._model_id += 1
         self.model = mf
         self.model_path = path
         self.model_source = Path(path).name

@@ -310,7 +310,22 @@ class MainWindow(QMainWindow):
             path = self.ctl.model_path or self.ask_save_path()
             if not path:
                 return False
-            self.ctl.save_model(path)
+            return self._save_before(path)
+        return True
+
+    def _save_before(self, path: str) -> bool:
+        """Save the current model now, before another replaces it; False (and a message) when
+        the save failed, so that the caller stops instead of losing the model."""
+        if self.ctl.training:
+            self.ctl.save_model(path)  # a snapshot between two steps, in the background
+            return True
+        if self.ctl.model is None:
+            return True
+        try:
+            self.ctl.save_now(path)
+        except (CharLSTMError, OSError) as exc:
+            self.show_message("The model was not saved", str(exc))
+            return False
         return True
 
     def _configs(self) -> tuple[Any, Any] | None:

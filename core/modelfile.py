@@ -1,19 +1,25 @@
 """Model files: one ``.npz`` with the weights (PyTorch names and layouts), vocabulary and
 architecture, plus, in a checkpoint, all that exact resumption needs.
 
-Saving is atomic; loading never unpickles and validates every key, shape, dtype and the format
-version, raising ModelFileError (or ModelFormatVersionError) with a message naming the problem.
-See docs/model-format.md for the layout.
+Saving is atomic (a temporary file renamed over the target; a symlink is saved through to its
+target; devices and FIFOs are refused); a run holds a ModelLock on its file so that two writers
+never race; loading never unpickles and checks every entry's name, compression and declared size
+against the expected shapes before decompressing anything, then validates every key, shape, dtype,
+value and the format version, raising ModelFileError (or a subclass) with a message naming the
+problem. See docs/model-format.md for the layout.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import re
+import stat
 import struct
 import tempfile
+import threading
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -24,7 +30,7 @@ import numpy as np
 from . import __version__
 from .config import ModelConfig, TrainConfig
 from .data import N_CODEPOINTS, Vocab
-from .errors import CharLSTMError, ModelFileError, ModelFormatVersionError
+from .errors import CharLSTMError, ModelFileError, ModelFileLocked, ModelFormatVersionError
 from .model import param_shapes
 
 FORMAT_VERSION = 1
@@ -98,7 +104,9 @@ def _json_default(obj: Any) -> Any:
 def _json_array(obj: Any) -> np.ndarray:
     """(n,) uint8 UTF-8 JSON of ``obj``. Python ints of any size (PCG64 states) round-trip."""
     text = json.dumps(obj, default=_json_default, sort_keys=True, ensure_ascii=False)
-    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()
+    # A lone surrogate (a file name that is not UTF-8, decoded with surrogateescape) cannot be
+    # UTF-8: it is stored as its escape, e.g. "\\udcff", never fails the save.
+    return np.frombuffer(text.encode("utf-8", "backslashreplace"), dtype=np.uint8).copy()
 
 
 def _parse_json(arr: np.ndarray, key: str) -> dict:
@@ -344,12 +352,100 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
+def save_target(path: str | os.PathLike) -> str:
+    """The file a save to ``path`` really writes: ``path`` itself, or for a symlink the file it
+    points to (saved through, as editors do, so the link stays a link).
+
+    The one rule for every front end (``--out``, the app's Save): an existing target must be a
+    regular file; a folder, device node (``/dev/null``), FIFO or socket is refused with
+    ModelFileError, and so is a missing folder.
+    """
+    given = os.path.abspath(os.fspath(path))
+    real = os.path.realpath(given)
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        folder = os.path.dirname(real)
+        if not os.path.isdir(folder):
+            raise ModelFileError(
+                f"Cannot save the model to {given}: the folder {folder} does not exist."
+            ) from None
+        return real
+    except OSError as e:  # a symlink loop, a file used as a folder, no permission
+        raise ModelFileError(f"Cannot save the model to {given}: {e.strerror or e}.") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ModelFileError(
+            f"Cannot save the model to {given}: it is a folder. Choose a file name."
+        )
+    if not stat.S_ISREG(st.st_mode):
+        kind = (
+            "a FIFO (named pipe)"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "a device"
+        )
+        raise ModelFileError(
+            f"Cannot save the model to {given}: it is {kind}, not a regular file, and a save "
+            "would replace it. Choose a file name."
+        )
+    return real
+
+
+# Temporary files are ".<name>.<pid>.<8 random characters>.tmp" beside the target: the pid
+# tells a later save whether the writer is still alive.
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]{1,10})\.[a-z0-9_]{8}\.tmp")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: existence check only (POSIX; never called on Windows)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str) -> list[str]:
+    """Delete the temporary files that saves of dead processes (kill -9, power loss) left in
+    ``folder``; returns their paths. Only files named like ours whose pid no longer runs and
+    that are empty or start like a zip archive are touched. POSIX only (no-op on Windows)."""
+    removed: list[str] = []
+    if os.name != "posix":
+        return removed
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_NAME.fullmatch(entry.name)
+        if m is None or _pid_alive(int(m["pid"])):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            with open(entry.path, "rb") as f:
+                if f.read(2) not in (b"", b"P", b"PK"):
+                    continue
+            os.unlink(entry.path)
+            removed.append(entry.path)
+        except OSError:
+            continue
+    return removed
+
+
 def save_model(path: str | os.PathLike, mf: ModelFile) -> str:
     """Write ``mf`` to exactly ``path`` (no suffix added) atomically; returns the absolute path.
 
     The archive goes to a temporary file in the same folder, is flushed and fsynced, then
-    renamed over ``path``: a crash or a full disk leaves any previous file intact. Raises
-    ModelFileError if the model is inconsistent or the file cannot be written.
+    renamed over the target (:func:`save_target`: a symlink's target; devices, FIFOs and
+    folders refused): a crash or a full disk leaves any previous file intact, and the next save
+    to that folder removes temporary files of dead processes. Raises ModelFileLocked if another
+    process holds the file's ModelLock, ModelFileError if the model is inconsistent or the file
+    cannot be written.
     """
     path = os.path.abspath(os.fspath(path))
     arrays = _to_arrays(mf)
@@ -357,14 +453,13 @@ def save_model(path: str | os.PathLike, mf: ModelFile) -> str:
         _parse(arrays)  # refuse to write what load_model would refuse to read
     except _Invalid as e:
         raise ModelFileError(f"Cannot save the model to {path}: {e}.") from None
-    if os.path.isdir(path):
-        raise ModelFileError(
-            f"Cannot save the model to {path}: it is a folder. Choose a file name."
-        )
-    folder = os.path.dirname(path)
+    target = save_target(path)
+    check_not_locked(target)
+    folder = os.path.dirname(target)
+    remove_stale_temps(folder)
     try:
         fd, tmp = tempfile.mkstemp(
-            prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder
+            prefix=f".{os.path.basename(target)}.{os.getpid()}.", suffix=".tmp", dir=folder
         )
     except OSError as e:
         raise ModelFileError(
@@ -373,7 +468,7 @@ def save_model(path: str | os.PathLike, mf: ModelFile) -> str:
         ) from None
     try:
         # Keep the permissions of the file being replaced; mkstemp's 0600 is for new files only.
-        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
+        mode = os.stat(target).st_mode & 0o777 if os.path.exists(target) else 0o644
         with os.fdopen(fd, "wb") as f:
             # Uncompressed: float weights and Adam moments barely compress (deflate measured 8%
             # smaller on an L=2, H=512 checkpoint of 40 MB) while saving took 11x longer (1.8 s
@@ -382,7 +477,7 @@ def save_model(path: str | os.PathLike, mf: ModelFile) -> str:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException as e:
         try:
             os.unlink(tmp)
@@ -396,6 +491,187 @@ def save_model(path: str | os.PathLike, mf: ModelFile) -> str:
         raise
     _fsync_dir(folder)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Locks: one writer per model file
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
+_HELD: dict[str, ModelLock] = {}  # real path -> the lock this process holds on it
+_HELD_GUARD = threading.Lock()
+
+
+def lock_path(path: str | os.PathLike) -> str:
+    """The sidecar lock file of the model at ``path``: ``.NAME.lock`` beside its real file."""
+    folder, name = os.path.split(os.path.realpath(os.fspath(path)))
+    return os.path.join(folder, f".{name}.lock")
+
+
+def _locked_message(path: str, pid: int | None) -> str:
+    who = f"process {pid}" if pid else "another process"
+    return (
+        f"{path} is in use: {who} is training into it or saving it. Wait until that run ends, "
+        "or save to another file."
+    )
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except (OSError, AttributeError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
+class ModelLock:
+    """An exclusive lock on a model file while a run writes it: one writer per file, across
+    processes (the CLI and the app) and within one (two runs in the app).
+
+    ``with ModelLock(path): ...`` or ``lock = ModelLock(path).acquire()`` ... ``lock.release()``.
+    ``acquire`` raises ModelFileLocked (a ModelFileError) naming the file and the holder's pid.
+
+    The lock is ``flock`` on a sidecar file ``.NAME.lock`` (:func:`lock_path`), not on the model,
+    which every save replaces by rename. The kernel drops it when the holder dies, so a crash
+    never leaves a file locked; the sidecar is removed on release (and a stale one by the next
+    save). Symlinks are resolved first, so two names of one file share one lock. On a folder
+    where the sidecar cannot be created (read-only) the lock is a no-op: nothing can save there.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.real = os.path.realpath(self.path)
+        self.lock_file = lock_path(self.real)
+        self._fd: int | None = None
+        self._held = False
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock now."""
+        return self._held
+
+    def acquire(self) -> ModelLock:
+        """Take the lock (no-op if this object holds it); ModelFileLocked if someone else does."""
+        if self._held:
+            return self
+        with _HELD_GUARD:
+            if self.real in _HELD:
+                raise ModelFileLocked(
+                    f"{self.path} is in use by another run in this program. Stop that run or "
+                    "save to another file.",
+                    path=self.path,
+                    pid=os.getpid(),
+                )
+            self._fd = self._take()
+            _HELD[self.real] = self
+            self._held = True
+        return self
+
+    def _take(self) -> int | None:
+        """The locked sidecar's descriptor (None where none can be made)."""
+        for _ in range(20):  # retry only if a releasing holder unlinked the file under us
+            try:
+                fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0))
+            except OSError as e:
+                if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):
+                    return None
+                raise ModelFileError(f"Cannot lock {self.path}: {e.strerror or e}.") from None
+            if not _try_lock(fd):
+                pid = _read_pid(fd)
+                os.close(fd)
+                raise ModelFileLocked(_locked_message(self.path, pid), path=self.path, pid=pid)
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.lock_file).st_ino
+            except OSError:
+                same = False
+            if same:
+                try:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+                except (OSError, AttributeError):
+                    pass  # the pid is only for the message
+                return fd
+            os.close(fd)
+        raise ModelFileError(f"Cannot lock {self.path}: its lock file keeps changing.")
+
+    def release(self) -> None:
+        """Give the lock up (no-op if not held)."""
+        with _HELD_GUARD:
+            if not self._held:
+                return
+            self._held = False
+            if _HELD.get(self.real) is self:
+                del _HELD[self.real]
+            fd, self._fd = self._fd, None
+            if fd is not None:
+                try:
+                    os.unlink(self.lock_file)  # while still locked: see _take's inode check
+                except OSError:
+                    pass
+                os.close(fd)
+
+    def __enter__(self) -> ModelLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        if getattr(self, "_held", False):
+            self.release()
+
+
+def _try_lock(fd: int) -> bool:
+    """Exclusive, non-blocking lock of ``fd``; False if another open file holds it."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                return False
+            return True  # a file system without locks (some network mounts): do not block work
+        return True
+    import msvcrt  # Windows
+
+    try:
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError:
+        return False
+    return True
+
+
+def check_not_locked(path: str | os.PathLike) -> None:
+    """ModelFileLocked if a process other than this one holds ``path``'s ModelLock; a stale
+    sidecar left by a killed holder is removed on the way."""
+    real = os.path.realpath(os.fspath(path))
+    with _HELD_GUARD:
+        if real in _HELD:
+            return
+        lf = lock_path(real)
+        try:
+            fd = os.open(lf, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return  # no sidecar: nobody holds it
+        try:
+            if not _try_lock(fd):
+                pid = _read_pid(fd)
+                raise ModelFileLocked(
+                    _locked_message(os.path.abspath(os.fspath(path)), pid),
+                    path=os.path.abspath(os.fspath(path)),
+                    pid=pid,
+                )
+            try:
+                if os.fstat(fd).st_ino == os.stat(lf).st_ino:
+                    os.unlink(lf)  # stale: its holder died; unlinked while we hold it
+            except OSError:
+                pass
+        finally:
+            os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -484,7 +484,13 @@ class MainWindow(QMainWindow):
         a["stop"].setEnabled(st in (State.TRAINING, State.PAUSED, State.STARTING))
         a["generate"].setEnabled(has_model and not c.generating)
         a["stop_generate"].setEnabled(c.generating)
-        self.gen.set_can_generate(has_model and not c.generating)
+        if c.training:
+            source = "the model being trained"
+        elif c.model is not None:
+            source = c.model_source or "the current model"
+        else:
+            source = ""
+        self.gen.set_can_generate(has_model and not c.generating, source)
         self.form.setEnabled(idle)
         text = {
             State.IDLE: "Ready" if has_corpus else "Open a text to begin",
@@ -528,7 +534,6 @@ class MainWindow(QMainWindow):
 
     @Slot(object, str)
     def _on_model(self, model: Any, source: str) -> None:
-        self.gen.set_can_generate(model is not None, source)
         self._render_state()
         self._update_title()
 
@@ -561,6 +566,10 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_history_reset(self) -> None:
+        """A new run or another model: nothing of the previous one stays on show."""
+        for key in ("step", "epoch", "speed", "elapsed", "eta", "best"):
+            self.status[key].setText("—")
+        self.progress.setValue(0)
         self.plot.plot.enableAutoRange()
         self.plot.refresh_now()
 

@@ -1,0 +1,50 @@
+"""What a first-time user tripped over (issue 9, B): stale status, the Generate tab's message,
+Continue on a text the model cannot represent, the Samples history of an opened model, and the
+notice when a run finishes."""
+
+from __future__ import annotations
+
+from charlstm_gui.controller import State
+
+from .helpers import small_text
+
+
+def _load(qtbot, w, path) -> None:
+    with qtbot.waitSignal(w.ctl.corpus_changed, timeout=10_000):
+        w.open_text(str(path))
+
+
+def _train(qtbot, w, steps: int = 20) -> None:
+    w.form.set_values({"duration": steps})
+    w.train_new()
+    assert w.ctl.state is State.STARTING, w.last_message
+    qtbot.waitUntil(lambda: w.ctl.state is State.IDLE, timeout=30_000)
+
+
+def test_best_val_of_the_previous_model_is_not_shown_during_a_new_run(qtbot, window, tmp_path):
+    w = window
+    _load(qtbot, w, small_text(tmp_path / "t.txt"))
+    _train(qtbot, w, steps=20)
+    assert w.status["best"].text().startswith("best val ")
+    w.form.set_values({"duration": 1_000_000, "eval_every": 100_000, "sample_every": 0})
+    w.train_new()
+    qtbot.waitUntil(lambda: w.ctl.history.train.n >= 3, timeout=20_000)
+    assert w.status["best"].text() == "—"  # no evaluation of the new model yet
+    assert w.ctl.best_val is None
+    w.ctl.stop()
+    qtbot.waitUntil(lambda: w.ctl.state is State.IDLE, timeout=20_000)
+
+
+def test_generate_tab_names_the_model_being_trained(qtbot, window, tmp_path):
+    w = window
+    assert "No model yet" in w.gen.source.text()
+    _load(qtbot, w, small_text(tmp_path / "t.txt"))
+    w.form.set_values({"duration": 1_000_000, "sample_every": 0})
+    w.train_new()
+    qtbot.waitUntil(lambda: w.ctl.history.train.n >= 2, timeout=20_000)
+    assert "No model yet" not in w.gen.source.text()
+    assert "being trained" in w.gen.source.text()
+    assert w.gen.go.isEnabled()
+    w.ctl.stop()
+    qtbot.waitUntil(lambda: w.ctl.state is State.IDLE, timeout=20_000)
+    assert w.gen.source.text() == "Model: the model just trained"

@@ -55,6 +55,53 @@ def autosave_path(folder: str | os.PathLike[str], corpus_name: str) -> str:
     return str(Path(folder) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.npz")
 
 
+def continue_problem(model: Any, corpus: Any) -> str:
+    """Why ``model`` cannot be continued on ``corpus`` ("" when it can): no checkpoint, no text,
+    or characters of the text that the model's vocabulary lacks (the trainer would refuse)."""
+    if model is None or model.train is None:
+        return "Open a checkpoint or train a model to continue it."
+    if corpus is None:
+        return "Open a text to continue training on."
+    missing = model.vocab.missing("".join(corpus.vocab.chars))
+    if not missing:
+        return ""
+    shown = " ".join(repr(ch) for ch in missing[:8]) + (" …" if len(missing) > 8 else "")
+    trained_on = (model.train.corpus or {}).get("name") or "the text it was trained on"
+    return (
+        f"Cannot continue: the model cannot represent {len(missing):,} character(s) of "
+        f"{corpus.name} ({shown}). Open {trained_on} (File ▸ Open the Model's Text) or "
+        "train a new model on this text."
+    )
+
+
+def model_text_candidates(
+    model: Any, model_path: str | None, recent_texts: list[str] = ()  # type: ignore[assignment]
+) -> list[str]:
+    """Existing files that may be the text ``model`` was trained on, likeliest first: the path
+    its checkpoint records, a file of that name beside the model file, recent texts of that
+    name; each must have the recorded size (opening it checks the content's SHA-256)."""
+    if model is None or model.train is None:
+        return []
+    fp = model.train.corpus or {}
+    name, size = fp.get("name"), fp.get("size")
+    guesses: list[str] = []
+    if isinstance(fp.get("path"), str):
+        guesses.append(fp["path"])
+    if isinstance(name, str) and name:
+        if model_path:
+            guesses.append(os.path.join(os.path.dirname(model_path), name))
+        guesses += [p for p in recent_texts if os.path.basename(p) == name]
+    found: list[str] = []
+    for path in guesses:
+        try:
+            ok = os.path.isfile(path) and (size is None or os.path.getsize(path) == size)
+        except (OSError, ValueError):
+            ok = False
+        if ok and os.path.abspath(path) not in map(os.path.abspath, found):
+            found.append(path)
+    return found
+
+
 class Controller(QObject):
     state_changed = Signal(str)
     busy_changed = Signal(str)  # what is loading or saving, "" when nothing

@@ -31,7 +31,13 @@ from core.events import EvalEvent, SampleEvent, StepEvent
 
 from . import APP_NAME, fmt
 from .actions import build_actions
-from .controller import Controller, GenerateRequest, State
+from .controller import (
+    Controller,
+    GenerateRequest,
+    State,
+    continue_problem,
+    model_text_candidates,
+)
 from .desktop import app_icon
 from .dialogs import about, ask_encoding, show_error_report
 from .estimate import estimate, measure_gflops
@@ -96,6 +102,8 @@ class MainWindow(QMainWindow):
         self._estimate_timer.setInterval(300)
         self._estimate_timer.timeout.connect(self._update_estimate)
         self.actions = build_actions(self)
+        cont = self.actions["continue"]
+        self._continue_tips = (cont.toolTip(), cont.statusTip())  # when Continue is possible
         self._build_menus()
         self._build_status()
         self._connect()
@@ -113,12 +121,14 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         file.addAction(a["open_model"])
         self.recent_models_menu = file.addMenu("Open Recent Mo&del")
+        file.addAction(a["open_model_text"])
         file.addActions([a["save"], a["save_as"]])
         file.addSeparator()
         file.addActions([a["export_csv"], a["export_png"]])
         file.addSeparator()
         file.addAction(a["quit"])
         train = bar.addMenu("&Training")
+        train.setToolTipsVisible(True)  # a disabled Continue says why
         train.addActions([a["train"], a["continue"], a["pause"], a["resume"], a["stop"]])
         gen = bar.addMenu("&Generate")
         gen.addActions([a["generate"], a["stop_generate"], a["copy_text"], a["save_text"]])
@@ -177,6 +187,7 @@ class MainWindow(QMainWindow):
         a["open_text"].triggered.connect(self.open_text_dialog)
         a["builtin_text"].triggered.connect(c.use_builtin_text)
         a["open_model"].triggered.connect(self.open_model_dialog)
+        a["open_model_text"].triggered.connect(self.open_model_text)
         a["save"].triggered.connect(self.save)
         a["save_as"].triggered.connect(self.save_as)
         a["export_csv"].triggered.connect(self.export_csv)
@@ -289,6 +300,38 @@ class MainWindow(QMainWindow):
             return
         self.settings.setValue("paths/last_model_dir", str(Path(path).parent))
         self.ctl.open_model(path)
+
+    def model_text_candidates(self) -> list[str]:
+        """Files that may be the current model's own text (see controller)."""
+        return model_text_candidates(self.ctl.model, self.ctl.model_path, self._recent("texts"))
+
+    def open_model_text(self) -> None:
+        found = self.model_text_candidates()
+        if not found:
+            name = ((self.ctl.model.train.corpus or {}).get("name") if self.ctl.model else None)
+            self.show_message(
+                "Text not found",
+                f"The text the model was trained on ({name or 'unknown'}) was not found beside "
+                "the model or among the recent texts. Open it with File ▸ Open Text.",
+            )
+            return
+        self.open_text(found[0])
+
+    def offer_model_text(self, text: str, path: str) -> None:
+        """Say ``text`` and offer to open ``path``, the model's own text (tests replace this)."""
+        self.last_message = ("Model opened", text)
+        box = QMessageBox(QMessageBox.Icon.Information, "Model opened", text, parent=self)
+        open_it = box.addButton(f"Open {Path(path).name}", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Not Now", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(open_it)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def answered(button: Any) -> None:
+            if button is open_it and not self.ctl.training:
+                self.open_text(path)
+
+        box.buttonClicked.connect(answered)
+        box.open()
 
     def save(self) -> None:
         if self.ctl.model_path:
@@ -478,7 +521,18 @@ class MainWindow(QMainWindow):
         a["save"].setEnabled(has_model and st is not State.STOPPING)
         a["save_as"].setEnabled(has_model and st is not State.STOPPING)
         a["train"].setEnabled(idle and has_corpus and not busy)
-        a["continue"].setEnabled(can_continue and has_corpus and not busy)
+        # Continue is off, saying why, when the model cannot represent the loaded text.
+        problem = continue_problem(c.model, c.corpus) if can_continue and has_corpus else ""
+        a["continue"].setEnabled(can_continue and has_corpus and not busy and not problem)
+        a["continue"].setToolTip(problem or self._continue_tips[0])
+        a["continue"].setStatusTip(problem or self._continue_tips[1])
+        own_sha = (c.model.train.corpus or {}).get("sha256") if can_continue else None
+        a["open_model_text"].setEnabled(
+            can_continue
+            and not busy
+            and (not has_corpus or c.corpus.sha256 != own_sha)
+            and bool(self.model_text_candidates())
+        )
         a["pause"].setEnabled(st is State.TRAINING)
         a["resume"].setEnabled(st is State.PAUSED)
         a["stop"].setEnabled(st in (State.TRAINING, State.PAUSED, State.STARTING))
@@ -551,13 +605,17 @@ class MainWindow(QMainWindow):
             fp = t.corpus or {}
             corpus = self.ctl.corpus
             if corpus is None or fp.get("sha256") != corpus.sha256:
-                self.show_message(
-                    "Model opened",
+                text = (
                     f"This checkpoint was trained on “{fp.get('name', '?')}” "
                     f"({fmt.size(fp.get('size', 0))}). Open that text to continue training it "
                     "exactly; another text works too if it uses only the model's characters. "
-                    "You can generate text right away.",
+                    "You can generate text right away."
                 )
+                found = self.model_text_candidates()
+                if found:
+                    self.offer_model_text(text, found[0])
+                else:
+                    self.show_message("Model opened", text)
         self.plot.plot.enableAutoRange()
         self.plot.refresh_now()
         self.samples.clear_samples()

@@ -48,3 +48,38 @@ def test_generate_tab_names_the_model_being_trained(qtbot, window, tmp_path):
     w.ctl.stop()
     qtbot.waitUntil(lambda: w.ctl.state is State.IDLE, timeout=20_000)
     assert w.gen.source.text() == "Model: the model just trained"
+
+
+def test_continue_is_disabled_with_the_reason_when_the_model_cannot_read_the_text(
+    qtbot, window, tmp_path, monkeypatch
+):
+    w = window
+    own = small_text(tmp_path / "own.txt")
+    _load(qtbot, w, own)
+    _train(qtbot, w, steps=12)
+    assert w.actions["continue"].isEnabled()
+    model = tmp_path / "models" / "m.npz"
+    model.parent.mkdir()
+    with qtbot.waitSignal(w.ctl.saved, timeout=10_000):
+        w.ctl.save_model(str(model))
+    _load(qtbot, w, small_text(tmp_path / "other.txt", extra=" grüße ärger"))
+    cont = w.actions["continue"]
+    assert not cont.isEnabled()
+    assert "cannot represent 3 character(s)" in cont.toolTip()
+    assert "'ß' 'ä' 'ü'" in cont.toolTip() and "own.txt" in cont.toolTip()
+    assert cont.statusTip() == cont.toolTip()
+    assert w.actions["open_model_text"].isEnabled()
+    with qtbot.waitSignal(w.ctl.corpus_changed, timeout=10_000):
+        w.actions["open_model_text"].trigger()  # found among the recent texts
+    assert w.ctl.corpus.path == str(own)
+    assert cont.isEnabled() and "cannot represent" not in cont.toolTip()
+    assert not w.actions["open_model_text"].isEnabled()  # it is the loaded text now
+
+    # Opening the model while the other text is loaded offers to open the model's own text.
+    _load(qtbot, w, tmp_path / "other.txt")
+    offered: list[str] = []
+    monkeypatch.setattr(w, "offer_model_text", lambda text, path: offered.append(path))
+    with qtbot.waitSignal(w.ctl.model_opened, timeout=10_000):
+        w.open_model(str(model))
+    assert offered == [str(own)]
+    assert not cont.isEnabled()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import json
+import math
 import os
 import re
 import stat
@@ -49,6 +50,8 @@ K_H = "train/h"  # config.dtype (L, B, H)
 K_C = "train/c"
 P_HISTORY = "train/history/"  # train/history/<series>: (n,) int64 steps or float64 losses
 _SERIES_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+MAX_SAMPLES = 500  # samples kept in a checkpoint: the latest ones (a trainer keeps no more)
+RNG_PURPOSES = ("dropout", "sample")  # the trainer's random streams, each a PCG64 state
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: equality is identity
@@ -68,6 +71,9 @@ class TrainState:
     history: dict[str, np.ndarray]  # "train_step", "train_loss", "val_step", "val_loss" (n,)
     corpus: dict  # Corpus.fingerprint of the training text
     best_val_loss: float | None  # best validation loss so far, None before the first
+    # (step, text) of the samples the run produced, oldest first; () in files from before they
+    # were kept (the app's Samples pane shows them again on Open Model).
+    samples: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: equality is identity
@@ -275,21 +281,82 @@ def _parse_train(
             raise _bad(f"the {steps!r} / {values!r} history must be int64 / float64")
         if history[steps].shape != history[values].shape:
             raise _bad(f"the {steps!r} and {values!r} histories differ in length")
+    for prefix, d in ((P_ADAM_M, moments[0]), (P_ADAM_V, moments[1])):
+        bad = [n for n, a in d.items() if not np.isfinite(a).all()]
+        if bad:
+            raise _bad(f"its optimizer state {prefix}{bad[0]} holds NaN or infinity")
+    neg = [n for n, a in moments[1].items() if (a < 0).any()]
+    if neg:
+        raise _bad(
+            f"its optimizer state {P_ADAM_V}{neg[0]} holds negative values (Adam's second "
+            "moments are squares)"
+        )
+    for key in (K_H, K_C):
+        if not np.isfinite(arrays[key]).all():
+            raise _bad(f"its carried state {key!r} holds NaN or infinity")
+    elapsed = _check_float(meta, "elapsed_s")
+    if not (math.isfinite(elapsed) and elapsed >= 0):  # type: ignore[arg-type]
+        raise _bad("the training state's 'elapsed_s' is not a finite time >= 0")
+    best = _check_float(meta, "best_val_loss", optional=True)
+    if best is not None and not (math.isfinite(best) and best >= 0):
+        raise _bad(f"the training state's best validation loss is {best}, not a finite loss")
     return TrainState(
         config=tcfg,
         step=_check_int(meta, "step"),
         total_steps=_check_int(meta, "total_steps"),
-        elapsed_s=_check_float(meta, "elapsed_s"),  # type: ignore[arg-type]
+        elapsed_s=elapsed,  # type: ignore[arg-type]
         adam_m=moments[0],
         adam_v=moments[1],
         h=arrays[K_H],
         c=arrays[K_C],
-        rng=_check_dict(meta, "rng"),
-        stream=_check_dict(meta, "stream"),
+        rng=_check_rng(_check_dict(meta, "rng")),
+        stream=_check_stream(_check_dict(meta, "stream")),
         history=history,
         corpus=_check_dict(meta, "corpus"),
-        best_val_loss=_check_float(meta, "best_val_loss", optional=True),
+        best_val_loss=best,
+        samples=_check_samples(meta.get("samples", [])),
     )
+
+
+def _check_rng(rng: dict) -> dict:
+    """Each purpose's state must be one a PCG64 generator accepts (what the trainer resumes)."""
+    for purpose in RNG_PURPOSES:
+        state = rng.get(purpose)
+        try:
+            if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
+                raise ValueError
+            np.random.PCG64().state = state
+        except (ValueError, TypeError, KeyError, OverflowError, AttributeError):
+            raise _bad(
+                f"the training state's random-generator state for {purpose!r} is missing or "
+                "invalid"
+            ) from None
+    return rng
+
+
+def _check_stream(stream: dict) -> dict:
+    """Stream positions are whole numbers >= 0 (the trainer checks them against the text)."""
+    for key, value in stream.items():
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+            raise _bad(f"the training state's stream position {key!r} is not a whole number >= 0")
+    return stream
+
+
+def _check_samples(samples: object) -> tuple[tuple[int, str], ...]:
+    """[[step, text], ...] of the run's samples, as a tuple of pairs."""
+    ok = isinstance(samples, list) and all(
+        isinstance(p, list)
+        and len(p) == 2
+        and isinstance(p[0], int)
+        and not isinstance(p[0], bool)
+        and p[0] >= 0
+        and isinstance(p[1], str)
+        for p in samples
+    )
+    if not ok:
+        raise _bad("the training state's samples are not a list of [step, text] pairs")
+    return tuple((int(a), str(b)) for a, b in samples)  # type: ignore[index]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -322,6 +389,7 @@ def _to_arrays(mf: ModelFile) -> dict[str, np.ndarray]:
             "stream": t.stream,
             "corpus": t.corpus,
             "best_val_loss": None if t.best_val_loss is None else float(t.best_val_loss),
+            "samples": [[int(step), str(text)] for step, text in t.samples[-MAX_SAMPLES:]],
         }
         arrays[K_TRAIN_META] = _json_array(meta)
         for name, arr in t.adam_m.items():
@@ -696,12 +764,189 @@ _READ_ERRORS = (
 )
 
 
+# Limits checked against the zip's directory before anything is decompressed (a hostile file
+# must not make the loader allocate more than the model it claims to be; see tests/test_faults).
+MAX_ENTRIES = 256  # a 4-layer checkpoint has about 70 entries
+MAX_SMALL_ENTRY = {  # bytes an entry read before the shapes are known may declare
+    K_VERSION: 1024,
+    K_META: 1 << 20,
+    K_VOCAB: 4 * N_CODEPOINTS + 4096,
+    K_TRAIN_META: 32 << 20,  # RNG states, settings, up to MAX_SAMPLES samples
+}
+NPY_HEADER_MAX = 1 << 16  # a .npy header (magic, length, dict) of ours is 128 bytes
+_ARRAY_NAME = r"[A-Za-z0-9_.]{1,64}"
+_ENTRY_NAME = re.compile(
+    rf"(?:format_version|meta|vocab|params/{_ARRAY_NAME}|train/meta|train/h|train/c"
+    rf"|train/adam_m/{_ARRAY_NAME}|train/adam_v/{_ARRAY_NAME}|train/history/[A-Za-z0-9_]{{1,64}})"
+)
+
+
+def _check_end_record(f: Any) -> None:
+    """Refuse a directory of more than MAX_ENTRIES entries before zipfile builds one object per
+    entry (a small hostile file can declare millions)."""
+    end_record = getattr(zipfile, "_EndRecData", None)  # private, but in every CPython 3
+    if end_record is None:
+        return
+    rec = end_record(f)
+    if rec is None:
+        raise zipfile.BadZipFile("File is not a zip file")
+    count, size = rec[4], rec[5]  # entries in the directory, directory bytes
+    if count > MAX_ENTRIES or size > MAX_ENTRIES * 1024:
+        raise _bad(f"its directory lists {count:,} entries (a model has at most {MAX_ENTRIES})")
+
+
+def _directory(zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """The archive's entries by array key; _Invalid for names, methods or flags we never write
+    (nothing is decompressed here)."""
+    infos = zf.infolist()
+    if len(infos) > MAX_ENTRIES:
+        raise _bad(f"it has {len(infos):,} entries (a model has at most {MAX_ENTRIES})")
+    entries: dict[str, zipfile.ZipInfo] = {}
+    not_arrays = []
+    for info in infos:
+        name = info.filename
+        if not name.endswith(".npy"):
+            not_arrays.append(name)
+            continue
+        key = name[: -len(".npy")]
+        if key in entries:
+            raise _bad(f"it holds the entry {key!r} twice")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise _bad(f"its entry {key!r} uses compression method {info.compress_type}")
+        if info.flag_bits & 0x1:
+            raise _bad(f"its entry {key!r} is encrypted")
+        entries[key] = info
+    if not_arrays:
+        raise _bad(f"entries that are not NumPy arrays: {', '.join(map(repr, not_arrays))}")
+    return entries
+
+
+def _read_entry(
+    zf: zipfile.ZipFile,
+    key: str,
+    info: zipfile.ZipInfo,
+    expect: tuple[tuple[int, ...], np.dtype] | None = None,
+    max_bytes: int | None = None,
+) -> np.ndarray:
+    """One .npy entry, its header checked before its data is read.
+
+    ``expect`` (shape, dtype): the header must declare exactly these and the entry's declared
+    size must be the header plus their bytes. ``max_bytes``: a bound on the data instead.
+    The data is read in chunks into one buffer, so memory is the array's size; zipfile stops
+    at the declared size and checks the CRC at the end.
+    """
+    if info.file_size > (max_bytes or 0) + NPY_HEADER_MAX and expect is None:
+        raise _bad(f"its entry {key!r} declares {info.file_size:,} bytes, more than it can hold")
+    with zf.open(info) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f, NPY_HEADER_MAX)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f, NPY_HEADER_MAX)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+        except ValueError as e:
+            if "object" in str(e).lower() or "pickle" in str(e).lower():
+                raise _Pickled() from None
+            raise _bad(f"its entry {key!r} is not a valid NumPy array ({e})") from None
+        if dtype.hasobject:
+            raise _Pickled()
+        if expect is not None:
+            if dtype != expect[1]:
+                raise _bad(f"{key!r} has dtype {dtype}, expected {expect[1]}")
+            if tuple(shape) != tuple(expect[0]):
+                raise _bad(f"{key!r} has shape {tuple(shape)}, expected {tuple(expect[0])}")
+        count = math.prod(shape)
+        nbytes = count * dtype.itemsize
+        if max_bytes is not None and nbytes > max_bytes:
+            raise _bad(f"its entry {key!r} holds {nbytes:,} bytes, more than it can hold")
+        if f.tell() + nbytes != info.file_size:
+            raise _bad(
+                f"its entry {key!r} declares {info.file_size:,} bytes where its array needs "
+                f"{f.tell() + nbytes:,}"
+            )
+        buf = bytearray(nbytes)
+        view = memoryview(buf)
+        pos = 0
+        while pos < nbytes:
+            chunk = f.read(min(1 << 24, nbytes - pos))
+            if not chunk:
+                raise EOFError(f"the data of {key!r} ends early")
+            view[pos : pos + len(chunk)] = chunk
+            pos += len(chunk)
+        f.read(1)  # at the end: zipfile verifies the CRC
+    arr = np.frombuffer(buf, dtype=dtype, count=count)
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
+class _Pickled(Exception):
+    """An entry holds Python objects (a pickle)."""
+
+
+def _expected_shapes(
+    small: dict[str, np.ndarray], entries: dict[str, zipfile.ZipInfo]
+) -> dict[str, tuple[tuple[int, ...], np.dtype] | int]:
+    """For every other entry, its (shape, dtype) from the metadata, or for a history series the
+    most bytes it may hold; _Invalid for unknown entries."""
+    meta = _parse_json(small[K_META], K_META)
+    mc = meta.get("model_config")
+    if not isinstance(mc, dict):
+        raise _bad("its metadata has no model configuration")
+    try:
+        cfg = ModelConfig.from_dict(mc).validate()
+    except (TypeError, CharLSTMError) as e:
+        raise _bad(f"its model configuration is invalid ({e})") from None
+    dtype = np.dtype(cfg.dtype)
+    out: dict[str, tuple[tuple[int, ...], np.dtype] | int] = {}
+    shapes = expected_param_shapes(cfg)
+    for name, shape in shapes.items():
+        out[P_PARAM + name] = (shape, dtype)
+    if K_TRAIN_META in small:
+        tmeta = _parse_json(small[K_TRAIN_META], K_TRAIN_META)
+        tc = tmeta.get("config")
+        try:
+            tcfg = TrainConfig.from_dict(tc).validate()  # type: ignore[arg-type]
+        except (TypeError, AttributeError, CharLSTMError) as e:
+            raise _bad(f"its training configuration is invalid ({e})") from None
+        for name, shape in shapes.items():
+            out[P_ADAM_M + name] = (shape, dtype)
+            out[P_ADAM_V + name] = (shape, dtype)
+        state = (cfg.num_layers, tcfg.batch_size, cfg.hidden_size)
+        out[K_H] = (state, dtype)
+        out[K_C] = (state, dtype)
+        steps = [tmeta.get(k) for k in ("step", "total_steps")]
+        longest = max([v for v in steps if isinstance(v, int) and v > 0] + [1])
+        for key in entries:
+            if key.startswith(P_HISTORY):  # one value per step at most (and a margin)
+                out[key] = 8 * (2 * longest + 4096)
+    unknown = sorted(set(entries) - set(out) - set(small))
+    if unknown:
+        raise _bad(f"it has unknown entries: {', '.join(map(repr, unknown))}")
+    return out
+
+
 def _read_arrays(path: str) -> dict[str, np.ndarray]:
-    """Every entry of the .npz at ``path``; ModelFileError for unreadable or unsafe files."""
-    if not os.path.exists(path):
-        raise ModelFileError(f"There is no model file {path}. Check the name and folder.")
-    if os.path.isdir(path):
+    """Every entry of the .npz at ``path``; ModelFileError for unreadable or unsafe files.
+
+    Nothing is decompressed before the zip's directory has been checked (entry names,
+    compression methods, count), and no array before its declared size has been checked: the
+    small entries first against fixed bounds, then every other one against the exact shape
+    its metadata implies. A zip bomb is refused before it costs memory or time.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ModelFileError(f"There is no model file {path}. Check the name and folder.") from None
+    except OSError as e:
+        raise ModelFileError(f"Cannot read {path}: {e.strerror or e}.") from None
+    if stat.S_ISDIR(st.st_mode):
         raise ModelFileError(f"{path} is a folder, not a model file. Choose a .npz model file.")
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelFileError(
+            f"{path} is not a regular file (a device, FIFO or socket), so it cannot be a model "
+            "file. Choose a .npz model file."
+        )
     try:
         with open(path, "rb") as f:
             magic = f.read(6)
@@ -715,18 +960,46 @@ def _read_arrays(path: str) -> dict[str, np.ndarray]:
         what = "empty" if not magic else "not an .npz archive"
         raise ModelFileError(f"{path} is not a CharLSTM Studio model file ({what}).")
     try:
-        # Our own file object: np.load given a path leaks its handle when the zip is damaged.
-        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        with open(path, "rb") as f:
+            _check_end_record(f)
+            f.seek(0)
+        with open(path, "rb") as f, zipfile.ZipFile(f) as zf:
+            entries = _directory(zf)
+            small = {
+                key: _read_entry(zf, key, entries[key], max_bytes=limit)
+                for key, limit in MAX_SMALL_ENTRY.items()
+                if key in entries
+            }
+            _check_version(small)  # a newer layout is named as such before its entries are
+            for key in (K_META, K_VOCAB):
+                if key not in small:
+                    raise _bad(f"it has no {key!r} entry")
+            bad_names = [k for k in entries if not _ENTRY_NAME.fullmatch(k)]
+            if bad_names:
+                raise _bad(f"it has unknown entries: {', '.join(map(repr, sorted(bad_names)))}")
+            expected = _expected_shapes(small, entries)
+            arrays = dict(small)
+            for key, info in entries.items():
+                if key in arrays:
+                    continue
+                want = expected[key]
+                if isinstance(want, int):
+                    arrays[key] = _read_entry(zf, key, info, max_bytes=want)
+                else:
+                    arrays[key] = _read_entry(zf, key, info, expect=want)
+    except _Invalid as e:
+        raise ModelFileError(f"{path} is not a valid CharLSTM Studio model file: {e}.") from None
+    except ModelFormatVersionError as e:
+        raise ModelFormatVersionError(f"{path}: {e}") from None
+    except _Pickled:
+        raise ModelFileError(
+            f"{path} contains pickled Python objects; model files hold only plain arrays, "
+            "and pickles are never loaded because they can run code."
+        ) from None
     except PermissionError:
         raise ModelFileError(f"Cannot read {path}: permission denied.") from None
     except _READ_ERRORS as e:
         msg = str(e)
-        if "allow_pickle" in msg or "pickled" in msg:
-            raise ModelFileError(
-                f"{path} contains pickled Python objects; model files hold only plain arrays, "
-                "and pickles are never loaded because they can run code."
-            ) from None
         if isinstance(e, zipfile.BadZipFile) and "not a zip file" in msg.lower():
             raise ModelFileError(
                 f"{path} is truncated or damaged: it starts like an .npz archive but its table "
@@ -736,12 +1009,6 @@ def _read_arrays(path: str) -> dict[str, np.ndarray]:
             f"{path} is damaged (truncated or corrupted) and cannot be read: "
             f"{type(e).__name__}: {msg or 'no details'}."
         ) from None
-    odd = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
-    if odd:
-        raise ModelFileError(
-            f"{path} is not a valid CharLSTM Studio model file: entries that are not NumPy "
-            f"arrays: {', '.join(map(repr, odd))}."
-        )
     return arrays
 
 

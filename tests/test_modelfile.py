@@ -53,7 +53,7 @@ def _model(dtype: str = "float32", layers: int = 2, with_train: bool = True) -> 
         total_steps=50,
         elapsed_s=3.25,
         adam_m=rand(),
-        adam_v=rand(),
+        adam_v={k: np.abs(v) for k, v in rand().items()},  # squares: >= 0
         h=rng.standard_normal(state).astype(dtype),
         c=rng.standard_normal(state).astype(dtype),
         rng={"dropout": drop.bit_generator.state, "sample": gen.bit_generator.state},

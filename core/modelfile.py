@@ -32,6 +32,7 @@ from . import __version__
 from .config import ModelConfig, TrainConfig
 from .data import N_CODEPOINTS, Vocab
 from .errors import CharLSTMError, ModelFileError, ModelFileLocked, ModelFormatVersionError
+from .events import RollbackEvent
 from .model import param_shapes
 
 FORMAT_VERSION = 1
@@ -50,7 +51,9 @@ K_H = "train/h"  # config.dtype (L, B, H)
 K_C = "train/c"
 P_HISTORY = "train/history/"  # train/history/<series>: (n,) int64 steps or float64 losses
 _SERIES_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_SAMPLES = 500  # samples kept in a checkpoint: the latest ones (a trainer keeps no more)
+MAX_ROLLBACK_RECORDS = 1000  # rollback records kept in a checkpoint: the latest ones
 RNG_PURPOSES = ("dropout", "sample")  # the trainer's random streams, each a PCG64 state
 
 
@@ -74,6 +77,10 @@ class TrainState:
     # (step, text) of the samples the run produced, oldest first; () in files from before they
     # were kept (the app's Samples pane shows them again on Open Model).
     samples: tuple[tuple[int, str], ...] = ()
+    # Self-healing (core.heal): the learning-rate multiplier left by rollbacks (1.0: none) and
+    # the rollbacks of the model's life, oldest first; 1.0 and () in older files.
+    lr_scale: float = 1.0
+    rollbacks: tuple[RollbackEvent, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: equality is identity
@@ -111,8 +118,10 @@ def _json_array(obj: Any) -> np.ndarray:
     """(n,) uint8 UTF-8 JSON of ``obj``. Python ints of any size (PCG64 states) round-trip."""
     text = json.dumps(obj, default=_json_default, sort_keys=True, ensure_ascii=False)
     # A lone surrogate (a file name that is not UTF-8, decoded with surrogateescape) cannot be
-    # UTF-8: it is stored as its escape, e.g. "\\udcff", never fails the save.
-    return np.frombuffer(text.encode("utf-8", "backslashreplace"), dtype=np.uint8).copy()
+    # UTF-8: it is stored as the six characters of its escape ("\\udcff", as in a JSON string
+    # a backslash then "udcff"), so it reads back as printable text and never fails the save.
+    text = _SURROGATE.sub(lambda m: f"\\\\u{ord(m.group()):04x}", text)
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()
 
 
 def _parse_json(arr: np.ndarray, key: str) -> dict:
@@ -315,6 +324,8 @@ def _parse_train(
         corpus=_check_dict(meta, "corpus"),
         best_val_loss=best,
         samples=_check_samples(meta.get("samples", [])),
+        lr_scale=_check_lr_scale(meta.get("lr_scale", 1.0)),
+        rollbacks=_check_rollbacks(meta.get("rollbacks", [])),
     )
 
 
@@ -359,6 +370,38 @@ def _check_samples(samples: object) -> tuple[tuple[int, str], ...]:
     return tuple((int(a), str(b)) for a, b in samples)  # type: ignore[index]
 
 
+def _check_lr_scale(value: object) -> float:
+    """The learning-rate multiplier left by rollbacks: a number in (0, 1]."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not (math.isfinite(value) and 0 < value <= 1):  # type: ignore[arg-type]
+        raise _bad(f"the training state's learning-rate multiplier {value!r} is not in (0, 1]")
+    return float(value)  # type: ignore[arg-type]
+
+
+def _check_rollbacks(records: object) -> tuple[RollbackEvent, ...]:
+    """[{from_step, to_step, lr_before, lr_after, lr_scale, reason}, ...] as RollbackEvents."""
+    fields = {f.name: f.type for f in dataclasses.fields(RollbackEvent)}
+    out = []
+    for r in records if isinstance(records, list) else [None]:
+        ok = isinstance(r, dict) and set(r) == set(fields)
+        if ok:
+            ints = [r["from_step"], r["to_step"]]
+            nums = [r["lr_before"], r["lr_after"], r["lr_scale"]]
+            ok = (
+                all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints)
+                and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in nums
+                )
+                and isinstance(r["reason"], str)
+                and r["to_step"] <= r["from_step"]
+            )
+        if not ok:
+            raise _bad("the training state's rollback records are malformed")
+        out.append(RollbackEvent(**r))  # type: ignore[arg-type]
+    return tuple(out)
+
+
 # ---------------------------------------------------------------------------------------------
 # Save
 
@@ -390,6 +433,8 @@ def _to_arrays(mf: ModelFile) -> dict[str, np.ndarray]:
             "corpus": t.corpus,
             "best_val_loss": None if t.best_val_loss is None else float(t.best_val_loss),
             "samples": [[int(step), str(text)] for step, text in t.samples[-MAX_SAMPLES:]],
+            "lr_scale": float(t.lr_scale),
+            "rollbacks": [dataclasses.asdict(r) for r in t.rollbacks[-MAX_ROLLBACK_RECORDS:]],
         }
         arrays[K_TRAIN_META] = _json_array(meta)
         for name, arr in t.adam_m.items():

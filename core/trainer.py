@@ -26,7 +26,7 @@ from .errors import ConfigError, CorpusMismatchError, TrainingDiverged
 from .events import CheckpointEvent, EvalEvent, Event, SampleEvent, StepEvent, TrainSummary
 from .memory import keep_freed_memory
 from .model import Prepared, init_params, loss_and_grads, zero_state
-from .modelfile import ModelFile, TrainState, save_model
+from .modelfile import MAX_SAMPLES, ModelFile, TrainState, save_model
 from .optim import Adam, clip_grads, global_norm, learning_rate
 from .sample import generate, mean_loss
 
@@ -112,6 +112,7 @@ class Trainer:
             self._elapsed_before = st.elapsed_s
             self._best = st.best_val_loss
             self._history = {k: list(np.asarray(v).tolist()) for k, v in st.history.items()}
+            self._samples: list[tuple[int, str]] = list(st.samples)
             same_text = st.corpus.get("sha256") == corpus.sha256
             same_shape = st.h.shape == (model_config.num_layers, B, model_config.hidden_size)
             same_batching = (
@@ -137,6 +138,7 @@ class Trainer:
             self._elapsed_before = 0.0
             self._best = None
             self._history = {"train_step": [], "train_loss": [], "val_step": [], "val_loss": []}
+            self._samples = []
             self._epoch, self._batch = 0, 0
             self._h, self._c = zero_state(model_config, B)
             self._prev_total = 0
@@ -221,6 +223,7 @@ class Trainer:
                 },
                 corpus=self._corpus.fingerprint,
                 best_val_loss=self._best,
+                samples=tuple(self._samples),
             )
             params = {k: v.copy() for k, v in self.params.items()}
         return ModelFile(config=self._mc, params=params, vocab=self._vocab, train=state)
@@ -361,10 +364,13 @@ class Trainer:
                 yield from self._emit(self._eval_event())
                 last_eval_step = self._step
             if tc.sample_every and self._step % tc.sample_every == 0:
+                text = self._sample()
+                with self._lock:  # kept in the checkpoint: Open Model shows them again
+                    self._samples = [*self._samples[-(MAX_SAMPLES - 1) :], (self._step, text)]
                 yield from self._emit(
                     SampleEvent(
                         step=self._step,
-                        text=self._sample(),
+                        text=text,
                         temperature=tc.sample_temperature,
                         val_loss=self._last_val,
                     )

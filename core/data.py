@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
+import stat
 import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -279,25 +280,44 @@ def split_ids(
     return np.concatenate(train_pieces), val
 
 
+def display_path(path: str | bytes | os.PathLike) -> str:
+    """``path`` as printable text: bytes that are not UTF-8 (legal in Linux file names, held by
+    Python as lone surrogates) are shown as ``\\xff`` escapes, so the name can be printed,
+    shown in a window and stored in a model file's JSON."""
+    raw = os.fsencode(path)
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def _read_bytes(path: str) -> bytes:
-    """The file's bytes; CorpusError naming the path for anything that stops us reading it."""
+    """The file's bytes; CorpusError naming the path for anything that stops us reading it.
+    Only regular files are read: a FIFO would block and a device (``/dev/zero``) never end."""
+    shown = display_path(path)
     if os.path.isdir(path):
-        raise CorpusError(f"{path} is a folder, not a text file. Choose a text file.")
+        raise CorpusError(f"{shown} is a folder, not a text file. Choose a text file.")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None  # reported by open() below
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = "a pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise CorpusError(
+            f"{shown} is {kind}, not a regular file. Save the text to a file and use that."
+        )
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        raise CorpusError(f"There is no file {path}. Check the name and folder.") from None
+        raise CorpusError(f"There is no file {shown}. Check the name and folder.") from None
     except PermissionError:
         raise CorpusError(
-            f"Cannot read {path}: permission denied. Check the file's permissions."
+            f"Cannot read {shown}: permission denied. Check the file's permissions."
         ) from None
     except IsADirectoryError:
-        raise CorpusError(f"{path} is a folder, not a text file. Choose a text file.") from None
+        raise CorpusError(f"{shown} is a folder, not a text file. Choose a text file.") from None
     except OSError as e:
-        raise CorpusError(f"Cannot read {path}: {e.strerror or e}.") from None
+        raise CorpusError(f"Cannot read {shown}: {e.strerror or e}.") from None
     if not data:
-        raise CorpusError(f"{path} is empty. Choose a file that contains text.")
+        raise CorpusError(f"{shown} is empty. Choose a file that contains text.")
     return data
 
 
@@ -354,7 +374,7 @@ def load_corpus(
     offset of the first bad byte).
     """
     path = os.fspath(path)
-    name = os.path.basename(path) or path
+    name = display_path(os.path.basename(path) or path)
     enc_label = (encoding or "utf-8").strip()
     try:
         codec = codecs.lookup(enc_label).name

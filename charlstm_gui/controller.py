@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +75,7 @@ def continue_problem(model: Any, corpus: Any) -> str:
 
 
 def model_text_candidates(
-    model: Any, model_path: str | None, recent_texts: list[str] = ()  # type: ignore[assignment]
+    model: Any, model_path: str | None, recent_texts: Sequence[str] = ()
 ) -> list[str]:
     """Existing files that may be the text ``model`` was trained on, likeliest first: the path
     its checkpoint records, a file of that name beside the model file, recent texts of that
@@ -110,6 +110,7 @@ class Controller(QObject):
     model_opened = Signal(object, str)  # ModelFile, path: restore its settings in the form
     history_reset = Signal()
     train_events = Signal(object)  # tuple of events, after the history has recorded them
+    run_finished = Signal(object)  # core.events.TrainSummary of a run that ended normally
     blas_info = Signal(str)
     dirty_changed = Signal(bool)
     saved = Signal(str)
@@ -466,6 +467,8 @@ class Controller(QObject):
         if summary is not None and getattr(summary, "best_val_loss", None) is not None:
             self.best_val = summary.best_val_loss
         self._finish_training(final)
+        if summary is not None and not self._shut_down:
+            self.run_finished.emit(summary)
 
     @Slot(object, str, object)
     def _on_train_failed(self, exc: Exception, tb: str, last_good: Any) -> None:

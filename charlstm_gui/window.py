@@ -6,6 +6,7 @@ tabs docked below. Every action lives in ``self.actions``; its enablement follow
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
+from core.config import TrainConfig
 from core.errors import CharLSTMError, ConfigError
 from core.events import EvalEvent, SampleEvent, StepEvent
 
@@ -40,7 +42,6 @@ from .controller import (
 )
 from .desktop import app_icon
 from .dialogs import about, ask_encoding, show_error_report
-from .estimate import estimate, measure_gflops
 from .generate_panel import GeneratePanel
 from .plot import LossPlot
 from .samples_pane import SamplesPane
@@ -67,7 +68,10 @@ class MainWindow(QMainWindow):
         self.last_message: tuple[str, str] | None = None
         self._closing = False
         self._gen_prime = ""
-        self._gflops: dict[tuple[int, int], float] = {}
+        # measured step costs by (V, H, L, B, T, dropout); None while being measured
+        self._timings: dict[tuple, Any] = {}
+        self._unseen: tuple[tuple, str] | None = None  # (split key, message), cached
+        self._help: Any = None  # the guide's window, made on first use
 
         self.plot = LossPlot(self.ctl.history)
         self.setCentralWidget(self.plot)
@@ -143,6 +147,8 @@ class MainWindow(QMainWindow):
             ]
         )
         helpm = bar.addMenu("&Help")
+        helpm.addAction(a["help"])
+        helpm.addSeparator()
         helpm.addActions([a["about"], a["about_qt"]])
         for menu, kind in ((self.recent_texts_menu, "texts"), (self.recent_models_menu, "models")):
             menu.setObjectName(f"recent_{kind}")
@@ -207,6 +213,7 @@ class MainWindow(QMainWindow):
         self.plot.log_scale_changed.connect(a["log_scale"].setChecked)
         self.plot.x_chars_changed.connect(a["x_chars"].setChecked)
         a["reset_layout"].triggered.connect(lambda: self.restoreState(self._default_state))
+        a["help"].triggered.connect(self.show_help)
         a["about"].triggered.connect(lambda: about(self))
         a["about_qt"].triggered.connect(QApplication.aboutQt)
         self.gen.generate_requested.connect(self.generate)
@@ -221,6 +228,7 @@ class MainWindow(QMainWindow):
         c.model_opened.connect(self._on_model_opened)
         c.history_reset.connect(self._on_history_reset)
         c.train_events.connect(self._on_events)
+        c.run_finished.connect(self._on_run_finished)
         c.blas_info.connect(self._on_blas)
         c.dirty_changed.connect(self._on_dirty)
         c.saved.connect(self._on_saved)
@@ -308,7 +316,8 @@ class MainWindow(QMainWindow):
     def open_model_text(self) -> None:
         found = self.model_text_candidates()
         if not found:
-            name = ((self.ctl.model.train.corpus or {}).get("name") if self.ctl.model else None)
+            train = self.ctl.model.train if self.ctl.model is not None else None
+            name = (train.corpus or {}).get("name") if train is not None else None
             self.show_message(
                 "Text not found",
                 f"The text the model was trained on ({name or 'unknown'}) was not found beside "
@@ -657,6 +666,31 @@ class MainWindow(QMainWindow):
             self.progress.setValue(int(1000 * min(ev.step / total, 1.0)))
             self.progress.setFormat(f"{100 * ev.step / total:.0f}%")
 
+    @Slot(object)
+    def _on_run_finished(self, summary: Any) -> None:
+        """Say that a run ended, and ask for attention when the window is in the background."""
+        best = ""
+        if summary.best_val_loss is not None:
+            best = f", best validation loss {fmt.loss(summary.best_val_loss)}"
+        verb = "finished" if summary.reason == "completed" else "stopped"
+        self.statusBar().showMessage(
+            f"Training {verb} at step {summary.steps:,} after {fmt.duration(summary.elapsed_s)}"
+            f"{best}."
+        )
+        if not self.isActiveWindow():
+            self.alert()
+
+    def alert(self) -> None:
+        """Flash the taskbar entry until the window is activated (tests replace this)."""
+        QApplication.alert(self)
+
+    def show_help(self) -> None:
+        if self._help is None:
+            from .help import HelpWindow
+
+            self._help = HelpWindow(self)
+        self._help.show_guide()
+
     @Slot(str)
     def _on_blas(self, text: str) -> None:
         self.status["speed"].setToolTip(f"Training characters per second. {text}")
@@ -702,9 +736,8 @@ class MainWindow(QMainWindow):
 
     @Slot(str, object)
     def _on_task_done(self, tag: str, result: Any) -> None:
-        if tag.startswith("gflops:"):
-            _, b, h = tag.split(":")
-            self._gflops[(int(b), int(h))] = float(result)
+        if tag.startswith("timing:"):
+            self._timings[tuple(json.loads(tag[len("timing:") :]))] = result
             self._update_estimate()
 
     # ---------------------------------------------------------------- estimate
@@ -714,18 +747,39 @@ class MainWindow(QMainWindow):
             return
         v = self.form.values()
         self.text_panel.set_split(corpus.n_chars, v["val_fraction"])
-        key = (int(v["batch_size"]), int(v["hidden_size"]))
-        gflops = self._gflops.get(key)
-        if gflops is None and not self.ctl.training:
-            self.ctl.run_task(f"gflops:{key[0]}:{key[1]}", lambda: measure_gflops(*key))
-        est = estimate(
+        from core import plan
+
+        # the run's own settings and vocabulary, timed once per shape (see core.plan)
+        shape = (
             corpus.vocab.size,
-            v["hidden_size"],
-            v["num_layers"],
-            v["batch_size"],
-            v["seq_len"],
-            gflops,
+            int(v["hidden_size"]),
+            int(v["num_layers"]),
+            int(v["batch_size"]),
+            int(v["seq_len"]),
+            round(float(v["dropout"]), 4),
         )
+        if shape not in self._timings and not self.ctl.training:
+            self._timings[shape] = None
+            self.ctl.run_task(
+                "timing:" + json.dumps(shape),
+                lambda: plan.measure_timing(*shape[:5], dropout=shape[5]),
+            )
+        n_val = int(corpus.n_chars * v["val_fraction"])
+        est = plan.estimate(
+            *shape[:5],
+            self._timings.get(shape),
+            eval_every=int(v["eval_every"]),
+            val_chars=min(n_val, TrainConfig().eval_max_chars),
+            sample_every=int(v["sample_every"]),
+            sample_length=int(v["sample_length"]),
+        )
+        split_key = (corpus.sha256, v["val_fraction"], v["val_split"])
+        if self._unseen is None or self._unseen[0] != split_key:
+            unseen = plan.unseen_in_validation(
+                corpus.ids, corpus.vocab, v["val_fraction"], v["val_split"]
+            )
+            self._unseen = (split_key, plan.unseen_message(unseen, v["val_split"]))
+        self.text_panel.show_validation_check(self._unseen[1])
         train_chars = int(corpus.n_chars * (1 - v["val_fraction"]))
         per_step = v["batch_size"] * v["seq_len"]
         unit, amount = v["duration_unit"], v["duration"]

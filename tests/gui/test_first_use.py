@@ -4,6 +4,8 @@ notice when a run finishes."""
 
 from __future__ import annotations
 
+from PySide6.QtGui import QKeySequence
+
 from charlstm_gui.controller import State
 
 from .helpers import small_text
@@ -83,3 +85,34 @@ def test_continue_is_disabled_with_the_reason_when_the_model_cannot_read_the_tex
         w.open_model(str(model))
     assert offered == [str(own)]
     assert not cont.isEnabled()
+
+
+def test_a_finished_run_is_announced_and_asks_for_attention_in_the_background(
+    qtbot, window, tmp_path, monkeypatch
+):
+    w = window
+    alerts: list[bool] = []
+    monkeypatch.setattr(w, "alert", lambda: alerts.append(True))
+    _load(qtbot, w, small_text(tmp_path / "t.txt"))
+    assert not w.isActiveWindow()  # never shown: as if another window had the focus
+    _train(qtbot, w, steps=12)
+    qtbot.waitUntil(lambda: bool(alerts), timeout=5000)
+    msg = w.statusBar().currentMessage()
+    assert msg.startswith("Training finished at step 12 after ") and "best validation" in msg
+
+
+def test_f1_opens_the_user_guide_and_about_stays_apart(qtbot, window):
+    w = window
+    help_action = w.actions["help"]
+    assert help_action.shortcut().matches(QKeySequence(QKeySequence.StandardKey.HelpContents))
+    assert w.actions["about"].shortcut().isEmpty()
+    help_action.trigger()
+    guide = w._help
+    qtbot.waitUntil(guide.isVisible, timeout=5000)
+    text = guide.browser.toPlainText()
+    assert "CharLSTM Studio guide" in text and "Continue Training" in text
+    assert "Keyboard shortcuts" in text  # the whole guide, rendered (no Markdown marks left)
+    assert "**" not in text and "## " not in text
+    help_action.trigger()
+    assert w._help is guide  # one window, raised again
+    guide.close()

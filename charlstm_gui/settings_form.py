@@ -141,8 +141,8 @@ FIELDS: tuple[Field, ...] = (
         0.5,
         3,
         0.01,
-        "The last part of the text kept "
-        "aside to measure how well the model generalises (validation loss). 0.05–0.1 is usual; "
+        "The part of the text kept aside "
+        "to measure how well the model generalises (validation loss). 0.05–0.1 is usual; "
         "0 disables validation.",
         "Training",
     ),
@@ -227,6 +227,8 @@ FIELDS: tuple[Field, ...] = (
 )
 
 DURATION_UNITS = ("steps", "epochs", "minutes")
+# TrainConfig.val_split values and how the form names them
+VAL_SPLIT_NAMES = {"last": "the last part", "blocks": "evenly spaced blocks"}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "Quick look": dict(
@@ -282,6 +284,7 @@ DEFAULTS: dict[str, Any] = dict(
     PRESETS["Quick look"],
     clip=5.0,
     val_fraction=0.1,
+    val_split="last",
     seed=1234,
     sample_temperature=0.8,
     checkpoint_every=1000,
@@ -351,6 +354,18 @@ class SettingsForm(QWidget):
                 )
                 self.schedule.currentIndexChanged.connect(self._edited)
                 forms[f.group].addRow("LR &schedule:", self.schedule)
+            if f.key == "val_fraction":
+                self.val_split = QComboBox()
+                for key, name in VAL_SPLIT_NAMES.items():
+                    self.val_split.addItem(name, key)
+                self.val_split.setToolTip(
+                    "Where the validation characters come from. The last part is the usual "
+                    "choice; evenly spaced blocks (ten, one at the end of each tenth of the "
+                    "text) suit a text whose end differs from the rest — say, poetry after "
+                    "prose — so validation measures what the model is trained on."
+                )
+                self.val_split.currentIndexChanged.connect(self._edited)
+                forms[f.group].addRow("Validate &on:", self.val_split)
 
         autosave = QGroupBox("Autosave")
         lay = QHBoxLayout(autosave)
@@ -437,6 +452,7 @@ class SettingsForm(QWidget):
         if out["duration_unit"] == "steps":
             out["duration"] = int(round(out["duration"]))
         out["lr_schedule"] = self.schedule.currentText()
+        out["val_split"] = self.val_split.currentData()
         out["autosave_dir"] = self.autosave_dir.text().strip()
         return out
 
@@ -452,6 +468,8 @@ class SettingsForm(QWidget):
                     spin.setValue(int(value) if isinstance(spin, QSpinBox) else float(value))
             if values.get("lr_schedule") in ("cosine", "constant"):
                 self.schedule.setCurrentText(values["lr_schedule"])
+            if values.get("val_split") in VAL_SPLIT_NAMES:
+                self.val_split.setCurrentIndex(self.val_split.findData(values["val_split"]))
             if "autosave_dir" in values:
                 self.autosave_dir.setText(str(values["autosave_dir"]))
         finally:
@@ -463,6 +481,7 @@ class SettingsForm(QWidget):
         v: dict[str, Any] = {k: getattr(model, k) for k in ("hidden_size", "num_layers", "dropout")}
         v.update({f.key: getattr(train, f.key) for f in FIELDS if hasattr(train, f.key)})
         v["lr_schedule"] = train.lr_schedule
+        v["val_split"] = train.val_split
         for unit in DURATION_UNITS:
             if getattr(train, unit) is not None:
                 v["duration_unit"], v["duration"] = unit, getattr(train, unit)
@@ -487,6 +506,7 @@ class SettingsForm(QWidget):
             warmup_steps=v["warmup_steps"],
             clip=v["clip"],
             val_fraction=round(v["val_fraction"], 6),
+            val_split=v["val_split"],
             eval_every=v["eval_every"],
             sample_every=v["sample_every"],
             sample_length=v["sample_length"],
@@ -527,5 +547,6 @@ class SettingsForm(QWidget):
             "training/duration_unit", DEFAULTS["duration_unit"], type=str
         )
         v["lr_schedule"] = settings.value("training/lr_schedule", "cosine", type=str)
+        v["val_split"] = settings.value("training/val_split", DEFAULTS["val_split"], type=str)
         v["autosave_dir"] = settings.value("training/autosave_dir", default_autosave, type=str)
         self.set_values(v)

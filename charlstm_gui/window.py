@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
@@ -627,9 +628,23 @@ class MainWindow(QMainWindow):
                     self.show_message("Model opened", text)
         self.plot.plot.enableAutoRange()
         self.plot.refresh_now()
-        self.samples.clear_samples()
+        self._restore_samples(model)
         self.statusBar().showMessage(f"Opened {path}", 5000)
         self._render_state()
+
+    def _restore_samples(self, model: Any) -> None:
+        """The Samples history kept in a checkpoint, each headed by the validation loss known
+        at its step (as during training)."""
+        self.samples.clear_samples()
+        t = model.train
+        if t is None or not getattr(t, "samples", ()):
+            return
+        val_step = np.asarray(t.history.get("val_step", ()), dtype=np.int64)
+        val_loss = np.asarray(t.history.get("val_loss", ()), dtype=np.float64)
+        for step, text in t.samples:
+            i = int(np.searchsorted(val_step, step, side="right")) - 1
+            val = float(val_loss[i]) if i >= 0 else None
+            self.samples.add_sample(step, val, t.config.sample_temperature, text)
 
     @Slot()
     def _on_history_reset(self) -> None:

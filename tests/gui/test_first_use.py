@@ -116,3 +116,19 @@ def test_f1_opens_the_user_guide_and_about_stays_apart(qtbot, window):
     help_action.trigger()
     assert w._help is guide  # one window, raised again
     guide.close()
+
+
+def test_open_model_brings_back_the_samples_history(qtbot, window, tmp_path):
+    w = window
+    _load(qtbot, w, small_text(tmp_path / "t.txt"))
+    _train(qtbot, w, steps=30)  # samples at steps 10, 20, 30
+    shown = w.samples.toPlainText()
+    assert w.samples.count == 3
+    model = tmp_path / "m.npz"
+    with qtbot.waitSignal(w.ctl.saved, timeout=10_000):
+        w.ctl.save_model(str(model))
+    w.samples.clear_samples()
+    with qtbot.waitSignal(w.ctl.model_opened, timeout=10_000):
+        w.open_model(str(model))
+    assert w.samples.count == 3
+    assert w.samples.toPlainText() == shown  # same heads (step, validation loss) and texts

@@ -18,7 +18,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from core.config import ModelConfig, TrainConfig
-from core.errors import CharLSTMError, DecodeError
+from core.errors import CharLSTMError, DecodeError, ModelFileError
 from core.events import CheckpointEvent, EvalEvent, StepEvent
 
 from .history import LossHistory
@@ -144,6 +144,10 @@ class Controller(QObject):
         # for the model it was started for; only that model gets the saved file as its own.
         self._model_id = 0
         self._pending_save: str | None = None
+        # ModelLocks held for the running run: its model file (where the user saved or opened
+        # it) and its autosave file, so that no other run, here or in the CLI, writes them.
+        self._file_lock: Any = None
+        self._ckpt_lock: Any = None
         self._threads: dict[QThread, QObject] = {}
         self._train_worker: TrainWorker | None = None
         self._stream_worker: StreamWorker | None = None
@@ -250,7 +254,19 @@ class Controller(QObject):
         self.run_task("model:" + path, lambda: modelfile.load_model(path))
 
     def save_model(self, path: str) -> None:
-        """Save the current model (a snapshot between two steps while training) atomically."""
+        """Save the current model (a snapshot between two steps while training) atomically.
+
+        The target follows the engine's rule (``modelfile.save_target``: a symlink is saved
+        through, a folder, device or FIFO is refused) and must not be locked by another run;
+        both are checked here first, so that the user hears at once.
+        """
+        modelfile = _engine()[1]
+        try:
+            modelfile.save_target(path)
+            modelfile.check_not_locked(path)
+        except ModelFileError as exc:
+            self.message.emit("The model was not saved", str(exc))
+            return
         if self._train_worker is not None and self.state is not State.STOPPING:
             self._train_worker.request_snapshot(f"save:{self._model_id}:{path}")
             self._set_busy(f"Saving {Path(path).name}…")
@@ -333,6 +349,9 @@ class Controller(QObject):
                 )
                 return False
             ckpt = autosave_path(autosave_dir, self.corpus.name)
+        in_use = self._lock_run_files(self.model_path if resume_from is not None else None, ckpt)
+        if in_use is None:
+            return False
         self.autosave_file = None
         corpus = self.corpus
         trainer_mod = _engine()[3]
@@ -360,6 +379,12 @@ class Controller(QObject):
             self.model_changed.emit(None, "")
         else:
             self.best_val = resume_from.train.best_val_loss
+        if in_use:
+            self.model_path = None  # another run writes that file: this one must not
+            self.message.emit(
+                "The model file is in use",
+                f"{in_use} This run goes on here all the same; Save asks for another file.",
+            )
         self.last_step = None
         worker = TrainWorker(
             factory, blas_threads=self.blas_threads, max_threads=max(1, min(2, os.cpu_count() or 1))
@@ -376,6 +401,48 @@ class Controller(QObject):
         self._set_state(State.STARTING)
         self._launch(worker)
         return True
+
+    def _lock_run_files(self, model_file: str | None, ckpt: str | None) -> str | None:
+        """Take the run's locks: ``""`` when done, the problem when ``model_file`` is held by
+        another run (the run may go on without that file), None (and a message) when the
+        autosave file cannot be locked (the run must not start)."""
+        modelfile = _engine()[1]
+        self.release_locks()
+        problem = ""
+        if model_file:
+            try:
+                self._file_lock = modelfile.ModelLock(model_file).acquire()
+            except ModelFileError as exc:
+                problem = str(exc)
+        if ckpt:
+            try:
+                self._ckpt_lock = modelfile.ModelLock(ckpt).acquire()
+            except ModelFileError as exc:
+                self.release_locks()
+                self.message.emit("Cannot autosave", f"{exc} Choose another autosave folder.")
+                return None
+        return problem
+
+    def _relock_model_file(self, path: str) -> None:
+        """The running model was saved to ``path``: that file is now the one its run holds."""
+        if self._train_worker is None:
+            return
+        old = self._file_lock
+        if old is not None and os.path.realpath(path) == old.real:
+            return
+        try:
+            self._file_lock = _engine()[1].ModelLock(path).acquire()
+        except CharLSTMError:
+            self._file_lock = None
+        if old is not None:
+            old.release()
+
+    def release_locks(self) -> None:
+        """Give up the run's locks (the run has ended)."""
+        for lock in (self._file_lock, self._ckpt_lock):
+            if lock is not None:
+                lock.release()
+        self._file_lock = self._ckpt_lock = None
 
     def pause(self) -> None:
         if self._train_worker is not None and self.state is State.TRAINING:
@@ -441,6 +508,7 @@ class Controller(QObject):
 
     def _finish_training(self, final: Any) -> None:
         self._train_worker = None
+        self.release_locks()
         if final is not None:
             self.model = final
             self.model_source = "the model just trained"
@@ -572,6 +640,7 @@ class Controller(QObject):
             _, owner, step, _path = tag.split(":", 3)
             if int(owner) == self._model_id:  # else it saved a model that is no longer current
                 self.model_path = str(result)
+                self._relock_model_file(self.model_path)
                 self._saved_step = max(self._saved_step, int(step))
                 current = self.last_step.step if self.last_step is not None else int(step)
                 self._set_dirty(current > self._saved_step)
@@ -618,10 +687,11 @@ class Controller(QObject):
             self.internal_error.emit(tb)
 
     # ---------------------------------------------------------------- shutdown
-    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+    def shutdown(self, timeout_ms: int = 30_000, *, keep_locks: bool = False) -> bool:
         """Stop every worker and wait for its thread (closing the window). True when all ended.
 
         Afterwards nothing new starts: a QThread destroyed while running aborts the process.
+        ``keep_locks`` keeps the run's file locks for a last save (then ``release_locks()``).
         """
         self._shut_down = True
         self._pending_generate = None
@@ -635,4 +705,6 @@ class Controller(QObject):
             ok = thread.wait(timeout_ms) and ok
         if worker is not None and worker.final_model is not None:
             self.model = worker.final_model
+        if not keep_locks:
+            self.release_locks()
         return ok

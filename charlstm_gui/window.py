@@ -280,7 +280,9 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Save model", start, MODEL_FILTER)
         if not path:
             return None
-        return path if path.lower().endswith(".npz") else path + ".npz"
+        if path.lower().endswith(".npz") or os.path.lexists(path):
+            return path  # an existing name is taken as it is (Save checks what it is)
+        return path + ".npz"
 
     def ask_encoding(self, path: str, message: str) -> str | None:
         return ask_encoding(self, path, message)
@@ -718,7 +720,10 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_saved(self, path: str) -> None:
         self._add_recent("models", path)
-        self.statusBar().showMessage(f"Saved the model to {path}", 5000)
+        where = path
+        if os.path.islink(path):  # saved through the link, which stays a link
+            where = f"{os.path.realpath(path)} (through the link {path})"
+        self.statusBar().showMessage(f"Saved the model to {where}", 5000)
         self._render_state()
         self._update_title()
 
@@ -869,7 +874,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Stopping…")
         self.plot.timer.stop()
         self._estimate_timer.stop()
-        self.ctl.shutdown()
+        self.ctl.shutdown(keep_locks=True)
         if save_to and self.ctl.model is not None:
             try:
                 self.ctl.save_now(save_to)
@@ -878,4 +883,7 @@ class MainWindow(QMainWindow):
                 self.show_message("The model was not saved", str(exc))
                 event.ignore()
                 return
+            finally:
+                self.ctl.release_locks()
+        self.ctl.release_locks()
         event.accept()

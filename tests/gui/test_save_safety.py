@@ -112,3 +112,116 @@ def test_continuing_an_opened_model_keeps_its_file(qtbot, window, tmp_path):
     from core.modelfile import load_model
 
     assert load_model(a).train.step == 30
+
+
+def _hold_lock(path):
+    """Another process holding ``path``'s ModelLock (as a CLI run training into it would)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time\n"
+        "from core.modelfile import ModelLock\n"
+        "ModelLock(sys.argv[1]).acquire()\n"
+        "print('held', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def _try_lock_elsewhere(path) -> str:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from core.modelfile import ModelLock\n"
+        "from core.errors import ModelFileLocked\n"
+        "try:\n"
+        "    ModelLock(sys.argv[1]).acquire()\n"
+        "except ModelFileLocked as e:\n"
+        "    print(e)\n"
+        "else:\n"
+        "    print('free')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60
+    )
+    return out.stdout.strip()
+
+
+def test_save_refuses_a_fifo_and_saves_through_a_symlink(qtbot, window, tmp_path):
+    import os
+    import stat
+
+    from core.modelfile import load_model
+
+    w = window
+    _load(qtbot, w, small_text(tmp_path / "t.txt"))
+    _train(qtbot, w, steps=12)
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    w.ctl.save_model(str(fifo))  # must neither block nor replace the FIFO
+    assert w.last_message[0] == "The model was not saved"
+    assert "FIFO" in w.last_message[1] and str(fifo) in w.last_message[1]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and w.ctl.model_path is None
+
+    real = tmp_path / "store" / "real.npz"
+    real.parent.mkdir()
+    link = tmp_path / "link.npz"
+    link.symlink_to(real)
+    with qtbot.waitSignal(w.ctl.saved, timeout=10_000):
+        w.ctl.save_model(str(link))
+    assert link.is_symlink() and load_model(real).train.step == 12
+    assert f"Saved the model to {real} (through the link {link})" in (
+        w.statusBar().currentMessage()
+    )
+
+
+def test_a_run_holds_the_lock_on_its_model_file(qtbot, window, tmp_path):
+    w = window
+    _load(qtbot, w, small_text(tmp_path / "t.txt"))
+    _train(qtbot, w, steps=12)
+    a = tmp_path / "A.npz"
+    with qtbot.waitSignal(w.ctl.saved, timeout=10_000):
+        w.ctl.save_model(str(a))
+    assert _try_lock_elsewhere(a) == "free"  # no run: nobody holds it
+    w.form.set_values({"duration": 1_000_000, "sample_every": 0})
+    w.continue_training()
+    qtbot.waitUntil(lambda: w.ctl.state is State.TRAINING, timeout=20_000)
+    told = _try_lock_elsewhere(a)  # a second writer (the CLI) is told who holds it
+    assert told.startswith(f"{a} is in use: process ") and "training into it" in told
+    assert "in use" in _try_lock_elsewhere(w.ctl._ckpt_lock.path)
+    w.ctl.stop()
+    qtbot.waitUntil(lambda: w.ctl.state is State.IDLE, timeout=20_000)
+    assert _try_lock_elsewhere(a) == "free"
+
+
+def test_a_model_file_held_by_another_run_is_not_written(qtbot, window, tmp_path):
+    w = window
+    _load(qtbot, w, small_text(tmp_path / "t.txt"))
+    _train(qtbot, w, steps=12)
+    a = tmp_path / "A.npz"
+    with qtbot.waitSignal(w.ctl.saved, timeout=10_000):
+        w.ctl.save_model(str(a))
+    before = _digest(a)
+    proc = _hold_lock(a)
+    try:
+        w.ctl.save_model(str(a))  # Ctrl+S while the CLI trains into A
+        assert w.last_message[0] == "The model was not saved"
+        assert f"{a} is in use: process {proc.pid}" in w.last_message[1]
+        w.form.set_values({"duration": 20})
+        w.continue_training()  # continuing A goes on, but not into A
+        assert w.last_message[0] == "The model file is in use"
+        assert "Save asks for another file" in w.last_message[1]
+        qtbot.waitUntil(lambda: w.ctl.state is State.IDLE, timeout=30_000)
+        assert w.ctl.model_path is None and w.ctl.model.train.step == 20
+        assert _digest(a) == before
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()

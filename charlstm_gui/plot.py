@@ -12,6 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from .axes import CountAxis, LossAxis
 from .history import LossHistory, ema
 
 REFRESH_MS = 40  # 25 Hz
@@ -33,7 +34,10 @@ class LossPlot(QWidget):
         self.x_chars = False
 
         pg.setConfigOptions(antialias=False)
-        self.widget = pg.PlotWidget(background="w")
+        self.widget = pg.PlotWidget(
+            background="w",
+            axisItems={"bottom": CountAxis("bottom"), "left": LossAxis("left")},
+        )
         self.plot = self.widget.getPlotItem()
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("left", "loss (nats per character)")

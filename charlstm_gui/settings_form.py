@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -26,6 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.config import ModelConfig, TrainConfig
+
+from . import autosaves
 
 
 @dataclass(frozen=True)
@@ -289,6 +292,7 @@ DEFAULTS: dict[str, Any] = dict(
     sample_temperature=0.8,
     checkpoint_every=1000,
     lr_schedule="cosine",
+    autosave_keep=autosaves.DEFAULT_KEEP,
 )
 
 
@@ -368,7 +372,7 @@ class SettingsForm(QWidget):
                 forms[f.group].addRow("Validate &on:", self.val_split)
 
         autosave = QGroupBox("Autosave")
-        lay = QHBoxLayout(autosave)
+        lay = QGridLayout(autosave)
         self.autosave_dir = QLineEdit()
         self.autosave_dir.setToolTip(
             "Folder where checkpoints are written automatically during "
@@ -379,8 +383,26 @@ class SettingsForm(QWidget):
         browse = QPushButton("&Browse…")
         browse.setToolTip("Choose the autosave folder.")
         browse.clicked.connect(self._browse)
-        lay.addWidget(self.autosave_dir, 1)
-        lay.addWidget(browse)
+        self.autosave_keep = QSpinBox()
+        self.autosave_keep.setRange(0, 1000)
+        self.autosave_keep.setPrefix("keep the last ")
+        self.autosave_keep.setSuffix(" autosaves")
+        self.autosave_keep.setSpecialValueText("keep every autosave")
+        self.autosave_keep.setToolTip(
+            "Each run writes one autosave file (tens of MB for a big model or a text with many "
+            "distinct characters). After each autosave the older ones beyond this number are "
+            "deleted; models you saved yourself, under their own names, are never touched. "
+            "0 keeps every autosave."
+        )
+        self.autosave_keep.valueChanged.connect(self._edited)
+        self.autosave_size = QLabel()
+        self.autosave_size.setToolTip("What the autosave folder holds now.")
+        self.autosave_dir.editingFinished.connect(self.show_autosave_size)
+        lay.addWidget(self.autosave_dir, 0, 0)
+        lay.addWidget(browse, 0, 1)
+        lay.addWidget(self.autosave_keep, 1, 0)
+        lay.addWidget(self.autosave_size, 2, 0, 1, 2)
+        lay.setColumnStretch(0, 1)
         outer.addWidget(autosave)
 
         self.problem = QLabel()
@@ -417,7 +439,14 @@ class SettingsForm(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Autosave folder", self.autosave_dir.text())
         if folder:
             self.autosave_dir.setText(folder)
+            self.show_autosave_size()
             self._edited()
+
+    def show_autosave_size(self) -> None:
+        """Show how many autosaves the folder holds and their size (after each autosave too)."""
+        folder = self.autosave_dir.text().strip()
+        size = autosaves.folder_size(folder) if folder else None
+        self.autosave_size.setText(f"In the folder now: {size.describe()}" if size else "")
 
     def _unit_changed(self) -> None:
         spin = self._spins["duration"]
@@ -454,6 +483,7 @@ class SettingsForm(QWidget):
         out["lr_schedule"] = self.schedule.currentText()
         out["val_split"] = self.val_split.currentData()
         out["autosave_dir"] = self.autosave_dir.text().strip()
+        out["autosave_keep"] = self.autosave_keep.value()
         return out
 
     def set_values(self, values: dict[str, Any]) -> None:
@@ -472,6 +502,9 @@ class SettingsForm(QWidget):
                 self.val_split.setCurrentIndex(self.val_split.findData(values["val_split"]))
             if "autosave_dir" in values:
                 self.autosave_dir.setText(str(values["autosave_dir"]))
+                self.show_autosave_size()
+            if "autosave_keep" in values:
+                self.autosave_keep.setValue(int(values["autosave_keep"]))
         finally:
             self._updating = False
         self._edited()
@@ -549,4 +582,7 @@ class SettingsForm(QWidget):
         v["lr_schedule"] = settings.value("training/lr_schedule", "cosine", type=str)
         v["val_split"] = settings.value("training/val_split", DEFAULTS["val_split"], type=str)
         v["autosave_dir"] = settings.value("training/autosave_dir", default_autosave, type=str)
+        v["autosave_keep"] = settings.value(
+            "training/autosave_keep", autosaves.DEFAULT_KEEP, type=int
+        )
         self.set_values(v)

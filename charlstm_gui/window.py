@@ -32,7 +32,7 @@ from core.config import TrainConfig
 from core.errors import CharLSTMError, ConfigError
 from core.events import EvalEvent, SampleEvent, StepEvent
 
-from . import APP_NAME, fmt
+from . import autosaves, fmt, tooltips
 from .actions import build_actions
 from .controller import (
     Controller,
@@ -42,7 +42,13 @@ from .controller import (
     model_text_candidates,
 )
 from .desktop import app_icon
-from .dialogs import about, ask_encoding, show_error_report
+from .dialogs import (
+    about,
+    ask_encoding,
+    existing_folder,
+    model_file_suggestion,
+    show_error_report,
+)
 from .generate_panel import GeneratePanel
 from .plot import LossPlot
 from .samples_pane import SamplesPane
@@ -66,6 +72,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.ctl = controller or Controller(self)
         self.settings = QSettings()
+        tooltips.install(QApplication.instance())  # every long tooltip is shown wrapped
+        self._progress_kept = 0  # the progress bar's value while it shows a busy save
         self.last_message: tuple[str, str] | None = None
         self._closing = False
         self._gen_prime = ""
@@ -274,12 +282,17 @@ class MainWindow(QMainWindow):
         }.get(answer, "cancel")
 
     def ask_save_path(self) -> str | None:
-        start = self.ctl.model_path or str(
-            Path(self.form.values()["autosave_dir"]).parent / "model.npz"
+        corpus = self.ctl.corpus
+        start = model_file_suggestion(
+            self.ctl.model_path,
+            self.settings.value("paths/last_model_dir", "", type=str),
+            corpus.path if corpus is not None else None,
+            corpus.name if corpus is not None and corpus.path else None,
         )
         path, _ = QFileDialog.getSaveFileName(self, "Save model", start, MODEL_FILTER)
         if not path:
             return None
+        self.settings.setValue("paths/last_model_dir", str(Path(path).parent))
         if path.lower().endswith(".npz") or os.path.lexists(path):
             return path  # an existing name is taken as it is (Save checks what it is)
         return path + ".npz"
@@ -289,7 +302,7 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- user intents
     def open_text_dialog(self) -> None:
-        start = self.settings.value("paths/last_text_dir", str(Path.home()), type=str)
+        start = existing_folder(self.settings.value("paths/last_text_dir", "", type=str))
         path, _ = QFileDialog.getOpenFileName(self, "Open text", start, TEXT_FILTER)
         if path:
             self.open_text(path)
@@ -299,8 +312,10 @@ class MainWindow(QMainWindow):
         self.ctl.open_text(path, encoding)
 
     def open_model_dialog(self) -> None:
-        start = self.settings.value(
-            "paths/last_model_dir", self.form.values()["autosave_dir"], type=str
+        corpus = self.ctl.corpus
+        start = existing_folder(
+            self.settings.value("paths/last_model_dir", "", type=str),
+            os.path.dirname(corpus.path) if corpus is not None and corpus.path else None,
         )
         path, _ = QFileDialog.getOpenFileName(self, "Open model", start, MODEL_FILTER)
         if path:
@@ -567,9 +582,13 @@ class MainWindow(QMainWindow):
         }[st]
         self.status["state"].setText(c.busy or text)
         if c.busy and idle:
+            if self.progress.maximum() > 0:
+                self._progress_kept = self.progress.value()
             self.progress.setRange(0, 0)
-        else:
+        elif self.progress.maximum() == 0:
+            # the busy range reset the value to -1 (a blank bar): show the step's progress again
             self.progress.setRange(0, 1000)
+            self.progress.setValue(self._progress_kept)
 
     @Slot(str)
     def _on_busy(self, what: str) -> None:
@@ -730,6 +749,9 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_autosaved(self, path: str) -> None:
         self.statusBar().showMessage(f"Checkpoint autosaved to {path}", 5000)
+        keep = int(self.form.values()["autosave_keep"])
+        autosaves.prune(Path(path).parent, keep, protect=(path, self.ctl.model_path))
+        self.form.show_autosave_size()
 
     @Slot(str, str)
     def _on_decode_failed(self, path: str, message: str) -> None:
@@ -819,7 +841,8 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- title, settings, close
     def _update_title(self) -> None:
-        parts = [APP_NAME]
+        # Qt itself ends every title with " — " and the application's display name (APP_NAME)
+        parts = []
         if self.ctl.corpus is not None:
             parts.append(self.ctl.corpus.name)
         if self.ctl.model_path:

@@ -321,11 +321,27 @@ def _read_bytes(path: str) -> bytes:
     return data
 
 
-def _binary_error(path: str, offset: int) -> CorpusError:
+def _binary_error(
+    path: str, offset: int, data: bytes | None = None, tried: str = "utf-8"
+) -> CorpusError:
+    """NUL bytes in a text read as UTF-8 or a one-byte encoding: UTF-16 text when every other
+    byte of its start is 0 (a DecodeError, so a front end offers another encoding), else a
+    binary file. The wording names encodings only; each front end says how to choose one."""
+    head = (data or b"")[:4096]
+    if len(head) >= 16:
+        # mostly-Latin UTF-16: the high byte of each unit is 0, on one side only
+        zeros = sorted((head[0::2].count(0), head[1::2].count(0)))
+        if zeros[0] == 0 and zeros[1] > 0.9 * (len(head) // 2):
+            return DecodeError(
+                f"{path} looks like UTF-16 text (every other byte is 0), not {tried}. Open it "
+                "with the encoding utf-16.",
+                offset=offset,
+                encoding=tried,
+            )
     return CorpusError(
         f"{path} contains NUL bytes (the first at byte offset {offset}), so it looks like a "
-        "binary file, not text. If it is UTF-16 or UTF-32 text, choose that encoding "
-        "(for example --encoding utf-16)."
+        "binary file, not text. If it is UTF-16 or UTF-32 text, open it with that encoding "
+        "(utf-16 or utf-32)."
     )
 
 
@@ -390,7 +406,7 @@ def load_corpus(
     if not wide:
         nul = data.find(b"\0")
         if nul >= 0:
-            raise _binary_error(path, nul)
+            raise _binary_error(path, nul, data, enc_label)
     skip = len(_UTF8_BOM) if codec == "utf-8" and data.startswith(_UTF8_BOM) else 0
 
     if codec in _ASCII_COMPATIBLE:

@@ -579,11 +579,23 @@ def _train_locked(args: argparse.Namespace, trainer: Trainer, out: str, what: st
     try:
         if not args.quiet:
             _note(what)
+            _warn_unseen_validation(trainer)
         progress = _Progress(trainer, args.quiet, log)
         return _run_training(trainer, out, progress)
     finally:
         if log is not None:
             log.close()
+
+
+def _warn_unseen_validation(trainer: Trainer) -> None:
+    """Say when the validation part holds characters the training part never shows."""
+    from .plan import unseen_in_validation, unseen_message
+
+    tc, corpus = trainer.train_config, trainer.corpus
+    unseen = unseen_in_validation(corpus.ids, corpus.vocab, tc.val_fraction, tc.val_split)
+    if unseen.distinct:
+        how = " Use --val-split blocks." if tc.val_split == "last" else ""
+        _warn(unseen_message(unseen, tc.val_split) + how)
 
 
 def _run_training(trainer: Trainer, out: str, progress: _Progress) -> int:

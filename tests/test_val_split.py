@@ -125,3 +125,18 @@ def test_cli_option() -> None:
     assert args.val_split == "blocks"
     args = build_parser().parse_args(["train", "t.txt"])
     assert args.val_split is None  # not given: a new run takes the default, a resume its own
+
+
+def test_cli_warns_of_unseen_validation_characters_and_blocks_train(tmp_path, monkeypatch, capsys):
+    from core import cli
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "t.txt"
+    path.write_text(make_text(5400) + "QXZJ KVW " * 60, encoding="utf-8")
+    tiny = ["--hidden", "16", "--seq-len", "16", "--batch-size", "4", "--steps", "3"]
+    assert cli.main(["train", str(path), *tiny, "--out", "a.npz"]) == 0
+    err = capsys.readouterr().err
+    assert "never occur in the training part" in err and "--val-split blocks" in err
+    assert cli.main(["train", str(path), *tiny, "--out", "b.npz", "--val-split", "blocks"]) == 0
+    assert "never occur" not in capsys.readouterr().err
+    assert load_model(tmp_path / "b.npz").train.config.val_split == "blocks"

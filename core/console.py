@@ -1,9 +1,10 @@
 """Terminal plumbing of the ``charlstm`` command: the entry point, stop signals and warnings.
 
-``main`` imports the command line lazily so that a Ctrl-C while NumPy is still loading ends
-quietly (exit 130) instead of printing a traceback. ``StopSignals`` turns SIGINT, SIGTERM and
-SIGHUP into a request to stop after the current step and save (a session logout or ``kill``
-loses nothing); the process then exits with the shell's convention, 128 + the signal number.
+``main`` imports the command line under a note-taking SIGINT handler, so that a Ctrl-C while
+NumPy is still loading ends quietly (exit 130) instead of printing a traceback.
+``StopSignals`` turns SIGINT, SIGTERM and SIGHUP into a request to stop after the current step
+and save (a session logout or ``kill`` loses nothing); the process then exits with the shell's
+convention, 128 + the signal number.
 ``one_line_warnings`` shows a NumPy RuntimeWarning as one line instead of a source excerpt.
 Only the standard library is imported here.
 """
@@ -105,11 +106,20 @@ def one_line_warnings(write: Callable[[str], None]) -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``charlstm`` entry point: ``core.cli.main``, imported here so that a Ctrl-C during
-    start-up ends with status 130 and no traceback."""
+    """The ``charlstm`` entry point: ``core.cli.main``, imported here under a SIGINT handler
+    that only takes note, so that a Ctrl-C while NumPy loads (which NumPy would turn into an
+    ImportError full of traceback text) ends with status 130 and nothing else."""
+    interrupted: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    except ValueError:  # not the main thread
+        previous = None
     try:
         from .cli import main as cli_main
-    except KeyboardInterrupt:
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if interrupted:
         try:
             sys.stderr.write("\n")
         except (OSError, ValueError):

@@ -22,7 +22,7 @@ import numpy as np
 
 from .config import ModelConfig, TrainConfig
 from .data import Corpus, check_trainable, split_ids
-from .errors import ConfigError, CorpusMismatchError, TrainingDiverged
+from .errors import ConfigError, CorpusMismatchError, ModelFileError, TrainingDiverged
 from .events import CheckpointEvent, EvalEvent, Event, SampleEvent, StepEvent, TrainSummary
 from .memory import keep_freed_memory
 from .model import Prepared, init_params, loss_and_grads, zero_state
@@ -125,8 +125,14 @@ class Trainer:
                 # exact continuation: the same streams, carried state and random streams
                 self._dropout_rng.bit_generator.state = st.rng["dropout"]
                 self._sample_rng.bit_generator.state = st.rng["sample"]
-                self._epoch = int(st.stream["epoch"])
-                self._batch = int(st.stream["batch"])
+                self._epoch = int(st.stream.get("epoch", -1))
+                self._batch = int(st.stream.get("batch", -1))
+                if self._epoch < 0 or not 0 <= self._batch < self._batches_per_epoch:
+                    raise ModelFileError(
+                        f"The checkpoint's stream position (epoch {self._epoch}, batch "
+                        f"{self._batch}) does not fit this text's {self._batches_per_epoch:,} "
+                        "batches per epoch: the file is damaged. Use an intact copy."
+                    )
                 self._h, self._c = st.h.copy(), st.c.copy()
             else:  # a new text or new batching: streams start over
                 self._epoch, self._batch = 0, 0

@@ -628,3 +628,11 @@ def test_full_disk_keeps_the_previous_file(tmp_path, checkpoint):
         assert not [p for p in disk.iterdir() if p.name.endswith(".tmp")]
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_stream_position_beyond_the_text_is_refused_at_resume(text, tmp_path, capsys):
+    assert _run(capsys, "train", text, *TINY, "--steps", 3, "--out", "m.npz", "-q")[0] == 0
+    mf = load_model(tmp_path / "m.npz")
+    path = _with_train_meta(tmp_path, mf, lambda m: m["stream"].update(batch=10**6))
+    code, err = _run(capsys, "train", "--resume", path, text, "--steps", 1)
+    assert code == 1 and "stream position" in err and len(err.strip().splitlines()) == 1

@@ -18,6 +18,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from core.config import ModelConfig, TrainConfig
+from core.data import display_path
 from core.errors import CharLSTMError, DecodeError, ModelFileError
 from core.events import CheckpointEvent, EvalEvent, StepEvent
 
@@ -107,21 +108,23 @@ class Controller(QObject):
     busy_changed = Signal(str)  # what is loading or saving, "" when nothing
     corpus_changed = Signal(object)  # core.data.Corpus
     model_changed = Signal(object, str)  # ModelFile or None, how to describe it
-    model_opened = Signal(object, str)  # ModelFile, path: restore its settings in the form
+    # Paths travel as ``object``: a Signal(str) drops the lone surrogates of a file name that is
+    # not UTF-8, naming another file.
+    model_opened = Signal(object, object)  # ModelFile, path: restore its settings in the form
     history_reset = Signal()
     train_events = Signal(object)  # tuple of events, after the history has recorded them
     run_finished = Signal(object)  # core.events.TrainSummary of a run that ended normally
     blas_info = Signal(str)
     dirty_changed = Signal(bool)
-    saved = Signal(str)
-    autosaved = Signal(str)
+    saved = Signal(object)  # path
+    autosaved = Signal(object)  # path
     message = Signal(str, str)  # title, text: a problem the user can fix
-    decode_failed = Signal(str, str)  # path, message: offer another encoding
+    decode_failed = Signal(object, str)  # path, message: offer another encoding
     internal_error = Signal(str)  # traceback of a bug in a worker
     generation_started = Signal(str)  # what it samples from
     generation_text = Signal(str)
     generation_finished = Signal(bool)  # True when it ran to the requested length
-    task_done = Signal(str, object)  # tag, result of run_task()
+    task_done = Signal(object, object)  # tag (str, may hold a path), result of run_task()
 
     def __init__(self, parent: QObject | None = None, *, blas_threads: int | None = None) -> None:
         super().__init__(parent)
@@ -137,6 +140,7 @@ class Controller(QObject):
         self.model_config: ModelConfig | None = None
         self.train_config: TrainConfig | None = None
         self.autosave_file: str | None = None
+        self.run_checkpoint: str | None = None  # the autosave file of the latest run
         self.blas_threads = blas_threads
         self.busy = ""
         self._saved_step = 0
@@ -232,7 +236,7 @@ class Controller(QObject):
             return
         data = _engine()[0]
         self._loading_path = path
-        self._set_busy(f"Loading {Path(path).name}…")
+        self._set_busy(f"Loading {display_path(Path(path).name)}…")
         self.run_task("corpus", lambda: data.load_corpus(path, encoding=encoding))
 
     def use_builtin_text(self) -> None:
@@ -250,7 +254,7 @@ class Controller(QObject):
             self.message.emit("Training is running", "Stop training before opening a model.")
             return
         modelfile = _engine()[1]
-        self._set_busy(f"Opening {Path(path).name}…")
+        self._set_busy(f"Opening {display_path(Path(path).name)}…")
         self.run_task("model:" + path, lambda: modelfile.load_model(path))
 
     def save_model(self, path: str) -> None:
@@ -269,11 +273,11 @@ class Controller(QObject):
             return
         if self._train_worker is not None and self.state is not State.STOPPING:
             self._train_worker.request_snapshot(f"save:{self._model_id}:{path}")
-            self._set_busy(f"Saving {Path(path).name}…")
+            self._set_busy(f"Saving {display_path(Path(path).name)}…")
             return
         if self._train_worker is not None:  # stopping: save the final model once it arrives
             self._pending_save = path
-            self._set_busy(f"Saving {Path(path).name}…")
+            self._set_busy(f"Saving {display_path(Path(path).name)}…")
             return
         if self.model is None:
             self.message.emit("Nothing to save", "Train a model or open one first.")
@@ -282,10 +286,18 @@ class Controller(QObject):
 
     def _save_async(self, mf: Any, path: str, model_id: int | None = None) -> None:
         modelfile = _engine()[1]
-        self._set_busy(f"Saving {Path(path).name}…")
+        self._set_busy(f"Saving {display_path(Path(path).name)}…")
         step = mf.train.step if mf.train is not None else 0
         owner = self._model_id if model_id is None else model_id
         self.run_task(f"save:{owner}:{step}:{path}", lambda: modelfile.save_model(path, mf))
+
+    def unsaved_autosave_path(self, autosave_dir: str) -> str:
+        """Where unsaved work goes when there is no time to ask (the session ends): the run's
+        own autosave file, else a new one in ``autosave_dir``; never the user's model file."""
+        if self.run_checkpoint and self.model_path != self.run_checkpoint:
+            return self.run_checkpoint
+        name = self.corpus.name if self.corpus is not None else "model"
+        return autosave_path(autosave_dir, name)
 
     def save_now(self, path: str) -> str:
         """Save synchronously (used on close, after the workers are stopped)."""
@@ -353,6 +365,7 @@ class Controller(QObject):
         if in_use is None:
             return False
         self.autosave_file = None
+        self.run_checkpoint = ckpt
         corpus = self.corpus
         trainer_mod = _engine()[3]
 
@@ -495,7 +508,7 @@ class Controller(QObject):
         if self.state is State.PAUSED:
             self._set_state(State.TRAINING)
 
-    @Slot(object, str)
+    @Slot(object, object)
     def _on_snapshot(self, mf: Any, purpose: str) -> None:
         self.model = mf
         if purpose.startswith("save:"):
@@ -626,7 +639,7 @@ class Controller(QObject):
         self.generation_finished.emit(completed)
 
     # ---------------------------------------------------------------- one-shot tasks
-    @Slot(str, object)
+    @Slot(object, object)
     def _on_task_done(self, tag: str, result: Any) -> None:
         if tag == "corpus":
             self._set_busy("")
@@ -651,7 +664,7 @@ class Controller(QObject):
         self._model_id += 1
         self.model = mf
         self.model_path = path
-        self.model_source = Path(path).name
+        self.model_source = display_path(Path(path).name)
         self.last_step = None
         self.best_val = mf.train.best_val_loss if mf.train is not None else None
         self._saved_step = mf.train.step if mf.train is not None else 0
@@ -666,7 +679,7 @@ class Controller(QObject):
         self.model_opened.emit(mf, path)
         self.model_changed.emit(mf, self.model_source)
 
-    @Slot(str, object, str)
+    @Slot(object, object, str)
     def _on_task_failed(self, tag: str, exc: Exception, tb: str) -> None:
         self._set_busy("")
         if isinstance(exc, DecodeError) and tag == "corpus":

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.config import TrainConfig
+from core.data import display_path
 from core.errors import CharLSTMError, ConfigError
 from core.events import EvalEvent, SampleEvent, StepEvent
 
@@ -58,6 +61,19 @@ from .text_panel import TextPanel
 MAX_RECENT = 8
 MODEL_FILTER = "CharLSTM models (*.npz);;All files (*)"
 TEXT_FILTER = "Text files (*.txt *.md *.py *.c *.h *.js *.html *.tex *.csv);;All files (*)"
+
+
+def storable(path: str) -> bool:
+    """Whether ``path`` survives QSettings: not a file name with bytes that are not UTF-8 (held
+    as lone surrogates, which Qt would silently drop, naming another file)."""
+    return display_path(path) == path
+
+
+def signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def default_autosave_dir() -> str:
@@ -254,6 +270,7 @@ class MainWindow(QMainWindow):
     @Slot(str, str)
     def show_message(self, title: str, text: str) -> None:
         """A problem the user can fix: a window-modal box that does not block the event loop."""
+        text = display_path(text)  # a file name's bytes that are not UTF-8 shown as \xff
         self.last_message = (title, text)
         box = QMessageBox(
             QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self
@@ -308,7 +325,8 @@ class MainWindow(QMainWindow):
             self.open_text(path)
 
     def open_text(self, path: str, encoding: str | None = None) -> None:
-        self.settings.setValue("paths/last_text_dir", str(Path(path).parent))
+        if storable(path):
+            self.settings.setValue("paths/last_text_dir", str(Path(path).parent))
         self.ctl.open_text(path, encoding)
 
     def open_model_dialog(self) -> None:
@@ -324,7 +342,8 @@ class MainWindow(QMainWindow):
     def open_model(self, path: str) -> None:
         if self.ctl.dirty and not self._resolve_unsaved("opening another model"):
             return
-        self.settings.setValue("paths/last_model_dir", str(Path(path).parent))
+        if storable(path):
+            self.settings.setValue("paths/last_model_dir", str(Path(path).parent))
         self.ctl.open_model(path)
 
     def model_text_candidates(self) -> list[str]:
@@ -497,6 +516,8 @@ class MainWindow(QMainWindow):
         return [str(p) for p in value if p]
 
     def _add_recent(self, kind: str, path: str) -> None:
+        if not storable(path):
+            return
         items = [p for p in self._recent(kind) if p != path]
         self.settings.setValue(f"recent/{kind}", [path, *items][:MAX_RECENT])
 
@@ -622,7 +643,7 @@ class MainWindow(QMainWindow):
         self._render_state()
         self._update_title()
 
-    @Slot(object, str)
+    @Slot(object, object)
     def _on_model_opened(self, model: Any, path: str) -> None:
         self._add_recent("models", path)
         if model.train is not None:
@@ -650,7 +671,7 @@ class MainWindow(QMainWindow):
         self.plot.plot.enableAutoRange()
         self.plot.refresh_now()
         self._restore_samples(model)
-        self.statusBar().showMessage(f"Opened {path}", 5000)
+        self.statusBar().showMessage(f"Opened {display_path(path)}", 5000)
         self._render_state()
 
     def _restore_samples(self, model: Any) -> None:
@@ -736,24 +757,24 @@ class MainWindow(QMainWindow):
     def _on_dirty(self, dirty: bool) -> None:
         self._update_title()
 
-    @Slot(str)
+    @Slot(object)
     def _on_saved(self, path: str) -> None:
         self._add_recent("models", path)
-        where = path
+        where = display_path(path)
         if os.path.islink(path):  # saved through the link, which stays a link
-            where = f"{os.path.realpath(path)} (through the link {path})"
+            where = f"{display_path(os.path.realpath(path))} (through the link {where})"
         self.statusBar().showMessage(f"Saved the model to {where}", 5000)
         self._render_state()
         self._update_title()
 
-    @Slot(str)
+    @Slot(object)
     def _on_autosaved(self, path: str) -> None:
-        self.statusBar().showMessage(f"Checkpoint autosaved to {path}", 5000)
+        self.statusBar().showMessage(f"Checkpoint autosaved to {display_path(path)}", 5000)
         keep = int(self.form.values()["autosave_keep"])
         autosaves.prune(Path(path).parent, keep, protect=(path, self.ctl.model_path))
         self.form.show_autosave_size()
 
-    @Slot(str, str)
+    @Slot(object, str)
     def _on_decode_failed(self, path: str, message: str) -> None:
         if not path:
             self.show_message("Not UTF-8 text", message)
@@ -776,7 +797,7 @@ class MainWindow(QMainWindow):
         self.gen.finished(completed)
         self._render_state()
 
-    @Slot(str, object)
+    @Slot(object, object)
     def _on_task_done(self, tag: str, result: Any) -> None:
         if tag.startswith("timing:"):
             self._timings[tuple(json.loads(tag[len("timing:") :]))] = result
@@ -846,7 +867,7 @@ class MainWindow(QMainWindow):
         if self.ctl.corpus is not None:
             parts.append(self.ctl.corpus.name)
         if self.ctl.model_path:
-            parts.append(Path(self.ctl.model_path).name + "[*]")
+            parts.append(display_path(Path(self.ctl.model_path).name) + "[*]")
         elif self.ctl.model is not None or self.ctl.training:
             parts.append("unsaved model[*]")
         self.setWindowTitle(" — ".join(parts))
@@ -876,6 +897,34 @@ class MainWindow(QMainWindow):
         s.setValue("plot/x_chars", self.plot.chars_box.isChecked())
         self.form.save_settings(s)
         s.sync()
+
+    def save_and_quit(self, signum: int) -> None:
+        """The system asks the app to quit (SIGTERM at logout, SIGHUP, SIGINT): no question can
+        be answered, so unsaved training is saved to an autosave file (said on stderr), then the
+        app quits with status 128 + ``signum``, as a program ended by that signal."""
+        if self._closing:
+            return
+        self._closing = True
+        name = signal_name(signum)
+        unsaved = self.ctl.dirty or (self.ctl.training and self.ctl.last_step is not None)
+        self.save_settings()
+        self.plot.timer.stop()
+        self._estimate_timer.stop()
+        self.ctl.shutdown(keep_locks=True)
+        if unsaved and self.ctl.model is not None:
+            folder = self.form.values()["autosave_dir"] or default_autosave_dir()
+            try:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+                path = self.ctl.save_now(self.ctl.unsaved_autosave_path(folder))
+                said = f"saved the unsaved model to {display_path(path)}"
+            except (CharLSTMError, OSError) as exc:
+                said = f"the unsaved model was NOT saved: {exc}"
+        else:
+            said = "nothing unsaved; quitting"
+        print(f"charlstm-gui: {name}: {said}", file=sys.stderr, flush=True)
+        self.ctl.release_locks()
+        self.close()
+        QApplication.exit(128 + signum)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
         if self._closing:

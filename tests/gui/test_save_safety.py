@@ -225,3 +225,24 @@ def test_a_model_file_held_by_another_run_is_not_written(qtbot, window, tmp_path
         proc.kill()
         proc.wait()
         proc.stdout.close()
+
+
+def test_a_model_whose_name_is_not_utf8_keeps_its_exact_path(qtbot, window, tmp_path):
+    # Qt's str signals drop a file name's undecodable bytes: the path must not pass through one,
+    # or the next Ctrl+S writes another file.
+    import os
+
+    w = window
+    _load(qtbot, w, small_text(tmp_path / "t.txt"))
+    _train(qtbot, w, steps=12)
+    bad = os.fsdecode(os.fsencode(tmp_path) + b"/m\xff.npz")
+    with qtbot.waitSignal(w.ctl.saved, timeout=10_000):
+        w.ctl.save_model(bad)
+    assert w.ctl.model_path == bad
+    with qtbot.waitSignal(w.ctl.model_opened, timeout=10_000):
+        w.open_model(bad)
+    assert w.ctl.model_path == bad
+    assert "m\\xff.npz" in w.windowTitle()
+    with qtbot.waitSignal(w.ctl.saved, timeout=10_000):
+        w.save()
+    assert [n for n in os.listdir(tmp_path) if n.endswith(".npz")] == [os.path.basename(bad)]

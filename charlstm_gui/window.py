@@ -628,7 +628,10 @@ class MainWindow(QMainWindow):
         model = self.ctl.model
         if model is not None and model.train is not None:
             fp = model.train.corpus or {}
-            if fp.get("sha256") and fp.get("sha256") != corpus.sha256:
+            problem = continue_problem(model, corpus)
+            if problem:  # Continue is off now; its tooltip says the same
+                self.statusBar().showMessage(problem, 15_000)
+            elif fp.get("sha256") and fp.get("sha256") != corpus.sha256:
                 self.statusBar().showMessage(
                     f"Note: the opened model was trained on {fp.get('name', 'another text')}; "
                     "continuing it trains on this text instead.",

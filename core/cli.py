@@ -25,7 +25,15 @@ from typing import Any, TextIO
 import numpy as np
 
 from . import __version__
-from .config import DTYPES, SCHEDULES, VAL_SPLITS, ModelConfig, TrainConfig
+from .config import (
+    DTYPES,
+    ON_DIVERGENCE,
+    ON_DIVERGENCE_HELP,
+    SCHEDULES,
+    VAL_SPLITS,
+    ModelConfig,
+    TrainConfig,
+)
 from .console import StopSignals, one_line_warnings, signal_name
 from .data import display_path, load_corpus
 from .errors import (
@@ -36,7 +44,15 @@ from .errors import (
     ModelFileError,
     TrainingDiverged,
 )
-from .events import CheckpointEvent, EvalEvent, Event, SampleEvent, StepEvent, TrainSummary
+from .events import (
+    CheckpointEvent,
+    EvalEvent,
+    Event,
+    RollbackEvent,
+    SampleEvent,
+    StepEvent,
+    TrainSummary,
+)
 from .model import count_params
 from .modelfile import FORMAT_VERSION, K_VERSION, ModelFile, ModelLock, load_model, save_target
 from .sample import EVAL_STREAMS_MAX, EVAL_WARMUP, check_sampling, evaluate, generate
@@ -80,6 +96,7 @@ _TRAIN_OPTS: list[tuple[str, str, type, str, tuple[str, ...] | None]] = [
     ("--temperature", "sample_temperature", float, "temperature of training samples", None),
     ("--checkpoint-every", "checkpoint_every", int, "steps between autosaves to --out", None),
     ("--seed", "seed", int, "seeds initialisation, dropout, streams and samples", None),
+    ("--on-divergence", "on_divergence", str, ON_DIVERGENCE_HELP, ON_DIVERGENCE),
 ]
 
 
@@ -321,6 +338,9 @@ class _Progress:
     def __call__(self, event: Event) -> None:
         if self.log is not None:
             self.log_record({"event": event.kind, **dataclasses.asdict(event)})
+        if isinstance(event, RollbackEvent):  # shown even with --quiet: it changes the run
+            self.clear()
+            _note(f"step {event.from_step:,}: {event.reason}; {event.describe()}")
         if self.quiet:
             return
         if isinstance(event, StepEvent):
@@ -618,7 +638,7 @@ def _run_training(trainer: Trainer, out: str, progress: _Progress) -> int:
             path = trainer.save(out)
             if progress.log is not None:
                 progress.log_record({"event": "diverged", "step": trainer.step, "path": path})
-            _err(f"{e} The last good weights (step {trainer.step:,}) are saved in {path}.")
+            _err(f"{e} They are saved in {path}.")
             return EXIT_FAILURE
         progress.finish()
         if progress.log is not None:
@@ -633,6 +653,9 @@ def _run_training(trainer: Trainer, out: str, progress: _Progress) -> int:
         return stop.exit_status
     best = summary.best_val_loss
     val = "" if best is None else f", best validation loss {best:.4f} nats/char"
+    if summary.rollbacks:
+        n = summary.rollbacks
+        val += f", healed {n} blow-up{'s' * (n != 1)} (learning rate x{trainer.lr_scale:.3g})"
     _note(f"trained to step {summary.steps:,} in {_hms(summary.elapsed_s)}{val}; saved to {path}")
     return 0
 

@@ -15,6 +15,12 @@ from .errors import ConfigError
 
 DTYPES = ("float32", "float64")
 SCHEDULES = ("constant", "cosine")
+ON_DIVERGENCE = ("heal", "stop")
+ON_DIVERGENCE_HELP = (
+    "what to do when training blows up (the loss far above its recent level and above a uniform "
+    "guess, or infinite): heal = roll back to the last good weights, halve the learning rate and "
+    "continue; stop = stop with the last good weights"
+)
 VAL_SPLITS = ("last", "blocks")  # where validation comes from: see core.data.split_ids
 
 
@@ -58,6 +64,7 @@ class TrainConfig:
     sample_temperature: float = 0.8  # temperature of training samples
     checkpoint_every: int = 1000  # steps between autosaves (0: only when training stops)
     seed: int = 1234  # seeds initialisation, dropout, stream offsets and training samples
+    on_divergence: str = "heal"  # "heal" or "stop" when training blows up (ON_DIVERGENCE_HELP)
     steps: int | None = None  # how long to train: exactly one of steps, epochs, minutes is set
     epochs: float | None = None
     minutes: float | None = None
@@ -87,6 +94,11 @@ class TrainConfig:
         _check_float("sample temperature", self.sample_temperature, 0.0, 10.0)
         _check_int("checkpoint interval", self.checkpoint_every, 0, 10**9)
         _check_int("seed", self.seed, 0, 2**63 - 1)
+        if self.on_divergence not in ON_DIVERGENCE:
+            raise ConfigError(
+                f"On divergence must be one of {', '.join(ON_DIVERGENCE)}, "
+                f"not {self.on_divergence!r}."
+            )
         given = [n for n in ("steps", "epochs", "minutes") if getattr(self, n) is not None]
         if len(given) != 1:
             raise ConfigError(

@@ -379,16 +379,18 @@ def _check_lr_scale(value: object) -> float:
 
 
 def _check_rollbacks(records: object) -> tuple[RollbackEvent, ...]:
-    """[{from_step, to_step, lr_before, lr_after, lr_scale, reason}, ...] as RollbackEvents."""
-    fields = {f.name: f.type for f in dataclasses.fields(RollbackEvent)}
+    """[{from_step, to_step, lr_before, lr_after, lr_scale, reason, loss}, ...] as events."""
+    fields = {f.name for f in dataclasses.fields(RollbackEvent)}
     out = []
     for r in records if isinstance(records, list) else [None]:
         ok = isinstance(r, dict) and set(r) == set(fields)
         if ok:
             ints = [r["from_step"], r["to_step"]]
             nums = [r["lr_before"], r["lr_after"], r["lr_scale"]]
+            loss = r["loss"]
             ok = (
-                all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints)
+                (loss is None or (isinstance(loss, float) and math.isfinite(loss)))
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in ints)
                 and all(
                     isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
                     for v in nums

@@ -30,6 +30,7 @@ class HelpWindow(QWidget):
         self.setWindowTitle(f"{APP_NAME} Guide")
         self.browser = QTextBrowser()
         self.browser.setOpenExternalLinks(True)
+        self.browser.document().setDocumentMargin(14)
         try:
             self.browser.setMarkdown(guide_text())
         except FileNotFoundError as exc:

@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from core.config import ModelConfig, TrainConfig
 from core.data import display_path
 from core.errors import CharLSTMError, DecodeError, ModelFileError
-from core.events import CheckpointEvent, EvalEvent, StepEvent
+from core.events import CheckpointEvent, EvalEvent, RollbackEvent, StepEvent
 
 from .history import LossHistory
 from .worker import StreamWorker, TaskWorker, TrainWorker
@@ -489,6 +489,9 @@ class Controller(QObject):
             elif isinstance(ev, CheckpointEvent):
                 self.autosave_file = ev.path
                 self.autosaved.emit(ev.path)
+            elif isinstance(ev, RollbackEvent):  # self-healing: the curve after it was undone
+                self.history.add_rollback(ev, chars_per_step)
+                self.best_val = self.history.best_val()
         if self.last_step is not None and self.last_step.step > self._saved_step:
             self._set_dirty(True)
         self.train_events.emit(batch)
@@ -673,7 +676,7 @@ class Controller(QObject):
         if mf.train is not None:
             self.train_config = mf.train.config
             cfg = mf.train.config
-            self.history.load(mf.train.history, cfg.batch_size * cfg.seq_len)
+            self.history.load(mf.train.history, cfg.batch_size * cfg.seq_len, mf.train.rollbacks)
         self.model_config = mf.config
         self._set_dirty(False)
         self.model_opened.emit(mf, path)

@@ -1,5 +1,8 @@
 """The live loss plot: raw training loss (faint), its smoothed curve, and validation loss.
 
+Each self-healing rollback is a dashed red vertical line at the step training returned to; its
+tooltip says what happened ("rolled back to step 1,200; learning rate 8e-3 → 4e-3").
+
 Three persistent curves are updated with ``setData`` from a 25 Hz timer, and only when the history
 changed; clip-to-view and 'peak' downsampling keep 100,000+ points cheap. The smoothed curve is
 computed incrementally (only new points) unless the smoothing changes.
@@ -16,6 +19,7 @@ from .axes import CountAxis, LossAxis
 from .history import LossHistory, ema
 
 REFRESH_MS = 40  # 25 Hz
+ROLLBACK_PEN = pg.mkPen((200, 30, 30), width=1.5, style=Qt.PenStyle.DashLine)
 
 
 class LossPlot(QWidget):
@@ -31,7 +35,9 @@ class LossPlot(QWidget):
         self._smooth = np.empty(0)
         self._smooth_n = 0
         self._smooth_state = (0.0, 0)
+        self._smooth_rewrites = history.rewrites
         self.x_chars = False
+        self.rollback_lines: list[pg.InfiniteLine] = []
 
         pg.setConfigOptions(antialias=False)
         self.widget = pg.PlotWidget(
@@ -137,8 +143,10 @@ class LossPlot(QWidget):
     def smoothed(self) -> np.ndarray:
         """The smoothed training loss for every recorded step (computed incrementally)."""
         loss = self.history.train.loss
-        if self._smooth_n > loss.shape[0]:  # history was cleared
+        if self._smooth_n > loss.shape[0] or self._smooth_rewrites != self.history.rewrites:
+            # history was cleared or rolled back: its rows are not those smoothed so far
             self._smooth_n, self._smooth_state = 0, (0.0, 0)
+            self._smooth_rewrites = self.history.rewrites
         self._smooth, self._smooth_state = ema(
             loss, self.smoothing_value, self._smooth_n, self._smooth, self._smooth_state
         )
@@ -163,6 +171,20 @@ class LossPlot(QWidget):
         self.raw.setData(x_train, train_loss)
         self.smooth.setData(x_train, smooth)
         self.val.setData(x_val, val_loss)
+        self._draw_rollbacks()
+
+    def _draw_rollbacks(self) -> None:
+        """One vertical line per rollback, at the step (or characters) training returned to."""
+        marks = self.history.rollbacks
+        while len(self.rollback_lines) > len(marks):
+            self.plot.removeItem(self.rollback_lines.pop())
+        while len(self.rollback_lines) < len(marks):
+            line = pg.InfiniteLine(angle=90, movable=False, pen=ROLLBACK_PEN)
+            self.plot.addItem(line, ignoreBounds=True)
+            self.rollback_lines.append(line)
+        for line, (step, chars, event) in zip(self.rollback_lines, marks, strict=True):
+            line.setPos(chars if self.x_chars else step)
+            line.setToolTip(rollback_tooltip(event))
 
     def refresh_now(self) -> None:
         self._drawn_version = -1
@@ -199,3 +221,8 @@ def _positive(x: np.ndarray, *ys: np.ndarray) -> tuple[np.ndarray, ...]:
     for y in ys:
         keep &= np.isfinite(y) & (y > 0)
     return (x[keep], *(y[keep] for y in ys))
+
+
+def rollback_tooltip(event) -> str:
+    """'rolled back to step 1,200; learning rate 8e-3 → 4e-3', then why, on a second line."""
+    return f"{event.describe()}\nTraining blew up at step {event.from_step:,}: {event.reason}."

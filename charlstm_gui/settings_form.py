@@ -230,6 +230,8 @@ FIELDS: tuple[Field, ...] = (
 )
 
 DURATION_UNITS = ("steps", "epochs", "minutes")
+# TrainConfig.on_divergence values and how the form names them
+ON_DIVERGENCE_NAMES = {"heal": "heal and continue", "stop": "stop"}
 # TrainConfig.val_split values and how the form names them
 VAL_SPLIT_NAMES = {"last": "the last part", "blocks": "evenly spaced blocks"}
 
@@ -288,6 +290,7 @@ DEFAULTS: dict[str, Any] = dict(
     clip=5.0,
     val_fraction=0.1,
     val_split="last",
+    on_divergence="heal",
     seed=1234,
     sample_temperature=0.8,
     checkpoint_every=1000,
@@ -370,6 +373,19 @@ class SettingsForm(QWidget):
                 )
                 self.val_split.currentIndexChanged.connect(self._edited)
                 forms[f.group].addRow("Validate &on:", self.val_split)
+            if f.key == "clip":
+                self.on_divergence = QComboBox()
+                for key, name in ON_DIVERGENCE_NAMES.items():
+                    self.on_divergence.addItem(name, key)
+                self.on_divergence.setToolTip(
+                    "What to do when training blows up (the loss far above its recent level and "
+                    "above a uniform guess, or infinite). Heal: go back to the last good "
+                    "weights, halve the learning rate and continue (marked on the loss plot); "
+                    "after 3 blow-ups close together it stops. Stop: stop at once with the "
+                    "last good weights."
+                )
+                self.on_divergence.currentIndexChanged.connect(self._edited)
+                forms[f.group].addRow("If training blows &up:", self.on_divergence)
 
         autosave = QGroupBox("Autosave")
         lay = QGridLayout(autosave)
@@ -482,6 +498,7 @@ class SettingsForm(QWidget):
             out["duration"] = int(round(out["duration"]))
         out["lr_schedule"] = self.schedule.currentText()
         out["val_split"] = self.val_split.currentData()
+        out["on_divergence"] = self.on_divergence.currentData()
         out["autosave_dir"] = self.autosave_dir.text().strip()
         out["autosave_keep"] = self.autosave_keep.value()
         return out
@@ -500,6 +517,9 @@ class SettingsForm(QWidget):
                 self.schedule.setCurrentText(values["lr_schedule"])
             if values.get("val_split") in VAL_SPLIT_NAMES:
                 self.val_split.setCurrentIndex(self.val_split.findData(values["val_split"]))
+            if values.get("on_divergence") in ON_DIVERGENCE_NAMES:
+                index = self.on_divergence.findData(values["on_divergence"])
+                self.on_divergence.setCurrentIndex(index)
             if "autosave_dir" in values:
                 self.autosave_dir.setText(str(values["autosave_dir"]))
                 self.show_autosave_size()
@@ -515,6 +535,7 @@ class SettingsForm(QWidget):
         v.update({f.key: getattr(train, f.key) for f in FIELDS if hasattr(train, f.key)})
         v["lr_schedule"] = train.lr_schedule
         v["val_split"] = train.val_split
+        v["on_divergence"] = train.on_divergence
         for unit in DURATION_UNITS:
             if getattr(train, unit) is not None:
                 v["duration_unit"], v["duration"] = unit, getattr(train, unit)
@@ -540,6 +561,7 @@ class SettingsForm(QWidget):
             clip=v["clip"],
             val_fraction=round(v["val_fraction"], 6),
             val_split=v["val_split"],
+            on_divergence=v["on_divergence"],
             eval_every=v["eval_every"],
             sample_every=v["sample_every"],
             sample_length=v["sample_length"],
@@ -581,6 +603,9 @@ class SettingsForm(QWidget):
         )
         v["lr_schedule"] = settings.value("training/lr_schedule", "cosine", type=str)
         v["val_split"] = settings.value("training/val_split", DEFAULTS["val_split"], type=str)
+        v["on_divergence"] = settings.value(
+            "training/on_divergence", DEFAULTS["on_divergence"], type=str
+        )
         v["autosave_dir"] = settings.value("training/autosave_dir", default_autosave, type=str)
         v["autosave_keep"] = settings.value(
             "training/autosave_keep", autosaves.DEFAULT_KEEP, type=int

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from core.config import TrainConfig
 from core.data import display_path
 from core.errors import CharLSTMError, ConfigError
-from core.events import EvalEvent, SampleEvent, StepEvent
+from core.events import EvalEvent, RollbackEvent, SampleEvent, StepEvent
 
 from . import autosaves, fmt, tooltips
 from .actions import build_actions
@@ -711,6 +711,13 @@ class MainWindow(QMainWindow):
                 self.samples.add_sample(ev.step, ev.val_loss, ev.temperature, ev.text)
             elif isinstance(ev, EvalEvent):
                 self.status["best"].setText(f"best val {fmt.loss(ev.best_val_loss)}")
+            elif isinstance(ev, RollbackEvent):  # marked on the plot too (LossPlot)
+                self.status["best"].setText(f"best val {fmt.loss(self.ctl.best_val)}")
+                self.statusBar().showMessage(
+                    f"Training blew up at step {ev.from_step:,} and healed itself: "
+                    f"{ev.describe()}.",
+                    15000,
+                )
         if last_step is not None:
             ev = last_step
             self.status["step"].setText(f"step {ev.step:,} / {ev.total_steps:,}")

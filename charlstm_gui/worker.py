@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from PySide6.QtCore import QObject, Signal, Slot
 
 from core import parallel
-from core.events import StepEvent
+from core.events import RollbackEvent, StepEvent
 
 EMIT_INTERVAL_S = 1 / 30  # at most this many batches of events per second reach the GUI
 
@@ -165,6 +165,8 @@ class TrainWorker(QObject):
                         self.blas_chosen.emit(decided, chooser.explain())
                         chooser = None
                 prev_chars = event.chars_seen
+            elif isinstance(event, RollbackEvent):
+                prev_chars = None  # the step count went back: the next step has no predecessor
             if self._batch.add(event):
                 self._flush()
 

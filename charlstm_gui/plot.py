@@ -12,14 +12,23 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .axes import CountAxis, LossAxis
 from .history import LossHistory, ema
 
 REFRESH_MS = 40  # 25 Hz
 ROLLBACK_PEN = pg.mkPen((200, 30, 30), width=1.5, style=Qt.PenStyle.DashLine)
+ROLLBACK_HOVER_PX = 4  # the pointer this close to a rollback line shows its tooltip
 
 
 class LossPlot(QWidget):
@@ -208,9 +217,23 @@ class LossPlot(QWidget):
             vx = h.val.chars if self.x_chars else h.val.step
             j = int(np.argmin(np.abs(vx - x)))
             text += f" · validation {h.val.loss[j]:.4f} (step {int(h.val.step[j]):,})"
+        line = self.rollback_line_at(pos)
+        if line is not None:
+            text += " · " + line.toolTip().splitlines()[0]
+            where = self.widget.viewport().mapToGlobal(self.widget.mapFromScene(pos))
+            QToolTip.showText(where, line.toolTip(), self.widget)
         self.cursor_label.setText(text)
         self.vline.setPos(xs[i])
         self.vline.show()
+
+    def rollback_line_at(self, scene_pos) -> pg.InfiniteLine | None:
+        """The rollback line within ROLLBACK_HOVER_PX pixels of a scene position, if any (a
+        1-pixel line is hard to hit, and pyqtgraph shows no item tooltips by itself)."""
+        for line in self.rollback_lines:
+            x = self.plot.vb.mapViewToScene(QPointF(line.value(), 0)).x()
+            if abs(x - scene_pos.x()) <= ROLLBACK_HOVER_PX:
+                return line
+        return None
 
     def save_png(self, path: str) -> bool:
         return self.widget.grab().save(path, "PNG")

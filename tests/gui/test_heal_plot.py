@@ -5,7 +5,7 @@ in the form."""
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QPointF, QSettings
 
 from charlstm_gui.controller import State
 from charlstm_gui.history import LossHistory
@@ -51,6 +51,11 @@ def test_a_rollback_draws_a_marker_with_its_tooltip(qtbot):
     assert history.train.n == 1270 and history.train.loss.max() == 2.0
     assert list(history.val.step) == [1000]
     assert plot.smoothed().max() < 2.0 + 1e-9
+
+    plot.resize(600, 400)
+    on_line = plot.plot.vb.mapViewToScene(QPointF(1200, 2.0))
+    assert plot.rollback_line_at(on_line + QPointF(2, 0)) is line  # hovering shows it
+    assert plot.rollback_line_at(on_line + QPointF(40, 0)) is None
 
     plot.set_x_chars(True)
     plot.refresh_now()

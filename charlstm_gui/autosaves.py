@@ -64,34 +64,21 @@ def prune(
 @dataclass(frozen=True)
 class FolderSize:
     files: int  # autosaves
-    autosave_bytes: int
-    total_bytes: int  # every file directly in the folder (temporary files of a save included)
+    bytes: int  # their total size
 
     def describe(self) -> str:
-        if self.files == 0 and self.total_bytes == 0:
-            return "empty"
-        count = f"{self.files} autosave{'s' if self.files != 1 else ''}"
-        if self.total_bytes > self.autosave_bytes:
-            return f"{count}, {fmt.size(self.total_bytes)} in all"
-        return f"{count}, {fmt.size(self.total_bytes)}"
+        if self.files == 0:
+            return "no autosaves"
+        return f"{self.files} autosave{'s' if self.files != 1 else ''}, {fmt.size(self.bytes)}"
 
 
 def folder_size(folder: str | os.PathLike[str]) -> FolderSize:
+    """How many autosaves ``folder`` holds and their size (other files are not the app's)."""
     files = autosaves(folder)
-    auto = 0
+    total = 0
     for p in files:
         try:
-            auto += p.stat().st_size
+            total += p.stat().st_size
         except OSError:
             pass
-    total = 0
-    try:
-        for e in os.scandir(folder):
-            try:
-                if e.is_file(follow_symlinks=False):
-                    total += e.stat().st_size
-            except OSError:
-                continue
-    except OSError:
-        pass
-    return FolderSize(len(files), auto, total)
+    return FolderSize(len(files), total)

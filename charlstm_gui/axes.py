@@ -32,7 +32,9 @@ def count_label(value: float, spacing: float) -> str:
         if a >= div and a >= 10_000:
             decimals = max(0, -math.floor(math.log10(spacing / div) + 1e-9)) if spacing else 0
             return f"{value / div:,.{min(decimals, 3)}f}{suffix}"
-    return f"{value:,.0f}"
+    # below ten thousand: whole numbers, unless the ticks are closer than 1 (an empty plot)
+    decimals = max(0, -math.floor(math.log10(spacing) + 1e-9)) if 0 < spacing < 1 else 0
+    return f"{value:,.{min(decimals, 3)}f}"
 
 
 class CountAxis(pg.AxisItem):

@@ -156,7 +156,8 @@ class TextPanel(QWidget):
             self.labels["run"].setText(
                 "—"
                 if run_steps is None
-                else f"{run_steps:,.0f} steps ≈ {fmt.duration(run_steps * est.seconds_per_step)}"
+                else f"{run_steps:,.0f} steps ≈ "
+                + fmt.duration(run_steps * est.seconds_per_step).replace(" ", "\u00a0")
             )
         from core.plan import size_advice
 

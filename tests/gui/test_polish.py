@@ -53,6 +53,7 @@ def test_count_axis_uses_k_and_m_with_separators():
     assert axis.tickStrings([0, 100_000, 200_000], 1.0, 100_000) == ["0", "100k", "200k"]
     assert axis.tickStrings([1_000_000, 1_500_000], 1.0, 500_000) == ["1.0M", "1.5M"]
     assert axis.tickStrings([2_000, 2_500], 1.0, 500) == ["2,000", "2,500"]
+    assert axis.tickStrings([0, 0.5, 1], 1.0, 0.5) == ["0.0", "0.5", "1.0"]  # an empty plot
 
 
 def test_log_loss_axis_labels_round_values(qtbot, window):

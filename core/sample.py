@@ -157,7 +157,7 @@ def mean_loss(
 EVAL_WARMUP = 256  # characters each stream reads, unscored, before its piece of the text
 EVAL_STREAMS_MAX = 256  # default streams: enough rows for BLAS to run at full speed
 EVAL_GROUP = 256  # streams run together at most: memory does not grow with --streams
-EVAL_WINDOW_BYTES = 16 << 20  # logits (and their temporaries) of one window of characters
+EVAL_WINDOW_BYTES = 64 << 20  # forward's arrays and the logits of one window of characters
 
 
 @dataclass(frozen=True)
@@ -225,8 +225,10 @@ def evaluate(
         gs, gb, ge = start[g], begin[g], end[g]
         B = len(gs)
         itemsize = np.dtype(cfg.dtype).itemsize
-        # logits (V, T, B) and about three temporaries of that size in nll
-        window = max(1, min(1024, EVAL_WINDOW_BYTES // (4 * cfg.vocab_size * B * itemsize)))
+        # per character and stream: forward's gate inputs, gates, outputs and cell states
+        # (about 11 H per layer) and the logits with nll's temporaries (about 4 V)
+        per = itemsize * (11 * cfg.hidden_size * cfg.num_layers + 4 * cfg.vocab_size)
+        window = max(1, min(1024, EVAL_WINDOW_BYTES // (B * per)))
         h, c = zero_state(cfg, B)
         n_workers = workers if workers is not None else batch_workers(B, cfg.hidden_size)
         parts = slices(B, n_workers)

@@ -161,13 +161,13 @@ def test_evaluate_memory_does_not_grow_with_streams(model, monkeypatch):
         return out
 
     monkeypatch.setattr(Prepared, "forward", spy)
-    monkeypatch.setattr(sample_mod, "EVAL_WINDOW_BYTES", 4096)
+    monkeypatch.setattr(sample_mod, "EVAL_WINDOW_BYTES", 1 << 16)
     monkeypatch.setattr(sample_mod, "EVAL_GROUP", 16)
     ids = model.vocab.encode("abc defgh.\nhag bad cafe.\n" * 40).astype(np.int64)
     for streams in (1, 16, 500):
         biggest.clear()
         evaluate(model, ids, streams=streams, warmup=3)
-        assert max(biggest) <= 4 * 4096
+        assert max(biggest) <= 1 << 16
 
 
 def test_evaluate_needs_two_characters(model):

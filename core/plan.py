@@ -21,6 +21,8 @@ from .data import Vocab, split_ids
 
 SHORT_WINDOW = 8  # the shortest window a step is timed at (see measure_timing)
 FULL_STEP_BUDGET_S = 1.0  # a step up to this long is timed at its full window
+MAX_TIMED_FLOP = 1.6e10  # the largest short step timed as is; bigger: timed on fewer streams
+EVAL_WINDOW = 64  # validation is timed in windows of at most this many characters
 
 
 # --------------------------------------------------------------------------- size and memory
@@ -68,6 +70,13 @@ def memory_bytes(
 # --------------------------------------------------------------------------- time
 
 
+def flop_per_char(vocab: int, hidden: int, layers: int) -> float:
+    """Floating-point operations of one training character: 2 per multiply-add, forward and
+    backward ~3x forward. Layer 0's input is a gathered column, so it costs no product."""
+    madds = sum(4 * hidden * ((0 if k == 0 else hidden) + hidden) for k in range(layers))
+    return 6.0 * (madds + vocab * hidden)
+
+
 @dataclass(frozen=True)
 class Timing:
     """Measured costs on this machine of one model shape (seconds)."""
@@ -99,12 +108,14 @@ def measure_timing(
 ) -> Timing:
     """Time the engine's own step, validation and sampling at these settings (seconds).
 
-    The step is timed at the run's full window T when a step takes up to about ``budget_s``;
+    The step is timed at the run's full window T when a step takes up to about ``budget_s``
+    (on fewer than B streams, scaled up, when even a short step would exceed MAX_TIMED_FLOP);
     a longer one is timed at SHORT_WINDOW characters and at the longest window that fits the
     budget, and extended along the line through the two (the products and gate work grow with
     T; the Adam update and the fixed costs do not). Validation is timed as the trainer runs it
-    (EVAL_STREAMS streams in windows of T), sampling on a few drawn characters. Each figure is
-    the best of a few runs after a warm-up, so a busy moment of the machine counts less.
+    (EVAL_STREAMS streams, in windows of T up to EVAL_WINDOW), sampling on a few drawn
+    characters. Each figure is the best of a few runs after a warm-up, so a busy moment of the
+    machine counts less.
     """
     from .memory import keep_freed_memory
     from .model import Prepared, init_params, loss_and_grads, zero_state
@@ -117,18 +128,21 @@ def measure_timing(
     cfg = ModelConfig(
         vocab_size=vocab, hidden_size=hidden, num_layers=layers, dropout=dropout, dtype=dtype
     )
+    short = min(seq_len, SHORT_WINDOW)
+    # A huge step (say B=4096 at H=2048) is timed on fewer streams and scaled up: its time is
+    # then all products, which grow in proportion to B.
+    timed = max(1, min(batch, int(MAX_TIMED_FLOP / (flop_per_char(vocab, hidden, layers) * short))))
     rng = np.random.default_rng(0)
     params = init_params(cfg, rng)
     adam = Adam(params)
-    state = zero_state(cfg, batch)
-    x = rng.integers(0, vocab, (batch, seq_len + 1))
+    state = zero_state(cfg, timed)
+    x = rng.integers(0, vocab, (timed, seq_len + 1))
 
     def step(t: int) -> None:
         _, grads, _ = loss_and_grads(params, cfg, x[:, :t], x[:, 1 : t + 1], state, rng)
         clip_grads(grads, 5.0, global_norm(grads))
         adam.update(params, grads, 1e-9)  # a tiny rate: the weights stay those of a fresh model
 
-    short = min(seq_len, SHORT_WINDOW)
     step(short)  # warm-up (allocations, thread pools)
     t_short = _best_of(lambda: step(short), 3)
     if seq_len == short:
@@ -140,11 +154,13 @@ def measure_timing(
         t_long = _best_of(lambda: step(long), 3 if t_short * long / short < 0.3 else 2)
         per_char = max(t_long - t_short, 0.0) / (long - short)
         step_s = t_long + per_char * (seq_len - long)
+    step_s *= batch / timed
 
     prep = Prepared(params, cfg)
-    n_eval = EVAL_STREAMS * seq_len * max(1, 2 * SHORT_WINDOW // seq_len) + 1
+    window = min(seq_len, EVAL_WINDOW)  # longer windows cost the same per character, or less
+    n_eval = EVAL_STREAMS * window * max(1, 2 * SHORT_WINDOW // window) + 1
     ids = rng.integers(0, vocab, n_eval)
-    eval_s = _best_of(lambda: mean_loss(prep, cfg, ids, streams=EVAL_STREAMS, seq_len=seq_len), 3)
+    eval_s = _best_of(lambda: mean_loss(prep, cfg, ids, streams=EVAL_STREAMS, seq_len=window), 3)
     codes = itertools.chain(range(32, 0xD800), range(0xE000, 0x110000))  # no surrogates
     chars = tuple(chr(c) for c in itertools.islice(codes, vocab))
     model = ModelFile(config=cfg, params=params, vocab=Vocab(chars))

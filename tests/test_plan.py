@@ -78,3 +78,20 @@ def test_measured_timing_at_the_full_window_and_extended_along_the_line() -> Non
         assert np.isfinite(value) and value > 0
     long = measure_timing(20, 16, 1, 4, 64, budget_s=1e-6)  # forced to extend along the line
     assert np.isfinite(long.step_s) and long.step_s > 0
+
+
+def test_a_huge_step_is_timed_on_fewer_streams_and_scaled(monkeypatch) -> None:
+    from core import model, plan
+
+    monkeypatch.setattr(plan, "MAX_TIMED_FLOP", plan.flop_per_char(20, 16, 1) * 8 * 2)
+    seen = []
+    real = model.zero_state
+
+    def spy(cfg, batch):
+        seen.append(batch)
+        return real(cfg, batch)
+
+    monkeypatch.setattr(model, "zero_state", spy)
+    timing = plan.measure_timing(20, 16, 1, 64, 8)
+    assert seen[0] == 2  # two streams timed for a batch of 64
+    assert np.isfinite(timing.step_s) and timing.step_s > 0

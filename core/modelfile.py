@@ -820,6 +820,7 @@ MAX_SMALL_ENTRY = {  # bytes an entry read before the shapes are known may decla
     K_VOCAB: 4 * N_CODEPOINTS + 4096,
     K_TRAIN_META: 32 << 20,  # RNG states, settings, up to MAX_SAMPLES samples
 }
+HISTORY_DEFLATE_MAX = 16 << 20  # a deflated history series may inflate to this, no more
 NPY_HEADER_MAX = 1 << 16  # a .npy header (magic, length, dict) of ours is 128 bytes
 _ARRAY_NAME = r"[A-Za-z0-9_.]{1,64}"
 _ENTRY_NAME = re.compile(
@@ -965,8 +966,8 @@ def _expected_shapes(
         steps = [tmeta.get(k) for k in ("step", "total_steps")]
         longest = max([v for v in steps if isinstance(v, int) and v > 0] + [1])
         for key in entries:
-            if key.startswith(P_HISTORY):  # one value per step at most (and a margin)
-                out[key] = 8 * (2 * longest + 4096)
+            if key.startswith(P_HISTORY):  # about one value per step (rollbacks: a margin)
+                out[key] = 8 * (4 * longest + 65536)
     unknown = sorted(set(entries) - set(out) - set(small))
     if unknown:
         raise _bad(f"it has unknown entries: {', '.join(map(repr, unknown))}")
@@ -1031,6 +1032,14 @@ def _read_arrays(path: str) -> dict[str, np.ndarray]:
                     continue
                 want = expected[key]
                 if isinstance(want, int):
+                    # a series whose length only the metadata's step count bounds: a hostile
+                    # file could claim any count, so a big one must not be a deflated bomb
+                    big = info.file_size > HISTORY_DEFLATE_MAX
+                    if big and info.compress_type != zipfile.ZIP_STORED:
+                        raise _bad(
+                            f"its entry {key!r} inflates to {info.file_size:,} bytes; model files "
+                            "store large series uncompressed"
+                        )
                     arrays[key] = _read_entry(zf, key, info, max_bytes=want)
                 else:
                     arrays[key] = _read_entry(zf, key, info, expect=want)

@@ -18,6 +18,7 @@ import numpy as np
 
 from .config import ModelConfig
 from .data import Vocab, split_ids
+from .errors import ConfigError
 
 SHORT_WINDOW = 8  # the shortest window a step is timed at (see measure_timing)
 FULL_STEP_BUDGET_S = 1.0  # a step up to this long is timed at its full window
@@ -115,8 +116,28 @@ def measure_timing(
     T; the Adam update and the fixed costs do not). Validation is timed as the trainer runs it
     (EVAL_STREAMS streams, in windows of T up to EVAL_WINDOW), sampling on a few drawn
     characters. Each figure is the best of a few runs after a warm-up, so a busy moment of the
-    machine counts less.
+    machine counts less. Raises ConfigError when the machine has not the memory for a step.
     """
+    try:
+        return _measure(vocab, hidden, layers, batch, seq_len, dropout, dtype, budget_s)
+    except MemoryError:
+        need = memory_bytes(vocab, hidden, layers, batch, seq_len) / 1e9
+        raise ConfigError(
+            f"This machine has not the memory for a training step of this model (it needs "
+            f"about {need:,.1f} GB). Choose a smaller hidden size, fewer layers or a smaller batch."
+        ) from None
+
+
+def _measure(
+    vocab: int,
+    hidden: int,
+    layers: int,
+    batch: int,
+    seq_len: int,
+    dropout: float,
+    dtype: str,
+    budget_s: float,
+) -> Timing:
     from .memory import keep_freed_memory
     from .model import Prepared, init_params, loss_and_grads, zero_state
     from .modelfile import ModelFile

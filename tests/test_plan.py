@@ -95,3 +95,17 @@ def test_a_huge_step_is_timed_on_fewer_streams_and_scaled(monkeypatch) -> None:
     timing = plan.measure_timing(20, 16, 1, 64, 8)
     assert seen[0] == 2  # two streams timed for a batch of 64
     assert np.isfinite(timing.step_s) and timing.step_s > 0
+
+
+def test_not_enough_memory_is_a_clear_config_error(monkeypatch) -> None:
+    import pytest
+
+    from core import model, plan
+    from core.errors import ConfigError
+
+    def no_memory(cfg, rng):
+        raise MemoryError
+
+    monkeypatch.setattr(model, "init_params", no_memory)
+    with pytest.raises(ConfigError, match=r"not the memory .* about 4.6 GB\). Choose"):
+        plan.measure_timing(6000, 2048, 4, 64, 100)

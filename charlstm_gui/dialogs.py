@@ -172,10 +172,18 @@ def model_file_suggestion(
     (never the app's hidden data folder)."""
     if current:
         return current
+    return file_suggestion(last_dir, text_path, text_name, ".npz", "model")
+
+
+def file_suggestion(
+    last_dir: str | None, text_path: str | None, text_name: str | None, ending: str, plain: str
+) -> str:
+    """``<text name><ending>`` (``<plain><ending>`` without a text) in the folder last used, the
+    text's folder, or home: where exports and saved samples are offered."""
     folder = existing_folder(last_dir, os.path.dirname(text_path) if text_path else None)
     stem = Path(text_name).stem if text_name else ""
-    stem = re.sub(r"[\\/:*?\"<>|\x00-\x1f]", "-", stem).strip(" .") or "model"
-    return str(Path(folder) / f"{stem}.npz")
+    stem = re.sub(r"[\\/:*?\"<>|\x00-\x1f]", "-", stem).strip(" .") or plain
+    return str(Path(folder) / f"{stem}{ending}")
 
 
 def about(parent: QWidget) -> None:

@@ -49,6 +49,7 @@ from .dialogs import (
     about,
     ask_encoding,
     existing_folder,
+    file_suggestion,
     model_file_suggestion,
     show_error_report,
 )
@@ -314,6 +315,18 @@ class MainWindow(QMainWindow):
             return path  # an existing name is taken as it is (Save checks what it is)
         return path + ".npz"
 
+    def _export_suggestion(self, ending: str, plain: str) -> str:
+        """Where an export or a saved sample is offered: named after the text, in the folder
+        last used for exports (else the text's folder, else home)."""
+        corpus = self.ctl.corpus
+        return file_suggestion(
+            self.settings.value("paths/last_export_dir", "", type=str),
+            corpus.path if corpus is not None else None,
+            corpus.name if corpus is not None and corpus.path else None,
+            ending,
+            plain,
+        )
+
     def ask_encoding(self, path: str, message: str) -> str | None:
         return ask_encoding(self, path, message)
 
@@ -463,15 +476,15 @@ class MainWindow(QMainWindow):
         self._render_state()
 
     def save_generated(self) -> None:
-        start = self.settings.value("paths/last_text_dir", str(Path.home()), type=str)
         path, _ = QFileDialog.getSaveFileName(
             self,
             "Save generated text",
-            str(Path(start) / "generated.txt"),
+            self._export_suggestion("-generated.txt", "generated"),
             "Text files (*.txt);;All files (*)",
         )
         if not path:
             return
+        self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
         try:
             Path(path).write_text(self.gen.text(), encoding="utf-8")
         except OSError as exc:
@@ -481,8 +494,13 @@ class MainWindow(QMainWindow):
 
     def export_csv(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export loss as CSV", "loss.csv", "CSV files (*.csv)"
+            self,
+            "Export loss as CSV",
+            self._export_suggestion("-loss.csv", "loss"),
+            "CSV files (*.csv)",
         )
+        if path:
+            self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
         if path:
             try:
                 self.ctl.history.write_csv(path, self.plot.smoothed())
@@ -491,8 +509,13 @@ class MainWindow(QMainWindow):
 
     def export_png(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export plot as PNG", "loss.png", "PNG images (*.png)"
+            self,
+            "Export plot as PNG",
+            self._export_suggestion("-loss.png", "loss"),
+            "PNG images (*.png)",
         )
+        if path:
+            self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
         if path and not self.plot.save_png(path):
             self.show_message("Not exported", f"Cannot write the image {path}.")
 

@@ -205,3 +205,23 @@ def test_utf16_text_offers_utf16_in_app_words(qtbot, window, tmp_path, monkeypat
         window.open_text(str(path))
     assert "--" not in asked[0] and suggested_encoding(asked[0]) == "utf-16"
     assert window.ctl.corpus.encoding == "utf-16-le"
+
+
+def test_exports_are_named_after_the_text_and_remember_their_folder(
+    qtbot, window, tmp_path, monkeypatch
+):
+    load(qtbot, window, small_text(tmp_path / "faust.txt"))
+    asked = []
+    out = tmp_path / "exports"
+    out.mkdir()
+
+    def fake_save(parent, caption, start, filters):
+        asked.append(start)
+        return str(out / os.path.basename(start)), filters
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", fake_save)
+    window.export_csv()
+    assert asked[0] == str(tmp_path / "faust-loss.csv")
+    window.export_png()
+    assert asked[1] == str(out / "faust-loss.png")  # the folder the CSV went to
+    assert (out / "faust-loss.csv").exists()

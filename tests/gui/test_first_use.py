@@ -104,7 +104,7 @@ def test_a_finished_run_is_announced_and_asks_for_attention_in_the_background(
 def test_f1_opens_the_user_guide_and_about_stays_apart(qtbot, window):
     w = window
     help_action = w.actions["help"]
-    assert help_action.shortcut().matches(QKeySequence(QKeySequence.StandardKey.HelpContents))
+    assert help_action.shortcut() == QKeySequence("F1")
     assert w.actions["about"].shortcut().isEmpty()
     help_action.trigger()
     guide = w._help

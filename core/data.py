@@ -258,20 +258,29 @@ def val_blocks(n_chars: int, val_fraction: float, how: str = "last") -> list[tup
 
 
 def split_ids(
-    ids: np.ndarray, val_fraction: float, how: str = "last"
+    ids: np.ndarray, val_fraction: float, how: str = "last", max_val: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(train_ids (N - n_val,), val_ids (n_val,)) of ``ids`` (N,): validation is the ranges of
     :func:`val_blocks`, joined in order; training is the rest, joined in order.
 
-    "last" returns views of ``ids``; "blocks" returns copies. Where two pieces are joined a
-    training stream (or validation window) runs from one piece into the next: a handful of
-    character pairs among N that never stood side by side in the text.
+    ``max_val`` (the trainer's ``eval_max_chars``) keeps only the first ``max_val`` validation
+    characters in all, taken evenly from the start of each block; the rest stays held out of
+    training. "last" returns views of ``ids``; "blocks" returns copies. Where two pieces are
+    joined a training stream (or validation window) runs from one piece into the next: a
+    handful of character pairs among N that never stood side by side in the text.
     """
     blocks = val_blocks(len(ids), val_fraction, how)
     if len(blocks) <= 1:
         cut = blocks[0][0] if blocks else len(ids)
-        return ids[:cut], ids[cut:]
-    val = np.concatenate([ids[a:b] for a, b in blocks])
+        return ids[:cut], ids[cut:][:max_val]
+    n_val = sum(b - a for a, b in blocks)
+    if max_val is None or max_val >= n_val:
+        val = np.concatenate([ids[a:b] for a, b in blocks])
+    else:  # the same share of every block, the remainder from the first ones
+        share, extra = divmod(max_val, len(blocks))
+        val = np.concatenate(
+            [ids[a : min(b, a + share + (i < extra))] for i, (a, b) in enumerate(blocks)]
+        )
     train_pieces, prev = [], 0
     for a, b in blocks:
         train_pieces.append(ids[prev:a])

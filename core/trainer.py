@@ -105,8 +105,9 @@ class Trainer:
         model_config.validate()
         check_trainable(corpus, tc.batch_size, tc.seq_len, tc.val_fraction)
         ids = _remap(corpus, vocab)
-        self._train_ids, val_ids = split_ids(ids, tc.val_fraction, tc.val_split)
-        self._val_ids = val_ids[: tc.eval_max_chars]
+        self._train_ids, self._val_ids = split_ids(
+            ids, tc.val_fraction, tc.val_split, max_val=tc.eval_max_chars
+        )
         self._corpus = corpus
         self._mc, self._tc, self._vocab = model_config, tc, vocab
         self.checkpoint_path = checkpoint_path

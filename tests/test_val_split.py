@@ -140,3 +140,16 @@ def test_cli_warns_of_unseen_validation_characters_and_blocks_train(tmp_path, mo
     assert cli.main(["train", str(path), *tiny, "--out", "b.npz", "--val-split", "blocks"]) == 0
     assert "never occur" not in capsys.readouterr().err
     assert load_model(tmp_path / "b.npz").train.config.val_split == "blocks"
+
+
+def test_the_validation_limit_takes_an_even_share_of_every_block() -> None:
+    ids = np.arange(10_000)
+    train, val = split_ids(ids, 0.2, "blocks", max_val=105)
+    blocks = val_blocks(10_000, 0.2, "blocks")
+    assert len(val) == 105 and len(train) == 8000  # the rest stays out of training
+    starts = [a for a, _ in blocks]
+    for k, a in enumerate(starts):  # 11 from the first five blocks, 10 from the others
+        n = 11 if k < 5 else 10
+        assert set(range(a, a + n)) <= set(val.tolist())
+    _, last = split_ids(ids, 0.2, "last", max_val=105)
+    assert last.tolist() == list(range(8000, 8105))

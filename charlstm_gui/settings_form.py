@@ -31,6 +31,38 @@ from core.config import ModelConfig, TrainConfig
 from . import autosaves
 
 
+class _WheelOnlyWhenFocused:
+    """A field that ignores the mouse wheel until it is clicked or tabbed into, so scrolling
+    the settings panel never changes a value the pointer happens to pass over."""
+
+    def _init_focus(self) -> None:
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # type: ignore[attr-defined]
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if self.hasFocus():  # type: ignore[attr-defined]
+            super().wheelEvent(event)  # type: ignore[misc]
+        else:
+            event.ignore()  # the scroll area gets it
+
+
+class SpinBox(_WheelOnlyWhenFocused, QSpinBox):
+    def __init__(self) -> None:
+        super().__init__()
+        self._init_focus()
+
+
+class DoubleSpinBox(_WheelOnlyWhenFocused, QDoubleSpinBox):
+    def __init__(self) -> None:
+        super().__init__()
+        self._init_focus()
+
+
+class Combo(_WheelOnlyWhenFocused, QComboBox):
+    def __init__(self) -> None:
+        super().__init__()
+        self._init_focus()
+
+
 @dataclass(frozen=True)
 class Field:
     key: str
@@ -313,7 +345,7 @@ class SettingsForm(QWidget):
 
         row = QHBoxLayout()
         row.addWidget(QLabel("&Preset:"))
-        self.preset = QComboBox()
+        self.preset = Combo()
         self.preset.addItems([*PRESETS, "Custom"])
         for i, name in enumerate(PRESETS):
             self.preset.setItemData(i, PRESET_TIPS[name], Qt.ItemDataRole.ToolTipRole)
@@ -335,7 +367,7 @@ class SettingsForm(QWidget):
             spin = self._make_spin(f)
             self._spins[f.key] = spin
             if f.key == "duration":
-                self.unit = QComboBox()
+                self.unit = Combo()
                 self.unit.addItems(DURATION_UNITS)
                 self.unit.setToolTip(
                     "Count the run in optimizer steps, passes over the training "
@@ -352,7 +384,7 @@ class SettingsForm(QWidget):
             if isinstance(label, QLabel):
                 label.setToolTip(f.tip)
             if f.key == "lr":
-                self.schedule = QComboBox()
+                self.schedule = Combo()
                 self.schedule.addItems(["cosine", "constant"])
                 self.schedule.setToolTip(
                     "cosine: warm up, then decay the learning rate to 10% by "
@@ -362,7 +394,7 @@ class SettingsForm(QWidget):
                 self.schedule.currentIndexChanged.connect(self._edited)
                 forms[f.group].addRow("LR &schedule:", self.schedule)
             if f.key == "val_fraction":
-                self.val_split = QComboBox()
+                self.val_split = Combo()
                 for key, name in VAL_SPLIT_NAMES.items():
                     self.val_split.addItem(name, key)
                 self.val_split.setToolTip(
@@ -374,7 +406,7 @@ class SettingsForm(QWidget):
                 self.val_split.currentIndexChanged.connect(self._edited)
                 forms[f.group].addRow("Validate &on:", self.val_split)
             if f.key == "clip":
-                self.on_divergence = QComboBox()
+                self.on_divergence = Combo()
                 for key, name in ON_DIVERGENCE_NAMES.items():
                     self.on_divergence.addItem(name, key)
                 self.on_divergence.setToolTip(
@@ -399,7 +431,7 @@ class SettingsForm(QWidget):
         browse = QPushButton("&Browse…")
         browse.setToolTip("Choose the autosave folder.")
         browse.clicked.connect(self._browse)
-        self.autosave_keep = QSpinBox()
+        self.autosave_keep = SpinBox()
         self.autosave_keep.setRange(0, 1000)
         self.autosave_keep.setPrefix("keep the last ")
         self.autosave_keep.setSuffix(" autosaves")
@@ -433,12 +465,12 @@ class SettingsForm(QWidget):
     # ---------------------------------------------------------------- building
     def _make_spin(self, f: Field) -> QSpinBox | QDoubleSpinBox:
         if f.decimals < 0:
-            spin: QSpinBox | QDoubleSpinBox = QSpinBox()
+            spin: QSpinBox | QDoubleSpinBox = SpinBox()
             spin.setRange(int(f.lo), int(f.hi))
             spin.setSingleStep(int(f.step))
             spin.setGroupSeparatorShown(True)
         else:
-            spin = QDoubleSpinBox()
+            spin = DoubleSpinBox()
             spin.setDecimals(f.decimals)
             spin.setRange(f.lo, f.hi)
             spin.setSingleStep(f.step)

@@ -125,9 +125,15 @@ class TextPanel(QWidget):
         self.set_split(corpus.n_chars, val_fraction)
         self.preview.setPlainText(corpus.preview(2000))
 
-    def set_split(self, n_chars: int, val_fraction: float) -> None:
+    def set_split(self, n_chars: int, val_fraction: float, how: str = "last") -> None:
+        from core.data import val_blocks
+
         n_val = int(n_chars * val_fraction)
-        self.labels["split"].setText(f"{n_chars - n_val:,} / {n_val:,} characters")
+        where = ""
+        if n_val:
+            k = len(val_blocks(n_chars, val_fraction, how))
+            where = " (the last part)" if k == 1 else f" ({k} evenly spaced blocks)"
+        self.labels["split"].setText(f"{n_chars - n_val:,} / {n_val:,} characters{where}")
 
     def show_validation_check(self, text: str) -> None:
         """A warning about the validation part (characters training never shows), or none."""

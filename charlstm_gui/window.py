@@ -842,7 +842,7 @@ class MainWindow(QMainWindow):
         if corpus is None:
             return
         v = self.form.values()
-        self.text_panel.set_split(corpus.n_chars, v["val_fraction"])
+        self.text_panel.set_split(corpus.n_chars, v["val_fraction"], v["val_split"])
         from core import plan
 
         # the run's own settings and vocabulary, timed once per shape (see core.plan)

@@ -225,3 +225,44 @@ def test_exports_are_named_after_the_text_and_remember_their_folder(
     window.export_png()
     assert asked[1] == str(out / "faust-loss.png")  # the folder the CSV went to
     assert (out / "faust-loss.csv").exists()
+
+
+def test_scrolling_over_the_settings_does_not_change_them(qtbot, window):
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+
+    window.show()
+    qtbot.waitExposed(window)
+    spin, combo = window.form._spins["hidden_size"], window.form.val_split
+    before = (spin.value(), combo.currentIndex())
+
+    def wheel(widget) -> None:
+        pos = QPointF(5, 5)
+        event = QWheelEvent(
+            pos,
+            QPointF(widget.mapToGlobal(pos.toPoint())),
+            QPoint(0, -120),
+            QPoint(0, -120),
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+            Qt.ScrollPhase.NoScrollPhase,
+            False,
+        )
+        QApplication.sendEvent(widget, event)
+
+    wheel(spin)
+    wheel(combo)
+    assert (spin.value(), combo.currentIndex()) == before
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus, timeout=2000)
+    wheel(spin)
+    assert spin.value() != before[0]  # once clicked into, the wheel works as usual
+
+
+def test_the_split_row_says_where_validation_comes_from(qtbot, window, tmp_path):
+    load(qtbot, window, small_text(tmp_path / "t.txt"))
+    window._update_estimate()
+    assert "(the last part)" in window.text_panel.labels["split"].text()
+    window.form.set_values({"val_split": "blocks"})
+    window._update_estimate()
+    assert "(10 evenly spaced blocks)" in window.text_panel.labels["split"].text()

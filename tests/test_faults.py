@@ -541,15 +541,42 @@ def test_signal_stops_saves_and_exits_conventionally(text, tmp_path, sig, every)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_while_numpy_loads_prints_no_traceback(text, tmp_path):
+    """The Ctrl-C lands exactly while the command line imports NumPy (the first quarter second
+    of a run), which NumPy used to turn into an ImportError full of traceback text."""
+    child = textwrap.dedent(f"""
+        import builtins, os, signal, sys
+        from core import console
+        real_import = builtins.__import__
+        fired = []
+
+        def hook(name, *args, **kwargs):
+            if name == "numpy" and not fired:
+                fired.append(1)
+                os.kill(os.getpid(), signal.SIGINT)
+            return real_import(name, *args, **kwargs)
+
+        builtins.__import__ = hook
+        assert "numpy" not in sys.modules
+        sys.exit(console.main(["train", {str(text)!r}, "--steps", "5", "--hidden", "8"]))
+    """)
+    r = subprocess.run([sys.executable, "-c", child], cwd=tmp_path, env=_env(),
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 130, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.strip() == ""
+    assert not (tmp_path / "fox.npz").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_ctrl_c_at_start_up_prints_no_traceback(text, tmp_path):
-    """A Ctrl-C while the command is still importing NumPy ends quietly. The delays start
-    after the interpreter's own start-up (a Ctrl-C inside Python's site import is Python's)."""
+    """Ctrl-C at a few moments of the first quarter second after the interpreter's own start-up
+    (a Ctrl-C inside Python's site import is Python's own and is not counted)."""
     import time
 
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
     bare = time.perf_counter() - t
-    for delay in (0.0, 0.05, 0.1, 0.2):
+    for delay in (0.0, 0.1, 0.25):
         proc = subprocess.Popen(
             [sys.executable, "-m", "core", "train", str(text), *TINY, "--steps", "5"],
             cwd=tmp_path,
@@ -559,10 +586,12 @@ def test_ctrl_c_at_start_up_prints_no_traceback(text, tmp_path):
             text=True,
         )
         with proc:
-            time.sleep(1.5 * bare + delay)
+            time.sleep(2 * bare + delay)
             proc.send_signal(signal.SIGINT)
             err = proc.stderr.read()
             proc.wait(30)
+        if "init_import_site" in err:  # still in Python's start-up on a busy machine
+            continue
         assert "Traceback" not in err, (delay, err)
         assert proc.returncode in (0, 130), (delay, proc.returncode, err)
 

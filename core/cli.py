@@ -708,7 +708,7 @@ def _sample(args: argparse.Namespace) -> int:
                 _write(out, "".join(buf))
                 out.flush()
                 buf = []
-        if out.isatty() and last != "\n":
+        if out.isatty() and last and last != "\n":  # the shell prompt on a line of its own
             buf.append("\n")
         _write(out, "".join(buf))
         out.flush()

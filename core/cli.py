@@ -825,6 +825,12 @@ def _info(args: argparse.Namespace) -> int:
             ("best val loss", "-" if best is None else f"{best:.4f} nats/char "
              f"({_bits(best):.4f} bits/char)"),
         ]  # fmt: skip
+        if t.rollbacks:  # self-healing (core.heal)
+            n, last = len(t.rollbacks), t.rollbacks[-1]
+            rows.append(
+                ("healed", f"{n} blow-up{'s' * (n != 1)}, the last at step {last.from_step:,} "
+                 f"({last.describe()}); learning rate now x{t.lr_scale:.3g}")
+            )  # fmt: skip
         fp = t.corpus
         size = fp.get("size")
         size_s = f"{size:,} bytes" if isinstance(size, int) else "size unknown"

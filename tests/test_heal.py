@@ -382,6 +382,8 @@ def test_cli_heals_and_logs_the_rollback(tmp_path, capsys):
     assert mf.train.step == 30 and mf.train.lr_scale < 1
     final = mf.train.history["train_loss"][-5:]
     assert np.isfinite(final).all() and final.max() < blown
+    assert main(["info", str(out)]) == 0
+    assert "healed:" in capsys.readouterr().out
 
 
 def test_cli_stop_keeps_the_good_file(tmp_path, capsys):

@@ -35,6 +35,7 @@ def drain(gen):
         except StopIteration as stop:
             return events, stop.value
 
+
 MC = ModelConfig(vocab_size=1, hidden_size=16, num_layers=1, dropout=0.1)
 
 

@@ -593,7 +593,7 @@ class Trainer:
             raise TrainingDiverged(
                 f"Training diverged at step {from_step:,}: {why}. The model keeps its last good "
                 f"weights, from step {kept.step:,}. {self._advice(lr)}; or let training heal "
-                "itself (on divergence: heal).",
+                "itself instead of stopping.",
                 step=from_step,
             )
         recent = rollbacks_in_span([r.from_step for r in self._rollbacks], from_step)

@@ -146,7 +146,7 @@ def _hms(seconds: float) -> str:
 
 
 def _count(n: float, noun: str) -> str:
-    """"1 minute", "2.5 minutes", "1,000 steps": ``n`` with ``noun`` in the right number."""
+    """ "1 minute", "2.5 minutes", "1,000 steps": ``n`` with ``noun`` in the right number."""
     shown = f"{n:,}" if isinstance(n, int) else f"{n:g}"
     return f"{shown} {noun}{'' if n == 1 else 's'}"
 

@@ -339,8 +339,7 @@ def _check_rng(rng: dict) -> dict:
             np.random.PCG64().state = state
         except (ValueError, TypeError, KeyError, OverflowError, AttributeError):
             raise _bad(
-                f"the training state's random-generator state for {purpose!r} is missing or "
-                "invalid"
+                f"the training state's random-generator state for {purpose!r} is missing or invalid"
             ) from None
     return rng
 

@@ -216,13 +216,12 @@ def evaluate(
     cfg = model.config
     prep = Prepared(model.params, cfg)
     S = max(1, min(streams or default_streams(n), n))
-    bounds = np.array([n * k // S for k in range(S + 1)], dtype=np.int64)
-    begin, end = bounds[:-1], bounds[1:]  # piece k scores positions [begin_k, end_k)
-    start = np.maximum(0, begin - warmup)  # and reads from start_k
     total, done = 0.0, 0
     for g0 in range(0, S, EVAL_GROUP):
-        g = slice(g0, min(S, g0 + EVAL_GROUP))
-        gs, gb, ge = start[g], begin[g], end[g]
+        # piece k scores positions [n k // S, n (k+1) // S) and reads from `warmup` before
+        bounds = n * np.arange(g0, min(S, g0 + EVAL_GROUP) + 1, dtype=np.int64) // S
+        gb, ge = bounds[:-1], bounds[1:]
+        gs = np.maximum(0, gb - warmup)
         B = len(gs)
         itemsize = np.dtype(cfg.dtype).itemsize
         # per character and stream: forward's gate inputs, gates, outputs and cell states

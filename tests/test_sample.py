@@ -135,7 +135,10 @@ def _sequential_loss(model, ids) -> float:
     return total / (len(ids) - 1)
 
 
-def test_evaluate_with_streams_scores_every_character_once(model):
+def test_evaluate_with_streams_scores_every_character_once(model, monkeypatch):
+    import core.sample as sample_mod
+
+    monkeypatch.setattr(sample_mod, "EVAL_GROUP", 4)  # several groups of streams
     text = "abc defgh.\nhag bad cafe.\n" * 9
     ids = model.vocab.encode(text).astype(np.int64)
     exact = _sequential_loss(model, ids)

@@ -50,6 +50,11 @@ def _engine() -> Any:
     return data, modelfile, sample, trainer
 
 
+def max_train_threads() -> int:
+    """The most BLAS threads a training run uses (at most 2: see core.parallel's benchmarks)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def autosave_path(folder: str | os.PathLike[str], corpus_name: str) -> str:
     stem = Path(corpus_name).stem or "model"
     stem = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem)[:40]
@@ -219,6 +224,11 @@ class Controller(QObject):
         self._ending = still
         if still:
             QTimer.singleShot(5, self._reap)
+
+    def training_threads(self) -> int:
+        """BLAS threads a run starts on: this session's measured choice, else the count the
+        trainer's chooser tries first (the settings check times steps on it too)."""
+        return self.blas_threads or max_train_threads()
 
     def run_task(self, tag: str, fn: Callable[[], Any]) -> None:
         """Run ``fn`` off the GUI thread; ``task_done(tag, result)`` or a message follows."""
@@ -400,7 +410,7 @@ class Controller(QObject):
             )
         self.last_step = None
         worker = TrainWorker(
-            factory, blas_threads=self.blas_threads, max_threads=max(1, min(2, os.cpu_count() or 1))
+            factory, blas_threads=self.blas_threads, max_threads=max_train_threads()
         )
         worker.started.connect(self._on_train_started)
         worker.events.connect(self._on_train_events)

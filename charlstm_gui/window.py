@@ -858,7 +858,9 @@ class MainWindow(QMainWindow):
             self._timings[shape] = None
             self.ctl.run_task(
                 "timing:" + json.dumps(shape),
-                lambda: plan.measure_timing(*shape[:5], dropout=shape[5]),
+                lambda: plan.measure_timing(
+                    *shape[:5], dropout=shape[5], threads=self.ctl.training_threads()
+                ),
             )
         n_val = int(corpus.n_chars * v["val_fraction"])
         est = plan.estimate(

@@ -10,6 +10,7 @@ its share of the validations and samples made every ``eval_every`` / ``sample_ev
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from dataclasses import dataclass
@@ -106,6 +107,7 @@ def measure_timing(
     dropout: float = 0.0,
     dtype: str = "float32",
     budget_s: float = FULL_STEP_BUDGET_S,
+    threads: int | None = None,
 ) -> Timing:
     """Time the engine's own step, validation and sampling at these settings (seconds).
 
@@ -116,10 +118,14 @@ def measure_timing(
     T; the Adam update and the fixed costs do not). Validation is timed as the trainer runs it
     (EVAL_STREAMS streams, in windows of T up to EVAL_WINDOW), sampling on a few drawn
     characters. Each figure is the best of a few runs after a warm-up, so a busy moment of the
-    machine counts less. Raises ConfigError when the machine has not the memory for a step.
+    machine counts less. ``threads``: the BLAS threads the run will use (None: as set now).
+    Raises ConfigError when the machine has not the memory for a step.
     """
+    from .parallel import blas_thread_count
+
     try:
-        return _measure(vocab, hidden, layers, batch, seq_len, dropout, dtype, budget_s)
+        with blas_thread_count(threads) if threads else contextlib.nullcontext():
+            return _measure(vocab, hidden, layers, batch, seq_len, dropout, dtype, budget_s)
     except MemoryError:
         need = memory_bytes(vocab, hidden, layers, batch, seq_len) / 1e9
         raise ConfigError(

@@ -109,3 +109,13 @@ def test_not_enough_memory_is_a_clear_config_error(monkeypatch) -> None:
     monkeypatch.setattr(model, "init_params", no_memory)
     with pytest.raises(ConfigError, match=r"not the memory .* about 4.6 GB\). Choose"):
         plan.measure_timing(6000, 2048, 4, 64, 100)
+
+
+def test_timing_runs_on_the_threads_the_run_will_use(monkeypatch) -> None:
+    from core import parallel, plan
+
+    calls = []
+    monkeypatch.setattr(parallel, "set_blas_threads", calls.append)
+    monkeypatch.setattr(parallel, "blas_threads", lambda: 7)
+    plan.measure_timing(20, 16, 1, 4, 8, threads=1)
+    assert calls == [1, 7]  # set for the measurement, then set back

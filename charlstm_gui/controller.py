@@ -51,7 +51,7 @@ def _engine() -> Any:
 
 
 def max_train_threads() -> int:
-    """The most BLAS threads a training run uses (at most 2: see core.parallel's benchmarks)."""
+    """The most BLAS threads a training run of the app uses: the cores, at most 2."""
     return max(1, min(2, os.cpu_count() or 1))
 
 

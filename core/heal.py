@@ -113,6 +113,8 @@ class DivergenceDetector:
 
         Diverged: a non-finite value, or the SUSPICIOUS_STEPS-th suspicious step in a row.
         """
+        # Python floats: the same float64 arithmetic live and when replayed from a checkpoint
+        loss, norm = float(loss), (None if norm is None else float(norm))
         why = self.why_suspicious(loss, norm)
         s = self.state
         if why is not None:

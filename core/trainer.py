@@ -7,6 +7,13 @@ continue each stream and the hidden and cell states are carried from one batch t
 streams start over from zero states. Everything that decides the next step (weights, Adam
 moments, RNG states, stream position, carried state, the run's planned length) is part of a
 checkpoint, so a resumed run is bit-identical to an uninterrupted one.
+
+Self-healing (core.heal): the state is copied in memory at every evaluation, autosave and
+KEEP_EVERY steps, once the next step's loss has vouched for it. A blow-up restores that copy
+exactly and multiplies the schedule by a smaller ``lr_scale``, which checkpoints keep (with the
+rollback records and per-step gradient norms), so resuming after a heal stays bit-identical. One
+case cannot be: a blow-up right after resuming from a checkpoint that was not itself a keep point
+(a stop mid-interval) rolls back to the resume point, where the uninterrupted run had an older copy.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ The three texts:
   english  tinyshakespeare (../shared/data, or $CHARLSTM_SHAKESPEARE): 65 distinct characters.
   german   German-like text made here from a fixed word list with umlauts and ß, written as
            Latin-1 and read back as latin-1 (about 70 distinct characters).
-  cjk      Chinese-like text made here: 6,000 CJK ideographs (U+4E00...) drawn with Zipf
-           frequencies, with CJK punctuation and line breaks (about 6,000 distinct characters).
+  cjk      Chinese-like text made here: ideographs drawn from 6,000 (U+4E00...) with Zipf
+           frequencies, with CJK punctuation and line breaks (thousands of distinct characters;
+           the script prints V).
 
     python benchmarks/bench_estimate.py            # the real figures: 200 steps per text
     python benchmarks/bench_estimate.py --short    # a quick check that it works (a minute)

@@ -170,13 +170,14 @@ def test_keep_zero_keeps_every_autosave(tmp_path):
     assert len(autosaves.prune(tmp_path, 1)) == 3
 
 
-def test_keep_setting_is_remembered(qtbot, window):
-    window.form.set_values({"autosave_keep": 7})
+def test_keep_and_split_settings_are_remembered(qtbot, window):
+    window.form.set_values({"autosave_keep": 7, "val_split": "blocks"})
     window.save_settings()
     w2 = MainWindow()
     qtbot.addWidget(w2)
     w2.restore_settings()
     assert w2.form.values()["autosave_keep"] == 7
+    assert w2.form.values()["val_split"] == "blocks"
     w2.ctl.shutdown()
 
 

@@ -46,6 +46,13 @@ SPECS: tuple[Spec, ...] = (
         SP.SP_DirOpenIcon,
     ),
     Spec(
+        "open_model_text",
+        "Open the Model's &Text",
+        None,
+        "Open the text the current model was trained on, to continue training it on that text",
+        SP.SP_FileDialogStart,
+    ),
+    Spec(
         "save",
         "&Save Model",
         QKeySequence.StandardKey.Save,
@@ -148,9 +155,16 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec("reset_layout", "&Reset Layout", None, "Put the panels back where they started", None),
     Spec(
+        "help",
+        "CharLSTM Studio &Guide",
+        QKeySequence.StandardKey.HelpContents,
+        "How to train a model, read its curves, generate text and keep your work",
+        SP.SP_DialogHelpButton,
+    ),
+    Spec(
         "about",
         "&About CharLSTM Studio",
-        QKeySequence.StandardKey.HelpContents,
+        None,
         "Version and licence",
         SP.SP_MessageBoxInformation,
     ),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,9 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from core.config import ModelConfig, TrainConfig
-from core.errors import CharLSTMError, DecodeError
-from core.events import CheckpointEvent, EvalEvent, StepEvent
+from core.data import display_path
+from core.errors import CharLSTMError, DecodeError, ModelFileError
+from core.events import CheckpointEvent, EvalEvent, RollbackEvent, StepEvent
 
 from .history import LossHistory
 from .worker import StreamWorker, TaskWorker, TrainWorker
@@ -49,10 +50,62 @@ def _engine() -> Any:
     return data, modelfile, sample, trainer
 
 
+def max_train_threads() -> int:
+    """The most BLAS threads a training run of the app uses: the cores, at most 2."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def autosave_path(folder: str | os.PathLike[str], corpus_name: str) -> str:
     stem = Path(corpus_name).stem or "model"
     stem = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem)[:40]
     return str(Path(folder) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.npz")
+
+
+def continue_problem(model: Any, corpus: Any) -> str:
+    """Why ``model`` cannot be continued on ``corpus`` ("" when it can): no checkpoint, no text,
+    or characters of the text that the model's vocabulary lacks (the trainer would refuse)."""
+    if model is None or model.train is None:
+        return "Open a checkpoint or train a model to continue it."
+    if corpus is None:
+        return "Open a text to continue training on."
+    missing = model.vocab.missing("".join(corpus.vocab.chars))
+    if not missing:
+        return ""
+    shown = " ".join(repr(ch) for ch in missing[:8]) + (" …" if len(missing) > 8 else "")
+    trained_on = (model.train.corpus or {}).get("name") or "the text it was trained on"
+    return (
+        f"Cannot continue: the model cannot represent {len(missing):,} character(s) of "
+        f"{corpus.name} ({shown}). Open {trained_on} (File ▸ Open the Model's Text) or "
+        "train a new model on this text."
+    )
+
+
+def model_text_candidates(
+    model: Any, model_path: str | None, recent_texts: Sequence[str] = ()
+) -> list[str]:
+    """Existing files that may be the text ``model`` was trained on, likeliest first: the path
+    its checkpoint records, a file of that name beside the model file, recent texts of that
+    name; each must have the recorded size (opening it checks the content's SHA-256)."""
+    if model is None or model.train is None:
+        return []
+    fp = model.train.corpus or {}
+    name, size = fp.get("name"), fp.get("size")
+    guesses: list[str] = []
+    if isinstance(fp.get("path"), str):
+        guesses.append(fp["path"])
+    if isinstance(name, str) and name:
+        if model_path:
+            guesses.append(os.path.join(os.path.dirname(model_path), name))
+        guesses += [p for p in recent_texts if os.path.basename(p) == name]
+    found: list[str] = []
+    for path in guesses:
+        try:
+            ok = os.path.isfile(path) and (size is None or os.path.getsize(path) == size)
+        except (OSError, ValueError):
+            ok = False
+        if ok and os.path.abspath(path) not in map(os.path.abspath, found):
+            found.append(path)
+    return found
 
 
 class Controller(QObject):
@@ -60,20 +113,23 @@ class Controller(QObject):
     busy_changed = Signal(str)  # what is loading or saving, "" when nothing
     corpus_changed = Signal(object)  # core.data.Corpus
     model_changed = Signal(object, str)  # ModelFile or None, how to describe it
-    model_opened = Signal(object, str)  # ModelFile, path: restore its settings in the form
+    # Paths travel as ``object``: a Signal(str) drops the lone surrogates of a file name that is
+    # not UTF-8, naming another file.
+    model_opened = Signal(object, object)  # ModelFile, path: restore its settings in the form
     history_reset = Signal()
     train_events = Signal(object)  # tuple of events, after the history has recorded them
+    run_finished = Signal(object)  # core.events.TrainSummary of a run that ended normally
     blas_info = Signal(str)
     dirty_changed = Signal(bool)
-    saved = Signal(str)
-    autosaved = Signal(str)
+    saved = Signal(object)  # path
+    autosaved = Signal(object)  # path
     message = Signal(str, str)  # title, text: a problem the user can fix
-    decode_failed = Signal(str, str)  # path, message: offer another encoding
+    decode_failed = Signal(object, str)  # path, message: offer another encoding
     internal_error = Signal(str)  # traceback of a bug in a worker
     generation_started = Signal(str)  # what it samples from
     generation_text = Signal(str)
     generation_finished = Signal(bool)  # True when it ran to the requested length
-    task_done = Signal(str, object)  # tag, result of run_task()
+    task_done = Signal(object, object)  # tag (str, may hold a path), result of run_task()
     inspect_snapshot = Signal(object)  # ModelFile copy taken between two steps for the Inspect view
 
     def __init__(self, parent: QObject | None = None, *, blas_threads: int | None = None) -> None:
@@ -90,9 +146,18 @@ class Controller(QObject):
         self.model_config: ModelConfig | None = None
         self.train_config: TrainConfig | None = None
         self.autosave_file: str | None = None
+        self.run_checkpoint: str | None = None  # the autosave file of the latest run
         self.blas_threads = blas_threads
         self.busy = ""
         self._saved_step = 0
+        # Which model is current: a new run or an opened file makes a new one. A save answers
+        # for the model it was started for; only that model gets the saved file as its own.
+        self._model_id = 0
+        self._pending_save: str | None = None
+        # ModelLocks held for the running run: its model file (where the user saved or opened
+        # it) and its autosave file, so that no other run, here or in the CLI, writes them.
+        self._file_lock: Any = None
+        self._ckpt_lock: Any = None
         self._threads: dict[QThread, QObject] = {}
         self._train_worker: TrainWorker | None = None
         self._stream_worker: StreamWorker | None = None
@@ -162,6 +227,11 @@ class Controller(QObject):
         if still:
             QTimer.singleShot(5, self._reap)
 
+    def training_threads(self) -> int:
+        """BLAS threads a run starts on: this session's measured choice, else the count the
+        trainer's chooser tries first (the settings check times steps on it too)."""
+        return self.blas_threads or max_train_threads()
+
     def run_task(self, tag: str, fn: Callable[[], Any]) -> None:
         """Run ``fn`` off the GUI thread; ``task_done(tag, result)`` or a message follows."""
         if self._shut_down:
@@ -178,7 +248,7 @@ class Controller(QObject):
             return
         data = _engine()[0]
         self._loading_path = path
-        self._set_busy(f"Loading {Path(path).name}…")
+        self._set_busy(f"Loading {display_path(Path(path).name)}…")
         self.run_task("corpus", lambda: data.load_corpus(path, encoding=encoding))
 
     def use_builtin_text(self) -> None:
@@ -196,32 +266,60 @@ class Controller(QObject):
             self.message.emit("Training is running", "Stop training before opening a model.")
             return
         modelfile = _engine()[1]
-        self._set_busy(f"Opening {Path(path).name}…")
+        self._set_busy(f"Opening {display_path(Path(path).name)}…")
         self.run_task("model:" + path, lambda: modelfile.load_model(path))
 
     def save_model(self, path: str) -> None:
-        """Save the current model (a snapshot between two steps while training) atomically."""
+        """Save the current model (a snapshot between two steps while training) atomically.
+
+        The target follows the engine's rule (``modelfile.save_target``: a symlink is saved
+        through, a folder, device or FIFO is refused) and must not be locked by another run;
+        both are checked here first, so that the user hears at once.
+        """
+        modelfile = _engine()[1]
+        try:
+            modelfile.save_target(path)
+            modelfile.check_not_locked(path)
+        except ModelFileError as exc:
+            self.message.emit("The model was not saved", str(exc))
+            return
         if self._train_worker is not None and self.state is not State.STOPPING:
-            self._train_worker.request_snapshot("save:" + path)
-            self._set_busy(f"Saving {Path(path).name}…")
+            self._train_worker.request_snapshot(f"save:{self._model_id}:{path}")
+            self._set_busy(f"Saving {display_path(Path(path).name)}…")
+            return
+        if self._train_worker is not None:  # stopping: save the final model once it arrives
+            self._pending_save = path
+            self._set_busy(f"Saving {display_path(Path(path).name)}…")
             return
         if self.model is None:
             self.message.emit("Nothing to save", "Train a model or open one first.")
             return
         self._save_async(self.model, path)
 
-    def _save_async(self, mf: Any, path: str) -> None:
+    def _save_async(self, mf: Any, path: str, model_id: int | None = None) -> None:
         modelfile = _engine()[1]
-        self._set_busy(f"Saving {Path(path).name}…")
+        self._set_busy(f"Saving {display_path(Path(path).name)}…")
         step = mf.train.step if mf.train is not None else 0
-        self.run_task(f"save:{step}:{path}", lambda: modelfile.save_model(path, mf))
+        owner = self._model_id if model_id is None else model_id
+        self.run_task(f"save:{owner}:{step}:{path}", lambda: modelfile.save_model(path, mf))
+
+    def unsaved_autosave_path(self, autosave_dir: str) -> str:
+        """Where unsaved work goes when there is no time to ask (the session ends): the run's
+        own autosave file, else a new one in ``autosave_dir``; never the user's model file."""
+        if self.run_checkpoint and self.model_path != self.run_checkpoint:
+            return self.run_checkpoint
+        name = self.corpus.name if self.corpus is not None else "model"
+        return autosave_path(autosave_dir, name)
 
     def save_now(self, path: str) -> str:
         """Save synchronously (used on close, after the workers are stopped)."""
         modelfile = _engine()[1]
         out = modelfile.save_model(path, self.model)
         self.model_path = str(out)
+        if self.model.train is not None:
+            self._saved_step = max(self._saved_step, self.model.train.step)
         self._set_dirty(False)
+        self.saved.emit(str(out))
         return str(out)
 
     # ---------------------------------------------------------------- training
@@ -275,7 +373,11 @@ class Controller(QObject):
                 )
                 return False
             ckpt = autosave_path(autosave_dir, self.corpus.name)
+        in_use = self._lock_run_files(self.model_path if resume_from is not None else None, ckpt)
+        if in_use is None:
+            return False
         self.autosave_file = None
+        self.run_checkpoint = ckpt
         corpus = self.corpus
         trainer_mod = _engine()[3]
 
@@ -288,16 +390,29 @@ class Controller(QObject):
 
         self.model_config, self.train_config = model_config, train_config
         if resume_from is None:
+            # A new model: it has no file until the user gives it one, and the previous model
+            # (saved or discarded by the user) is no longer the current one.
+            self._model_id += 1
+            self.model = None
+            self.model_source = ""
             self.history.clear()
             self.best_val = None
             self.model_path = None
             self._saved_step = 0
+            self._set_dirty(False)
             self.history_reset.emit()
+            self.model_changed.emit(None, "")
         else:
             self.best_val = resume_from.train.best_val_loss
+        if in_use:
+            self.model_path = None  # another run writes that file: this one must not
+            self.message.emit(
+                "The model file is in use",
+                f"{in_use} This run goes on here all the same; Save asks for another file.",
+            )
         self.last_step = None
         worker = TrainWorker(
-            factory, blas_threads=self.blas_threads, max_threads=max(1, min(2, os.cpu_count() or 1))
+            factory, blas_threads=self.blas_threads, max_threads=max_train_threads()
         )
         worker.started.connect(self._on_train_started)
         worker.events.connect(self._on_train_events)
@@ -312,6 +427,48 @@ class Controller(QObject):
         self._set_state(State.STARTING)
         self._launch(worker)
         return True
+
+    def _lock_run_files(self, model_file: str | None, ckpt: str | None) -> str | None:
+        """Take the run's locks: ``""`` when done, the problem when ``model_file`` is held by
+        another run (the run may go on without that file), None (and a message) when the
+        autosave file cannot be locked (the run must not start)."""
+        modelfile = _engine()[1]
+        self.release_locks()
+        problem = ""
+        if model_file:
+            try:
+                self._file_lock = modelfile.ModelLock(model_file).acquire()
+            except ModelFileError as exc:
+                problem = str(exc)
+        if ckpt:
+            try:
+                self._ckpt_lock = modelfile.ModelLock(ckpt).acquire()
+            except ModelFileError as exc:
+                self.release_locks()
+                self.message.emit("Cannot autosave", f"{exc} Choose another autosave folder.")
+                return None
+        return problem
+
+    def _relock_model_file(self, path: str) -> None:
+        """The running model was saved to ``path``: that file is now the one its run holds."""
+        if self._train_worker is None:
+            return
+        old = self._file_lock
+        if old is not None and os.path.realpath(path) == old.real:
+            return
+        try:
+            self._file_lock = _engine()[1].ModelLock(path).acquire()
+        except CharLSTMError:
+            self._file_lock = None
+        if old is not None:
+            old.release()
+
+    def release_locks(self) -> None:
+        """Give up the run's locks (the run has ended)."""
+        for lock in (self._file_lock, self._ckpt_lock):
+            if lock is not None:
+                lock.release()
+        self._file_lock = self._ckpt_lock = None
 
     def pause(self) -> None:
         if self._train_worker is not None and self.state is State.TRAINING:
@@ -345,6 +502,9 @@ class Controller(QObject):
             elif isinstance(ev, CheckpointEvent):
                 self.autosave_file = ev.path
                 self.autosaved.emit(ev.path)
+            elif isinstance(ev, RollbackEvent):  # self-healing: the curve after it was undone
+                self.history.add_rollback(ev, chars_per_step)
+                self.best_val = self.history.best_val()
         if self.last_step is not None and self.last_step.step > self._saved_step:
             self._set_dirty(True)
         self.train_events.emit(batch)
@@ -364,11 +524,12 @@ class Controller(QObject):
         if self.state is State.PAUSED:
             self._set_state(State.TRAINING)
 
-    @Slot(object, str)
+    @Slot(object, object)
     def _on_snapshot(self, mf: Any, purpose: str) -> None:
         self.model = mf
         if purpose.startswith("save:"):
-            self._save_async(mf, purpose[5:])
+            _, owner, path = purpose.split(":", 2)
+            self._save_async(mf, path, int(owner))
         elif purpose == "inspect":
             self.inspect_snapshot.emit(mf)
         elif purpose == "generate" and self._pending_generate is not None:
@@ -392,10 +553,17 @@ class Controller(QObject):
 
     def _finish_training(self, final: Any) -> None:
         self._train_worker = None
+        self.release_locks()
         if final is not None:
             self.model = final
             self.model_source = "the model just trained"
             self.model_changed.emit(final, self.model_source)
+        pending, self._pending_save = self._pending_save, None
+        if pending is not None:
+            if self.model is not None:
+                self._save_async(self.model, pending)
+            else:
+                self._set_busy("")
         if self._pending_generate is not None and self._stream_worker is None:
             request, self._pending_generate = self._pending_generate, None
             if self.model is not None:
@@ -412,6 +580,8 @@ class Controller(QObject):
         if summary is not None and getattr(summary, "best_val_loss", None) is not None:
             self.best_val = summary.best_val_loss
         self._finish_training(final)
+        if summary is not None and not self._shut_down:
+            self.run_finished.emit(summary)
 
     @Slot(object, str, object)
     def _on_train_failed(self, exc: Exception, tb: str, last_good: Any) -> None:
@@ -501,7 +671,7 @@ class Controller(QObject):
         self.generation_finished.emit(completed)
 
     # ---------------------------------------------------------------- one-shot tasks
-    @Slot(str, object)
+    @Slot(object, object)
     def _on_task_done(self, tag: str, result: Any) -> None:
         if tag == "corpus":
             self._set_busy("")
@@ -512,18 +682,21 @@ class Controller(QObject):
             self._opened(result, tag[6:])
         elif tag.startswith("save:"):
             self._set_busy("")
-            _, step, _path = tag.split(":", 2)
-            self.model_path = str(result)
-            self._saved_step = max(self._saved_step, int(step))
-            current = self.last_step.step if self.last_step is not None else int(step)
-            self._set_dirty(current > self._saved_step)
+            _, owner, step, _path = tag.split(":", 3)
+            if int(owner) == self._model_id:  # else it saved a model that is no longer current
+                self.model_path = str(result)
+                self._relock_model_file(self.model_path)
+                self._saved_step = max(self._saved_step, int(step))
+                current = self.last_step.step if self.last_step is not None else int(step)
+                self._set_dirty(current > self._saved_step)
             self.saved.emit(str(result))
         self.task_done.emit(tag, result)
 
     def _opened(self, mf: Any, path: str) -> None:
+        self._model_id += 1
         self.model = mf
         self.model_path = path
-        self.model_source = Path(path).name
+        self.model_source = display_path(Path(path).name)
         self.last_step = None
         self.best_val = mf.train.best_val_loss if mf.train is not None else None
         self._saved_step = mf.train.step if mf.train is not None else 0
@@ -532,13 +705,13 @@ class Controller(QObject):
         if mf.train is not None:
             self.train_config = mf.train.config
             cfg = mf.train.config
-            self.history.load(mf.train.history, cfg.batch_size * cfg.seq_len)
+            self.history.load(mf.train.history, cfg.batch_size * cfg.seq_len, mf.train.rollbacks)
         self.model_config = mf.config
         self._set_dirty(False)
         self.model_opened.emit(mf, path)
         self.model_changed.emit(mf, self.model_source)
 
-    @Slot(str, object, str)
+    @Slot(object, object, str)
     def _on_task_failed(self, tag: str, exc: Exception, tb: str) -> None:
         self._set_busy("")
         if isinstance(exc, DecodeError) and tag == "corpus":
@@ -559,10 +732,11 @@ class Controller(QObject):
             self.internal_error.emit(tb)
 
     # ---------------------------------------------------------------- shutdown
-    def shutdown(self, timeout_ms: int = 30_000) -> bool:
+    def shutdown(self, timeout_ms: int = 30_000, *, keep_locks: bool = False) -> bool:
         """Stop every worker and wait for its thread (closing the window). True when all ended.
 
         Afterwards nothing new starts: a QThread destroyed while running aborts the process.
+        ``keep_locks`` keeps the run's file locks for a last save (then ``release_locks()``).
         """
         self._shut_down = True
         self._pending_generate = None
@@ -576,4 +750,6 @@ class Controller(QObject):
             ok = thread.wait(timeout_ms) and ok
         if worker is not None and worker.final_model is not None:
             self.model = worker.final_model
+        if not keep_locks:
+            self.release_locks()
         return ok

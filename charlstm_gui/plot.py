@@ -1,5 +1,8 @@
 """The live loss plot: raw training loss (faint), its smoothed curve, and validation loss.
 
+Each self-healing rollback is a dashed red vertical line at the step training returned to; its
+tooltip says what happened ("rolled back to step 1,200; learning rate 8e-3 → 4e-3").
+
 Three persistent curves are updated with ``setData`` from a 25 Hz timer, and only when the history
 changed; clip-to-view and 'peak' downsampling keep 100,000+ points cheap. The smoothed curve is
 computed incrementally (only new points) unless the smoothing changes.
@@ -9,13 +12,24 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
 
+from .axes import CountAxis, LossAxis
 from .history import LossHistory, ema
 
 REFRESH_MS = 40  # 25 Hz
 REFERENCE_COLOURS = ((120, 120, 120), (150, 60, 160), (40, 140, 90), (190, 120, 0), (60, 60, 200))
+ROLLBACK_PEN = pg.mkPen((200, 30, 30), width=1.5, style=Qt.PenStyle.DashLine)
+ROLLBACK_HOVER_PX = 4  # the pointer this close to a rollback line shows its tooltip
 
 
 class LossPlot(QWidget):
@@ -31,12 +45,17 @@ class LossPlot(QWidget):
         self._smooth = np.empty(0)
         self._smooth_n = 0
         self._smooth_state = (0.0, 0)
+        self._smooth_rewrites = history.rewrites
         self.x_chars = False
         self.references: list[tuple[str, float, str, pg.InfiniteLine]] = []  # label, nats, tip
         self.references_shown = True
+        self.rollback_lines: list[pg.InfiniteLine] = []
 
         pg.setConfigOptions(antialias=False)
-        self.widget = pg.PlotWidget(background="w")
+        self.widget = pg.PlotWidget(
+            background="w",
+            axisItems={"bottom": CountAxis("bottom"), "left": LossAxis("left")},
+        )
         self.plot = self.widget.getPlotItem()
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.setLabel("left", "loss (nats per character)")
@@ -172,8 +191,10 @@ class LossPlot(QWidget):
     def smoothed(self) -> np.ndarray:
         """The smoothed training loss for every recorded step (computed incrementally)."""
         loss = self.history.train.loss
-        if self._smooth_n > loss.shape[0]:  # history was cleared
+        if self._smooth_n > loss.shape[0] or self._smooth_rewrites != self.history.rewrites:
+            # history was cleared or rolled back: its rows are not those smoothed so far
             self._smooth_n, self._smooth_state = 0, (0.0, 0)
+            self._smooth_rewrites = self.history.rewrites
         self._smooth, self._smooth_state = ema(
             loss, self.smoothing_value, self._smooth_n, self._smooth, self._smooth_state
         )
@@ -198,6 +219,20 @@ class LossPlot(QWidget):
         self.raw.setData(x_train, train_loss)
         self.smooth.setData(x_train, smooth)
         self.val.setData(x_val, val_loss)
+        self._draw_rollbacks()
+
+    def _draw_rollbacks(self) -> None:
+        """One vertical line per rollback, at the step (or characters) training returned to."""
+        marks = self.history.rollbacks
+        while len(self.rollback_lines) > len(marks):
+            self.plot.removeItem(self.rollback_lines.pop())
+        while len(self.rollback_lines) < len(marks):
+            line = pg.InfiniteLine(angle=90, movable=False, pen=ROLLBACK_PEN)
+            self.plot.addItem(line, ignoreBounds=True)
+            self.rollback_lines.append(line)
+        for line, (step, chars, event) in zip(self.rollback_lines, marks, strict=True):
+            line.setPos(chars if self.x_chars else step)
+            line.setToolTip(rollback_tooltip(event))
 
     def refresh_now(self) -> None:
         self._drawn_version = -1
@@ -221,9 +256,23 @@ class LossPlot(QWidget):
             vx = h.val.chars if self.x_chars else h.val.step
             j = int(np.argmin(np.abs(vx - x)))
             text += f" · validation {h.val.loss[j]:.4f} (step {int(h.val.step[j]):,})"
+        line = self.rollback_line_at(pos)
+        if line is not None:
+            text += " · " + line.toolTip().splitlines()[0]
+            where = self.widget.viewport().mapToGlobal(self.widget.mapFromScene(pos))
+            QToolTip.showText(where, line.toolTip(), self.widget)
         self.cursor_label.setText(text)
         self.vline.setPos(xs[i])
         self.vline.show()
+
+    def rollback_line_at(self, scene_pos) -> pg.InfiniteLine | None:
+        """The rollback line within ROLLBACK_HOVER_PX pixels of a scene position, if any (a
+        1-pixel line is hard to hit, and pyqtgraph shows no item tooltips by itself)."""
+        for line in self.rollback_lines:
+            x = self.plot.vb.mapViewToScene(QPointF(line.value(), 0)).x()
+            if abs(x - scene_pos.x()) <= ROLLBACK_HOVER_PX:
+                return line
+        return None
 
     def save_png(self, path: str) -> bool:
         return self.widget.grab().save(path, "PNG")
@@ -234,3 +283,8 @@ def _positive(x: np.ndarray, *ys: np.ndarray) -> tuple[np.ndarray, ...]:
     for y in ys:
         keep &= np.isfinite(y) & (y > 0)
     return (x[keep], *(y[keep] for y in ys))
+
+
+def rollback_tooltip(event) -> str:
+    """'rolled back to step 1,200; learning rate 8e-3 → 4e-3', then why, on a second line."""
+    return f"{event.describe()}\nTraining blew up at step {event.from_step:,}: {event.reason}."

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from PySide6.QtCore import QObject, Signal, Slot
 
 from core import parallel
-from core.events import EvalEvent, StepEvent
+from core.events import EvalEvent, RollbackEvent, StepEvent
 
 EMIT_INTERVAL_S = 1 / 30  # at most this many batches of events per second reach the GUI
 
@@ -65,7 +65,8 @@ class TrainWorker(QObject):
     blas_chosen = Signal(int, str)  # thread count, a sentence explaining the measurement
     paused = Signal(int)  # step at which the trainer is parked
     resumed = Signal()
-    snapshot_ready = Signal(object, str)  # ModelFile copy, purpose given to request_snapshot
+    # ModelFile copy, purpose given to request_snapshot (an object: it may hold a path)
+    snapshot_ready = Signal(object, object)
     failed = Signal(object, str, object)  # exception, traceback text, last good ModelFile or None
     finished = Signal(object, object)  # TrainSummary, final ModelFile
 
@@ -169,6 +170,8 @@ class TrainWorker(QObject):
                 prev_chars = event.chars_seen
             elif isinstance(event, EvalEvent) and self.snapshot_each_eval:
                 self.snapshot_ready.emit(trainer.snapshot(), "inspect")
+            elif isinstance(event, RollbackEvent):
+                prev_chars = None  # the step count went back: the next step has no predecessor
             if self._batch.add(event):
                 self._flush()
 
@@ -313,8 +316,9 @@ class StreamWorker(QObject):
 class TaskWorker(QObject):
     """Runs one function off the GUI thread (load a text or a model, save, calibrate)."""
 
-    done = Signal(str, object)  # tag, result
-    failed = Signal(str, object, str)  # tag, exception, traceback text
+    # The tag is an object: it may hold a path that is not valid text (see Controller).
+    done = Signal(object, object)  # tag, result
+    failed = Signal(object, object, str)  # tag, exception, traceback text
 
     def __init__(self, tag: str, fn: Callable[[], Any]) -> None:
         super().__init__()

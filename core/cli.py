@@ -2,7 +2,8 @@
 
 A thin shell over the engine: it turns options into ``ModelConfig``/``TrainConfig`` (defaults read
 from their fields), prints the trainer's events, and turns every expected problem into one line on
-stderr (exit 2 for usage, 1 for failures, 130 after Ctrl-C).
+stderr (exit 2 for usage, 1 for failures, 128 + the signal number after Ctrl-C, SIGTERM or
+SIGHUP, which stop the run and save it: see core/console.py).
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ import json
 import math
 import os
 import shutil
-import signal
+import stat
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,9 +25,18 @@ from typing import Any, TextIO
 import numpy as np
 
 from . import __version__
-from .config import DTYPES, SCHEDULES, ModelConfig, TrainConfig
+from .config import (
+    DTYPES,
+    ON_DIVERGENCE,
+    ON_DIVERGENCE_HELP,
+    SCHEDULES,
+    VAL_SPLITS,
+    ModelConfig,
+    TrainConfig,
+)
+from .console import StopSignals, one_line_warnings, signal_name
 from .copies import CopyIndex
-from .data import Corpus, load_corpus
+from .data import Corpus, display_path, load_corpus
 from .errors import (
     CharLSTMError,
     ConfigError,
@@ -36,15 +45,23 @@ from .errors import (
     ModelFileError,
     TrainingDiverged,
 )
-from .events import CheckpointEvent, EvalEvent, Event, SampleEvent, StepEvent, TrainSummary
+from .events import (
+    CheckpointEvent,
+    EvalEvent,
+    Event,
+    RollbackEvent,
+    SampleEvent,
+    StepEvent,
+    TrainSummary,
+)
 from .inspect import DETECTORS, KINDS, analyse, detectors, max_passage, rank_units
 from .inspect import surprising_spans as _surprising_spans
 from .inspect_html import render as _render_html
 from .inspect_html import visible as _visible
 from .inspect_html import write_atomic
 from .model import count_params
-from .modelfile import FORMAT_VERSION, K_VERSION, ModelFile, load_model
-from .sample import check_sampling, evaluate, generate
+from .modelfile import FORMAT_VERSION, K_VERSION, ModelFile, ModelLock, load_model, save_target
+from .sample import EVAL_STREAMS_MAX, EVAL_WARMUP, check_sampling, evaluate, generate
 from .trainer import Trainer
 
 PROG = "charlstm"
@@ -71,13 +88,21 @@ _TRAIN_OPTS: list[tuple[str, str, type, str, tuple[str, ...] | None]] = [
     ("--schedule", "lr_schedule", str, "learning-rate schedule", SCHEDULES),
     ("--warmup", "warmup_steps", int, "warm-up steps of the cosine schedule", None),
     ("--clip", "clip", float, "global gradient-norm clip, 0 disables it", None),
-    ("--val-fraction", "val_fraction", float, "last part of the text held out", None),
+    ("--val-fraction", "val_fraction", float, "part of the text held out", None),
+    (
+        "--val-split",
+        "val_split",
+        str,
+        "where validation comes from: the last part, or 10 evenly spaced blocks",
+        VAL_SPLITS,
+    ),
     ("--eval-every", "eval_every", int, "steps between validations (0: only at the end)", None),
     ("--sample-every", "sample_every", int, "steps between samples (0: never)", None),
     ("--sample-length", "sample_length", int, "characters per training sample", None),
     ("--temperature", "sample_temperature", float, "temperature of training samples", None),
     ("--checkpoint-every", "checkpoint_every", int, "steps between autosaves to --out", None),
     ("--seed", "seed", int, "seeds initialisation, dropout, streams and samples", None),
+    ("--on-divergence", "on_divergence", str, ON_DIVERGENCE_HELP, ON_DIVERGENCE),
 ]
 
 
@@ -124,6 +149,12 @@ def _hms(seconds: float) -> str:
         return "?"
     s = int(round(seconds))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _count(n: float, noun: str) -> str:
+    """ "1 minute", "2.5 minutes", "1,000 steps": ``n`` with ``noun`` in the right number."""
+    shown = f"{n:,}" if isinstance(n, int) else f"{n:g}"
+    return f"{shown} {noun}{'' if n == 1 else 's'}"
 
 
 def _bits(nats: float) -> float:
@@ -268,8 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
         "eval",
         help="mean loss of a model over a text",
         description="Print the mean next-character loss of MODEL over TEXT in nats and bits per "
-        "character. The model reads the whole text in order from a zero state, carrying its state "
-        "throughout.",
+        "character; every character after the first is scored once. The text is cut into "
+        "--streams pieces read side by side (fast), each carrying its state through its piece; "
+        "each piece after the first starts from a zero state warmed up on the --warmup "
+        "characters before it (read, not scored), so the one approximation is that a piece "
+        "forgets what came earlier than that. --streams 1 reads the whole text in order: exact, "
+        "and much slower on long texts. Progress is shown on a terminal.",
     )
     e.add_argument("model", metavar="MODEL", help="model file (.npz)")
     e.add_argument("text", metavar="TEXT", help="text file")
@@ -277,10 +312,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--streams",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="split the text into N pieces run side by side, each from a zero state: faster, "
-        "a slight approximation, and up to N-1 final characters are not scored (default: 1)",
+        help="pieces of the text read side by side (default: one per "
+        f"{8 * EVAL_WARMUP:,} characters, at most {EVAL_STREAMS_MAX}; 1 = exact, in order)",
+    )
+    e.add_argument(
+        "--warmup",
+        type=int,
+        default=EVAL_WARMUP,
+        metavar="W",
+        help="characters each piece reads, unscored, before its own (default: %(default)s)",
     )
 
     n = sub.add_parser(
@@ -374,6 +416,9 @@ class _Progress:
     def __call__(self, event: Event) -> None:
         if self.log is not None:
             self.log_record({"event": event.kind, **dataclasses.asdict(event)})
+        if isinstance(event, RollbackEvent):  # shown even with --quiet: it changes the run
+            self.clear()
+            _note(f"step {event.from_step:,}: {event.reason}; {event.describe()}")
         if self.quiet:
             return
         if isinstance(event, StepEvent):
@@ -441,64 +486,65 @@ class _Progress:
         self.clear()
 
 
-class _SigintStop:
-    """First Ctrl-C: ask the trainer to stop after the current step (it then saves a consistent
-    checkpoint itself). A second Ctrl-C raises KeyboardInterrupt as usual. Only possible in the
-    main thread; elsewhere Ctrl-C stays a plain KeyboardInterrupt."""
-
-    def __init__(self, trainer: Trainer) -> None:
-        self.trainer = trainer
-        self.requested = False
-        self.previous: Any = None
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        self.trainer.request_stop()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        try:  # best effort: the handler may have interrupted a write to stderr itself
-            sys.stderr.write(
-                f"\n{PROG}: stopping after this step and saving a checkpoint "
-                "(Ctrl-C again to quit sooner)\n"
-            )
-            sys.stderr.flush()
-        except (RuntimeError, OSError, ValueError):
-            pass
-
-    def __enter__(self) -> _SigintStop:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+def _stop_message(signum: int) -> str:
+    again = "Ctrl-C" if signum == 2 else f"{signal_name(signum)}"
+    return (
+        f"\n{PROG}: {signal_name(signum)}: stopping after this step and saving a checkpoint "
+        f"({again} again to quit sooner)\n"
+    )
 
 
 def _check_out_path(out: str, text: str | None) -> str:
-    """Absolute path to save to; _UsageError if it cannot or should not be written."""
+    """Absolute path to save to; _UsageError if it cannot or should not be written.
+
+    The rule for special files is ``core.modelfile.save_target``'s, the app's too: devices,
+    FIFOs and folders are refused, a symlink is saved through to its target.
+    """
     path = os.path.abspath(out)
-    if (
-        text is not None
-        and os.path.exists(path)
-        and os.path.exists(text)
-        and os.path.samefile(path, text)
-    ):
-        raise _UsageError(f"--out {out} is the training text itself; choose another file name.")
-    if os.path.isdir(path):
-        raise _UsageError(f"--out {out} is a folder; give a file name such as model.npz.")
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        raise _UsageError(f"cannot save to {out}: the folder {folder} does not exist.")
+    shown = display_path(out)
+    if text is not None and _same_file(path, text):
+        raise _UsageError(f"--out {shown} is the training text itself; choose another file name.")
+    try:
+        target = save_target(path)
+    except ModelFileError as e:
+        raise _UsageError(f"--out: {e}") from None
+    folder = os.path.dirname(target)
     if not os.access(folder, os.W_OK):
-        raise _UsageError(f"cannot save to {out}: the folder {folder} is not writable.")
-    if os.path.isfile(path):
-        with open(path, "rb") as f:
+        raise _UsageError(f"cannot save to {shown}: the folder {folder} is not writable.")
+    if os.path.isfile(target):
+        with open(target, "rb") as f:
             if f.read(2) != b"PK":
                 raise _UsageError(
-                    f"{out} exists and is not a model file; refusing to overwrite it. "
+                    f"{shown} exists and is not a model file; refusing to overwrite it. "
                     "Choose another --out."
                 )
     return path
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (the same inode, or the same real path for
+    a file not yet created)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_log_path(log: str, text: str | None, out: str, model: str | None) -> None:
+    """_UsageError if the JSON-lines log would be written over the text or a model file. A
+    stream (a FIFO, /dev/stdout) is fine."""
+    try:
+        mode = os.stat(log).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        return
+    for what, other in (("the training text", text), ("the model file", out), ("--resume", model)):
+        if other is not None and _same_file(log, other):
+            raise _UsageError(
+                f"--log-jsonl {display_path(log)} is {what}; writing the log would destroy it. "
+                "Choose another file name."
+            )
 
 
 def _given(args: argparse.Namespace, opts: list) -> dict[str, Any]:
@@ -522,7 +568,7 @@ def _new_run(args: argparse.Namespace) -> tuple[Trainer, str, str]:
     mc = dataclasses.replace(mc, vocab_size=corpus.vocab.size)
     trainer = Trainer(corpus, mc, tc, checkpoint_path=out)
     if tc.minutes is not None:
-        length = f"{tc.minutes:g} minutes"
+        length = _count(tc.minutes, "minute")
     else:
         length = f"{trainer.total_steps:,} steps"
         if tc.epochs is not None:
@@ -563,9 +609,9 @@ def _resume_run(args: argparse.Namespace) -> tuple[Trainer, str, str]:
     out = _check_out_path(args.out or args.resume, args.text)
     base = st.config.replace(**_given(args, _TRAIN_OPTS), steps=None, epochs=None, minutes=None)
     if args.minutes is not None:
-        tc, length = base.replace(minutes=args.minutes), f"{args.minutes:g} more minutes"
+        tc, length = base.replace(minutes=args.minutes), _count(args.minutes, "more minute")
     elif args.steps is not None:
-        tc, length = base.replace(steps=st.step + args.steps), f"{args.steps:,} more steps"
+        tc, length = base.replace(steps=st.step + args.steps), _count(args.steps, "more step")
     elif args.epochs is not None:
         tc, length = (
             base.replace(steps=st.step + 1),
@@ -610,7 +656,16 @@ def _drive(trainer: Trainer, on_event: Callable[[Event], None]) -> TrainSummary:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.log_jsonl:  # before anything is read or written
+        out_arg = args.out or args.resume or (Path(args.text).stem + ".npz" if args.text else "")
+        _check_log_path(args.log_jsonl, args.text, os.path.abspath(out_arg), args.resume)
     trainer, out, what = _resume_run(args) if args.resume else _new_run(args)
+    # One writer per model file for the whole run: a second run on the same --out is refused.
+    with ModelLock(out):
+        return _train_locked(args, trainer, out, what)
+
+
+def _train_locked(args: argparse.Namespace, trainer: Trainer, out: str, what: str) -> int:
     log = None
     if args.log_jsonl:
         try:
@@ -622,6 +677,7 @@ def _train(args: argparse.Namespace) -> int:
     try:
         if not args.quiet:
             _note(what)
+            _warn_unseen_validation(trainer)
         progress = _Progress(trainer, args.quiet, log)
         return _run_training(trainer, out, progress)
     finally:
@@ -629,48 +685,76 @@ def _train(args: argparse.Namespace) -> int:
             log.close()
 
 
+def _warn_unseen_validation(trainer: Trainer) -> None:
+    """Say when the validation part holds characters the training part never shows."""
+    from .plan import unseen_in_validation, unseen_message
+
+    tc, corpus = trainer.train_config, trainer.corpus
+    unseen = unseen_in_validation(corpus.ids, corpus.vocab, tc.val_fraction, tc.val_split)
+    if unseen.distinct:
+        how = " Use --val-split blocks." if tc.val_split == "last" else ""
+        _warn(unseen_message(unseen, tc.val_split) + how)
+
+
 def _run_training(trainer: Trainer, out: str, progress: _Progress) -> int:
-    stop = _SigintStop(trainer)
-    try:
-        with stop:
-            summary = _drive(trainer, progress)
-    except KeyboardInterrupt:
-        # A second Ctrl-C, or one that did not go through our handler: save what there is.
-        progress.clear()
+    stop = StopSignals(trainer.request_stop, _stop_message)
+    with stop:  # SIGINT, SIGTERM, SIGHUP: stop after this step, save, exit 128 + signal
         try:
+            summary = _drive(trainer, progress)
+        except KeyboardInterrupt:
+            # A second signal, or a Ctrl-C that did not go through the handler: save what there is.
+            progress.clear()
+            try:
+                path = trainer.save(out)
+            except KeyboardInterrupt:
+                _note(f"interrupted again while saving; {out} keeps its previous contents.")
+                return stop.exit_status
+            _report_interrupt(progress, trainer, path, stop.signum)
+            return stop.exit_status
+        except TrainingDiverged as e:
+            progress.clear()
             path = trainer.save(out)
+            if progress.log is not None:
+                progress.log_record({"event": "diverged", "step": trainer.step, "path": path})
+            _err(f"{e} They are saved in {path}.")
+            return EXIT_FAILURE
+        progress.finish()
+        if progress.log is not None:
+            progress.log_record({"event": "summary", **dataclasses.asdict(summary)})
+        try:
+            path = summary.checkpoint_path or trainer.save(out)
         except KeyboardInterrupt:
             _note(f"interrupted again while saving; {out} keeps its previous contents.")
-            return EXIT_INTERRUPTED
-        _report_interrupt(progress, trainer, path)
-        return EXIT_INTERRUPTED
-    except TrainingDiverged as e:
-        progress.clear()
-        path = trainer.save(out)
-        if progress.log is not None:
-            progress.log_record({"event": "diverged", "step": trainer.step, "path": path})
-        _err(f"{e} The last good weights (step {trainer.step:,}) are saved in {path}.")
-        return EXIT_FAILURE
-    progress.finish()
-    if progress.log is not None:
-        progress.log_record({"event": "summary", **dataclasses.asdict(summary)})
-    path = summary.checkpoint_path or trainer.save(out)
+            return stop.exit_status
     if stop.requested:
-        _report_interrupt(progress, trainer, path)
-        return EXIT_INTERRUPTED
+        _report_interrupt(progress, trainer, path, stop.signum)
+        return stop.exit_status
     best = summary.best_val_loss
     val = "" if best is None else f", best validation loss {best:.4f} nats/char"
+    if summary.rollbacks:
+        n = summary.rollbacks
+        val += f", healed {n} blow-up{'s' * (n != 1)} (learning rate x{trainer.lr_scale:.3g})"
     _note(f"trained to step {summary.steps:,} in {_hms(summary.elapsed_s)}{val}; saved to {path}")
     return 0
 
 
-def _report_interrupt(progress: _Progress, trainer: Trainer, path: str) -> None:
-    if progress.log is not None:
-        progress.log_record({"event": "interrupted", "step": trainer.step, "path": path})
-    _note(
-        f"interrupted at step {trainer.step:,}; checkpoint saved to {path}. "
-        f"Continue with: {PROG} train --resume {path} {trainer.corpus.path or 'TEXT'}"
-    )
+def _report_interrupt(
+    progress: _Progress, trainer: Trainer, path: str, signum: int | None = None
+) -> None:
+    how = "interrupted" if signum in (None, 2) else f"stopped by {signal_name(signum)}"
+    try:  # after a hang-up (SIGHUP) the terminal may be gone: the save is what matters
+        if progress.log is not None:
+            record = {"event": "interrupted", "step": trainer.step, "path": path}
+            if signum is not None:
+                record["signal"] = signal_name(signum)
+            progress.log_record(record)
+        text = display_path(trainer.corpus.path) if trainer.corpus.path else "TEXT"
+        _note(
+            f"{how} at step {trainer.step:,}; checkpoint saved to {display_path(path)}. "
+            f"Continue with: {PROG} train --resume {display_path(path)} {text}"
+        )
+    except (OSError, ValueError):
+        pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -679,6 +763,8 @@ def _report_interrupt(progress: _Progress, trainer: Trainer, path: str) -> None:
 
 def _sample(args: argparse.Namespace) -> int:
     check_sampling(args.temperature, args.top_k, args.top_p, args.length)
+    if args.seed is not None and args.seed < 0:
+        raise ConfigError(f"--seed must be 0 or a positive whole number, not {args.seed}.")
     model = load_model(args.model)
     index = None
     if args.copies is not None:  # read and index first: a bad file fails before generating
@@ -706,7 +792,7 @@ def _sample(args: argparse.Namespace) -> int:
                 _write(out, "".join(buf))
                 out.flush()
                 buf = []
-        if out.isatty() and last != "\n":
+        if out.isatty() and last and last != "\n":  # the shell prompt on a line of its own
             buf.append("\n")
         _write(out, "".join(buf))
         out.flush()
@@ -749,21 +835,30 @@ def _read_for(model: ModelFile, path: str, encoding: str | None) -> Corpus:
             " and more" if len(missing) > 20 else ""
         )
         raise CorpusMismatchError(
-            f"{path} has {len(missing):,} character(s) that are not in the model's "
-            f"vocabulary ({shown}), so the model cannot score it."
+            f"{display_path(path)} has {len(missing):,} character(s) that are not in the "
+            f"model's vocabulary ({shown}), so the model cannot score it."
         ) from None
 
 
 def _eval(args: argparse.Namespace) -> int:
-    if args.streams < 1:
+    if args.streams is not None and args.streams < 1:
         raise ConfigError(f"--streams must be at least 1, not {args.streams}.")
+    if args.warmup < 0:
+        raise ConfigError(f"--warmup must be 0 or more characters, not {args.warmup}.")
     model = load_model(args.model)
     corpus = _read_for(model, args.text, args.encoding)
-    nats = evaluate(model, corpus.ids, streams=args.streams)
-    n = corpus.n_chars - 1
-    streams = max(1, min(args.streams, n))
-    scored = streams * (n // streams)
-    print(f"text:      {corpus.name} ({scored:,} characters scored, {streams} stream(s))")
+    progress = _EvalProgress() if sys.stderr.isatty() else None
+    try:
+        result = evaluate(model, corpus.ids, streams=args.streams, warmup=args.warmup,
+                          progress=progress)  # fmt: skip
+    finally:
+        if progress is not None:
+            progress.clear()
+    nats = result.nats
+    how = f"{result.streams:,} stream{'s' * (result.streams != 1)}"
+    if result.streams > 1:
+        how += f", each warmed up on {result.warmup:,} characters"
+    print(f"text:      {corpus.name} ({result.scored:,} characters scored, {how})")
     print(f"nats/char: {nats:.6f}")
     print(f"bits/char: {_bits(nats):.6f}")
     print(f"perplexity: {math.exp(nats):.4f}")
@@ -861,6 +956,36 @@ def _cells(args: argparse.Namespace) -> int:
     return 0
 
 
+class _EvalProgress:
+    """``eval: 45% (900,000 of 2,000,000 characters), 0:00:30 elapsed, ETA 0:00:36`` on one
+    rewritten stderr line, at most 10 times a second."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.drawn_at = 0.0
+        self.width = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - self.drawn_at < 0.1 and done < total:
+            return
+        self.drawn_at = now
+        spent = now - self.start
+        eta = spent * (total - done) / done if done else float("nan")
+        line = (
+            f"eval: {100 * done / max(total, 1):.0f}% ({done:,} of {total:,} characters), "
+            f"{_hms(spent)} elapsed, ETA {_hms(eta)}"
+        )
+        _write(sys.stderr, "\r" + line + " " * max(0, self.width - len(line)))
+        sys.stderr.flush()
+        self.width = len(line)
+
+    def clear(self) -> None:
+        if self.width:
+            _write(sys.stderr, "\r" + " " * self.width + "\r")
+            sys.stderr.flush()
+
+
 def _file_version(path: str) -> int | str:
     """The format version stored in the (already validated) model file."""
     try:
@@ -894,6 +1019,12 @@ def _info(args: argparse.Namespace) -> int:
             ("best val loss", "-" if best is None else f"{best:.4f} nats/char "
              f"({_bits(best):.4f} bits/char)"),
         ]  # fmt: skip
+        if t.rollbacks:  # self-healing (core.heal)
+            n, last = len(t.rollbacks), t.rollbacks[-1]
+            rows.append(
+                ("healed", f"{n} blow-up{'s' * (n != 1)}, the last at step {last.from_step:,} "
+                 f"({last.describe()}); learning rate now x{t.lr_scale:.3g}")
+            )  # fmt: skip
         fp = t.corpus
         size = fp.get("size")
         size_s = f"{size:,} bytes" if isinstance(size, int) else "size unknown"
@@ -927,7 +1058,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``charlstm`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     try:
         args = build_parser().parse_args(argv)
-        return _COMMANDS[args.command](args)
+        with one_line_warnings(_warn):  # a NumPy RuntimeWarning as one line, not two
+            return _COMMANDS[args.command](args)
     except SystemExit as e:  # --help and --version
         return e.code if isinstance(e.code, int) else 0
     except (_UsageError, ConfigError) as e:

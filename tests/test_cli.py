@@ -172,9 +172,11 @@ def test_divergence_saves_last_good_weights(text, capsys, monkeypatch):
         return (float("nan") if len(calls) == 4 else loss), grads, state
 
     monkeypatch.setattr(trainer_mod, "loss_and_grads", failing)
-    code, _, err = run(capsys, "train", text, *TINY, "--steps", 20, "--out", "m.npz")
+    stop = ("--on-divergence", "stop")  # the default heals (tests/test_heal.py)
+    code, _, err = run(capsys, "train", text, *TINY, *stop, "--steps", 20, "--out", "m.npz")
     assert code == 1 and "diverged at step 4" in err and "m.npz" in err
-    assert len(err.strip().splitlines()[-1]) > 0 and load_model("m.npz").train.step == 3
+    # the weights that produced the NaN are not good: the last kept state (the start) is saved
+    assert len(err.strip().splitlines()[-1]) > 0 and load_model("m.npz").train.step == 0
 
 
 def test_progress_line_on_a_terminal(text, capsys, monkeypatch):
@@ -379,3 +381,52 @@ def test_sample_reports_copies_on_stderr(hostile_model, capsys, tmp_path):
         capsys, "sample", model, "--length", 200, "--seed", 1, "--copies", tmp_path / "same.txt"
     )
     assert again == out and "100% copied verbatim" in err and "longest 200 characters" in err
+
+
+def test_small_usage_and_data_errors(text, tmp_path, capsys):
+    run(capsys, "train", text, *TINY, "--steps", 3, "--out", "m.npz", "-q")
+    code, _, err = run(capsys, "sample", "m.npz", "--seed", -1)
+    assert code == 2 and "--seed" in err and len(err.splitlines()) == 1
+    one = tmp_path / "one.txt"
+    one.write_text("a", encoding="utf-8")
+    code, _, err = run(capsys, "eval", "m.npz", one)
+    assert code == 1 and "at least 2 characters" in err and len(err.splitlines()) == 1
+
+
+def test_numpy_warnings_are_one_line(text, capsys, monkeypatch):
+    import warnings
+
+    def noisy(args):
+        warnings.warn("overflow encountered in exp", RuntimeWarning, stacklevel=1)
+        warnings.warn("overflow encountered in exp", RuntimeWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setitem(cli._COMMANDS, "info", noisy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        code, _, err = run(capsys, "info", "x.npz")
+    assert code == 0
+    assert err == "charlstm: warning: RuntimeWarning: overflow encountered in exp\n"
+
+
+def test_one_minute_is_singular(text, capsys, monkeypatch):
+    monkeypatch.setattr(cli.Trainer, "run", lambda self: iter(()))
+    code, _, err = run(capsys, "train", text, *TINY, "--minutes", 1, "--out", "m.npz")
+    assert "for 1 minute;" in err, err
+    assert cli._count(2.5, "minute") == "2.5 minutes" and cli._count(1000, "step") == "1,000 steps"
+
+
+def test_sample_ends_with_a_newline_on_a_terminal(text, capsys, monkeypatch):
+    run(capsys, "train", text, *TINY, "--steps", 3, "--out", "m.npz", "-q")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    code, out, _ = run(capsys, "sample", "m.npz", "--length", 5, "--seed", 1, "--prime", "the")
+    assert code == 0 and out.endswith("\n") and len(out.rstrip("\n")) >= 3 + 4
+
+
+def test_eval_progress_only_on_a_terminal(text, capsys, monkeypatch):
+    run(capsys, "train", text, *TINY, "--steps", 3, "--out", "m.npz", "-q")
+    code, out, err = run(capsys, "eval", "m.npz", text)
+    assert code == 0 and err == "" and "characters scored" in out
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(capsys, "eval", "m.npz", text, "--streams", 3, "--warmup", 10)
+    assert code == 0 and "eval: 100%" in err and "3 streams, each warmed up on 10" in out

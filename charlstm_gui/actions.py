@@ -138,6 +138,14 @@ SPECS: tuple[Spec, ...] = (
         None,
         True,
     ),
+    Spec(
+        "x_time",
+        "X Axis in &Training Time",
+        "Ctrl+Shift+K",
+        "Plot against training time, to compare what runs reach in the same minutes",
+        None,
+        True,
+    ),
     Spec("reset_layout", "&Reset Layout", None, "Put the panels back where they started", None),
     Spec(
         "about",

@@ -334,10 +334,10 @@ class Controller(QObject):
         chars_per_step = cfg.batch_size * cfg.seq_len if cfg is not None else 0
         for ev in batch:
             if isinstance(ev, StepEvent):
-                self.history.add_train(ev.step, ev.chars_seen, ev.loss)
+                self.history.add_train(ev.step, ev.chars_seen, ev.loss, ev.elapsed_s)
                 self.last_step = ev
             elif isinstance(ev, EvalEvent):
-                self.history.add_val(ev.step, ev.step * chars_per_step, ev.val_loss)
+                self.history.add_val(ev.step, ev.step * chars_per_step, ev.val_loss, ev.elapsed_s)
                 self.best_val = ev.best_val_loss
             elif isinstance(ev, CheckpointEvent):
                 self.autosave_file = ev.path

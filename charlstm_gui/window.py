@@ -123,7 +123,7 @@ class MainWindow(QMainWindow):
         gen = bar.addMenu("&Generate")
         gen.addActions([a["generate"], a["stop_generate"], a["copy_text"], a["save_text"]])
         view = bar.addMenu("&View")
-        view.addActions([a["log_scale"], a["x_chars"]])
+        view.addActions([a["log_scale"], a["x_chars"], a["x_time"]])
         view.addSeparator()
         view.addActions(
             [
@@ -192,9 +192,10 @@ class MainWindow(QMainWindow):
         a["copy_text"].triggered.connect(self.gen.copy_all)
         a["save_text"].triggered.connect(self.save_generated)
         a["log_scale"].toggled.connect(self.plot.set_log_scale)
-        a["x_chars"].toggled.connect(self.plot.set_x_chars)
+        a["x_chars"].toggled.connect(lambda on: self._x_action_toggled("chars", on))
+        a["x_time"].toggled.connect(lambda on: self._x_action_toggled("time", on))
         self.plot.log_scale_changed.connect(a["log_scale"].setChecked)
-        self.plot.x_chars_changed.connect(a["x_chars"].setChecked)
+        self.plot.x_axis_changed.connect(self._on_x_axis)
         a["reset_layout"].triggered.connect(lambda: self.restoreState(self._default_state))
         a["about"].triggered.connect(lambda: about(self))
         a["about_qt"].triggered.connect(QApplication.aboutQt)
@@ -221,6 +222,17 @@ class MainWindow(QMainWindow):
         c.generation_text.connect(self.gen.append)
         c.generation_finished.connect(self._on_gen_finished)
         c.task_done.connect(self._on_task_done)
+
+    def _x_action_toggled(self, axis: str, on: bool) -> None:
+        if on:
+            self.plot.set_x_axis(axis)
+        elif self.plot.x_axis == axis:  # unticked: back to steps
+            self.plot.set_x_axis("step")
+
+    @Slot(str)
+    def _on_x_axis(self, axis: str) -> None:
+        self.actions["x_chars"].setChecked(axis == "chars")
+        self.actions["x_time"].setChecked(axis == "time")
 
     # ---------------------------------------------------------------- messages and questions
     @Slot(str, str)
@@ -684,7 +696,7 @@ class MainWindow(QMainWindow):
         self.form.restore_settings(s, default_autosave_dir())
         self.plot.smoothing.setValue(s.value("plot/smoothing", 900, type=int))
         self.plot.set_log_scale(s.value("plot/log_scale", False, type=bool))
-        self.plot.set_x_chars(s.value("plot/x_chars", False, type=bool))
+        self.plot.set_x_axis(s.value("plot/x_axis", "step", type=str))
         self.tabs.setCurrentIndex(s.value("window/tab", 0, type=int))
 
     def save_settings(self) -> None:
@@ -694,7 +706,7 @@ class MainWindow(QMainWindow):
         s.setValue("window/tab", self.tabs.currentIndex())
         s.setValue("plot/smoothing", self.plot.smoothing.value())
         s.setValue("plot/log_scale", self.plot.log_box.isChecked())
-        s.setValue("plot/x_chars", self.plot.chars_box.isChecked())
+        s.setValue("plot/x_axis", self.plot.x_axis)
         self.form.save_settings(s)
         s.sync()
 

@@ -933,6 +933,11 @@ class RunRecorder:
         return self.run_id is not None and self.warning is None and not self.finished
 
     @property
+    def mean_chars_per_sec(self) -> float | None:
+        """Mean training throughput of the steps seen so far (None before the first)."""
+        return self._cps_sum / self._cps_n if self._cps_n else None
+
+    @property
     def store_path(self) -> str | None:
         return self._store.path if self._store is not None else None
 
@@ -983,7 +988,7 @@ class RunRecorder:
                 "steps": self._steps,
                 "chars_seen": self._chars,
                 "elapsed_s": self._elapsed,
-                "chars_per_sec": self._cps_sum / self._cps_n if self._cps_n else None,
+                "chars_per_sec": self.mean_chars_per_sec,
                 "best_val_loss": self._best,
                 "final_val_loss": self._final,
             }

@@ -38,10 +38,12 @@ from .errors import (
 from .events import CheckpointEvent, EvalEvent, Event, SampleEvent, StepEvent, TrainSummary
 from .model import count_params
 from .modelfile import FORMAT_VERSION, K_VERSION, ModelFile, load_model
+from .runs import DB_NAME, HOME_ENV, RunRecorder
 from .sample import check_sampling, evaluate, generate
 from .trainer import Trainer
 
 PROG = "charlstm"
+_RUNS_DB_DEFAULT_HELP = f"${HOME_ENV}/{DB_NAME}, else the user's data folder"
 DEFAULT_MINUTES = 10.0  # how long `charlstm train` runs when no --steps/--epochs/--minutes is given
 DEBUG_ENV = "CHARLSTM_DEBUG"  # set to 1 to see the traceback of an unexpected error
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -149,6 +151,22 @@ def _add_defaulted(
         )
 
 
+def _add_runs_db(group: Any) -> None:
+    group.add_argument(
+        "--runs-db",
+        metavar="PATH",
+        help=f"the runs database (default: {_RUNS_DB_DEFAULT_HELP})",
+    )
+
+
+def _add_record_options(group: Any) -> None:
+    _add_runs_db(group)
+    group.add_argument(
+        "--no-record", action="store_true", help="do not record this run in the runs database"
+    )
+    group.add_argument("--name", metavar="NAME", help="the run's name in the runs database")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``charlstm`` argument parser with its four sub-commands."""
     p = _Parser(
@@ -204,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "-q", "--quiet", action="store_true", help="no progress and no samples, only the result"
     )
+    _add_record_options(out)
 
     s = sub.add_parser(
         "sample",
@@ -541,21 +560,44 @@ def _train(args: argparse.Namespace) -> int:
             raise CharLSTMError(
                 f"Cannot write the log {args.log_jsonl}: {e.strerror or e}."
             ) from None
+    recorder = None
     try:
         if not args.quiet:
             _note(what)
         progress = _Progress(trainer, args.quiet, log)
-        return _run_training(trainer, out, progress)
+        if not args.no_record:
+
+            def warn(message: str) -> None:
+                progress.clear()
+                _warn(message)
+
+            recorder = RunRecorder.for_trainer(
+                args.runs_db, trainer, model_path=out, name=args.name, on_warning=warn
+            )
+        return _run_training(trainer, out, progress, recorder)
+    except BaseException as e:
+        if recorder is not None:
+            recorder.finish(error=e)  # an unexpected error: the run is marked crashed
+        raise
     finally:
         if log is not None:
             log.close()
 
 
-def _run_training(trainer: Trainer, out: str, progress: _Progress) -> int:
+def _run_training(
+    trainer: Trainer, out: str, progress: _Progress, recorder: RunRecorder | None = None
+) -> int:
     stop = _SigintStop(trainer)
+    on_event: Callable[[Event], None] = progress
+    if recorder is not None:
+
+        def on_event(event: Event) -> None:
+            recorder(event)
+            progress(event)
+
     try:
         with stop:
-            summary = _drive(trainer, progress)
+            summary = _drive(trainer, on_event)
     except KeyboardInterrupt:
         # A second Ctrl-C, or one that did not go through our handler: save what there is.
         progress.clear()
@@ -564,11 +606,18 @@ def _run_training(trainer: Trainer, out: str, progress: _Progress) -> int:
         except KeyboardInterrupt:
             _note(f"interrupted again while saving; {out} keeps its previous contents.")
             return EXIT_INTERRUPTED
+        finally:
+            if recorder is not None:
+                recorder.finish(status="stopped")
         _report_interrupt(progress, trainer, path)
         return EXIT_INTERRUPTED
     except TrainingDiverged as e:
         progress.clear()
-        path = trainer.save(out)
+        try:
+            path = trainer.save(out)
+        finally:
+            if recorder is not None:
+                recorder.finish(error=e)
         if progress.log is not None:
             progress.log_record({"event": "diverged", "step": trainer.step, "path": path})
         _err(f"{e} The last good weights (step {trainer.step:,}) are saved in {path}.")
@@ -576,13 +625,21 @@ def _run_training(trainer: Trainer, out: str, progress: _Progress) -> int:
     progress.finish()
     if progress.log is not None:
         progress.log_record({"event": "summary", **dataclasses.asdict(summary)})
-    path = summary.checkpoint_path or trainer.save(out)
+    try:
+        path = summary.checkpoint_path or trainer.save(out)
+    finally:
+        if recorder is not None:
+            recorder.finish(summary=summary, status="stopped" if stop.requested else None)
     if stop.requested:
         _report_interrupt(progress, trainer, path)
         return EXIT_INTERRUPTED
     best = summary.best_val_loss
     val = "" if best is None else f", best validation loss {best:.4f} nats/char"
-    _note(f"trained to step {summary.steps:,} in {_hms(summary.elapsed_s)}{val}; saved to {path}")
+    run_id = recorder.recorded_id if recorder is not None else None
+    run = "" if run_id is None else f" (run {run_id})"
+    _note(
+        f"trained to step {summary.steps:,} in {_hms(summary.elapsed_s)}{val}; saved to {path}{run}"
+    )
     return 0
 
 

@@ -933,6 +933,11 @@ class RunRecorder:
         return self.run_id is not None and self.warning is None and not self.finished
 
     @property
+    def recorded_id(self) -> int | None:
+        """The run's id when it is (being) recorded without trouble, else None."""
+        return self.run_id if self.warning is None else None
+
+    @property
     def mean_chars_per_sec(self) -> float | None:
         """Mean training throughput of the steps seen so far (None before the first)."""
         return self._cps_sum / self._cps_n if self._cps_n else None

@@ -238,10 +238,12 @@ class SweepSpec:
     source: str = "sweep"
 
 
-_interrupted = threading.Event()  # in a worker process: Ctrl-C was pressed, stop and skip
+_worker_stop: Any = None  # in a worker process: the pool's shared stop event (see _worker_init)
+NOT_STARTED = "not started: the sweep was stopped"
 
 
-def _skipped(point: SweepPoint, why: str) -> PointResult:
+def skipped_result(point: SweepPoint, why: str = NOT_STARTED) -> PointResult:
+    """The result of a point that never trained (the sweep was stopped first)."""
     return PointResult(
         index=point.index,
         label=point.label,
@@ -264,19 +266,20 @@ def run_point(
     *,
     corpus: Corpus | None = None,
     on_event: Callable[[Event], None] | None = None,
-    stop: threading.Event | None = None,
+    stop: Any = None,
     on_trainer: Callable[[Any], None] | None = None,
 ) -> PointResult:
     """Train one point to its budget, record it, save its model; never raises for a point that
-    fails (its result says why). ``stop`` set (or Ctrl-C in a worker process) ends the training
-    after the current step, saved and recorded as "stopped". ``on_trainer`` receives the
-    ``Trainer`` before it starts (the app uses it to request a stop)."""
-    from .trainer import Trainer  # here: a worker process imports what it needs on its first point
+    fails (its result says why). Setting ``stop`` (a threading or multiprocessing Event) ends
+    the training after the current step, saved and recorded as "stopped". ``on_trainer``
+    receives the ``Trainer`` before it starts (e.g. to call ``request_stop`` on it)."""
+    from .trainer import Trainer  # here: a worker process imports it with its first point
 
-    if _interrupted.is_set() or (stop is not None and stop.is_set()):
-        return _skipped(point, "not started: the sweep was stopped")
+    stops = [e for e in (stop, _worker_stop) if e is not None]
+    if any(e.is_set() for e in stops):
+        return skipped_result(point)
     model_path = os.path.join(spec.out_dir, point_file_name(point))
-    status, message, summary, trainer, recorder = "failed", None, None, None, None
+    status, message, trainer, recorder = "failed", None, None, None
     try:
         if corpus is None:
             corpus = load_corpus(spec.text_path, spec.encoding)
@@ -286,14 +289,10 @@ def run_point(
             on_trainer(trainer)
         if spec.runs_db is not None:
             recorder = RunRecorder.for_trainer(
-                spec.runs_db,
-                trainer,
-                name=point.label,
-                source=spec.source,
-                sweep=spec.sweep_label,
+                spec.runs_db, trainer, name=point.label, source=spec.source, sweep=spec.sweep_label
             )
         events = trainer.run() if recorder is None else recorded(trainer.run(), recorder)
-        with _stop_on_interrupt(trainer, stop):
+        with _stop_when_set(trainer, stops):
             while True:
                 try:
                     event = next(events)
@@ -302,8 +301,8 @@ def run_point(
                     break
                 if on_event is not None:
                     on_event(event)
-        status = "stopped" if summary is not None and summary.reason == "stopped" else "finished"
-        if summary is not None and summary.checkpoint_path is None:
+        status = "stopped" if summary.reason == "stopped" else "finished"
+        if summary.checkpoint_path is None:
             trainer.save(model_path)
     except TrainingDiverged as e:
         status, message = "diverged", str(e)
@@ -313,24 +312,22 @@ def run_point(
     except CharLSTMError as e:
         status, message = "failed", str(e)
     except MemoryError:
-        status, message = "failed", "out of memory"
+        status, message = "failed", "out of memory; use a smaller model or batch."
     except Exception as e:  # noqa: BLE001 - one failed point never stops the others
         status, message = "failed", f"unexpected {type(e).__name__}: {e}"
+    run_id = recorder.recorded_id if recorder is not None else None
     if recorder is not None and recorder.warning and message is None:
         message = recorder.warning
-    cps = None
-    if recorder is not None and recorder.run_id is not None and recorder.warning is None:
-        cps = recorder.mean_chars_per_sec
     return PointResult(
         index=point.index,
         label=point.label,
         changes=point.changes,
         status=status,
-        run_id=recorder.run_id if recorder is not None and recorder.warning is None else None,
+        run_id=run_id,
         steps=trainer.step if trainer is not None else 0,
         best_val_loss=trainer.best_val_loss if trainer is not None else None,
         final_val_loss=_final_val(trainer),
-        chars_per_sec=cps,
+        chars_per_sec=recorder.mean_chars_per_sec if recorder is not None else None,
         elapsed_s=trainer.elapsed_s if trainer is not None else 0.0,
         model_path=model_path if os.path.isfile(model_path) else None,
         message=message,
@@ -345,49 +342,63 @@ def _final_val(trainer: Any) -> float | None:
 
 
 @contextlib.contextmanager
-def _stop_on_interrupt(trainer: Any, stop: threading.Event | None) -> Iterator[None]:
-    """While a point trains: Ctrl-C (in a worker process's main thread) or ``stop`` ask the
-    trainer to stop after its current step."""
-    watcher_done = threading.Event()
-    watcher = None
-    if stop is not None:
+def _stop_when_set(trainer: Any, stops: list[Any]) -> Iterator[None]:
+    """While a point trains, a thread asks the trainer to stop as soon as one of ``stops`` is
+    set (the trainer checks between steps)."""
+    if not stops:
+        yield
+        return
+    done = threading.Event()
 
-        def watch() -> None:
-            while not watcher_done.wait(0.1):
-                if stop.is_set():
-                    trainer.request_stop()
-                    return
+    def watch() -> None:
+        while not done.wait(0.1):
+            if any(e.is_set() for e in stops):
+                trainer.request_stop()
+                return
 
-        watcher = threading.Thread(target=watch, name="sweep-stop", daemon=True)
-        watcher.start()
-    previous = None
-    in_worker = multiprocessing.parent_process() is not None
-    if in_worker and threading.current_thread() is threading.main_thread():
-
-        def handle(signum: int, frame: Any) -> None:
-            _interrupted.set()
-            trainer.request_stop()
-
-        previous = signal.signal(signal.SIGINT, handle)
+    watcher = threading.Thread(target=watch, name="sweep-stop", daemon=True)
+    watcher.start()
     try:
         yield
     finally:
-        watcher_done.set()
-        if watcher is not None:
-            watcher.join()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        done.set()
+        watcher.join()
 
 
-def _worker_init(threads: int) -> None:
-    """A worker process's setup: its share of BLAS threads, and Ctrl-C left to ``run_point``
-    (between points it marks the sweep as stopping instead of raising)."""
+def _worker_init(threads: int, stop: Any) -> None:
+    """A worker process's setup: its share of BLAS threads, the pool's stop event, and Ctrl-C
+    (which reaches every process of the terminal's group) turned into that stop."""
+    global _worker_stop
     parallel.set_blas_threads(threads)
+    _worker_stop = stop
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``run_sweep``: raised after the result of every point was yielded (the
+    point in progress stopped and saved, the others skipped)."""
+
+
+@contextlib.contextmanager
+def _ctrl_c_sets(event: Any) -> Iterator[list[bool]]:
+    """In the main thread, the first Ctrl-C sets ``event`` (the sweep stops cleanly) and the
+    next one raises KeyboardInterrupt as usual. Yields a flag list: [True] once it happened."""
+    pressed = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed
+        return
 
     def handle(signum: int, frame: Any) -> None:
-        _interrupted.set()
+        pressed[0] = True
+        event.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    signal.signal(signal.SIGINT, handle)
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_sweep(
@@ -402,88 +413,80 @@ def run_sweep(
     """Run the points, yielding each one's result as it ends (in grid order when ``jobs`` is 1).
 
     ``jobs`` > 1 runs that many points at once in separate processes, each with
-    ``split_cores(jobs)`` BLAS threads. Setting ``stop`` (or Ctrl-C, see ``SweepInterrupted``)
-    stops the points in progress (saved and recorded as "stopped") and skips the rest; the
-    results of what finished are all yielded. ``on_event`` sees every trainer event (only with
-    ``jobs == 1``); ``on_start`` is called as each point starts (with ``jobs > 1``: as it is
-    handed to a process).
+    ``split_cores(jobs)`` BLAS threads. Setting ``stop`` stops the points in progress (saved
+    and recorded as "stopped") and yields the others as "skipped"; in the main thread Ctrl-C
+    does the same and then raises ``SweepInterrupted``. ``on_event`` sees every trainer event
+    (only with ``jobs == 1``); ``on_start`` is called as each point starts (with ``jobs > 1``:
+    as it is handed to a process).
     """
     Path(spec.out_dir).mkdir(parents=True, exist_ok=True)
     if spec.runs_db is not None:  # create (or migrate) the store once, before any job races
         RunStore.open(spec.runs_db).close()
     jobs = max(1, min(jobs, len(points)))
     if jobs == 1:
-        yield from _run_serial(spec, points, stop, on_event, on_start)
+        local = threading.Event()
+        with _ctrl_c_sets(local) as pressed:
+            stops = [e for e in (stop, local) if e is not None]
+            corpus = load_corpus(spec.text_path, spec.encoding)
+            for point in points:
+                if any(e.is_set() for e in stops):
+                    yield skipped_result(point)
+                    continue
+                if on_start is not None:
+                    on_start(point)
+                forward = None if on_event is None else (lambda e, p=point: on_event(p, e))
+                yield run_point(spec, point, corpus=corpus, on_event=forward, stop=_AnyOf(stops))
     else:
-        yield from _run_parallel(spec, points, jobs, stop, on_start)
+        ctx = multiprocessing.get_context("spawn")
+        shared = ctx.Event()
+        with _ctrl_c_sets(shared) as pressed:
+            yield from _run_parallel(spec, points, jobs, ctx, shared, stop, on_start)
+    if pressed[0]:
+        raise SweepInterrupted()
 
 
-def _run_serial(spec, points, stop, on_event, on_start) -> Iterator[PointResult]:
-    corpus = load_corpus(spec.text_path, spec.encoding)
-    for point in points:
-        if stop is not None and stop.is_set():
-            yield _skipped(point, "not started: the sweep was stopped")
-            continue
-        if on_start is not None:
-            on_start(point)
-        forward = None if on_event is None else (lambda e, p=point: on_event(p, e))
-        yield run_point(spec, point, corpus=corpus, on_event=forward, stop=stop)
+class _AnyOf:
+    """Set when any of the events is (what ``run_point`` needs of a stop event)."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self.events = events
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
 
 
-def _run_parallel(spec, points, jobs, stop, on_start) -> Iterator[PointResult]:
+def _run_parallel(spec, points, jobs, ctx, shared, stop, on_start) -> Iterator[PointResult]:
     threads = split_cores(jobs)
-    ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
+        max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, shared)
     ) as pool:
         pending: dict[Future, SweepPoint] = {}
         queue = list(points)
-        try:
-            while queue or pending:
-                while queue and len(pending) < jobs and not (stop is not None and stop.is_set()):
-                    point = queue.pop(0)
-                    if on_start is not None:
-                        on_start(point)
-                    pending[pool.submit(run_point, spec, point)] = point
-                if stop is not None and stop.is_set() and queue:
-                    for point in queue:
-                        yield _skipped(point, "not started: the sweep was stopped")
-                    queue = []
-                if not pending:
-                    break
-                done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                for future in done:
-                    point = pending.pop(future)
-                    yield _result_of(future, point)
-        except KeyboardInterrupt:
-            # Ctrl-C reached the workers too: they stop their points (saved, recorded) and skip
-            # anything else they are given. Wait for them, keep what they return.
-            for point in queue:
-                yield _skipped(point, "not started: the sweep was stopped")
-            queue = []
-            for future, point in list(pending.items()):
-                while True:
-                    try:
-                        future.result()
-                        break
-                    except KeyboardInterrupt:
-                        continue  # another Ctrl-C: still wait, the workers are saving
-                    except Exception:  # noqa: BLE001
-                        break
-                yield _result_of(future, point)
-            raise SweepInterrupted() from None
+        while queue or pending:
+            if stop is not None and stop.is_set():
+                shared.set()  # the workers stop their points after the current step
+            if shared.is_set():
+                for point in queue:
+                    yield skipped_result(point)
+                queue = []
+            while queue and len(pending) < jobs:
+                point = queue.pop(0)
+                if on_start is not None:
+                    on_start(point)
+                pending[pool.submit(run_point, spec, point)] = point
+            if not pending:
+                break
+            done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield _result_of(future, pending.pop(future))
 
 
 def _result_of(future: Future, point: SweepPoint) -> PointResult:
     try:
         return future.result()
     except Exception as e:  # noqa: BLE001 - a worker that died (killed, out of memory)
-        result = _skipped(point, f"the worker process failed: {type(e).__name__}: {e}")
-        return dataclasses.replace(result, status="failed")
-
-
-class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a parallel sweep, raised after every result was yielded."""
+        why = f"its process failed: {type(e).__name__}: {e}"
+        return dataclasses.replace(skipped_result(point, why), status="failed")
 
 
 def sweep_label(text_name: str) -> str:

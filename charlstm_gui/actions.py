@@ -104,6 +104,20 @@ SPECS: tuple[Spec, ...] = (
         SP.SP_MediaStop,
     ),
     Spec(
+        "sweep",
+        "Try Several &Settings…",
+        "F9",
+        "Train one run per combination of a few settings' values and find the best",
+        SP.SP_FileDialogDetailedView,
+    ),
+    Spec(
+        "cancel_sweep",
+        "Cancel S&weep",
+        "Shift+F9",
+        "Stop the sweep's current run and skip the rest; finished runs are kept",
+        SP.SP_DialogCancelButton,
+    ),
+    Spec(
         "generate",
         "&Generate Text",
         "Ctrl+G",

@@ -26,6 +26,16 @@ is there up to the last batch written.
 ``RunRecorder`` turns the trainer's events into rows. It never raises into the training loop: a
 database that is corrupt, locked or read-only becomes one warning (``RunRecorder.warning``, and
 the ``on_warning`` callback) and recording stops while training goes on.
+
+Use, the same from the command line and the app (where the events are fed on the worker thread,
+never the GUI thread)::
+
+    recorder = RunRecorder.for_trainer(path_or_store, trainer, source="app", on_warning=warn)
+    summary = yield from recorded(trainer.run(), recorder)   # or recorder(event) per event,
+                                                             # then recorder.finish(summary=...)
+    with RunStore.open(path) as store:
+        runs = store.list_runs()                       # newest first, dead runs marked crashed
+        curves = store.curves([r.id for r in runs])    # {id: Curves(train=Curve, val=Curve)}
 """
 
 from __future__ import annotations
@@ -489,6 +499,7 @@ class RunStore:
     def _prepare(self) -> None:
         con = self._con
         con.execute("PRAGMA foreign_keys = ON")
+        con.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
         version = self._version()
         if version == 0:
             with contextlib.suppress(sqlite3.Error):  # read-only files keep their journal mode
@@ -509,7 +520,6 @@ class RunStore:
             )
         with contextlib.suppress(sqlite3.Error):
             con.execute("PRAGMA journal_mode = WAL")
-        con.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
         if version < SCHEMA_VERSION:
             with self._transaction():
                 v = self._version()

@@ -263,7 +263,7 @@ def test_ctrl_c_stops_the_sweep_keeping_what_ran(text, jobs):
     db = text.parent / "runs.sqlite"
     argv = [sys.executable, "-m", "core", "sweep", str(text), "--grid", "lr=2e-3,4e-3,8e-3"]
     argv += [*TINY, "--hidden", "16", "--steps", "1000000", "--jobs", str(jobs)]
-    argv += ["--runs-db", str(db), "--out-dir", "sw"]
+    argv += ["--runs-db", str(db), "--out-dir", str(text.parent / "sw")]
     proc = subprocess.Popen(
         argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

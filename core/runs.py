@@ -185,6 +185,19 @@ class Curves:
     val: Curve
 
 
+def differing_settings(runs: list[Run]) -> dict[str, list[Any]]:
+    """The settings whose values differ between ``runs``: ``{"train.lr": [0.002, 0.004], ...}``
+    (one value per run, in the order given; a setting a run lacks is None). Sorted by name."""
+    flats = [r.flat_settings() for r in runs]
+    keys = sorted(set().union(*flats)) if flats else []
+    out = {}
+    for key in keys:
+        values = [f.get(key) for f in flats]
+        if any(v != values[0] for v in values[1:]):
+            out[key] = values
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Schema and migrations
 

@@ -334,6 +334,26 @@ def run_point(
     )
 
 
+def result_from_run(point: SweepPoint, run: Any) -> PointResult:
+    """A point's result from its recorded ``core.runs.Run`` (for a front end that trains the
+    points itself, e.g. the app through its own worker)."""
+    status = "failed" if run.status == "crashed" else run.status
+    return PointResult(
+        index=point.index,
+        label=point.label,
+        changes=point.changes,
+        status=status,
+        run_id=run.id,
+        steps=run.steps,
+        best_val_loss=run.best_val_loss,
+        final_val_loss=run.final_val_loss,
+        chars_per_sec=run.chars_per_sec,
+        elapsed_s=run.elapsed_s,
+        model_path=run.model_path,
+        message=run.message,
+    )
+
+
 def _final_val(trainer: Any) -> float | None:
     if trainer is None:
         return None
@@ -409,6 +429,7 @@ def run_sweep(
     stop: threading.Event | None = None,
     on_event: Callable[[SweepPoint, Event], None] | None = None,
     on_start: Callable[[SweepPoint], None] | None = None,
+    corpus: Corpus | None = None,
 ) -> Iterator[PointResult]:
     """Run the points, yielding each one's result as it ends (in grid order when ``jobs`` is 1).
 
@@ -417,7 +438,8 @@ def run_sweep(
     and recorded as "stopped") and yields the others as "skipped"; in the main thread Ctrl-C
     does the same and then raises ``SweepInterrupted``. ``on_event`` sees every trainer event
     (only with ``jobs == 1``); ``on_start`` is called as each point starts (with ``jobs > 1``:
-    as it is handed to a process).
+    as it is handed to a process). ``corpus``, with ``jobs == 1``, is the text already loaded
+    (``spec.text_path`` is then not read).
     """
     Path(spec.out_dir).mkdir(parents=True, exist_ok=True)
     if spec.runs_db is not None:  # create (or migrate) the store once, before any job races
@@ -427,7 +449,8 @@ def run_sweep(
         local = threading.Event()
         with _ctrl_c_sets(local) as pressed:
             stops = [e for e in (stop, local) if e is not None]
-            corpus = load_corpus(spec.text_path, spec.encoding)
+            if corpus is None:
+                corpus = load_corpus(spec.text_path, spec.encoding)
             for point in points:
                 if any(e.is_set() for e in stops):
                     yield skipped_result(point)

@@ -482,3 +482,24 @@ def test_eval_events_without_steps_still_count(tmp_path):
     run = store.get(recorder.run_id)
     assert run.status == "stopped" and run.best_val_loss == 2.0 and run.name == "t 1x8"
     assert len(store.curves()[run.id].val) == 1
+
+
+def test_differing_settings_lists_only_what_changed(tmp_path):
+    db = tmp_path / "runs.sqlite"
+    for lr, hidden in ((2e-3, 16), (4e-3, 16), (4e-3, 24)):
+        trainer = tiny_trainer(tmp_path, steps=2, lr=lr)
+        recorder = RunRecorder(
+            db,
+            text=trainer.corpus.fingerprint,
+            model_config=ModelConfig(vocab_size=10, hidden_size=hidden),
+            train_config=trainer.train_config,
+        )
+        recorder.finish(status="stopped")
+    with RunStore.open(db) as store:
+        a, b, c = reversed(store.list_runs())
+    assert runs.differing_settings([a, b, c]) == {
+        "model.hidden_size": [16, 16, 24],
+        "train.lr": [2e-3, 4e-3, 4e-3],
+    }
+    assert runs.differing_settings([b, c]) == {"model.hidden_size": [16, 24]}
+    assert runs.differing_settings([a]) == {} and runs.differing_settings([]) == {}

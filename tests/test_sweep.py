@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -291,3 +292,27 @@ def test_ctrl_c_stops_the_sweep_keeping_what_ran(text, jobs):
     assert len(runs) == jobs and all(r.status == "stopped" and r.steps > 0 for r in runs)
     for r in runs:
         assert load_model(r.model_path).train.step == r.steps
+
+
+def test_a_front_end_can_pass_its_corpus_and_rebuild_results_from_the_store(text):
+    from core.data import corpus_from_text
+
+    _, points = four_points()
+    spec = dataclasses.replace(spec_for(text), text_path="")  # an in-memory text: no file
+    corpus = corpus_from_text(make_text(), name="in memory")
+    results = list(sweep.run_sweep(spec, points[:2], corpus=corpus))
+    assert [r.status for r in results] == ["finished", "finished"]
+    with RunStore.open(spec.runs_db) as store:
+        rebuilt = [
+            sweep.result_from_run(p, store.get(r.run_id))
+            for p, r in zip(points[:2], results, strict=True)
+        ]
+    for a, b in zip(results, rebuilt, strict=True):
+        assert (a.status, a.steps, a.run_id, a.model_path) == (
+            b.status,
+            b.steps,
+            b.run_id,
+            b.model_path,
+        )
+        assert a.best_val_loss == pytest.approx(b.best_val_loss)
+    assert sweep.rank(rebuilt)[0].best_val_loss == min(r.best_val_loss for r in results)

@@ -1000,6 +1000,12 @@ def _sweep(args: argparse.Namespace) -> int:
         sweep_label=sweep.sweep_label(args.text),
     )
     jobs = min(args.jobs, len(points))
+    cores = sweep.usable_cores()
+    if jobs > cores:
+        _warn(
+            f"--jobs {jobs} on {cores} core(s): the points share cores, so each trains slower "
+            "(with --minutes, fewer steps)."
+        )
     if not args.quiet:
         threads = sweep.split_cores(jobs)
         _note(

@@ -151,10 +151,11 @@ def _add_defaulted(
         )
 
 
-def _add_runs_db(group: Any) -> None:
+def _add_runs_db(group: Any, default: Any = None) -> None:
     group.add_argument(
         "--runs-db",
         metavar="PATH",
+        default=default,
         help=f"the runs database (default: {_RUNS_DB_DEFAULT_HELP})",
     )
 
@@ -168,7 +169,7 @@ def _add_record_options(group: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``charlstm`` argument parser with its four sub-commands."""
+    """The ``charlstm`` argument parser with its sub-commands."""
     p = _Parser(
         prog=PROG,
         description="Train, sample, evaluate and inspect character-level LSTM models (NumPy).",
@@ -305,17 +306,20 @@ def _add_runs_parser(sub: Any) -> None:
     acts = r.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
     show = acts.add_parser("show", help="one run's settings and results")
     show.add_argument("id", metavar="ID", type=int, help="the run's id (first column of the list)")
-    show.add_argument("--json", action="store_true", help="print JSON, curves included")
-    _add_runs_db(show)
+    # SUPPRESS: an option given before ACTION (runs --json show 1) is not reset by ACTION's
+    show.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON with curves"
+    )
+    _add_runs_db(show, argparse.SUPPRESS)
     rm = acts.add_parser("rm", help="delete a run (its model file stays unless --with-model)")
     rm.add_argument("id", metavar="ID", type=int, nargs="+", help="the runs' ids")
     rm.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     rm.add_argument("--with-model", action="store_true", help="also delete the model files")
-    _add_runs_db(rm)
+    _add_runs_db(rm, argparse.SUPPRESS)
     mv = acts.add_parser("rename", help="give a run a new name")
     mv.add_argument("id", metavar="ID", type=int, help="the run's id")
     mv.add_argument("name", metavar="NAME", help="its new name")
-    _add_runs_db(mv)
+    _add_runs_db(mv, argparse.SUPPRESS)
 
 
 def _add_sweep_parser(sub: Any) -> None:
@@ -905,10 +909,10 @@ def _runs_show(store: RunStore, args: argparse.Namespace) -> int:
     if args.json:
         record = run.to_json()
         record["curves"] = {
-            kind: {k: getattr(c, k).tolist() for k in ("step", "chars", "time", "loss")}
+            kind: {k: _json_list(getattr(c, k)) for k in ("step", "chars", "time", "loss")}
             for kind, c in (("train", curves.train), ("val", curves.val))
         }
-        print(json.dumps(record, indent=1, default=_json_float))
+        print(json.dumps(record, indent=1))
         return 0
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started))
     if run.ended is not None:
@@ -939,8 +943,13 @@ def _runs_show(store: RunStore, args: argparse.Namespace) -> int:
     return 0
 
 
-def _json_float(value: Any) -> Any:
-    raise TypeError(f"not JSON: {type(value).__name__}")
+def _json_list(values: np.ndarray) -> list:
+    """The values as a JSON-able list; unknown numbers (NaN: a wall time from before it was
+    recorded) become null, which JSON has, rather than NaN, which it has not."""
+    out = values.tolist()
+    if values.dtype.kind == "f":
+        out = [v if math.isfinite(v) else None for v in out]
+    return out
 
 
 def _runs_rm(store: RunStore, args: argparse.Namespace) -> int:

@@ -423,6 +423,9 @@ def test_no_record_and_runs_db(text, capsys, tmp_path):
         assert len(store.list_runs()) == 1
     code, out, _ = cli_run(capsys, "runs", "--runs-db", other, "--json")
     assert len(json.loads(out)) == 1
+    # options given before the action still count
+    code, out, _ = cli_run(capsys, "runs", "--runs-db", other, "--json", "show", "1")
+    assert code == 0 and json.loads(out)["id"] == 1
 
 
 def test_runs_rm_asks_keeps_the_model_and_deletes_it_with_model(text, capsys, monkeypatch):

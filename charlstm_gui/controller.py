@@ -150,6 +150,7 @@ class Controller(QObject):
         self.record_runs = True  # record every training run in the run store
         self.runs_db: str | None = None  # the store's file; None: core.runs.default_db_path()
         self.current_run_id: int | None = None  # the store's id of the run training now
+        self.history_run_id: int | None = None  # the run whose curve ``history`` shows
         self.sweep: SweepState | None = None
         self._store: Any = None
         self._store_path: str | None = None
@@ -343,6 +344,7 @@ class Controller(QObject):
         recorder_factory = self._recorder_factory(model_config, train_config, resume_from, ckpt)
         self.model_config, self.train_config = model_config, train_config
         if resume_from is None:
+            self.history_run_id = None
             self.history.clear()
             self.best_val = None
             self.model_path = None
@@ -582,6 +584,7 @@ class Controller(QObject):
         self.model_path = path
         self.model_source = Path(path).name
         self.last_step = None
+        self.history_run_id = None
         self.best_val = mf.train.best_val_loss if mf.train is not None else None
         self._saved_step = mf.train.step if mf.train is not None else 0
         self.history.clear()
@@ -650,7 +653,7 @@ class Controller(QObject):
 
     @Slot(object)
     def _on_recording(self, run_id: Any) -> None:
-        self.current_run_id = run_id
+        self.current_run_id = self.history_run_id = run_id
         if self.sweep is not None and 0 <= self.sweep.current < len(self.sweep.points):
             self.sweep.points[self.sweep.current].run_id = run_id
         self.runs_changed.emit()
@@ -835,6 +838,8 @@ class Controller(QObject):
 
         sweep.done = True
         sweep.current = -1
+        if self.autosave_file and self.state is State.IDLE:
+            self._set_dirty(False)  # the last point's model is in its checkpoint, like the rest
         ranked = rank([p.result() for p in sweep.points])
         sweep.best = ranked[0].index if ranked and ranked[0].ok else None
         self.sweep_finished.emit(sweep)

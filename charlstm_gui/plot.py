@@ -228,6 +228,13 @@ class LossPlot(QWidget):
             )
         self._draw_overlays()
 
+    def set_live_name(self, name: str) -> None:
+        """Name the live curves after their run in the legend ("" for the plain names)."""
+        for item, plain in ((self.smooth, "train (smoothed)"), (self.val, "validation")):
+            label = self.plot.legend.getLabel(item)
+            if label is not None:
+                label.setText(f"{name}: {plain}" if name else plain)
+
     @property
     def overlay_keys(self) -> list[object]:
         return [entry[0].key for entry in self._overlays]

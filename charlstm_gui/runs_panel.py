@@ -181,7 +181,8 @@ class RunsModel(QAbstractTableModel):
             checked = run.id in self.checked
             return Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked
         if role == Qt.ItemDataRole.ToolTipRole:
-            return run.model_path or "No model file recorded"
+            lines = [run.model_path or "No model file recorded", run.message or ""]
+            return "\n".join(line for line in lines if line)
         if role == Qt.ItemDataRole.ForegroundRole and col.header == "Status":
             colour = STATUS_COLOURS.get(run.status)
             return QBrush(QColor(colour)) if colour else None
@@ -252,7 +253,16 @@ class RunsPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        header.resizeSection(0, 220)
+        fm = self.table.fontMetrics()  # room for typical values (not measured row by row: fast)
+        typical = (
+            "lr=0.005 hidden_size=128 ✓",
+            "tinyshakespeare.txt",
+            "Layers × hidden",
+            "100,000",
+        )
+        typical += ("1 h 00 min", "Best val ", "Chars/s ", "2026-12-31 23:59", "finished")
+        for i, text in enumerate(typical):
+            header.resizeSection(i, fm.horizontalAdvance(text) + 24)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.table.doubleClicked.connect(self._double_clicked)

@@ -570,6 +570,7 @@ class MainWindow(QMainWindow):
     def _on_history_reset(self) -> None:
         self.plot.plot.enableAutoRange()
         self.plot.refresh_now()
+        self._overlay_runs(self.runs_panel.model.checked)  # the live curve is another run's now
 
     @Slot(object)
     def _on_events(self, batch: tuple) -> None:
@@ -695,14 +696,16 @@ class MainWindow(QMainWindow):
         self.open_model(run.model_path)
 
     def _overlay_runs(self, ids: list) -> None:
-        """Draw the ticked runs' stored curves; the run training now is drawn live instead."""
-        missing = [i for i in ids if i not in self._curves and i != self.ctl.current_run_id]
+        """Draw the ticked runs' stored curves; the run training now (or just trained) is drawn
+        live instead, under its name."""
+        live = self.ctl.history_run_id
+        missing = [i for i in ids if i not in self._curves and i != live]
         if missing:
             self.ctl.load_curves(missing)
         curves = []
         for i in ids:
             run, cv = self.runs_panel.run(i), self._curves.get(i)
-            if i == self.ctl.current_run_id or run is None or cv is None:
+            if i == live or run is None or cv is None:
                 continue
             cols = [
                 {"step": s.step, "chars": s.chars, "time": s.time, "loss": s.loss}
@@ -710,6 +713,8 @@ class MainWindow(QMainWindow):
             ]
             curves.append(OverlayCurve(i, run.name, *cols))
         self.plot.set_overlays(curves)
+        run = self.runs_panel.run(live) if live is not None else None
+        self.plot.set_live_name(run.name if run is not None and curves else "")
 
     def compare_runs(self, ids: list) -> None:
         runs = [r for r in (self.runs_panel.run(i) for i in ids) if r is not None]

@@ -89,6 +89,8 @@ def test_a_run_trained_in_the_app_is_recorded(home, qtbot, window, tmp_path):
         curves = store.curves([runs[0].id])[runs[0].id]
     assert list(curves.train.step) == list(range(1, 13))
     np.testing.assert_allclose(curves.train.loss, window.ctl.history.train.loss)
+    window.runs_panel.model.set_checked([runs[0].id])
+    assert window.plot.overlay_keys == []  # its curve is on the plot already, live: not twice
 
 
 def test_sort_and_filter(home, qtbot, window):

@@ -487,7 +487,7 @@ class MainWindow(QMainWindow):
         a["pause"].setEnabled(st is State.TRAINING)
         a["resume"].setEnabled(st is State.PAUSED)
         a["stop"].setEnabled(st in (State.TRAINING, State.PAUSED, State.STARTING))
-        a["sweep"].setEnabled(idle and has_corpus and not busy)
+        a["sweep"].setEnabled(idle and has_corpus and not busy and not c.sweeping)
         a["cancel_sweep"].setEnabled(c.sweeping)
         a["generate"].setEnabled(has_model and not c.generating)
         a["stop_generate"].setEnabled(c.generating)

@@ -247,11 +247,11 @@ class LossPlot(QWidget):
         log = self.log_box.isChecked()
         for _curve, cols, k, train_item, val_item in self._overlays:
             t, v = cols["train"], cols["val"]
-            smooth = (
-                ema(t["loss"], self.smoothing_value**k)[0][: len(t["loss"])]
-                if len(t["loss"])
-                else np.empty(0)
-            )
+            if cols.get("smoothing") != self.smoothing_value:  # not on every axis switch
+                n = len(t["loss"])
+                cols["smooth"] = ema(t["loss"], self.smoothing_value**k)[0][:n] if n else t["loss"]
+                cols["smoothing"] = self.smoothing_value
+            smooth = cols["smooth"]
             xt, xv = t[self.x_axis], v[self.x_axis]
             xt, smooth = _finite_x(xt, smooth, log)
             xv, vl = _finite_x(xv, v["loss"], log)

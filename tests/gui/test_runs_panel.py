@@ -219,3 +219,17 @@ def test_a_broken_database_is_one_message_and_training_still_saves(
     with qtbot.waitSignal(window.ctl.saved, timeout=10_000):
         window.ctl.save_model(str(tmp_path / "saved.npz"))
     assert (tmp_path / "saved.npz").exists()
+
+
+def test_the_x_axis_follows_the_view_menu_and_is_remembered(qtbot, window):
+    a = window.actions
+    a["x_time"].trigger()
+    assert window.plot.x_axis == "time" and window.plot.x_combo.currentData() == "time"
+    a["x_chars"].trigger()
+    assert window.plot.x_axis == "chars" and not a["x_time"].isChecked()
+    a["x_chars"].trigger()  # unticked: back to steps
+    assert window.plot.x_axis == "step" and not a["x_chars"].isChecked()
+    window.plot.x_combo.setCurrentIndex(2)
+    assert a["x_time"].isChecked()
+    window.save_settings()
+    assert window.settings.value("plot/x_axis", "", type=str) == "time"

@@ -404,6 +404,7 @@ class CompareDialog(QDialog):
                 value = s.get(key)
                 self.table.setItem(i, j, QTableWidgetItem("—" if value is None else f"{value}"))
         self.table.resizeColumnsToContents()
+        self.table.horizontalHeader().setStretchLastSection(True)
         intro = QLabel(
             f"{len(self.keys)} setting(s) differ between these {len(names)} runs; "
             "every other setting is the same."

@@ -233,3 +233,21 @@ def test_the_x_axis_follows_the_view_menu_and_is_remembered(qtbot, window):
     assert a["x_time"].isChecked()
     window.save_settings()
     assert window.settings.value("plot/x_axis", "", type=str) == "time"
+
+
+def test_the_context_menu_offers_open_overlay_rename_and_delete(qtbot, window, home):
+    run_id = fake_run("menu")
+    window.refresh_runs()
+    panel = window.runs_panel
+    panel.show()
+    panel._context_menu(panel.table.visualRect(panel.proxy.index(0, 1)).center())
+    actions = {a.text(): a for a in panel._menu.actions() if a.text()}
+    assert list(actions) == ["&Open Model", "&Show Curve on the Plot", "&Rename…", "&Delete…"]
+    assert not actions["&Open Model"].isEnabled()  # this run kept no model file
+    actions["&Show Curve on the Plot"].trigger()
+    assert panel.model.checked == [run_id]
+    asked = []
+    panel.ask_name = lambda run: asked.append(run.name)
+    actions["&Rename…"].trigger()
+    assert asked == ["menu"]
+    panel._menu.close()

@@ -668,7 +668,12 @@ class MainWindow(QMainWindow):
         c.runs_problem.connect(self._on_runs_problem)
         c.sweep_changed.connect(self._on_sweep_changed)
         c.sweep_finished.connect(self._on_sweep_finished)
+        self.tabs.currentChanged.connect(self._tab_changed)
         QTimer.singleShot(0, self.refresh_runs)
+
+    def _tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.runs_panel:
+            self.refresh_runs()  # runs recorded by the command line meanwhile
 
     def refresh_runs(self) -> None:
         """Reload the table (1,000 runs: one query; ``benchmarks/bench_runs_gui.py``)."""

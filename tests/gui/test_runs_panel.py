@@ -64,7 +64,7 @@ def test_a_run_recorded_by_the_command_line_appears_in_the_table(home, qtbot, wi
     argv = ["train", str(text), "--steps", "6", "--hidden", "16", "--layers", "1"]
     argv += ["--batch-size", "4", "--seq-len", "16", "--eval-every", "3", "--sample-every", "0"]
     assert cli.main([*argv, "--out", str(tmp_path / "cli.npz"), "--quiet"]) == 0
-    window.refresh_runs()
+    window.tabs.setCurrentWidget(window.runs_panel)  # showing the tab reads the store again
     runs = window.runs_panel.model.runs
     assert [r.text_name for r in runs] == ["words.txt"]
     row = {c.header: window.runs_panel.proxy.index(0, i).data() for i, c in enumerate(COLUMNS)}

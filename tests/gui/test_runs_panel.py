@@ -251,3 +251,12 @@ def test_the_context_menu_offers_open_overlay_rename_and_delete(qtbot, window, h
     actions["&Rename…"].trigger()
     assert asked == ["menu"]
     panel._menu.close()
+
+
+def test_opening_a_run_whose_model_file_is_gone_says_so(qtbot, window, tmp_path, home):
+    run_id = fake_run("moved", model_path=str(tmp_path / "gone.npz"))
+    window.refresh_runs()
+    with qtbot.waitSignal(window.ctl.message, timeout=10_000):
+        window.runs_panel.open_requested.emit(window.runs_panel.run(run_id))
+    title, text = window.last_message
+    assert "gone.npz" in text and window.ctl.model is None

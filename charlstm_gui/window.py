@@ -784,7 +784,11 @@ class MainWindow(QMainWindow):
             key=lambda p: (p.status != "finished", p.best_val),
         )
         lines = [f"{p.label}: {fmt.loss(p.best_val)} ({p.status})" for p in ranked]
-        lines += [f"{p.label}: {p.status}" for p in sweep.points if p.best_val is None]
+        lines += [
+            f"{p.label}: {p.status}" + (f" — {p.message}" if p.message else "")
+            for p in sweep.points
+            if p.best_val is None
+        ]
         head = "Sweep cancelled." if sweep.cancelled else "Sweep finished."
         self.statusBar().showMessage(
             head + (f" Best: {best.label}, {fmt.loss(best.best_val)}" if best else ""), 15_000

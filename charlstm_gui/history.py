@@ -16,18 +16,19 @@ import numpy as np
 
 
 class Series:
-    """Three parallel columns (step, chars seen, loss) in doubling float64 buffers."""
+    """Four parallel columns (step, chars seen, loss, wall-clock seconds) in doubling float64
+    buffers; seconds are NaN where unknown (a curve read back from a model file)."""
 
     def __init__(self, capacity: int = 1024) -> None:
-        self._data = np.empty((3, capacity))
+        self._data = np.empty((4, capacity))
         self.n = 0
 
-    def append(self, step: float, chars: float, loss: float) -> None:
+    def append(self, step: float, chars: float, loss: float, seconds: float = math.nan) -> None:
         if self.n == self._data.shape[1]:
-            grown = np.empty((3, 2 * self.n))
+            grown = np.empty((4, 2 * self.n))
             grown[:, : self.n] = self._data
             self._data = grown
-        self._data[:, self.n] = (step, chars, loss)
+        self._data[:, self.n] = (step, chars, loss, seconds)
         self.n += 1
 
     def clear(self) -> None:
@@ -48,6 +49,10 @@ class Series:
     @property
     def loss(self) -> np.ndarray:
         return self._data[2, : self.n]
+
+    @property
+    def seconds(self) -> np.ndarray:
+        return self._data[3, : self.n]
 
 
 class LossHistory:
@@ -76,12 +81,12 @@ class LossHistory:
         self.version += 1
         self.rewrites += 1
 
-    def add_train(self, step: int, chars: int, loss: float) -> None:
-        self.train.append(step, chars, loss)
+    def add_train(self, step: int, chars: int, loss: float, seconds: float = math.nan) -> None:
+        self.train.append(step, chars, loss, seconds)
         self.version += 1
 
-    def add_val(self, step: int, chars: int, loss: float) -> None:
-        self.val.append(step, chars, loss)
+    def add_val(self, step: int, chars: int, loss: float, seconds: float = math.nan) -> None:
+        self.val.append(step, chars, loss, seconds)
         self.version += 1
 
     def load(

@@ -56,9 +56,11 @@ from .dialogs import (
 from .generate_panel import GeneratePanel
 from .inspect_view import InspectView
 from .meters import TextMeters
-from .plot import LossPlot
+from .plot import LossPlot, OverlayCurve
+from .runs_panel import CompareDialog, RunsPanel
 from .samples_pane import SamplesPane
 from .settings_form import SettingsForm
+from .sweep_dialog import SweepDialog, SweepSpec
 from .text_panel import TextPanel
 
 MAX_RECENT = 8
@@ -122,6 +124,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.gen, "&Generate")
         self.tabs.addTab(self.inspect, "&Inspect")
         self.meters = TextMeters(self.ctl, self.plot, self.samples, self.gen, self._val_fraction)
+        self.runs_panel = RunsPanel()
+        self.tabs.addTab(self.runs_panel, "&Runs")
+        self._curves: dict[Any, Any] = {}  # run id -> core.runs.Curves of finished runs
         self.output_dock = QDockWidget("Text, samples and generation", self)
         self.output_dock.setObjectName("output_dock")
         self.output_dock.setWidget(self.tabs)
@@ -165,10 +170,12 @@ class MainWindow(QMainWindow):
         train = bar.addMenu("&Training")
         train.setToolTipsVisible(True)  # a disabled Continue says why
         train.addActions([a["train"], a["continue"], a["pause"], a["resume"], a["stop"]])
+        train.addSeparator()
+        train.addActions([a["sweep"], a["cancel_sweep"]])
         gen = bar.addMenu("&Generate")
         gen.addActions([a["generate"], a["stop_generate"], a["copy_text"], a["save_text"]])
         view = bar.addMenu("&View")
-        view.addActions([a["log_scale"], a["x_chars"], a["reference_lines"]])
+        view.addActions([a["log_scale"], a["x_chars"], a["x_time"], a["reference_lines"]])
         view.addSeparator()
         view.addActions(
             [
@@ -240,10 +247,11 @@ class MainWindow(QMainWindow):
         a["copy_text"].triggered.connect(self.gen.copy_all)
         a["save_text"].triggered.connect(self.save_generated)
         a["log_scale"].toggled.connect(self.plot.set_log_scale)
-        a["x_chars"].toggled.connect(self.plot.set_x_chars)
+        a["x_chars"].toggled.connect(lambda on: self._x_action_toggled("chars", on))
+        a["x_time"].toggled.connect(lambda on: self._x_action_toggled("time", on))
         a["reference_lines"].toggled.connect(self.plot.show_references)
         self.plot.log_scale_changed.connect(a["log_scale"].setChecked)
-        self.plot.x_chars_changed.connect(a["x_chars"].setChecked)
+        self.plot.x_axis_changed.connect(self._on_x_axis)
         a["reset_layout"].triggered.connect(lambda: self.restoreState(self._default_state))
         a["help"].triggered.connect(self.show_help)
         a["about"].triggered.connect(lambda: about(self))
@@ -252,6 +260,7 @@ class MainWindow(QMainWindow):
         self.gen.cancel_requested.connect(c.cancel_generation)
         self.gen.save.clicked.connect(self.save_generated)
         self.form.changed.connect(self._estimate_timer.start)
+        self._connect_runs()
 
         c.state_changed.connect(self._on_state)
         c.busy_changed.connect(self._on_busy)
@@ -272,6 +281,17 @@ class MainWindow(QMainWindow):
         c.generation_text.connect(self.gen.append)
         c.generation_finished.connect(self._on_gen_finished)
         c.task_done.connect(self._on_task_done)
+
+    def _x_action_toggled(self, axis: str, on: bool) -> None:
+        if on:
+            self.plot.set_x_axis(axis)
+        elif self.plot.x_axis == axis:  # unticked: back to steps
+            self.plot.set_x_axis("step")
+
+    @Slot(str)
+    def _on_x_axis(self, axis: str) -> None:
+        self.actions["x_chars"].setChecked(axis == "chars")
+        self.actions["x_time"].setChecked(axis == "time")
 
     # ---------------------------------------------------------------- messages and questions
     @Slot(str, str)
@@ -613,6 +633,8 @@ class MainWindow(QMainWindow):
         a["pause"].setEnabled(st is State.TRAINING)
         a["resume"].setEnabled(st is State.PAUSED)
         a["stop"].setEnabled(st in (State.TRAINING, State.PAUSED, State.STARTING))
+        a["sweep"].setEnabled(idle and has_corpus and not busy and not c.sweeping)
+        a["cancel_sweep"].setEnabled(c.sweeping)
         a["generate"].setEnabled(has_model and not c.generating)
         a["stop_generate"].setEnabled(c.generating)
         if c.training:
@@ -728,6 +750,7 @@ class MainWindow(QMainWindow):
         self.progress.setValue(0)
         self.plot.plot.enableAutoRange()
         self.plot.refresh_now()
+        self._overlay_runs(self.runs_panel.model.checked)  # the live curve is another run's now
 
     @Slot(object)
     def _on_events(self, batch: tuple) -> None:
@@ -841,6 +864,169 @@ class MainWindow(QMainWindow):
         if tag.startswith("timing:"):
             self._timings[tuple(json.loads(tag[len("timing:") :]))] = result
             self._update_estimate()
+        elif tag == "curves":
+            self._curves.update(result)
+            self._overlay_runs(self.runs_panel.model.checked)
+
+    # ---------------------------------------------------------------- runs and sweeps
+    def _connect_runs(self) -> None:
+        p, c = self.runs_panel, self.ctl
+        self.actions["sweep"].triggered.connect(self.try_settings)
+        self.actions["cancel_sweep"].triggered.connect(c.cancel_sweep)
+        p.sweep_requested.connect(self.try_settings)
+        p.open_requested.connect(self._open_run)
+        p.rename_requested.connect(c.rename_run)
+        p.delete_requested.connect(
+            lambda run, with_model: c.delete_run(run.id, with_model=with_model)
+        )
+        p.overlay_changed.connect(self._overlay_runs)
+        p.compare_requested.connect(self.compare_runs)
+        c.runs_changed.connect(self.refresh_runs)
+        c.runs_problem.connect(self._on_runs_problem)
+        c.sweep_changed.connect(self._on_sweep_changed)
+        c.sweep_finished.connect(self._on_sweep_finished)
+        self.tabs.currentChanged.connect(self._tab_changed)
+        QTimer.singleShot(0, self.refresh_runs)
+
+    def _tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.runs_panel:
+            self.refresh_runs()  # runs recorded by the command line meanwhile
+
+    def refresh_runs(self) -> None:
+        """Reload the table (1,000 runs: one query; ``benchmarks/bench_runs_gui.py``)."""
+        runs = self.ctl.list_runs()
+        ended = {r.id for r in runs if r.status != "running"}
+        self._curves = {i: cv for i, cv in self._curves.items() if i in ended}  # growing: reload
+        self.runs_panel.set_runs(runs)
+        if not self.ctl.runs_problem_text:
+            self.runs_panel.show_note("")
+        self._overlay_runs(self.runs_panel.model.checked)
+
+    @Slot(str)
+    def _on_runs_problem(self, text: str) -> None:
+        self.runs_panel.show_note(text)
+        self.statusBar().showMessage(text, 15_000)
+
+    def _open_run(self, run: Any) -> None:
+        if not run.model_path:
+            self.show_message(
+                "No model file",
+                f"The run “{run.name}” kept no model file (it was trained without an autosave "
+                "folder or an output file).",
+            )
+            return
+        self.open_model(run.model_path)
+
+    def _overlay_runs(self, ids: list) -> None:
+        """Draw the ticked runs' stored curves; the run training now (or just trained) is drawn
+        live instead, under its name."""
+        live = self.ctl.history_run_id
+        missing = [i for i in ids if i not in self._curves and i != live]
+        if missing:
+            self.ctl.load_curves(missing)
+        curves = []
+        for i in ids:
+            run, cv = self.runs_panel.run(i), self._curves.get(i)
+            if i == live or run is None or cv is None:
+                continue
+            cols = [
+                {"step": s.step, "chars": s.chars, "time": s.time, "loss": s.loss}
+                for s in (cv.train, cv.val)
+            ]
+            curves.append(OverlayCurve(i, run.name, *cols))
+        self.plot.set_overlays(curves)
+        run = self.runs_panel.run(live) if live is not None else None
+        self.plot.set_live_name(run.name if run is not None and curves else "")
+
+    def compare_runs(self, ids: list) -> None:
+        runs = [r for r in (self.runs_panel.run(i) for i in ids) if r is not None]
+        if len(runs) < 2:
+            self.show_message("Compare settings", "Tick two runs or more to compare them.")
+            return
+        settings = [
+            {"text": r.text_name, **{k.split(".", 1)[-1]: v for k, v in r.flat_settings().items()}}
+            for r in runs
+        ]
+        self.compare_dialog = CompareDialog([r.name for r in runs], settings, self)
+        self.compare_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.compare_dialog.open()
+
+    def ask_sweep(self) -> SweepSpec | None:
+        """The sweep the user describes, or None (tests replace this method)."""
+        dialog = SweepDialog(self.form.values(), self)
+        return dialog.spec() if dialog.exec() == SweepDialog.DialogCode.Accepted else None
+
+    def try_settings(self) -> None:
+        if self.ctl.training or self._configs() is None:
+            return
+        spec = self.ask_sweep()
+        configs = self._configs() if spec is not None else None
+        if configs is None:
+            return
+        if self.ctl.dirty and not self._resolve_unsaved("starting a sweep"):
+            return
+        self.samples.clear_samples()
+        self.runs_panel.model.set_checked([])
+        self.runs_panel.model.set_best(None)
+        self.tabs.setCurrentWidget(self.runs_panel)
+        self.ctl.start_sweep(
+            *configs,
+            spec.grid,
+            unit=spec.unit,
+            budget=spec.budget,
+            autosave_dir=self.form.values()["autosave_dir"],
+        )
+        self._render_state()
+
+    @Slot(object)
+    def _on_sweep_changed(self, sweep: Any) -> None:
+        ended = [p.run_id for p in sweep.points if p.run_id is not None and p.status != "running"]
+        model = self.runs_panel.model
+        model.set_checked([*model.checked, *ended])  # each finished point joins the overlay
+        if 0 <= sweep.current < len(sweep.points):
+            self.statusBar().showMessage(
+                f"Sweep: run {sweep.current + 1} of {len(sweep.points)} "
+                f"({sweep.points[sweep.current].label})"
+            )
+        self._render_state()
+
+    @Slot(object)
+    def _on_sweep_finished(self, sweep: Any) -> None:
+        self._on_sweep_changed(sweep)
+        self.refresh_runs()
+        best = sweep.points[sweep.best] if sweep.best is not None else None
+        self.runs_panel.model.set_best(best.run_id if best is not None else None)
+        ranked = sorted(
+            (p for p in sweep.points if p.best_val is not None),
+            key=lambda p: (p.status != "finished", p.best_val),
+        )
+        lines = [f"{p.label}: {fmt.loss(p.best_val)} ({p.status})" for p in ranked]
+        lines += [
+            f"{p.label}: {p.status}" + (f" — {p.message}" if p.message else "")
+            for p in sweep.points
+            if p.best_val is None
+        ]
+        head = "Sweep cancelled." if sweep.cancelled else "Sweep finished."
+        self.statusBar().showMessage(
+            head + (f" Best: {best.label}, {fmt.loss(best.best_val)}" if best else ""), 15_000
+        )
+        if best is not None and best.model_path and self.ask_open_best(best, lines):
+            self.open_model(best.model_path)
+        elif best is None:
+            self.show_message(
+                head, "No run finished with a validation loss.\n\n" + "\n".join(lines)
+            )
+
+    def ask_open_best(self, best: Any, lines: list[str]) -> bool:
+        """Offer to open the best run's model (tests replace this method)."""
+        answer = QMessageBox.question(
+            self,
+            "Sweep finished",
+            f"The best validation loss is {fmt.loss(best.best_val)}, with {best.label}.\n\n"
+            + "\n".join(lines)
+            + "\n\nOpen the best run's model?",
+        )
+        return answer == QMessageBox.StandardButton.Yes
 
     # ---------------------------------------------------------------- estimate
     def _update_estimate(self) -> None:
@@ -928,7 +1114,7 @@ class MainWindow(QMainWindow):
         self.form.restore_settings(s, default_autosave_dir())
         self.plot.smoothing.setValue(s.value("plot/smoothing", 900, type=int))
         self.plot.set_log_scale(s.value("plot/log_scale", False, type=bool))
-        self.plot.set_x_chars(s.value("plot/x_chars", False, type=bool))
+        self.plot.set_x_axis(s.value("plot/x_axis", "step", type=str))
         self.tabs.setCurrentIndex(s.value("window/tab", 0, type=int))
         references = s.value("plot/references", True, type=bool)
         self.actions["reference_lines"].setChecked(references)
@@ -942,7 +1128,7 @@ class MainWindow(QMainWindow):
         s.setValue("window/tab", self.tabs.currentIndex())
         s.setValue("plot/smoothing", self.plot.smoothing.value())
         s.setValue("plot/log_scale", self.plot.log_box.isChecked())
-        s.setValue("plot/x_chars", self.plot.chars_box.isChecked())
+        s.setValue("plot/x_axis", self.plot.x_axis)
         s.setValue("plot/references", self.actions["reference_lines"].isChecked())
         self.inspect.save_settings(s)
         self.form.save_settings(s)

@@ -58,6 +58,10 @@ class TrainWorker(QObject):
     ``factory`` builds the trainer on the worker thread (it may be slow: it splits and encodes the
     text). ``blas_threads`` is a fixed BLAS thread count, or ``None`` to measure 1 against 2 threads
     on the first real steps and keep the faster (the measured steps are kept; none is wasted).
+
+    ``recorder_factory`` (optional) builds a ``core.runs.RunRecorder`` on this thread once the
+    trainer exists; every event goes to it here, so the run store is written in batches off the
+    GUI thread, and it is finished before ``finished``/``failed`` is emitted.
     """
 
     started = Signal(int)  # first step of this session (0 for a new model)
@@ -69,6 +73,8 @@ class TrainWorker(QObject):
     snapshot_ready = Signal(object, object)
     failed = Signal(object, str, object)  # exception, traceback text, last good ModelFile or None
     finished = Signal(object, object)  # TrainSummary, final ModelFile
+    recording = Signal(object)  # the run store's id of this run
+    record_warning = Signal(str)  # the run store failed: one sentence (training goes on)
 
     def __init__(
         self,
@@ -77,9 +83,12 @@ class TrainWorker(QObject):
         blas_threads: int | None = None,
         max_threads: int = 2,
         interval_s: float = EMIT_INTERVAL_S,
+        recorder_factory: Callable[[Callable[[str], None]], Any] | None = None,
     ) -> None:
         super().__init__()
         self._factory = factory
+        self._recorder_factory = recorder_factory
+        self._recorder: Any = None
         self._blas_threads = blas_threads
         self._max_threads = max_threads
         self._batch = _Batcher(interval_s)
@@ -130,15 +139,20 @@ class TrainWorker(QObject):
                     stop = self._stop
                 if stop:
                     trainer.request_stop()
+                self._start_recording()
                 gen = trainer.run()
                 self.started.emit(int(getattr(trainer, "step", 0)))
                 summary = self._pull(trainer, gen)
             self._flush()
             final = self.final_model = trainer.snapshot()
+            if self._recorder is not None:
+                self._recorder.finish(summary=summary)
             self._serve_requests(trainer, final)
             self.finished.emit(summary, final)
         except Exception as exc:  # every failure reaches the GUI as a signal, never a crash
             self._flush()
+            if self._recorder is not None:
+                self._recorder.finish(error=exc)
             last = None
             if trainer is not None:
                 try:
@@ -159,6 +173,8 @@ class TrainWorker(QObject):
                 event = next(gen)
             except StopIteration as done:
                 return done.value
+            if self._recorder is not None:
+                self._recorder(event)  # buffered; written in batches (never raises)
             if isinstance(event, StepEvent):
                 seconds = time.perf_counter() - t0
                 self.last_step = event.step
@@ -174,6 +190,13 @@ class TrainWorker(QObject):
                 prev_chars = None  # the step count went back: the next step has no predecessor
             if self._batch.add(event):
                 self._flush()
+
+    def _start_recording(self) -> None:
+        if self._recorder_factory is None:
+            return
+        self._recorder = self._recorder_factory(self.record_warning.emit)
+        if self._recorder.run_id is not None:
+            self.recording.emit(self._recorder.run_id)
 
     def _flush(self) -> None:
         if self._batch.items:

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from . import __version__
+from . import __version__, sweep
 from .config import (
     DTYPES,
     ON_DIVERGENCE,
@@ -61,10 +61,12 @@ from .inspect_html import visible as _visible
 from .inspect_html import write_atomic
 from .model import count_params
 from .modelfile import FORMAT_VERSION, K_VERSION, ModelFile, ModelLock, load_model, save_target
+from .runs import DB_NAME, HOME_ENV, Run, RunRecorder, RunStore
 from .sample import EVAL_STREAMS_MAX, EVAL_WARMUP, check_sampling, evaluate, generate
 from .trainer import Trainer
 
 PROG = "charlstm"
+_RUNS_DB_DEFAULT_HELP = f"${HOME_ENV}/{DB_NAME}, else the user's data folder"
 DEFAULT_MINUTES = 10.0  # how long `charlstm train` runs when no --steps/--epochs/--minutes is given
 DEBUG_ENV = "CHARLSTM_DEBUG"  # set to 1 to see the traceback of an unexpected error
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -186,6 +188,23 @@ def _add_defaulted(
         )
 
 
+def _add_runs_db(group: Any, default: Any = None) -> None:
+    group.add_argument(
+        "--runs-db",
+        metavar="PATH",
+        default=default,
+        help=f"the runs database (default: {_RUNS_DB_DEFAULT_HELP})",
+    )
+
+
+def _add_record_options(group: Any) -> None:
+    _add_runs_db(group)
+    group.add_argument(
+        "--no-record", action="store_true", help="do not record this run in the runs database"
+    )
+    group.add_argument("--name", metavar="NAME", help="the run's name in the runs database")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``charlstm`` argument parser with its sub-commands."""
     p = _Parser(
@@ -241,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "-q", "--quiet", action="store_true", help="no progress and no samples, only the result"
     )
+    _add_record_options(out)
 
     s = sub.add_parser(
         "sample",
@@ -389,7 +409,81 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print a model's architecture, size, vocabulary and training record.",
     )
     i.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    _add_runs_parser(sub)
+    _add_sweep_parser(sub)
     return p
+
+
+def _add_runs_parser(sub: Any) -> None:
+    r = sub.add_parser(
+        "runs",
+        help="list, show, rename and delete recorded runs",
+        description="Every training run is recorded in the runs database. With no ACTION, list "
+        "them, newest first.",
+    )
+    _add_runs_db(r)
+    r.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    acts = r.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    show = acts.add_parser("show", help="one run's settings and results")
+    show.add_argument("id", metavar="ID", type=int, help="the run's id (first column of the list)")
+    # SUPPRESS: an option given before ACTION (runs --json show 1) is not reset by ACTION's
+    show.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON with curves"
+    )
+    _add_runs_db(show, argparse.SUPPRESS)
+    rm = acts.add_parser("rm", help="delete a run (its model file stays unless --with-model)")
+    rm.add_argument("id", metavar="ID", type=int, nargs="+", help="the runs' ids")
+    rm.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    rm.add_argument("--with-model", action="store_true", help="also delete the model files")
+    _add_runs_db(rm, argparse.SUPPRESS)
+    mv = acts.add_parser("rename", help="give a run a new name")
+    mv.add_argument("id", metavar="ID", type=int, help="the run's id")
+    mv.add_argument("name", metavar="NAME", help="its new name")
+    _add_runs_db(mv, argparse.SUPPRESS)
+
+
+def _add_sweep_parser(sub: Any) -> None:
+    w = sub.add_parser(
+        "sweep",
+        help="train every combination of a few settings and rank them",
+        description="Train a new model on TEXT for each combination of the --grid values, all "
+        "for the same budget, record each as a run and print them ranked by best validation "
+        "loss. Example: charlstm sweep input.txt --grid lr=2e-3,4e-3,8e-3 --grid hidden=256,512 "
+        "--minutes 5",
+    )
+    w.add_argument("text", metavar="TEXT", help="training text file")
+    w.add_argument(
+        "--grid",
+        metavar="KEY=V1,V2,...",
+        action="append",
+        required=True,
+        help="a setting and its values (repeat for more settings); KEY is an option name of "
+        "'charlstm train' without dashes (lr, hidden, layers, seq-len, ...) or a field name",
+    )
+    budget = w.add_argument_group("budget of each point (one of)").add_mutually_exclusive_group(
+        required=True
+    )
+    budget.add_argument("--steps", type=int, metavar="N", help="optimizer steps")
+    budget.add_argument("--epochs", type=float, metavar="E", help="passes over the text")
+    budget.add_argument("--minutes", type=float, metavar="M", help="minutes of training")
+    w.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="points trained at once, in separate processes sharing the cores (default: 1)",
+    )
+    w.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="folder for the points' models (default: TEXT's name, 'sweep' and the time)",
+    )
+    w.add_argument("--encoding", help="encoding of TEXT (default: UTF-8)")
+    _add_runs_db(w)
+    w.add_argument("-q", "--quiet", action="store_true", help="only the ranked table")
+    _add_defaulted(w.add_argument_group("base model settings"), _MODEL_OPTS, _MODEL_DEFAULTS)
+    train_defaults = dict(_TRAIN_DEFAULTS, sample_every=0)  # samples only cost a sweep time
+    _add_defaulted(w.add_argument_group("base training settings"), _TRAIN_OPTS, train_defaults)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -674,12 +768,26 @@ def _train_locked(args: argparse.Namespace, trainer: Trainer, out: str, what: st
             raise CharLSTMError(
                 f"Cannot write the log {args.log_jsonl}: {e.strerror or e}."
             ) from None
+    recorder = None
     try:
         if not args.quiet:
             _note(what)
             _warn_unseen_validation(trainer)
         progress = _Progress(trainer, args.quiet, log)
-        return _run_training(trainer, out, progress)
+        if not args.no_record:
+
+            def warn(message: str) -> None:
+                progress.clear()
+                _warn(message)
+
+            recorder = RunRecorder.for_trainer(
+                args.runs_db, trainer, model_path=out, name=args.name, on_warning=warn
+            )
+        return _run_training(trainer, out, progress, recorder)
+    except BaseException as e:
+        if recorder is not None:
+            recorder.finish(error=e)  # an unexpected error: the run is marked crashed
+        raise
     finally:
         if log is not None:
             log.close()
@@ -696,11 +804,20 @@ def _warn_unseen_validation(trainer: Trainer) -> None:
         _warn(unseen_message(unseen, tc.val_split) + how)
 
 
-def _run_training(trainer: Trainer, out: str, progress: _Progress) -> int:
+def _run_training(
+    trainer: Trainer, out: str, progress: _Progress, recorder: RunRecorder | None = None
+) -> int:
+    on_event: Callable[[Event], None] = progress
+    if recorder is not None:
+
+        def on_event(event: Event) -> None:
+            recorder(event)
+            progress(event)
+
     stop = StopSignals(trainer.request_stop, _stop_message)
     with stop:  # SIGINT, SIGTERM, SIGHUP: stop after this step, save, exit 128 + signal
         try:
-            summary = _drive(trainer, progress)
+            summary = _drive(trainer, on_event)
         except KeyboardInterrupt:
             # A second signal, or a Ctrl-C that did not go through the handler: save what there is.
             progress.clear()
@@ -709,11 +826,18 @@ def _run_training(trainer: Trainer, out: str, progress: _Progress) -> int:
             except KeyboardInterrupt:
                 _note(f"interrupted again while saving; {out} keeps its previous contents.")
                 return stop.exit_status
+            finally:
+                if recorder is not None:
+                    recorder.finish(status="stopped")
             _report_interrupt(progress, trainer, path, stop.signum)
             return stop.exit_status
         except TrainingDiverged as e:
             progress.clear()
-            path = trainer.save(out)
+            try:
+                path = trainer.save(out)
+            finally:
+                if recorder is not None:
+                    recorder.finish(error=e)
             if progress.log is not None:
                 progress.log_record({"event": "diverged", "step": trainer.step, "path": path})
             _err(f"{e} They are saved in {path}.")
@@ -726,6 +850,9 @@ def _run_training(trainer: Trainer, out: str, progress: _Progress) -> int:
         except KeyboardInterrupt:
             _note(f"interrupted again while saving; {out} keeps its previous contents.")
             return stop.exit_status
+        finally:
+            if recorder is not None:
+                recorder.finish(summary=summary, status="stopped" if stop.requested else None)
     if stop.requested:
         _report_interrupt(progress, trainer, path, stop.signum)
         return stop.exit_status
@@ -734,7 +861,11 @@ def _run_training(trainer: Trainer, out: str, progress: _Progress) -> int:
     if summary.rollbacks:
         n = summary.rollbacks
         val += f", healed {n} blow-up{'s' * (n != 1)} (learning rate x{trainer.lr_scale:.3g})"
-    _note(f"trained to step {summary.steps:,} in {_hms(summary.elapsed_s)}{val}; saved to {path}")
+    run_id = recorder.recorded_id if recorder is not None else None
+    run = "" if run_id is None else f" (run {run_id})"
+    _note(
+        f"trained to step {summary.steps:,} in {_hms(summary.elapsed_s)}{val}; saved to {path}{run}"
+    )
     return 0
 
 
@@ -1042,6 +1173,211 @@ def _info(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# runs, sweep
+
+
+def _fmt_time(seconds: float | None) -> str:
+    return "-" if seconds is None else _hms(seconds)
+
+
+def _runs(args: argparse.Namespace) -> int:
+    action = args.action
+    with RunStore.open(args.runs_db) as store:
+        if action is None:
+            runs = store.list_runs()
+            if args.json:
+                print(json.dumps([r.to_json() for r in runs], indent=1))
+            elif not runs:
+                _note(f"no runs recorded yet in {store.path}")
+            else:
+                _write(sys.stdout, _runs_table(runs) + "\n")
+            return 0
+        if action == "show":
+            return _runs_show(store, args)
+        if action == "rename":
+            store.rename(args.id, args.name)
+            _note(f"run {args.id} is now called {args.name.strip()!r}")
+            return 0
+        return _runs_rm(store, args)
+
+
+def _runs_table(runs: list[Run]) -> str:
+    rows = [["id", "name", "text", "model", "steps", "time", "best val", "chars/s", "started",
+             "status"]]  # fmt: skip
+    for r in runs:
+        m = r.model
+        rows.append(
+            [
+                str(r.id),
+                r.name,
+                r.text_name,
+                f"{m.get('num_layers', '?')}x{m.get('hidden_size', '?')}",
+                f"{r.steps:,}",
+                _fmt_time(r.elapsed_s if r.ended is None else r.duration_s),
+                _fmt_loss(r.best_val_loss),
+                "-" if r.chars_per_sec is None else f"{r.chars_per_sec:,.0f}",
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)),
+                r.status,
+            ]
+        )
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _runs_show(store: RunStore, args: argparse.Namespace) -> int:
+    run = store.get(args.id)
+    curves = store.curves([run.id])[run.id]
+    if args.json:
+        record = run.to_json()
+        record["curves"] = {
+            kind: {k: _json_list(getattr(c, k)) for k in ("step", "chars", "time", "loss")}
+            for kind, c in (("train", curves.train), ("val", curves.val))
+        }
+        print(json.dumps(record, indent=1))
+        return 0
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started))
+    if run.ended is not None:
+        when += f" to {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(run.ended))}"
+    best = run.best_val_loss
+    rows = [
+        ("run", f"{run.id}: {run.name}"),
+        ("status", run.status + (f" ({run.message})" if run.message else "")),
+        ("text", f"{run.text_name} ({run.text_size or 0:,} bytes, sha256 "
+         f"{run.text_sha256[:16]}...)"),
+        ("when", when),
+        ("steps", f"{run.steps:,} (from step {run.start_step:,}); {run.chars_seen:,} characters"),
+        ("training time", _hms(run.elapsed_s)),
+        ("chars/s", "-" if run.chars_per_sec is None else f"{run.chars_per_sec:,.0f}"),
+        ("best val loss", "-" if best is None else f"{best:.4f} nats/char "
+         f"({_bits(best):.4f} bits/char)"),
+        ("final val loss", _fmt_loss(run.final_val_loss)),
+        ("model", run.model_path or "-"),
+        ("recorded by", f"{run.source} (pid {run.pid} on {run.host})"
+         + (f", sweep {run.sweep}" if run.sweep else "")),
+        ("curves", f"{len(curves.train):,} training points, {len(curves.val):,} validation"),
+        ("model settings", " ".join(f"{k}={v}" for k, v in run.model.items())),
+        ("train settings", " ".join(f"{k}={v}" for k, v in run.train.items())),
+    ]  # fmt: skip
+    width = max(len(k) for k, _ in rows) + 1
+    for key, value in rows:
+        _write(sys.stdout, f"{key + ':':<{width}} {value}\n")
+    return 0
+
+
+def _json_list(values: np.ndarray) -> list:
+    """The values as a JSON-able list; unknown numbers (NaN: a wall time from before it was
+    recorded) become null, which JSON has, rather than NaN, which it has not."""
+    out = values.tolist()
+    if values.dtype.kind == "f":
+        out = [v if math.isfinite(v) else None for v in out]
+    return out
+
+
+def _runs_rm(store: RunStore, args: argparse.Namespace) -> int:
+    runs = [store.get(i) for i in dict.fromkeys(args.id)]  # every id checked before any delete
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise _UsageError("refusing to delete without confirmation; add --yes")
+        names = ", ".join(f"{r.id} ({r.name})" for r in runs)
+        extra = " and their model files" if args.with_model else ""
+        try:
+            answer = input(f"Delete run(s) {names}{extra}? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            _note("nothing deleted")
+            return 0
+    for r in runs:
+        removed = store.delete(r.id, with_model=args.with_model)
+        kept = ""
+        if r.model_path and not removed and os.path.exists(r.model_path):
+            kept = f"; its model {r.model_path} is kept"
+        gone = f" and its model {removed}" if removed else ""
+        _note(f"deleted run {r.id} ({r.name}){gone}{kept}")
+    return 0
+
+
+def _grid_aliases() -> dict[str, str]:
+    """The command line's option names as grid keys: ``hidden`` for hidden_size, and so on."""
+    return {flag.lstrip("-"): field for flag, field, *_ in _MODEL_OPTS + _TRAIN_OPTS}
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    if args.jobs < 1:
+        raise _UsageError(f"--jobs must be at least 1, not {args.jobs}.")
+    given_train = _given(args, _TRAIN_OPTS)
+    given_train.setdefault("sample_every", 0)
+    budget = {"steps": args.steps, "epochs": args.epochs, "minutes": args.minutes}
+    base_train = TrainConfig(**given_train, **budget).validate()
+    base_model = ModelConfig(vocab_size=1, **_given(args, _MODEL_OPTS)).validate()
+    axes = sweep.parse_grid(args.grid, _grid_aliases())
+    points = sweep.grid_points(axes, base_model, base_train)
+    load_corpus(args.text, args.encoding)  # a bad text fails here, once, not in every point
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_dir = os.path.abspath(args.out_dir or f"{Path(args.text).stem}-sweep-{stamp}")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise _UsageError(f"--out-dir {args.out_dir} is a file; give a folder.")
+    store = RunStore.open(args.runs_db)  # fails here, clearly, rather than in every point
+    db = store.path
+    store.close()
+    spec = sweep.SweepSpec(
+        text_path=os.path.abspath(args.text),
+        encoding=args.encoding,
+        base_model=base_model,
+        base_train=base_train,
+        out_dir=out_dir,
+        runs_db=db,
+        sweep_label=sweep.sweep_label(args.text),
+    )
+    jobs = min(args.jobs, len(points))
+    cores = sweep.usable_cores()
+    if jobs > cores:
+        _warn(
+            f"--jobs {jobs} on {cores} core(s): the points share cores, so each trains slower "
+            "(with --minutes, fewer steps)."
+        )
+    if not args.quiet:
+        threads = sweep.split_cores(jobs)
+        _note(
+            f"sweep of {len(points)} point(s) on {Path(args.text).name}, {jobs} at a time "
+            f"({threads} BLAS thread(s) each); models in {out_dir}; runs recorded in {db} "
+            f"as sweep '{spec.sweep_label}'"
+        )
+    results: list[sweep.PointResult] = []
+    interrupted = False
+
+    def started(point: sweep.SweepPoint) -> None:
+        if not args.quiet:
+            _note(f"[{point.index + 1}/{len(points)}] {point.label}: training")
+
+    try:
+        for result in sweep.run_sweep(spec, points, jobs=jobs, on_start=started):
+            results.append(result)
+            if not args.quiet:
+                val = (
+                    ""
+                    if result.best_val_loss is None
+                    else (f", best val {result.best_val_loss:.4f}")
+                )
+                _note(f"[{result.index + 1}/{len(points)}] {result.label}: {result.status}{val}")
+    except KeyboardInterrupt:
+        interrupted = True
+    done = {r.index for r in results}
+    results += [sweep.skipped_result(p) for p in points
+                if p.index not in done]  # fmt: skip
+    _write(sys.stdout, sweep.format_table(results, axes) + "\n")
+    if interrupted:
+        _note("interrupted; the points that finished are kept and recorded")
+        return EXIT_INTERRUPTED
+    if any(r.status in ("failed", "diverged") for r in results):
+        return EXIT_FAILURE
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # main
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -1051,6 +1387,8 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "info": _info,
     "inspect": _inspect,
     "cells": _cells,
+    "runs": _runs,
+    "sweep": _sweep,
 }
 
 

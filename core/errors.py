@@ -76,3 +76,11 @@ class TrainingDiverged(CharLSTMError):
     def __init__(self, message: str, *, step: int) -> None:
         super().__init__(message)
         self.step = step
+
+
+class RunStoreError(CharLSTMError):
+    """The runs database cannot be opened, read or written (corrupt, locked, read-only, newer)."""
+
+
+class RunNotFoundError(RunStoreError):
+    """No run has the id asked for."""

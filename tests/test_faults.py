@@ -487,12 +487,15 @@ def test_names_that_are_not_utf8_train_save_and_show(tmp_path, monkeypatch, caps
 def test_two_writers_second_refused(text, tmp_path, capsys):
     proc = subprocess.Popen(
         [sys.executable, "-m", "core", "train", str(text), *TINY, "--steps", "1000000",
-         "--out", "m.npz", "-q"],
+         "--out", "m.npz", "-q", "--log-jsonl", "log.jsonl"],
         cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     with proc:
         try:
-            _wait_for(lambda: os.path.exists(lock_path(tmp_path / "m.npz")))
+            # steps are logged once training runs: by then the lock is held and SIGTERM saves
+            log = tmp_path / "log.jsonl"
+            _wait_for(lambda: log.exists() and log.stat().st_size > 2000)
+            assert os.path.exists(lock_path(tmp_path / "m.npz"))
             code, err = _run(capsys, "train", text, *TINY, "--steps", 2, "--out", "m.npz")
             assert code == 1 and "in use" in err and str(proc.pid) in err
         finally:
@@ -593,7 +596,9 @@ def test_ctrl_c_at_start_up_prints_no_traceback(text, tmp_path):
         if "init_import_site" in err:  # still in Python's start-up on a busy machine
             continue
         assert "Traceback" not in err, (delay, err)
-        assert proc.returncode in (0, 130), (delay, proc.returncode, err)
+        # 130 when the signal stopped the run; 0 when it came after; -SIGINT when it came during
+        # the interpreter's own shutdown, after the model was saved (a shell shows 130 too)
+        assert proc.returncode in (0, 130, -signal.SIGINT), (delay, proc.returncode, err)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

@@ -57,7 +57,7 @@ def test_a_rollback_draws_a_marker_with_its_tooltip(qtbot):
     assert plot.rollback_line_at(on_line + QPointF(2, 0)) is line  # hovering shows it
     assert plot.rollback_line_at(on_line + QPointF(40, 0)) is None
 
-    plot.set_x_chars(True)
+    plot.set_x_axis("chars")
     plot.refresh_now()
     assert plot.rollback_lines[0].value() == 1200 * 64
     history.clear()

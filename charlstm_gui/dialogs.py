@@ -1,4 +1,5 @@
-"""Dialogs: unexpected-error report (sys.excepthook), other encodings, About.
+"""Dialogs: unexpected-error report (sys.excepthook), other encodings, About, where file
+dialogs start and the name they suggest.
 
 Known problems are plain message boxes shown by the window; only bugs reach the error report,
 which shows a copyable traceback and lets the app keep running.
@@ -6,9 +7,12 @@ which shows a copyable traceback and lets the app keep running.
 
 from __future__ import annotations
 
+import os
 import platform
+import re
 import sys
 import traceback
+from pathlib import Path
 from types import TracebackType
 
 import numpy as np
@@ -120,7 +124,13 @@ def ask_encoding(parent: QWidget, path: str, message: str) -> str | None:
     combo = QComboBox()
     combo.setEditable(True)
     combo.addItems(ENCODINGS)
-    combo.setToolTip("Any encoding name Python knows, e.g. latin-1, cp1252, utf-16, shift_jis.")
+    suggested = suggested_encoding(message)
+    if suggested:
+        combo.setCurrentText(suggested)
+    combo.setToolTip(
+        "Pick an encoding from the list, or type the name of another one (for example "
+        "iso-8859-2 or windows-1250)."
+    )
     buttons = QDialogButtonBox(
         QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel
     )
@@ -133,6 +143,47 @@ def ask_encoding(parent: QWidget, path: str, message: str) -> str | None:
     if dialog.exec() == QDialog.DialogCode.Accepted and combo.currentText().strip():
         return combo.currentText().strip()
     return None
+
+
+def suggested_encoding(message: str) -> str | None:
+    """The encoding of ENCODINGS that ``message`` names first (the engine's messages name the
+    one to try, e.g. utf-16 for a file whose every other byte is 0), if any."""
+    found = []
+    for name in ENCODINGS:
+        m = re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", message, re.IGNORECASE)
+        if m:
+            found.append((m.start(), name))
+    return min(found)[1] if found else None
+
+
+def existing_folder(*candidates: str | os.PathLike[str] | None) -> str:
+    """The first candidate that is an existing folder, else the home folder."""
+    for c in candidates:
+        if c and os.path.isdir(c):
+            return str(c)
+    return str(Path.home())
+
+
+def model_file_suggestion(
+    current: str | None, last_dir: str | None, text_path: str | None, text_name: str | None
+) -> str:
+    """Where Save Model starts and what name it offers: the model's own file once it has one;
+    else ``<text name>.npz`` in the folder last used for models, the text's folder, or home
+    (never the app's hidden data folder)."""
+    if current:
+        return current
+    return file_suggestion(last_dir, text_path, text_name, ".npz", "model")
+
+
+def file_suggestion(
+    last_dir: str | None, text_path: str | None, text_name: str | None, ending: str, plain: str
+) -> str:
+    """``<text name><ending>`` (``<plain><ending>`` without a text) in the folder last used, the
+    text's folder, or home: where exports and saved samples are offered."""
+    folder = existing_folder(last_dir, os.path.dirname(text_path) if text_path else None)
+    stem = Path(text_name).stem if text_name else ""
+    stem = re.sub(r"[\\/:*?\"<>|\x00-\x1f]", "-", stem).strip(" .") or plain
+    return str(Path(folder) / f"{stem}{ending}")
 
 
 def about(parent: QWidget) -> None:

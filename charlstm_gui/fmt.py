@@ -17,6 +17,17 @@ def duration(seconds: float | None) -> str:
     return f"{s} s"
 
 
+def duration_ms(seconds: float | None) -> str:
+    """A short time in the unit that reads best: ``850 ms``, ``1.4 s``, then as ``duration``."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "—"
+    if seconds < 0.9995:
+        return f"{seconds * 1000:,.0f} ms"
+    if seconds < 9.95:
+        return f"{seconds:.1f} s"
+    return duration(seconds)
+
+
 def size(n_bytes: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if abs(n_bytes) < 1000 or unit == "GB":

@@ -25,6 +25,8 @@ from PySide6.QtWidgets import (
 
 from .controller import GenerateRequest
 
+NO_MODEL = "No model yet: train one or open a model file."
+
 
 class GeneratePanel(QWidget):
     generate_requested = Signal(object)  # GenerateRequest
@@ -73,7 +75,8 @@ class GeneratePanel(QWidget):
         self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
         self.seed.setEnabled(False)
 
-        self.source = QLabel("No model yet: train one or open a model file.")
+        self._source = ""  # the model named by the label
+        self.source = QLabel(NO_MODEL)
         self.source.setWordWrap(True)
         self.go = QPushButton("&Generate")
         self.go.setToolTip("Write text with the current model (Ctrl+G).")
@@ -92,6 +95,16 @@ class GeneratePanel(QWidget):
         self.output.setReadOnly(True)
         self.output.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.output.setPlaceholderText("Generated text appears here as it is written.")
+        self.meter = QLabel("")  # the memorisation meter (charlstm_gui.meters) writes here
+        self.meter.setWordWrap(True)
+        self.copy_min = QSpinBox()
+        self.copy_min.setRange(5, 1000)
+        self.copy_min.setValue(20)
+        self.copy_min.setSuffix(" chars")
+        self.copy_min.setToolTip(
+            "Memorisation meter: highlight every span of at least this many characters of "
+            "generated text (here and in Samples) that occurs word for word in the training text."
+        )
 
         form = QFormLayout()
         form.addRow("&Prime:", self.prime)
@@ -121,6 +134,11 @@ class GeneratePanel(QWidget):
         lay.addLayout(form)
         lay.addLayout(buttons)
         lay.addWidget(self.output, 1)
+        meter_row = QHBoxLayout()
+        meter_row.addWidget(self.meter, 1)
+        meter_row.addWidget(QLabel("Copies of ≥"))
+        meter_row.addWidget(self.copy_min)
+        lay.addLayout(meter_row)
 
     def request_value(self) -> GenerateRequest:
         return GenerateRequest(
@@ -152,9 +170,13 @@ class GeneratePanel(QWidget):
         self.stop.setEnabled(False)
 
     def set_can_generate(self, can: bool, source: str = "") -> None:
+        """``source`` names the model Generate would use ("" when there is none); while text is
+        being written the label keeps saying which model writes it."""
         self.go.setEnabled(can and not self.stop.isEnabled())
-        if source and not self.stop.isEnabled():
-            self.source.setText(f"Model: {source}")
+        if self.stop.isEnabled() or source == self._source:
+            return  # "Done." / "Stopped." stay until another model is the one to use
+        self._source = source
+        self.source.setText(f"Model: {source}" if source else NO_MODEL)
 
     def text(self) -> str:
         return self.output.toPlainText()

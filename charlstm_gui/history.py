@@ -10,27 +10,33 @@ import csv
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 
 class Series:
-    """Three parallel columns (step, chars seen, loss) in doubling float64 buffers."""
+    """Four parallel columns (step, chars seen, loss, wall-clock seconds) in doubling float64
+    buffers; seconds are NaN where unknown (a curve read back from a model file)."""
 
     def __init__(self, capacity: int = 1024) -> None:
-        self._data = np.empty((3, capacity))
+        self._data = np.empty((4, capacity))
         self.n = 0
 
-    def append(self, step: float, chars: float, loss: float) -> None:
+    def append(self, step: float, chars: float, loss: float, seconds: float = math.nan) -> None:
         if self.n == self._data.shape[1]:
-            grown = np.empty((3, 2 * self.n))
+            grown = np.empty((4, 2 * self.n))
             grown[:, : self.n] = self._data
             self._data = grown
-        self._data[:, self.n] = (step, chars, loss)
+        self._data[:, self.n] = (step, chars, loss, seconds)
         self.n += 1
 
     def clear(self) -> None:
         self.n = 0
+
+    def drop_after(self, step: float) -> None:
+        """Forget the rows after ``step`` (steps are increasing): a rollback undid them."""
+        self.n = int(np.searchsorted(self._data[0, : self.n], step, side="right"))
 
     @property
     def step(self) -> np.ndarray:
@@ -44,6 +50,10 @@ class Series:
     def loss(self) -> np.ndarray:
         return self._data[2, : self.n]
 
+    @property
+    def seconds(self) -> np.ndarray:
+        return self._data[3, : self.n]
+
 
 class LossHistory:
     """Training and validation loss of the current model, oldest first."""
@@ -51,24 +61,40 @@ class LossHistory:
     def __init__(self) -> None:
         self.train = Series(4096)
         self.val = Series(256)
+        # (step, chars seen, event) of each self-healing rollback (core.events.RollbackEvent)
+        self.rollbacks: list[tuple[int, int, Any]] = []
         self.version = 0
+        self.rewrites = 0  # changes on every clear and rollback: rows may have been replaced
 
     def clear(self) -> None:
         self.train.clear()
         self.val.clear()
+        self.rollbacks = []
+        self.version += 1
+        self.rewrites += 1
+
+    def add_rollback(self, event: Any, chars_per_step: int) -> None:
+        """Training rolled back to ``event.to_step``: the curve after it was undone."""
+        self.train.drop_after(event.to_step)
+        self.val.drop_after(event.to_step)
+        self.rollbacks.append((event.to_step, event.to_step * chars_per_step, event))
+        self.version += 1
+        self.rewrites += 1
+
+    def add_train(self, step: int, chars: int, loss: float, seconds: float = math.nan) -> None:
+        self.train.append(step, chars, loss, seconds)
         self.version += 1
 
-    def add_train(self, step: int, chars: int, loss: float) -> None:
-        self.train.append(step, chars, loss)
+    def add_val(self, step: int, chars: int, loss: float, seconds: float = math.nan) -> None:
+        self.val.append(step, chars, loss, seconds)
         self.version += 1
 
-    def add_val(self, step: int, chars: int, loss: float) -> None:
-        self.val.append(step, chars, loss)
-        self.version += 1
-
-    def load(self, history: Mapping[str, np.ndarray], chars_per_step: int) -> None:
-        """Replace the curve by a checkpoint's ``TrainState.history``."""
+    def load(
+        self, history: Mapping[str, np.ndarray], chars_per_step: int, rollbacks: tuple = ()
+    ) -> None:
+        """Replace the curve by a checkpoint's ``TrainState.history`` (and its rollbacks)."""
         self.clear()
+        self.rollbacks = [(r.to_step, r.to_step * chars_per_step, r) for r in rollbacks]
         for step, loss in zip(
             history.get("train_step", ()), history.get("train_loss", ()), strict=True
         ):

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -26,6 +27,40 @@ from PySide6.QtWidgets import (
 )
 
 from core.config import ModelConfig, TrainConfig
+
+from . import autosaves
+
+
+class _WheelOnlyWhenFocused:
+    """A field that ignores the mouse wheel until it is clicked or tabbed into, so scrolling
+    the settings panel never changes a value the pointer happens to pass over."""
+
+    def _init_focus(self) -> None:
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # type: ignore[attr-defined]
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if self.hasFocus():  # type: ignore[attr-defined]
+            super().wheelEvent(event)  # type: ignore[misc]
+        else:
+            event.ignore()  # the scroll area gets it
+
+
+class SpinBox(_WheelOnlyWhenFocused, QSpinBox):
+    def __init__(self) -> None:
+        super().__init__()
+        self._init_focus()
+
+
+class DoubleSpinBox(_WheelOnlyWhenFocused, QDoubleSpinBox):
+    def __init__(self) -> None:
+        super().__init__()
+        self._init_focus()
+
+
+class Combo(_WheelOnlyWhenFocused, QComboBox):
+    def __init__(self) -> None:
+        super().__init__()
+        self._init_focus()
 
 
 @dataclass(frozen=True)
@@ -141,8 +176,8 @@ FIELDS: tuple[Field, ...] = (
         0.5,
         3,
         0.01,
-        "The last part of the text kept "
-        "aside to measure how well the model generalises (validation loss). 0.05–0.1 is usual; "
+        "The part of the text kept aside "
+        "to measure how well the model generalises (validation loss). 0.05–0.1 is usual; "
         "0 disables validation.",
         "Training",
     ),
@@ -227,6 +262,10 @@ FIELDS: tuple[Field, ...] = (
 )
 
 DURATION_UNITS = ("steps", "epochs", "minutes")
+# TrainConfig.on_divergence values and how the form names them
+ON_DIVERGENCE_NAMES = {"heal": "heal and continue", "stop": "stop"}
+# TrainConfig.val_split values and how the form names them
+VAL_SPLIT_NAMES = {"last": "the last part", "blocks": "evenly spaced blocks"}
 
 PRESETS: dict[str, dict[str, Any]] = {
     "Quick look": dict(
@@ -301,10 +340,13 @@ DEFAULTS: dict[str, Any] = dict(
     PRESETS["Quick look"],
     clip=5.0,
     val_fraction=0.1,
+    val_split="last",
+    on_divergence="heal",
     seed=1234,
     sample_temperature=0.8,
     checkpoint_every=1000,
     lr_schedule="cosine",
+    autosave_keep=autosaves.DEFAULT_KEEP,
 )
 
 
@@ -322,7 +364,7 @@ class SettingsForm(QWidget):
 
         row = QHBoxLayout()
         row.addWidget(QLabel("&Preset:"))
-        self.preset = QComboBox()
+        self.preset = Combo()
         self.preset.addItems([*PRESETS, "Custom"])
         for i, name in enumerate(PRESETS):
             self.preset.setItemData(i, PRESET_TIPS[name], Qt.ItemDataRole.ToolTipRole)
@@ -354,7 +396,7 @@ class SettingsForm(QWidget):
             spin = self._make_spin(f)
             self._spins[f.key] = spin
             if f.key == "duration":
-                self.unit = QComboBox()
+                self.unit = Combo()
                 self.unit.addItems(DURATION_UNITS)
                 self.unit.setToolTip(
                     "Count the run in optimizer steps, passes over the training "
@@ -371,7 +413,7 @@ class SettingsForm(QWidget):
             if isinstance(label, QLabel):
                 label.setToolTip(f.tip)
             if f.key == "lr":
-                self.schedule = QComboBox()
+                self.schedule = Combo()
                 self.schedule.addItems(["cosine", "constant"])
                 self.schedule.setToolTip(
                     "cosine: warm up, then decay the learning rate to 10% by "
@@ -380,9 +422,34 @@ class SettingsForm(QWidget):
                 )
                 self.schedule.currentIndexChanged.connect(self._edited)
                 forms[f.group].addRow("LR &schedule:", self.schedule)
+            if f.key == "val_fraction":
+                self.val_split = Combo()
+                for key, name in VAL_SPLIT_NAMES.items():
+                    self.val_split.addItem(name, key)
+                self.val_split.setToolTip(
+                    "Where the validation characters come from. The last part is the usual "
+                    "choice; evenly spaced blocks (ten, one at the end of each tenth of the "
+                    "text) suit a text whose end differs from the rest — say, poetry after "
+                    "prose — so validation measures what the model is trained on."
+                )
+                self.val_split.currentIndexChanged.connect(self._edited)
+                forms[f.group].addRow("Validate &on:", self.val_split)
+            if f.key == "clip":
+                self.on_divergence = Combo()
+                for key, name in ON_DIVERGENCE_NAMES.items():
+                    self.on_divergence.addItem(name, key)
+                self.on_divergence.setToolTip(
+                    "What to do when training blows up (the loss far above its recent level and "
+                    "above a uniform guess, or infinite). Heal: go back to the last good "
+                    "weights, halve the learning rate and continue (marked on the loss plot); "
+                    "after 3 blow-ups close together it stops. Stop: stop at once with the "
+                    "last good weights."
+                )
+                self.on_divergence.currentIndexChanged.connect(self._edited)
+                forms[f.group].addRow("If training blows &up:", self.on_divergence)
 
         autosave = QGroupBox("Autosave")
-        lay = QHBoxLayout(autosave)
+        lay = QGridLayout(autosave)
         self.autosave_dir = QLineEdit()
         self.autosave_dir.setToolTip(
             "Folder where checkpoints are written automatically during "
@@ -393,8 +460,26 @@ class SettingsForm(QWidget):
         browse = QPushButton("&Browse…")
         browse.setToolTip("Choose the autosave folder.")
         browse.clicked.connect(self._browse)
-        lay.addWidget(self.autosave_dir, 1)
-        lay.addWidget(browse)
+        self.autosave_keep = SpinBox()
+        self.autosave_keep.setRange(0, 1000)
+        self.autosave_keep.setPrefix("keep the last ")
+        self.autosave_keep.setSuffix(" autosaves")
+        self.autosave_keep.setSpecialValueText("keep every autosave")
+        self.autosave_keep.setToolTip(
+            "Each run writes one autosave file (tens of MB for a big model or a text with many "
+            "distinct characters). After each autosave the older ones beyond this number are "
+            "deleted; models you saved yourself, under their own names, are never touched. "
+            "0 keeps every autosave."
+        )
+        self.autosave_keep.valueChanged.connect(self._edited)
+        self.autosave_size = QLabel()
+        self.autosave_size.setToolTip("What the autosave folder holds now.")
+        self.autosave_dir.editingFinished.connect(self.show_autosave_size)
+        lay.addWidget(self.autosave_dir, 0, 0)
+        lay.addWidget(browse, 0, 1)
+        lay.addWidget(self.autosave_keep, 1, 0)
+        lay.addWidget(self.autosave_size, 2, 0, 1, 2)
+        lay.setColumnStretch(0, 1)
         outer.addWidget(autosave)
 
         self.problem = QLabel()
@@ -409,12 +494,12 @@ class SettingsForm(QWidget):
     # ---------------------------------------------------------------- building
     def _make_spin(self, f: Field) -> QSpinBox | QDoubleSpinBox:
         if f.decimals < 0:
-            spin: QSpinBox | QDoubleSpinBox = QSpinBox()
+            spin: QSpinBox | QDoubleSpinBox = SpinBox()
             spin.setRange(int(f.lo), int(f.hi))
             spin.setSingleStep(int(f.step))
             spin.setGroupSeparatorShown(True)
         else:
-            spin = QDoubleSpinBox()
+            spin = DoubleSpinBox()
             spin.setDecimals(f.decimals)
             spin.setRange(f.lo, f.hi)
             spin.setSingleStep(f.step)
@@ -431,7 +516,14 @@ class SettingsForm(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Autosave folder", self.autosave_dir.text())
         if folder:
             self.autosave_dir.setText(folder)
+            self.show_autosave_size()
             self._edited()
+
+    def show_autosave_size(self) -> None:
+        """Show how many autosaves the folder holds and their size (after each autosave too)."""
+        folder = self.autosave_dir.text().strip()
+        size = autosaves.folder_size(folder) if folder else None
+        self.autosave_size.setText(f"In the folder now: {size.describe()}" if size else "")
 
     def _unit_changed(self) -> None:
         spin = self._spins["duration"]
@@ -504,8 +596,11 @@ class SettingsForm(QWidget):
         if out["duration_unit"] == "steps":
             out["duration"] = int(round(out["duration"]))
         out["lr_schedule"] = self.schedule.currentText()
+        out["val_split"] = self.val_split.currentData()
+        out["on_divergence"] = self.on_divergence.currentData()
         out["autosave_dir"] = self.autosave_dir.text().strip()
         out["device"] = self._wanted_device
+        out["autosave_keep"] = self.autosave_keep.value()
         return out
 
     def set_values(self, values: dict[str, Any]) -> None:
@@ -520,8 +615,16 @@ class SettingsForm(QWidget):
                     spin.setValue(int(value) if isinstance(spin, QSpinBox) else float(value))
             if values.get("lr_schedule") in ("cosine", "constant"):
                 self.schedule.setCurrentText(values["lr_schedule"])
+            if values.get("val_split") in VAL_SPLIT_NAMES:
+                self.val_split.setCurrentIndex(self.val_split.findData(values["val_split"]))
+            if values.get("on_divergence") in ON_DIVERGENCE_NAMES:
+                index = self.on_divergence.findData(values["on_divergence"])
+                self.on_divergence.setCurrentIndex(index)
             if "autosave_dir" in values:
                 self.autosave_dir.setText(str(values["autosave_dir"]))
+                self.show_autosave_size()
+            if "autosave_keep" in values:
+                self.autosave_keep.setValue(int(values["autosave_keep"]))
             if values.get("device"):  # applied when the devices are known (set_devices)
                 self._wanted_device = str(values["device"])
                 i = self.device.findData(self._wanted_device)
@@ -536,6 +639,8 @@ class SettingsForm(QWidget):
         v: dict[str, Any] = {k: getattr(model, k) for k in ("hidden_size", "num_layers", "dropout")}
         v.update({f.key: getattr(train, f.key) for f in FIELDS if hasattr(train, f.key)})
         v["lr_schedule"] = train.lr_schedule
+        v["val_split"] = train.val_split
+        v["on_divergence"] = train.on_divergence
         for unit in DURATION_UNITS:
             if getattr(train, unit) is not None:
                 v["duration_unit"], v["duration"] = unit, getattr(train, unit)
@@ -560,6 +665,8 @@ class SettingsForm(QWidget):
             warmup_steps=v["warmup_steps"],
             clip=v["clip"],
             val_fraction=round(v["val_fraction"], 6),
+            val_split=v["val_split"],
+            on_divergence=v["on_divergence"],
             eval_every=v["eval_every"],
             sample_every=v["sample_every"],
             sample_length=v["sample_length"],
@@ -600,6 +707,13 @@ class SettingsForm(QWidget):
             "training/duration_unit", DEFAULTS["duration_unit"], type=str
         )
         v["lr_schedule"] = settings.value("training/lr_schedule", "cosine", type=str)
+        v["val_split"] = settings.value("training/val_split", DEFAULTS["val_split"], type=str)
+        v["on_divergence"] = settings.value(
+            "training/on_divergence", DEFAULTS["on_divergence"], type=str
+        )
         v["autosave_dir"] = settings.value("training/autosave_dir", default_autosave, type=str)
         v["device"] = settings.value("training/device", "auto", type=str)
+        v["autosave_keep"] = settings.value(
+            "training/autosave_keep", autosaves.DEFAULT_KEEP, type=int
+        )
         self.set_values(v)

@@ -4,7 +4,7 @@ against it: parameter count versus text size, memory, and the estimated time per
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
@@ -21,31 +21,9 @@ from PySide6.QtWidgets import (
 )
 
 from . import fmt
-from .estimate import Estimate
 
-
-def verdict(params: int, train_chars: int) -> str:
-    """A plain-language judgement of model size against the amount of training text."""
-    if train_chars <= 0:
-        return ""
-    ratio = train_chars / max(params, 1)
-    if ratio < 0.5:
-        return (
-            "The model has far more parameters than the text has characters: it will memorise "
-            "the text rather than learn to write. Use a smaller hidden size or more text, or "
-            "raise dropout."
-        )
-    if ratio < 2:
-        return (
-            "Parameters and characters are of the same order: expect overfitting after a few "
-            "epochs — watch the validation loss and stop when it turns up."
-        )
-    if ratio > 200:
-        return (
-            "The text is large for this model: it will keep improving for a long time; a "
-            "bigger hidden size would learn more if you can afford the time."
-        )
-    return "A good match of model size and text size."
+if TYPE_CHECKING:  # the engine is imported on first use, so the window opens fast
+    from core.plan import Estimate
 
 
 class _WrapLabel(QLabel):
@@ -106,10 +84,14 @@ class TextPanel(QWidget):
             cform.addRow(title + ":", lab)
         self.verdict = _WrapLabel()
         cform.addRow(self.verdict)
+        self.validation_check = _WrapLabel()
+        self.validation_check.setStyleSheet("color: #8a4b00;")
+        self.validation_check.hide()
+        cform.addRow(self.validation_check)
         self.labels["speed"].setToolTip(
-            "Estimated from the floating-point work of one step divided by the speed of a short "
-            "real training step (one layer, a 16-character window) timed on this machine. The "
-            "status bar shows the measured speed once training runs."
+            "Measured here: a few real training steps at these settings and this text's number "
+            "of distinct characters, plus the share of each step in the validations and samples "
+            "made every so many steps. The status bar shows the real speed once training runs."
         )
         self.preview = QPlainTextEdit()
         self.preview.setReadOnly(True)
@@ -143,9 +125,20 @@ class TextPanel(QWidget):
         self.set_split(corpus.n_chars, val_fraction)
         self.preview.setPlainText(corpus.preview(2000))
 
-    def set_split(self, n_chars: int, val_fraction: float) -> None:
+    def set_split(self, n_chars: int, val_fraction: float, how: str = "last") -> None:
+        from core.data import val_blocks
+
         n_val = int(n_chars * val_fraction)
-        self.labels["split"].setText(f"{n_chars - n_val:,} / {n_val:,} characters")
+        where = ""
+        if n_val:
+            k = len(val_blocks(n_chars, val_fraction, how))
+            where = " (the last part)" if k == 1 else f" ({k} evenly spaced blocks)"
+        self.labels["split"].setText(f"{n_chars - n_val:,} / {n_val:,} characters{where}")
+
+    def show_validation_check(self, text: str) -> None:
+        """A warning about the validation part (characters training never shows), or none."""
+        self.validation_check.setText(text)
+        self.validation_check.setVisible(bool(text))
 
     def show_estimate(self, est: Estimate, train_chars: int, run_steps: float | None) -> None:
         self.labels["params"].setText(f"{est.params:,}")
@@ -157,13 +150,21 @@ class TextPanel(QWidget):
             self.labels["speed"].setText("measuring…")
             self.labels["run"].setText("—")
         else:
+            shared = est.seconds_per_step - (est.step_s or est.seconds_per_step)
+            extra = (
+                f", of which {shared * 1000:,.0f} ms is its share of validation and samples"
+                if shared >= 0.0005
+                else ""
+            )
             self.labels["speed"].setText(
-                f"about {est.seconds_per_step * 1000:,.0f} ms "
-                f"(a real training step ran here at {est.gflops:,.1f} GFLOP/s)"
+                f"about {fmt.duration_ms(est.seconds_per_step)} (measured here{extra})"
             )
             self.labels["run"].setText(
                 "—"
                 if run_steps is None
-                else f"{run_steps:,.0f} steps ≈ {fmt.duration(run_steps * est.seconds_per_step)}"
+                else f"{run_steps:,.0f} steps ≈ "
+                + fmt.duration(run_steps * est.seconds_per_step).replace(" ", "\u00a0")
             )
-        self.verdict.setText(verdict(est.params, train_chars))
+        from core.plan import size_advice
+
+        self.verdict.setText(size_advice(est.parts, est.vocab, train_chars))

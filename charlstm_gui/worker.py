@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from PySide6.QtCore import QObject, Signal, Slot
 
 from core import parallel
-from core.events import StepEvent
+from core.events import EvalEvent, RollbackEvent, StepEvent
 
 EMIT_INTERVAL_S = 1 / 30  # at most this many batches of events per second reach the GUI
 
@@ -58,6 +58,10 @@ class TrainWorker(QObject):
     ``factory`` builds the trainer on the worker thread (it may be slow: it splits and encodes the
     text). ``blas_threads`` is a fixed BLAS thread count, or ``None`` to measure 1 against 2 threads
     on the first real steps and keep the faster (the measured steps are kept; none is wasted).
+
+    ``recorder_factory`` (optional) builds a ``core.runs.RunRecorder`` on this thread once the
+    trainer exists; every event goes to it here, so the run store is written in batches off the
+    GUI thread, and it is finished before ``finished``/``failed`` is emitted.
     """
 
     started = Signal(int)  # first step of this session (0 for a new model)
@@ -65,9 +69,12 @@ class TrainWorker(QObject):
     blas_chosen = Signal(int, str)  # thread count, a sentence explaining the measurement
     paused = Signal(int)  # step at which the trainer is parked
     resumed = Signal()
-    snapshot_ready = Signal(object, str)  # ModelFile copy, purpose given to request_snapshot
+    # ModelFile copy, purpose given to request_snapshot (an object: it may hold a path)
+    snapshot_ready = Signal(object, object)
     failed = Signal(object, str, object)  # exception, traceback text, last good ModelFile or None
     finished = Signal(object, object)  # TrainSummary, final ModelFile
+    recording = Signal(object)  # the run store's id of this run
+    record_warning = Signal(str)  # the run store failed: one sentence (training goes on)
 
     def __init__(
         self,
@@ -76,9 +83,12 @@ class TrainWorker(QObject):
         blas_threads: int | None = None,
         max_threads: int = 2,
         interval_s: float = EMIT_INTERVAL_S,
+        recorder_factory: Callable[[Callable[[str], None]], Any] | None = None,
     ) -> None:
         super().__init__()
         self._factory = factory
+        self._recorder_factory = recorder_factory
+        self._recorder: Any = None
         self._blas_threads = blas_threads
         self._max_threads = max_threads
         self._batch = _Batcher(interval_s)
@@ -89,6 +99,9 @@ class TrainWorker(QObject):
         self._trainer: TrainerLike | None = None
         self.last_step = 0
         self.final_model: Any = None  # set on the worker thread just before it ends
+        # a copy of the model right after each evaluation, as snapshot_ready(model, "inspect"):
+        # the Inspect view's time-lapse needs the weights of every evaluation, not the newest
+        self.snapshot_each_eval = False
 
     # --- called from the GUI thread (thread-safe) ---------------------------------------------
     def request_pause(self) -> None:
@@ -126,15 +139,20 @@ class TrainWorker(QObject):
                     stop = self._stop
                 if stop:
                     trainer.request_stop()
+                self._start_recording()
                 gen = trainer.run()
                 self.started.emit(int(getattr(trainer, "step", 0)))
                 summary = self._pull(trainer, gen)
             self._flush()
             final = self.final_model = trainer.snapshot()
+            if self._recorder is not None:
+                self._recorder.finish(summary=summary)
             self._serve_requests(trainer, final)
             self.finished.emit(summary, final)
         except Exception as exc:  # every failure reaches the GUI as a signal, never a crash
             self._flush()
+            if self._recorder is not None:
+                self._recorder.finish(error=exc)
             last = None
             if trainer is not None:
                 try:
@@ -155,6 +173,8 @@ class TrainWorker(QObject):
                 event = next(gen)
             except StopIteration as done:
                 return done.value
+            if self._recorder is not None:
+                self._recorder(event)  # buffered; written in batches (never raises)
             if isinstance(event, StepEvent):
                 seconds = time.perf_counter() - t0
                 self.last_step = event.step
@@ -164,8 +184,19 @@ class TrainWorker(QObject):
                         self.blas_chosen.emit(decided, chooser.explain())
                         chooser = None
                 prev_chars = event.chars_seen
+            elif isinstance(event, EvalEvent) and self.snapshot_each_eval:
+                self.snapshot_ready.emit(trainer.snapshot(), "inspect")
+            elif isinstance(event, RollbackEvent):
+                prev_chars = None  # the step count went back: the next step has no predecessor
             if self._batch.add(event):
                 self._flush()
+
+    def _start_recording(self) -> None:
+        if self._recorder_factory is None:
+            return
+        self._recorder = self._recorder_factory(self.record_warning.emit)
+        if self._recorder.run_id is not None:
+            self.recording.emit(self._recorder.run_id)
 
     def _flush(self) -> None:
         if self._batch.items:
@@ -308,8 +339,9 @@ class StreamWorker(QObject):
 class TaskWorker(QObject):
     """Runs one function off the GUI thread (load a text or a model, save, calibrate)."""
 
-    done = Signal(str, object)  # tag, result
-    failed = Signal(str, object, str)  # tag, exception, traceback text
+    # The tag is an object: it may hold a path that is not valid text (see Controller).
+    done = Signal(object, object)  # tag, result
+    failed = Signal(object, object, str)  # tag, exception, traceback text
 
     def __init__(self, tag: str, fn: Callable[[], Any]) -> None:
         super().__init__()

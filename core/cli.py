@@ -1,8 +1,9 @@
-"""The ``charlstm`` command line: train, continue, sample, evaluate and describe models.
+"""The ``charlstm`` command line: train, continue, sample, evaluate, inspect and describe models.
 
 A thin shell over the engine: it turns options into ``ModelConfig``/``TrainConfig`` (defaults read
 from their fields), prints the trainer's events, and turns every expected problem into one line on
-stderr (exit 2 for usage, 1 for failures, 130 after Ctrl-C).
+stderr (exit 2 for usage, 1 for failures, 128 + the signal number after Ctrl-C, SIGTERM or
+SIGHUP, which stop the run and save it: see core/console.py).
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ import json
 import math
 import os
 import shutil
-import signal
+import stat
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,10 +24,20 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from . import __version__
+from . import __version__, sweep
 from .backend import DEVICE_CHOICES, list_devices, make_engine, parse_choice
-from .config import DTYPES, SCHEDULES, ModelConfig, TrainConfig
-from .data import load_corpus
+from .config import (
+    DTYPES,
+    ON_DIVERGENCE,
+    ON_DIVERGENCE_HELP,
+    SCHEDULES,
+    VAL_SPLITS,
+    ModelConfig,
+    TrainConfig,
+)
+from .console import StopSignals, one_line_warnings, signal_name
+from .copies import CopyIndex
+from .data import Corpus, display_path, load_corpus
 from .errors import (
     CharLSTMError,
     ConfigError,
@@ -38,13 +48,28 @@ from .errors import (
     ModelFileError,
     TrainingDiverged,
 )
-from .events import CheckpointEvent, EvalEvent, Event, SampleEvent, StepEvent, TrainSummary
+from .events import (
+    CheckpointEvent,
+    EvalEvent,
+    Event,
+    RollbackEvent,
+    SampleEvent,
+    StepEvent,
+    TrainSummary,
+)
+from .inspect import DETECTORS, KINDS, analyse, detectors, max_passage, rank_units
+from .inspect import surprising_spans as _surprising_spans
+from .inspect_html import render as _render_html
+from .inspect_html import visible as _visible
+from .inspect_html import write_atomic
 from .model import count_params
-from .modelfile import FORMAT_VERSION, K_VERSION, ModelFile, load_model
-from .sample import check_sampling, evaluate, generate
+from .modelfile import FORMAT_VERSION, K_VERSION, ModelFile, ModelLock, load_model, save_target
+from .runs import DB_NAME, HOME_ENV, Run, RunRecorder, RunStore
+from .sample import EVAL_STREAMS_MAX, EVAL_WARMUP, check_sampling, evaluate, generate
 from .trainer import Trainer
 
 PROG = "charlstm"
+_RUNS_DB_DEFAULT_HELP = f"${HOME_ENV}/{DB_NAME}, else the user's data folder"
 DEFAULT_MINUTES = 10.0  # how long `charlstm train` runs when no --steps/--epochs/--minutes is given
 DEBUG_ENV = "CHARLSTM_DEBUG"  # set to 1 to see the traceback of an unexpected error
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -68,13 +93,21 @@ _TRAIN_OPTS: list[tuple[str, str, type, str, tuple[str, ...] | None]] = [
     ("--schedule", "lr_schedule", str, "learning-rate schedule", SCHEDULES),
     ("--warmup", "warmup_steps", int, "warm-up steps of the cosine schedule", None),
     ("--clip", "clip", float, "global gradient-norm clip, 0 disables it", None),
-    ("--val-fraction", "val_fraction", float, "last part of the text held out", None),
+    ("--val-fraction", "val_fraction", float, "part of the text held out", None),
+    (
+        "--val-split",
+        "val_split",
+        str,
+        "where validation comes from: the last part, or 10 evenly spaced blocks",
+        VAL_SPLITS,
+    ),
     ("--eval-every", "eval_every", int, "steps between validations (0: only at the end)", None),
     ("--sample-every", "sample_every", int, "steps between samples (0: never)", None),
     ("--sample-length", "sample_length", int, "characters per training sample", None),
     ("--temperature", "sample_temperature", float, "temperature of training samples", None),
     ("--checkpoint-every", "checkpoint_every", int, "steps between autosaves to --out", None),
     ("--seed", "seed", int, "seeds initialisation, dropout, streams and samples", None),
+    ("--on-divergence", "on_divergence", str, ON_DIVERGENCE_HELP, ON_DIVERGENCE),
 ]
 
 
@@ -123,6 +156,12 @@ def _hms(seconds: float) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
+def _count(n: float, noun: str) -> str:
+    """ "1 minute", "2.5 minutes", "1,000 steps": ``n`` with ``noun`` in the right number."""
+    shown = f"{n:,}" if isinstance(n, int) else f"{n:g}"
+    return f"{shown} {noun}{'' if n == 1 else 's'}"
+
+
 def _bits(nats: float) -> float:
     return nats / math.log(2.0)
 
@@ -152,8 +191,25 @@ def _add_defaulted(
         )
 
 
+def _add_runs_db(group: Any, default: Any = None) -> None:
+    group.add_argument(
+        "--runs-db",
+        metavar="PATH",
+        default=default,
+        help=f"the runs database (default: {_RUNS_DB_DEFAULT_HELP})",
+    )
+
+
+def _add_record_options(group: Any) -> None:
+    _add_runs_db(group)
+    group.add_argument(
+        "--no-record", action="store_true", help="do not record this run in the runs database"
+    )
+    group.add_argument("--name", metavar="NAME", help="the run's name in the runs database")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``charlstm`` argument parser with its four sub-commands."""
+    """The ``charlstm`` argument parser with its sub-commands."""
     p = _Parser(
         prog=PROG,
         description="Train, sample, evaluate and inspect character-level LSTM models (NumPy).",
@@ -207,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "-q", "--quiet", action="store_true", help="no progress and no samples, only the result"
     )
+    _add_record_options(out)
 
     s = sub.add_parser(
         "sample",
@@ -246,13 +303,31 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: %(default)s)",
     )
     s.add_argument("--seed", type=int, help="random seed: the same seed gives the same text")
+    s.add_argument(
+        "--copies",
+        metavar="TEXT",
+        help="report on stderr how much of the generated text occurs verbatim in TEXT "
+        "(the copied fraction and the longest copy)",
+    )
+    s.add_argument(
+        "--copies-min",
+        type=int,
+        default=20,
+        metavar="N",
+        help="shortest verbatim span that counts as a copy, in characters (default: %(default)s)",
+    )
+    s.add_argument("--encoding", help="encoding of the --copies TEXT (default: UTF-8)")
 
     e = sub.add_parser(
         "eval",
         help="mean loss of a model over a text",
         description="Print the mean next-character loss of MODEL over TEXT in nats and bits per "
-        "character. The model reads the whole text in order from a zero state, carrying its state "
-        "throughout.",
+        "character; every character after the first is scored once. The text is cut into "
+        "--streams pieces read side by side (fast), each carrying its state through its piece; "
+        "each piece after the first starts from a zero state warmed up on the --warmup "
+        "characters before it (read, not scored), so the one approximation is that a piece "
+        "forgets what came earlier than that. --streams 1 reads the whole text in order: exact, "
+        "and much slower on long texts. Progress is shown on a terminal.",
     )
     e.add_argument("model", metavar="MODEL", help="model file (.npz)")
     e.add_argument("text", metavar="TEXT", help="text file")
@@ -260,10 +335,75 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--streams",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="split the text into N pieces run side by side, each from a zero state: faster, "
-        "a slight approximation, and up to N-1 final characters are not scored (default: 1)",
+        help="pieces of the text read side by side (default: one per "
+        f"{8 * EVAL_WARMUP:,} characters, at most {EVAL_STREAMS_MAX}; 1 = exact, in order)",
+    )
+    e.add_argument(
+        "--warmup",
+        type=int,
+        default=EVAL_WARMUP,
+        metavar="W",
+        help="characters each piece reads, unscored, before its own (default: %(default)s)",
+    )
+
+    n = sub.add_parser(
+        "inspect",
+        help="how surprised a model is by a text, character by character",
+        description="Print MODEL's bits per character over TEXT and the most surprising "
+        "stretches; --html writes one self-contained page coloured by surprise (or by one unit "
+        "with --unit) with the model's top-5 predictions on hover.",
+    )
+    n.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    n.add_argument("text", metavar="TEXT", help="text file")
+    n.add_argument("--encoding", help="encoding of TEXT (default: UTF-8)")
+    n.add_argument(
+        "--chars",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="read only the first N characters of TEXT (default: %(default)s)",
+    )
+    n.add_argument(
+        "--spans", type=int, default=10, metavar="N", help="surprising stretches to list"
+    )
+    n.add_argument("--html", metavar="FILE", help="write the coloured page to FILE")
+    n.add_argument(
+        "--unit",
+        metavar="LAYER:UNIT",
+        help="colour the page by this unit instead of by surprise (0-based, e.g. 1:37)",
+    )
+    n.add_argument(
+        "--kind",
+        choices=tuple(KINDS),
+        default="c",
+        help="with --unit: c = the cell value tanh(c), h = the hidden value (default: c)",
+    )
+
+    c = sub.add_parser(
+        "cells",
+        help="find units that track quotes, brackets, line position...",
+        description="Run MODEL over TEXT and print, for each simple detector (inside quotes, "
+        "bracket depth, characters since the newline, ...), the units whose activation "
+        "correlates best with it, with Pearson's r.",
+    )
+    c.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    c.add_argument("text", metavar="TEXT", help="text file")
+    c.add_argument("--encoding", help="encoding of TEXT (default: UTF-8)")
+    c.add_argument(
+        "--chars",
+        type=int,
+        default=5_000,
+        metavar="N",
+        help="read only the first N characters of TEXT (default: %(default)s)",
+    )
+    c.add_argument("--top", type=int, default=5, metavar="N", help="units per detector")
+    c.add_argument(
+        "--kind",
+        choices=tuple(KINDS),
+        default="c",
+        help="c = the cell value tanh(c), h = the hidden value (default: c)",
     )
 
     i = sub.add_parser(
@@ -287,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
             help="where to run: the GPU when one is usable (auto), the CPU, or a GPU (gpu, "
             "gpu:N); see 'charlstm devices' (default: auto)",
         )
+    _add_runs_parser(sub)
+    _add_sweep_parser(sub)
     return p
 
 
@@ -301,6 +443,78 @@ def _device_choice(value: str) -> str:
 def _engine(args: argparse.Namespace, cfg: ModelConfig):
     """The engine for ``--device`` (DeviceUnavailableError: one line saying why)."""
     return make_engine(args.device, cfg)
+
+
+def _add_runs_parser(sub: Any) -> None:
+    r = sub.add_parser(
+        "runs",
+        help="list, show, rename and delete recorded runs",
+        description="Every training run is recorded in the runs database. With no ACTION, list "
+        "them, newest first.",
+    )
+    _add_runs_db(r)
+    r.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    acts = r.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    show = acts.add_parser("show", help="one run's settings and results")
+    show.add_argument("id", metavar="ID", type=int, help="the run's id (first column of the list)")
+    # SUPPRESS: an option given before ACTION (runs --json show 1) is not reset by ACTION's
+    show.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON with curves"
+    )
+    _add_runs_db(show, argparse.SUPPRESS)
+    rm = acts.add_parser("rm", help="delete a run (its model file stays unless --with-model)")
+    rm.add_argument("id", metavar="ID", type=int, nargs="+", help="the runs' ids")
+    rm.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    rm.add_argument("--with-model", action="store_true", help="also delete the model files")
+    _add_runs_db(rm, argparse.SUPPRESS)
+    mv = acts.add_parser("rename", help="give a run a new name")
+    mv.add_argument("id", metavar="ID", type=int, help="the run's id")
+    mv.add_argument("name", metavar="NAME", help="its new name")
+    _add_runs_db(mv, argparse.SUPPRESS)
+
+
+def _add_sweep_parser(sub: Any) -> None:
+    w = sub.add_parser(
+        "sweep",
+        help="train every combination of a few settings and rank them",
+        description="Train a new model on TEXT for each combination of the --grid values, all "
+        "for the same budget, record each as a run and print them ranked by best validation "
+        "loss. Example: charlstm sweep input.txt --grid lr=2e-3,4e-3,8e-3 --grid hidden=256,512 "
+        "--minutes 5",
+    )
+    w.add_argument("text", metavar="TEXT", help="training text file")
+    w.add_argument(
+        "--grid",
+        metavar="KEY=V1,V2,...",
+        action="append",
+        required=True,
+        help="a setting and its values (repeat for more settings); KEY is an option name of "
+        "'charlstm train' without dashes (lr, hidden, layers, seq-len, ...) or a field name",
+    )
+    budget = w.add_argument_group("budget of each point (one of)").add_mutually_exclusive_group(
+        required=True
+    )
+    budget.add_argument("--steps", type=int, metavar="N", help="optimizer steps")
+    budget.add_argument("--epochs", type=float, metavar="E", help="passes over the text")
+    budget.add_argument("--minutes", type=float, metavar="M", help="minutes of training")
+    w.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="points trained at once, in separate processes sharing the cores (default: 1)",
+    )
+    w.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="folder for the points' models (default: TEXT's name, 'sweep' and the time)",
+    )
+    w.add_argument("--encoding", help="encoding of TEXT (default: UTF-8)")
+    _add_runs_db(w)
+    w.add_argument("-q", "--quiet", action="store_true", help="only the ranked table")
+    _add_defaulted(w.add_argument_group("base model settings"), _MODEL_OPTS, _MODEL_DEFAULTS)
+    train_defaults = dict(_TRAIN_DEFAULTS, sample_every=0)  # samples only cost a sweep time
+    _add_defaulted(w.add_argument_group("base training settings"), _TRAIN_OPTS, train_defaults)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,6 +541,9 @@ class _Progress:
     def __call__(self, event: Event) -> None:
         if self.log is not None:
             self.log_record({"event": event.kind, **dataclasses.asdict(event)})
+        if isinstance(event, RollbackEvent):  # shown even with --quiet: it changes the run
+            self.clear()
+            _note(f"step {event.from_step:,}: {event.reason}; {event.describe()}")
         if self.quiet:
             return
         if isinstance(event, StepEvent):
@@ -394,64 +611,65 @@ class _Progress:
         self.clear()
 
 
-class _SigintStop:
-    """First Ctrl-C: ask the trainer to stop after the current step (it then saves a consistent
-    checkpoint itself). A second Ctrl-C raises KeyboardInterrupt as usual. Only possible in the
-    main thread; elsewhere Ctrl-C stays a plain KeyboardInterrupt."""
-
-    def __init__(self, trainer: Trainer) -> None:
-        self.trainer = trainer
-        self.requested = False
-        self.previous: Any = None
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        self.trainer.request_stop()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        try:  # best effort: the handler may have interrupted a write to stderr itself
-            sys.stderr.write(
-                f"\n{PROG}: stopping after this step and saving a checkpoint "
-                "(Ctrl-C again to quit sooner)\n"
-            )
-            sys.stderr.flush()
-        except (RuntimeError, OSError, ValueError):
-            pass
-
-    def __enter__(self) -> _SigintStop:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+def _stop_message(signum: int) -> str:
+    again = "Ctrl-C" if signum == 2 else f"{signal_name(signum)}"
+    return (
+        f"\n{PROG}: {signal_name(signum)}: stopping after this step and saving a checkpoint "
+        f"({again} again to quit sooner)\n"
+    )
 
 
 def _check_out_path(out: str, text: str | None) -> str:
-    """Absolute path to save to; _UsageError if it cannot or should not be written."""
+    """Absolute path to save to; _UsageError if it cannot or should not be written.
+
+    The rule for special files is ``core.modelfile.save_target``'s, the app's too: devices,
+    FIFOs and folders are refused, a symlink is saved through to its target.
+    """
     path = os.path.abspath(out)
-    if (
-        text is not None
-        and os.path.exists(path)
-        and os.path.exists(text)
-        and os.path.samefile(path, text)
-    ):
-        raise _UsageError(f"--out {out} is the training text itself; choose another file name.")
-    if os.path.isdir(path):
-        raise _UsageError(f"--out {out} is a folder; give a file name such as model.npz.")
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        raise _UsageError(f"cannot save to {out}: the folder {folder} does not exist.")
+    shown = display_path(out)
+    if text is not None and _same_file(path, text):
+        raise _UsageError(f"--out {shown} is the training text itself; choose another file name.")
+    try:
+        target = save_target(path)
+    except ModelFileError as e:
+        raise _UsageError(f"--out: {e}") from None
+    folder = os.path.dirname(target)
     if not os.access(folder, os.W_OK):
-        raise _UsageError(f"cannot save to {out}: the folder {folder} is not writable.")
-    if os.path.isfile(path):
-        with open(path, "rb") as f:
+        raise _UsageError(f"cannot save to {shown}: the folder {folder} is not writable.")
+    if os.path.isfile(target):
+        with open(target, "rb") as f:
             if f.read(2) != b"PK":
                 raise _UsageError(
-                    f"{out} exists and is not a model file; refusing to overwrite it. "
+                    f"{shown} exists and is not a model file; refusing to overwrite it. "
                     "Choose another --out."
                 )
     return path
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (the same inode, or the same real path for
+    a file not yet created)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_log_path(log: str, text: str | None, out: str, model: str | None) -> None:
+    """_UsageError if the JSON-lines log would be written over the text or a model file. A
+    stream (a FIFO, /dev/stdout) is fine."""
+    try:
+        mode = os.stat(log).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        return
+    for what, other in (("the training text", text), ("the model file", out), ("--resume", model)):
+        if other is not None and _same_file(log, other):
+            raise _UsageError(
+                f"--log-jsonl {display_path(log)} is {what}; writing the log would destroy it. "
+                "Choose another file name."
+            )
 
 
 def _given(args: argparse.Namespace, opts: list) -> dict[str, Any]:
@@ -476,7 +694,7 @@ def _new_run(args: argparse.Namespace) -> tuple[Trainer, str, str]:
     mc = dataclasses.replace(mc, vocab_size=corpus.vocab.size)
     trainer = Trainer(corpus, mc, tc, checkpoint_path=out, device=engine)
     if tc.minutes is not None:
-        length = f"{tc.minutes:g} minutes"
+        length = _count(tc.minutes, "minute")
     else:
         length = f"{trainer.total_steps:,} steps"
         if tc.epochs is not None:
@@ -517,9 +735,9 @@ def _resume_run(args: argparse.Namespace) -> tuple[Trainer, str, str]:
     out = _check_out_path(args.out or args.resume, args.text)
     base = st.config.replace(**_given(args, _TRAIN_OPTS), steps=None, epochs=None, minutes=None)
     if args.minutes is not None:
-        tc, length = base.replace(minutes=args.minutes), f"{args.minutes:g} more minutes"
+        tc, length = base.replace(minutes=args.minutes), _count(args.minutes, "more minute")
     elif args.steps is not None:
-        tc, length = base.replace(steps=st.step + args.steps), f"{args.steps:,} more steps"
+        tc, length = base.replace(steps=st.step + args.steps), _count(args.steps, "more step")
     elif args.epochs is not None:
         tc, length = (
             base.replace(steps=st.step + 1),
@@ -568,7 +786,16 @@ def _drive(trainer: Trainer, on_event: Callable[[Event], None]) -> TrainSummary:
 
 
 def _train(args: argparse.Namespace) -> int:
+    if args.log_jsonl:  # before anything is read or written
+        out_arg = args.out or args.resume or (Path(args.text).stem + ".npz" if args.text else "")
+        _check_log_path(args.log_jsonl, args.text, os.path.abspath(out_arg), args.resume)
     trainer, out, what = _resume_run(args) if args.resume else _new_run(args)
+    # One writer per model file for the whole run: a second run on the same --out is refused.
+    with ModelLock(out):
+        return _train_locked(args, trainer, out, what)
+
+
+def _train_locked(args: argparse.Namespace, trainer: Trainer, out: str, what: str) -> int:
     log = None
     if args.log_jsonl:
         try:
@@ -577,62 +804,130 @@ def _train(args: argparse.Namespace) -> int:
             raise CharLSTMError(
                 f"Cannot write the log {args.log_jsonl}: {e.strerror or e}."
             ) from None
+    recorder = None
     try:
         if not args.quiet:
             _note(what)
+            _warn_unseen_validation(trainer)
         progress = _Progress(trainer, args.quiet, log)
-        return _run_training(trainer, out, progress)
+        if not args.no_record:
+
+            def warn(message: str) -> None:
+                progress.clear()
+                _warn(message)
+
+            recorder = RunRecorder.for_trainer(
+                args.runs_db, trainer, model_path=out, name=args.name, on_warning=warn
+            )
+        return _run_training(trainer, out, progress, recorder)
+    except BaseException as e:
+        if recorder is not None:
+            recorder.finish(error=e)  # an unexpected error: the run is marked crashed
+        raise
     finally:
         if log is not None:
             log.close()
 
 
-def _run_training(trainer: Trainer, out: str, progress: _Progress) -> int:
-    stop = _SigintStop(trainer)
-    try:
-        with stop:
-            summary = _drive(trainer, progress)
-    except KeyboardInterrupt:
-        # A second Ctrl-C, or one that did not go through our handler: save what there is.
-        progress.clear()
+def _warn_unseen_validation(trainer: Trainer) -> None:
+    """Say when the validation part holds characters the training part never shows."""
+    from .plan import unseen_in_validation, unseen_message
+
+    tc, corpus = trainer.train_config, trainer.corpus
+    unseen = unseen_in_validation(corpus.ids, corpus.vocab, tc.val_fraction, tc.val_split)
+    if unseen.distinct:
+        how = " Use --val-split blocks." if tc.val_split == "last" else ""
+        _warn(unseen_message(unseen, tc.val_split) + how)
+
+
+def _run_training(
+    trainer: Trainer, out: str, progress: _Progress, recorder: RunRecorder | None = None
+) -> int:
+    on_event: Callable[[Event], None] = progress
+    if recorder is not None:
+
+        def on_event(event: Event) -> None:
+            recorder(event)
+            progress(event)
+
+    stop = StopSignals(trainer.request_stop, _stop_message)
+    with stop:  # SIGINT, SIGTERM, SIGHUP: stop after this step, save, exit 128 + signal
         try:
-            path = trainer.save(out)
+            summary = _drive(trainer, on_event)
+        except KeyboardInterrupt:
+            # A second signal, or a Ctrl-C that did not go through the handler: save what there is.
+            progress.clear()
+            try:
+                path = trainer.save(out)
+            except KeyboardInterrupt:
+                _note(f"interrupted again while saving; {out} keeps its previous contents.")
+                return stop.exit_status
+            finally:
+                if recorder is not None:
+                    recorder.finish(status="stopped")
+            _report_interrupt(progress, trainer, path, stop.signum)
+            return stop.exit_status
+        except TrainingDiverged as e:
+            progress.clear()
+            try:
+                path = trainer.save(out)
+            finally:
+                if recorder is not None:
+                    recorder.finish(error=e)
+            if progress.log is not None:
+                progress.log_record({"event": "diverged", "step": trainer.step, "path": path})
+            _err(f"{e} They are saved in {path}.")
+            return EXIT_FAILURE
+        except (GpuMemoryError, DeviceLostError) as e:  # the trainer kept or saved the model
+            progress.clear()
+            if recorder is not None:
+                recorder.finish(error=e)
+            _err(str(e))
+            return EXIT_FAILURE
+        progress.finish()
+        if progress.log is not None:
+            progress.log_record({"event": "summary", **dataclasses.asdict(summary)})
+        try:
+            path = summary.checkpoint_path or trainer.save(out)
         except KeyboardInterrupt:
             _note(f"interrupted again while saving; {out} keeps its previous contents.")
-            return EXIT_INTERRUPTED
-        _report_interrupt(progress, trainer, path)
-        return EXIT_INTERRUPTED
-    except TrainingDiverged as e:
-        progress.clear()
-        path = trainer.save(out)
-        if progress.log is not None:
-            progress.log_record({"event": "diverged", "step": trainer.step, "path": path})
-        _err(f"{e} The last good weights (step {trainer.step:,}) are saved in {path}.")
-        return EXIT_FAILURE
-    except (GpuMemoryError, DeviceLostError) as e:  # the trainer kept or saved the model
-        progress.clear()
-        _err(str(e))
-        return EXIT_FAILURE
-    progress.finish()
-    if progress.log is not None:
-        progress.log_record({"event": "summary", **dataclasses.asdict(summary)})
-    path = summary.checkpoint_path or trainer.save(out)
+            return stop.exit_status
+        finally:
+            if recorder is not None:
+                recorder.finish(summary=summary, status="stopped" if stop.requested else None)
     if stop.requested:
-        _report_interrupt(progress, trainer, path)
-        return EXIT_INTERRUPTED
+        _report_interrupt(progress, trainer, path, stop.signum)
+        return stop.exit_status
     best = summary.best_val_loss
     val = "" if best is None else f", best validation loss {best:.4f} nats/char"
-    _note(f"trained to step {summary.steps:,} in {_hms(summary.elapsed_s)}{val}; saved to {path}")
+    if summary.rollbacks:
+        n = summary.rollbacks
+        val += f", healed {n} blow-up{'s' * (n != 1)} (learning rate x{trainer.lr_scale:.3g})"
+    run_id = recorder.recorded_id if recorder is not None else None
+    run = "" if run_id is None else f" (run {run_id})"
+    _note(
+        f"trained to step {summary.steps:,} in {_hms(summary.elapsed_s)}{val}; saved to {path}{run}"
+    )
     return 0
 
 
-def _report_interrupt(progress: _Progress, trainer: Trainer, path: str) -> None:
-    if progress.log is not None:
-        progress.log_record({"event": "interrupted", "step": trainer.step, "path": path})
-    _note(
-        f"interrupted at step {trainer.step:,}; checkpoint saved to {path}. "
-        f"Continue with: {PROG} train --resume {path} {trainer.corpus.path or 'TEXT'}"
-    )
+def _report_interrupt(
+    progress: _Progress, trainer: Trainer, path: str, signum: int | None = None
+) -> None:
+    how = "interrupted" if signum in (None, 2) else f"stopped by {signal_name(signum)}"
+    try:  # after a hang-up (SIGHUP) the terminal may be gone: the save is what matters
+        if progress.log is not None:
+            record = {"event": "interrupted", "step": trainer.step, "path": path}
+            if signum is not None:
+                record["signal"] = signal_name(signum)
+            progress.log_record(record)
+        text = display_path(trainer.corpus.path) if trainer.corpus.path else "TEXT"
+        _note(
+            f"{how} at step {trainer.step:,}; checkpoint saved to {display_path(path)}. "
+            f"Continue with: {PROG} train --resume {display_path(path)} {text}"
+        )
+    except (OSError, ValueError):
+        pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -641,8 +936,15 @@ def _report_interrupt(progress: _Progress, trainer: Trainer, path: str) -> None:
 
 def _sample(args: argparse.Namespace) -> int:
     check_sampling(args.temperature, args.top_k, args.top_p, args.length)
+    if args.seed is not None and args.seed < 0:
+        raise ConfigError(f"--seed must be 0 or a positive whole number, not {args.seed}.")
     model = load_model(args.model)
     engine = _engine(args, model.config)
+    index = None
+    if args.copies is not None:  # read and index first: a bad file fails before generating
+        train = load_corpus(args.copies, args.encoding)
+        index = CopyIndex.build(train.ids, train.vocab, n=args.copies_min)
+    made: list[str] = []
     chars = generate(
         model,
         prime=args.prime,
@@ -659,18 +961,33 @@ def _sample(args: argparse.Namespace) -> int:
         last = args.prime[-1:]
         for ch in chars:  # flush per line or every 32 characters: live, but not a syscall each
             buf.append(ch)
+            made.append(ch)
             last = ch
             if ch == "\n" or len(buf) >= 32:
                 _write(out, "".join(buf))
                 out.flush()
                 buf = []
-        if out.isatty() and last != "\n":
+        if out.isatty() and last and last != "\n":  # the shell prompt on a line of its own
             buf.append("\n")
         _write(out, "".join(buf))
         out.flush()
     except BrokenPipeError:
         _silence_stdout()
+    if index is not None:
+        _note(_copies_line(index, "".join(made), args.copies))
     return 0
+
+
+def _copies_line(index: CopyIndex, generated: str, name: str) -> str:
+    """One line for stderr: how much of ``generated`` is copied, and the longest copy."""
+    found = index.find(generated)
+    if not found.spans:
+        return f"nothing copied verbatim from {name} (spans of {index.n}+ characters)"
+    a, b, _, line = max(found.spans, key=lambda s: s[1] - s[0])
+    return (
+        f"{found.fraction:.0%} copied verbatim from {name} (spans of {index.n}+ characters), "
+        f"longest {b - a:,} characters (from line {line:,})"
+    )
 
 
 def _silence_stdout() -> None:
@@ -683,32 +1000,167 @@ def _silence_stdout() -> None:
         pass
 
 
-def _eval(args: argparse.Namespace) -> int:
-    if args.streams < 1:
-        raise ConfigError(f"--streams must be at least 1, not {args.streams}.")
-    model = load_model(args.model)
+def _read_for(model: ModelFile, path: str, encoding: str | None) -> Corpus:
+    """TEXT encoded with the model's vocabulary; one clear error when it has other characters."""
     try:
-        corpus = load_corpus(args.text, args.encoding, vocab=model.vocab)
+        return load_corpus(path, encoding, vocab=model.vocab)
     except CorpusMismatchError as e:
         missing = getattr(e, "missing", ())
         shown = ", ".join(repr(c) for c in missing[:20]) + (
             " and more" if len(missing) > 20 else ""
         )
         raise CorpusMismatchError(
-            f"{args.text} has {len(missing):,} character(s) that are not in the model's "
-            f"vocabulary ({shown}), so the model cannot score it."
+            f"{display_path(path)} has {len(missing):,} character(s) that are not in the "
+            f"model's vocabulary ({shown}), so the model cannot score it."
         ) from None
+
+
+def _eval(args: argparse.Namespace) -> int:
+    if args.streams is not None and args.streams < 1:
+        raise ConfigError(f"--streams must be at least 1, not {args.streams}.")
+    if args.warmup < 0:
+        raise ConfigError(f"--warmup must be 0 or more characters, not {args.warmup}.")
+    model = load_model(args.model)
+    corpus = _read_for(model, args.text, args.encoding)
     engine = _engine(args, model.config)
-    nats = evaluate(model, corpus.ids, streams=args.streams,
-                    engine=None if engine.kind == "cpu" else engine)  # fmt: skip
-    n = corpus.n_chars - 1
-    streams = max(1, min(args.streams, n))
-    scored = streams * (n // streams)
-    print(f"text:      {corpus.name} ({scored:,} characters scored, {streams} stream(s))")
+    progress = _EvalProgress() if sys.stderr.isatty() else None
+    try:
+        result = evaluate(model, corpus.ids, streams=args.streams, warmup=args.warmup,
+                          progress=progress,
+                          engine=None if engine.kind == "cpu" else engine)  # fmt: skip
+    finally:
+        if progress is not None:
+            progress.clear()
+    nats = result.nats
+    how = f"{result.streams:,} stream{'s' * (result.streams != 1)}"
+    if result.streams > 1:
+        how += f", each warmed up on {result.warmup:,} characters"
+    print(f"text:      {corpus.name} ({result.scored:,} characters scored, {how})")
     print(f"nats/char: {nats:.6f}")
     print(f"bits/char: {_bits(nats):.6f}")
     print(f"perplexity: {math.exp(nats):.4f}")
     return 0
+
+
+def _passage(args: argparse.Namespace, model: ModelFile, limit: int | None = None) -> str:
+    """The first --chars characters of TEXT (at most ``limit``), with a note when cut."""
+    if args.chars < 2:
+        raise ConfigError(f"--chars must be at least 2, not {args.chars}.")
+    corpus = _read_for(model, args.text, args.encoding)
+    n = min(args.chars, corpus.n_chars) if limit is None else min(args.chars, corpus.n_chars, limit)
+    if n < corpus.n_chars:
+        _note(f"reading the first {n:,} of {corpus.n_chars:,} characters of {corpus.name}.")
+    return corpus.preview(n)
+
+
+def _parse_unit(spec: str, model: ModelFile) -> tuple[int, int]:
+    """LAYER:UNIT (0-based) checked against the model's shape."""
+    cfg = model.config
+    try:
+        layer, unit = (int(x) for x in spec.split(":"))
+    except ValueError:
+        raise _UsageError(f"--unit takes LAYER:UNIT such as 0:12, not {spec!r}.") from None
+    if not (0 <= layer < cfg.num_layers and 0 <= unit < cfg.hidden_size):
+        raise _UsageError(
+            f"--unit {spec} is outside the model: layers 0..{cfg.num_layers - 1}, "
+            f"units 0..{cfg.hidden_size - 1}."
+        )
+    return layer, unit
+
+
+def _check_page_path(out: str, *inputs: str) -> str:
+    """Absolute path for --html; _UsageError if writing there could destroy an input or a model."""
+    path = os.path.abspath(out)
+    if os.path.isdir(path):
+        raise _UsageError(f"--html {out} is a folder; give a file name such as page.html.")
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise _UsageError(f"cannot write {out}: the folder {folder} does not exist.")
+    if os.path.exists(path):
+        for other in inputs:
+            if os.path.exists(other) and os.path.samefile(path, other):
+                raise _UsageError(f"--html {out} is one of the inputs; choose another file name.")
+        with open(path, "rb") as f:
+            if f.read(2) == b"PK":
+                raise _UsageError(f"{out} is a model file; refusing to overwrite it.")
+    return path
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    page = _check_page_path(args.html, args.model, args.text) if args.html else None
+    model = load_model(args.model)
+    unit = _parse_unit(args.unit, model) if args.unit else None
+    if args.spans < 0:
+        raise ConfigError(f"--spans must be 0 or more, not {args.spans}.")
+    text = _passage(args, model, max_passage(model) if unit is not None else None)
+    a = analyse(model, text, 5, activations=unit is not None)
+    print(f"text:      {args.text} ({len(text):,} characters, {len(text) - 1:,} predicted)")
+    print(f"bits/char: {a.mean_bits:.4f}")
+    print(f"nats/char: {a.mean_bits * math.log(2.0):.4f}")
+    spans = _surprising_spans(a, args.spans)
+    if spans:
+        print("most surprising stretches (position, bits, text, what the model expected there):")
+    for start, end, total in spans:
+        worst = start + int(np.nanargmax(np.r_[0.0, a.bits][start:end]))
+        expected = ", ".join(f"{_visible(ch)!r} {p:.0%}" for ch, p in a.top_chars(worst - 1)[:3])
+        _write(
+            sys.stdout,
+            f"  {start:>7,}  {total:6.1f}  {text[start:end]!r}: at {_visible(text[worst])!r} "
+            f"expected {expected}\n",
+        )
+    if page is not None:
+        title = f"{os.path.basename(args.text)} read by {os.path.basename(args.model)}"
+        write_atomic(page, _render_html(a, title, unit, args.kind))
+        _note(f"wrote {args.html}")
+    return 0
+
+
+def _cells(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        raise ConfigError(f"--top must be at least 1, not {args.top}.")
+    model = load_model(args.model)
+    text = _passage(args, model, max_passage(model))
+    a = analyse(model, text)
+    ranking = rank_units(a, detectors(text), args.kind, args.top)
+    print(f"text:  {args.text} ({len(text):,} characters), units by |r| of {KINDS[args.kind]}")
+    width = max(len(name) for name in DETECTORS)
+    for name, scores in ranking.items():
+        if not scores:
+            row = "(constant in this text: nothing to correlate)"
+        else:
+            row = "  ".join(f"{s.layer}:{s.unit} {s.r:+.2f}" for s in scores)
+        print(f"{name:<{width}}  {row}")
+    return 0
+
+
+class _EvalProgress:
+    """``eval: 45% (900,000 of 2,000,000 characters), 0:00:30 elapsed, ETA 0:00:36`` on one
+    rewritten stderr line, at most 10 times a second."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.drawn_at = 0.0
+        self.width = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - self.drawn_at < 0.1 and done < total:
+            return
+        self.drawn_at = now
+        spent = now - self.start
+        eta = spent * (total - done) / done if done else float("nan")
+        line = (
+            f"eval: {100 * done / max(total, 1):.0f}% ({done:,} of {total:,} characters), "
+            f"{_hms(spent)} elapsed, ETA {_hms(eta)}"
+        )
+        _write(sys.stderr, "\r" + line + " " * max(0, self.width - len(line)))
+        sys.stderr.flush()
+        self.width = len(line)
+
+    def clear(self) -> None:
+        if self.width:
+            _write(sys.stderr, "\r" + " " * self.width + "\r")
+            sys.stderr.flush()
 
 
 def _file_version(path: str) -> int | str:
@@ -744,6 +1196,12 @@ def _info(args: argparse.Namespace) -> int:
             ("best val loss", "-" if best is None else f"{best:.4f} nats/char "
              f"({_bits(best):.4f} bits/char)"),
         ]  # fmt: skip
+        if t.rollbacks:  # self-healing (core.heal)
+            n, last = len(t.rollbacks), t.rollbacks[-1]
+            rows.append(
+                ("healed", f"{n} blow-up{'s' * (n != 1)}, the last at step {last.from_step:,} "
+                 f"({last.describe()}); learning rate now x{t.lr_scale:.3g}")
+            )  # fmt: skip
         fp = t.corpus
         size = fp.get("size")
         size_s = f"{size:,} bytes" if isinstance(size, int) else "size unknown"
@@ -761,6 +1219,211 @@ def _info(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# runs, sweep
+
+
+def _fmt_time(seconds: float | None) -> str:
+    return "-" if seconds is None else _hms(seconds)
+
+
+def _runs(args: argparse.Namespace) -> int:
+    action = args.action
+    with RunStore.open(args.runs_db) as store:
+        if action is None:
+            runs = store.list_runs()
+            if args.json:
+                print(json.dumps([r.to_json() for r in runs], indent=1))
+            elif not runs:
+                _note(f"no runs recorded yet in {store.path}")
+            else:
+                _write(sys.stdout, _runs_table(runs) + "\n")
+            return 0
+        if action == "show":
+            return _runs_show(store, args)
+        if action == "rename":
+            store.rename(args.id, args.name)
+            _note(f"run {args.id} is now called {args.name.strip()!r}")
+            return 0
+        return _runs_rm(store, args)
+
+
+def _runs_table(runs: list[Run]) -> str:
+    rows = [["id", "name", "text", "model", "steps", "time", "best val", "chars/s", "started",
+             "status"]]  # fmt: skip
+    for r in runs:
+        m = r.model
+        rows.append(
+            [
+                str(r.id),
+                r.name,
+                r.text_name,
+                f"{m.get('num_layers', '?')}x{m.get('hidden_size', '?')}",
+                f"{r.steps:,}",
+                _fmt_time(r.elapsed_s if r.ended is None else r.duration_s),
+                _fmt_loss(r.best_val_loss),
+                "-" if r.chars_per_sec is None else f"{r.chars_per_sec:,.0f}",
+                time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)),
+                r.status,
+            ]
+        )
+    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _runs_show(store: RunStore, args: argparse.Namespace) -> int:
+    run = store.get(args.id)
+    curves = store.curves([run.id])[run.id]
+    if args.json:
+        record = run.to_json()
+        record["curves"] = {
+            kind: {k: _json_list(getattr(c, k)) for k in ("step", "chars", "time", "loss")}
+            for kind, c in (("train", curves.train), ("val", curves.val))
+        }
+        print(json.dumps(record, indent=1))
+        return 0
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started))
+    if run.ended is not None:
+        when += f" to {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(run.ended))}"
+    best = run.best_val_loss
+    rows = [
+        ("run", f"{run.id}: {run.name}"),
+        ("status", run.status + (f" ({run.message})" if run.message else "")),
+        ("text", f"{run.text_name} ({run.text_size or 0:,} bytes, sha256 "
+         f"{run.text_sha256[:16]}...)"),
+        ("when", when),
+        ("steps", f"{run.steps:,} (from step {run.start_step:,}); {run.chars_seen:,} characters"),
+        ("training time", _hms(run.elapsed_s)),
+        ("chars/s", "-" if run.chars_per_sec is None else f"{run.chars_per_sec:,.0f}"),
+        ("best val loss", "-" if best is None else f"{best:.4f} nats/char "
+         f"({_bits(best):.4f} bits/char)"),
+        ("final val loss", _fmt_loss(run.final_val_loss)),
+        ("model", run.model_path or "-"),
+        ("recorded by", f"{run.source} (pid {run.pid} on {run.host})"
+         + (f", sweep {run.sweep}" if run.sweep else "")),
+        ("curves", f"{len(curves.train):,} training points, {len(curves.val):,} validation"),
+        ("model settings", " ".join(f"{k}={v}" for k, v in run.model.items())),
+        ("train settings", " ".join(f"{k}={v}" for k, v in run.train.items())),
+    ]  # fmt: skip
+    width = max(len(k) for k, _ in rows) + 1
+    for key, value in rows:
+        _write(sys.stdout, f"{key + ':':<{width}} {value}\n")
+    return 0
+
+
+def _json_list(values: np.ndarray) -> list:
+    """The values as a JSON-able list; unknown numbers (NaN: a wall time from before it was
+    recorded) become null, which JSON has, rather than NaN, which it has not."""
+    out = values.tolist()
+    if values.dtype.kind == "f":
+        out = [v if math.isfinite(v) else None for v in out]
+    return out
+
+
+def _runs_rm(store: RunStore, args: argparse.Namespace) -> int:
+    runs = [store.get(i) for i in dict.fromkeys(args.id)]  # every id checked before any delete
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise _UsageError("refusing to delete without confirmation; add --yes")
+        names = ", ".join(f"{r.id} ({r.name})" for r in runs)
+        extra = " and their model files" if args.with_model else ""
+        try:
+            answer = input(f"Delete run(s) {names}{extra}? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            _note("nothing deleted")
+            return 0
+    for r in runs:
+        removed = store.delete(r.id, with_model=args.with_model)
+        kept = ""
+        if r.model_path and not removed and os.path.exists(r.model_path):
+            kept = f"; its model {r.model_path} is kept"
+        gone = f" and its model {removed}" if removed else ""
+        _note(f"deleted run {r.id} ({r.name}){gone}{kept}")
+    return 0
+
+
+def _grid_aliases() -> dict[str, str]:
+    """The command line's option names as grid keys: ``hidden`` for hidden_size, and so on."""
+    return {flag.lstrip("-"): field for flag, field, *_ in _MODEL_OPTS + _TRAIN_OPTS}
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    if args.jobs < 1:
+        raise _UsageError(f"--jobs must be at least 1, not {args.jobs}.")
+    given_train = _given(args, _TRAIN_OPTS)
+    given_train.setdefault("sample_every", 0)
+    budget = {"steps": args.steps, "epochs": args.epochs, "minutes": args.minutes}
+    base_train = TrainConfig(**given_train, **budget).validate()
+    base_model = ModelConfig(vocab_size=1, **_given(args, _MODEL_OPTS)).validate()
+    axes = sweep.parse_grid(args.grid, _grid_aliases())
+    points = sweep.grid_points(axes, base_model, base_train)
+    load_corpus(args.text, args.encoding)  # a bad text fails here, once, not in every point
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_dir = os.path.abspath(args.out_dir or f"{Path(args.text).stem}-sweep-{stamp}")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise _UsageError(f"--out-dir {args.out_dir} is a file; give a folder.")
+    store = RunStore.open(args.runs_db)  # fails here, clearly, rather than in every point
+    db = store.path
+    store.close()
+    spec = sweep.SweepSpec(
+        text_path=os.path.abspath(args.text),
+        encoding=args.encoding,
+        base_model=base_model,
+        base_train=base_train,
+        out_dir=out_dir,
+        runs_db=db,
+        sweep_label=sweep.sweep_label(args.text),
+    )
+    jobs = min(args.jobs, len(points))
+    cores = sweep.usable_cores()
+    if jobs > cores:
+        _warn(
+            f"--jobs {jobs} on {cores} core(s): the points share cores, so each trains slower "
+            "(with --minutes, fewer steps)."
+        )
+    if not args.quiet:
+        threads = sweep.split_cores(jobs)
+        _note(
+            f"sweep of {len(points)} point(s) on {Path(args.text).name}, {jobs} at a time "
+            f"({threads} BLAS thread(s) each); models in {out_dir}; runs recorded in {db} "
+            f"as sweep '{spec.sweep_label}'"
+        )
+    results: list[sweep.PointResult] = []
+    interrupted = False
+
+    def started(point: sweep.SweepPoint) -> None:
+        if not args.quiet:
+            _note(f"[{point.index + 1}/{len(points)}] {point.label}: training")
+
+    try:
+        for result in sweep.run_sweep(spec, points, jobs=jobs, on_start=started):
+            results.append(result)
+            if not args.quiet:
+                val = (
+                    ""
+                    if result.best_val_loss is None
+                    else (f", best val {result.best_val_loss:.4f}")
+                )
+                _note(f"[{result.index + 1}/{len(points)}] {result.label}: {result.status}{val}")
+    except KeyboardInterrupt:
+        interrupted = True
+    done = {r.index for r in results}
+    results += [sweep.skipped_result(p) for p in points
+                if p.index not in done]  # fmt: skip
+    _write(sys.stdout, sweep.format_table(results, axes) + "\n")
+    if interrupted:
+        _note("interrupted; the points that finished are kept and recorded")
+        return EXIT_INTERRUPTED
+    if any(r.status in ("failed", "diverged") for r in results):
+        return EXIT_FAILURE
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
 # main
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -768,6 +1431,10 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "sample": _sample,
     "eval": _eval,
     "info": _info,
+    "inspect": _inspect,
+    "cells": _cells,
+    "runs": _runs,
+    "sweep": _sweep,
     "devices": lambda args: _devices(),
 }
 
@@ -783,7 +1450,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``charlstm`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     try:
         args = build_parser().parse_args(argv)
-        return _COMMANDS[args.command](args)
+        with one_line_warnings(_warn):  # a NumPy RuntimeWarning as one line, not two
+            return _COMMANDS[args.command](args)
     except SystemExit as e:  # --help and --version
         return e.code if isinstance(e.code, int) else 0
     except (_UsageError, ConfigError) as e:

@@ -15,6 +15,13 @@ from .errors import ConfigError
 
 DTYPES = ("float32", "float64")
 SCHEDULES = ("constant", "cosine")
+ON_DIVERGENCE = ("heal", "stop")
+ON_DIVERGENCE_HELP = (
+    "what to do when training blows up (the loss far above its recent level and above a uniform "
+    "guess, or infinite): heal = roll back to the last good weights, halve the learning rate and "
+    "continue; stop = stop with the last good weights"
+)
+VAL_SPLITS = ("last", "blocks")  # where validation comes from: see core.data.split_ids
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,8 @@ class TrainConfig:
     warmup_steps: int = 100  # linear warm-up length (cosine schedule only)
     min_lr_ratio: float = 0.1  # final learning rate as a fraction of lr (cosine schedule only)
     clip: float = 5.0  # global gradient-norm clip; 0 disables clipping
-    val_fraction: float = 0.1  # the last part of the text held out for validation; 0 disables it
+    val_fraction: float = 0.1  # the part of the text held out for validation; 0 disables it
+    val_split: str = "last"  # "last": the end of the text; "blocks": 10 evenly spaced blocks
     eval_every: int = 200  # steps between validation-loss evaluations (0: only at the end)
     eval_max_chars: int = 1_000_000  # validation uses at most this many chars (the first ones)
     sample_every: int = 500  # steps between samples written during training (0: never)
@@ -56,6 +64,7 @@ class TrainConfig:
     sample_temperature: float = 0.8  # temperature of training samples
     checkpoint_every: int = 1000  # steps between autosaves (0: only when training stops)
     seed: int = 1234  # seeds initialisation, dropout, stream offsets and training samples
+    on_divergence: str = "heal"  # "heal" or "stop" when training blows up (ON_DIVERGENCE_HELP)
     steps: int | None = None  # how long to train: exactly one of steps, epochs, minutes is set
     epochs: float | None = None
     minutes: float | None = None
@@ -73,6 +82,11 @@ class TrainConfig:
         _check_float("minimum learning-rate ratio", self.min_lr_ratio, 0.0, 1.0)
         _check_float("gradient clip", self.clip, 0.0, 1e6)
         _check_float("validation fraction", self.val_fraction, 0.0, 0.5)
+        if self.val_split not in VAL_SPLITS:
+            raise ConfigError(
+                f"The validation split must be one of {', '.join(VAL_SPLITS)}, "
+                f"not {self.val_split!r}."
+            )
         _check_int("evaluation interval", self.eval_every, 0, 10**9)
         _check_int("validation size limit", self.eval_max_chars, 1, 10**12)
         _check_int("sample interval", self.sample_every, 0, 10**9)
@@ -80,6 +94,11 @@ class TrainConfig:
         _check_float("sample temperature", self.sample_temperature, 0.0, 10.0)
         _check_int("checkpoint interval", self.checkpoint_every, 0, 10**9)
         _check_int("seed", self.seed, 0, 2**63 - 1)
+        if self.on_divergence not in ON_DIVERGENCE:
+            raise ConfigError(
+                f"On divergence must be one of {', '.join(ON_DIVERGENCE)}, "
+                f"not {self.on_divergence!r}."
+            )
         given = [n for n in ("steps", "epochs", "minutes") if getattr(self, n) is not None]
         if len(given) != 1:
             raise ConfigError(

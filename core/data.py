@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
+import stat
 import sysconfig
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -212,12 +213,9 @@ class Corpus:
             "encoding": self.encoding,
         }
 
-    def split(self, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-        """(train_ids (N - n_val,), val_ids (n_val,)): validation is the last, contiguous
-        ``floor(N * val_fraction)`` characters; both are views of ``ids``."""
-        n_val = _val_len(self.n_chars, val_fraction)
-        cut = self.n_chars - n_val
-        return self.ids[:cut], self.ids[cut:]
+    def split(self, val_fraction: float, how: str = "last") -> tuple[np.ndarray, np.ndarray]:
+        """(train_ids, val_ids) of :func:`split_ids` on this text's ids."""
+        return split_ids(self.ids, val_fraction, how)
 
     def preview(self, n_chars: int = 2000) -> str:
         """The first ``n_chars`` characters as text."""
@@ -231,33 +229,128 @@ def _val_len(n_chars: int, val_fraction: float) -> int:
     return int(n_chars * val_fraction)
 
 
+VAL_BLOCKS = 10  # evenly spaced validation blocks of the "blocks" split
+
+
+def val_blocks(n_chars: int, val_fraction: float, how: str = "last") -> list[tuple[int, int]]:
+    """The validation part as [start, stop) ranges of the text, in order.
+
+    ``n_val = floor(N * val_fraction)`` characters in all, whatever ``how`` is.
+    "last": one range, the last ``n_val`` characters. "blocks": the text is cut into
+    K = min(VAL_BLOCKS, n_val) equal sections [k*N//K, (k+1)*N//K) and the last
+    ``n_val//K`` characters of each (the last section takes the remainder) are held out, so
+    validation samples the whole text rather than only how it ends (a text whose last part is
+    of another kind — poetry after prose — then validates on what the model trains on).
+    """
+    n_val = _val_len(n_chars, val_fraction)
+    if how not in ("last", "blocks"):
+        raise ValueError(f"The validation split must be 'last' or 'blocks', not {how!r}.")
+    if n_val == 0:
+        return []
+    k = 1 if how == "last" else min(VAL_BLOCKS, n_val)
+    size = n_val // k
+    out = []
+    for i in range(k):
+        end = (i + 1) * n_chars // k
+        length = size if i < k - 1 else n_val - size * (k - 1)
+        out.append((end - length, end))
+    return out
+
+
+def split_ids(
+    ids: np.ndarray, val_fraction: float, how: str = "last", max_val: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train_ids (N - n_val,), val_ids (n_val,)) of ``ids`` (N,): validation is the ranges of
+    :func:`val_blocks`, joined in order; training is the rest, joined in order.
+
+    ``max_val`` (the trainer's ``eval_max_chars``) keeps only the first ``max_val`` validation
+    characters in all, taken evenly from the start of each block; the rest stays held out of
+    training. "last" returns views of ``ids``; "blocks" returns copies. Where two pieces are
+    joined a training stream (or validation window) runs from one piece into the next: a
+    handful of character pairs among N that never stood side by side in the text.
+    """
+    blocks = val_blocks(len(ids), val_fraction, how)
+    if len(blocks) <= 1:
+        cut = blocks[0][0] if blocks else len(ids)
+        return ids[:cut], ids[cut:][:max_val]
+    n_val = sum(b - a for a, b in blocks)
+    if max_val is None or max_val >= n_val:
+        val = np.concatenate([ids[a:b] for a, b in blocks])
+    else:  # the same share of every block, the remainder from the first ones
+        share, extra = divmod(max_val, len(blocks))
+        val = np.concatenate(
+            [ids[a : min(b, a + share + (i < extra))] for i, (a, b) in enumerate(blocks)]
+        )
+    train_pieces, prev = [], 0
+    for a, b in blocks:
+        train_pieces.append(ids[prev:a])
+        prev = b
+    train_pieces.append(ids[prev:])
+    return np.concatenate(train_pieces), val
+
+
+def display_path(path: str | bytes | os.PathLike) -> str:
+    """``path`` as printable text: bytes that are not UTF-8 (legal in Linux file names, held by
+    Python as lone surrogates) are shown as ``\\xff`` escapes, so the name can be printed,
+    shown in a window and stored in a model file's JSON."""
+    raw = os.fsencode(path)
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def _read_bytes(path: str) -> bytes:
-    """The file's bytes; CorpusError naming the path for anything that stops us reading it."""
+    """The file's bytes; CorpusError naming the path for anything that stops us reading it.
+    Only regular files are read: a FIFO would block and a device (``/dev/zero``) never end."""
+    shown = display_path(path)
     if os.path.isdir(path):
-        raise CorpusError(f"{path} is a folder, not a text file. Choose a text file.")
+        raise CorpusError(f"{shown} is a folder, not a text file. Choose a text file.")
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None  # reported by open() below
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = "a pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise CorpusError(
+            f"{shown} is {kind}, not a regular file. Save the text to a file and use that."
+        )
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        raise CorpusError(f"There is no file {path}. Check the name and folder.") from None
+        raise CorpusError(f"There is no file {shown}. Check the name and folder.") from None
     except PermissionError:
         raise CorpusError(
-            f"Cannot read {path}: permission denied. Check the file's permissions."
+            f"Cannot read {shown}: permission denied. Check the file's permissions."
         ) from None
     except IsADirectoryError:
-        raise CorpusError(f"{path} is a folder, not a text file. Choose a text file.") from None
+        raise CorpusError(f"{shown} is a folder, not a text file. Choose a text file.") from None
     except OSError as e:
-        raise CorpusError(f"Cannot read {path}: {e.strerror or e}.") from None
+        raise CorpusError(f"Cannot read {shown}: {e.strerror or e}.") from None
     if not data:
-        raise CorpusError(f"{path} is empty. Choose a file that contains text.")
+        raise CorpusError(f"{shown} is empty. Choose a file that contains text.")
     return data
 
 
-def _binary_error(path: str, offset: int) -> CorpusError:
+def _binary_error(
+    path: str, offset: int, data: bytes | None = None, tried: str = "utf-8"
+) -> CorpusError:
+    """NUL bytes in a text read as UTF-8 or a one-byte encoding: UTF-16 text when every other
+    byte of its start is 0 (a DecodeError, so a front end offers another encoding), else a
+    binary file. The wording names encodings only; each front end says how to choose one."""
+    head = (data or b"")[:4096]
+    if len(head) >= 16:
+        # mostly-Latin UTF-16: the high byte of each unit is 0, on one side only
+        zeros = sorted((head[0::2].count(0), head[1::2].count(0)))
+        if zeros[0] == 0 and zeros[1] > 0.9 * (len(head) // 2):
+            return DecodeError(
+                f"{path} looks like UTF-16 text (every other byte is 0), not {tried}. Open it "
+                "with the encoding utf-16.",
+                offset=offset,
+                encoding=tried,
+            )
     return CorpusError(
         f"{path} contains NUL bytes (the first at byte offset {offset}), so it looks like a "
-        "binary file, not text. If it is UTF-16 or UTF-32 text, choose that encoding "
-        "(for example --encoding utf-16)."
+        "binary file, not text. If it is UTF-16 or UTF-32 text, open it with that encoding "
+        "(utf-16 or utf-32)."
     )
 
 
@@ -306,7 +399,7 @@ def load_corpus(
     offset of the first bad byte).
     """
     path = os.fspath(path)
-    name = os.path.basename(path) or path
+    name = display_path(os.path.basename(path) or path)
     enc_label = (encoding or "utf-8").strip()
     try:
         codec = codecs.lookup(enc_label).name
@@ -322,7 +415,7 @@ def load_corpus(
     if not wide:
         nul = data.find(b"\0")
         if nul >= 0:
-            raise _binary_error(path, nul)
+            raise _binary_error(path, nul, data, enc_label)
     skip = len(_UTF8_BOM) if codec == "utf-8" and data.startswith(_UTF8_BOM) else 0
 
     if codec in _ASCII_COMPATIBLE:

@@ -52,6 +52,16 @@ class ModelFileError(CharLSTMError):
     """A model file is missing, truncated, corrupted, unsafe or of an unknown layout."""
 
 
+class ModelFileLocked(ModelFileError):
+    """Another process (or another run in this one) holds the lock on a model file: it is
+    training into it or saving it. ``path`` is the model file; ``pid`` the holder, if known."""
+
+    def __init__(self, message: str, *, path: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.pid = pid
+
+
 class ModelFormatVersionError(ModelFileError):
     """A model file was written by a newer CharLSTM Studio than this one."""
 
@@ -82,3 +92,11 @@ class DeviceLostError(CharLSTMError):
     def __init__(self, message: str, *, saved_step: int | None = None) -> None:
         super().__init__(message)
         self.saved_step = saved_step
+
+
+class RunStoreError(CharLSTMError):
+    """The runs database cannot be opened, read or written (corrupt, locked, read-only, newer)."""
+
+
+class RunNotFoundError(RunStoreError):
+    """No run has the id asked for."""

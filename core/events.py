@@ -49,12 +49,42 @@ class CheckpointEvent:
 
 
 @dataclass(frozen=True)
+class RollbackEvent:
+    """Training blew up and healed itself: the kept state of ``to_step`` was restored exactly and
+    the learning rate cut so that the rest of the run stays at or below ``lr_after``."""
+
+    kind = "rollback"
+    from_step: int  # the step that blew up (its update, and those since to_step, are undone)
+    to_step: int  # the step whose kept weights, optimizer and stream state were restored
+    lr_before: float  # learning rate of the step that blew up
+    lr_after: float  # the highest learning rate the rest of the run uses (lr_before / 2)
+    lr_scale: float  # the run's learning-rate multiplier from now on (1.0 before any rollback)
+    reason: str  # what was detected, in words
+    loss: float | None  # the loss of the step that blew up (None when it was not finite)
+
+    def describe(self) -> str:
+        """'rolled back to step 1,200; learning rate 8e-3 → 4e-3' (for a plot or a log line)."""
+        return (
+            f"rolled back to step {self.to_step:,}; learning rate {format_lr(self.lr_before)} → "
+            f"{format_lr(self.lr_after)}"
+        )
+
+
+def format_lr(lr: float) -> str:
+    """A learning rate in short scientific notation: 8e-3, 3.2e-1 (two significant digits)."""
+    mantissa, exponent = f"{lr:.1e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+@dataclass(frozen=True)
 class TrainSummary:
     steps: int  # total optimizer steps in the model's life
     reason: str  # "completed" or "stopped"
     best_val_loss: float | None
     elapsed_s: float
     checkpoint_path: str | None  # where the final checkpoint went, if one was written
+    rollbacks: int = 0  # rollbacks (self-healings) in this session, see RollbackEvent
 
 
-Event = StepEvent | EvalEvent | SampleEvent | CheckpointEvent
+Event = StepEvent | EvalEvent | SampleEvent | CheckpointEvent | RollbackEvent

@@ -191,6 +191,59 @@ class Prepared:
         logits += self.dec_b
         return logits, (hs, cs)
 
+    def trace(
+        self, ids: np.ndarray, state: State
+    ) -> tuple[np.ndarray, State, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        """One stream read for introspection, recording every activation (no dropout).
+
+        ids (T,) → logits (T, V), the final state (each (L, 1, H)) and per layer ``(h, c, z)``:
+        h (T, H) and c (T, H) after each character, z (T, 4H) the gate activations in the
+        internal order o, i, f, g (σ for o, i, f; tanh for g).
+
+        Layer by layer over the whole stream, like ``forward``, so that one layer's W_hh stays
+        in cache through its T steps and layers k > 0 get their input projection as one
+        (T, H) @ (H, 4H) product; but each step is a matrix-vector product on 1-D rows, which
+        BLAS runs several times faster than ``forward``'s (4H, H) @ (H, 1) product at B = 1
+        (``benchmarks/bench_inspect.py``).
+        """
+        cfg = self.cfg
+        H = cfg.hidden_size
+        T = len(ids)
+        dtype = np.dtype(cfg.dtype)
+        h0, c0 = state
+        h_last, c_last = np.empty_like(h0), np.empty_like(c0)
+        if self._w0T is None:
+            self._w0T = np.ascontiguousarray(self.w0.T)
+        layers = []
+        x = None  # (T, H) the layer below's outputs
+        with np.errstate(over="ignore"):
+            for k, lay in enumerate(self.layers):
+                if k == 0:
+                    GX = self._w0T[ids]  # (T, 4H), bias included
+                else:
+                    GX = x @ lay.wx.T
+                    GX += lay.b[:, 0]
+                wT = lay.w.T  # (H, 4H) view: h @ wT is one matrix-vector product
+                Z = np.empty((T, 4 * H), dtype)
+                hs = np.empty((T, H), dtype)
+                cs = np.empty((T, H), dtype)
+                h, c = h0[k, 0], c0[k, 0]
+                for t in range(T):
+                    z = Z[t]
+                    np.matmul(h, wT, out=z)
+                    z += GX[t]
+                    _gates(z, H)
+                    c = np.multiply(z[2 * H : 3 * H], c, out=cs[t])  # f ⊙ c_{t-1}
+                    c += z[H : 2 * H] * z[3 * H :]  # + i ⊙ g
+                    h = np.tanh(c, out=hs[t])
+                    h *= z[:H]  # h = o ⊙ tanh(c)
+                h_last[k, 0], c_last[k, 0] = h, c
+                layers.append((hs, cs, Z))
+                x = hs
+        logits = x @ self.dec_w.T
+        logits += self.dec_b
+        return logits, (h_last, c_last), layers
+
     # ---------------------------------------------------------------- training passes
 
     def forward(

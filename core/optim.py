@@ -1,5 +1,8 @@
 """Adam, global gradient-norm clipping and the learning-rate schedule.
 
+The schedule is a pure function of the step; a run that healed from a blow-up multiplies it by its
+``lr_scale`` (part of the training state, see core.heal).
+
 Adam follows PyTorch's ``torch.optim.Adam`` exactly (β1 = 0.9, β2 = 0.999, ε = 1e-8, no weight
 decay)::
 
@@ -100,3 +103,15 @@ def learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
     progress = min(max((step - warmup) / span, 0.0), 1.0)
     floor = cfg.lr * cfg.min_lr_ratio
     return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def peak_learning_rate(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """The highest ``learning_rate`` of any step from ``step`` (0-based) to the end of the run.
+
+    The schedule rises during the warm-up and never rises after it, so the peak ahead is the
+    rate at ``step`` or at the warm-up's last step, whichever comes later.
+    """
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    warmup = min(cfg.warmup_steps, max(total_steps - 1, 0))
+    return learning_rate(cfg, max(step, warmup - 1), total_steps)

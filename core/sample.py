@@ -8,7 +8,7 @@ caller can show text live and stop whenever it likes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +16,8 @@ import numpy as np
 
 from .config import ModelConfig
 from .data import Vocab
-from .errors import ConfigError, VocabularyError
+from .errors import ConfigError, TextTooShortError, VocabularyError
+from .inspect import analyse
 from .model import Prepared, nll, zero_state
 from .modelfile import ModelFile
 from .parallel import batch_workers, map_slices, slices
@@ -160,13 +161,123 @@ def mean_loss(
     return sum(map_slices(run, slices(streams, workers))) / (streams * seg)
 
 
-def evaluate(model: ModelFile, ids: np.ndarray, *, streams: int = 1, engine: Any = None) -> float:
-    """Mean loss (nats/char) of a model over encoded text ``ids`` (see ``mean_loss``);
-    ``engine`` as in ``generate``."""
-    if engine is not None:
+EVAL_WARMUP = 256  # characters each stream reads, unscored, before its piece of the text
+EVAL_STREAMS_MAX = 256  # default streams: enough rows for BLAS to run at full speed
+EVAL_GROUP = 256  # streams run together at most: memory does not grow with --streams
+EVAL_WINDOW_BYTES = 64 << 20  # forward's arrays and the logits of one window of characters
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The result of :func:`evaluate`."""
+
+    nats: float  # mean next-character loss, nats per character
+    scored: int  # characters scored: every one after the first (N - 1)
+    streams: int  # pieces the text was cut into
+    warmup: int  # characters each piece after the first was warmed up on
+
+
+def default_streams(n_chars: int) -> int:
+    """Streams :func:`evaluate` uses by default for a text of ``n_chars``: one per 8 warm-ups
+    of text (so warming up costs at most 1/8 more work), at most EVAL_STREAMS_MAX."""
+    return max(1, min(EVAL_STREAMS_MAX, n_chars // (8 * EVAL_WARMUP)))
+
+
+def evaluate(
+    model: ModelFile,
+    ids: np.ndarray,
+    *,
+    streams: int | None = None,
+    warmup: int = EVAL_WARMUP,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+    engine: Any = None,
+) -> Evaluation:
+    """Mean next-character loss of ``model`` over encoded text ``ids`` (N,), every one of the
+    N - 1 next characters scored exactly once.
+
+    The N - 1 positions are cut into S = ``streams`` contiguous pieces (None:
+    :func:`default_streams`) run side by side, each carrying its state through its piece. Piece
+    k starts at a_k; its stream starts reading at max(0, a_k - ``warmup``) from a zero state and
+    scores nothing before a_k. With S = 1, or a warm-up as long as the text, this is the exact
+    sequential loss; otherwise the only approximation is that a piece's state forgets what came
+    more than ``warmup`` characters before it, which an LSTM's state mostly has
+    (benchmarks/bench_eval.py prints the difference from S = 1).
+
+    Streams run in groups of at most EVAL_GROUP and characters in windows sized so that one
+    window's logits stay within EVAL_WINDOW_BYTES: memory does not grow with the text or S.
+    ``progress(done, total)`` is called after each window with characters scored so far.
+    ``engine`` (``core.backend.make_engine``) runs the windows on another device, the same
+    pieces, warm-ups and windows (None, or the CPU engine: the CPU path below).
+    Raises TextTooShortError for a text of fewer than 2 characters.
+    """
+    n = len(ids) - 1
+    if n < 1:
+        raise TextTooShortError(
+            "The text is too short to evaluate: it needs at least 2 characters (the model "
+            "scores each character after the first).",
+            minimum=2,
+            actual=len(ids),
+        )
+    if streams is not None and streams < 1:
+        raise ConfigError(f"The number of streams must be at least 1, not {streams}.")
+    if warmup < 0:
+        raise ConfigError(f"The warm-up must be 0 or more characters, not {warmup}.")
+    cfg = model.config
+    on_device = engine is not None and hasattr(engine, "scored_loss")
+    if on_device:
+        prep = None
         params = {k: engine.to_device(v) for k, v in model.params.items()}
-        return engine.mean_loss(params, ids, streams=streams, seq_len=256)
-    return mean_loss(Prepared(model.params, model.config), model.config, ids, streams=streams)
+    else:
+        prep = Prepared(model.params, cfg)
+    S = max(1, min(streams or default_streams(n), n))
+    total, done = 0.0, 0
+    for g0 in range(0, S, EVAL_GROUP):
+        # piece k scores positions [n k // S, n (k+1) // S) and reads from `warmup` before
+        bounds = n * np.arange(g0, min(S, g0 + EVAL_GROUP) + 1, dtype=np.int64) // S
+        gb, ge = bounds[:-1], bounds[1:]
+        gs = np.maximum(0, gb - warmup)
+        B = len(gs)
+        itemsize = np.dtype(cfg.dtype).itemsize
+        # per character and stream: forward's gate inputs, gates, outputs and cell states
+        # (about 11 H per layer) and the logits with nll's temporaries (about 4 V)
+        per = itemsize * (11 * cfg.hidden_size * cfg.num_layers + 4 * cfg.vocab_size)
+        window = max(1, min(1024, EVAL_WINDOW_BYTES // (B * per)))
+        if on_device:
+            state = engine.zero_state(B)
+        else:
+            h, c = zero_state(cfg, B)
+        n_workers = workers if workers is not None else batch_workers(B, cfg.hidden_size)
+        parts = slices(B, n_workers)
+        length = int((ge - gs).max())
+        for t0 in range(0, length, window):
+            pos = gs[:, None] + np.arange(t0, min(length, t0 + window))[None, :]  # (B, T)
+            scored = (pos >= gb[:, None]) & (pos < ge[:, None])
+            pos = np.minimum(pos, n - 1)  # past its end a stream reads filler, never scored
+            x = ids[pos].astype(np.int64)
+            y = ids[pos + 1].astype(np.int64)
+            if on_device:
+                part, state = engine.scored_loss(params, x, y, scored, state)
+                total += part
+                done += int(scored.sum())
+                if progress is not None:
+                    progress(done, n)
+                continue
+
+            def run(rows: slice, x=x, y=y, scored=scored, h=h, c=c) -> float:
+                logits, (h2, c2), _ = prep.forward(
+                    x[rows], (h[:, rows], c[:, rows]), need_cache=False
+                )
+                h[:, rows], c[:, rows] = h2, c2
+                losses = nll(logits, np.ascontiguousarray(y[rows].T))  # (T, rows)
+                return float(losses[scored[rows].T].sum())
+
+            total += sum(map_slices(run, parts))
+            done += int(scored.sum())
+            if progress is not None:
+                progress(done, n)
+    assert done == n, (done, n)  # every next character scored exactly once
+    return Evaluation(nats=total / n, scored=n, streams=S, warmup=warmup)
 
 
 @dataclass(frozen=True)
@@ -183,30 +294,10 @@ class Introspection:
 
 
 def introspect(model: ModelFile, text: str, top_k: int = 5) -> Introspection:
-    """Run the model over ``text`` from a zero state and record its predictions and activations."""
-    vocab, cfg = model.vocab, model.config
-    _check_prime(vocab, text)
-    ids = vocab.encode(text).astype(np.int64)
-    n = len(ids)
-    if n < 2:
+    """Run the model over ``text`` from a zero state and record its predictions and activations
+    (a summary of ``core.inspect.analyse``, which the Inspect view and ``charlstm inspect`` use)."""
+    if len(text) < 2:
         raise ConfigError("Introspection needs a text of at least 2 characters.")
-    k = max(1, min(top_k, vocab.size))
-    prep = Prepared(model.params, cfg)
-    state = zero_state(cfg, 1)
-    L, H = cfg.num_layers, cfg.hidden_size
-    hs = np.empty((L, n, H), cfg.dtype)
-    cs = np.empty((L, n, H), cfg.dtype)
-    probs = np.empty((n, vocab.size))
-    for t, i in enumerate(ids):
-        logits, state = prep.step(np.array([i]), state)
-        hs[:, t], cs[:, t] = state[0][:, 0], state[1][:, 0]
-        z = logits[0].astype(np.float64)
-        z -= z.max()
-        p = np.exp(z)
-        probs[t] = p / p.sum()
-    probs = probs[:-1]
-    p_actual = probs[np.arange(n - 1), ids[1:]]
-    top_ids = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    top_probs = np.take_along_axis(probs, top_ids, axis=1)
-    top_chars = tuple(tuple(vocab.chars[j] for j in row) for row in top_ids)
-    return Introspection(text, p_actual, top_ids, top_probs, top_chars, hs, cs)
+    a = analyse(model, text, top_k)
+    top_chars = tuple(tuple(model.vocab.chars[j] for j in row) for row in a.top_ids)
+    return Introspection(text, a.p_actual, a.top_ids, a.top_probs, top_chars, a.h, a.c)

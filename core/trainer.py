@@ -7,6 +7,13 @@ continue each stream and the hidden and cell states are carried from one batch t
 streams start over from zero states. Everything that decides the next step (weights, Adam
 moments, RNG states, stream position, carried state, the run's planned length) is part of a
 checkpoint, so a resumed run is bit-identical to an uninterrupted one.
+
+Self-healing (core.heal): the state is copied in memory at every evaluation, autosave and
+KEEP_EVERY steps, once the next step's loss has vouched for it. A blow-up restores that copy
+exactly and multiplies the schedule by a smaller ``lr_scale``, which checkpoints keep (with the
+rollback records and per-step gradient norms), so resuming after a heal stays bit-identical. One
+case cannot be: a blow-up right after resuming from a checkpoint that was not itself a keep point
+(a stop mid-interval) rolls back to the resume point, where the uninterrupted run had an older copy.
 """
 
 from __future__ import annotations
@@ -17,21 +24,53 @@ import threading
 import time
 from collections import deque
 from collections.abc import Generator
+from dataclasses import dataclass
 
 import numpy as np
 
 from .backend import Backend, make_engine
 from .config import ModelConfig, TrainConfig
-from .data import Corpus, check_trainable
-from .errors import ConfigError, CorpusMismatchError, DeviceLostError, TrainingDiverged
-from .events import CheckpointEvent, EvalEvent, Event, SampleEvent, StepEvent, TrainSummary
+from .data import Corpus, check_trainable, split_ids
+from .errors import (
+    ConfigError,
+    CorpusMismatchError,
+    DeviceLostError,
+    ModelFileError,
+    TrainingDiverged,
+)
+from .events import (
+    CheckpointEvent,
+    EvalEvent,
+    Event,
+    RollbackEvent,
+    SampleEvent,
+    StepEvent,
+    TrainSummary,
+)
+from .heal import (
+    KEEP_EVERY,
+    MAX_ROLLBACKS,
+    ROLLBACK_SPAN_STEPS,
+    DetectorState,
+    DivergenceDetector,
+    healed_lr_scale,
+    replay,
+    rollbacks_in_span,
+)
 from .memory import keep_freed_memory
 from .model import init_params
-from .modelfile import ModelFile, TrainState, save_model
-from .optim import learning_rate
+from .modelfile import MAX_SAMPLES, ModelFile, TrainState, save_model
+from .optim import learning_rate, peak_learning_rate
 from .sample import generate
 
 EVAL_STREAMS = 32  # validation runs this many streams side by side (fewer for short texts)
+# A --minutes budget includes the final evaluation and save. Until one has been measured in this
+# session they are estimated: validation reads a character with a forward pass only, about a
+# third of a training step's work per character (forward + backward); half is taken to be safe.
+# A save writes weights and Adam moments (three times the weights) at this rate (measured 250 MB/s
+# for a 40 MB checkpoint; see core.modelfile.save_model), halved again for slower disks.
+EVAL_SHARE_OF_TRAINING = 0.5
+SAVE_BYTES_PER_S = 100e6
 
 
 def _remap(corpus: Corpus, vocab) -> np.ndarray:
@@ -81,9 +120,9 @@ class Trainer:
         model_config.validate()
         check_trainable(corpus, tc.batch_size, tc.seq_len, tc.val_fraction)
         ids = _remap(corpus, vocab)
-        n_val = len(corpus.split(tc.val_fraction)[1])
-        self._train_ids = ids[: len(ids) - n_val]
-        self._val_ids = ids[len(ids) - n_val :][: tc.eval_max_chars]
+        self._train_ids, self._val_ids = split_ids(
+            ids, tc.val_fraction, tc.val_split, max_val=tc.eval_max_chars
+        )
         self._corpus = corpus
         self._mc, self._tc, self._vocab = model_config, tc, vocab
         self.checkpoint_path = checkpoint_path
@@ -123,30 +162,56 @@ class Trainer:
             self._elapsed_before = st.elapsed_s
             self._best = st.best_val_loss
             self._history = {k: list(np.asarray(v).tolist()) for k, v in st.history.items()}
+            n_steps = len(self._history["train_step"])
+            if len(self._history.get("grad_norm", ())) != n_steps:  # older files: unknown
+                self._history["grad_norm"] = [math.nan] * n_steps
+            self._samples: list[tuple[int, str]] = list(st.samples)
             same_text = st.corpus.get("sha256") == corpus.sha256
             same_shape = st.h.shape == (model_config.num_layers, B, model_config.hidden_size)
-            same_batching = (st.config.batch_size, st.config.seq_len, st.config.val_fraction) == (
-                B,
-                T,
-                tc.val_fraction,
-            )
+            same_batching = (
+                st.config.batch_size,
+                st.config.seq_len,
+                st.config.val_fraction,
+                st.config.val_split,
+            ) == (B, T, tc.val_fraction, tc.val_split)
             if same_text and same_shape and same_batching and tc.seed == st.config.seed:
                 # exact continuation: the same streams, carried state and random streams
                 self._dropout_rng.bit_generator.state = st.rng["dropout"]
                 self._sample_rng.bit_generator.state = st.rng["sample"]
-                self._epoch = int(st.stream["epoch"])
-                self._batch = int(st.stream["batch"])
+                self._epoch = int(st.stream.get("epoch", -1))
+                self._batch = int(st.stream.get("batch", -1))
+                if self._epoch < 0 or not 0 <= self._batch < self._batches_per_epoch:
+                    raise ModelFileError(
+                        f"The checkpoint's stream position (epoch {self._epoch}, batch "
+                        f"{self._batch}) does not fit this text's {self._batches_per_epoch:,} "
+                        "batches per epoch: the file is damaged. Use an intact copy."
+                    )
                 self._h, self._c = dev(st.h.copy()), dev(st.c.copy())
+                exact = True
             else:  # a new text or new batching: streams start over
+                exact = False
                 self._epoch, self._batch = 0, 0
                 self._h, self._c = self._engine.zero_state(B)
             self._prev_total = st.total_steps
+            # A new learning rate chosen for the continuation is taken as it is.
+            self._lr_scale = st.lr_scale if tc.lr == st.config.lr else 1.0
+            self._rollbacks = list(st.rollbacks)
         else:
+            exact = False
+            self._lr_scale = 1.0
+            self._rollbacks = []
             self._adam = self._engine.adam(self.params)
             self._step = 0
             self._elapsed_before = 0.0
             self._best = None
-            self._history = {"train_step": [], "train_loss": [], "val_step": [], "val_loss": []}
+            self._history = {
+                "train_step": [],
+                "train_loss": [],
+                "val_step": [],
+                "val_loss": [],
+                "grad_norm": [],
+            }
+            self._samples = []
             self._epoch, self._batch = 0, 0
             self._h, self._c = self._engine.zero_state(B)
             self._prev_total = 0
@@ -156,6 +221,21 @@ class Trainer:
         )
         self._session_start = time.perf_counter()
         self._session_elapsed = 0.0
+        # Self-healing (core.heal): the detector continues an exact continuation's history (the
+        # same fold over the same values: bit-identical decisions); a new text starts it afresh.
+        log_vocab = math.log(max(model_config.vocab_size, 2))
+        if exact:
+            h = self._history
+            self._detector = replay(log_vocab, h["train_loss"], h["grad_norm"])
+        else:
+            self._detector = DivergenceDetector(log_vocab)
+        self._kept: _Kept | None = None
+        self._rollbacks_this_session = 0
+        self._eval_s: float | None = None  # measured duration of one validation pass
+        self._session_steps = 0  # optimizer steps made in this session (rolled back ones too)
+        self._step_s = 0.0  # mean duration of the recent training steps
+        self._cps = 0.0  # training characters per second over the recent steps
+        self._save_s: float | None = None  # measured duration of one checkpoint save
 
     # ------------------------------------------------------------------ read-only views
 
@@ -235,16 +315,33 @@ class Trainer:
                     "train_loss": np.array(self._history["train_loss"], np.float64),
                     "val_step": np.array(self._history["val_step"], np.int64),
                     "val_loss": np.array(self._history["val_loss"], np.float64),
+                    "grad_norm": np.array(self._history["grad_norm"], np.float64),
                 },
                 corpus=self._corpus.fingerprint,
                 best_val_loss=self._best,
+                samples=tuple(self._samples),
+                lr_scale=self._lr_scale,
+                rollbacks=tuple(self._rollbacks),
             )
             params = {k: host(v).copy() for k, v in self.params.items()}
         return ModelFile(config=self._mc, params=params, vocab=self._vocab, train=state)
 
     def save(self, path: str) -> str:
         """Write a checkpoint of ``snapshot()`` atomically; returns the absolute path."""
-        return save_model(path, self.snapshot())
+        t = time.perf_counter()
+        out = save_model(path, self.snapshot())
+        self._save_s = time.perf_counter() - t  # what the final save of a --minutes run needs
+        return out
+
+    @property
+    def lr_scale(self) -> float:
+        """The learning-rate multiplier left by rollbacks (1.0 before any)."""
+        return self._lr_scale
+
+    @property
+    def rollbacks(self) -> tuple[RollbackEvent, ...]:
+        """The rollbacks of the model's life, oldest first."""
+        return tuple(self._rollbacks)
 
     # ------------------------------------------------------------------ the run
 
@@ -263,7 +360,7 @@ class Trainer:
             return max(1, math.ceil(tc.epochs * self._batches_per_epoch))
         if session_step_s is None or session_step_s <= 0:
             return max(self._step + tc.warmup_steps + 1, self._prev_total)
-        remaining = tc.minutes * 60.0 - self._session_elapsed
+        remaining = tc.minutes * 60.0 - self._session_elapsed - self._finish_reserve_s()
         return self._step + max(1, int(remaining / session_step_s))
 
     def _epoch_float(self) -> float:
@@ -302,36 +399,80 @@ class Trainer:
             )
         )
 
-    def _done(self) -> bool:
+    def _finish_reserve_s(self) -> float:
+        """Seconds a --minutes run keeps for its final validation and save (see the constants)."""
+        reserve = 0.0
+        if len(self._val_ids) > 1:
+            if self._eval_s is not None:
+                reserve += self._eval_s
+            else:
+                reserve += EVAL_SHARE_OF_TRAINING * len(self._val_ids) / max(self._cps, 1e-9)
+        if self.checkpoint_path:
+            if self._save_s is not None:
+                reserve += self._save_s
+            else:
+                arrays = [*self.params.values(), *self._adam.m.values(), *self._adam.v.values()]
+                reserve += sum(a.nbytes for a in arrays) / SAVE_BYTES_PER_S
+        return reserve
+
+    def _time_is_up(self) -> bool:
+        """A --minutes run ends when another step would not finish, with the final validation
+        and save, inside the budget; every session makes at least one step."""
         tc = self._tc
-        if tc.minutes is not None and self._session_elapsed >= tc.minutes * 60.0:
-            return True
-        return self._step >= self._total
+        if tc.minutes is None or self._session_steps == 0:
+            return False
+        self._session_elapsed = time.perf_counter() - self._session_start
+        spent = self._session_elapsed + self._finish_reserve_s() + self._step_s
+        return spent >= tc.minutes * 60.0
+
+    def _done(self) -> bool:
+        return self._time_is_up() or self._step >= self._total
+
+    def _is_keep_point(self, step: int) -> bool:
+        """Steps whose state is kept for a rollback: every evaluation and autosave step and every
+        KEEP_EVERY steps. A function of the step alone, so a run that resumes from an autosave
+        keeps the same states as one that never stopped."""
+        tc = self._tc
+        return any(n and step % n == 0 for n in (KEEP_EVERY, tc.eval_every, tc.checkpoint_every))
 
     def run(self) -> Generator[Event, None, TrainSummary]:
         """Train, yielding events; returns a ``TrainSummary``.
 
         Yields a ``StepEvent`` after every optimizer step, an ``EvalEvent`` every ``eval_every``
         steps and at the end, a ``SampleEvent`` every ``sample_every`` steps and a
-        ``CheckpointEvent`` after each autosave. Raises ``TrainingDiverged`` if the loss or the
-        gradient becomes non-finite; the weights then stay those of the last good step.
+        ``CheckpointEvent`` after each autosave. When training blows up (core.heal) it restores
+        the last kept state and, with ``on_divergence="heal"``, yields a ``RollbackEvent`` and
+        continues at a lower learning rate; with ``"stop"``, or after too many rollbacks, it
+        raises ``TrainingDiverged`` with the weights restored to the last good ones.
         """
         tc = self._tc
         B, T = tc.batch_size, tc.seq_len
         self._stop.clear()
         self._session_start = time.perf_counter() - self._session_elapsed
-        steps_this_session = 0
+        self._session_steps = 0
         recent: deque[float] = deque(maxlen=20)  # durations of recent steps, for chars/s
         last_eval_step = self._history["val_step"][-1] if self._history["val_step"] else -1
         checkpoint: str | None = None
         reason = "completed"
-        while not self._done():
+        lr = learning_rate(tc, self._step, self._total) * self._lr_scale
+        if self._kept is None or self._kept.step != self._step:
+            self._keep(self._dropout_rng.bit_generator.state, self._detector.state)
+        while True:
+            if self._detector.pending and (self._done() or self._stop.is_set()):
+                # Never end on a blow-up in progress: its weights are not saved as the result.
+                why = "the run ended while the loss was far above its recent level"
+                yield from self._diverged(why, lr, None)
+                continue
+            if self._done():
+                break
             if self._stop.is_set():
                 reason = "stopped"
                 break
             t_step = time.perf_counter()
+            rng_before = self._dropout_rng.bit_generator.state
+            detector_before = self._detector.state
             x, y = self._next_batch()
-            lr = learning_rate(tc, self._step, self._total)
+            lr = learning_rate(tc, self._step, self._total) * self._lr_scale
             try:
                 loss, grads, new_state = self._engine.loss_and_grads(
                     self.params, x, y, (self._h, self._c), self._dropout_rng
@@ -339,14 +480,13 @@ class Trainer:
                 norm = self._engine.global_norm(grads)
             except DeviceLostError as e:
                 raise self._device_lost(e) from None
-            if not (math.isfinite(loss) and math.isfinite(norm)):
-                what = "loss" if not math.isfinite(loss) else "gradient"
-                raise TrainingDiverged(
-                    f"Training diverged at step {self._step + 1}: the {what} became infinite or "
-                    "NaN. The model keeps the weights of the last good step. Lower the learning "
-                    "rate or the gradient clip and continue.",
-                    step=self._step + 1,
-                )
+            diverged, why = self._detector.observe(loss, norm)
+            if diverged:
+                yield from self._diverged(why or "training blew up", lr, loss)
+                continue
+            if why is None and self._is_keep_point(self._step) and self._kept.step != self._step:
+                # this step's healthy loss vouches for the weights it was computed with
+                self._keep(rng_before, detector_before)
             with self._lock:
                 self._engine.update(self._adam, self.params, grads, lr, tc.clip, norm)
                 self._h, self._c = new_state
@@ -354,14 +494,16 @@ class Trainer:
                 self._advance_stream()
                 self._history["train_step"].append(self._step)
                 self._history["train_loss"].append(loss)
-            steps_this_session += 1
+                self._history["grad_norm"].append(norm)
+            self._session_steps += 1
             self._session_elapsed = time.perf_counter() - self._session_start
             # throughput of the training steps alone (evaluations and samples excluded)
             recent.append(time.perf_counter() - t_step)
-            cps = len(recent) * B * T / max(sum(recent), 1e-9)
-            if tc.minutes is not None and (steps_this_session <= 20 or self._step % 50 == 0):
-                self._total = self._planned_total(self._session_elapsed / steps_this_session)
-            if tc.minutes is not None and self._session_elapsed >= tc.minutes * 60.0:
+            self._step_s = sum(recent) / len(recent)
+            self._cps = B * T / max(self._step_s, 1e-9)
+            if tc.minutes is not None and (self._session_steps <= 20 or self._step % 50 == 0):
+                self._total = self._planned_total(self._session_elapsed / self._session_steps)
+            if self._time_is_up():
                 self._total = self._step  # the time is up: this step ends the planned run
             yield from self._emit(
                 StepEvent(
@@ -372,7 +514,7 @@ class Trainer:
                     loss=loss,
                     lr=lr,
                     grad_norm=norm,
-                    chars_per_sec=cps,
+                    chars_per_sec=self._cps,
                     elapsed_s=self.elapsed_s,
                 )
             )
@@ -380,10 +522,13 @@ class Trainer:
                 yield from self._emit(self._eval_event())
                 last_eval_step = self._step
             if tc.sample_every and self._step % tc.sample_every == 0:
+                text = self._sample()
+                with self._lock:  # kept in the checkpoint: Open Model shows them again
+                    self._samples = [*self._samples[-(MAX_SAMPLES - 1) :], (self._step, text)]
                 yield from self._emit(
                     SampleEvent(
                         step=self._step,
-                        text=self._sample(),
+                        text=text,
                         temperature=tc.sample_temperature,
                         val_loss=self._last_val,
                     )
@@ -393,6 +538,7 @@ class Trainer:
                 and tc.checkpoint_every
                 and self._step % tc.checkpoint_every == 0
                 and not self._done()
+                and not self._detector.pending  # never autosave a blow-up in progress
             ):
                 checkpoint = self.save(self.checkpoint_path)
                 yield from self._emit(CheckpointEvent(step=self._step, path=checkpoint))
@@ -400,7 +546,7 @@ class Trainer:
         # validation pass can take a while on big texts, and the user asked to stop).
         if reason == "completed" and self._step != last_eval_step and len(self._val_ids) > 1:
             yield from self._emit(self._eval_event())
-        if self.checkpoint_path and steps_this_session > 0:
+        if self.checkpoint_path and self._session_steps > 0:
             checkpoint = self.save(self.checkpoint_path)
             yield from self._emit(CheckpointEvent(step=self._step, path=checkpoint))
         return TrainSummary(
@@ -409,6 +555,7 @@ class Trainer:
             best_val_loss=self._best,
             elapsed_s=self.elapsed_s,
             checkpoint_path=checkpoint,
+            rollbacks=self._rollbacks_this_session,
         )
 
     def _device_lost(self, e: DeviceLostError) -> DeviceLostError:
@@ -425,6 +572,103 @@ class Trainer:
             )
         return e
 
+    # ------------------------------------------------------------------ self-healing
+
+    def _keep(self, dropout_rng_state: dict, detector: DetectorState) -> None:
+        """Copy the current state (with the dropout stream as it was before this step's forward
+        pass) as the one to return to after a blow-up. Reuses the previous copy's arrays."""
+        old = self._kept
+        eng = self._engine  # the copies stay on the engine's device
+        copy = eng.copy_into
+        with self._lock:
+            self._kept = _Kept(
+                step=self._step,
+                params=copy(self.params, old.params if old else None),
+                adam_m=copy(self._adam.m, old.adam_m if old else None),
+                adam_v=copy(self._adam.v, old.adam_v if old else None),
+                h=eng.copy(self._h),
+                c=eng.copy(self._c),
+                rng={"dropout": dropout_rng_state, "sample": self._sample_rng.bit_generator.state},
+                stream=(self._epoch, self._batch),
+                history_len={k: len(v) for k, v in self._history.items()},
+                best=self._best,
+                last_val=self._last_val,
+                detector=detector,
+            )
+
+    def _restore(self, kept: _Kept) -> None:
+        """Return exactly to ``kept``: weights, Adam state, carried state, random streams, stream
+        position, history, samples and the detector. The kept copy stays intact (for a later
+        rollback to the same step)."""
+        eng = self._engine
+        with self._lock:
+            eng.copy_into(kept.params, self.params)
+            eng.copy_into(kept.adam_m, self._adam.m)
+            eng.copy_into(kept.adam_v, self._adam.v)
+            self._adam.t = kept.step
+            self._step = kept.step
+            self._h, self._c = eng.copy(kept.h), eng.copy(kept.c)
+            self._dropout_rng.bit_generator.state = kept.rng["dropout"]
+            self._sample_rng.bit_generator.state = kept.rng["sample"]
+            self._epoch, self._batch = kept.stream
+            for k, n in kept.history_len.items():
+                del self._history[k][n:]
+            self._samples = [s for s in self._samples if s[0] <= kept.step]
+            self._best, self._last_val = kept.best, kept.last_val
+        self._detector = DivergenceDetector(self._detector.log_vocab, kept.detector)
+
+    def _advice(self, lr: float) -> str:
+        clip = (
+            "turn on gradient clipping (5 is safe)"
+            if self._tc.clip == 0
+            else f"lower the gradient clip (now {self._tc.clip:g})"
+        )
+        return f"Lower the learning rate to {lr / 2:.3g} or less, or {clip}"
+
+    def _diverged(self, why: str, lr: float, loss: float | None) -> Generator[Event, None, None]:
+        """Training blew up at the step after ``self._step`` (using learning rate ``lr``, with
+        loss ``loss``): roll back to the kept state and continue at a lower rate, or restore it
+        and stop."""
+        assert self._kept is not None
+        kept, tc = self._kept, self._tc
+        from_step = self._step + 1
+        if tc.on_divergence == "stop":
+            self._restore(kept)
+            raise TrainingDiverged(
+                f"Training diverged at step {from_step:,}: {why}. The model keeps its last good "
+                f"weights, from step {kept.step:,}. {self._advice(lr)}; or let training heal "
+                "itself instead of stopping.",
+                step=from_step,
+            )
+        recent = rollbacks_in_span([r.from_step for r in self._rollbacks], from_step)
+        if recent >= MAX_ROLLBACKS:
+            self._restore(kept)
+            raise TrainingDiverged(
+                f"Training kept diverging: at step {from_step:,} {why}, after {recent} rollbacks "
+                f"within {ROLLBACK_SPAN_STEPS:,} steps that each halved the learning rate (it "
+                f"was {lr:.3g}). The model keeps its last good weights, from step "
+                f"{kept.step:,}. {self._advice(lr)}; if it still diverges, check the text.",
+                step=from_step,
+            )
+        old_scale = self._lr_scale
+        peak = peak_learning_rate(tc, kept.step, self._total) * old_scale
+        new_scale = healed_lr_scale(old_scale, lr, peak)
+        self._restore(kept)
+        event = RollbackEvent(
+            from_step=from_step,
+            to_step=kept.step,
+            lr_before=lr,
+            lr_after=peak_learning_rate(tc, kept.step, self._total) * new_scale,
+            lr_scale=new_scale,
+            reason=why,
+            loss=loss if loss is not None and math.isfinite(loss) else None,
+        )
+        with self._lock:
+            self._lr_scale = new_scale
+            self._rollbacks.append(event)
+        self._rollbacks_this_session += 1
+        yield from self._emit(event)
+
     def _emit(self, event: Event) -> Generator[Event, None, None]:
         """Yield ``event``; the time until the caller asks for the next one (showing it, or a
         pause) is not training time, so it counts neither in elapsed time, chars/s nor minutes."""
@@ -433,7 +677,9 @@ class Trainer:
         self._session_start += time.perf_counter() - t
 
     def _eval_event(self) -> EvalEvent:
+        t = time.perf_counter()
         val = self._validate()
+        self._eval_s = time.perf_counter() - t  # what the final one of a --minutes run needs
         with self._lock:
             self._last_val = val
             self._best = val if self._best is None else min(self._best, val)
@@ -443,3 +689,22 @@ class Trainer:
         return EvalEvent(
             step=self._step, val_loss=val, best_val_loss=self._best, elapsed_s=self.elapsed_s
         )
+
+
+@dataclass(frozen=True, eq=False)  # holds arrays: equality is identity
+class _Kept:
+    """The last good state, in memory, for a rollback (see ``Trainer._keep``)."""
+
+    step: int
+    # arrays on the engine's device (NumPy on the CPU, CuPy on a GPU)
+    params: dict[str, np.ndarray]
+    adam_m: dict[str, np.ndarray]
+    adam_v: dict[str, np.ndarray]
+    h: np.ndarray  # (L, B, H)
+    c: np.ndarray  # (L, B, H)
+    rng: dict  # bit_generator states by purpose
+    stream: tuple[int, int]  # (epoch, batch)
+    history_len: dict[str, int]  # length of each history series
+    best: float | None
+    last_val: float | None
+    detector: DetectorState

@@ -1,4 +1,4 @@
-"""CharLSTM Studio's shipped files (icon, desktop entry), reached through one helper.
+"""CharLSTM Studio's shipped files (icon, desktop entry, user guide), reached through one helper.
 
 Everything goes through ``importlib.resources``, so the same calls work from a checkout, an editable
 install, an installed wheel and the PyInstaller build. No Qt here: callers turn paths into icons.

@@ -218,13 +218,28 @@ def test_train_on_a_missing_gpu_is_one_line_and_writes_nothing(text, capsys, mon
 
 
 def test_step_time_is_measured_on_the_chosen_device(monkeypatch) -> None:
-    from charlstm_gui import estimate
+    from core import plan
+    from core.backend.engine import XpEngine
+    from core.config import ModelConfig
 
-    monkeypatch.setattr(estimate, "_GFLOPS_CACHE", {})
-    assert estimate.measure_gflops(4, 16) > 0  # the CPU engine, as before
+    cpu = plan.measure_timing(8, 16, 1, 4, 8)  # the CPU engine, as before
+    assert cpu.step_s > 0 and cpu.eval_char_s > 0 and cpu.sample_char_s > 0
+    # the GPU path (the array engine's step, validation and sampling), here over NumPy
+    import numpy as np
+
+    calls = []
+
+    class Counting(XpEngine):
+        def loss_and_grads(self, *args):
+            calls.append(1)
+            return super().loss_and_grads(*args)
+
+    eng = Counting(ModelConfig(vocab_size=8, hidden_size=16, num_layers=1), np)
+    dev = plan._measure(8, 16, 1, 4, 8, 0.0, "float32", 1.0, eng)
+    assert calls and dev.step_s > 0 and dev.eval_char_s > 0 and dev.sample_char_s > 0
     monkeypatch.setitem(sys.modules, "cupy", None)
     with pytest.raises(DeviceUnavailableError, match="CuPy is not installed"):
-        estimate.measure_gflops(4, 16, "gpu:0")
+        plan.measure_timing(8, 16, 1, 4, 8, device="gpu:0")
 
 
 def test_gpu_engine_selects_its_device_on_every_call(monkeypatch) -> None:

@@ -172,9 +172,11 @@ def test_divergence_saves_last_good_weights(text, capsys, monkeypatch):
         return (float("nan") if len(calls) == 4 else loss), grads, state
 
     monkeypatch.setattr(model_mod, "loss_and_grads", failing)
-    code, _, err = run(capsys, "train", text, *TINY, "--steps", 20, "--out", "m.npz")
+    stop = ("--on-divergence", "stop")  # the default heals (tests/test_heal.py)
+    code, _, err = run(capsys, "train", text, *TINY, *stop, "--steps", 20, "--out", "m.npz")
     assert code == 1 and "diverged at step 4" in err and "m.npz" in err
-    assert len(err.strip().splitlines()[-1]) > 0 and load_model("m.npz").train.step == 3
+    # the weights that produced the NaN are not good: the last kept state (the start) is saved
+    assert len(err.strip().splitlines()[-1]) > 0 and load_model("m.npz").train.step == 0
 
 
 def test_progress_line_on_a_terminal(text, capsys, monkeypatch):
@@ -286,3 +288,145 @@ def test_python_dash_m_core(tmp_path):
         env=env,
     )
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# inspect, cells, sample --copies
+
+HOSTILE = '<script>alert("x")</script> & (a [b] c) "quoted" it\'s\n'
+
+
+@pytest.fixture
+def hostile_model(tmp_path, monkeypatch, capsys) -> tuple[Path, Path]:
+    """A tiny model trained on a text full of HTML, quotes and brackets, and that text."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "hostile.txt"
+    path.write_text((HOSTILE + make_text(600)) * 3, encoding="utf-8")
+    code, _, _ = run(capsys, "train", path, *TINY, "--steps", 5, "--out", "h.npz", "-q")
+    assert code == 0
+    return tmp_path / "h.npz", path
+
+
+def test_inspect_prints_the_same_bits_as_eval(hostile_model, capsys):
+    model, text = hostile_model
+    code, out, _ = run(capsys, "inspect", model, text, "--spans", 3)
+    assert code == 0
+    bits = float(re.search(r"^bits/char:\s+([\d.]+)", out, re.M).group(1))
+    _, ev, _ = run(capsys, "eval", model, text)
+    assert bits == pytest.approx(float(re.search(r"bits/char:\s+([\d.]+)", ev).group(1)), 1e-3)
+    assert "most surprising" in out and len(re.findall(r"^ +[\d,]+ +[\d.]+ ", out, re.M)) == 3
+    code, _, err = run(capsys, "inspect", model, text, "--chars", 100)
+    assert code == 0 and "first 100 of" in err
+
+
+def test_inspect_html_escapes_the_text_and_colours_by_unit(hostile_model, capsys, tmp_path):
+    model, text = hostile_model
+    code, _, err = run(capsys, "inspect", model, text, "--html", "page.html")
+    assert code == 0 and "wrote page.html" in err
+    page = (tmp_path / "page.html").read_text(encoding="utf-8")
+    assert ">&lt;</span>" in page and "<script" not in page.lower()  # one span a character
+    assert "bits/char" in page and "http" not in page  # self-contained
+    code, _, _ = run(capsys, "inspect", model, text, "--html", "u.html", "--unit", "0:3")
+    assert code == 0 and "Layer 0 unit 3" in (tmp_path / "u.html").read_text(encoding="utf-8")
+
+
+def test_inspect_errors_are_one_line_and_never_overwrite_inputs(hostile_model, capsys, tmp_path):
+    model, text = hostile_model
+    model_bytes, text_bytes = model.read_bytes(), text.read_bytes()
+    other = tmp_path / "other.txt"
+    other.write_text("ZZZ unknown Q\n", encoding="utf-8")
+    cases = [
+        (["inspect", model, text, "--html", model], 2, "inputs"),
+        (["inspect", model, text, "--html", text], 2, "inputs"),
+        (["inspect", model, text, "--html", tmp_path], 2, "folder"),
+        (["inspect", model, text, "--html", tmp_path / "no" / "p.html"], 2, "does not exist"),
+        (["inspect", model, text, "--unit", "7:0"], 2, "outside the model"),
+        (["inspect", model, text, "--unit", "x"], 2, "LAYER:UNIT"),
+        (["inspect", model, text, "--chars", 1], 2, "--chars"),
+        (["inspect", model, other], 1, "not in the model's vocabulary"),
+        (["inspect", model, tmp_path / "missing.txt"], 1, "missing.txt"),
+        (["inspect", tmp_path / "none.npz", text], 1, "none.npz"),
+        (["cells", model, other], 1, "not in the model's vocabulary"),
+        (["cells", model, text, "--top", 0], 2, "--top"),
+        (["sample", model, "--copies", tmp_path / "missing.txt"], 1, "missing.txt"),
+        (["sample", model, "--copies", text, "--copies-min", 2], 2, "at least"),
+    ]
+    for argv, status, needle in cases:
+        code, _, err = run(capsys, *argv)
+        lines = err.strip().splitlines()
+        assert code == status, (argv, err)
+        assert len(lines) == 1 and lines[0].startswith("charlstm: error: "), (argv, err)
+        assert needle in lines[0], (argv, err)
+    assert model.read_bytes() == model_bytes and text.read_bytes() == text_bytes
+
+
+def test_cells_lists_units_per_detector(hostile_model, capsys):
+    model, text = hostile_model
+    code, out, _ = run(capsys, "cells", model, text, "--top", 2, "--kind", "h")
+    assert code == 0
+    rows = {line.split("  ")[0].strip(): line for line in out.splitlines()[1:]}
+    assert set(rows) == set(cli.DETECTORS)
+    assert len(re.findall(r"\d+:\d+ [+-]\d\.\d\d", rows["double quotes"])) == 2
+    assert "constant in this text" in rows["digit"]
+
+
+def test_sample_reports_copies_on_stderr(hostile_model, capsys, tmp_path):
+    model, text = hostile_model
+    code, out, err = run(capsys, "sample", model, "--length", 200, "--seed", 1, "--copies", text)
+    assert code == 0 and len(out) == 200
+    assert re.fullmatch(r"charlstm: (\d+% copied verbatim|nothing copied verbatim) .*\n", err)
+    # a "training text" that is the generated text itself: all of it is a copy
+    (tmp_path / "same.txt").write_text(out, encoding="utf-8")
+    code, again, err = run(
+        capsys, "sample", model, "--length", 200, "--seed", 1, "--copies", tmp_path / "same.txt"
+    )
+    assert again == out and "100% copied verbatim" in err and "longest 200 characters" in err
+
+
+def test_small_usage_and_data_errors(text, tmp_path, capsys):
+    run(capsys, "train", text, *TINY, "--steps", 3, "--out", "m.npz", "-q")
+    code, _, err = run(capsys, "sample", "m.npz", "--seed", -1)
+    assert code == 2 and "--seed" in err and len(err.splitlines()) == 1
+    one = tmp_path / "one.txt"
+    one.write_text("a", encoding="utf-8")
+    code, _, err = run(capsys, "eval", "m.npz", one)
+    assert code == 1 and "at least 2 characters" in err and len(err.splitlines()) == 1
+
+
+def test_numpy_warnings_are_one_line(text, capsys, monkeypatch):
+    import warnings
+
+    def noisy(args):
+        warnings.warn("overflow encountered in exp", RuntimeWarning, stacklevel=1)
+        warnings.warn("overflow encountered in exp", RuntimeWarning, stacklevel=1)
+        return 0
+
+    monkeypatch.setitem(cli._COMMANDS, "info", noisy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        code, _, err = run(capsys, "info", "x.npz")
+    assert code == 0
+    assert err == "charlstm: warning: RuntimeWarning: overflow encountered in exp\n"
+
+
+def test_one_minute_is_singular(text, capsys, monkeypatch):
+    monkeypatch.setattr(cli.Trainer, "run", lambda self: iter(()))
+    code, _, err = run(capsys, "train", text, *TINY, "--minutes", 1, "--out", "m.npz")
+    assert "for 1 minute on CPU;" in err, err
+    assert cli._count(2.5, "minute") == "2.5 minutes" and cli._count(1000, "step") == "1,000 steps"
+
+
+def test_sample_ends_with_a_newline_on_a_terminal(text, capsys, monkeypatch):
+    run(capsys, "train", text, *TINY, "--steps", 3, "--out", "m.npz", "-q")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    code, out, _ = run(capsys, "sample", "m.npz", "--length", 5, "--seed", 1, "--prime", "the")
+    assert code == 0 and out.endswith("\n") and len(out.rstrip("\n")) >= 3 + 4
+
+
+def test_eval_progress_only_on_a_terminal(text, capsys, monkeypatch):
+    run(capsys, "train", text, *TINY, "--steps", 3, "--out", "m.npz", "-q")
+    code, out, err = run(capsys, "eval", "m.npz", text)
+    assert code == 0 and err == "" and "characters scored" in out
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(capsys, "eval", "m.npz", text, "--streams", 3, "--warmup", 10)
+    assert code == 0 and "eval: 100%" in err and "3 streams, each warmed up on 10" in out

@@ -53,7 +53,7 @@ def _model(dtype: str = "float32", layers: int = 2, with_train: bool = True) -> 
         total_steps=50,
         elapsed_s=3.25,
         adam_m=rand(),
-        adam_v=rand(),
+        adam_v={k: np.abs(v) for k, v in rand().items()},  # squares: >= 0
         h=rng.standard_normal(state).astype(dtype),
         c=rng.standard_normal(state).astype(dtype),
         rng={"dropout": drop.bit_generator.state, "sample": gen.bit_generator.state},
@@ -303,3 +303,39 @@ def test_newer_format_version_is_refused(tmp_path: Path) -> None:
         load_model(path)
     msg = str(e.value)
     assert "newer CharLSTM Studio" in msg and "Upgrade" in msg
+
+
+# --- the run's samples (Open Model shows them again) ---------------------------------------------
+
+
+def test_samples_round_trip_and_older_files_have_none(tmp_path: Path) -> None:
+    import dataclasses
+
+    mf = _model()
+    samples = ((10, "hello\nwörld"), (20, "中 \udcff"))  # a lone surrogate is stored escaped
+    mf = ModelFile(mf.config, mf.params, mf.vocab, dataclasses.replace(mf.train, samples=samples))
+    back = load_model(save_model(tmp_path / "s.npz", mf))
+    assert back.train.samples == ((10, "hello\nwörld"), (20, "中 \\udcff"))
+    arrays = _arrays(mf)
+    meta = json.loads(arrays["train/meta"].tobytes())
+    del meta["samples"]  # as written before samples were kept
+    arrays["train/meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    assert load_model(_write_npz(tmp_path / "old.npz", arrays)).train.samples == ()
+
+
+def test_trainer_keeps_its_samples_in_the_checkpoint(tmp_path: Path) -> None:
+    from core.data import corpus_from_text
+    from core.trainer import Trainer
+
+    corpus = corpus_from_text("abcabcabd " * 50)
+    mc = ModelConfig(vocab_size=corpus.vocab.size, hidden_size=8)
+    tc = TrainConfig(steps=4, batch_size=2, seq_len=5, eval_every=0, sample_every=2,
+                     sample_length=7)  # fmt: skip
+    trainer = Trainer(corpus, mc, tc)
+    texts = [(e.step, e.text) for e in trainer.run() if e.kind == "sample"]
+    assert [s for s, _ in texts] == [2, 4]
+    back = load_model(trainer.save(str(tmp_path / "t.npz")))
+    assert back.train.samples == tuple(texts)
+    resumed = Trainer(corpus, mc, tc.replace(steps=6), resume=back)
+    more = [(e.step, e.text) for e in resumed.run() if e.kind == "sample"]
+    assert resumed.snapshot().train.samples == tuple(texts + more)

@@ -97,7 +97,7 @@ def test_evaluate_matches_a_step_by_step_run(model):
         logits, state = prep.step(ids[t : t + 1], state)
         z = logits[0].astype(np.float64)
         total += np.log(np.exp(z - z.max()).sum()) + z.max() - z[ids[t + 1]]
-    assert evaluate(model, ids) == pytest.approx(total / (len(ids) - 1), rel=1e-5)
+    assert evaluate(model, ids).nats == pytest.approx(total / (len(ids) - 1), rel=1e-5)
 
 
 def test_evaluation_split_among_threads_scores_the_same(model):
@@ -120,5 +120,61 @@ def test_introspection_shapes_and_consistency(model):
     assert np.all(info.p_actual <= info.top_probs[:, 0] + 1e-12)
     ids = model.vocab.encode(text).astype(np.int64)
     nll = -np.log(info.p_actual).mean()
-    assert evaluate(model, ids) == pytest.approx(nll, rel=1e-5)
+    assert evaluate(model, ids).nats == pytest.approx(nll, rel=1e-5)
     assert np.all(np.abs(info.h) <= 1.0)
+
+
+def _sequential_loss(model, ids) -> float:
+    prep = Prepared(model.params, model.config)
+    state = zero_state(model.config, 1)
+    total = 0.0
+    for t in range(len(ids) - 1):
+        logits, state = prep.step(ids[t : t + 1], state)
+        z = logits[0].astype(np.float64)
+        total += np.log(np.exp(z - z.max()).sum()) + z.max() - z[ids[t + 1]]
+    return total / (len(ids) - 1)
+
+
+def test_evaluate_with_streams_scores_every_character_once(model, monkeypatch):
+    import core.sample as sample_mod
+
+    monkeypatch.setattr(sample_mod, "EVAL_GROUP", 4)  # several groups of streams
+    text = "abc defgh.\nhag bad cafe.\n" * 9
+    ids = model.vocab.encode(text).astype(np.int64)
+    exact = _sequential_loss(model, ids)
+    for streams in (2, 5, 13, 1000):
+        full = evaluate(model, ids, streams=streams, warmup=len(ids))  # warm-up covers the text
+        assert full.scored == len(ids) - 1
+        assert full.nats == pytest.approx(exact, rel=1e-5)
+        cold = evaluate(model, ids, streams=streams, warmup=0)  # each piece from a zero state
+        assert cold.scored == len(ids) - 1 and cold.streams == min(streams, len(ids) - 1)
+
+
+def test_evaluate_memory_does_not_grow_with_streams(model, monkeypatch):
+    """Windows shrink as streams grow, and streams run in groups: the largest logits array
+    forward() produces stays within the window budget whatever --streams is."""
+    import core.sample as sample_mod
+
+    biggest = []
+    real = Prepared.forward
+
+    def spy(self, x, state, **kw):
+        out = real(self, x, state, **kw)
+        biggest.append(out[0].nbytes)
+        return out
+
+    monkeypatch.setattr(Prepared, "forward", spy)
+    monkeypatch.setattr(sample_mod, "EVAL_WINDOW_BYTES", 1 << 16)
+    monkeypatch.setattr(sample_mod, "EVAL_GROUP", 16)
+    ids = model.vocab.encode("abc defgh.\nhag bad cafe.\n" * 40).astype(np.int64)
+    for streams in (1, 16, 500):
+        biggest.clear()
+        evaluate(model, ids, streams=streams, warmup=3)
+        assert max(biggest) <= 1 << 16
+
+
+def test_evaluate_needs_two_characters(model):
+    from core.errors import TextTooShortError
+
+    with pytest.raises(TextTooShortError, match="at least 2 characters"):
+        evaluate(model, model.vocab.encode("a"))

@@ -77,6 +77,7 @@ def test_built_executable_starts_and_opens_a_model(tmp_path):
     exe = dist / "charlstm-studio" / exe_name
     assert exe.is_file()
     assert (exe.parent / "_internal/resources/charlstm-studio.desktop").is_file()
+    assert (exe.parent / "_internal/resources/user-guide.md").is_file()  # F1's guide
 
     model = tmp_path / "tiny.npz"
     _tiny_model(model)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from core import model as model_mod
+from core import trainer as trainer_mod
 from core.config import ModelConfig, TrainConfig
 from core.data import corpus_from_text
 from core.errors import ConfigError, CorpusMismatchError, TextTooShortError, TrainingDiverged
@@ -135,9 +136,12 @@ def test_stop_between_steps_and_checkpoint_written(tmp_path):
     assert isinstance(rest[-1], CheckpointEvent)
 
 
-def test_divergence_keeps_last_good_weights(monkeypatch):
+def test_divergence_with_stop_keeps_last_good_weights(monkeypatch):
+    """A NaN loss at step 4: the weights that produced it are not good; with
+    on_divergence="stop" the run stops with the last kept state (its start here)."""
     corpus = corpus_from_text(make_text())
-    trainer = Trainer(corpus, MC, tc(steps=10))
+    trainer = Trainer(corpus, MC, tc(steps=10, on_divergence="stop"))
+    start = trainer.snapshot().params
     real = model_mod.loss_and_grads
     calls = {"n": 0}
 
@@ -147,16 +151,49 @@ def test_divergence_keeps_last_good_weights(monkeypatch):
         return (float("nan") if calls["n"] == 4 else loss), grads, state
 
     monkeypatch.setattr("core.model.loss_and_grads", flaky)  # what the CPU engine calls
-    gen = trainer.run()
-    good = None
     with pytest.raises(TrainingDiverged) as err:
-        for ev in gen:
-            if isinstance(ev, StepEvent) and ev.step == 3:
-                good = trainer.snapshot().params
+        for _ in trainer.run():
+            pass
     assert err.value.step == 4 and "step 4" in str(err.value)
-    assert trainer.step == 3
+    assert "infinite or NaN" in str(err.value) and "from step 0" in str(err.value)
+    assert trainer.step == 0
     after = trainer.snapshot().params
-    assert all(np.array_equal(good[k], after[k]) for k in good)
+    assert all(np.array_equal(start[k], after[k]) for k in start)
+
+
+def test_minutes_budget_includes_the_final_evaluation_and_save(monkeypatch, tmp_path):
+    """B10: `--minutes 1` took 71 s. With a fake clock (a step takes 0.5 s, a validation 5 s,
+    a save 2 s) the whole run, final validation and save included, ends inside its minute."""
+    clock = {"now": 1000.0}
+    monkeypatch.setattr("core.trainer.time.perf_counter", lambda: clock["now"])
+    real_step, real_save = model_mod.loss_and_grads, trainer_mod.save_model
+    real_validate = Trainer._validate
+
+    def step(*args, **kwargs):
+        clock["now"] += 0.5
+        return real_step(*args, **kwargs)
+
+    def validate(self):
+        clock["now"] += 5.0
+        return real_validate(self)
+
+    def save(*args, **kwargs):
+        clock["now"] += 2.0
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr("core.model.loss_and_grads", step)
+    monkeypatch.setattr(Trainer, "_validate", validate)
+    monkeypatch.setattr("core.trainer.save_model", save)
+    cfg = tc(steps=None, minutes=1.0, eval_every=20, checkpoint_every=20)
+    trainer = Trainer(corpus_from_text(make_text()), MC, cfg, checkpoint_path=str(tmp_path / "m"))
+    start = clock["now"]
+    events, summary = drain(trainer.run())
+    spent = clock["now"] - start
+    assert events[-1].kind == "checkpoint" and summary.reason == "completed"
+    assert any(e.kind == "eval" and e.step == summary.steps for e in events)
+    assert 60.0 - 5.0 - 0.5 <= spent <= 60.0  # at most one evaluation and step short
+    steps = [e for e in events if isinstance(e, StepEvent)]
+    assert steps[-1].total_steps == steps[-1].step == summary.steps
 
 
 def test_minutes_budget_ends_the_run():

@@ -82,6 +82,18 @@ class CpuEngine:
     def zero_state(self, batch: int):
         return cpu_model.zero_state(self.cfg, batch)
 
+    def copy(self, a: np.ndarray) -> np.ndarray:
+        """A copy of ``a`` on this device (the trainer's in-memory keep point, core.heal)."""
+        return a.copy()
+
+    def copy_into(self, src: Params, dst: Params | None) -> Params:
+        """``src``'s arrays copied into ``dst``'s (same keys and shapes), or into new ones."""
+        if dst is None:
+            return {k: v.copy() for k, v in src.items()}
+        for k, v in src.items():
+            np.copyto(dst[k], v)
+        return dst
+
 
 class XpAdam:
     """Adam state on the device, shaped like ``core.optim.Adam`` (``m``, ``v``, ``t``)."""
@@ -164,6 +176,21 @@ class XpEngine:
         shape = (self.cfg.num_layers, batch, self.cfg.hidden_size)
         with self.on_device():
             return self.xp.zeros(shape, self.cfg.dtype), self.xp.zeros(shape, self.cfg.dtype)
+
+    def copy(self, a: Any) -> Any:
+        """A copy of ``a`` on this device (the trainer's in-memory keep point, core.heal)."""
+        with self.on_device():
+            return a.copy()
+
+    def copy_into(self, src: Params, dst: Params | None) -> Params:
+        """``src``'s arrays copied into ``dst``'s on the device (same keys and shapes), or into
+        new ones: a keep point or a rollback never passes through the host."""
+        with self.on_device():
+            if dst is None:
+                return {k: v.copy() for k, v in src.items()}
+            for k, v in src.items():
+                self.xp.copyto(dst[k], v)
+            return dst
 
     def adam(self, params: Params, *, m=None, v=None, t: int = 0) -> XpAdam:
         def dev(d: dict | None) -> dict | None:
@@ -370,6 +397,20 @@ class XpEngine:
                 lse = xp.log(xp.exp(logits - m[:, None]).sum(axis=1)) + m
                 total += (lse - logits[xp.arange(len(yt)), yt]).astype(np.float64).sum()
             return float(total) / (streams * seg)
+
+    def scored_loss(self, params: Params, x: np.ndarray, y: np.ndarray, scored: np.ndarray,
+                    state) -> tuple[float, Any]:  # fmt: skip
+        """One window of ``core.sample.evaluate``: x, y, scored (B, T) → (Σ next-character loss
+        over the positions where ``scored``, final state), the state carried from ``state``."""
+        xp = self.xp
+        with self.on_device():
+            logits, state, _ = self.forward(params, x, state, need_cache=False)  # (T·B, V)
+            yt = xp.asarray(np.ascontiguousarray(y.T).reshape(-1))
+            m = logits.max(axis=1)
+            lse = xp.log(xp.exp(logits - m[:, None]).sum(axis=1)) + m
+            losses = (lse - logits[xp.arange(len(yt)), yt]).astype(np.float64)
+            keep = xp.asarray(np.ascontiguousarray(scored.T).reshape(-1))
+            return float(losses[keep].sum()), state
 
     def stepper(self, params: Params) -> Callable:
         """``f(ids (B,), state) -> (logits (B, V) NumPy, state)``: one character per stream."""

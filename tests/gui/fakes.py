@@ -10,15 +10,24 @@ from types import SimpleNamespace
 from core.events import EvalEvent, SampleEvent, StepEvent, TrainSummary
 
 
+class AnyTextVocab:
+    """A vocabulary that represents every character (so Continue is never blocked)."""
+
+    def missing(self, text: str) -> tuple[str, ...]:
+        return ()
+
+
 @dataclass(frozen=True)
 class FakeModel:
     """Stands for a ModelFile snapshot: only what the GUI reads of one."""
 
     step: int
 
+    vocab = AnyTextVocab()
+
     @property
     def train(self) -> SimpleNamespace:
-        return SimpleNamespace(step=self.step, best_val_loss=None, total_steps=0)
+        return SimpleNamespace(step=self.step, best_val_loss=None, total_steps=0, corpus={})
 
 
 class FakeTrainer:

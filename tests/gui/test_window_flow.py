@@ -123,17 +123,19 @@ def test_settings_and_layout_are_remembered(qtbot, tmp_path):
 def test_text_panel_rows_grow_with_late_long_values(qtbot, window):
     # The estimate arrives after the panel is laid out; its wrapped values must not be drawn
     # over the rows below (QFormLayout alone kept the old row heights).
-    from charlstm_gui.estimate import Estimate
     from charlstm_gui.text_panel import TextPanel
+    from core.plan import Estimate, param_parts
 
     window.resize(1100, 700)
     window.show()
     qtbot.waitExposed(window)
     panel = window.findChildren(TextPanel)[0]
-    early = Estimate(params=171_043, memory=12_700_000, seconds_per_step=None, gflops=None)
+    parts = param_parts(98, 128, 2)
+    size = dict(vocab=98, params=sum(parts.values()), parts=parts, memory=12_700_000)
+    early = Estimate(**size, seconds_per_step=None, step_s=None)
     panel.show_estimate(early, train_chars=3_600_000, run_steps=1000)
     qtbot.wait(50)  # laid out with the short "measuring…"
-    est = Estimate(params=171_043, memory=12_700_000, seconds_per_step=0.053, gflops=57.1)
+    est = Estimate(**size, seconds_per_step=0.053, step_s=0.031)
     panel.show_estimate(est, train_chars=3_600_000, run_steps=1000)
 
     def fitted() -> bool:

@@ -1,0 +1,121 @@
+"""The memorisation index: planted copies found exactly, nothing on unrelated text, agreement with
+a brute-force search, and hash collisions never reported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core import copies as copies_mod
+from core.copies import CopyIndex
+from core.errors import ConfigError
+
+TRAIN_ALPHABET = list("abcdefghijklm \n")
+OTHER_ALPHABET = list("NOPQRSTUVWXYZ")  # shares no character with the training text
+
+
+def random_text(alphabet: list[str], n: int, seed: int) -> str:
+    return "".join(np.random.default_rng(seed).choice(alphabet, n))
+
+
+@pytest.fixture(scope="module")
+def train() -> str:
+    return random_text(TRAIN_ALPHABET, 30_000, seed=1)
+
+
+def line_no(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+@pytest.mark.parametrize("n", [20, 8])
+def test_planted_copies_of_exactly_n_and_longer_are_found_where_they_are(train, n):
+    index = CopyIndex.from_text(train, n=n)
+    filler = [random_text(OTHER_ALPHABET, 37, seed=s) for s in range(5)]
+    planted = [(1234, n), (20_000, n + 1), (7, n + 13), (29_000, 3 * n)]
+    gen, expected = filler[0], []
+    for (pos, length), fill in zip(planted, filler[1:], strict=True):
+        expected.append((len(gen), len(gen) + length, pos, line_no(train, pos)))
+        gen += train[pos : pos + length] + fill
+    found = index.find(gen)
+    assert list(found.spans) == expected
+    assert found.longest == 3 * n
+    assert found.fraction == pytest.approx(sum(length for _, length in planted) / len(gen))
+    assert found.summary().endswith(f"longest {3 * n} characters")
+
+
+def test_one_character_short_of_n_is_not_a_copy(train):
+    index = CopyIndex.from_text(train, n=20)
+    gen = "XYZ" + train[500:519] + "QRS"
+    assert index.find(gen).spans == ()
+
+
+def test_nothing_is_reported_on_text_that_shares_no_n_gram(train):
+    index = CopyIndex.from_text(train, n=12)
+    gen = random_text(TRAIN_ALPHABET, 3000, seed=9)  # same characters, different text
+    grams = {train[i : i + 12] for i in range(len(train) - 11)}
+    assert not any(gen[i : i + 12] in grams for i in range(len(gen) - 11))  # truly none
+    found = index.find(gen)
+    assert found.spans == () and found.fraction == 0.0 and found.longest == 0
+    assert found.summary() == "nothing copied verbatim"
+    assert index.find("").spans == () and index.find("short").spans == ()
+    assert index.find("unknown ★ characters ✓ everywhere in here ok").spans == ()
+
+
+def brute_force(train: str, gen: str, n: int) -> tuple[np.ndarray, int]:
+    """Covered characters and the longest copy, by trying every start and length."""
+    covered = np.zeros(len(gen), bool)
+    longest = 0
+    for i in range(len(gen)):
+        length = 0
+        while i + length < len(gen) and gen[i : i + length + 1] in train:
+            length += 1
+        if length >= n:
+            covered[i : i + length] = True
+            longest = max(longest, length)
+    return covered, longest
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_agrees_with_brute_force_on_repetitive_text(seed):
+    # a 3-letter alphabet: many partial matches, overlapping copies, several training places
+    train = random_text(list("abc"), 400, seed=seed)
+    gen = random_text(list("abc"), 40, seed=100 + seed) + train[50:70] + train[60:75]
+    for n in (6, 9):
+        found = CopyIndex.from_text(train, n=n).find(gen)
+        covered, longest = brute_force(train, gen, n)
+        assert found.longest == longest
+        assert found.fraction == pytest.approx(covered.mean())
+        for a, b, pos, _line in found.spans:
+            assert b - a >= n and gen[a:b] == train[pos : pos + b - a]
+            assert pos == train.find(gen[a:b])  # the first training place
+
+
+def test_hash_collisions_are_never_reported(train, monkeypatch):
+    # every gram hashes to 0: every indexed gram is a candidate, only verification decides
+    monkeypatch.setattr(
+        copies_mod, "_hash_grams", lambda ids, k, stride, count: np.zeros(count, np.uint64)
+    )
+    small = train[:3000]
+    index = CopyIndex.from_text(small, n=20)
+    gen = "QQQ" + small[100:130] + random_text(TRAIN_ALPHABET, 200, seed=5)
+    assert index.find(gen).spans == ((3, 33, 100, line_no(small, 100)),)
+
+
+def test_build_checks_n_and_handles_short_texts():
+    with pytest.raises(ConfigError, match="at least"):
+        CopyIndex.from_text("abc", n=2)
+    index = CopyIndex.from_text("short text", n=20)
+    assert index.find("short text and more, short text").spans == ()
+    assert CopyIndex.from_text("", n=20).find("anything at all here, long enough").spans == ()
+
+
+def test_extend_counts_matches_up_to_the_first_miss_or_the_cap():
+    g = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20])
+    train = np.r_[g[:17], 0, g[18:]]  # differs at 17 only
+    right = copies_mod._extend(
+        g, train, np.array([0, 10, 17, 19]), np.array([0, 10, 17, 19]), 1, 100
+    )
+    assert right.tolist() == [17, 7, 0, 1]
+    assert copies_mod._extend(g, train, np.array([0]), np.array([0]), 1, 5).tolist() == [5]
+    left = copies_mod._extend(g, train, np.array([16, 19]), np.array([16, 19]), -1, 100)
+    assert left.tolist() == [17, 2]

@@ -1,0 +1,672 @@
+"""Fault injection: hostile model files, special output paths, non-UTF-8 names, signals and
+kill -9 during training and saving, a full disk, two writers. Each test states the guarantee it
+checks (README, "Your work is safe")."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from core import cli
+from core.config import ModelConfig, TrainConfig
+from core.data import corpus_from_text
+from core.errors import ModelFileError, ModelFileLocked
+from core.modelfile import (
+    ModelLock,
+    check_not_locked,
+    load_model,
+    lock_path,
+    save_model,
+)
+from core.trainer import Trainer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEXT = "the quick brown fox jumps over the lazy dog. " * 40
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("CHARLSTM_DEBUG", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def checkpoint():
+    """A small trained checkpoint (ModelFile with training state)."""
+    corpus = corpus_from_text(TEXT, name="fox.txt")
+    mc = ModelConfig(vocab_size=corpus.vocab.size, hidden_size=8)
+    tc = TrainConfig(steps=3, batch_size=4, seq_len=8, eval_every=0, sample_every=0)
+    trainer = Trainer(corpus, mc, tc)
+    for _ in trainer.run():
+        pass
+    return trainer.snapshot()
+
+
+# ---------------------------------------------------------------------------------------------
+# Two writers: a ModelLock per file
+
+
+def test_lock_refuses_a_second_holder_in_this_process(tmp_path):
+    path = tmp_path / "m.npz"
+    with ModelLock(path) as lock:
+        assert lock.held and os.path.exists(lock_path(path))
+        with pytest.raises(ModelFileLocked, match="m.npz is in use"):
+            ModelLock(path).acquire()
+    assert not lock.held
+    assert not os.path.exists(lock_path(path))  # the sidecar goes with the lock
+    ModelLock(path).acquire().release()  # free again
+
+
+def test_lock_refuses_another_process_and_its_saves(tmp_path, checkpoint):
+    path = tmp_path / "m.npz"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys
+            from core.modelfile import ModelLock
+            lock = ModelLock({str(path)!r}).acquire()
+            print("held", flush=True)
+            sys.stdin.read()
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ModelFileLocked) as info:
+            ModelLock(path).acquire()
+        assert info.value.pid == holder.pid and str(holder.pid) in str(info.value)
+        with pytest.raises(ModelFileLocked):
+            save_model(path, checkpoint)
+        assert not path.exists()
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+        holder.stdout.close()
+    # The holder is gone: the kernel dropped its lock; a save works and clears the stale sidecar.
+    save_model(path, checkpoint)
+    assert not os.path.exists(lock_path(path))
+    load_model(path)
+
+
+def test_lock_of_a_killed_holder_is_free(tmp_path):
+    path = tmp_path / "m.npz"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from core.modelfile import ModelLock; "
+         f"ModelLock({str(path)!r}).acquire(); print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(),
+    )  # fmt: skip
+    with holder:
+        assert holder.stdout.readline().strip() == "held"
+        holder.kill()
+    assert os.path.exists(lock_path(path))  # left behind by kill -9, but not held
+    check_not_locked(path)
+    with ModelLock(path):
+        pass
+
+
+def test_lock_is_shared_by_a_symlink_and_its_target(tmp_path):
+    target = tmp_path / "real.npz"
+    link = tmp_path / "link.npz"
+    link.symlink_to(target)
+    with ModelLock(target), pytest.raises(ModelFileLocked):
+        ModelLock(link).acquire()
+
+
+def test_save_target_errors_are_model_file_errors(tmp_path, checkpoint):
+    with pytest.raises(ModelFileError, match="folder"):
+        save_model(tmp_path, checkpoint)
+    with pytest.raises(ModelFileError, match="does not exist"):
+        save_model(tmp_path / "nope" / "m.npz", checkpoint)
+    assert not np.any([p.name.endswith(".tmp") for p in tmp_path.iterdir()])
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile model files: refused with a ModelFileError, never unpickled, bounded in memory
+
+
+def _peak_load_bytes(path) -> tuple[BaseException | None, int]:
+    """(the error load_model raised, its peak traced allocation in bytes)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        load_model(path)
+        err = None
+    except BaseException as e:  # noqa: BLE001 - returned to the test
+        err = e
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return err, peak
+
+
+def _append_zero_entry(path, name: str, n_bytes: int, npy_header: bytes = b"") -> None:
+    """Append a deflated entry of ``npy_header`` plus ``n_bytes`` zeros: tiny on disk."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as z:
+        with z.open(name, "w", force_zip64=True) as f:
+            f.write(npy_header)
+            chunk = bytes(1 << 24)
+            left = n_bytes
+            while left > 0:
+                f.write(chunk[: min(left, len(chunk))])
+                left -= len(chunk)
+
+
+def _npy_header(shape: tuple[int, ...], descr: str = "<f4") -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
+    return buf.getvalue()
+
+
+BOMB = 128 << 20  # zeros deflate about 1000:1: a 128 KB entry that inflates to 128 MB
+
+
+@pytest.mark.parametrize(
+    "name, header",
+    [
+        ("extra.npy", b""),  # an entry no model has
+        ("train/history/x.npy", _npy_header((BOMB // 8,), "<f8")),  # more than any run's history
+    ],
+)
+def test_zip_bomb_is_refused_before_decompressing(tmp_path, checkpoint, name, header):
+    path = tmp_path / "bomb.npz"
+    save_model(path, checkpoint)
+    _append_zero_entry(path, name, BOMB, header)
+    assert os.path.getsize(path) < BOMB // 100
+    err, peak = _peak_load_bytes(path)
+    assert isinstance(err, ModelFileError), err
+    assert "not a valid CharLSTM Studio model file" in str(err)
+    assert peak < 100 << 20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_bomb_inside_an_expected_entry_is_refused(tmp_path, checkpoint):
+    """A real entry name whose header claims a huge array: its shape is checked first."""
+    import zipfile
+
+    path = tmp_path / "bomb.npz"
+    save_model(path, checkpoint)
+    with zipfile.ZipFile(path) as z:
+        keep = {
+            i.filename: z.read(i) for i in z.infolist() if i.filename != "params/decoder.bias.npy"
+        }
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in keep.items():
+            z.writestr(n, data)
+    _append_zero_entry(path, "params/decoder.bias.npy", BOMB, _npy_header((BOMB // 4,)))
+    err, peak = _peak_load_bytes(path)
+    assert isinstance(err, ModelFileError) and "has shape" in str(err), err
+    assert peak < 100 << 20
+
+
+def test_huge_meta_entry_is_refused(tmp_path, checkpoint):
+    import zipfile
+
+    path = tmp_path / "bomb.npz"
+    save_model(path, checkpoint)
+    with zipfile.ZipFile(path) as z:
+        keep = {i.filename: z.read(i) for i in z.infolist() if i.filename != "meta.npy"}
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in keep.items():
+            z.writestr(n, data)
+    _append_zero_entry(path, "meta.npy", BOMB, _npy_header((BOMB,), "|u1"))
+    err, peak = _peak_load_bytes(path)
+    assert isinstance(err, ModelFileError) and "declares" in str(err), err
+    assert peak < 100 << 20
+
+
+def test_many_entries_are_refused_before_listing(tmp_path, checkpoint):
+    import zipfile
+
+    path = tmp_path / "many.npz"
+    save_model(path, checkpoint)
+    with zipfile.ZipFile(path, "a") as z:
+        for i in range(3000):
+            z.writestr(f"params/p{i}.npy", b"")
+    err, _ = _peak_load_bytes(path)
+    assert isinstance(err, ModelFileError) and "3," in str(err), err
+
+
+def test_truncations_and_crc_flips_never_load(tmp_path, checkpoint):
+    path = tmp_path / "m.npz"
+    save_model(path, checkpoint)
+    raw = path.read_bytes()
+    bad = tmp_path / "bad.npz"
+    rng = np.random.default_rng(0)
+    for cut in sorted(set(rng.integers(1, len(raw), 25).tolist())):
+        bad.write_bytes(raw[:cut])
+        with pytest.raises(ModelFileError):
+            load_model(bad)
+    # one flipped byte anywhere in the archive: refused or, in padding, the same model
+    for at in rng.integers(0, len(raw), 40).tolist():
+        flipped = bytearray(raw)
+        flipped[at] ^= 0x5A
+        bad.write_bytes(bytes(flipped))
+        try:
+            mf = load_model(bad)
+        except ModelFileError:
+            continue
+        for k, v in checkpoint.params.items():
+            np.testing.assert_array_equal(mf.params[k], v)
+
+
+def test_pickles_are_refused_and_never_run(tmp_path, checkpoint):
+    import pickle
+    import zipfile
+
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "p.npz"
+    save_model(path, checkpoint)
+    with zipfile.ZipFile(path) as z:
+        keep = {
+            i.filename: z.read(i) for i in z.infolist() if i.filename != "params/decoder.bias.npy"
+        }
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": "|O", "fortran_order": False, "shape": (1,)}
+    )
+    keep["params/decoder.bias.npy"] = buf.getvalue() + pickle.dumps(np.array([Evil()], object))
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in keep.items():
+            z.writestr(n, data)
+    with pytest.raises(ModelFileError, match="pickled"):
+        load_model(path)
+    assert not marker.exists()
+
+
+def _with_train_meta(tmp_path, checkpoint, change) -> str:
+    """A copy of ``checkpoint`` whose training-state JSON went through ``change(meta)``."""
+    import json
+
+    from core import modelfile
+
+    arrays = modelfile._to_arrays(checkpoint)
+    meta = json.loads(arrays["train/meta"].tobytes())
+    change(meta)
+    arrays["train/meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    path = tmp_path / "state.npz"
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return str(path)
+
+
+def _with_array(tmp_path, checkpoint, key, change) -> str:
+    from core import modelfile
+
+    arrays = modelfile._to_arrays(checkpoint)
+    arrays[key] = change(arrays[key].copy())
+    path = tmp_path / "state.npz"
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return str(path)
+
+
+def _nan_first(a):
+    a.reshape(-1)[0] = np.nan
+    return a
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda t, c: _with_train_meta(t, c, lambda m: m["rng"].pop("dropout")),
+            "random-generator",
+        ),
+        (
+            lambda t, c: _with_train_meta(
+                t, c, lambda m: m["rng"]["sample"]["state"].update(state="x")
+            ),
+            "random-generator",
+        ),
+        (
+            lambda t, c: _with_train_meta(t, c, lambda m: m["rng"].update(sample=[1, 2])),
+            "random-generator",
+        ),
+        (lambda t, c: _with_train_meta(t, c, lambda m: m["stream"].update(batch=-3)), "stream"),
+        (lambda t, c: _with_train_meta(t, c, lambda m: m["stream"].update(epoch="1")), "stream"),
+        (
+            lambda t, c: _with_train_meta(t, c, lambda m: m.update(best_val_loss=float("nan"))),
+            "best",
+        ),
+        (lambda t, c: _with_train_meta(t, c, lambda m: m.update(best_val_loss=-1.0)), "best"),
+        (
+            lambda t, c: _with_train_meta(t, c, lambda m: m.update(elapsed_s=float("inf"))),
+            "elapsed",
+        ),
+        (lambda t, c: _with_train_meta(t, c, lambda m: m.update(samples=[[1]])), "samples"),
+        (
+            lambda t, c: _with_array(t, c, "train/adam_v/decoder.bias", lambda a: a - 1.0),
+            "negative",
+        ),
+        (lambda t, c: _with_array(t, c, "train/adam_m/decoder.bias", _nan_first), "NaN"),
+        (lambda t, c: _with_array(t, c, "train/c", _nan_first), "NaN"),
+    ],
+)
+def test_bad_training_state_is_refused_at_load(tmp_path, checkpoint, make, message):
+    path = make(tmp_path, checkpoint)
+    with pytest.raises(ModelFileError, match=message) as info:
+        load_model(path)
+    assert path in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line: special paths, logs, names, signals, kill -9, a full disk, two writers
+
+TINY = ["--hidden", "8", "--layers", "1", "--seq-len", "8", "--batch-size", "4",
+        "--eval-every", "0", "--sample-every", "0"]  # fmt: skip
+
+
+def _run(capsys, *argv) -> tuple[int, str]:
+    code = cli.main([os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, err
+
+
+@pytest.fixture
+def text(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "fox.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+def test_out_fifo_and_device_are_refused(text, tmp_path, capsys):
+    fifo = tmp_path / "pipe.npz"
+    os.mkfifo(fifo)
+    code, err = _run(capsys, "train", text, *TINY, "--steps", 2, "--out", fifo)
+    assert code == 2 and "FIFO" in err and "not a regular file" in err
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    dev = tmp_path / "null.npz"
+    try:
+        os.mknod(dev, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except OSError as e:
+        pytest.skip(f"cannot create a device node here ({e.strerror}); FIFO checked")
+    code, err = _run(capsys, "train", text, *TINY, "--steps", 2, "--out", dev)
+    assert code == 2 and "device" in err
+    assert stat.S_ISCHR(os.stat(dev).st_mode)
+
+
+def test_out_dev_null_stays_a_device(text, capsys):
+    if not os.path.exists("/dev/null"):
+        pytest.skip("no /dev/null")
+    code, err = _run(capsys, "train", text, *TINY, "--steps", 2, "--out", "/dev/null")
+    assert code == 2 and "device" in err
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_out_symlink_saves_through_to_its_target(text, tmp_path, capsys):
+    target = tmp_path / "models" / "real.npz"
+    target.parent.mkdir()
+    link = tmp_path / "link.npz"
+    link.symlink_to(target)
+    code, err = _run(capsys, "train", text, *TINY, "--steps", 3, "--out", link)
+    assert code == 0, err
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert load_model(target).train.step == 3
+    # and again through the link (resume), the link still a link
+    code, err = _run(capsys, "train", "--resume", link, text, "--steps", 2, "-q")
+    assert code == 0, err
+    assert link.is_symlink() and load_model(target).train.step == 5
+    assert not [p for p in target.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_log_never_overwrites_the_text_or_the_model(text, tmp_path, capsys):
+    before = text.read_bytes()
+    code, err = _run(capsys, "train", text, *TINY, "--steps", 2, "--log-jsonl", text)
+    assert code == 2 and "training text" in err
+    assert text.read_bytes() == before
+    assert _run(capsys, "train", text, *TINY, "--steps", 2, "--out", "m.npz", "-q")[0] == 0
+    model = (tmp_path / "m.npz").read_bytes()
+    for argv in (["--out", "m.npz"], ["--resume", "m.npz"]):
+        extra = [] if argv[0] == "--out" else ["--steps", "1"]
+        tiny = TINY if argv[0] == "--out" else []
+        code, err = _run(capsys, "train", text, *tiny, *argv, *extra, "--log-jsonl", "m.npz")
+        assert code == 2 and "model file" in err, err
+    assert (tmp_path / "m.npz").read_bytes() == model
+    link = tmp_path / "log-link"
+    link.symlink_to(text)
+    code, _ = _run(capsys, "train", text, *TINY, "--steps", 2, "--log-jsonl", link)
+    assert code == 2 and text.read_bytes() == before
+
+
+def test_log_may_be_a_stream(text, capsys):
+    code, err = _run(capsys, "train", text, *TINY, "--steps", 2, "--log-jsonl", "/dev/null", "-q")
+    assert code == 0, err
+
+
+def test_fifo_and_dev_zero_as_text_or_model_are_refused(text, tmp_path, capsys):
+    fifo = tmp_path / "in.txt"
+    os.mkfifo(fifo)  # opening it for reading would block: it must never be opened
+    code, err = _run(capsys, "train", fifo, *TINY, "--steps", 2)
+    assert code == 1 and "FIFO" in err
+    for argv in (["train", "/dev/zero", "--steps", "2"], ["info", "/dev/zero"],
+                 ["sample", "/dev/zero"], ["info", fifo]):  # fmt: skip
+        code, err = _run(capsys, *argv)
+        assert code == 1 and "not a regular file" in err, (argv, err)
+
+
+def test_names_that_are_not_utf8_train_save_and_show(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    name = os.fsdecode(b"bad\xffname.txt")
+    (tmp_path / name).write_text(TEXT, encoding="utf-8")
+    code, err = _run(capsys, "train", name, *TINY, "--steps", 3)
+    assert code == 0, err
+    model = os.fsdecode(b"bad\xffname.npz")
+    mf = load_model(model)
+    assert mf.train.corpus["name"] == "bad\\xffname.txt"  # printable, round-trips as text
+    code, _ = _run(capsys, "info", model)
+    assert code == 0
+    out_dir = tmp_path / os.fsdecode(b"d\xfe")
+    out_dir.mkdir()
+    code, err = _run(capsys, "train", "--resume", model, name, "--steps", 2,
+                     "--out", out_dir / model)  # fmt: skip
+    assert code == 0, err
+    assert load_model(out_dir / model).train.step == 5
+
+
+def test_two_writers_second_refused(text, tmp_path, capsys):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core", "train", str(text), *TINY, "--steps", "1000000",
+         "--out", "m.npz", "-q", "--log-jsonl", "log.jsonl"],
+        cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    with proc:
+        try:
+            # steps are logged once training runs: by then the lock is held and SIGTERM saves
+            log = tmp_path / "log.jsonl"
+            _wait_for(lambda: log.exists() and log.stat().st_size > 2000)
+            assert os.path.exists(lock_path(tmp_path / "m.npz"))
+            code, err = _run(capsys, "train", text, *TINY, "--steps", 2, "--out", "m.npz")
+            assert code == 1 and "in use" in err and str(proc.pid) in err
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert load_model(tmp_path / "m.npz").train.step > 0
+
+
+def _wait_for(condition, timeout: float = 30.0) -> None:
+    import time
+
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.02)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGINT"])
+@pytest.mark.parametrize("every", [1000, 1], ids=["training", "saving"])
+def test_signal_stops_saves_and_exits_conventionally(text, tmp_path, sig, every):
+    """every=1 saves after every step, so the signal mostly lands in or beside a save."""
+    signum = getattr(signal, sig)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core", "train", str(text), *TINY, "--steps", "1000000",
+         "--checkpoint-every", str(every), "--out", "m.npz", "--log-jsonl", "log.jsonl"],
+        cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    with proc:
+        _wait_for(lambda: (tmp_path / "log.jsonl").exists()
+                  and (tmp_path / "log.jsonl").stat().st_size > 2000)  # fmt: skip
+        proc.send_signal(signum)
+        err = proc.stderr.read()
+        proc.wait(30)
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in err
+    assert "checkpoint saved to" in err and "m.npz" in err
+    mf = load_model(tmp_path / "m.npz")
+    assert mf.train.step > 0
+    assert f"at step {mf.train.step:,}" in err
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    last = (tmp_path / "log.jsonl").read_text().strip().splitlines()[-1]
+    assert '"interrupted"' in last
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_while_numpy_loads_prints_no_traceback(text, tmp_path):
+    """The Ctrl-C lands exactly while the command line imports NumPy (the first quarter second
+    of a run), which NumPy used to turn into an ImportError full of traceback text."""
+    child = textwrap.dedent(f"""
+        import builtins, os, signal, sys
+        from core import console
+        real_import = builtins.__import__
+        fired = []
+
+        def hook(name, *args, **kwargs):
+            if name == "numpy" and not fired:
+                fired.append(1)
+                os.kill(os.getpid(), signal.SIGINT)
+            return real_import(name, *args, **kwargs)
+
+        builtins.__import__ = hook
+        assert "numpy" not in sys.modules
+        sys.exit(console.main(["train", {str(text)!r}, "--steps", "5", "--hidden", "8"]))
+    """)
+    r = subprocess.run([sys.executable, "-c", child], cwd=tmp_path, env=_env(),
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 130, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.strip() == ""
+    assert not (tmp_path / "fox.npz").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_at_start_up_prints_no_traceback(text, tmp_path):
+    """Ctrl-C at a few moments of the first quarter second after the interpreter's own start-up
+    (a Ctrl-C inside Python's site import is Python's own and is not counted)."""
+    import time
+
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    bare = time.perf_counter() - t
+    for delay in (0.0, 0.1, 0.25):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "core", "train", str(text), *TINY, "--steps", "5"],
+            cwd=tmp_path,
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        with proc:
+            time.sleep(2 * bare + delay)
+            proc.send_signal(signal.SIGINT)
+            err = proc.stderr.read()
+            proc.wait(30)
+        if "init_import_site" in err:  # still in Python's start-up on a busy machine
+            continue
+        assert "Traceback" not in err, (delay, err)
+        # 130 when the signal stopped the run; 0 when it came after; -SIGINT when it came during
+        # the interpreter's own shutdown, after the model was saved (a shell shows 130 too)
+        assert proc.returncode in (0, 130, -signal.SIGINT), (delay, proc.returncode, err)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_kill_9_during_saves_never_corrupts_and_temps_are_cleaned(tmp_path, checkpoint):
+    import random
+    import time
+
+    path = tmp_path / "m.npz"
+    big = _bigger(checkpoint)
+    save_model(path, big)
+    rnd = random.Random(0)
+    for _ in range(30):
+        pid = os.fork()
+        if pid == 0:  # the child saves until it is killed
+            try:
+                while True:
+                    save_model(path, big)
+            finally:
+                os._exit(0)
+        time.sleep(rnd.uniform(0.0, 0.05))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        load_model(path)  # always a complete model: the old one or the new one
+    # A temporary file of a dead writer, for certain (a process that has exited):
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
+    (tmp_path / f".m.npz.{dead}.abcd1234.tmp").write_bytes(b"PK\x03\x04partial")
+    (tmp_path / ".other.npz.1.zzzz_zzz.tmp").write_bytes(b"PK")  # pid 1 is alive: kept
+    save_model(path, big)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp"))
+    assert left == [".other.npz.1.zzzz_zzz.tmp"]
+
+
+def _bigger(mf):
+    """The checkpoint with wider history arrays: a few MB, so that saves take a while."""
+    import dataclasses
+
+    hist = dict(mf.train.history)
+    hist["train_step"] = np.arange(1, 400_001, dtype=np.int64)
+    hist["train_loss"] = np.linspace(4, 1, 400_000)
+    train = dataclasses.replace(mf.train, history=hist, total_steps=400_000, step=400_000)
+    return dataclasses.replace(mf, train=train)
+
+
+def test_full_disk_keeps_the_previous_file(tmp_path, checkpoint):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
+                       capture_output=True, text=True)  # fmt: skip
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.strip() or r.returncode}")
+    try:
+        path = disk / "m.npz"
+        save_model(path, checkpoint)
+        before = path.read_bytes()
+        with pytest.raises(ModelFileError, match="No space left|disk space"):
+            save_model(path, _bigger(checkpoint))  # about 6 MB: does not fit
+        assert path.read_bytes() == before
+        load_model(path)
+        assert not [p for p in disk.iterdir() if p.name.endswith(".tmp")]
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_stream_position_beyond_the_text_is_refused_at_resume(text, tmp_path, capsys):
+    assert _run(capsys, "train", text, *TINY, "--steps", 3, "--out", "m.npz", "-q")[0] == 0
+    mf = load_model(tmp_path / "m.npz")
+    path = _with_train_meta(tmp_path, mf, lambda m: m["stream"].update(batch=10**6))
+    code, err = _run(capsys, "train", "--resume", path, text, "--steps", 1)
+    assert code == 1 and "stream position" in err and len(err.strip().splitlines()) == 1

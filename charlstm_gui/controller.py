@@ -27,6 +27,7 @@ from core.data import display_path
 from core.errors import CharLSTMError, DecodeError, ModelFileError, TrainingDiverged
 from core.events import CheckpointEvent, EvalEvent, RollbackEvent, StepEvent
 
+from .generate_request import GenerateRequest
 from .history import LossHistory
 from .worker import StreamWorker, TaskWorker, TrainWorker
 
@@ -37,15 +38,6 @@ class State(enum.Enum):
     TRAINING = "training"
     PAUSED = "paused"
     STOPPING = "stopping"
-
-
-@dataclass(frozen=True)
-class GenerateRequest:
-    prime: str = ""
-    length: int = 500
-    temperature: float = 0.8
-    top_k: int = 0
-    seed: int | None = None
 
 
 @dataclass

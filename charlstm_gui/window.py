@@ -40,7 +40,6 @@ from . import autosaves, fmt, tooltips
 from .actions import build_actions
 from .controller import (
     Controller,
-    GenerateRequest,
     State,
     continue_problem,
     model_text_candidates,
@@ -55,6 +54,7 @@ from .dialogs import (
     show_error_report,
 )
 from .generate_panel import GeneratePanel
+from .generate_request import GenerateRequest
 from .inspect_view import InspectView
 from .meters import TextMeters
 from .plot import LossPlot, OverlayCurve

@@ -3,7 +3,8 @@ continue, close while training. Tiny settings (H=16, L=1, B=4, T=16) keep it fas
 
 from __future__ import annotations
 
-from charlstm_gui.controller import GenerateRequest, State
+from charlstm_gui.controller import State
+from charlstm_gui.generate_request import GenerateRequest
 from charlstm_gui.window import MainWindow
 
 from .helpers import TINY, small_text

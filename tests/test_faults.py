@@ -296,9 +296,9 @@ def _with_train_meta(tmp_path, checkpoint, change) -> str:
     """A copy of ``checkpoint`` whose training-state JSON went through ``change(meta)``."""
     import json
 
-    from core import modelfile
+    from core.modelfile.parse import to_arrays
 
-    arrays = modelfile._to_arrays(checkpoint)
+    arrays = to_arrays(checkpoint)
     meta = json.loads(arrays["train/meta"].tobytes())
     change(meta)
     arrays["train/meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
@@ -309,9 +309,9 @@ def _with_train_meta(tmp_path, checkpoint, change) -> str:
 
 
 def _with_array(tmp_path, checkpoint, key, change) -> str:
-    from core import modelfile
+    from core.modelfile.parse import to_arrays
 
-    arrays = modelfile._to_arrays(checkpoint)
+    arrays = to_arrays(checkpoint)
     arrays[key] = change(arrays[key].copy())
     path = tmp_path / "state.npz"
     with open(path, "wb") as f:

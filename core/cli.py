@@ -26,15 +26,7 @@ import numpy as np
 
 from . import __version__, sweep
 from .backend import DEVICE_CHOICES, list_devices, make_engine, parse_choice
-from .config import (
-    DTYPES,
-    ON_DIVERGENCE,
-    ON_DIVERGENCE_HELP,
-    SCHEDULES,
-    VAL_SPLITS,
-    ModelConfig,
-    TrainConfig,
-)
+from .config import ModelConfig, TrainConfig
 from .console import StopSignals, one_line_warnings, signal_name
 from .copies import CopyIndex
 from .data import Corpus, display_path, load_corpus
@@ -64,6 +56,7 @@ from .inspect_html import visible as _visible
 from .inspect_html import write_atomic
 from .model import count_params
 from .modelfile import FORMAT_VERSION, K_VERSION, ModelFile, ModelLock, load_model, save_target
+from .options import add_config_options, configs_from_args, given, given_flags, grid_aliases
 from .runs import DB_NAME, HOME_ENV, Run, RunRecorder, RunStore
 from .sample import EVAL_STREAMS_MAX, EVAL_WARMUP, check_sampling, evaluate, generate
 from .trainer import Trainer
@@ -74,41 +67,9 @@ DEFAULT_MINUTES = 10.0  # how long `charlstm train` runs when no --steps/--epoch
 DEBUG_ENV = "CHARLSTM_DEBUG"  # set to 1 to see the traceback of an unexpected error
 EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 NON_TTY_LOG_EVERY = 100  # steps between progress lines when not on a terminal and no evaluations
+SWEEP_DEFAULTS = {"sample_every": 0}  # a sweep's own defaults: samples only cost it time
 
-_MODEL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
-_TRAIN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 _GEN_DEFAULTS = {k: p.default for k, p in inspect.signature(generate).parameters.items()}
-
-# (option, config field, type, help, choices) — defaults come from the dataclass fields.
-_MODEL_OPTS: list[tuple[str, str, type, str, tuple[str, ...] | None]] = [
-    ("--hidden", "hidden_size", int, "LSTM units per layer, 8..2048", None),
-    ("--layers", "num_layers", int, "stacked LSTM layers, 1..4", None),
-    ("--dropout", "dropout", float, "dropout between layers and before the decoder", None),
-    ("--dtype", "dtype", str, "floating-point type of the weights", DTYPES),
-]
-_TRAIN_OPTS: list[tuple[str, str, type, str, tuple[str, ...] | None]] = [
-    ("--seq-len", "seq_len", int, "characters per truncated-BPTT window", None),
-    ("--batch-size", "batch_size", int, "parallel streams over the text", None),
-    ("--lr", "lr", float, "peak Adam learning rate", None),
-    ("--schedule", "lr_schedule", str, "learning-rate schedule", SCHEDULES),
-    ("--warmup", "warmup_steps", int, "warm-up steps of the cosine schedule", None),
-    ("--clip", "clip", float, "global gradient-norm clip, 0 disables it", None),
-    ("--val-fraction", "val_fraction", float, "part of the text held out", None),
-    (
-        "--val-split",
-        "val_split",
-        str,
-        "where validation comes from: the last part, or 10 evenly spaced blocks",
-        VAL_SPLITS,
-    ),
-    ("--eval-every", "eval_every", int, "steps between validations (0: only at the end)", None),
-    ("--sample-every", "sample_every", int, "steps between samples (0: never)", None),
-    ("--sample-length", "sample_length", int, "characters per training sample", None),
-    ("--temperature", "sample_temperature", float, "temperature of training samples", None),
-    ("--checkpoint-every", "checkpoint_every", int, "steps between autosaves to --out", None),
-    ("--seed", "seed", int, "seeds initialisation, dropout, streams and samples", None),
-    ("--on-divergence", "on_divergence", str, ON_DIVERGENCE_HELP, ON_DIVERGENCE),
-]
 
 
 class _UsageError(Exception):
@@ -174,23 +135,6 @@ def _fmt_loss(value: float | None) -> str:
 # The parser
 
 
-def _add_defaulted(
-    group: argparse._ArgumentGroup,
-    opts: list[tuple[str, str, type, str, tuple[str, ...] | None]],
-    defaults: dict[str, Any],
-) -> None:
-    for flag, field, typ, text, choices in opts:
-        group.add_argument(
-            flag,
-            dest=field,
-            type=typ,
-            choices=choices,
-            default=None,  # None = not given: a resumed run then keeps the checkpoint's value
-            metavar=None if choices else ("N" if typ is int else "X"),
-            help=f"{text} (default: {defaults[field]})",
-        )
-
-
 def _add_runs_db(group: Any, default: Any = None) -> None:
     group.add_argument(
         "--runs-db",
@@ -252,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     how_long.add_argument(
         "--minutes", type=float, metavar="M", help="minutes of training in this session"
     )
-    _add_defaulted(t.add_argument_group("model (new models only)"), _MODEL_OPTS, _MODEL_DEFAULTS)
-    _add_defaulted(t.add_argument_group("training"), _TRAIN_OPTS, _TRAIN_DEFAULTS)
+    add_config_options(t.add_argument_group("model (new models only)"), ModelConfig)
+    add_config_options(t.add_argument_group("training"), TrainConfig)
     out = t.add_argument_group("output")
     out.add_argument(
         "--log-jsonl",
@@ -512,9 +456,8 @@ def _add_sweep_parser(sub: Any) -> None:
     w.add_argument("--encoding", help="encoding of TEXT (default: UTF-8)")
     _add_runs_db(w)
     w.add_argument("-q", "--quiet", action="store_true", help="only the ranked table")
-    _add_defaulted(w.add_argument_group("base model settings"), _MODEL_OPTS, _MODEL_DEFAULTS)
-    train_defaults = dict(_TRAIN_DEFAULTS, sample_every=0)  # samples only cost a sweep time
-    _add_defaulted(w.add_argument_group("base training settings"), _TRAIN_OPTS, train_defaults)
+    add_config_options(w.add_argument_group("base model settings"), ModelConfig)
+    add_config_options(w.add_argument_group("base training settings"), TrainConfig, SWEEP_DEFAULTS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -672,13 +615,6 @@ def _check_log_path(log: str, text: str | None, out: str, model: str | None) -> 
             )
 
 
-def _given(args: argparse.Namespace, opts: list) -> dict[str, Any]:
-    """The options of ``opts`` that were given on the command line, by config field."""
-    return {
-        field: getattr(args, field) for _, field, *_ in opts if getattr(args, field) is not None
-    }
-
-
 def _new_run(args: argparse.Namespace) -> tuple[Trainer, str, str]:
     """A Trainer for a new model; returns (trainer, output path, description of the run)."""
     if args.text is None:
@@ -686,8 +622,7 @@ def _new_run(args: argparse.Namespace) -> tuple[Trainer, str, str]:
     duration = {"steps": args.steps, "epochs": args.epochs, "minutes": args.minutes}
     if all(v is None for v in duration.values()):
         duration["minutes"] = DEFAULT_MINUTES
-    tc = TrainConfig(**_given(args, _TRAIN_OPTS), **duration).validate()
-    mc = ModelConfig(vocab_size=1, **_given(args, _MODEL_OPTS)).validate()
+    mc, tc = configs_from_args(args, **duration)
     out = _check_out_path(args.out or Path(args.text).stem + ".npz", args.text)
     engine = _engine(args, mc)  # before reading the text: a GPU that is missing fails at once
     corpus = load_corpus(args.text, args.encoding)
@@ -710,7 +645,7 @@ def _new_run(args: argparse.Namespace) -> tuple[Trainer, str, str]:
 
 def _resume_run(args: argparse.Namespace) -> tuple[Trainer, str, str]:
     """A Trainer continuing ``--resume``; returns (trainer, output path, description)."""
-    arch = [flag for flag, field, *_ in _MODEL_OPTS if getattr(args, field) is not None]
+    arch = given_flags(args, ModelConfig)
     if arch:
         raise _UsageError(
             f"{', '.join(arch)} cannot be changed when continuing a model; its architecture "
@@ -733,7 +668,7 @@ def _resume_run(args: argparse.Namespace) -> tuple[Trainer, str, str]:
             "it. Train a new model instead."
         )
     out = _check_out_path(args.out or args.resume, args.text)
-    base = st.config.replace(**_given(args, _TRAIN_OPTS), steps=None, epochs=None, minutes=None)
+    base = st.config.replace(**given(args, TrainConfig), steps=None, epochs=None, minutes=None)
     if args.minutes is not None:
         tc, length = base.replace(minutes=args.minutes), _count(args.minutes, "more minute")
     elif args.steps is not None:
@@ -1346,20 +1281,12 @@ def _runs_rm(store: RunStore, args: argparse.Namespace) -> int:
     return 0
 
 
-def _grid_aliases() -> dict[str, str]:
-    """The command line's option names as grid keys: ``hidden`` for hidden_size, and so on."""
-    return {flag.lstrip("-"): field for flag, field, *_ in _MODEL_OPTS + _TRAIN_OPTS}
-
-
 def _sweep(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise _UsageError(f"--jobs must be at least 1, not {args.jobs}.")
-    given_train = _given(args, _TRAIN_OPTS)
-    given_train.setdefault("sample_every", 0)
     budget = {"steps": args.steps, "epochs": args.epochs, "minutes": args.minutes}
-    base_train = TrainConfig(**given_train, **budget).validate()
-    base_model = ModelConfig(vocab_size=1, **_given(args, _MODEL_OPTS)).validate()
-    axes = sweep.parse_grid(args.grid, _grid_aliases())
+    base_model, base_train = configs_from_args(args, SWEEP_DEFAULTS, **budget)
+    axes = sweep.parse_grid(args.grid, grid_aliases())
     points = sweep.grid_points(axes, base_model, base_train)
     load_corpus(args.text, args.encoding)  # a bad text fails here, once, not in every point
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TINY, make_text
+from helpers import run_cli as run
 
 from core import cli
 from core import model as model_mod
@@ -25,30 +27,6 @@ from core.modelfile import ModelFile, load_model, save_model
 from core.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--hidden", "16", "--layers", "1", "--seq-len", "16", "--batch-size", "4"]
-TINY += ["--eval-every", "10", "--sample-every", "0"]
-
-
-def make_text(n: int = 4000, seed: int = 0) -> str:
-    rng = np.random.default_rng(seed)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
-    return " ".join(str(w) for w in rng.choice(words, size=n // 3))[:n] + "\n"
-
-
-@pytest.fixture
-def text(tmp_path, monkeypatch) -> Path:
-    """A small training text in a temporary current folder."""
-    monkeypatch.chdir(tmp_path)
-    path = tmp_path / "words.txt"
-    path.write_text(make_text(), encoding="utf-8")
-    return path
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def info_steps(capsys, model: Path) -> int:

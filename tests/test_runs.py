@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TINY, make_text
+from helpers import run_cli as cli_run
 
-from core import cli, runs
+from core import runs
 from core.config import ModelConfig, TrainConfig
 from core.data import corpus_from_text
 from core.errors import RunNotFoundError, RunStoreError
@@ -28,22 +30,6 @@ from core.runs import RunRecorder, RunStore, default_db_path, recorded
 from core.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--hidden", "16", "--layers", "1", "--seq-len", "16", "--batch-size", "4"]
-TINY += ["--eval-every", "10", "--sample-every", "0"]
-
-
-def make_text(n: int = 4000, seed: int = 0) -> str:
-    rng = np.random.default_rng(seed)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
-    return " ".join(str(w) for w in rng.choice(words, size=n // 3))[:n] + "\n"
-
-
-@pytest.fixture
-def text(tmp_path, monkeypatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    path = tmp_path / "words.txt"
-    path.write_text(make_text(), encoding="utf-8")
-    return path
 
 
 def tiny_trainer(tmp_path: Path, steps: int = 30, **train) -> Trainer:
@@ -61,13 +47,6 @@ def drive(trainer: Trainer, recorder: RunRecorder):
             next(gen)
         except StopIteration as stop:
             return stop.value
-
-
-def cli_run(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 
 from .config import ModelConfig
 from .data import Vocab
-from .errors import ConfigError, TextTooShortError, VocabularyError
+from .errors import ConfigError, TextTooShortError, VocabularyError, unrepresentable
 from .inspect import analyse
 from .model import Prepared, nll, zero_state
 from .modelfile import ModelFile
@@ -26,12 +26,9 @@ from .parallel import batch_workers, map_slices, slices
 def _check_prime(vocab: Vocab, prime: str) -> None:
     missing = vocab.missing(prime)
     if missing:
-        shown = ", ".join(repr(c) for c in missing[:20])
-        more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
         raise VocabularyError(
-            f"The prime text contains {len(missing)} character(s) the model never saw in "
-            f"training: {shown}{more}. Remove or replace them.",
-            missing=tuple(missing),
+            unrepresentable("the prime text", missing, "Remove or replace them."),
+            missing=missing,
         )
 
 

@@ -1,12 +1,12 @@
 """The trainer: truncated BPTT over B parallel streams, as a generator of events.
 
-The training text (N ids) is cut into B equal contiguous streams of ``seg = (N - 1) // B``
-positions; batch j of an epoch is columns [j*T, (j+1)*T) of every stream, so consecutive batches
-continue each stream and the hidden and cell states are carried from one batch to the next
-(detached: gradients stop at the batch boundary). After the ``seg // T`` batches of an epoch the
-streams start over from zero states. Everything that decides the next step (weights, Adam
-moments, RNG states, stream position, carried state, the run's planned length) is part of a
-checkpoint, so a resumed run is bit-identical to an uninterrupted one.
+Batches come from ``core.data.get_batch`` (B contiguous streams; batch j of an epoch continues
+each stream); the trainer keeps only the counters (epoch, batch j). The hidden and cell states
+are carried from one batch to the next (detached: gradients stop at the batch boundary); after
+the ``batches_per_epoch`` batches of an epoch the streams start over from zero states.
+Everything that decides the next step (weights, Adam moments, RNG states, stream position,
+carried state, the run's planned length) is part of a checkpoint, so a resumed run is
+bit-identical to an uninterrupted one.
 
 Self-healing (core.heal): the state is copied in memory at every evaluation, autosave and
 KEEP_EVERY steps, once the next step's loss has vouched for it. A blow-up restores that copy
@@ -30,10 +30,9 @@ import numpy as np
 
 from .backend import Backend, make_engine
 from .config import ModelConfig, TrainConfig
-from .data import Corpus, check_trainable, split_ids
+from .data import Corpus, batches_per_epoch, check_trainable, get_batch, reencode, split_ids
 from .errors import (
     ConfigError,
-    CorpusMismatchError,
     DeviceLostError,
     ModelFileError,
     TrainingDiverged,
@@ -73,24 +72,6 @@ EVAL_SHARE_OF_TRAINING = 0.5
 SAVE_BYTES_PER_S = 100e6
 
 
-def _remap(corpus: Corpus, vocab) -> np.ndarray:
-    """The corpus's ids expressed in another vocabulary (continuing a model on a text)."""
-    if corpus.vocab.chars == vocab.chars:
-        return corpus.ids
-    index = {ch: i for i, ch in enumerate(vocab.chars)}
-    missing = [ch for ch in corpus.vocab.chars if ch not in index]
-    if missing:
-        shown = ", ".join(repr(c) for c in missing[:20])
-        more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
-        raise CorpusMismatchError(
-            f"The text '{corpus.name}' contains {len(missing)} character(s) the model cannot "
-            f"represent: {shown}{more}. Continue on a text that uses only the model's characters, "
-            "or train a new model on this text."
-        )
-    lut = np.array([index[ch] for ch in corpus.vocab.chars], dtype=vocab.dtype)
-    return lut[corpus.ids]
-
-
 class Trainer:
     """Trains a model on a corpus; ``run()`` is the generator of events.
 
@@ -119,7 +100,7 @@ class Trainer:
             model_config = dataclasses.replace(model_config, vocab_size=vocab.size)
         model_config.validate()
         check_trainable(corpus, tc.batch_size, tc.seq_len, tc.val_fraction)
-        ids = _remap(corpus, vocab)
+        ids = reencode(corpus, vocab)
         self._train_ids, self._val_ids = split_ids(
             ids, tc.val_fraction, tc.val_split, max_val=tc.eval_max_chars
         )
@@ -127,8 +108,7 @@ class Trainer:
         self._mc, self._tc, self._vocab = model_config, tc, vocab
         self.checkpoint_path = checkpoint_path
         B, T = tc.batch_size, tc.seq_len
-        self._seg = (len(self._train_ids) - 1) // B
-        self._batches_per_epoch = self._seg // T
+        self._batches_per_epoch = batches_per_epoch(len(self._train_ids), B, T)
         if self._batches_per_epoch < 1:
             raise ConfigError("The training text is too short for this batch size and length.")
         self._stop = threading.Event()
@@ -366,13 +346,6 @@ class Trainer:
     def _epoch_float(self) -> float:
         return self._epoch + self._batch / self._batches_per_epoch
 
-    def _next_batch(self) -> tuple[np.ndarray, np.ndarray]:
-        B, T, seg = self._tc.batch_size, self._tc.seq_len, self._seg
-        starts = np.arange(B) * seg + self._batch * T
-        cols = starts[:, None] + np.arange(T + 1)[None, :]
-        window = self._train_ids[cols].astype(np.int64)  # (B, T+1)
-        return window[:, :-1], window[:, 1:]
-
     def _advance_stream(self) -> None:
         self._batch += 1
         if self._batch >= self._batches_per_epoch:
@@ -471,7 +444,7 @@ class Trainer:
             t_step = time.perf_counter()
             rng_before = self._dropout_rng.bit_generator.state
             detector_before = self._detector.state
-            x, y = self._next_batch()
+            x, y = get_batch(self._train_ids, self._batch, B, T)
             lr = learning_rate(tc, self._step, self._total) * self._lr_scale
             try:
                 loss, grads, new_state = self._engine.loss_and_grads(

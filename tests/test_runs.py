@@ -306,12 +306,12 @@ def test_a_read_only_database_is_reported_and_training_still_saves(text, capsys,
         kwargs["uri"] = True
         return connect(f"file:{target}?mode=ro", *args, **kwargs)
 
-    monkeypatch.setattr(runs.sqlite3, "connect", read_only)
+    monkeypatch.setattr(sqlite3, "connect", read_only)
     code, _, err = cli_run(capsys, "train", text, *TINY, "--steps", 12, "--runs-db", db)
     assert code == 0 and load_model(text.with_suffix(".npz")).train.step == 12
     warnings = [line for line in err.splitlines() if "warning" in line and "run" in line]
     assert len(warnings) == 1 and "read-only" in warnings[0] and "not recorded" in warnings[0]
-    monkeypatch.setattr(runs.sqlite3, "connect", connect)
+    monkeypatch.setattr(sqlite3, "connect", connect)
     with RunStore.open(db) as store:
         assert store.list_runs() == []
 
@@ -441,7 +441,7 @@ def test_runs_on_an_empty_store(capsys):
 
 def test_the_recorded_best_matches_the_summary_for_a_resumed_run(text, capsys):
     cli_run(capsys, "train", text, *TINY, "--steps", 10, "--out", "m.npz")
-    cli_run(capsys, "train", "--resume", "m.npz", text, "--steps", 10, "-q")
+    cli_run(capsys, "train", "--resume", "m.npz", text, "--steps", 20, "-q")
     with RunStore.open() as store:
         second, first = store.list_runs()
         curve = store.curves([second.id])[second.id].train

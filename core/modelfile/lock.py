@@ -9,11 +9,7 @@ import os
 import threading
 
 from ..errors import ModelFileError, ModelFileLocked
-
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
+from ..proclock import try_lock
 
 _HELD: dict[str, ModelLock] = {}  # real path -> the lock this process holds on it
 _HELD_GUARD = threading.Lock()
@@ -93,7 +89,7 @@ class ModelLock:
                 if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT):
                     return None
                 raise ModelFileError(f"Cannot lock {self.path}: {e.strerror or e}.") from None
-            if not _try_lock(fd):
+            if not try_lock(fd, unsupported=True):
                 pid = _read_pid(fd)
                 os.close(fd)
                 raise ModelFileLocked(_locked_message(self.path, pid), path=self.path, pid=pid)
@@ -138,27 +134,6 @@ class ModelLock:
             self.release()
 
 
-def _try_lock(fd: int) -> bool:
-    """Exclusive, non-blocking lock of ``fd``; False if another open file holds it."""
-    if fcntl is not None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        except OSError as e:
-            if e.errno in (errno.EAGAIN, errno.EACCES):
-                return False
-            return True  # a file system without locks (some network mounts): do not block work
-        return True
-    import msvcrt  # Windows
-
-    try:
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-    except OSError:
-        return False
-    return True
-
-
 def check_not_locked(path: str | os.PathLike) -> None:
     """ModelFileLocked if a process other than this one holds ``path``'s ModelLock; a stale
     sidecar left by a killed holder is removed on the way."""
@@ -172,7 +147,7 @@ def check_not_locked(path: str | os.PathLike) -> None:
         except OSError:
             return  # no sidecar: nobody holds it
         try:
-            if not _try_lock(fd):
+            if not try_lock(fd, unsupported=True):
                 pid = _read_pid(fd)
                 raise ModelFileLocked(
                     _locked_message(os.path.abspath(os.fspath(path)), pid),

@@ -13,6 +13,7 @@ import tempfile
 import numpy as np
 
 from ..errors import ModelFileError
+from ..proclock import pid_alive
 from .lock import check_not_locked
 from .parse import parse, to_arrays
 from .schema import Invalid, ModelFile
@@ -77,18 +78,6 @@ def save_target(path: str | os.PathLike) -> str:
 _TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]{1,10})\.[a-z0-9_]{8}\.tmp")
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)  # signal 0: existence check only (POSIX; never called on Windows)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: alive, another user's
-        return True
-    return True
-
-
 def remove_stale_temps(folder: str) -> list[str]:
     """Delete the temporary files that saves of dead processes (kill -9, power loss) left in
     ``folder``; returns their paths. Only files named like ours whose pid no longer runs and
@@ -102,7 +91,7 @@ def remove_stale_temps(folder: str) -> list[str]:
         return removed
     for entry in entries:
         m = _TEMP_NAME.fullmatch(entry.name)
-        if m is None or _pid_alive(int(m["pid"])):
+        if m is None or pid_alive(int(m["pid"])):
             continue
         try:
             if not entry.is_file(follow_symlinks=False):

@@ -34,7 +34,6 @@ from .data import Corpus, batches_per_epoch, check_trainable, get_batch, reencod
 from .errors import (
     ConfigError,
     DeviceLostError,
-    ModelFileError,
     TrainingDiverged,
 )
 from .events import (
@@ -60,6 +59,14 @@ from .memory import keep_freed_memory
 from .model import init_params
 from .modelfile import MAX_SAMPLES, ModelFile, TrainState, save_model
 from .optim import learning_rate, peak_learning_rate
+from .resume import (
+    history_arrays,
+    history_lists,
+    is_exact_continuation,
+    new_history,
+    resumed_lr_scale,
+    stream_position,
+)
 from .sample import generate
 
 EVAL_STREAMS = 32  # validation runs this many streams side by side (fewer for short texts)
@@ -141,40 +148,19 @@ class Trainer:
             self._step = st.step
             self._elapsed_before = st.elapsed_s
             self._best = st.best_val_loss
-            self._history = {k: list(np.asarray(v).tolist()) for k, v in st.history.items()}
-            n_steps = len(self._history["train_step"])
-            if len(self._history.get("grad_norm", ())) != n_steps:  # older files: unknown
-                self._history["grad_norm"] = [math.nan] * n_steps
+            self._history = history_lists(st)
             self._samples: list[tuple[int, str]] = list(st.samples)
-            same_text = st.corpus.get("sha256") == corpus.sha256
-            same_shape = st.h.shape == (model_config.num_layers, B, model_config.hidden_size)
-            same_batching = (
-                st.config.batch_size,
-                st.config.seq_len,
-                st.config.val_fraction,
-                st.config.val_split,
-            ) == (B, T, tc.val_fraction, tc.val_split)
-            if same_text and same_shape and same_batching and tc.seed == st.config.seed:
-                # exact continuation: the same streams, carried state and random streams
+            exact = is_exact_continuation(st, corpus.sha256, model_config, tc)
+            if exact:  # the same streams, carried state and random streams (core.resume)
                 self._dropout_rng.bit_generator.state = st.rng["dropout"]
                 self._sample_rng.bit_generator.state = st.rng["sample"]
-                self._epoch = int(st.stream.get("epoch", -1))
-                self._batch = int(st.stream.get("batch", -1))
-                if self._epoch < 0 or not 0 <= self._batch < self._batches_per_epoch:
-                    raise ModelFileError(
-                        f"The checkpoint's stream position (epoch {self._epoch}, batch "
-                        f"{self._batch}) does not fit this text's {self._batches_per_epoch:,} "
-                        "batches per epoch: the file is damaged. Use an intact copy."
-                    )
+                self._epoch, self._batch = stream_position(st, self._batches_per_epoch)
                 self._h, self._c = dev(st.h.copy()), dev(st.c.copy())
-                exact = True
             else:  # a new text or new batching: streams start over
-                exact = False
                 self._epoch, self._batch = 0, 0
                 self._h, self._c = self._engine.zero_state(B)
             self._prev_total = st.total_steps
-            # A new learning rate chosen for the continuation is taken as it is.
-            self._lr_scale = st.lr_scale if tc.lr == st.config.lr else 1.0
+            self._lr_scale = resumed_lr_scale(st, tc)
             self._rollbacks = list(st.rollbacks)
         else:
             exact = False
@@ -184,13 +170,7 @@ class Trainer:
             self._step = 0
             self._elapsed_before = 0.0
             self._best = None
-            self._history = {
-                "train_step": [],
-                "train_loss": [],
-                "val_step": [],
-                "val_loss": [],
-                "grad_norm": [],
-            }
+            self._history = new_history()
             self._samples = []
             self._epoch, self._batch = 0, 0
             self._h, self._c = self._engine.zero_state(B)
@@ -290,13 +270,7 @@ class Trainer:
                     "sample": self._sample_rng.bit_generator.state,
                 },
                 stream={"epoch": self._epoch, "batch": self._batch},
-                history={
-                    "train_step": np.array(self._history["train_step"], np.int64),
-                    "train_loss": np.array(self._history["train_loss"], np.float64),
-                    "val_step": np.array(self._history["val_step"], np.int64),
-                    "val_loss": np.array(self._history["val_loss"], np.float64),
-                    "grad_norm": np.array(self._history["grad_norm"], np.float64),
-                },
+                history=history_arrays(self._history),
                 corpus=self._corpus.fingerprint,
                 best_val_loss=self._best,
                 samples=tuple(self._samples),

@@ -63,6 +63,7 @@ from PySide6.QtWidgets import (
 from core.errors import CharLSTMError
 from core.inspect_html import MAX_BITS, visible
 
+from .state import State
 from .worker import describe_exception
 
 SURPRISE_MAX_BITS = MAX_BITS  # the surprise colour map saturates here, as in the HTML page
@@ -521,7 +522,6 @@ class InspectView(QWidget):
         c.corpus_changed.connect(self._on_corpus)
         c.model_changed.connect(self._on_model)
         c.inspect_snapshot.connect(self._on_snapshot)
-        c.task_done.connect(self._on_task_done)
         c.generation_finished.connect(self._on_generated)
         c.history_reset.connect(self._on_new_model)
         c.state_changed.connect(self._on_state)
@@ -644,13 +644,14 @@ class InspectView(QWidget):
         source = f"the model at step {step:,}" if step else "the model"
         beside = self.ctl.state.value in ("starting", "training")
         self._say(f"Reading the passage with {source}…")
+        serial = self._serial
         self.ctl.run_task(
-            f"inspect:{self._serial}", lambda: analyse_passage(model, text, source, beside)
+            lambda: analyse_passage(model, text, source, beside),
+            lambda result: self._on_analysed(serial, result),
         )
 
-    @Slot(str, object)
-    def _on_task_done(self, tag: str, result: Any) -> None:
-        if not tag.startswith("inspect:") or int(tag[8:]) != self._running:
+    def _on_analysed(self, serial: int, result: Any) -> None:
+        if serial != self._running:  # a newer analysis was asked for meanwhile
             return
         self._running = 0
         if isinstance(result, Failure):
@@ -1038,9 +1039,9 @@ class InspectView(QWidget):
         self.timelapse = []
         self._update_time_slider()
 
-    @Slot(str)
-    def _on_state(self, state: str) -> None:
-        if state == "starting":  # the run's split decides which text is the validation text
+    @Slot(object)
+    def _on_state(self, state: State) -> None:
+        if state is State.STARTING:  # the run's split decides which text is the validation text
             self._update_start_range()
             if self.passage_text() != self.passage:
                 self.reload_passage()

@@ -6,7 +6,6 @@ tabs docked below. Every action lives in ``self.actions``; its enablement follow
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -38,12 +37,8 @@ from core.events import EvalEvent, RollbackEvent, SampleEvent, StepEvent
 
 from . import autosaves, fmt, tooltips
 from .actions import build_actions
-from .controller import (
-    Controller,
-    State,
-    continue_problem,
-    model_text_candidates,
-)
+from .controller import Controller, State
+from .controller_files import continue_problem, model_text_candidates
 from .desktop import app_icon
 from .dialogs import (
     about,
@@ -152,7 +147,7 @@ class MainWindow(QMainWindow):
         self._render_state()
         self._update_title()
         # CuPy is imported off the GUI thread, only to list the devices (core.backend)
-        self.ctl.run_task("devices", list_devices)
+        self.ctl.run_task(list_devices, self.form.set_devices)
         self._show_device()
 
     # ---------------------------------------------------------------- construction
@@ -286,7 +281,6 @@ class MainWindow(QMainWindow):
         c.generation_started.connect(self._on_gen_started)
         c.generation_text.connect(self.gen.append)
         c.generation_finished.connect(self._on_gen_finished)
-        c.task_done.connect(self._on_task_done)
 
     def _x_action_toggled(self, axis: str, on: bool) -> None:
         if on:
@@ -610,10 +604,10 @@ class MainWindow(QMainWindow):
             self.open_text(path)
 
     # ---------------------------------------------------------------- controller -> view
-    @Slot(str)
-    def _on_state(self, state: str) -> None:
+    @Slot(object)
+    def _on_state(self, state: State) -> None:
         self._render_state()
-        if state == State.IDLE.value and self.ctl.last_step is not None:
+        if state is State.IDLE and self.ctl.last_step is not None:
             self.status["eta"].setText("—")
 
     def _render_state(self) -> None:
@@ -871,16 +865,13 @@ class MainWindow(QMainWindow):
         self.gen.finished(completed)
         self._render_state()
 
-    @Slot(object, object)
-    def _on_task_done(self, tag: str, result: Any) -> None:
-        if tag.startswith("timing:"):
-            self._timings[tuple(json.loads(tag[len("timing:") :]))] = result
-            self._update_estimate()
-        elif tag == "curves":
-            self._curves.update(result)
-            self._overlay_runs(self.runs_panel.model.checked)
-        elif tag == "devices":
-            self.form.set_devices(result)
+    def _timing_measured(self, shape: tuple, timing: Any) -> None:
+        self._timings[shape] = timing
+        self._update_estimate()
+
+    def _curves_loaded(self, curves: dict) -> None:
+        self._curves.update(curves)
+        self._overlay_runs(self.runs_panel.model.checked)
 
     def _show_device(self) -> None:
         self.status["device"].setText(self.form.device.currentText())
@@ -940,7 +931,7 @@ class MainWindow(QMainWindow):
         live = self.ctl.history_run_id
         missing = [i for i in ids if i not in self._curves and i != live]
         if missing:
-            self.ctl.load_curves(missing)
+            self.ctl.load_curves(missing, self._curves_loaded)
         curves = []
         for i in ids:
             run, cv = self.runs_panel.run(i), self._curves.get(i)
@@ -1067,13 +1058,13 @@ class MainWindow(QMainWindow):
         if shape not in self._timings and not self.ctl.training:
             self._timings[shape] = None
             self.ctl.run_task(
-                "timing:" + json.dumps(shape),
                 lambda: plan.measure_timing(
                     *shape[:5],
                     dropout=shape[5],
                     threads=self.ctl.training_threads(),
                     device=shape[6],
                 ),
+                lambda timing: self._timing_measured(shape, timing),
             )
         n_val = int(corpus.n_chars * v["val_fraction"])
         est = plan.estimate(

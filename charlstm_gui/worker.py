@@ -20,6 +20,8 @@ from core import parallel
 from core.events import EvalEvent, RollbackEvent, StepEvent
 
 EMIT_INTERVAL_S = 1 / 30  # at most this many batches of events per second reach the GUI
+# the purpose of the snapshot taken after each evaluation when ``snapshot_each_eval`` is on
+EVAL_SNAPSHOT = "eval"
 
 
 class TrainerLike(Protocol):
@@ -99,7 +101,7 @@ class TrainWorker(QObject):
         self._trainer: TrainerLike | None = None
         self.last_step = 0
         self.final_model: Any = None  # set on the worker thread just before it ends
-        # a copy of the model right after each evaluation, as snapshot_ready(model, "inspect"):
+        # a copy of the model right after each evaluation, as snapshot_ready(model, EVAL_SNAPSHOT):
         # the Inspect view's time-lapse needs the weights of every evaluation, not the newest
         self.snapshot_each_eval = False
 
@@ -185,7 +187,7 @@ class TrainWorker(QObject):
                         chooser = None
                 prev_chars = event.chars_seen
             elif isinstance(event, EvalEvent) and self.snapshot_each_eval:
-                self.snapshot_ready.emit(trainer.snapshot(), "inspect")
+                self.snapshot_ready.emit(trainer.snapshot(), EVAL_SNAPSHOT)
             elif isinstance(event, RollbackEvent):
                 prev_chars = None  # the step count went back: the next step has no predecessor
             if self._batch.add(event):
@@ -287,23 +289,26 @@ class StreamWorker(QObject):
 
 
 class TaskWorker(QObject):
-    """Runs one function off the GUI thread (load a text or a model, save, calibrate)."""
+    """Runs one function off the GUI thread (load a text or a model, save, calibrate).
 
-    # The tag is an object: it may hold a path that is not valid text (see Controller).
-    done = Signal(object, object)  # tag, result
-    failed = Signal(object, object, str)  # tag, exception, traceback text
+    ``on_done`` and ``on_failed`` are the caller's callbacks, kept here for the slot that
+    receives ``done``/``failed`` on the GUI thread (``Controller.run_task``)."""
 
-    def __init__(self, tag: str, fn: Callable[[], Any]) -> None:
+    done = Signal(object)  # result
+    failed = Signal(object, str)  # exception, traceback text
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
         super().__init__()
-        self.tag = tag
         self._fn = fn
+        self.on_done: Callable[[Any], None] = lambda result: None
+        self.on_failed: Callable[[Exception, str], None] = lambda exc, tb: None
 
     @Slot()
     def run(self) -> None:
         try:
             result = self._fn()
         except Exception as exc:
-            self.failed.emit(self.tag, exc, describe_exception(exc))
+            self.failed.emit(exc, describe_exception(exc))
         else:
-            self.done.emit(self.tag, result)
+            self.done.emit(result)
         self.thread().quit()

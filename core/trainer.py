@@ -8,8 +8,9 @@ Everything that decides the next step (weights, Adam moments, RNG states, stream
 carried state, the run's planned length) is part of a checkpoint, so a resumed run is
 bit-identical to an uninterrupted one.
 
-Self-healing (core.heal): the state is copied in memory at every evaluation, autosave and
-KEEP_EVERY steps, once the next step's loss has vouched for it. A blow-up restores that copy
+Self-healing (core.heal decides, core.rollback keeps and restores): the state is copied in
+memory at every evaluation, autosave and KEEP_EVERY steps, once the next step's loss has vouched
+for it. A blow-up restores that copy
 exactly and multiplies the schedule by a smaller ``lr_scale``, which checkpoints keep (with the
 rollback records and per-step gradient norms), so resuming after a heal stays bit-identical. One
 case cannot be: a blow-up right after resuming from a checkpoint that was not itself a keep point
@@ -24,7 +25,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Generator
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,7 +34,6 @@ from .data import Corpus, batches_per_epoch, check_trainable, get_batch, reencod
 from .errors import (
     ConfigError,
     DeviceLostError,
-    TrainingDiverged,
 )
 from .events import (
     CheckpointEvent,
@@ -46,19 +45,13 @@ from .events import (
     TrainSummary,
 )
 from .heal import (
-    KEEP_EVERY,
-    MAX_ROLLBACKS,
-    ROLLBACK_SPAN_STEPS,
-    DetectorState,
     DivergenceDetector,
-    healed_lr_scale,
     replay,
-    rollbacks_in_span,
 )
 from .memory import keep_freed_memory
 from .model import init_params
 from .modelfile import MAX_SAMPLES, ModelFile, TrainState, save_model
-from .optim import learning_rate, peak_learning_rate
+from .optim import learning_rate
 from .resume import (
     history_arrays,
     history_lists,
@@ -67,6 +60,7 @@ from .resume import (
     resumed_lr_scale,
     stream_position,
 )
+from .rollback import Kept, RollbackMixin
 from .sample import generate
 
 EVAL_STREAMS = 32  # validation runs this many streams side by side (fewer for short texts)
@@ -79,7 +73,7 @@ EVAL_SHARE_OF_TRAINING = 0.5
 SAVE_BYTES_PER_S = 100e6
 
 
-class Trainer:
+class Trainer(RollbackMixin):
     """Trains a model on a corpus; ``run()`` is the generator of events.
 
     A fresh model is initialised from ``train_config.seed``; ``resume`` continues a checkpoint
@@ -189,7 +183,7 @@ class Trainer:
             self._detector = replay(log_vocab, h["train_loss"], h["grad_norm"])
         else:
             self._detector = DivergenceDetector(log_vocab)
-        self._kept: _Kept | None = None
+        self._kept: Kept | None = None  # the state a rollback returns to (core.rollback)
         self._rollbacks_this_session = 0
         self._eval_s: float | None = None  # measured duration of one validation pass
         self._session_steps = 0  # optimizer steps made in this session (rolled back ones too)
@@ -375,13 +369,6 @@ class Trainer:
     def _done(self) -> bool:
         return self._time_is_up() or self._step >= self._total
 
-    def _is_keep_point(self, step: int) -> bool:
-        """Steps whose state is kept for a rollback: every evaluation and autosave step and every
-        KEEP_EVERY steps. A function of the step alone, so a run that resumes from an autosave
-        keeps the same states as one that never stopped."""
-        tc = self._tc
-        return any(n and step % n == 0 for n in (KEEP_EVERY, tc.eval_every, tc.checkpoint_every))
-
     def run(self) -> Generator[Event, None, TrainSummary]:
         """Train, yielding events; returns a ``TrainSummary``.
 
@@ -519,103 +506,6 @@ class Trainer:
             )
         return e
 
-    # ------------------------------------------------------------------ self-healing
-
-    def _keep(self, dropout_rng_state: dict, detector: DetectorState) -> None:
-        """Copy the current state (with the dropout stream as it was before this step's forward
-        pass) as the one to return to after a blow-up. Reuses the previous copy's arrays."""
-        old = self._kept
-        eng = self._engine  # the copies stay on the engine's device
-        copy = eng.copy_into
-        with self._lock:
-            self._kept = _Kept(
-                step=self._step,
-                params=copy(self.params, old.params if old else None),
-                adam_m=copy(self._adam.m, old.adam_m if old else None),
-                adam_v=copy(self._adam.v, old.adam_v if old else None),
-                h=eng.copy(self._h),
-                c=eng.copy(self._c),
-                rng={"dropout": dropout_rng_state, "sample": self._sample_rng.bit_generator.state},
-                stream=(self._epoch, self._batch),
-                history_len={k: len(v) for k, v in self._history.items()},
-                best=self._best,
-                last_val=self._last_val,
-                detector=detector,
-            )
-
-    def _restore(self, kept: _Kept) -> None:
-        """Return exactly to ``kept``: weights, Adam state, carried state, random streams, stream
-        position, history, samples and the detector. The kept copy stays intact (for a later
-        rollback to the same step)."""
-        eng = self._engine
-        with self._lock:
-            eng.copy_into(kept.params, self.params)
-            eng.copy_into(kept.adam_m, self._adam.m)
-            eng.copy_into(kept.adam_v, self._adam.v)
-            self._adam.t = kept.step
-            self._step = kept.step
-            self._h, self._c = eng.copy(kept.h), eng.copy(kept.c)
-            self._dropout_rng.bit_generator.state = kept.rng["dropout"]
-            self._sample_rng.bit_generator.state = kept.rng["sample"]
-            self._epoch, self._batch = kept.stream
-            for k, n in kept.history_len.items():
-                del self._history[k][n:]
-            self._samples = [s for s in self._samples if s[0] <= kept.step]
-            self._best, self._last_val = kept.best, kept.last_val
-        self._detector = DivergenceDetector(self._detector.log_vocab, kept.detector)
-
-    def _advice(self, lr: float) -> str:
-        clip = (
-            "turn on gradient clipping (5 is safe)"
-            if self._tc.clip == 0
-            else f"lower the gradient clip (now {self._tc.clip:g})"
-        )
-        return f"Lower the learning rate to {lr / 2:.3g} or less, or {clip}"
-
-    def _diverged(self, why: str, lr: float, loss: float | None) -> Generator[Event, None, None]:
-        """Training blew up at the step after ``self._step`` (using learning rate ``lr``, with
-        loss ``loss``): roll back to the kept state and continue at a lower rate, or restore it
-        and stop."""
-        assert self._kept is not None
-        kept, tc = self._kept, self._tc
-        from_step = self._step + 1
-        if tc.on_divergence == "stop":
-            self._restore(kept)
-            raise TrainingDiverged(
-                f"Training diverged at step {from_step:,}: {why}. The model keeps its last good "
-                f"weights, from step {kept.step:,}. {self._advice(lr)}; or let training heal "
-                "itself instead of stopping.",
-                step=from_step,
-            )
-        recent = rollbacks_in_span([r.from_step for r in self._rollbacks], from_step)
-        if recent >= MAX_ROLLBACKS:
-            self._restore(kept)
-            raise TrainingDiverged(
-                f"Training kept diverging: at step {from_step:,} {why}, after {recent} rollbacks "
-                f"within {ROLLBACK_SPAN_STEPS:,} steps that each halved the learning rate (it "
-                f"was {lr:.3g}). The model keeps its last good weights, from step "
-                f"{kept.step:,}. {self._advice(lr)}; if it still diverges, check the text.",
-                step=from_step,
-            )
-        old_scale = self._lr_scale
-        peak = peak_learning_rate(tc, kept.step, self._total) * old_scale
-        new_scale = healed_lr_scale(old_scale, lr, peak)
-        self._restore(kept)
-        event = RollbackEvent(
-            from_step=from_step,
-            to_step=kept.step,
-            lr_before=lr,
-            lr_after=peak_learning_rate(tc, kept.step, self._total) * new_scale,
-            lr_scale=new_scale,
-            reason=why,
-            loss=loss if loss is not None and math.isfinite(loss) else None,
-        )
-        with self._lock:
-            self._lr_scale = new_scale
-            self._rollbacks.append(event)
-        self._rollbacks_this_session += 1
-        yield from self._emit(event)
-
     def _emit(self, event: Event) -> Generator[Event, None, None]:
         """Yield ``event``; the time until the caller asks for the next one (showing it, or a
         pause) is not training time, so it counts neither in elapsed time, chars/s nor minutes."""
@@ -636,22 +526,3 @@ class Trainer:
         return EvalEvent(
             step=self._step, val_loss=val, best_val_loss=self._best, elapsed_s=self.elapsed_s
         )
-
-
-@dataclass(frozen=True, eq=False)  # holds arrays: equality is identity
-class _Kept:
-    """The last good state, in memory, for a rollback (see ``Trainer._keep``)."""
-
-    step: int
-    # arrays on the engine's device (NumPy on the CPU, CuPy on a GPU)
-    params: dict[str, np.ndarray]
-    adam_m: dict[str, np.ndarray]
-    adam_v: dict[str, np.ndarray]
-    h: np.ndarray  # (L, B, H)
-    c: np.ndarray  # (L, B, H)
-    rng: dict  # bit_generator states by purpose
-    stream: tuple[int, int]  # (epoch, batch)
-    history_len: dict[str, int]  # length of each history series
-    best: float | None
-    last_val: float | None
-    detector: DetectorState

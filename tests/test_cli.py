@@ -20,9 +20,10 @@ import pytest
 from helpers import TINY, make_text
 from helpers import run_cli as run
 
-from core import cli
+from core import cli, cli_train, console
 from core import model as model_mod
 from core.events import StepEvent
+from core.inspect import DETECTORS
 from core.modelfile import ModelFile, load_model, save_model
 from core.trainer import Trainer
 
@@ -97,19 +98,19 @@ def test_resume_rejects_architecture_and_warns_on_other_text(text, tmp_path, cap
 
 
 def test_keyboard_interrupt_saves_checkpoint_and_resumes_exactly(text, capsys, monkeypatch):
-    call = cli._Progress.__call__
+    call = console.Progress.__call__
 
     def interrupting(self, event):
         call(self, event)
         if isinstance(event, StepEvent) and event.step == 7:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli._Progress, "__call__", interrupting)
+    monkeypatch.setattr(console.Progress, "__call__", interrupting)
     code, _, err = run(capsys, "train", text, *TINY, "--steps", 20, "--out", "a.npz")
     assert code == 130
     assert "a.npz" in err and "--resume" in err
     assert load_model("a.npz").train.step == 7
-    monkeypatch.setattr(cli._Progress, "__call__", call)
+    monkeypatch.setattr(console.Progress, "__call__", call)
     # No duration given: finish the planned 20 steps, bit-identical to an uninterrupted run
     # (cosine schedule, so this also checks that the planned length is kept).
     assert run(capsys, "train", "--resume", "a.npz", text, "-q")[0] == 0
@@ -132,7 +133,7 @@ def test_ctrl_c_stops_after_the_step_and_saves(text, capsys, monkeypatch):
             except StopIteration as stop:
                 return stop.value
 
-    monkeypatch.setattr(cli, "Trainer", Interrupted)
+    monkeypatch.setattr(cli_train, "Trainer", Interrupted)
     before = signal.getsignal(signal.SIGINT)
     code, _, err = run(capsys, "train", text, *TINY, "--steps", 20, "--out", "m.npz")
     assert code == 130 and "interrupted at step 5" in err
@@ -343,7 +344,7 @@ def test_cells_lists_units_per_detector(hostile_model, capsys):
     code, out, _ = run(capsys, "cells", model, text, "--top", 2, "--kind", "h")
     assert code == 0
     rows = {line.split("  ")[0].strip(): line for line in out.splitlines()[1:]}
-    assert set(rows) == set(cli.DETECTORS)
+    assert set(rows) == set(DETECTORS)
     assert len(re.findall(r"\d+:\d+ [+-]\d\.\d\d", rows["double quotes"])) == 2
     assert "constant in this text" in rows["digit"]
 
@@ -388,10 +389,11 @@ def test_numpy_warnings_are_one_line(text, capsys, monkeypatch):
 
 
 def test_one_minute_is_singular(text, capsys, monkeypatch):
-    monkeypatch.setattr(cli.Trainer, "run", lambda self: iter(()))
+    monkeypatch.setattr(cli_train.Trainer, "run", lambda self: iter(()))
     code, _, err = run(capsys, "train", text, *TINY, "--minutes", 1, "--out", "m.npz")
     assert "for 1 minute on CPU;" in err, err
-    assert cli._count(2.5, "minute") == "2.5 minutes" and cli._count(1000, "step") == "1,000 steps"
+    assert console.count(2.5, "minute") == "2.5 minutes"
+    assert console.count(1000, "step") == "1,000 steps"
 
 
 def test_sample_ends_with_a_newline_on_a_terminal(text, capsys, monkeypatch):

@@ -166,9 +166,9 @@ class TrainConfig:
     )  # fmt: skip
     lr_schedule: str = _setting(
         "cosine", str, "LR schedule",
-        "How the learning rate changes over the run. cosine: warm up, then decay it to the "
-        "minimum ratio of the peak by the end (best results); constant: keep it fixed (useful "
-        "for open-ended runs).",
+        "How the learning rate changes over the run. cosine: warm up, then decay it smoothly to "
+        "a fraction of the peak by the end (best results); constant: keep it fixed (useful for "
+        "open-ended runs).",
         choices=SCHEDULES, noun="learning-rate schedule", flag="--schedule",
     )  # fmt: skip
     warmup_steps: int = _setting(
@@ -252,7 +252,7 @@ class TrainConfig:
     )  # fmt: skip
     # how long to train: exactly one of steps, epochs, minutes is set
     steps: int | None = _setting(
-        None, int, "Steps", "Optimizer steps to train for.",
+        None, int, "Steps", "Optimizer steps.",
         lo=1, hi=10**12, unit="steps", noun="number of steps", flag=None,
     )  # fmt: skip
     epochs: float | None = _setting(
@@ -260,7 +260,7 @@ class TrainConfig:
         lo=1e-6, hi=1e6, unit="epochs", noun="number of epochs", flag=None,
     )  # fmt: skip
     minutes: float | None = _setting(
-        None, float, "Minutes", "Minutes of wall-clock training.",
+        None, float, "Minutes", "Minutes of wall-clock time.",
         lo=1e-3, hi=1e7, unit="minutes", noun="number of minutes", flag=None,
     )  # fmt: skip
 

@@ -75,27 +75,12 @@ CHOICE_NAMES: dict[str, dict[str, str]] = {
 }
 GROUPS: dict[str, tuple[str, ...]] = {
     "Model": ("hidden_size", "num_layers", "dropout"),
-    "Training": (
-        "seq_len",
-        "batch_size",
-        "lr",
-        "lr_schedule",
-        "warmup_steps",
-        "clip",
-        "on_divergence",
-        "val_fraction",
-        "val_split",
-        "seed",
-    ),
+    "Training": ("seq_len", "batch_size", "lr", "lr_schedule", "warmup_steps", "clip",
+                 "on_divergence", "val_fraction", "val_split", "seed"),
     "Duration": ("duration",),
-    "Monitoring": (
-        "eval_every",
-        "sample_every",
-        "sample_length",
-        "sample_temperature",
-        "checkpoint_every",
-    ),
-}
+    "Monitoring": ("eval_every", "sample_every", "sample_length", "sample_temperature",
+                   "checkpoint_every"),
+}  # fmt: skip
 DURATION_UNITS = DURATIONS  # "Train for" counts in one of these TrainConfig fields
 DURATION_STEPS = {"steps": 100, "epochs": 0.5, "minutes": 5}  # the arrows' step in each unit
 DURATION_TIP = (  # what each unit is comes from its TrainConfig field

@@ -3,7 +3,7 @@ and the batches.
 
 Pure functions on NumPy arrays. Text is held as an (N,) array of ids in the smallest unsigned type
 that fits the vocabulary; nothing here loops in Python per character or builds one-hot matrices.
-A file is read once, decoded once and its characters visited once (``_encode_new``).
+A file is read once, decoded once and its characters visited once (``encode_new``).
 
 Batching (truncated BPTT over B parallel streams, nanoGPT ``get_batch``-style but sequential):
 the training ids (N,) are cut into B equal contiguous streams of ``seg = (N - 1) // B``
@@ -18,163 +18,24 @@ import codecs
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import (
+    ConfigError,
     CorpusError,
     CorpusMismatchError,
     DecodeError,
     TextTooShortError,
-    VocabularyError,
     unrepresentable,
 )
+from .vocab import Vocab, byte_chunks, encode_new, seen_codepoints, text_chunks
 
-N_CODEPOINTS = 0x110000  # every Unicode code point (surrogates included) is below this
-_CHUNK = 1 << 22  # characters per chunk: bounds the temporaries (16 MB of UTF-32) on huge texts
 _UTF8_BOM = codecs.BOM_UTF8
 # Codecs under which a pure-ASCII byte string decodes to the same characters: such a file skips
 # the str entirely (its bytes are its code points).
 _ASCII_COMPATIBLE = {"utf-8", "ascii", "iso8859-1", "cp1252", "iso8859-15"}
-
-
-def _uint_dtype(n_values: int) -> np.dtype:
-    """Smallest unsigned integer dtype that holds the values 0 .. n_values - 1."""
-    if n_values <= 1 << 8:
-        return np.dtype(np.uint8)
-    if n_values <= 1 << 16:
-        return np.dtype(np.uint16)
-    return np.dtype(np.uint32)
-
-
-def _codepoints(text: str) -> np.ndarray:
-    """(len(text),) uint32 code points of ``text`` (lone surrogates kept as their code point)."""
-    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-
-
-def _chunks(text: str) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, code points) of consecutive chunks of ``text``, so temporaries stay small."""
-    for start in range(0, len(text), _CHUNK):
-        yield start, _codepoints(text[start : start + _CHUNK])
-
-
-def _byte_chunks(codes: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, view) of consecutive chunks of an (N,) array of code points (ASCII bytes)."""
-    for start in range(0, codes.size, _CHUNK):
-        yield start, codes[start : start + _CHUNK]
-
-
-def _seen(chunks: Iterator[tuple[int, np.ndarray]]) -> np.ndarray:
-    """(N_CODEPOINTS,) bool: which code points occur in the chunks."""
-    seen = np.zeros(N_CODEPOINTS, dtype=bool)
-    for _, cps in chunks:
-        seen[cps] = True
-    return seen
-
-
-@dataclass(frozen=True)
-class Vocab:
-    """The distinct characters of a text sorted by code point; a character's id is its index.
-
-    Encoding goes through a lookup table indexed by code point, (N_CODEPOINTS,) of an unsigned type
-    wide enough for the sentinel ``size`` that marks characters outside the vocabulary.
-    """
-
-    chars: tuple[str, ...]  # distinct characters sorted by code point
-    _cps: np.ndarray = field(init=False, repr=False, compare=False)  # (V,) uint32
-    _lut: np.ndarray = field(init=False, repr=False, compare=False)  # code point -> id or V
-
-    def __post_init__(self) -> None:
-        chars = tuple(self.chars)
-        object.__setattr__(self, "chars", chars)
-        if not chars:
-            raise ValueError("A vocabulary needs at least one character.")
-        if set(map(len, chars)) != {1}:
-            raise ValueError("Every vocabulary entry must be exactly one character.")
-        cps = _codepoints("".join(chars)).copy()
-        if cps.size > 1 and not np.all(cps[1:] > cps[:-1]):
-            raise ValueError("Vocabulary characters must be distinct and sorted by code point.")
-        lut = np.full(N_CODEPOINTS, len(chars), dtype=_uint_dtype(len(chars) + 1))
-        lut[cps] = np.arange(len(chars))
-        object.__setattr__(self, "_cps", cps)
-        object.__setattr__(self, "_lut", lut)
-
-    @property
-    def size(self) -> int:
-        """V, the number of characters."""
-        return len(self.chars)
-
-    @property
-    def dtype(self) -> np.dtype:
-        """Smallest unsigned integer dtype holding the ids 0 .. V-1 (uint8, uint16 or uint32)."""
-        return _uint_dtype(self.size)
-
-    @classmethod
-    def from_codepoints(cls, cps: np.ndarray | list[int]) -> Vocab:
-        """Vocabulary from (V,) strictly increasing code points (as model files store it)."""
-        arr = np.asarray(cps)
-        if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
-            raise ValueError("Code points must be a 1-D array of integers.")
-        if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= N_CODEPOINTS):
-            raise ValueError("Code points must lie in 0 .. 0x10FFFF.")
-        text = arr.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
-        return cls(tuple(text))
-
-    @classmethod
-    def from_text(cls, text: str) -> Vocab:
-        """Vocabulary of the distinct characters of ``text``."""
-        return cls.from_codepoints(np.flatnonzero(_seen(_chunks(text))))
-
-    def codepoints(self) -> np.ndarray:
-        """(V,) uint32 code points in id order, as stored in model files."""
-        return self._cps.copy()
-
-    def _encode_chunks(self, n: int, chunks: Iterator[tuple[int, np.ndarray]]) -> np.ndarray | None:
-        """(n,) ids of the chunked code points, or None if one is outside the vocabulary."""
-        out = np.empty(n, dtype=self.dtype)
-        for start, cps in chunks:
-            ids = self._lut[cps]
-            if ids.size and int(ids.max()) >= self.size:
-                return None
-            out[start : start + ids.size] = ids
-        return out
-
-    def _missing_in(self, seen: np.ndarray) -> tuple[str, ...]:
-        """Characters marked in ``seen`` (N_CODEPOINTS,) bool that are not in the vocabulary."""
-        outside = np.flatnonzero(seen & (self._lut == self.size))
-        return tuple(outside.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass"))
-
-    def missing(self, text: str) -> tuple[str, ...]:
-        """Distinct characters of ``text`` not in the vocabulary, sorted by code point."""
-        return self._missing_in(_seen(_chunks(text)))
-
-    def encode(self, text: str) -> np.ndarray:
-        """(N,) ids of ``text`` in ``self.dtype``; VocabularyError lists unknown characters."""
-        ids = self._encode_chunks(len(text), _chunks(text))
-        if ids is None:
-            missing = self.missing(text)
-            raise VocabularyError(
-                unrepresentable(
-                    "the text",
-                    missing,
-                    "Remove them, or use a model trained on a text that contains them.",
-                ),
-                missing=missing,
-            )
-        return ids
-
-    def decode(self, ids: np.ndarray | list[int]) -> str:
-        """Text of the (N,) ids (any integer dtype)."""
-        arr = np.asarray(ids).ravel()
-        if arr.size == 0:
-            return ""
-        if arr.dtype.kind not in "iu":
-            raise TypeError(f"Character ids must be integers, not {arr.dtype}.")
-        if int(arr.min()) < 0 or int(arr.max()) >= self.size:
-            raise ValueError(f"Character ids must lie in 0 .. {self.size - 1}.")
-        return self._cps[arr].tobytes().decode("utf-32-le", "surrogatepass")
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: equality is identity
@@ -311,6 +172,24 @@ def get_batch(
     return window[:, :-1], window[:, 1:]
 
 
+def train_val_ids(
+    corpus: Corpus,
+    vocab: Vocab,
+    batch_size: int,
+    seq_len: int,
+    val_fraction: float,
+    how: str = "last",
+    max_val: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train_ids, val_ids) of ``corpus`` in ``vocab``, as a training run uses them: the text
+    checked long enough (TextTooShortError), re-encoded (``reencode``), split (``split_ids``)."""
+    check_trainable(corpus, batch_size, seq_len, val_fraction)
+    train, val = split_ids(reencode(corpus, vocab), val_fraction, how, max_val=max_val)
+    if batches_per_epoch(len(train), batch_size, seq_len) < 1:
+        raise ConfigError("The training text is too short for this batch size and length.")
+    return train, val
+
+
 def display_path(path: str | bytes | os.PathLike) -> str:
     """``path`` as printable text: bytes that are not UTF-8 (legal in Linux file names, held by
     Python as lone surrogates) are shown as ``\\xff`` escapes, so the name can be printed,
@@ -388,46 +267,15 @@ def mismatch_error(name: str, missing: tuple[str, ...]) -> CorpusMismatchError:
     )
 
 
-def _encode_new(n: int, chunks: Iterator[tuple[int, np.ndarray]]) -> tuple[Vocab, np.ndarray]:
-    """The vocabulary and (n,) ids of chunked code points, visiting each character once.
-
-    Ids are first handed out in order of first appearance (a growing code point -> id table;
-    the output is widened from uint8 only when the vocabulary outgrows it), then renumbered
-    into code point order by one gather on the small ids, chunk by chunk, in place.
-    """
-    lut = np.full(N_CODEPOINTS, -1, dtype=np.int32)
-    out = np.empty(n, dtype=np.uint8)
-    size = 0
-    for start, cps in chunks:
-        ids = lut[cps]
-        fresh = ids < 0
-        if fresh.any():
-            new = np.unique(cps[fresh])  # sorted; any order would do
-            lut[new] = np.arange(size, size + new.size)
-            size += new.size
-            ids = lut[cps]
-            if _uint_dtype(size) != out.dtype:
-                out = out.astype(_uint_dtype(size))
-        out[start : start + ids.size] = ids
-    cps_sorted = np.flatnonzero(lut >= 0)
-    vocab = Vocab.from_codepoints(cps_sorted)
-    rank = np.empty(size, dtype=vocab.dtype)
-    rank[lut[cps_sorted]] = np.arange(size)
-    for start in range(0, n, _CHUNK):
-        part = out[start : start + _CHUNK]
-        part[...] = rank[part]
-    return vocab, out
-
-
 def _encode(n: int, chunks, vocab: Vocab | None, name: str) -> tuple[Vocab, np.ndarray]:
     """(vocab, (n,) ids) of the chunked code points ``chunks()`` (a callable returning a fresh
     iterator): a new vocabulary, or ``vocab``'s ids with CorpusMismatchError listing the
     characters outside it (the only case that reads the text a second time)."""
     if vocab is None:
-        return _encode_new(n, chunks())
-    ids = vocab._encode_chunks(n, chunks())
+        return encode_new(n, chunks())
+    ids = vocab.encode_chunks(n, chunks())
     if ids is None:
-        raise mismatch_error(name, vocab._missing_in(_seen(chunks())))
+        raise mismatch_error(name, vocab.missing_in(seen_codepoints(chunks())))
     return vocab, ids
 
 
@@ -441,7 +289,7 @@ def _corpus_from_str(
     n_bytes: int,
     sha256: str,
 ) -> Corpus:
-    vocab, ids = _encode(len(text), lambda: _chunks(text), vocab, name)
+    vocab, ids = _encode(len(text), lambda: text_chunks(text), vocab, name)
     return Corpus(ids, vocab, name, path, encoding, n_bytes, sha256)
 
 
@@ -482,7 +330,7 @@ def load_corpus(
             raise CorpusError(f"{path} contains no text (only a byte-order mark).")
         if int(codes.max()) < 0x80:
             # Fast path: the bytes are the code points; no str of the whole text is ever built.
-            vocab, ids = _encode(codes.size, lambda: _byte_chunks(codes), vocab, name)
+            vocab, ids = _encode(codes.size, lambda: byte_chunks(codes), vocab, name)
             return Corpus(ids, vocab, name, path, enc_label, n_bytes, sha256)
 
     try:

@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from .config import ModelConfig
-from .data import Vocab
 from .errors import ConfigError, TextTooShortError, VocabularyError, unrepresentable
 from .inspect import analyse
 from .model import Prepared, nll, zero_state
 from .modelfile import ModelFile
 from .parallel import batch_workers, map_slices, slices
+from .vocab import Vocab
 
 
 def _check_prime(vocab: Vocab, prime: str) -> None:

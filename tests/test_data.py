@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from core import data
+from core import vocab as vocab_mod
 from core.builtin_text import builtin_corpus
 from core.data import (
     Corpus,
@@ -125,7 +126,7 @@ def test_ascii_fast_path_matches_general_path(tmp_path: Path) -> None:
 
 
 def test_chunked_encoding_matches(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(data, "_CHUNK", 7)  # many chunks, one partial at the end
+    monkeypatch.setattr(vocab_mod, "CHUNK", 7)  # many chunks, one partial at the end
     text = MIXED * 2
     c = load_corpus(_write(tmp_path, text.encode("utf-8")))
     assert c.vocab.decode(c.ids) == text
@@ -136,10 +137,10 @@ def test_chunked_encoding_matches(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 def test_each_character_is_visited_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Decoding, building the vocabulary and encoding read the text's code points once: one
     conversion per chunk, with or without a model's vocabulary (was: two)."""
-    monkeypatch.setattr(data, "_CHUNK", 16)
+    monkeypatch.setattr(vocab_mod, "CHUNK", 16)
     calls = []
-    real = data._codepoints
-    monkeypatch.setattr(data, "_codepoints", lambda t: calls.append(len(t)) or real(t))
+    real = vocab_mod._codepoints
+    monkeypatch.setattr(vocab_mod, "_codepoints", lambda t: calls.append(len(t)) or real(t))
     text = MIXED * 3
     c = load_corpus(_write(tmp_path, text.encode("utf-8")))
     # the text once, and the vocabulary's own characters once (Vocab builds its table)
@@ -151,7 +152,7 @@ def test_each_character_is_visited_once(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 
 def test_ids_widen_when_the_vocabulary_outgrows_a_byte(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(data, "_CHUNK", 50)  # the vocabulary grows past 256 mid-text
+    monkeypatch.setattr(vocab_mod, "CHUNK", 50)  # the vocabulary grows past 256 mid-text
     text = "".join(chr(0x100 + (i * 7919) % 400) for i in range(2000)) + "a"
     c = corpus_from_text(text)
     assert c.vocab.size == 401 and c.ids.dtype == np.uint16

@@ -15,8 +15,8 @@ import numpy as np
 
 from .. import __version__
 from ..config import ModelConfig
-from ..data import N_CODEPOINTS, Vocab
 from ..events import RollbackEvent
+from ..vocab import N_CODEPOINTS, Vocab
 from .schema import (
     APP_NAME,
     FORMAT_VERSION,

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..data import N_CODEPOINTS
 from ..errors import ModelFileError, ModelFormatVersionError
+from ..vocab import N_CODEPOINTS
 from .parse import parse
 from .schema import (
     K_META,

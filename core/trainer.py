@@ -29,10 +29,10 @@ from collections.abc import Generator
 import numpy as np
 
 from .backend import Backend, make_engine
+from .budget import TimeBudgetMixin
 from .config import ModelConfig, TrainConfig
-from .data import Corpus, batches_per_epoch, check_trainable, get_batch, reencode, split_ids
+from .data import Corpus, batches_per_epoch, get_batch, train_val_ids
 from .errors import (
-    ConfigError,
     DeviceLostError,
 )
 from .events import (
@@ -64,16 +64,9 @@ from .rollback import Kept, RollbackMixin
 from .sample import generate
 
 EVAL_STREAMS = 32  # validation runs this many streams side by side (fewer for short texts)
-# A --minutes budget includes the final evaluation and save. Until one has been measured in this
-# session they are estimated: validation reads a character with a forward pass only, about a
-# third of a training step's work per character (forward + backward); half is taken to be safe.
-# A save writes weights and Adam moments (three times the weights) at this rate (measured 250 MB/s
-# for a 40 MB checkpoint; see core.modelfile.save_model), halved again for slower disks.
-EVAL_SHARE_OF_TRAINING = 0.5
-SAVE_BYTES_PER_S = 100e6
 
 
-class Trainer(RollbackMixin):
+class Trainer(RollbackMixin, TimeBudgetMixin):
     """Trains a model on a corpus; ``run()`` is the generator of events.
 
     A fresh model is initialised from ``train_config.seed``; ``resume`` continues a checkpoint
@@ -100,18 +93,14 @@ class Trainer(RollbackMixin):
             vocab = corpus.vocab
             model_config = dataclasses.replace(model_config, vocab_size=vocab.size)
         model_config.validate()
-        check_trainable(corpus, tc.batch_size, tc.seq_len, tc.val_fraction)
-        ids = reencode(corpus, vocab)
-        self._train_ids, self._val_ids = split_ids(
-            ids, tc.val_fraction, tc.val_split, max_val=tc.eval_max_chars
+        B, T = tc.batch_size, tc.seq_len
+        self._train_ids, self._val_ids = train_val_ids(
+            corpus, vocab, B, T, tc.val_fraction, tc.val_split, max_val=tc.eval_max_chars
         )
+        self._batches_per_epoch = batches_per_epoch(len(self._train_ids), B, T)
         self._corpus = corpus
         self._mc, self._tc, self._vocab = model_config, tc, vocab
         self.checkpoint_path = checkpoint_path
-        B, T = tc.batch_size, tc.seq_len
-        self._batches_per_epoch = batches_per_epoch(len(self._train_ids), B, T)
-        if self._batches_per_epoch < 1:
-            raise ConfigError("The training text is too short for this batch size and length.")
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards weights and state against snapshot() mid-update
 
@@ -293,24 +282,6 @@ class Trainer(RollbackMixin):
 
     # ------------------------------------------------------------------ the run
 
-    def _planned_total(self, session_step_s: float | None) -> int:
-        """Planned total optimizer steps for the model's life at the end of this run.
-
-        A ``minutes`` run estimates it from the measured time per step (evaluations included).
-        Before its first step there is no time yet: it then plans past the warm-up, so that its
-        first step is the warm-up's first, as in a run of known length (the learning-rate
-        schedule fits its warm-up inside the planned total).
-        """
-        tc = self._tc
-        if tc.steps is not None:
-            return tc.steps
-        if tc.epochs is not None:
-            return max(1, math.ceil(tc.epochs * self._batches_per_epoch))
-        if session_step_s is None or session_step_s <= 0:
-            return max(self._step + tc.warmup_steps + 1, self._prev_total)
-        remaining = tc.minutes * 60.0 - self._session_elapsed - self._finish_reserve_s()
-        return self._step + max(1, int(remaining / session_step_s))
-
     def _epoch_float(self) -> float:
         return self._epoch + self._batch / self._batches_per_epoch
 
@@ -339,32 +310,6 @@ class Trainer(RollbackMixin):
                 seed=seed,
             )
         )
-
-    def _finish_reserve_s(self) -> float:
-        """Seconds a --minutes run keeps for its final validation and save (see the constants)."""
-        reserve = 0.0
-        if len(self._val_ids) > 1:
-            if self._eval_s is not None:
-                reserve += self._eval_s
-            else:
-                reserve += EVAL_SHARE_OF_TRAINING * len(self._val_ids) / max(self._cps, 1e-9)
-        if self.checkpoint_path:
-            if self._save_s is not None:
-                reserve += self._save_s
-            else:
-                arrays = [*self.params.values(), *self._adam.m.values(), *self._adam.v.values()]
-                reserve += sum(a.nbytes for a in arrays) / SAVE_BYTES_PER_S
-        return reserve
-
-    def _time_is_up(self) -> bool:
-        """A --minutes run ends when another step would not finish, with the final validation
-        and save, inside the budget; every session makes at least one step."""
-        tc = self._tc
-        if tc.minutes is None or self._session_steps == 0:
-            return False
-        self._session_elapsed = time.perf_counter() - self._session_start
-        spent = self._session_elapsed + self._finish_reserve_s() + self._step_s
-        return spent >= tc.minutes * 60.0
 
     def _done(self) -> bool:
         return self._time_is_up() or self._step >= self._total

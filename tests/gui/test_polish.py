@@ -16,12 +16,7 @@ from charlstm_gui.axes import CountAxis, LossAxis
 from charlstm_gui.dialogs import suggested_encoding
 from charlstm_gui.window import MainWindow
 
-from .helpers import small_text
-
-
-def load(qtbot, w, path):
-    with qtbot.waitSignal(w.ctl.corpus_changed, timeout=10_000):
-        w.open_text(str(path))
+from .helpers import load, small_text
 
 
 def show_tooltip_of(widget) -> None:

@@ -7,19 +7,7 @@ from charlstm_gui.controller import State
 from charlstm_gui.generate_request import GenerateRequest
 from charlstm_gui.window import MainWindow
 
-from .helpers import TINY, small_text
-
-
-def load(qtbot, w, path):
-    with qtbot.waitSignal(w.ctl.corpus_changed, timeout=10_000):
-        w.open_text(str(path))
-
-
-def train(qtbot, w, *, resume=False, steps=30):
-    w.form.set_values({"duration": steps})
-    (w.continue_training if resume else w.train_new)()
-    assert w.ctl.state is State.STARTING, w.last_message
-    qtbot.waitUntil(lambda: w.ctl.state is State.IDLE, timeout=30_000)
+from .helpers import TINY, load, small_text, train
 
 
 def test_train_generate_save_reopen_continue(qtbot, window, tmp_path):

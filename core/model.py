@@ -17,6 +17,12 @@ Parameters use PyTorch's names and layouts (see ``param_shapes``), so a model fi
 work on a *prepared* copy (``Prepared``): gates reordered to o, i, f, g, rows pre-scaled so that
 a single ``exp`` over all four gates gives σ and tanh, and the two biases summed. Arrays inside
 the passes are time-major (see ``Prepared`` for the layouts and why).
+
+Logits have one layout everywhere: time before batch, the vocabulary last. ``Prepared.forward``
+returns (T, B, V), ``Prepared.step`` one time step of it (B, V), ``Prepared.trace`` one stream
+(T, V); ``softmax_xent``, ``nll`` and ``Prepared.backward`` take (T, B, V). The training pass's
+(T, B, V) is a transposed view of the (V, T*B) decoder product, so the loss reduces over V across
+contiguous rows of T*B (vectorised) and ``backward`` multiplies the same memory without a copy.
 """
 
 from __future__ import annotations
@@ -258,8 +264,9 @@ class Prepared:
 
         x: (B, T) ids. state: (h, c), each (L, B, H). masks: optional inverted-dropout masks, one
         per layer output, each (T, B, H) already divided by the keep probability (None = no
-        dropout there), as made by ``dropout_masks``. Returns logits (V, T, B), the final state
-        and the cache for ``backward`` (None when ``need_cache`` is false).
+        dropout there), as made by ``dropout_masks``. Returns logits (T, B, V) (a view, see the
+        module docstring), the final state and the cache for ``backward`` (None when
+        ``need_cache`` is false).
 
         The cache's ``"layers"`` entries are ``(XH, G, Cs, TC, mask, inp)``: ``XH`` (T+1, B, H)
         with ``XH[t] = h_{t-1}`` (so ``XH[1:]`` are the layer's outputs before dropout), gate
@@ -318,12 +325,13 @@ class Prepared:
         logits = self.dec_w @ top.T  # (V, T*B)
         logits += self.dec_b[:, None]
         cache = {"x": xt, "layers": layer_caches, "top": top}
-        return logits.reshape(V, T, B), (h_last, c_last), cache if need_cache else None
+        logits = logits.reshape(V, T, B).transpose(1, 2, 0)  # (T, B, V) view
+        return logits, (h_last, c_last), cache if need_cache else None
 
     def backward(self, cache: dict, dlogits: np.ndarray) -> Params:
         """Gradients of the loss with respect to every parameter (PyTorch names and layouts).
 
-        dlogits: (V, T, B), the loss gradient with respect to the logits of ``forward``. The
+        dlogits: (T, B, V), the loss gradient with respect to the logits of ``forward``. The
         state passed in to ``forward`` is treated as a constant (truncated BPTT).
 
         Per step, with dh = ∂L/∂h_t and dc = ∂L/∂c_t (σ' = σ(1-σ))::
@@ -338,7 +346,7 @@ class Prepared:
         T, B = cache["x"].shape
         dtype = np.dtype(cfg.dtype)
         top = cache["top"]  # (T*B, H)
-        dlog = dlogits.reshape(V, T * B)
+        dlog = dlogits.transpose(2, 0, 1).reshape(V, T * B)  # a view of forward's logits
         grads: Params = {
             "decoder.weight": dlog @ top,
             "decoder.bias": dlog.sum(axis=1),
@@ -448,10 +456,12 @@ def softmax_xent(
 ) -> tuple[float, np.ndarray]:
     """Mean cross-entropy (nats) over all T*B characters and its gradient w.r.t. the logits.
 
-    logits: (V, T, B), overwritten with the gradient (p - onehot) / norm to save memory; norm
-    defaults to T*B (the gradient of the mean; a slice of a larger batch passes that batch's
-    count, so that the slices' gradients add up). targets: (T, B) ids.
+    logits: (T, B, V), overwritten with the gradient (p - onehot) / norm to save memory and
+    returned; norm defaults to T*B (the gradient of the mean; a slice of a larger batch passes
+    that batch's count, so that the slices' gradients add up). targets: (T, B) ids.
     """
+    out = logits
+    logits = logits.transpose(2, 0, 1)  # (V, T, B): forward's memory order
     V, T, B = logits.shape
     norm = T * B if norm is None else norm
     logits -= logits.max(axis=0)
@@ -463,14 +473,15 @@ def softmax_xent(
     loss = float(-np.log(np.maximum(p_target, tiny)).astype(np.float64).mean())
     logits *= (1.0 / norm) / sums
     logits[targets, tt, bb] -= logits.dtype.type(1.0 / norm)
-    return loss, logits
+    return loss, out
 
 
 def nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Negative log-likelihood (nats) of each target; logits (V, T, B), targets (T, B) → (T, B).
+    """Negative log-likelihood (nats) of each target; logits (T, B, V), targets (T, B) → (T, B).
 
     The logits are not modified; the result is float64.
     """
+    logits = logits.transpose(2, 0, 1)  # (V, T, B): forward's memory order
     V, T, B = logits.shape
     m = logits.max(axis=0)
     lse = np.log(np.exp(logits - m).sum(axis=0)) + m
@@ -535,24 +546,3 @@ def loss_and_grads(
     if len(results) > 1:
         new_state = tuple(np.concatenate([r[2][i] for r in results], axis=1) for i in (0, 1))
     return loss, grads, new_state
-
-
-def forward(
-    params: Params, cfg: ModelConfig, x: np.ndarray, state: State
-) -> tuple[np.ndarray, State, dict]:
-    """Inference over a batch (no dropout). x (B, T) → logits (B, T, V), final state, cache.
-
-    For introspection the cache also holds ``"h_all"`` and ``"c_all"``: per layer, the hidden and
-    cell states (B, T, H) (views; ``"layers"`` is ``Prepared.forward``'s internal cache).
-    """
-    logits, new_state, cache = Prepared(params, cfg).forward(x, state)
-    cache["h_all"] = [lc[0][1:].transpose(1, 0, 2) for lc in cache["layers"]]
-    cache["c_all"] = [lc[2][1:].transpose(2, 0, 1) for lc in cache["layers"]]
-    return logits.transpose(2, 1, 0), new_state, cache
-
-
-def step(
-    params: Params, cfg: ModelConfig, ids: np.ndarray, state: State
-) -> tuple[np.ndarray, State]:
-    """One character per stream (prepares the weights each call; hold a ``Prepared`` to loop)."""
-    return Prepared(params, cfg).step(ids, state)

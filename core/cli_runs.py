@@ -24,6 +24,7 @@ from .console import UsageError, bits, fmt_loss, hms, note, warn, write
 from .data import load_corpus
 from .options import configs_from_args, grid_aliases
 from .runs import Run, RunStore
+from .table import align_columns
 
 
 def _fmt_time(seconds: float | None) -> str:
@@ -70,11 +71,7 @@ def _runs_table(runs: list[Run]) -> str:
                 r.status,
             ]
         )
-    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    return align_columns(rows)
 
 
 def _runs_show(store: RunStore, args: argparse.Namespace) -> int:

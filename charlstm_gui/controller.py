@@ -179,6 +179,16 @@ class Controller(FilesMixin, GenerateMixin, RunsMixin, QObject):
         if still:
             QTimer.singleShot(5, self._reap)
 
+    def eta_seconds(self, ev: StepEvent) -> float | None:
+        """Seconds the running run has left after step event ``ev`` at its recent speed (None
+        when unknown), by the rule the command line's progress line uses too."""
+        from core.policy import eta_seconds
+
+        cfg = self.train_config
+        if cfg is None:
+            return None
+        return eta_seconds(ev.step, ev.total_steps, ev.chars_per_sec, cfg.batch_size * cfg.seq_len)
+
     def training_threads(self) -> int:
         """BLAS threads a run starts on: this session's measured choice, else the count the
         trainer's chooser tries first (the settings check times steps on it too)."""
@@ -244,16 +254,27 @@ class Controller(FilesMixin, GenerateMixin, RunsMixin, QObject):
             )
             return False
         if resume_from is not None:
+            from core.policy import plan_resume  # the CLI's --resume follows the same rule
+
             model_config = resume_from.config
-            done = resume_from.train.step
-            if train_config.steps is not None and train_config.steps <= done:
+            st = resume_from.train
+            try:
+                plan = plan_resume(st.step, st.total_steps, train_config, self.corpus.n_chars)
+            except CharLSTMError as exc:
+                self.message.emit("Check the settings", str(exc))
+                return False
+            if plan.nothing_left:  # “Train for” steps or epochs is the model's total
+                planned = f"{plan.target:,} steps"
+                if train_config.epochs is not None:
+                    planned = f"{train_config.epochs:g} epochs ({planned})"
                 self.message.emit(
                     "Nothing left to train",
-                    f"This model has already trained {done:,} steps and the run is set to "
-                    f"{train_config.steps:,} steps in total. Raise “Train for” above {done:,} "
+                    f"This model has already trained {st.step:,} steps and the run is set to "
+                    f"{planned} in total. Raise “Train for” above {st.step:,} "
                     "steps (or train for some minutes) to continue it.",
                 )
                 return False
+            train_config = plan.config
         try:
             model_config.validate()
             train_config.validate()

@@ -20,11 +20,9 @@ from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
     QFileDialog,
-    QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QProgressBar,
     QScrollArea,
     QTabWidget,
 )
@@ -34,6 +32,7 @@ from core.config import TrainConfig
 from core.data import display_path
 from core.errors import CharLSTMError, ConfigError
 from core.events import EvalEvent, RollbackEvent, SampleEvent, StepEvent
+from core.policy import same_text
 
 from . import autosaves, fmt, tooltips
 from .actions import build_actions
@@ -56,6 +55,7 @@ from .plot import LossPlot, OverlayCurve
 from .runs_panel import CompareDialog, RunsPanel
 from .samples_pane import SamplesPane
 from .settings_form import SettingsForm
+from .status_bar import StatusBar
 from .sweep_dialog import SweepDialog, SweepSpec
 from .text_panel import TextPanel
 
@@ -90,7 +90,6 @@ class MainWindow(QMainWindow):
         self.ctl = controller or Controller(self)
         self.settings = QSettings()
         tooltips.install(QApplication.instance())  # every long tooltip is shown wrapped
-        self._progress_kept = 0  # the progress bar's value while it shows a busy save
         self.last_message: tuple[str, str] | None = None
         self._closing = False
         self._gen_prime = ""
@@ -141,7 +140,9 @@ class MainWindow(QMainWindow):
         cont = self.actions["continue"]
         self._continue_tips = (cont.toolTip(), cont.statusTip())  # when Continue is possible
         self._build_menus()
-        self._build_status()
+        self.status_bar = StatusBar(self.statusBar())
+        self.status = self.status_bar.labels  # by key, see status_bar.TIPS
+        self.progress = self.status_bar.progress
         self._connect()
         self.restore_settings()
         self._render_state()
@@ -198,33 +199,6 @@ class MainWindow(QMainWindow):
         tb.addActions([a["train"], a["continue"], a["pause"], a["resume"], a["stop"]])
         tb.addSeparator()
         tb.addAction(a["generate"])
-
-    def _build_status(self) -> None:
-        sb = self.statusBar()
-        self.status: dict[str, QLabel] = {}
-        tips = {
-            "state": "What the app is doing",
-            "device": "Where training runs (the Device setting)",
-            "step": "Optimizer steps done / planned",
-            "epoch": "Passes over the training text",
-            "speed": "Training characters per second",
-            "elapsed": "Training time of this model",
-            "eta": "Estimated time left",
-            "best": "Best validation loss so far (lower is better)",
-        }
-        for key in tips:
-            lab = QLabel("—")
-            lab.setToolTip(tips[key])
-            lab.setObjectName(f"status_{key}")
-            self.status[key] = lab
-            sb.addPermanentWidget(lab)
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(180)
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(0)
-        self.progress.setTextVisible(True)
-        self.progress.setToolTip("Progress toward the end of the run")
-        sb.addPermanentWidget(self.progress)
 
     def _connect(self) -> None:
         a, c = self.actions, self.ctl
@@ -608,7 +582,7 @@ class MainWindow(QMainWindow):
     def _on_state(self, state: State) -> None:
         self._render_state()
         if state is State.IDLE and self.ctl.last_step is not None:
-            self.status["eta"].setText("—")
+            self.status_bar.clear_eta()
 
     def _render_state(self) -> None:
         c, a = self.ctl, self.actions
@@ -629,11 +603,11 @@ class MainWindow(QMainWindow):
         a["continue"].setEnabled(can_continue and has_corpus and not busy and not problem)
         a["continue"].setToolTip(problem or self._continue_tips[0])
         a["continue"].setStatusTip(problem or self._continue_tips[1])
-        own_sha = (c.model.train.corpus or {}).get("sha256") if can_continue else None
+        own_fp = c.model.train.corpus if can_continue else None
         a["open_model_text"].setEnabled(
             can_continue
             and not busy
-            and (not has_corpus or c.corpus.sha256 != own_sha)
+            and not (has_corpus and same_text(own_fp, c.corpus.sha256))
             and bool(self.model_text_candidates())
         )
         a["pause"].setEnabled(st is State.TRAINING)
@@ -658,15 +632,7 @@ class MainWindow(QMainWindow):
             State.PAUSED: "Paused",
             State.STOPPING: "Stopping…",
         }[st]
-        self.status["state"].setText(c.busy or text)
-        if c.busy and idle:
-            if self.progress.maximum() > 0:
-                self._progress_kept = self.progress.value()
-            self.progress.setRange(0, 0)
-        elif self.progress.maximum() == 0:
-            # the busy range reset the value to -1 (a blank bar): show the step's progress again
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(self._progress_kept)
+        self.status_bar.set_state(c.busy or text, busy=bool(c.busy) and idle)
 
     @Slot(str)
     def _on_busy(self, what: str) -> None:
@@ -688,7 +654,7 @@ class MainWindow(QMainWindow):
             problem = continue_problem(model, corpus)
             if problem:  # Continue is off now; its tooltip says the same
                 self.statusBar().showMessage(problem, 15_000)
-            elif fp.get("sha256") and fp.get("sha256") != corpus.sha256:
+            elif fp.get("sha256") and not same_text(fp, corpus.sha256):
                 self.statusBar().showMessage(
                     f"Note: the opened model was trained on {fp.get('name', 'another text')}; "
                     "continuing it trains on this text instead.",
@@ -708,15 +674,10 @@ class MainWindow(QMainWindow):
         self._add_recent("models", path)
         if model.train is not None:
             self.form.set_from_configs(model.config, model.train.config)
-            t = model.train
-            self.status["step"].setText(f"step {t.step:,}")
-            self.status["elapsed"].setText(fmt.duration(t.elapsed_s))
-            self.status["best"].setText(f"best val {fmt.loss(t.best_val_loss)}")
-            total = max(t.total_steps, 1)
-            self.progress.setValue(int(1000 * min(t.step / total, 1.0)))
-            fp = t.corpus or {}
+            self.status_bar.show_checkpoint(model.train)
+            fp = model.train.corpus or {}
             corpus = self.ctl.corpus
-            if corpus is None or fp.get("sha256") != corpus.sha256:
+            if corpus is None or not same_text(fp, corpus.sha256):
                 text = (
                     f"This checkpoint was trained on “{fp.get('name', '?')}” "
                     f"({fmt.size(fp.get('size', 0))}). Open that text to continue training it "
@@ -751,9 +712,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def _on_history_reset(self) -> None:
         """A new run or another model: nothing of the previous one stays on show."""
-        for key in ("step", "epoch", "speed", "elapsed", "eta", "best"):
-            self.status[key].setText("—")
-        self.progress.setValue(0)
+        self.status_bar.clear_run()
         self.plot.plot.enableAutoRange()
         self.plot.refresh_now()
         self._overlay_runs(self.runs_panel.model.checked)  # the live curve is another run's now
@@ -768,28 +727,16 @@ class MainWindow(QMainWindow):
             elif isinstance(ev, SampleEvent):
                 self.samples.add_sample(ev.step, ev.val_loss, ev.temperature, ev.text)
             elif isinstance(ev, EvalEvent):
-                self.status["best"].setText(f"best val {fmt.loss(ev.best_val_loss)}")
+                self.status_bar.set_best(ev.best_val_loss)
             elif isinstance(ev, RollbackEvent):  # marked on the plot too (LossPlot)
-                self.status["best"].setText(f"best val {fmt.loss(self.ctl.best_val)}")
+                self.status_bar.set_best(self.ctl.best_val)
                 self.statusBar().showMessage(
                     f"Training blew up at step {ev.from_step:,} and healed itself: "
                     f"{ev.describe()}.",
                     15000,
                 )
         if last_step is not None:
-            ev = last_step
-            self.status["step"].setText(f"step {ev.step:,} / {ev.total_steps:,}")
-            self.status["epoch"].setText(f"epoch {ev.epoch:.2f}")
-            self.status["speed"].setText(f"{fmt.count(ev.chars_per_sec)} chars/s")
-            self.status["elapsed"].setText(fmt.duration(ev.elapsed_s))
-            cfg = self.ctl.train_config
-            left = None
-            if cfg is not None and ev.chars_per_sec > 0:
-                left = (ev.total_steps - ev.step) * cfg.batch_size * cfg.seq_len / ev.chars_per_sec
-            self.status["eta"].setText(f"ETA {fmt.duration(left)}")
-            total = max(ev.total_steps, 1)
-            self.progress.setValue(int(1000 * min(ev.step / total, 1.0)))
-            self.progress.setFormat(f"{100 * ev.step / total:.0f}%")
+            self.status_bar.show_step(last_step, self.ctl.eta_seconds(last_step))
 
     @Slot(object)
     def _on_run_finished(self, summary: Any) -> None:
@@ -818,7 +765,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_blas(self, text: str) -> None:
-        self.status["speed"].setToolTip(f"Training characters per second. {text}")
+        self.status_bar.set_speed_note(text)
         self.statusBar().showMessage(text, 8000)
 
     @Slot(bool)
@@ -874,7 +821,7 @@ class MainWindow(QMainWindow):
         self._overlay_runs(self.runs_panel.model.checked)
 
     def _show_device(self) -> None:
-        self.status["device"].setText(self.form.device.currentText())
+        self.status_bar.set_device(self.form.device.currentText())
 
     # ---------------------------------------------------------------- runs and sweeps
     def _connect_runs(self) -> None:

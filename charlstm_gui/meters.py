@@ -1,7 +1,7 @@
 """Measures that put the model's numbers in context, each built once per text off the GUI thread.
 
 * Reference lines on the loss plot: gzip -9, bz2 -9 and xz -9 of the validation text and the
-  training text's unigram and bigram entropies, in nats/char (``core.inspect.yardsticks``; long
+  training text's unigram and bigram entropies, in nats/char (``core.yardsticks.yardsticks``; long
   texts are measured on a prefix, which the label's tooltip says).
 * Memorisation meter: in the Samples pane and the Generate panel, every span of at least N
   generated characters that occurs verbatim in the training text is highlighted, with the copied
@@ -311,7 +311,7 @@ YARDSTICK_TRAIN_CHARS = 20_000_000  # training characters counted at most for th
 
 
 def _yardsticks(corpus: Any, vf: float) -> tuple[tuple, Callable[[], Any]]:
-    from core.inspect import yardsticks
+    from core.yardsticks import yardsticks
 
     def make() -> list[tuple[str, float, str]]:
         # decode one character past each limit, so that yardsticks sees (and says) a prefix,

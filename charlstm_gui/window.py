@@ -52,6 +52,7 @@ from .generate_request import GenerateRequest
 from .inspect_view import InspectView
 from .meters import TextMeters
 from .plot import LossPlot, OverlayCurve
+from .recent_files import RecentFiles, storable
 from .runs_panel import CompareDialog, RunsPanel
 from .samples_pane import SamplesPane
 from .settings_form import SettingsForm
@@ -59,15 +60,8 @@ from .status_bar import StatusBar
 from .sweep_dialog import SweepDialog, SweepSpec
 from .text_panel import TextPanel
 
-MAX_RECENT = 8
 MODEL_FILTER = "CharLSTM models (*.npz);;All files (*)"
 TEXT_FILTER = "Text files (*.txt *.md *.py *.c *.h *.js *.html *.tex *.csv);;All files (*)"
-
-
-def storable(path: str) -> bool:
-    """Whether ``path`` survives QSettings: not a file name with bytes that are not UTF-8 (held
-    as lone surrogates, which Qt would silently drop, naming another file)."""
-    return display_path(path) == path
 
 
 def signal_name(signum: int) -> str:
@@ -89,6 +83,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.ctl = controller or Controller(self)
         self.settings = QSettings()
+        self.recent = RecentFiles(self.settings)
         tooltips.install(QApplication.instance())  # every long tooltip is shown wrapped
         self.last_message: tuple[str, str] | None = None
         self._closing = False
@@ -190,7 +185,7 @@ class MainWindow(QMainWindow):
         helpm.addActions([a["about"], a["about_qt"]])
         for menu, kind in ((self.recent_texts_menu, "texts"), (self.recent_models_menu, "models")):
             menu.setObjectName(f"recent_{kind}")
-            menu.aboutToShow.connect(self._fill_recent)
+            menu.aboutToShow.connect(lambda m=menu, k=kind: self._fill_recent(m, k))
         tb = self.addToolBar("Main")
         tb.setObjectName("main_toolbar")
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -361,7 +356,9 @@ class MainWindow(QMainWindow):
 
     def model_text_candidates(self) -> list[str]:
         """Files that may be the current model's own text (see controller)."""
-        return model_text_candidates(self.ctl.model, self.ctl.model_path, self._recent("texts"))
+        return model_text_candidates(
+            self.ctl.model, self.ctl.model_path, self.recent.paths("texts")
+        )
 
     def open_model_text(self) -> None:
         found = self.model_text_candidates()
@@ -539,43 +536,14 @@ class MainWindow(QMainWindow):
         else:
             self.open_text(path)
 
-    # ---------------------------------------------------------------- recent files
-    def _recent(self, kind: str) -> list[str]:
-        value = self.settings.value(f"recent/{kind}", [], type=list)
-        return [str(p) for p in value if p]
-
-    def _add_recent(self, kind: str, path: str) -> None:
-        if not storable(path):
-            return
-        items = [p for p in self._recent(kind) if p != path]
-        self.settings.setValue(f"recent/{kind}", [path, *items][:MAX_RECENT])
-
-    def _fill_recent(self) -> None:
-        menu = self.sender()
-        assert isinstance(menu, QMenu)
-        kind = menu.objectName().removeprefix("recent_")
-        menu.clear()
-        paths = self._recent(kind)
-        for i, path in enumerate(paths, 1):
-            act = menu.addAction(f"&{i} {Path(path).name}")
-            act.setStatusTip(path)
-            act.setData(path)
-            act.setEnabled(not self.ctl.training)
-            act.triggered.connect(self._open_recent)
-        if not paths:
-            menu.addAction("(none)").setEnabled(False)
-
-    @Slot()
-    def _open_recent(self) -> None:
-        act = self.sender()
-        path = act.data()
-        if not os.path.exists(path):
-            self.show_message("File not found", f"{path} no longer exists.")
-            return
-        if act.parent() is self.recent_models_menu:
-            self.open_model(path)
-        else:
-            self.open_text(path)
+    def _fill_recent(self, menu: QMenu, kind: str) -> None:
+        self.recent.fill_menu(
+            menu,
+            kind,
+            enabled=not self.ctl.training,
+            open_path=self.open_model if kind == "models" else self.open_text,
+            missing=lambda p: self.show_message("File not found", f"{p} no longer exists."),
+        )
 
     # ---------------------------------------------------------------- controller -> view
     @Slot(object)
@@ -641,7 +609,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_corpus(self, corpus: Any) -> None:
         if corpus.path:
-            self._add_recent("texts", corpus.path)
+            self.recent.add("texts", corpus.path)
         self.text_panel.show_corpus(corpus, self.form.values()["val_fraction"])
         self.tabs.setCurrentWidget(self.text_panel)
         self.statusBar().showMessage(
@@ -671,7 +639,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object, object)
     def _on_model_opened(self, model: Any, path: str) -> None:
-        self._add_recent("models", path)
+        self.recent.add("models", path)
         if model.train is not None:
             self.form.set_from_configs(model.config, model.train.config)
             self.status_bar.show_checkpoint(model.train)
@@ -774,7 +742,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_saved(self, path: str) -> None:
-        self._add_recent("models", path)
+        self.recent.add("models", path)
         where = display_path(path)
         if os.path.islink(path):  # saved through the link, which stays a link
             where = f"{display_path(os.path.realpath(path))} (through the link {where})"

@@ -59,3 +59,19 @@ def run_cli(capsys: Any, *argv: Any) -> tuple[int, str, str]:
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
     return code, out, err
+
+
+def nan_loss_at_call(monkeypatch: Any, n: int) -> None:
+    """Make the ``n``-th training step's loss NaN (the CPU engine, core.backend, calls
+    ``core.model.loss_and_grads``), as a run that diverges there."""
+    from core import model as model_mod
+
+    real = model_mod.loss_and_grads
+    calls = []
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        loss, grads, state = real(*args, **kwargs)
+        return (float("nan") if len(calls) == n else loss), grads, state
+
+    monkeypatch.setattr(model_mod, "loss_and_grads", failing)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import TINY, make_text
+from helpers import TINY, make_text, nan_loss_at_call
 from helpers import run_cli as cli_run
 
 from core import runs
@@ -347,17 +347,7 @@ def test_the_recorder_never_raises_into_training(tmp_path, monkeypatch):
 
 
 def test_a_diverged_run_is_recorded_as_diverged(text, capsys, monkeypatch):
-    from core import model as model_mod  # what the CPU engine (core.backend) calls
-
-    real = model_mod.loss_and_grads
-    calls = []
-
-    def failing(*args, **kwargs):
-        calls.append(1)
-        loss, grads, state = real(*args, **kwargs)
-        return (float("nan") if len(calls) == 4 else loss), grads, state
-
-    monkeypatch.setattr(model_mod, "loss_and_grads", failing)
+    nan_loss_at_call(monkeypatch, 4)
     code, _, _ = cli_run(
         capsys, "train", text, *TINY, "--steps", 20, "--out", "m.npz", "--on-divergence", "stop"
     )

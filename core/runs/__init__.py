@@ -13,7 +13,7 @@ command line and the app. Tables (schema version ``SCHEMA_VERSION``):
   series per batch (one transaction), and merges a run's chunks into one per series when the run
   ends, so loading 1,000 runs with their curves is one query and a ``np.frombuffer`` per blob
   (``benchmarks/bench_runs.py`` measures it);
-- ``schema_version``: the version of the layout, upgraded by ``_MIGRATIONS`` when an older
+- ``schema_version``: the version of the layout, upgraded by ``schema.MIGRATIONS`` when an older
   database is opened.
 
 The database runs in WAL mode: the app can list runs while a command-line run writes its points.

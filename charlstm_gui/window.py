@@ -51,9 +51,10 @@ from .generate_panel import GeneratePanel
 from .generate_request import GenerateRequest
 from .inspect_view import InspectView
 from .meters import TextMeters
-from .plot import LossPlot, OverlayCurve
+from .plot import LossPlot
 from .recent_files import RecentFiles, storable
-from .runs_panel import CompareDialog, RunsPanel
+from .runs_panel import RunsPanel
+from .runs_view import RunsView
 from .samples_pane import SamplesPane
 from .settings_form import SettingsForm
 from .status_bar import StatusBar
@@ -116,7 +117,6 @@ class MainWindow(QMainWindow):
         self.meters = TextMeters(self.ctl, self.plot, self.samples, self.gen, self._val_fraction)
         self.runs_panel = RunsPanel()
         self.tabs.addTab(self.runs_panel, "&Runs")
-        self._curves: dict[Any, Any] = {}  # run id -> core.runs.Curves of finished runs
         self.output_dock = QDockWidget("Text, samples and generation", self)
         self.output_dock.setObjectName("output_dock")
         self.output_dock.setWidget(self.tabs)
@@ -139,8 +139,9 @@ class MainWindow(QMainWindow):
         self.status = self.status_bar.labels  # by key, see status_bar.TIPS
         self.progress = self.status_bar.progress
         self._connect()
+        self.runs = RunsView(self)
         self.restore_settings()
-        self._render_state()
+        self.render_state()
         self._update_title()
         # CuPy is imported off the GUI thread, only to list the devices (core.backend)
         self.ctl.run_task(list_devices, self.form.set_devices)
@@ -230,7 +231,6 @@ class MainWindow(QMainWindow):
         self.gen.save.clicked.connect(self.save_generated)
         self.form.changed.connect(self._estimate_timer.start)
         self.form.changed.connect(self._show_device)
-        self._connect_runs()
 
         c.state_changed.connect(self._on_state)
         c.busy_changed.connect(self._on_busy)
@@ -348,7 +348,7 @@ class MainWindow(QMainWindow):
             self.open_model(path)
 
     def open_model(self, path: str) -> None:
-        if self.ctl.dirty and not self._resolve_unsaved("opening another model"):
+        if self.ctl.dirty and not self.resolve_unsaved("opening another model"):
             return
         if storable(path):
             self.settings.setValue("paths/last_model_dir", str(Path(path).parent))
@@ -400,7 +400,7 @@ class MainWindow(QMainWindow):
         if path:
             self.ctl.save_model(path)
 
-    def _resolve_unsaved(self, context: str) -> bool:
+    def resolve_unsaved(self, context: str) -> bool:
         """Ask about unsaved training; True when the caller may go on."""
         answer = self.ask_unsaved(context)
         if answer == "cancel":
@@ -427,7 +427,7 @@ class MainWindow(QMainWindow):
             return False
         return True
 
-    def _configs(self) -> tuple[Any, Any] | None:
+    def checked_configs(self) -> tuple[Any, Any] | None:
         corpus = self.ctl.corpus
         if corpus is None:
             self.show_message("No text", "Open a text file (or use the built-in text) first.")
@@ -447,9 +447,9 @@ class MainWindow(QMainWindow):
     def train_new(self) -> None:
         if self.ctl.training:
             return
-        if self.ctl.dirty and not self._resolve_unsaved("starting a new model"):
+        if self.ctl.dirty and not self.resolve_unsaved("starting a new model"):
             return
-        configs = self._configs()
+        configs = self.checked_configs()
         if configs is None:
             return
         self.samples.clear_samples()
@@ -461,7 +461,7 @@ class MainWindow(QMainWindow):
     def continue_training(self) -> None:
         if self.ctl.training:
             return
-        configs = self._configs()
+        configs = self.checked_configs()
         if configs is None:
             return
         self.ctl.start_training(
@@ -476,7 +476,7 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.gen)
         self._gen_prime = request.prime
         self.ctl.generate(request)
-        self._render_state()
+        self.render_state()
 
     def save_generated(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
@@ -548,11 +548,11 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- controller -> view
     @Slot(object)
     def _on_state(self, state: State) -> None:
-        self._render_state()
+        self.render_state()
         if state is State.IDLE and self.ctl.last_step is not None:
             self.status_bar.clear_eta()
 
-    def _render_state(self) -> None:
+    def render_state(self) -> None:
         c, a = self.ctl, self.actions
         st = c.state
         idle = st is State.IDLE
@@ -604,7 +604,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_busy(self, what: str) -> None:
-        self._render_state()
+        self.render_state()
 
     @Slot(object)
     def _on_corpus(self, corpus: Any) -> None:
@@ -628,13 +628,13 @@ class MainWindow(QMainWindow):
                     "continuing it trains on this text instead.",
                     10_000,
                 )
-        self._render_state()
+        self.render_state()
         self._update_title()
         self._estimate_timer.start()
 
     @Slot(object, str)
     def _on_model(self, model: Any, source: str) -> None:
-        self._render_state()
+        self.render_state()
         self._update_title()
 
     @Slot(object, object)
@@ -661,7 +661,7 @@ class MainWindow(QMainWindow):
         self.plot.refresh_now()
         self._restore_samples(model)
         self.statusBar().showMessage(f"Opened {display_path(path)}", 5000)
-        self._render_state()
+        self.render_state()
 
     def _restore_samples(self, model: Any) -> None:
         """The Samples history kept in a checkpoint, each headed by the validation loss known
@@ -683,7 +683,7 @@ class MainWindow(QMainWindow):
         self.status_bar.clear_run()
         self.plot.plot.enableAutoRange()
         self.plot.refresh_now()
-        self._overlay_runs(self.runs_panel.model.checked)  # the live curve is another run's now
+        self.runs.overlay(self.runs_panel.model.checked)  # the live curve is another run's now
 
     @Slot(object)
     def _on_events(self, batch: tuple) -> None:
@@ -747,7 +747,7 @@ class MainWindow(QMainWindow):
         if os.path.islink(path):  # saved through the link, which stays a link
             where = f"{display_path(os.path.realpath(path))} (through the link {where})"
         self.statusBar().showMessage(f"Saved the model to {where}", 5000)
-        self._render_state()
+        self.render_state()
         self._update_title()
 
     @Slot(object)
@@ -773,172 +773,31 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_gen_started(self, source: str) -> None:
         self.gen.started(source, self._gen_prime)
-        self._render_state()
+        self.render_state()
 
     @Slot(bool)
     def _on_gen_finished(self, completed: bool) -> None:
         self.gen.finished(completed)
-        self._render_state()
+        self.render_state()
 
     def _timing_measured(self, shape: tuple, timing: Any) -> None:
         self._timings[shape] = timing
         self._update_estimate()
 
-    def _curves_loaded(self, curves: dict) -> None:
-        self._curves.update(curves)
-        self._overlay_runs(self.runs_panel.model.checked)
-
     def _show_device(self) -> None:
         self.status_bar.set_device(self.form.device.currentText())
 
     # ---------------------------------------------------------------- runs and sweeps
-    def _connect_runs(self) -> None:
-        p, c = self.runs_panel, self.ctl
-        self.actions["sweep"].triggered.connect(self.try_settings)
-        self.actions["cancel_sweep"].triggered.connect(c.cancel_sweep)
-        p.sweep_requested.connect(self.try_settings)
-        p.open_requested.connect(self._open_run)
-        p.rename_requested.connect(c.rename_run)
-        p.delete_requested.connect(
-            lambda run, with_model: c.delete_run(run.id, with_model=with_model)
-        )
-        p.overlay_changed.connect(self._overlay_runs)
-        p.compare_requested.connect(self.compare_runs)
-        c.runs_changed.connect(self.refresh_runs)
-        c.runs_problem.connect(self._on_runs_problem)
-        c.sweep_changed.connect(self._on_sweep_changed)
-        c.sweep_finished.connect(self._on_sweep_finished)
-        self.tabs.currentChanged.connect(self._tab_changed)
-        QTimer.singleShot(0, self.refresh_runs)
-
-    def _tab_changed(self, index: int) -> None:
-        if self.tabs.widget(index) is self.runs_panel:
-            self.refresh_runs()  # runs recorded by the command line meanwhile
-
     def refresh_runs(self) -> None:
-        """Reload the table (1,000 runs: one query; ``benchmarks/bench_runs_gui.py``)."""
-        runs = self.ctl.list_runs()
-        ended = {r.id for r in runs if r.status != "running"}
-        self._curves = {i: cv for i, cv in self._curves.items() if i in ended}  # growing: reload
-        self.runs_panel.set_runs(runs)
-        if not self.ctl.runs_problem_text:
-            self.runs_panel.show_note("")
-        self._overlay_runs(self.runs_panel.model.checked)
-
-    @Slot(str)
-    def _on_runs_problem(self, text: str) -> None:
-        self.runs_panel.show_note(text)
-        self.statusBar().showMessage(text, 15_000)
-
-    def _open_run(self, run: Any) -> None:
-        if not run.model_path:
-            self.show_message(
-                "No model file",
-                f"The run “{run.name}” kept no model file (it was trained without an autosave "
-                "folder or an output file).",
-            )
-            return
-        self.open_model(run.model_path)
-
-    def _overlay_runs(self, ids: list) -> None:
-        """Draw the ticked runs' stored curves; the run training now (or just trained) is drawn
-        live instead, under its name."""
-        live = self.ctl.history_run_id
-        missing = [i for i in ids if i not in self._curves and i != live]
-        if missing:
-            self.ctl.load_curves(missing, self._curves_loaded)
-        curves = []
-        for i in ids:
-            run, cv = self.runs_panel.run(i), self._curves.get(i)
-            if i == live or run is None or cv is None:
-                continue
-            cols = [
-                {"step": s.step, "chars": s.chars, "time": s.time, "loss": s.loss}
-                for s in (cv.train, cv.val)
-            ]
-            curves.append(OverlayCurve(i, run.name, *cols))
-        self.plot.set_overlays(curves)
-        run = self.runs_panel.run(live) if live is not None else None
-        self.plot.set_live_name(run.name if run is not None and curves else "")
+        self.runs.refresh_runs()
 
     def compare_runs(self, ids: list) -> None:
-        runs = [r for r in (self.runs_panel.run(i) for i in ids) if r is not None]
-        if len(runs) < 2:
-            self.show_message("Compare settings", "Tick two runs or more to compare them.")
-            return
-        settings = [
-            {"text": r.text_name, **{k.split(".", 1)[-1]: v for k, v in r.flat_settings().items()}}
-            for r in runs
-        ]
-        self.compare_dialog = CompareDialog([r.name for r in runs], settings, self)
-        self.compare_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.compare_dialog.open()
+        self.runs.compare_runs(ids)
 
     def ask_sweep(self) -> SweepSpec | None:
         """The sweep the user describes, or None (tests replace this method)."""
         dialog = SweepDialog(self.form.values(), self)
         return dialog.spec() if dialog.exec() == SweepDialog.DialogCode.Accepted else None
-
-    def try_settings(self) -> None:
-        if self.ctl.training or self._configs() is None:
-            return
-        spec = self.ask_sweep()
-        configs = self._configs() if spec is not None else None
-        if configs is None:
-            return
-        if self.ctl.dirty and not self._resolve_unsaved("starting a sweep"):
-            return
-        self.samples.clear_samples()
-        self.runs_panel.model.set_checked([])
-        self.runs_panel.model.set_best(None)
-        self.tabs.setCurrentWidget(self.runs_panel)
-        self.ctl.start_sweep(
-            *configs,
-            spec.grid,
-            unit=spec.unit,
-            budget=spec.budget,
-            autosave_dir=self.form.values()["autosave_dir"],
-        )
-        self._render_state()
-
-    @Slot(object)
-    def _on_sweep_changed(self, sweep: Any) -> None:
-        ended = [p.run_id for p in sweep.points if p.run_id is not None and p.status != "running"]
-        model = self.runs_panel.model
-        model.set_checked([*model.checked, *ended])  # each finished point joins the overlay
-        if 0 <= sweep.current < len(sweep.points):
-            self.statusBar().showMessage(
-                f"Sweep: run {sweep.current + 1} of {len(sweep.points)} "
-                f"({sweep.points[sweep.current].label})"
-            )
-        self._render_state()
-
-    @Slot(object)
-    def _on_sweep_finished(self, sweep: Any) -> None:
-        self._on_sweep_changed(sweep)
-        self.refresh_runs()
-        best = sweep.points[sweep.best] if sweep.best is not None else None
-        self.runs_panel.model.set_best(best.run_id if best is not None else None)
-        ranked = sorted(
-            (p for p in sweep.points if p.best_val is not None),
-            key=lambda p: (p.status != "finished", p.best_val),
-        )
-        lines = [f"{p.label}: {fmt.loss(p.best_val)} ({p.status})" for p in ranked]
-        lines += [
-            f"{p.label}: {p.status}" + (f" — {p.message}" if p.message else "")
-            for p in sweep.points
-            if p.best_val is None
-        ]
-        head = "Sweep cancelled." if sweep.cancelled else "Sweep finished."
-        self.statusBar().showMessage(
-            head + (f" Best: {best.label}, {fmt.loss(best.best_val)}" if best else ""), 15_000
-        )
-        if best is not None and best.model_path and self.ask_open_best(best, lines):
-            self.open_model(best.model_path)
-        elif best is None:
-            self.show_message(
-                head, "No run finished with a validation loss.\n\n" + "\n".join(lines)
-            )
 
     def ask_open_best(self, best: Any, lines: list[str]) -> bool:
         """Offer to open the best run's model (tests replace this method)."""

@@ -189,6 +189,20 @@ class Controller(FilesMixin, GenerateMixin, RunsMixin, QObject):
             return None
         return eta_seconds(ev.step, ev.total_steps, ev.chars_per_sec, cfg.batch_size * cfg.seq_len)
 
+    def trainable_problem(self, train_config: TrainConfig) -> str:
+        """Why a run of ``train_config`` cannot start on the loaded text ("" when it can):
+        no text, or a text too short for one batch of training and one of validation."""
+        from core import data
+
+        if self.corpus is None:
+            return "Open a text file (or use the built-in text) first."
+        tc = train_config
+        try:
+            data.check_trainable(self.corpus, tc.batch_size, tc.seq_len, tc.val_fraction)
+        except CharLSTMError as exc:
+            return str(exc)
+        return ""
+
     def training_threads(self) -> int:
         """BLAS threads a run starts on: this session's measured choice, else the count the
         trainer's chooser tries first (the settings check times steps on it too)."""

@@ -6,7 +6,6 @@ tabs docked below. Every action lives in ``self.actions``; its enablement follow
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import sys
@@ -28,7 +27,6 @@ from PySide6.QtWidgets import (
 )
 
 from core.backend import list_devices
-from core.config import TrainConfig
 from core.data import display_path
 from core.errors import CharLSTMError, ConfigError
 from core.events import EvalEvent, RollbackEvent, SampleEvent, StepEvent
@@ -56,6 +54,7 @@ from .recent_files import RecentFiles, storable
 from .runs_panel import RunsPanel
 from .runs_view import RunsView
 from .samples_pane import SamplesPane
+from .settings_check import SettingsCheck, form_problem
 from .settings_form import SettingsForm
 from .status_bar import StatusBar
 from .sweep_dialog import SweepDialog, SweepSpec
@@ -89,9 +88,7 @@ class MainWindow(QMainWindow):
         self.last_message: tuple[str, str] | None = None
         self._closing = False
         self._gen_prime = ""
-        # measured step costs by (V, H, L, B, T, dropout); None while being measured
-        self._timings: dict[tuple, Any] = {}
-        self._unseen: tuple[tuple, str] | None = None  # (split key, message), cached
+        self.check = SettingsCheck(self.ctl, on_timing=lambda: self._update_estimate())
         self._help: Any = None  # the guide's window, made on first use
 
         self.plot = LossPlot(self.ctl.history)
@@ -432,17 +429,11 @@ class MainWindow(QMainWindow):
         if corpus is None:
             self.show_message("No text", "Open a text file (or use the built-in text) first.")
             return None
-        try:
-            model_cfg, train_cfg = self.form.configs(corpus.vocab.size)
-            from core.data import check_trainable
-
-            check_trainable(corpus, train_cfg.batch_size, train_cfg.seq_len, train_cfg.val_fraction)
-        except CharLSTMError as exc:
-            self.form.show_problem(str(exc))
-            self.show_message("Check the settings", str(exc))
-            return None
-        self.form.show_problem("")
-        return model_cfg, train_cfg
+        configs, problem = form_problem(self.form, self.ctl)
+        self.form.show_problem(problem)
+        if problem:
+            self.show_message("Check the settings", problem)
+        return configs
 
     def train_new(self) -> None:
         if self.ctl.training:
@@ -780,10 +771,6 @@ class MainWindow(QMainWindow):
         self.gen.finished(completed)
         self.render_state()
 
-    def _timing_measured(self, shape: tuple, timing: Any) -> None:
-        self._timings[shape] = timing
-        self._update_estimate()
-
     def _show_device(self) -> None:
         self.status_bar.set_device(self.form.device.currentText())
 
@@ -812,66 +799,22 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- estimate
     def _update_estimate(self) -> None:
+        """Show what the form's settings mean on the loaded text (see settings_check.py)."""
         corpus = self.ctl.corpus
         if corpus is None:
             return
         v = self.form.values()
         self.text_panel.set_split(corpus.n_chars, v["val_fraction"], v["val_split"])
-        from core import plan
-
-        # the run's own settings and vocabulary, timed once per shape (see core.plan)
-        shape = (
-            corpus.vocab.size,
-            int(v["hidden_size"]),
-            int(v["num_layers"]),
-            int(v["batch_size"]),
-            int(v["seq_len"]),
-            round(float(v["dropout"]), 4),
-            self.form.device_choice(),  # timed on the chosen device
-        )
-        if shape not in self._timings and not self.ctl.training:
-            self._timings[shape] = None
-            self.ctl.run_task(
-                lambda: plan.measure_timing(
-                    *shape[:5],
-                    dropout=shape[5],
-                    threads=self.ctl.training_threads(),
-                    device=shape[6],
-                ),
-                lambda timing: self._timing_measured(shape, timing),
-            )
-        n_val = int(corpus.n_chars * v["val_fraction"])
-        est = plan.estimate(
-            *shape[:5],
-            self._timings.get(shape),
-            eval_every=int(v["eval_every"]),
-            val_chars=min(n_val, TrainConfig().eval_max_chars),
-            sample_every=int(v["sample_every"]),
-            sample_length=int(v["sample_length"]),
-        )
-        split_key = (corpus.sha256, v["val_fraction"], v["val_split"])
-        if self._unseen is None or self._unseen[0] != split_key:
-            unseen = plan.unseen_in_validation(
-                corpus.ids, corpus.vocab, v["val_fraction"], v["val_split"]
-            )
-            self._unseen = (split_key, plan.unseen_message(unseen, v["val_split"]))
-        self.text_panel.show_validation_check(self._unseen[1])
-        train_chars = int(corpus.n_chars * (1 - v["val_fraction"]))
-        per_step = v["batch_size"] * v["seq_len"]
-        unit, amount = v["duration_unit"], v["duration"]
-        steps: float | None = None
-        if unit == "steps":
-            steps = amount
-        elif unit == "epochs":
-            steps = math.ceil(amount * train_chars / per_step)
-        elif est.seconds_per_step:
-            steps = amount * 60 / est.seconds_per_step
-        self.text_panel.show_estimate(est, train_chars, steps)
         try:
-            self.form.configs(corpus.vocab.size)
+            config = self.form.configs(corpus.vocab.size)[1]
             self.form.show_problem("")
         except ConfigError as exc:
+            config = None
             self.form.show_problem(str(exc))
+        check = self.check.check(v, self.form.device_choice(), config)
+        if check is not None:
+            self.text_panel.show_validation_check(check.unseen)
+            self.text_panel.show_estimate(check.estimate, check.train_chars, check.steps)
 
     def _val_fraction(self) -> float:
         return float(self.form.values()["val_fraction"])

@@ -33,12 +33,11 @@ from core.events import EvalEvent, RollbackEvent, SampleEvent, StepEvent
 from core.policy import same_text
 
 from . import autosaves, fmt, tooltips
-from .actions import build_actions
+from .actions import build_actions, build_menus, connect_actions, update_actions
 from .controller import Controller, State
 from .controller_files import continue_problem, model_text_candidates
 from .desktop import app_icon
 from .dialogs import (
-    about,
     ask_encoding,
     existing_folder,
     file_suggestion,
@@ -131,7 +130,7 @@ class MainWindow(QMainWindow):
         self.actions = build_actions(self)
         cont = self.actions["continue"]
         self._continue_tips = (cont.toolTip(), cont.statusTip())  # when Continue is possible
-        self._build_menus()
+        build_menus(self)
         self.status_bar = StatusBar(self.statusBar())
         self.status = self.status_bar.labels  # by key, see status_bar.TIPS
         self.progress = self.status_bar.progress
@@ -145,90 +144,9 @@ class MainWindow(QMainWindow):
         self._show_device()
 
     # ---------------------------------------------------------------- construction
-    def _build_menus(self) -> None:
-        a = self.actions
-        bar = self.menuBar()
-        file = bar.addMenu("&File")
-        file.addActions([a["open_text"], a["builtin_text"]])
-        self.recent_texts_menu = file.addMenu("Open &Recent Text")
-        file.addSeparator()
-        file.addAction(a["open_model"])
-        self.recent_models_menu = file.addMenu("Open Recent Mo&del")
-        file.addAction(a["open_model_text"])
-        file.addActions([a["save"], a["save_as"]])
-        file.addSeparator()
-        file.addActions([a["export_csv"], a["export_png"]])
-        file.addSeparator()
-        file.addAction(a["quit"])
-        train = bar.addMenu("&Training")
-        train.setToolTipsVisible(True)  # a disabled Continue says why
-        train.addActions([a["train"], a["continue"], a["pause"], a["resume"], a["stop"]])
-        train.addSeparator()
-        train.addActions([a["sweep"], a["cancel_sweep"]])
-        gen = bar.addMenu("&Generate")
-        gen.addActions([a["generate"], a["stop_generate"], a["copy_text"], a["save_text"]])
-        view = bar.addMenu("&View")
-        view.addActions([a["log_scale"], a["x_chars"], a["x_time"], a["reference_lines"]])
-        view.addSeparator()
-        view.addActions(
-            [
-                self.settings_dock.toggleViewAction(),
-                self.output_dock.toggleViewAction(),
-                a["reset_layout"],
-            ]
-        )
-        helpm = bar.addMenu("&Help")
-        helpm.addAction(a["help"])
-        helpm.addSeparator()
-        helpm.addActions([a["about"], a["about_qt"]])
-        for menu, kind in ((self.recent_texts_menu, "texts"), (self.recent_models_menu, "models")):
-            menu.setObjectName(f"recent_{kind}")
-            menu.aboutToShow.connect(lambda m=menu, k=kind: self._fill_recent(m, k))
-        tb = self.addToolBar("Main")
-        tb.setObjectName("main_toolbar")
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        tb.addActions([a["open_text"], a["open_model"], a["save"]])
-        tb.addSeparator()
-        tb.addActions([a["train"], a["continue"], a["pause"], a["resume"], a["stop"]])
-        tb.addSeparator()
-        tb.addAction(a["generate"])
-
     def _connect(self) -> None:
-        a, c = self.actions, self.ctl
-        a["open_text"].triggered.connect(self.open_text_dialog)
-        a["builtin_text"].triggered.connect(c.use_builtin_text)
-        a["open_model"].triggered.connect(self.open_model_dialog)
-        a["open_model_text"].triggered.connect(self.open_model_text)
-        a["save"].triggered.connect(self.save)
-        a["save_as"].triggered.connect(self.save_as)
-        a["export_csv"].triggered.connect(self.export_csv)
-        a["export_png"].triggered.connect(self.export_png)
-        a["quit"].triggered.connect(self.close)
-        a["train"].triggered.connect(self.train_new)
-        a["continue"].triggered.connect(self.continue_training)
-        a["pause"].triggered.connect(c.pause)
-        a["resume"].triggered.connect(c.resume)
-        a["stop"].triggered.connect(c.stop)
-        a["generate"].triggered.connect(self.gen.request)
-        a["stop_generate"].triggered.connect(c.cancel_generation)
-        a["copy_text"].triggered.connect(self.gen.copy_all)
-        a["save_text"].triggered.connect(self.save_generated)
-        a["log_scale"].toggled.connect(self.plot.set_log_scale)
-        a["x_chars"].toggled.connect(lambda on: self._x_action_toggled("chars", on))
-        a["x_time"].toggled.connect(lambda on: self._x_action_toggled("time", on))
-        a["reference_lines"].toggled.connect(self.plot.show_references)
-        self.plot.log_scale_changed.connect(a["log_scale"].setChecked)
-        self.plot.x_axis_changed.connect(self._on_x_axis)
-        a["reset_layout"].triggered.connect(lambda: self.restoreState(self._default_state))
-        a["help"].triggered.connect(self.show_help)
-        a["about"].triggered.connect(lambda: about(self))
-        a["about_qt"].triggered.connect(QApplication.aboutQt)
-        self.gen.generate_requested.connect(self.generate)
-        self.gen.cancel_requested.connect(c.cancel_generation)
-        self.gen.save.clicked.connect(self.save_generated)
-        self.form.changed.connect(self._estimate_timer.start)
-        self.form.changed.connect(self._show_device)
-
+        c = self.ctl
+        connect_actions(self)
         c.state_changed.connect(self._on_state)
         c.busy_changed.connect(self._on_busy)
         c.corpus_changed.connect(self._on_corpus)
@@ -544,38 +462,12 @@ class MainWindow(QMainWindow):
             self.status_bar.clear_eta()
 
     def render_state(self) -> None:
-        c, a = self.ctl, self.actions
+        c = self.ctl
         st = c.state
         idle = st is State.IDLE
-        busy = bool(c.busy) and "Saving" not in c.busy
         has_corpus = c.corpus is not None
+        update_actions(self.actions, c, self._continue_tips, self.model_text_candidates)
         has_model = c.model is not None or c.training
-        can_continue = idle and c.model is not None and c.model.train is not None
-        a["open_text"].setEnabled(idle and not busy)
-        a["builtin_text"].setEnabled(idle and not busy)
-        a["open_model"].setEnabled(idle and not busy)
-        a["save"].setEnabled(has_model and st is not State.STOPPING)
-        a["save_as"].setEnabled(has_model and st is not State.STOPPING)
-        a["train"].setEnabled(idle and has_corpus and not busy)
-        # Continue is off, saying why, when the model cannot represent the loaded text.
-        problem = continue_problem(c.model, c.corpus) if can_continue and has_corpus else ""
-        a["continue"].setEnabled(can_continue and has_corpus and not busy and not problem)
-        a["continue"].setToolTip(problem or self._continue_tips[0])
-        a["continue"].setStatusTip(problem or self._continue_tips[1])
-        own_fp = c.model.train.corpus if can_continue else None
-        a["open_model_text"].setEnabled(
-            can_continue
-            and not busy
-            and not (has_corpus and same_text(own_fp, c.corpus.sha256))
-            and bool(self.model_text_candidates())
-        )
-        a["pause"].setEnabled(st is State.TRAINING)
-        a["resume"].setEnabled(st is State.PAUSED)
-        a["stop"].setEnabled(st in (State.TRAINING, State.PAUSED, State.STARTING))
-        a["sweep"].setEnabled(idle and has_corpus and not busy and not c.sweeping)
-        a["cancel_sweep"].setEnabled(c.sweeping)
-        a["generate"].setEnabled(has_model and not c.generating)
-        a["stop_generate"].setEnabled(c.generating)
         if c.training:
             source = "the model being trained"
         elif c.model is not None:

@@ -10,16 +10,16 @@ NumPy is still loading ends quietly (exit 130) instead of printing a traceback.
 and save (a session logout or ``kill`` loses nothing); the process then exits with the shell's
 convention, 128 + the signal number.
 ``one_line_warnings`` shows a NumPy RuntimeWarning as one line instead of a source excerpt.
-Only the standard library and ``core.events`` (plain dataclasses) are imported here.
+Only light standard modules are imported at the top: ``main`` runs this module's import before
+its own Ctrl-C handler is in place, so every millisecond here is a moment where a Ctrl-C would
+print a traceback (tests/test_faults.py sends one at start-up). Progress dispatches on
+``event.kind`` for the same reason, and imports ``json`` only when a log is written.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -27,9 +27,10 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .events import CheckpointEvent, EvalEvent, Event, RollbackEvent, SampleEvent, StepEvent
+if TYPE_CHECKING:
+    from .events import Event, StepEvent
 
 PROG = "charlstm"
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # SIGHUP does not exist on Windows
@@ -206,13 +207,16 @@ class Progress:
 
     def __call__(self, event: Event) -> None:
         if self.log is not None:
-            self.log_record({"event": event.kind, **dataclasses.asdict(event)})
-        if isinstance(event, RollbackEvent):  # shown even with --quiet: it changes the run
+            from dataclasses import asdict
+
+            self.log_record({"event": event.kind, **asdict(event)})
+        kind = event.kind
+        if kind == "rollback":  # shown even with --quiet: it changes the run
             self.clear()
             note(f"step {event.from_step:,}: {event.reason}; {event.describe()}")
         if self.quiet:
             return
-        if isinstance(event, StepEvent):
+        if kind == "step":
             self.last = event
             if self.tty:
                 now = time.perf_counter()
@@ -220,19 +224,21 @@ class Progress:
                     self.draw()
             elif not self.periodic_eval and event.step % NON_TTY_LOG_EVERY == 0:
                 self.draw()
-        elif isinstance(event, EvalEvent):
+        elif kind == "eval":
             self.val = event.val_loss
             self.draw()
-        elif isinstance(event, SampleEvent):
+        elif kind == "sample":
             self.clear()
             val = "" if event.val_loss is None else f", val loss {event.val_loss:.4f}"
             head = f"--- sample at step {event.step}{val}, temperature {event.temperature:g} ---"
             write(sys.stderr, f"{head}\n{event.text}\n{'-' * len(head)}\n")
-        elif isinstance(event, CheckpointEvent) and not self.tty:
+        elif kind == "checkpoint" and not self.tty:
             write(sys.stderr, f"checkpoint: step {event.step} saved to {event.path}\n")
         sys.stderr.flush()
 
     def log_record(self, record: dict[str, Any]) -> None:
+        import json
+
         assert self.log is not None
         self.log.write(json.dumps(record) + "\n")
         self.log.flush()
@@ -256,7 +262,9 @@ class Progress:
         if not line:
             return
         if self.tty:
-            width = shutil.get_terminal_size((100, 24)).columns - 1
+            from shutil import get_terminal_size
+
+            width = get_terminal_size((100, 24)).columns - 1
             line = line[:width]
             pad = " " * max(0, self.line_len - len(line))
             write(sys.stderr, f"\r{line}{pad}")

@@ -1,4 +1,5 @@
-"""Continuing a checkpoint: which of its training state a new run carries over.
+"""A trainer's checkpoint: what it holds (``CheckpointMixin.snapshot``) and which of it a run
+that continues the checkpoint carries over.
 
 A run that continues a checkpoint on the same text, with the same batching, state shape and seed
 is an *exact continuation*: it takes the checkpoint's stream position, carried (h, c) and random
@@ -8,6 +9,8 @@ starts the streams over from zero states. The learning-rate multiplier left by r
 (core.heal) carries over unless a new learning rate was chosen.
 
 The history is kept as lists while training (appended every step) and stored as arrays.
+
+``CheckpointMixin`` is part of ``core.trainer.Trainer`` and reads its fields under its lock.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 
 from .config import ModelConfig, TrainConfig
 from .errors import ModelFileError
-from .modelfile import TrainState
+from .modelfile import ModelFile, TrainState
 
 # the per-step and per-evaluation series of a model's life, and their dtypes in a checkpoint
 HISTORY_DTYPES = {
@@ -82,3 +85,36 @@ def resumed_lr_scale(st: TrainState, tc: TrainConfig) -> float:
     """The rollbacks' learning-rate multiplier, unless a new learning rate was chosen for the
     continuation (that one is taken as it is)."""
     return st.lr_scale if tc.lr == st.config.lr else 1.0
+
+
+class CheckpointMixin:
+    """The trainer's whole state as a model file (see the module docstring)."""
+
+    def snapshot(self) -> ModelFile:
+        """A deep copy of the model and its full training state (NumPy arrays, whatever the
+        device). Safe from any thread."""
+        host = self._engine.to_host
+        with self._lock:
+            state = TrainState(
+                config=self._tc,
+                step=self._step,
+                total_steps=self._total,
+                elapsed_s=self.elapsed_s,
+                adam_m={k: host(v).copy() for k, v in self._adam.m.items()},
+                adam_v={k: host(v).copy() for k, v in self._adam.v.items()},
+                h=host(self._h).copy(),
+                c=host(self._c).copy(),
+                rng={
+                    "dropout": self._dropout_rng.bit_generator.state,
+                    "sample": self._sample_rng.bit_generator.state,
+                },
+                stream={"epoch": self._epoch, "batch": self._batch},
+                history=history_arrays(self._history),
+                corpus=self._corpus.fingerprint,
+                best_val_loss=self._best,
+                samples=tuple(self._samples),
+                lr_scale=self._lr_scale,
+                rollbacks=tuple(self._rollbacks),
+            )
+            params = {k: host(v).copy() for k, v in self.params.items()}
+        return ModelFile(config=self._mc, params=params, vocab=self._vocab, train=state)

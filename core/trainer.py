@@ -30,6 +30,14 @@ import numpy as np
 
 from .backend import Backend, make_engine
 from .budget import TimeBudgetMixin
+from .checkpoint import (
+    CheckpointMixin,
+    history_lists,
+    is_exact_continuation,
+    new_history,
+    resumed_lr_scale,
+    stream_position,
+)
 from .config import ModelConfig, TrainConfig
 from .data import Corpus, batches_per_epoch, get_batch, train_val_ids
 from .errors import (
@@ -50,23 +58,15 @@ from .heal import (
 )
 from .memory import keep_freed_memory
 from .model import init_params
-from .modelfile import MAX_SAMPLES, ModelFile, TrainState, save_model
+from .modelfile import MAX_SAMPLES, ModelFile, save_model
 from .optim import learning_rate
-from .resume import (
-    history_arrays,
-    history_lists,
-    is_exact_continuation,
-    new_history,
-    resumed_lr_scale,
-    stream_position,
-)
 from .rollback import Kept, RollbackMixin
 from .sample import generate
 
 EVAL_STREAMS = 32  # validation runs this many streams side by side (fewer for short texts)
 
 
-class Trainer(RollbackMixin, TimeBudgetMixin):
+class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
     """Trains a model on a corpus; ``run()`` is the generator of events.
 
     A fresh model is initialised from ``train_config.seed``; ``resume`` continues a checkpoint
@@ -134,7 +134,7 @@ class Trainer(RollbackMixin, TimeBudgetMixin):
             self._history = history_lists(st)
             self._samples: list[tuple[int, str]] = list(st.samples)
             exact = is_exact_continuation(st, corpus.sha256, model_config, tc)
-            if exact:  # the same streams, carried state and random streams (core.resume)
+            if exact:  # the same streams, carried state and random streams (core.checkpoint)
                 self._dropout_rng.bit_generator.state = st.rng["dropout"]
                 self._sample_rng.bit_generator.state = st.rng["sample"]
                 self._epoch, self._batch = stream_position(st, self._batches_per_epoch)
@@ -233,35 +233,6 @@ class Trainer(RollbackMixin, TimeBudgetMixin):
     def device_label(self) -> str:
         """Where the passes run: "CPU" or the GPU's name and memory."""
         return self._engine.label
-
-    def snapshot(self) -> ModelFile:
-        """A deep copy of the model and its full training state (NumPy arrays, whatever the
-        device). Safe from any thread."""
-        host = self._engine.to_host
-        with self._lock:
-            state = TrainState(
-                config=self._tc,
-                step=self._step,
-                total_steps=self._total,
-                elapsed_s=self.elapsed_s,
-                adam_m={k: host(v).copy() for k, v in self._adam.m.items()},
-                adam_v={k: host(v).copy() for k, v in self._adam.v.items()},
-                h=host(self._h).copy(),
-                c=host(self._c).copy(),
-                rng={
-                    "dropout": self._dropout_rng.bit_generator.state,
-                    "sample": self._sample_rng.bit_generator.state,
-                },
-                stream={"epoch": self._epoch, "batch": self._batch},
-                history=history_arrays(self._history),
-                corpus=self._corpus.fingerprint,
-                best_val_loss=self._best,
-                samples=tuple(self._samples),
-                lr_scale=self._lr_scale,
-                rollbacks=tuple(self._rollbacks),
-            )
-            params = {k: host(v).copy() for k, v in self.params.items()}
-        return ModelFile(config=self._mc, params=params, vocab=self._vocab, train=state)
 
     def save(self, path: str) -> str:
         """Write a checkpoint of ``snapshot()`` atomically; returns the absolute path."""

@@ -90,7 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         metavar="MODEL",
         help="continue this checkpoint (architecture and unset settings come from it); "
-        "with no --steps/--epochs/--minutes it finishes the run it was saved from",
+        "--steps and --epochs are then totals for the model's life, as in the app (a model at "
+        "step 1000 given --steps 3000 trains 2000 more), --minutes is for this session; with "
+        "none of them it finishes the run it was saved from",
     )
     t.add_argument(
         "--out",
@@ -103,10 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"how long (one of; default --minutes {DEFAULT_MINUTES:g} for a new model)"
     ).add_mutually_exclusive_group()
     how_long.add_argument(
-        "--steps", type=int, metavar="N", help="optimizer steps (with --resume: N more)"
+        "--steps", type=int, metavar="N", help="optimizer steps in total (with --resume too)"
     )
     how_long.add_argument(
-        "--epochs", type=float, metavar="E", help="passes over the text (with --resume: E more)"
+        "--epochs",
+        type=float,
+        metavar="E",
+        help="passes over the text in total (with --resume too; counted in this text's batches)",
     )
     how_long.add_argument(
         "--minutes", type=float, metavar="M", help="minutes of training in this session"

@@ -1,8 +1,9 @@
 """``charlstm train``: train a new model, or continue a checkpoint (``--resume``).
 
 A new run turns the options into ``ModelConfig``/``TrainConfig``; a continued one takes the
-checkpoint's settings and overrides the ones given (--steps, --epochs and --minutes then say how
-much more to train). The run prints its events (``core.console.Progress``), is
+checkpoint's settings, overrides the ones given and plans the run with ``core.policy.plan_resume``
+(the app's Continue uses the same rule: --steps and --epochs are totals for the model's life,
+--minutes is for this session). The run prints its events (``core.console.Progress``), is
 recorded in the runs database, and saves the model at the end, after a stop signal (exit
 128 + the signal) and after a divergence (the last good weights, exit 1).
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
 import stat
 from collections.abc import Callable
@@ -34,6 +34,7 @@ from .events import Event, TrainSummary
 from .model import count_params
 from .modelfile import ModelLock, load_model, save_target
 from .options import configs_from_args, given, given_flags
+from .policy import plan_resume, same_text
 from .runs import RunRecorder
 from .trainer import Trainer
 
@@ -137,10 +138,6 @@ def _resume_run(args: argparse.Namespace) -> tuple[Trainer, str, str]:
             "give the text to continue on: charlstm train --resume MODEL TEXT "
             "(checkpoints record the text's fingerprint, not its path)"
         )
-    if args.steps is not None and args.steps < 1:
-        raise UsageError(f"--steps must be at least 1, not {args.steps}.")
-    if args.epochs is not None and not args.epochs > 0:
-        raise UsageError(f"--epochs must be above 0, not {args.epochs}.")
     mf = load_model(args.resume)
     st = mf.train
     if st is None:
@@ -149,42 +146,43 @@ def _resume_run(args: argparse.Namespace) -> tuple[Trainer, str, str]:
             "it. Train a new model instead."
         )
     out = _check_out_path(args.out or args.resume, args.text)
-    base = st.config.replace(**given(args, TrainConfig), steps=None, epochs=None, minutes=None)
-    if args.minutes is not None:
-        tc, length = base.replace(minutes=args.minutes), count(args.minutes, "more minute")
-    elif args.steps is not None:
-        tc, length = base.replace(steps=st.step + args.steps), count(args.steps, "more step")
-    elif args.epochs is not None:
-        tc, length = (
-            base.replace(steps=st.step + 1),
-            f"{args.epochs:g} more epoch{'s' * (args.epochs != 1)}",
-        )
-    elif st.step < st.total_steps:
-        tc, length = base.replace(steps=st.total_steps), "the rest of its planned run"
-    else:
-        raise UsageError(
-            f"{args.resume} has completed its planned {st.total_steps:,} steps; say how much "
-            "longer to train with --steps, --epochs or --minutes."
-        )
-    tc.validate()
+    duration = {"steps": args.steps, "epochs": args.epochs, "minutes": args.minutes}
+    asked = st.config.replace(**given(args, TrainConfig), **duration)
     encoding = args.encoding or st.corpus.get("encoding")
     corpus = load_corpus(args.text, encoding, vocab=mf.vocab)
-    if corpus.sha256 != st.corpus.get("sha256"):
+    plan = plan_resume(st.step, st.total_steps, asked, corpus.n_chars)
+    if plan.nothing_left:
+        if all(v is None for v in duration.values()):
+            raise UsageError(
+                f"{args.resume} has completed its planned {st.total_steps:,} steps; say how "
+                "much longer to train with --steps or --epochs (totals for the model's life, "
+                f"e.g. --steps {st.step + 1000}) or --minutes (this session)."
+            )
+        raise UsageError(
+            f"{args.resume} has already trained {st.step:,} steps, and --steps and --epochs "
+            f"are totals for the model's life (this one ends at step {plan.target:,}): "
+            f"nothing left to train. Give more, e.g. --steps {st.step + 1000}."
+        )
+    if not same_text(st.corpus, corpus.sha256):
         warn(
             f"{corpus.name} is not the text {args.resume} was trained on "
             f"({st.corpus.get('name', 'unknown')}); continuing on it, its streams start over."
         )
     engine = engine_for(args, mf.config)
-    trainer = Trainer(corpus, mf.config, tc, resume=mf, checkpoint_path=out, device=engine)
-    if args.epochs is not None:  # N more epochs of this text, in this text's batches
-        more = max(1, math.ceil(args.epochs * trainer.batches_per_epoch))
-        tc = tc.replace(steps=st.step + more)
-        trainer = Trainer(corpus, mf.config, tc, resume=mf, checkpoint_path=out, device=engine)
+    trainer = Trainer(corpus, mf.config, plan.config, resume=mf, checkpoint_path=out, device=engine)
+    if plan.more is None:
+        length = count(args.minutes, "more minute")
+    elif all(v is None for v in duration.values()):
+        length = "the rest of its planned run"
+    else:
+        length = count(plan.more, "more step")
+        if args.epochs is not None:
+            length += f" ({args.epochs:g} epochs in total)"
     what = (
         f"continuing {args.resume} from step {st.step:,} on {corpus.name} for {length} "
         f"on {trainer.device_label}"
     )
-    if tc.minutes is None:
+    if plan.target is not None:
         what += f" (to step {trainer.total_steps:,})"
     what += f"; saving to {out}"
     return trainer, out, what

@@ -252,15 +252,17 @@ class TrainConfig:
     )  # fmt: skip
     # how long to train: exactly one of steps, epochs, minutes is set
     steps: int | None = _setting(
-        None, int, "Steps", "Optimizer steps.",
+        None, int, "Steps",
+        "Optimizer steps in the model's life: a total, also when continuing it.",
         lo=1, hi=10**12, unit="steps", noun="number of steps", flag=None,
     )  # fmt: skip
     epochs: float | None = _setting(
-        None, float, "Epochs", "Passes over the training text.",
+        None, float, "Epochs",
+        "Passes over the training text in the model's life: a total, also when continuing it.",
         lo=1e-6, hi=1e6, unit="epochs", noun="number of epochs", flag=None,
     )  # fmt: skip
     minutes: float | None = _setting(
-        None, float, "Minutes", "Minutes of wall-clock time.",
+        None, float, "Minutes", "Minutes of wall-clock time in this session.",
         lo=1e-3, hi=1e7, unit="minutes", noun="number of minutes", flag=None,
     )  # fmt: skip
 

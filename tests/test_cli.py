@@ -25,6 +25,7 @@ from core import model as model_mod
 from core.events import StepEvent
 from core.inspect import DETECTORS
 from core.modelfile import ModelFile, load_model, save_model
+from core.policy import text_batches_per_epoch
 from core.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +74,7 @@ def test_info_lists_architecture_and_training(text, capsys):
 def test_resume_equals_uninterrupted_run(text, capsys):
     base = ["train", text, *TINY, "--schedule", "constant", "-q"]
     assert run(capsys, *base, "--steps", 20, "--out", "a.npz")[0] == 0
-    code, _, err = run(capsys, "train", "--resume", "a.npz", text, "--steps", 10, "-q")
+    code, _, err = run(capsys, "train", "--resume", "a.npz", text, "--steps", 30, "-q")
     assert code == 0, err
     assert info_steps(capsys, Path("a.npz")) == 30
     assert run(capsys, *base, "--steps", 30, "--out", "b.npz")[0] == 0
@@ -83,17 +84,31 @@ def test_resume_equals_uninterrupted_run(text, capsys):
     assert code == 2 and "--steps" in err
 
 
+def test_resume_steps_and_epochs_are_totals_as_in_the_app(text, capsys):
+    """--steps and --epochs with --resume name the model's total (core.policy.plan_resume)."""
+    assert run(capsys, "train", text, *TINY, "--steps", 20, "--out", "a.npz", "-q")[0] == 0
+    code, _, err = run(capsys, "train", "--resume", "a.npz", text, "--steps", 20)
+    assert code == 2 and "nothing left to train" in err and "totals" in err
+    assert len(err.strip().splitlines()) == 1 and info_steps(capsys, Path("a.npz")) == 20
+    code, _, err = run(capsys, "train", "--resume", "a.npz", text, "--steps", 25)
+    assert code == 0 and "for 5 more steps" in err and "(to step 25)" in err
+    tc = load_model("a.npz").train.config.replace(steps=None, epochs=1.0)
+    one_pass = text_batches_per_epoch(len(text.read_text(encoding="utf-8")), tc)
+    assert run(capsys, "train", "--resume", "a.npz", text, "--epochs", 1, "-q")[0] == 0
+    assert info_steps(capsys, Path("a.npz")) == one_pass > 25
+
+
 def test_resume_rejects_architecture_and_warns_on_other_text(text, tmp_path, capsys):
     run(capsys, "train", text, *TINY, "--steps", 5, "--out", "m.npz", "-q")
     code, _, err = run(capsys, "train", "--resume", "m.npz", text, "--hidden", 32)
     assert code == 2 and "--hidden" in err
     other = tmp_path / "other.txt"
     other.write_text(make_text(seed=1), encoding="utf-8")
-    code, _, err = run(capsys, "train", "--resume", "m.npz", other, "--steps", 2, "-q")
+    code, _, err = run(capsys, "train", "--resume", "m.npz", other, "--steps", 7, "-q")
     assert code == 0 and "warning" in err and "start over" in err
     alien = tmp_path / "alien.txt"
     alien.write_text(make_text() + "XYZ", encoding="utf-8")
-    code, _, err = run(capsys, "train", "--resume", "m.npz", alien, "--steps", 2)
+    code, _, err = run(capsys, "train", "--resume", "m.npz", alien, "--steps", 7)
     assert code == 1 and "'X'" in err
 
 

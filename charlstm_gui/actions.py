@@ -280,14 +280,14 @@ def connect_actions(w: Any) -> None:
     """Each action of window ``w`` to the intent it stands for (a window or controller
     method), and the panels' own buttons and the form's changes."""
     a, c = w.actions, w.ctl
-    a["open_text"].triggered.connect(w.open_text_dialog)
+    a["open_text"].triggered.connect(w.files.open_text)
     a["builtin_text"].triggered.connect(c.use_builtin_text)
-    a["open_model"].triggered.connect(w.open_model_dialog)
+    a["open_model"].triggered.connect(w.files.open_model)
     a["open_model_text"].triggered.connect(w.open_model_text)
     a["save"].triggered.connect(w.save)
     a["save_as"].triggered.connect(w.save_as)
-    a["export_csv"].triggered.connect(w.export_csv)
-    a["export_png"].triggered.connect(w.export_png)
+    a["export_csv"].triggered.connect(w.files.export_csv)
+    a["export_png"].triggered.connect(w.files.export_png)
     a["quit"].triggered.connect(w.close)
     a["train"].triggered.connect(w.train_new)
     a["continue"].triggered.connect(w.continue_training)
@@ -297,7 +297,7 @@ def connect_actions(w: Any) -> None:
     a["generate"].triggered.connect(w.gen.request)
     a["stop_generate"].triggered.connect(c.cancel_generation)
     a["copy_text"].triggered.connect(w.gen.copy_all)
-    a["save_text"].triggered.connect(w.save_generated)
+    a["save_text"].triggered.connect(w.files.save_generated)
     a["log_scale"].toggled.connect(w.plot.set_log_scale)
     a["x_chars"].toggled.connect(lambda on: w._x_action_toggled("chars", on))
     a["x_time"].toggled.connect(lambda on: w._x_action_toggled("time", on))
@@ -310,7 +310,7 @@ def connect_actions(w: Any) -> None:
     a["about_qt"].triggered.connect(QApplication.aboutQt)
     w.gen.generate_requested.connect(w.generate)
     w.gen.cancel_requested.connect(c.cancel_generation)
-    w.gen.save.clicked.connect(w.save_generated)
+    w.gen.save.clicked.connect(w.files.save_generated)
     w.form.changed.connect(w._estimate_timer.start)
     w.form.changed.connect(w._show_device)
 

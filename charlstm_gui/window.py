@@ -18,7 +18,6 @@ from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
-    QFileDialog,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -39,11 +38,9 @@ from .controller_files import continue_problem, model_text_candidates
 from .desktop import app_icon
 from .dialogs import (
     ask_encoding,
-    existing_folder,
-    file_suggestion,
-    model_file_suggestion,
     show_error_report,
 )
+from .file_dialogs import FileDialogs
 from .generate_panel import GeneratePanel
 from .generate_request import GenerateRequest
 from .inspect_view import InspectView
@@ -58,9 +55,6 @@ from .settings_form import SettingsForm
 from .status_bar import StatusBar
 from .sweep_dialog import SweepDialog, SweepSpec
 from .text_panel import TextPanel
-
-MODEL_FILTER = "CharLSTM models (*.npz);;All files (*)"
-TEXT_FILTER = "Text files (*.txt *.md *.py *.c *.h *.js *.html *.tex *.csv);;All files (*)"
 
 
 def signal_name(signum: int) -> str:
@@ -83,6 +77,7 @@ class MainWindow(QMainWindow):
         self.ctl = controller or Controller(self)
         self.settings = QSettings()
         self.recent = RecentFiles(self.settings)
+        self.files = FileDialogs(self, self.settings)
         tooltips.install(QApplication.instance())  # every long tooltip is shown wrapped
         self.last_message: tuple[str, str] | None = None
         self._closing = False
@@ -210,57 +205,17 @@ class MainWindow(QMainWindow):
         }.get(answer, "cancel")
 
     def ask_save_path(self) -> str | None:
-        corpus = self.ctl.corpus
-        start = model_file_suggestion(
-            self.ctl.model_path,
-            self.settings.value("paths/last_model_dir", "", type=str),
-            corpus.path if corpus is not None else None,
-            corpus.name if corpus is not None and corpus.path else None,
-        )
-        path, _ = QFileDialog.getSaveFileName(self, "Save model", start, MODEL_FILTER)
-        if not path:
-            return None
-        self.settings.setValue("paths/last_model_dir", str(Path(path).parent))
-        if path.lower().endswith(".npz") or os.path.lexists(path):
-            return path  # an existing name is taken as it is (Save checks what it is)
-        return path + ".npz"
-
-    def _export_suggestion(self, ending: str, plain: str) -> str:
-        """Where an export or a saved sample is offered: named after the text, in the folder
-        last used for exports (else the text's folder, else home)."""
-        corpus = self.ctl.corpus
-        return file_suggestion(
-            self.settings.value("paths/last_export_dir", "", type=str),
-            corpus.path if corpus is not None else None,
-            corpus.name if corpus is not None and corpus.path else None,
-            ending,
-            plain,
-        )
+        """Where to save the model, or None (tests replace this method)."""
+        return self.files.save_model_path()
 
     def ask_encoding(self, path: str, message: str) -> str | None:
         return ask_encoding(self, path, message)
 
     # ---------------------------------------------------------------- user intents
-    def open_text_dialog(self) -> None:
-        start = existing_folder(self.settings.value("paths/last_text_dir", "", type=str))
-        path, _ = QFileDialog.getOpenFileName(self, "Open text", start, TEXT_FILTER)
-        if path:
-            self.open_text(path)
-
     def open_text(self, path: str, encoding: str | None = None) -> None:
         if storable(path):
             self.settings.setValue("paths/last_text_dir", str(Path(path).parent))
         self.ctl.open_text(path, encoding)
-
-    def open_model_dialog(self) -> None:
-        corpus = self.ctl.corpus
-        start = existing_folder(
-            self.settings.value("paths/last_model_dir", "", type=str),
-            os.path.dirname(corpus.path) if corpus is not None and corpus.path else None,
-        )
-        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, MODEL_FILTER)
-        if path:
-            self.open_model(path)
 
     def open_model(self, path: str) -> None:
         if self.ctl.dirty and not self.resolve_unsaved("opening another model"):
@@ -386,50 +341,6 @@ class MainWindow(QMainWindow):
         self._gen_prime = request.prime
         self.ctl.generate(request)
         self.render_state()
-
-    def save_generated(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Save generated text",
-            self._export_suggestion("-generated.txt", "generated"),
-            "Text files (*.txt);;All files (*)",
-        )
-        if not path:
-            return
-        self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
-        try:
-            Path(path).write_text(self.gen.text(), encoding="utf-8")
-        except OSError as exc:
-            self.show_message("Not saved", f"Cannot write {path}: {exc.strerror}.")
-            return
-        self.statusBar().showMessage(f"Saved the generated text to {path}", 5000)
-
-    def export_csv(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export loss as CSV",
-            self._export_suggestion("-loss.csv", "loss"),
-            "CSV files (*.csv)",
-        )
-        if path:
-            self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
-        if path:
-            try:
-                self.ctl.history.write_csv(path, self.plot.smoothed())
-            except OSError as exc:
-                self.show_message("Not exported", f"Cannot write {path}: {exc.strerror}.")
-
-    def export_png(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export plot as PNG",
-            self._export_suggestion("-loss.png", "loss"),
-            "PNG images (*.png)",
-        )
-        if path:
-            self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
-        if path and not self.plot.save_png(path):
-            self.show_message("Not exported", f"Cannot write the image {path}.")
 
     # ---------------------------------------------------------------- drag and drop
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)

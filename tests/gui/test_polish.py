@@ -109,7 +109,7 @@ def test_save_dialog_suggests_the_text_name_and_remembers_the_folder(
     monkeypatch.setattr(
         QFileDialog, "getOpenFileName", lambda p, c, start, f: opened.append(start) or ("", f)
     )
-    w2.open_model_dialog()
+    w2.files.open_model()
     assert opened == [str(chosen.parent)]
     w2.ctl.shutdown()
 
@@ -125,11 +125,11 @@ def test_open_text_dialog_starts_in_the_last_text_folder_across_sessions(
     monkeypatch.setattr(
         QFileDialog, "getOpenFileName", lambda p, c, start, f: seen.append(start) or ("", f)
     )
-    w2.open_text_dialog()
+    w2.files.open_text()
     assert seen == [str(tmp_path)]
     QSettings().setValue("paths/last_text_dir", str(tmp_path / "gone"))
     w2.settings.sync()
-    w2.open_text_dialog()
+    w2.files.open_text()
     assert seen[1] == os.path.expanduser("~")  # a folder that no longer exists: home
     w2.ctl.shutdown()
 
@@ -216,9 +216,9 @@ def test_exports_are_named_after_the_text_and_remember_their_folder(
         return str(out / os.path.basename(start)), filters
 
     monkeypatch.setattr(QFileDialog, "getSaveFileName", fake_save)
-    window.export_csv()
+    window.files.export_csv()
     assert asked[0] == str(tmp_path / "faust-loss.csv")
-    window.export_png()
+    window.files.export_png()
     assert asked[1] == str(out / "faust-loss.png")  # the folder the CSV went to
     assert (out / "faust-loss.csv").exists()
 

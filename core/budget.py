@@ -15,8 +15,9 @@ the learning-rate schedule, so it is part of a checkpoint.
 
 from __future__ import annotations
 
-import math
 import time
+
+from .policy import steps_for_epochs  # the app and the CLI plan a resume with it too
 
 # A --minutes budget includes the final evaluation and save. Until one has been measured in this
 # session they are estimated: validation reads a character with a forward pass only, about a
@@ -42,7 +43,7 @@ class TimeBudgetMixin:
         if tc.steps is not None:
             return tc.steps
         if tc.epochs is not None:
-            return max(1, math.ceil(tc.epochs * self._batches_per_epoch))
+            return steps_for_epochs(tc.epochs, self._batches_per_epoch)
         if session_step_s is None or session_step_s <= 0:
             return max(self._step + tc.warmup_steps + 1, self._prev_total)
         remaining = tc.minutes * 60.0 - self._session_elapsed - self._finish_reserve_s()

@@ -22,6 +22,7 @@ import numpy as np
 from .config import ModelConfig, TrainConfig
 from .errors import ModelFileError
 from .modelfile import ModelFile, TrainState
+from .policy import same_text
 
 # the per-step and per-evaluation series of a model's life, and their dtypes in a checkpoint
 HISTORY_DTYPES = {
@@ -57,7 +58,7 @@ def is_exact_continuation(
     st: TrainState, corpus_sha256: str, model_config: ModelConfig, tc: TrainConfig
 ) -> bool:
     """Whether a run with ``tc`` on the text ``corpus_sha256`` continues ``st``'s streams."""
-    same_text = st.corpus.get("sha256") == corpus_sha256
+    text = same_text(st.corpus, corpus_sha256)
     same_shape = st.h.shape == (model_config.num_layers, tc.batch_size, model_config.hidden_size)
     same_batching = (
         st.config.batch_size,
@@ -65,7 +66,7 @@ def is_exact_continuation(
         st.config.val_fraction,
         st.config.val_split,
     ) == (tc.batch_size, tc.seq_len, tc.val_fraction, tc.val_split)
-    return same_text and same_shape and same_batching and tc.seed == st.config.seed
+    return text and same_shape and same_batching and tc.seed == st.config.seed
 
 
 def stream_position(st: TrainState, batches_per_epoch: int) -> tuple[int, int]:

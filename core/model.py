@@ -16,7 +16,8 @@ Parameters use PyTorch's names and layouts (see ``param_shapes``), so a model fi
 ``torch.nn.LSTM(V, H, L, batch_first=True)`` + ``torch.nn.Linear(H, V)``. For speed the passes
 work on a *prepared* copy (``Prepared``): gates reordered to o, i, f, g, rows pre-scaled so that
 a single ``exp`` over all four gates gives σ and tanh, and the two biases summed. Arrays inside
-the passes are time-major (see ``Prepared`` for the layouts and why).
+the passes are time-major (see ``Prepared`` for the layouts and why). The one-character passes
+(``Prepared.step``, for sampling, and ``Prepared.trace``, for inspection) are in core.inference.
 
 Logits have one layout everywhere: time before batch, the vocabulary last. ``Prepared.forward``
 returns (T, B, V), ``Prepared.step`` one time step of it (B, V), ``Prepared.trace`` one stream
@@ -32,10 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import ModelConfig
+from .inference import InferenceMixin, State, gates
 from .parallel import batch_workers, map_slices, slices
 
 Params = dict[str, np.ndarray]
-State = tuple[np.ndarray, np.ndarray]  # (h, c), each (L, B, H)
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -106,7 +107,7 @@ class _Layer:
     cat_t: np.ndarray | None = None  # (2H, 4H) [W_ih | W_hh].T scaled, k > 0, made by step()
 
 
-class Prepared:
+class Prepared(InferenceMixin):
     """Weights laid out for fast passes. Build once per set of weights (once per training step).
 
     Gate pre-activations are scaled so that one ``exp`` serves all four gates: rows o, i, f hold
@@ -157,98 +158,6 @@ class Prepared:
         self.dec_w = params["decoder.weight"]  # (V, H)
         self.dec_b = params["decoder.bias"]  # (V,)
         self._w0T: np.ndarray | None = None  # (V, 4H) copy of w0, made by the first step()
-
-    # ---------------------------------------------------------------- inference
-
-    def step(self, ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        """One character per stream. ids (B,) → logits (B, V) and the next state (new arrays).
-
-        Memory-bound at B = 1 (each step reads every weight once): one product per layer, with
-        layer 0's one-hot input a gathered row of a contiguous (V, 4H) copy of W_ih.
-        """
-        h0, c0 = state  # (L, B, H)
-        H = self.cfg.hidden_size
-        hs, cs = np.empty_like(h0), np.empty_like(c0)
-        x = None  # (B, H)
-        with np.errstate(over="ignore"):
-            for k, lay in enumerate(self.layers):
-                if k == 0:
-                    if self._w0T is None:  # rows gather fastest at B = 1: a contiguous copy
-                        self._w0T = np.ascontiguousarray(self.w0.T)
-                    z = self._w0T[ids]  # (B, 4H), bias included
-                    z += h0[0] @ lay.w.T
-                else:  # one product on [x, h] reads the weights once, in one call
-                    if lay.cat_t is None:
-                        lay.cat_t = np.concatenate([lay.wx, lay.w], axis=1).T
-                    z = np.concatenate([x, h0[k]], axis=1) @ lay.cat_t
-                    z += lay.b[:, 0]
-                np.exp(z, out=z)
-                z += 1.0
-                np.reciprocal(z, out=z)
-                g = z[:, 3 * H :]
-                g *= 2.0
-                g -= 1.0
-                # at B = 1 the cost is per call, not per element: np.tanh is one call
-                c = np.multiply(z[:, 2 * H : 3 * H], c0[k], out=cs[k])
-                c += z[:, H : 2 * H] * g
-                x = np.tanh(c, out=hs[k])
-                x *= z[:, :H]
-        logits = x @ self.dec_w.T
-        logits += self.dec_b
-        return logits, (hs, cs)
-
-    def trace(
-        self, ids: np.ndarray, state: State
-    ) -> tuple[np.ndarray, State, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-        """One stream read for introspection, recording every activation (no dropout).
-
-        ids (T,) → logits (T, V), the final state (each (L, 1, H)) and per layer ``(h, c, z)``:
-        h (T, H) and c (T, H) after each character, z (T, 4H) the gate activations in the
-        internal order o, i, f, g (σ for o, i, f; tanh for g).
-
-        Layer by layer over the whole stream, like ``forward``, so that one layer's W_hh stays
-        in cache through its T steps and layers k > 0 get their input projection as one
-        (T, H) @ (H, 4H) product; but each step is a matrix-vector product on 1-D rows, which
-        BLAS runs several times faster than ``forward``'s (4H, H) @ (H, 1) product at B = 1
-        (``benchmarks/bench_inspect.py``).
-        """
-        cfg = self.cfg
-        H = cfg.hidden_size
-        T = len(ids)
-        dtype = np.dtype(cfg.dtype)
-        h0, c0 = state
-        h_last, c_last = np.empty_like(h0), np.empty_like(c0)
-        if self._w0T is None:
-            self._w0T = np.ascontiguousarray(self.w0.T)
-        layers = []
-        x = None  # (T, H) the layer below's outputs
-        with np.errstate(over="ignore"):
-            for k, lay in enumerate(self.layers):
-                if k == 0:
-                    GX = self._w0T[ids]  # (T, 4H), bias included
-                else:
-                    GX = x @ lay.wx.T
-                    GX += lay.b[:, 0]
-                wT = lay.w.T  # (H, 4H) view: h @ wT is one matrix-vector product
-                Z = np.empty((T, 4 * H), dtype)
-                hs = np.empty((T, H), dtype)
-                cs = np.empty((T, H), dtype)
-                h, c = h0[k, 0], c0[k, 0]
-                for t in range(T):
-                    z = Z[t]
-                    np.matmul(h, wT, out=z)
-                    z += GX[t]
-                    _gates(z, H)
-                    c = np.multiply(z[2 * H : 3 * H], c, out=cs[t])  # f ⊙ c_{t-1}
-                    c += z[H : 2 * H] * z[3 * H :]  # + i ⊙ g
-                    h = np.tanh(c, out=hs[t])
-                    h *= z[:H]  # h = o ⊙ tanh(c)
-                h_last[k, 0], c_last[k, 0] = h, c
-                layers.append((hs, cs, Z))
-                x = hs
-        logits = x @ self.dec_w.T
-        logits += self.dec_b
-        return logits, (h_last, c_last), layers
 
     # ---------------------------------------------------------------- training passes
 
@@ -306,7 +215,7 @@ class Prepared:
                     z = G[t]
                     np.matmul(lay.w, XH[t].T, out=z)
                     z += GX[:, t]
-                    _gates(z, H)
+                    gates(z, H)
                     c = Cs[t + 1]
                     np.multiply(z[f], Cs[t], out=c)  # f ⊙ c_{t-1}
                     np.multiply(z[i], z[g], out=tmp)  # i ⊙ g
@@ -427,16 +336,6 @@ def _scatter_rows(ids: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
     for a, b in zip(bounds[:-1], bounds[1:], strict=True):
         np.sum(sorted_rows[a:b], axis=0, out=out[sorted_ids[a]])
     return out
-
-
-def _gates(z: np.ndarray, H: int) -> None:
-    """In place: scaled pre-activations (4H, B) → o, i, f = σ(a) and g = tanh(a) (see Prepared)."""
-    np.exp(z, out=z)
-    z += 1.0
-    np.reciprocal(z, out=z)
-    g = z[3 * H :]
-    g *= 2.0
-    g -= 1.0
 
 
 def _tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -6,13 +6,11 @@ tabs docked below. Every action lives in ``self.actions``; its enablement follow
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
@@ -28,13 +26,12 @@ from PySide6.QtWidgets import (
 from core.backend import list_devices
 from core.data import display_path
 from core.errors import CharLSTMError, ConfigError
-from core.events import EvalEvent, RollbackEvent, SampleEvent, StepEvent
-from core.policy import same_text
 
-from . import autosaves, fmt, tooltips
+from . import fmt, tooltips
 from .actions import build_actions, build_menus, connect_actions, update_actions
 from .controller import Controller, State
-from .controller_files import continue_problem, model_text_candidates
+from .controller_files import model_text_candidates
+from .controller_view import ControllerView
 from .desktop import app_icon
 from .dialogs import (
     ask_encoding,
@@ -131,6 +128,7 @@ class MainWindow(QMainWindow):
         self.progress = self.status_bar.progress
         self._connect()
         self.runs = RunsView(self)
+        self.view = ControllerView(self)
         self.restore_settings()
         self.render_state()
         self._update_title()
@@ -144,18 +142,9 @@ class MainWindow(QMainWindow):
         connect_actions(self)
         c.state_changed.connect(self._on_state)
         c.busy_changed.connect(self._on_busy)
-        c.corpus_changed.connect(self._on_corpus)
         c.model_changed.connect(self._on_model)
-        c.model_opened.connect(self._on_model_opened)
-        c.history_reset.connect(self._on_history_reset)
-        c.train_events.connect(self._on_events)
-        c.run_finished.connect(self._on_run_finished)
-        c.blas_info.connect(self._on_blas)
         c.dirty_changed.connect(self._on_dirty)
-        c.saved.connect(self._on_saved)
-        c.autosaved.connect(self._on_autosaved)
         c.message.connect(self.show_message)
-        c.decode_failed.connect(self._on_decode_failed)
         c.internal_error.connect(self._on_internal_error)
         c.generation_started.connect(self._on_gen_started)
         c.generation_text.connect(self.gen.append)
@@ -400,119 +389,10 @@ class MainWindow(QMainWindow):
     def _on_busy(self, what: str) -> None:
         self.render_state()
 
-    @Slot(object)
-    def _on_corpus(self, corpus: Any) -> None:
-        if corpus.path:
-            self.recent.add("texts", corpus.path)
-        self.text_panel.show_corpus(corpus, self.form.values()["val_fraction"])
-        self.tabs.setCurrentWidget(self.text_panel)
-        self.statusBar().showMessage(
-            f"Loaded {corpus.name}: {corpus.n_chars:,} characters, {corpus.vocab.size} distinct",
-            5000,
-        )
-        model = self.ctl.model
-        if model is not None and model.train is not None:
-            fp = model.train.corpus or {}
-            problem = continue_problem(model, corpus)
-            if problem:  # Continue is off now; its tooltip says the same
-                self.statusBar().showMessage(problem, 15_000)
-            elif fp.get("sha256") and not same_text(fp, corpus.sha256):
-                self.statusBar().showMessage(
-                    f"Note: the opened model was trained on {fp.get('name', 'another text')}; "
-                    "continuing it trains on this text instead.",
-                    10_000,
-                )
-        self.render_state()
-        self._update_title()
-        self._estimate_timer.start()
-
     @Slot(object, str)
     def _on_model(self, model: Any, source: str) -> None:
         self.render_state()
         self._update_title()
-
-    @Slot(object, object)
-    def _on_model_opened(self, model: Any, path: str) -> None:
-        self.recent.add("models", path)
-        if model.train is not None:
-            self.form.set_from_configs(model.config, model.train.config)
-            self.status_bar.show_checkpoint(model.train)
-            fp = model.train.corpus or {}
-            corpus = self.ctl.corpus
-            if corpus is None or not same_text(fp, corpus.sha256):
-                text = (
-                    f"This checkpoint was trained on “{fp.get('name', '?')}” "
-                    f"({fmt.size(fp.get('size', 0))}). Open that text to continue training it "
-                    "exactly; another text works too if it uses only the model's characters. "
-                    "You can generate text right away."
-                )
-                found = self.model_text_candidates()
-                if found:
-                    self.offer_model_text(text, found[0])
-                else:
-                    self.show_message("Model opened", text)
-        self.plot.plot.enableAutoRange()
-        self.plot.refresh_now()
-        self._restore_samples(model)
-        self.statusBar().showMessage(f"Opened {display_path(path)}", 5000)
-        self.render_state()
-
-    def _restore_samples(self, model: Any) -> None:
-        """The Samples history kept in a checkpoint, each headed by the validation loss known
-        at its step (as during training)."""
-        self.samples.clear_samples()
-        t = model.train
-        if t is None or not getattr(t, "samples", ()):
-            return
-        val_step = np.asarray(t.history.get("val_step", ()), dtype=np.int64)
-        val_loss = np.asarray(t.history.get("val_loss", ()), dtype=np.float64)
-        for step, text in t.samples:
-            i = int(np.searchsorted(val_step, step, side="right")) - 1
-            val = float(val_loss[i]) if i >= 0 else None
-            self.samples.add_sample(step, val, t.config.sample_temperature, text)
-
-    @Slot()
-    def _on_history_reset(self) -> None:
-        """A new run or another model: nothing of the previous one stays on show."""
-        self.status_bar.clear_run()
-        self.plot.plot.enableAutoRange()
-        self.plot.refresh_now()
-        self.runs.overlay(self.runs_panel.model.checked)  # the live curve is another run's now
-
-    @Slot(object)
-    def _on_events(self, batch: tuple) -> None:
-        """At most ~30 batches a second arrive; only the newest values are shown."""
-        last_step = None
-        for ev in batch:
-            if isinstance(ev, StepEvent):
-                last_step = ev
-            elif isinstance(ev, SampleEvent):
-                self.samples.add_sample(ev.step, ev.val_loss, ev.temperature, ev.text)
-            elif isinstance(ev, EvalEvent):
-                self.status_bar.set_best(ev.best_val_loss)
-            elif isinstance(ev, RollbackEvent):  # marked on the plot too (LossPlot)
-                self.status_bar.set_best(self.ctl.best_val)
-                self.statusBar().showMessage(
-                    f"Training blew up at step {ev.from_step:,} and healed itself: "
-                    f"{ev.describe()}.",
-                    15000,
-                )
-        if last_step is not None:
-            self.status_bar.show_step(last_step, self.ctl.eta_seconds(last_step))
-
-    @Slot(object)
-    def _on_run_finished(self, summary: Any) -> None:
-        """Say that a run ended, and ask for attention when the window is in the background."""
-        best = ""
-        if summary.best_val_loss is not None:
-            best = f", best validation loss {fmt.loss(summary.best_val_loss)}"
-        verb = "finished" if summary.reason == "completed" else "stopped"
-        self.statusBar().showMessage(
-            f"Training {verb} at step {summary.steps:,} after {fmt.duration(summary.elapsed_s)}"
-            f"{best}."
-        )
-        if not self.isActiveWindow():
-            self.alert()
 
     def alert(self) -> None:
         """Flash the taskbar entry until the window is activated (tests replace this)."""
@@ -525,40 +405,9 @@ class MainWindow(QMainWindow):
             self._help = HelpWindow(self)
         self._help.show_guide()
 
-    @Slot(str)
-    def _on_blas(self, text: str) -> None:
-        self.status_bar.set_speed_note(text)
-        self.statusBar().showMessage(text, 8000)
-
     @Slot(bool)
     def _on_dirty(self, dirty: bool) -> None:
         self._update_title()
-
-    @Slot(object)
-    def _on_saved(self, path: str) -> None:
-        self.recent.add("models", path)
-        where = display_path(path)
-        if os.path.islink(path):  # saved through the link, which stays a link
-            where = f"{display_path(os.path.realpath(path))} (through the link {where})"
-        self.statusBar().showMessage(f"Saved the model to {where}", 5000)
-        self.render_state()
-        self._update_title()
-
-    @Slot(object)
-    def _on_autosaved(self, path: str) -> None:
-        self.statusBar().showMessage(f"Checkpoint autosaved to {display_path(path)}", 5000)
-        keep = int(self.form.values()["autosave_keep"])
-        autosaves.prune(Path(path).parent, keep, protect=(path, self.ctl.model_path))
-        self.form.show_autosave_size()
-
-    @Slot(object, str)
-    def _on_decode_failed(self, path: str, message: str) -> None:
-        if not path:
-            self.show_message("Not UTF-8 text", message)
-            return
-        encoding = self.ask_encoding(path, message)
-        if encoding:
-            self.open_text(path, encoding)
 
     @Slot(str)
     def _on_internal_error(self, tb: str) -> None:

@@ -6,12 +6,10 @@ tabs docked below. Every action lives in ``self.actions``; its enablement follow
 
 from __future__ import annotations
 
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer, Slot
+from PySide6.QtCore import QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -25,9 +23,9 @@ from PySide6.QtWidgets import (
 
 from core.backend import list_devices
 from core.data import display_path
-from core.errors import CharLSTMError, ConfigError
+from core.errors import ConfigError
 
-from . import fmt, tooltips
+from . import fmt, session, tooltips
 from .actions import build_actions, build_menus, connect_actions, update_actions
 from .controller import Controller, State
 from .controller_files import model_text_candidates
@@ -52,18 +50,6 @@ from .settings_form import SettingsForm
 from .status_bar import StatusBar
 from .sweep_dialog import SweepDialog, SweepSpec
 from .text_panel import TextPanel
-
-
-def signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-def default_autosave_dir() -> str:
-    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return str(Path(base or Path.home() / ".charlstm") / "autosave")
 
 
 class MainWindow(QMainWindow):
@@ -260,31 +246,8 @@ class MainWindow(QMainWindow):
             self.ctl.save_model(path)
 
     def resolve_unsaved(self, context: str) -> bool:
-        """Ask about unsaved training; True when the caller may go on."""
-        answer = self.ask_unsaved(context)
-        if answer == "cancel":
-            return False
-        if answer == "save":
-            path = self.ctl.model_path or self.ask_save_path()
-            if not path:
-                return False
-            return self._save_before(path)
-        return True
-
-    def _save_before(self, path: str) -> bool:
-        """Save the current model now, before another replaces it; False (and a message) when
-        the save failed, so that the caller stops instead of losing the model."""
-        if self.ctl.training:
-            self.ctl.save_model(path)  # a snapshot between two steps, in the background
-            return True
-        if self.ctl.model is None:
-            return True
-        try:
-            self.ctl.save_now(path)
-        except (CharLSTMError, OSError) as exc:
-            self.show_message("The model was not saved", str(exc))
-            return False
-        return True
+        """Ask about unsaved training before ``context``; True when the caller may go on."""
+        return session.resolve_unsaved(self, context)
 
     def checked_configs(self) -> tuple[Any, Any] | None:
         corpus = self.ctl.corpus
@@ -485,94 +448,17 @@ class MainWindow(QMainWindow):
         self.setWindowModified(self.ctl.dirty)
 
     def restore_settings(self) -> None:
-        s = self.settings
-        geometry = s.value("window/geometry", QByteArray(), type=QByteArray)
-        if not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        state = s.value("window/state", QByteArray(), type=QByteArray)
-        if not state.isEmpty():
-            self.restoreState(state)
-        self.form.restore_settings(s, default_autosave_dir())
-        self.plot.smoothing.setValue(s.value("plot/smoothing", 900, type=int))
-        self.plot.set_log_scale(s.value("plot/log_scale", False, type=bool))
-        self.plot.set_x_axis(s.value("plot/x_axis", "step", type=str))
-        self.tabs.setCurrentIndex(s.value("window/tab", 0, type=int))
-        references = s.value("plot/references", True, type=bool)
-        self.actions["reference_lines"].setChecked(references)
-        self.plot.show_references(references)
-        self.inspect.restore_settings(s)
+        session.restore_settings(self)
 
     def save_settings(self) -> None:
-        s = self.settings
-        s.setValue("window/geometry", self.saveGeometry())
-        s.setValue("window/state", self.saveState())
-        s.setValue("window/tab", self.tabs.currentIndex())
-        s.setValue("plot/smoothing", self.plot.smoothing.value())
-        s.setValue("plot/log_scale", self.plot.log_box.isChecked())
-        s.setValue("plot/x_axis", self.plot.x_axis)
-        s.setValue("plot/references", self.actions["reference_lines"].isChecked())
-        self.inspect.save_settings(s)
-        self.form.save_settings(s)
-        s.sync()
+        session.save_settings(self)
 
     def save_and_quit(self, signum: int) -> None:
-        """The system asks the app to quit (SIGTERM at logout, SIGHUP, SIGINT): no question can
-        be answered, so unsaved training is saved to an autosave file (said on stderr), then the
-        app quits with status 128 + ``signum``, as a program ended by that signal."""
-        if self._closing:
-            return
-        self._closing = True
-        name = signal_name(signum)
-        unsaved = self.ctl.dirty or (self.ctl.training and self.ctl.last_step is not None)
-        self.save_settings()
-        self.plot.timer.stop()
-        self._estimate_timer.stop()
-        self.ctl.shutdown(keep_locks=True)
-        if unsaved and self.ctl.model is not None:
-            folder = self.form.values()["autosave_dir"] or default_autosave_dir()
-            try:
-                Path(folder).mkdir(parents=True, exist_ok=True)
-                path = self.ctl.save_now(self.ctl.unsaved_autosave_path(folder))
-                said = f"saved the unsaved model to {display_path(path)}"
-            except (CharLSTMError, OSError) as exc:
-                said = f"the unsaved model was NOT saved: {exc}"
-        else:
-            said = "nothing unsaved; quitting"
-        print(f"charlstm-gui: {name}: {said}", file=sys.stderr, flush=True)
-        self.ctl.release_locks()
-        self.close()
-        QApplication.exit(128 + signum)
+        """Quit on a signal, keeping unsaved training in an autosave file (see session.py)."""
+        session.save_and_quit(self, signum)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
-        if self._closing:
+        if session.may_close(self):
             event.accept()
-            return
-        save_to = None
-        if self.ctl.dirty or (self.ctl.training and self.ctl.last_step is not None):
-            answer = self.ask_unsaved("closing")
-            if answer == "cancel":
-                event.ignore()
-                return
-            if answer == "save":
-                save_to = self.ctl.model_path or self.ask_save_path()
-                if not save_to:
-                    event.ignore()
-                    return
-        self._closing = True
-        self.save_settings()
-        self.statusBar().showMessage("Stopping…")
-        self.plot.timer.stop()
-        self._estimate_timer.stop()
-        self.ctl.shutdown(keep_locks=True)
-        if save_to and self.ctl.model is not None:
-            try:
-                self.ctl.save_now(save_to)
-            except (CharLSTMError, OSError) as exc:
-                self._closing = False
-                self.show_message("The model was not saved", str(exc))
-                event.ignore()
-                return
-            finally:
-                self.ctl.release_locks()
-        self.ctl.release_locks()
-        event.accept()
+        else:
+            event.ignore()

@@ -5,7 +5,8 @@ window forwards user intents to it and renders what its signals say; the tests d
 a window (``tests/gui/test_controller_logic.py``). Worker signals are connected only to
 ``@Slot`` methods of this object (GUI thread).
 
-It is one object made of four parts: this module (the states, training, background tasks),
+It is one object made of five parts: this module (the states and training),
+``controller_tasks.py`` (worker threads, background tasks with callbacks),
 ``controller_files.py`` (texts, model files, saving and locks), ``controller_generate.py``
 (sampling) and ``controller_runs.py`` (the run store and sweeps).
 """
@@ -13,7 +14,6 @@ It is one object made of four parts: this module (the states, training, backgrou
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
@@ -31,10 +31,11 @@ from core.events import CheckpointEvent, EvalEvent, RollbackEvent, StepEvent
 from .controller_files import FilesMixin
 from .controller_generate import GenerateMixin
 from .controller_runs import RunsMixin, SweepRun, SweepState
+from .controller_tasks import TasksMixin
 from .generate_request import GenerateRequest
 from .history import LossHistory
 from .state import State
-from .worker import EVAL_SNAPSHOT, TaskWorker, TrainWorker
+from .worker import EVAL_SNAPSHOT, TrainWorker
 
 __all__ = ["Controller", "State", "SweepRun", "SweepState", "max_train_threads"]
 
@@ -56,7 +57,7 @@ def max_train_threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-class Controller(FilesMixin, GenerateMixin, RunsMixin, QObject):
+class Controller(TasksMixin, FilesMixin, GenerateMixin, RunsMixin, QObject):
     state_changed = Signal(object)  # State
     busy_changed = Signal(str)  # what is loading or saving, "" when nothing
     corpus_changed = Signal(object)  # core.data.Corpus
@@ -142,43 +143,6 @@ class Controller(FilesMixin, GenerateMixin, RunsMixin, QObject):
             self.dirty = dirty
             self.dirty_changed.emit(dirty)
 
-    def _launch(self, worker: QObject) -> QThread:
-        """Move ``worker`` to a new QThread (all its signals already connected) and start it."""
-        if self._shut_down:
-            raise RuntimeError("The controller is shut down; no new work can start.")
-        thread = QThread()
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
-        thread.finished.connect(self._on_thread_finished)
-        self._threads[thread] = worker
-        thread.start()
-        return thread
-
-    @Slot()
-    def _on_thread_finished(self) -> None:
-        thread = self.sender()
-        if isinstance(thread, QThread):
-            self._ending.append(thread)
-        self._reap()
-
-    @Slot()
-    def _reap(self) -> None:
-        """Drop threads that have really ended (``finished`` comes just before the end), and with
-        them their workers: both are then deleted from this thread, when no event can reach them
-        (no ``deleteLater`` inside the dying thread, which crashed PySide6 now and then).
-
-        Never a blocking wait here: the GUI thread polls until ``isFinished()`` instead.
-        """
-        still = []
-        for thread in self._ending:
-            if thread.isFinished():
-                self._threads.pop(thread, None)
-            else:
-                still.append(thread)
-        self._ending = still
-        if still:
-            QTimer.singleShot(5, self._reap)
-
     def eta_seconds(self, ev: StepEvent) -> float | None:
         """Seconds the running run has left after step event ``ev`` at its recent speed (None
         when unknown), by the rule the command line's progress line uses too."""
@@ -207,42 +171,6 @@ class Controller(FilesMixin, GenerateMixin, RunsMixin, QObject):
         """BLAS threads a run starts on: this session's measured choice, else the count the
         trainer's chooser tries first (the settings check times steps on it too)."""
         return self.blas_threads or max_train_threads()
-
-    def run_task(
-        self,
-        fn: Callable[[], Any],
-        done: Callable[[Any], None],
-        *,
-        failed: Callable[[Exception, str], None] | None = None,
-    ) -> None:
-        """Run ``fn`` off the GUI thread, then ``done(result)`` on it; when ``fn`` raises,
-        ``failed(exception, traceback text)``, by default: the engine's message under
-        "Problem", anything else as a bug (an error report)."""
-        if self._shut_down:
-            return
-        worker = TaskWorker(fn)
-        worker.on_done, worker.on_failed = done, failed or self._task_failed
-        worker.done.connect(self._on_task_done)
-        worker.failed.connect(self._on_task_failed)
-        self._launch(worker)
-
-    @Slot(object)
-    def _on_task_done(self, result: Any) -> None:
-        worker = self.sender()
-        if isinstance(worker, TaskWorker):
-            worker.on_done(result)
-
-    @Slot(object, str)
-    def _on_task_failed(self, exc: Exception, tb: str) -> None:
-        worker = self.sender()
-        if isinstance(worker, TaskWorker):
-            worker.on_failed(exc, tb)
-
-    def _task_failed(self, exc: Exception, tb: str) -> None:
-        if isinstance(exc, CharLSTMError):
-            self.message.emit("Problem", str(exc))
-        else:
-            self.internal_error.emit(tb)
 
     # ---------------------------------------------------------------- training
     def start_training(

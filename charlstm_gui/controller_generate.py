@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from PySide6.QtCore import Slot
+
 from core.errors import CharLSTMError
 
 from .generate_request import GenerateRequest
@@ -83,15 +85,18 @@ class GenerateMixin:
         if self._stream_worker is not None:
             self._stream_worker.cancel()
 
+    @Slot(str)
     def _on_stream_text(self, text: str) -> None:
         self.generation_text.emit(text)
 
+    @Slot(object, str)
     def _on_stream_failed(self, exc: Exception, tb: str) -> None:
         if isinstance(exc, CharLSTMError):
             self.message.emit("Cannot generate", str(exc))
         else:
             self.internal_error.emit(tb)
 
+    @Slot(bool)
     def _on_stream_finished(self, completed: bool) -> None:
         self._stream_worker = None
         self.generation_finished.emit(completed)

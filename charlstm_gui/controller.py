@@ -8,7 +8,8 @@ a window (``tests/gui/test_controller_logic.py``). Worker signals are connected 
 It is one object made of five parts: this module (the states and training),
 ``controller_tasks.py`` (worker threads, background tasks with callbacks),
 ``controller_files.py`` (texts, model files, saving and locks), ``controller_generate.py``
-(sampling) and ``controller_runs.py`` (the run store and sweeps).
+(sampling), ``controller_plan.py`` (trainability, ETA) and ``controller_runs.py`` (the run store
+and sweeps). Slots that receive a worker's signals stay in this class.
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ from core.events import CheckpointEvent, EvalEvent, RollbackEvent, StepEvent
 
 from .controller_files import FilesMixin
 from .controller_generate import GenerateMixin
+from .controller_plan import PlanMixin
 from .controller_runs import RunsMixin, SweepRun, SweepState
 from .controller_tasks import TasksMixin
 from .generate_request import GenerateRequest
 from .history import LossHistory
 from .state import State
-from .worker import EVAL_SNAPSHOT, TrainWorker
+from .worker import EVAL_SNAPSHOT, TaskWorker, TrainWorker
 
 __all__ = ["Controller", "State", "SweepRun", "SweepState", "max_train_threads"]
 
@@ -57,7 +59,7 @@ def max_train_threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-class Controller(TasksMixin, FilesMixin, GenerateMixin, RunsMixin, QObject):
+class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QObject):
     state_changed = Signal(object)  # State
     busy_changed = Signal(str)  # what is loading or saving, "" when nothing
     corpus_changed = Signal(object)  # core.data.Corpus
@@ -143,29 +145,59 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, RunsMixin, QObject):
             self.dirty = dirty
             self.dirty_changed.emit(dirty)
 
-    def eta_seconds(self, ev: StepEvent) -> float | None:
-        """Seconds the running run has left after step event ``ev`` at its recent speed (None
-        when unknown), by the rule the command line's progress line uses too."""
-        from core.policy import eta_seconds
+    # ---------------------------------------------------------------- worker threads
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        thread = self.sender()
+        if isinstance(thread, QThread):
+            self._ending.append(thread)
+        self._reap()
 
-        cfg = self.train_config
-        if cfg is None:
-            return None
-        return eta_seconds(ev.step, ev.total_steps, ev.chars_per_sec, cfg.batch_size * cfg.seq_len)
+    @Slot()
+    def _reap(self) -> None:
+        """Drop threads that have really ended (``finished`` comes just before the end), and with
+        them their workers: both are then deleted from this thread, when no event can reach them
+        (no ``deleteLater`` inside the dying thread, which crashed PySide6 now and then).
 
-    def trainable_problem(self, train_config: TrainConfig) -> str:
-        """Why a run of ``train_config`` cannot start on the loaded text ("" when it can):
-        no text, or a text too short for one batch of training and one of validation."""
-        from core import data
+        Never a blocking wait here: the GUI thread polls until ``isFinished()`` instead.
+        """
+        still = []
+        for thread in self._ending:
+            if thread.isFinished():
+                self._threads.pop(thread, None)
+            else:
+                still.append(thread)
+        self._ending = still
+        if still:
+            QTimer.singleShot(5, self._reap)
 
-        if self.corpus is None:
-            return "Open a text file (or use the built-in text) first."
-        tc = train_config
-        try:
-            data.check_trainable(self.corpus, tc.batch_size, tc.seq_len, tc.val_fraction)
-        except CharLSTMError as exc:
-            return str(exc)
-        return ""
+    @Slot(object)
+    def _on_task_done(self, result: Any) -> None:
+        worker = self.sender()
+        if isinstance(worker, TaskWorker):
+            worker.on_done(result)
+
+    @Slot(object, str)
+    def _on_task_failed(self, exc: Exception, tb: str) -> None:
+        worker = self.sender()
+        if isinstance(worker, TaskWorker):
+            worker.on_failed(exc, tb)
+
+    @Slot(str)
+    def _on_stream_text(self, text: str) -> None:
+        self.generation_text.emit(text)
+
+    @Slot(object, str)
+    def _on_stream_failed(self, exc: Exception, tb: str) -> None:
+        if isinstance(exc, CharLSTMError):
+            self.message.emit("Cannot generate", str(exc))
+        else:
+            self.internal_error.emit(tb)
+
+    @Slot(bool)
+    def _on_stream_finished(self, completed: bool) -> None:
+        self._stream_worker = None
+        self.generation_finished.emit(completed)
 
     def training_threads(self) -> int:
         """BLAS threads a run starts on: this session's measured choice, else the count the

@@ -10,10 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Slot
-
-from core.errors import CharLSTMError
-
 from .generate_request import GenerateRequest
 from .state import State
 from .worker import StreamWorker
@@ -22,7 +18,8 @@ from .worker import StreamWorker
 class GenerateMixin:
     """Sampling from the current model or the one being trained (a part of ``Controller``)."""
 
-    # what the mixin uses of Controller (declared there)
+    # what the mixin uses of Controller (declared there, with the slots that receive the
+    # stream worker's signals: a queued call reaches a slot of the QObject subclass itself)
     message: Any
     internal_error: Any
     generation_started: Any
@@ -84,19 +81,3 @@ class GenerateMixin:
             self.generation_finished.emit(False)
         if self._stream_worker is not None:
             self._stream_worker.cancel()
-
-    @Slot(str)
-    def _on_stream_text(self, text: str) -> None:
-        self.generation_text.emit(text)
-
-    @Slot(object, str)
-    def _on_stream_failed(self, exc: Exception, tb: str) -> None:
-        if isinstance(exc, CharLSTMError):
-            self.message.emit("Cannot generate", str(exc))
-        else:
-            self.internal_error.emit(tb)
-
-    @Slot(bool)
-    def _on_stream_finished(self, completed: bool) -> None:
-        self._stream_worker = None
-        self.generation_finished.emit(completed)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, QTimer, Slot
+from PySide6.QtCore import QObject, QThread
 
 from core.errors import CharLSTMError
 
@@ -21,7 +21,8 @@ from .worker import TaskWorker
 class TasksMixin:
     """Worker threads and one-shot background tasks (a part of ``Controller``)."""
 
-    # what the mixin uses of Controller (declared there)
+    # what the mixin uses of Controller (declared there, with the slots that receive the
+    # workers' signals: a queued call reaches a slot of the QObject subclass itself)
     message: Any
     internal_error: Any
     sender: Callable[[], Any]
@@ -41,31 +42,6 @@ class TasksMixin:
         thread.start()
         return thread
 
-    @Slot()
-    def _on_thread_finished(self) -> None:
-        thread = self.sender()
-        if isinstance(thread, QThread):
-            self._ending.append(thread)
-        self._reap()
-
-    @Slot()
-    def _reap(self) -> None:
-        """Drop threads that have really ended (``finished`` comes just before the end), and with
-        them their workers: both are then deleted from this thread, when no event can reach them
-        (no ``deleteLater`` inside the dying thread, which crashed PySide6 now and then).
-
-        Never a blocking wait here: the GUI thread polls until ``isFinished()`` instead.
-        """
-        still = []
-        for thread in self._ending:
-            if thread.isFinished():
-                self._threads.pop(thread, None)
-            else:
-                still.append(thread)
-        self._ending = still
-        if still:
-            QTimer.singleShot(5, self._reap)
-
     def run_task(
         self,
         fn: Callable[[], Any],
@@ -83,18 +59,6 @@ class TasksMixin:
         worker.done.connect(self._on_task_done)
         worker.failed.connect(self._on_task_failed)
         self._launch(worker)
-
-    @Slot(object)
-    def _on_task_done(self, result: Any) -> None:
-        worker = self.sender()
-        if isinstance(worker, TaskWorker):
-            worker.on_done(result)
-
-    @Slot(object, str)
-    def _on_task_failed(self, exc: Exception, tb: str) -> None:
-        worker = self.sender()
-        if isinstance(worker, TaskWorker):
-            worker.on_failed(exc, tb)
 
     def _task_failed(self, exc: Exception, tb: str) -> None:
         if isinstance(exc, CharLSTMError):

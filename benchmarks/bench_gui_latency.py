@@ -35,8 +35,8 @@ from PySide6.QtCore import (  # noqa: E402
 )
 
 from charlstm_gui.app import create_app  # noqa: E402
+from core.builtin_text import builtin_corpus  # noqa: E402
 from core.config import ModelConfig, TrainConfig  # noqa: E402
-from core.data import builtin_corpus  # noqa: E402
 from core.events import StepEvent  # noqa: E402
 from core.trainer import Trainer  # noqa: E402
 

@@ -1,14 +1,24 @@
-"""Every QAction of the window, built once with mnemonic, shortcut, status tip and icon.
+"""Every QAction of the window, built once with mnemonic, shortcut, status tip and icon; the
+menus and toolbar that show them, what each one triggers, and when each one is enabled.
 
 Menus and the toolbar only add these objects; enablement follows the controller's state.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QStyle, QWidget
+from PySide6.QtWidgets import QApplication, QStyle, QWidget
+
+from core.policy import same_text
+
+from .controller_files import continue_problem
+from .dialogs import about
+from .state import State
 
 SP = QStyle.StandardPixmap
 
@@ -213,3 +223,134 @@ def build_actions(parent: QWidget) -> dict[str, QAction]:
         action.setObjectName(f"action_{spec.key}")
         actions[spec.key] = action
     return actions
+
+
+def build_menus(w: Any) -> None:
+    """The menu bar and the toolbar of window ``w`` (its ``actions`` and docks); the two Open
+    Recent menus become ``w.recent_texts_menu`` and ``w.recent_models_menu``."""
+    a = w.actions
+    bar = w.menuBar()
+    file = bar.addMenu("&File")
+    file.addActions([a["open_text"], a["builtin_text"]])
+    w.recent_texts_menu = file.addMenu("Open &Recent Text")
+    file.addSeparator()
+    file.addAction(a["open_model"])
+    w.recent_models_menu = file.addMenu("Open Recent Mo&del")
+    file.addAction(a["open_model_text"])
+    file.addActions([a["save"], a["save_as"]])
+    file.addSeparator()
+    file.addActions([a["export_csv"], a["export_png"]])
+    file.addSeparator()
+    file.addAction(a["quit"])
+    train = bar.addMenu("&Training")
+    train.setToolTipsVisible(True)  # a disabled Continue says why
+    train.addActions([a["train"], a["continue"], a["pause"], a["resume"], a["stop"]])
+    train.addSeparator()
+    train.addActions([a["sweep"], a["cancel_sweep"]])
+    gen = bar.addMenu("&Generate")
+    gen.addActions([a["generate"], a["stop_generate"], a["copy_text"], a["save_text"]])
+    view = bar.addMenu("&View")
+    view.addActions([a["log_scale"], a["x_chars"], a["x_time"], a["reference_lines"]])
+    view.addSeparator()
+    view.addActions(
+        [
+            w.settings_dock.toggleViewAction(),
+            w.output_dock.toggleViewAction(),
+            a["reset_layout"],
+        ]
+    )
+    helpm = bar.addMenu("&Help")
+    helpm.addAction(a["help"])
+    helpm.addSeparator()
+    helpm.addActions([a["about"], a["about_qt"]])
+    for menu, kind in ((w.recent_texts_menu, "texts"), (w.recent_models_menu, "models")):
+        menu.setObjectName(f"recent_{kind}")
+        menu.aboutToShow.connect(lambda m=menu, k=kind: w._fill_recent(m, k))
+    tb = w.addToolBar("Main")
+    tb.setObjectName("main_toolbar")
+    tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    tb.addActions([a["open_text"], a["open_model"], a["save"]])
+    tb.addSeparator()
+    tb.addActions([a["train"], a["continue"], a["pause"], a["resume"], a["stop"]])
+    tb.addSeparator()
+    tb.addAction(a["generate"])
+
+
+def connect_actions(w: Any) -> None:
+    """Each action of window ``w`` to the intent it stands for (a window or controller
+    method), and the panels' own buttons and the form's changes."""
+    a, c = w.actions, w.ctl
+    a["open_text"].triggered.connect(w.files.open_text)
+    a["builtin_text"].triggered.connect(c.use_builtin_text)
+    a["open_model"].triggered.connect(w.files.open_model)
+    a["open_model_text"].triggered.connect(w.open_model_text)
+    a["save"].triggered.connect(w.save)
+    a["save_as"].triggered.connect(w.save_as)
+    a["export_csv"].triggered.connect(w.files.export_csv)
+    a["export_png"].triggered.connect(w.files.export_png)
+    a["quit"].triggered.connect(w.close)
+    a["train"].triggered.connect(w.train_new)
+    a["continue"].triggered.connect(w.continue_training)
+    a["pause"].triggered.connect(c.pause)
+    a["resume"].triggered.connect(c.resume)
+    a["stop"].triggered.connect(c.stop)
+    a["generate"].triggered.connect(w.gen.request)
+    a["stop_generate"].triggered.connect(c.cancel_generation)
+    a["copy_text"].triggered.connect(w.gen.copy_all)
+    a["save_text"].triggered.connect(w.files.save_generated)
+    a["log_scale"].toggled.connect(w.plot.set_log_scale)
+    a["x_chars"].toggled.connect(lambda on: w._x_action_toggled("chars", on))
+    a["x_time"].toggled.connect(lambda on: w._x_action_toggled("time", on))
+    a["reference_lines"].toggled.connect(w.plot.show_references)
+    w.plot.log_scale_changed.connect(a["log_scale"].setChecked)
+    w.plot.x_axis_changed.connect(w._on_x_axis)
+    a["reset_layout"].triggered.connect(lambda: w.restoreState(w._default_state))
+    a["help"].triggered.connect(w.show_help)
+    a["about"].triggered.connect(lambda: about(w))
+    a["about_qt"].triggered.connect(QApplication.aboutQt)
+    w.gen.generate_requested.connect(w.generate)
+    w.gen.cancel_requested.connect(c.cancel_generation)
+    w.gen.save.clicked.connect(w.files.save_generated)
+    w.form.changed.connect(w._estimate_timer.start)
+    w.form.changed.connect(w._show_device)
+
+
+def update_actions(
+    a: dict[str, QAction],
+    c: Any,
+    continue_tips: tuple[str, str],
+    model_text_candidates: Callable[[], list[str]],
+) -> None:
+    """Enable each action as controller ``c``'s state allows; a disabled Continue says why
+    (``continue_tips``: its tool and status tips when it is possible)."""
+    st = c.state
+    idle = st is State.IDLE
+    busy = bool(c.busy) and "Saving" not in c.busy
+    has_corpus = c.corpus is not None
+    has_model = c.model is not None or c.training
+    can_continue = idle and c.model is not None and c.model.train is not None
+    a["open_text"].setEnabled(idle and not busy)
+    a["builtin_text"].setEnabled(idle and not busy)
+    a["open_model"].setEnabled(idle and not busy)
+    a["save"].setEnabled(has_model and st is not State.STOPPING)
+    a["save_as"].setEnabled(has_model and st is not State.STOPPING)
+    a["train"].setEnabled(idle and has_corpus and not busy)
+    # Continue is off, saying why, when the model cannot represent the loaded text.
+    problem = continue_problem(c.model, c.corpus) if can_continue and has_corpus else ""
+    a["continue"].setEnabled(can_continue and has_corpus and not busy and not problem)
+    a["continue"].setToolTip(problem or continue_tips[0])
+    a["continue"].setStatusTip(problem or continue_tips[1])
+    own_fp = c.model.train.corpus if can_continue else None
+    a["open_model_text"].setEnabled(
+        can_continue
+        and not busy
+        and not (has_corpus and same_text(own_fp, c.corpus.sha256))
+        and bool(model_text_candidates())
+    )
+    a["pause"].setEnabled(st is State.TRAINING)
+    a["resume"].setEnabled(st is State.PAUSED)
+    a["stop"].setEnabled(st in (State.TRAINING, State.PAUSED, State.STARTING))
+    a["sweep"].setEnabled(idle and has_corpus and not busy and not c.sweeping)
+    a["cancel_sweep"].setEnabled(c.sweeping)
+    a["generate"].setEnabled(has_model and not c.generating)
+    a["stop_generate"].setEnabled(c.generating)

@@ -165,7 +165,3 @@ def _self_test(app: QApplication, window: Any, path: str) -> int:
     ok = outcome[0].startswith("self-test ok")
     print(outcome[0], file=sys.stdout if ok else sys.stderr, flush=True)
     return 0 if ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .controller import GenerateRequest
+from .generate_request import GenerateRequest
 
 NO_MODEL = "No model yet: train one or open a model file."
 

@@ -1,7 +1,7 @@
 """Measures that put the model's numbers in context, each built once per text off the GUI thread.
 
 * Reference lines on the loss plot: gzip -9, bz2 -9 and xz -9 of the validation text and the
-  training text's unigram and bigram entropies, in nats/char (``core.inspect.yardsticks``; long
+  training text's unigram and bigram entropies, in nats/char (``core.yardsticks.yardsticks``; long
   texts are measured on a prefix, which the label's tooltip says).
 * Memorisation meter: in the Samples pane and the Generate panel, every span of at least N
   generated characters that occurs verbatim in the training text is highlighted, with the copied
@@ -23,6 +23,8 @@ from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QToolTip
 
 from core.errors import CharLSTMError
+
+from .state import State
 
 COPY_COLOUR = QColor(255, 205, 120)
 DEFAULT_MIN_CHARS = 20
@@ -156,7 +158,6 @@ class TextMeters(QObject):
         c = controller
         c.corpus_changed.connect(self.rebuild)
         c.state_changed.connect(self._on_state)
-        c.task_done.connect(self._on_task_done)
         c.generation_started.connect(self._on_gen_started)
         c.generation_finished.connect(self._on_gen_finished)
         samples.sample_added.connect(self._on_sample)
@@ -178,48 +179,47 @@ class TextMeters(QObject):
         lines_key = (corpus, vf)
         if lines_key != self._lines_key:
             self._lines_key = lines_key
-            self.ctl.run_task("yardsticks", _guarded(lambda: _yardsticks(corpus, vf)))
+            self.ctl.run_task(_guarded(lambda: _yardsticks(corpus, vf)), self._on_yardsticks)
         finder_key = (corpus, vf, n)
         if finder_key != self._finder_key:
             self._finder_key = finder_key
             self.finder = None
             self._say_all("Memorisation meter: indexing the training text…")
-            self.ctl.run_task("copies", _guarded(lambda: _finder(corpus, vf, n)))
+            self.ctl.run_task(_guarded(lambda: _finder(corpus, vf, n)), self._on_finder)
 
-    @Slot(str, object)
-    def _on_task_done(self, tag: str, result: Any) -> None:
-        if tag == "yardsticks":
-            key, value = result
-            if key != self._lines_key:
-                return
-            if isinstance(value, str):
-                self.plot.set_references([])
-                self.plot.setToolTip(f"No reference lines: {value}")
-            else:
-                self.plot.set_references(value)
-        elif tag == "copies":
-            key, value = result
-            if key != self._finder_key:
-                return
-            if isinstance(value, str):
-                self._say_all(f"Memorisation meter: {value}")
-                return
-            self.finder = value
-            self._say_all(
-                f"Memorisation meter: spans of {value.min_chars}+ characters found in the "
-                "training text will be highlighted."
-            )
-            self.remark_samples()
-            if self.gen.text() and not self.ctl.generating:
-                self.check_generated()
+    def _on_yardsticks(self, result: Any) -> None:
+        key, value = result
+        if key != self._lines_key:
+            return
+        if isinstance(value, str):
+            self.plot.set_references([])
+            self.plot.setToolTip(f"No reference lines: {value}")
+        else:
+            self.plot.set_references(value)
+
+    def _on_finder(self, result: Any) -> None:
+        key, value = result
+        if key != self._finder_key:
+            return
+        if isinstance(value, str):
+            self._say_all(f"Memorisation meter: {value}")
+            return
+        self.finder = value
+        self._say_all(
+            f"Memorisation meter: spans of {value.min_chars}+ characters found in the "
+            "training text will be highlighted."
+        )
+        self.remark_samples()
+        if self.gen.text() and not self.ctl.generating:
+            self.check_generated()
 
     def _say_all(self, text: str) -> None:
         self.samples.meter.setText(text)
         self.gen.meter.setText(text)
 
-    @Slot(str)
-    def _on_state(self, state: str) -> None:
-        if state == "starting":  # the run's split may differ from the one indexed
+    @Slot(object)
+    def _on_state(self, state: State) -> None:
+        if state is State.STARTING:  # the run's split may differ from the one indexed
             self.rebuild()
 
     @Slot(int)
@@ -311,7 +311,7 @@ YARDSTICK_TRAIN_CHARS = 20_000_000  # training characters counted at most for th
 
 
 def _yardsticks(corpus: Any, vf: float) -> tuple[tuple, Callable[[], Any]]:
-    from core.inspect import yardsticks
+    from core.yardsticks import yardsticks
 
     def make() -> list[tuple[str, float, str]]:
         # decode one character past each limit, so that yardsticks sees (and says) a prefix,

@@ -1,7 +1,10 @@
 """The settings form: model size, training, duration, monitoring and autosave, with presets.
 
-Every field has a tooltip saying what it does and when to change it. Ranges come from the limits of
-``core.config``; ``configs()`` builds the frozen configs and lets their ``validate()`` speak.
+Each setting's label, range, default and tooltip come from its config field (``core.config``:
+``Setting``); this module keeps only how each is shown (``WIDGETS``: step, decimals, the text of a
+special lowest value, the unit as a suffix, the label's shortcut letter; ``CHOICE_NAMES``: how a
+choice reads) and where (``GROUPS``). Presets are in ``presets.py``. ``configs()`` builds the
+frozen configs and lets their ``validate()`` speak.
 """
 
 from __future__ import annotations
@@ -26,328 +29,104 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.config import ModelConfig, TrainConfig
+from core.config import DURATIONS, ModelConfig, Setting, TrainConfig, settings
 
 from . import autosaves
+from .presets import GPU_PRESETS, PRESET_TIPS, PRESETS, START
+from .spinboxes import BigSpinBox, Combo, DoubleSpinBox, SpinBox
 
 
-class _WheelOnlyWhenFocused:
-    """A field that ignores the mouse wheel until it is clicked or tabbed into, so scrolling
-    the settings panel never changes a value the pointer happens to pass over."""
+@dataclass(frozen=True)
+class Widget:
+    """How the form shows a setting; everything else about it comes from its config field."""
 
-    def _init_focus(self) -> None:
-        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # type: ignore[attr-defined]
-
-    def wheelEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        if self.hasFocus():  # type: ignore[attr-defined]
-            super().wheelEvent(event)  # type: ignore[misc]
-        else:
-            event.ignore()  # the scroll area gets it
+    step: float = 1  # of the arrows (numbers)
+    decimals: int = -1  # -1: whole numbers
+    special: str = ""  # shown instead of the lowest value ("never")
+    show_unit: bool = False  # the field's unit as a suffix ("100 steps")
+    shortcut: str = ""  # the label's Alt+letter: its first letter unless given
 
 
-class SpinBox(_WheelOnlyWhenFocused, QSpinBox):
-    def __init__(self) -> None:
-        super().__init__()
-        self._init_focus()
-
-
-class DoubleSpinBox(_WheelOnlyWhenFocused, QDoubleSpinBox):
-    def __init__(self) -> None:
-        super().__init__()
-        self._init_focus()
-
-
-class Combo(_WheelOnlyWhenFocused, QComboBox):
-    def __init__(self) -> None:
-        super().__init__()
-        self._init_focus()
+WIDGETS: dict[str, Widget] = {
+    "hidden_size": Widget(32),
+    "num_layers": Widget(1),
+    "dropout": Widget(0.05, 2),
+    "seq_len": Widget(10),
+    "batch_size": Widget(8),
+    "lr": Widget(0.0005, 5),
+    "lr_schedule": Widget(shortcut="s"),
+    "warmup_steps": Widget(50),
+    "clip": Widget(0.5, 2),
+    "on_divergence": Widget(shortcut="u"),
+    "val_fraction": Widget(0.01, 3),
+    "val_split": Widget(shortcut="o"),
+    "seed": Widget(1),
+    "eval_every": Widget(50, special="at the end", show_unit=True),
+    "sample_every": Widget(50, special="never", show_unit=True),
+    "sample_length": Widget(50),
+    "sample_temperature": Widget(0.1, 2),
+    "checkpoint_every": Widget(100, special="at the end", show_unit=True),
+}
+# how the choices of a setting read in its drop-down, in the order shown
+CHOICE_NAMES: dict[str, dict[str, str]] = {
+    "lr_schedule": {"cosine": "cosine", "constant": "constant"},
+    "on_divergence": {"heal": "heal and continue", "stop": "stop"},
+    "val_split": {"last": "the last part", "blocks": "evenly spaced blocks"},
+}
+GROUPS: dict[str, tuple[str, ...]] = {
+    "Model": ("hidden_size", "num_layers", "dropout"),
+    "Training": ("seq_len", "batch_size", "lr", "lr_schedule", "warmup_steps", "clip",
+                 "on_divergence", "val_fraction", "val_split", "seed"),
+    "Duration": ("duration",),
+    "Monitoring": ("eval_every", "sample_every", "sample_length", "sample_temperature",
+                   "checkpoint_every"),
+}  # fmt: skip
+DURATION_UNITS = DURATIONS  # "Train for" counts in one of these TrainConfig fields
+DURATION_STEPS = {"steps": 100, "epochs": 0.5, "minutes": 5}  # the arrows' step in each unit
+DURATION_TIP = (  # what each unit is comes from its TrainConfig field
+    "How long to train, in the unit chosen on the right ("
+    + "; ".join(f"{u}: {settings(TrainConfig)[u][0].summary.lower()}" for u in DURATIONS)
+    + ")."
+)
+# the config fields the form shows, with their Setting and default
+SHOWN: dict[str, tuple[Setting, Any]] = {
+    k: v for cls in (ModelConfig, TrainConfig) for k, v in settings(cls).items() if k in WIDGETS
+}
 
 
 @dataclass(frozen=True)
 class Field:
+    """A number the form shows: its config field's label, range and help, and its widget."""
+
     key: str
     label: str
     lo: float
     hi: float
-    decimals: int  # -1: integer spin box
+    decimals: int  # -1: whole numbers
     step: float
     tip: str
     group: str
 
 
-FIELDS: tuple[Field, ...] = (
-    Field(
-        "hidden_size",
-        "Hidden size",
-        8,
-        2048,
-        -1,
-        32,
-        "Memory cells per LSTM layer (H). Bigger "
-        "learns more detail but is slower (time grows ~H²) and overfits small texts. 128 for a "
-        "quick look, 256–512 for a few MB of text.",
-        "Model",
-    ),
-    Field(
-        "num_layers",
-        "Layers",
-        1,
-        4,
-        -1,
-        1,
-        "Stacked LSTM layers (L). Two layers learn longer "
-        "structure than one at the same speed cost as doubling H; more than 3 rarely helps.",
-        "Model",
-    ),
-    Field(
-        "dropout",
-        "Dropout",
-        0,
-        0.9,
-        2,
-        0.05,
-        "Fraction of activations zeroed while training, "
-        "between layers and before the output. Raise it (0.2–0.5) when validation loss rises "
-        "while training loss keeps falling (overfitting); 0 for tiny or short runs.",
-        "Model",
-    ),
-    Field(
-        "seq_len",
-        "Sequence length",
-        1,
-        10_000,
-        -1,
-        10,
-        "Characters the network is "
-        "back-propagated through at once (T). Longer captures longer patterns but costs more "
-        "memory per step; 50–200 is typical.",
-        "Training",
-    ),
-    Field(
-        "batch_size",
-        "Batch size",
-        1,
-        4096,
-        -1,
-        8,
-        "Parallel streams through the text (B). Bigger "
-        "batches give smoother gradients and use the CPU better per character, but each step "
-        "takes longer. Lower it if memory is short.",
-        "Training",
-    ),
-    Field(
-        "lr",
-        "Learning rate",
-        1e-7,
-        1.0,
-        5,
-        0.0005,
-        "Adam's step size. 0.002 suits most runs. "
-        "Lower it (÷2–5) if the loss jumps up or training diverges; raise it slightly if the loss "
-        "falls very slowly.",
-        "Training",
-    ),
-    Field(
-        "warmup_steps",
-        "Warm-up steps",
-        0,
-        1_000_000,
-        -1,
-        50,
-        "Steps over which the learning "
-        "rate ramps up from zero before the cosine decay. Helps big models start stably.",
-        "Training",
-    ),
-    Field(
-        "clip",
-        "Gradient clip",
-        0,
-        1000,
-        2,
-        0.5,
-        "Largest allowed gradient norm; bigger "
-        "gradients are scaled down. Keeps LSTMs from exploding. 5 is safe; 0 turns it off.",
-        "Training",
-    ),
-    Field(
-        "val_fraction",
-        "Validation fraction",
-        0,
-        0.5,
-        3,
-        0.01,
-        "The part of the text kept aside "
-        "to measure how well the model generalises (validation loss). 0.05–0.1 is usual; "
-        "0 disables validation.",
-        "Training",
-    ),
-    Field(
-        "seed",
-        "Seed",
-        0,
-        2**31 - 1,
-        -1,
-        1,
-        "Random seed: same text, settings and seed give "
-        "exactly the same model. Change it to try another random start.",
-        "Training",
-    ),
-    Field(
-        "duration",
-        "Train for",
-        0.001,
-        1e7,
-        2,
-        100,
-        "How long to train, in the unit chosen on the "
-        "right: optimizer steps, passes over the text (epochs), or minutes of wall-clock time.",
-        "Duration",
-    ),
-    Field(
-        "eval_every",
-        "Validate every",
-        0,
-        1_000_000_000,
-        -1,
-        50,
-        "Steps between validation-loss "
-        "measurements (the orange points). Lower shows the curve in more detail but costs time "
-        "on big texts; 0 validates only at the end.",
-        "Monitoring",
-    ),
-    Field(
-        "sample_every",
-        "Sample every",
-        0,
-        1_000_000_000,
-        -1,
-        50,
-        "Steps between the text samples written into the Samples tab. 0 writes none.",
-        "Monitoring",
-    ),
-    Field(
-        "sample_length",
-        "Sample length",
-        1,
-        100_000,
-        -1,
-        50,
-        "Characters in each training sample.",
-        "Monitoring",
-    ),
-    Field(
-        "sample_temperature",
-        "Sample temperature",
-        0,
-        10,
-        2,
-        0.1,
-        "Randomness of training "
-        "samples: 0 always picks the likeliest character (repetitive), 1 samples the model as it "
-        "is, 0.5–0.8 reads best.",
-        "Monitoring",
-    ),
-    Field(
-        "checkpoint_every",
-        "Autosave every",
-        0,
-        1_000_000_000,
-        -1,
-        100,
-        "Steps between "
-        "automatic checkpoints in the autosave folder (one is also written when training "
-        "stops). 0: only when training stops.",
-        "Monitoring",
-    ),
+FIELDS: tuple[Field, ...] = tuple(
+    Field(key, s.label, s.lo, s.hi, WIDGETS[key].decimals, WIDGETS[key].step, s.help, group)  # type: ignore[arg-type]
+    for group, keys in GROUPS.items()
+    for key in keys
+    if key in SHOWN and (s := SHOWN[key][0]).kind is not str
 )
-
-DURATION_UNITS = ("steps", "epochs", "minutes")
-# TrainConfig.on_divergence values and how the form names them
-ON_DIVERGENCE_NAMES = {"heal": "heal and continue", "stop": "stop"}
-# TrainConfig.val_split values and how the form names them
-VAL_SPLIT_NAMES = {"last": "the last part", "blocks": "evenly spaced blocks"}
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "Quick look": dict(
-        hidden_size=128,
-        num_layers=1,
-        dropout=0.0,
-        seq_len=64,
-        batch_size=32,
-        lr=0.003,
-        warmup_steps=50,
-        duration_unit="steps",
-        duration=1000,
-        eval_every=100,
-        sample_every=200,
-        sample_length=200,
-    ),
-    "Balanced": dict(
-        hidden_size=256,
-        num_layers=2,
-        dropout=0.1,
-        seq_len=100,
-        batch_size=32,
-        lr=0.002,
-        warmup_steps=100,
-        duration_unit="steps",
-        duration=5000,
-        eval_every=200,
-        sample_every=500,
-        sample_length=300,
-    ),
-    "Best quality": dict(
-        hidden_size=512,
-        num_layers=2,
-        dropout=0.2,
-        seq_len=100,
-        batch_size=32,
-        lr=0.002,
-        warmup_steps=200,
-        duration_unit="minutes",
-        duration=120,
-        eval_every=500,
-        sample_every=1000,
-        sample_length=500,
-    ),
+# the first start's values: the fields' defaults, then the starting preset's
+DEFAULTS: dict[str, Any] = {
+    **{k: default for k, (_, default) in SHOWN.items()},
+    **PRESETS[START],
+    "autosave_keep": autosaves.DEFAULT_KEEP,
 }
-# Unlocked when the Device is a GPU (core.backend): sizes a 2-core CPU cannot train in a day.
-# Not yet measured on a GPU (README, "Training on a GPU").
-GPU_PRESETS: dict[str, dict[str, Any]] = {
-    "GPU: large": dict(
-        hidden_size=1024, num_layers=3, dropout=0.5, seq_len=100, batch_size=128, lr=0.002,
-        warmup_steps=200, duration_unit="minutes", duration=10, eval_every=500,
-        sample_every=1000, sample_length=500,
-    ),
-    "GPU: largest": dict(
-        hidden_size=2048, num_layers=4, dropout=0.5, seq_len=100, batch_size=256, lr=0.001,
-        warmup_steps=500, duration_unit="minutes", duration=60, eval_every=500,
-        sample_every=1000, sample_length=500,
-    ),
-}  # fmt: skip
-PRESETS.update(GPU_PRESETS)
-PRESET_TIPS = {
-    "GPU: large": "Three layers of 1,024, batch 128, for 10 minutes on a GPU (choose a GPU as "
-    "the Device to unlock it). Not yet measured on a GPU.",
-    "GPU: largest": "Four layers of 2,048, batch 256, for an hour: the largest model, for texts "
-    "of 10 MB or more on a GPU with 16 GB+. Not yet measured on a GPU.",
-    "Quick look": "A small one-layer model for 1,000 steps: readable words within minutes.",
-    "Balanced": "Two layers of 256 for 5,000 steps: good text from a few MB in under an hour.",
-    "Best quality": "Two layers of 512 for two hours: the best this CPU can do; needs 1 MB+ "
-    "of text.",
-}
-DEFAULTS: dict[str, Any] = dict(
-    PRESETS["Quick look"],
-    clip=5.0,
-    val_fraction=0.1,
-    val_split="last",
-    on_divergence="heal",
-    seed=1234,
-    sample_temperature=0.8,
-    checkpoint_every=1000,
-    lr_schedule="cosine",
-    autosave_keep=autosaves.DEFAULT_KEEP,
-)
+
+
+def _label(key: str) -> str:
+    """The field's label with its Alt+letter marked (``&Hidden size``)."""
+    label, letter = SHOWN[key][0].label, WIDGETS[key].shortcut
+    i = label.lower().find(letter.lower()) if letter else 0
+    return f"{label[:i]}&{label[i:]}:"
 
 
 class SettingsForm(QWidget):
@@ -357,8 +136,9 @@ class SettingsForm(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._spins: dict[str, QSpinBox | QDoubleSpinBox] = {}
-        self._updating = False
+        self._spins: dict[str, QSpinBox | QDoubleSpinBox | BigSpinBox] = {}
+        self._combos: dict[str, QComboBox] = {}
+        self._updating = True  # until set_values(DEFAULTS) at the end
         outer = QVBoxLayout(self)
         outer.setContentsMargins(4, 4, 4, 4)
 
@@ -386,67 +166,24 @@ class SettingsForm(QWidget):
         self._wanted_device = "auto"
         self.set_devices(None)
 
-        forms: dict[str, QFormLayout] = {}
-        for group in ("Model", "Training", "Duration", "Monitoring"):
+        for group, keys in GROUPS.items():
             box = QGroupBox(group)
-            forms[group] = QFormLayout(box)
-            forms[group].setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+            form = QFormLayout(box)
+            form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
             outer.addWidget(box)
-        for f in FIELDS:
-            spin = self._make_spin(f)
-            self._spins[f.key] = spin
-            if f.key == "duration":
-                self.unit = Combo()
-                self.unit.addItems(DURATION_UNITS)
-                self.unit.setToolTip(
-                    "Count the run in optimizer steps, passes over the training "
-                    "text (epochs) or minutes."
-                )
-                self.unit.currentIndexChanged.connect(self._unit_changed)
-                line = QHBoxLayout()
-                line.addWidget(spin, 1)
-                line.addWidget(self.unit)
-                forms[f.group].addRow(f.label + ":", line)
-            else:
-                forms[f.group].addRow(f"&{f.label}:", spin)
-            label = forms[f.group].labelForField(spin if f.key != "duration" else line)
-            if isinstance(label, QLabel):
-                label.setToolTip(f.tip)
-            if f.key == "lr":
-                self.schedule = Combo()
-                self.schedule.addItems(["cosine", "constant"])
-                self.schedule.setToolTip(
-                    "cosine: warm up, then decay the learning rate to 10% by "
-                    "the end (best results). constant: keep it fixed "
-                    "(useful for open-ended runs)."
-                )
-                self.schedule.currentIndexChanged.connect(self._edited)
-                forms[f.group].addRow("LR &schedule:", self.schedule)
-            if f.key == "val_fraction":
-                self.val_split = Combo()
-                for key, name in VAL_SPLIT_NAMES.items():
-                    self.val_split.addItem(name, key)
-                self.val_split.setToolTip(
-                    "Where the validation characters come from. The last part is the usual "
-                    "choice; evenly spaced blocks (ten, one at the end of each tenth of the "
-                    "text) suit a text whose end differs from the rest — say, poetry after "
-                    "prose — so validation measures what the model is trained on."
-                )
-                self.val_split.currentIndexChanged.connect(self._edited)
-                forms[f.group].addRow("Validate &on:", self.val_split)
-            if f.key == "clip":
-                self.on_divergence = Combo()
-                for key, name in ON_DIVERGENCE_NAMES.items():
-                    self.on_divergence.addItem(name, key)
-                self.on_divergence.setToolTip(
-                    "What to do when training blows up (the loss far above its recent level and "
-                    "above a uniform guess, or infinite). Heal: go back to the last good "
-                    "weights, halve the learning rate and continue (marked on the loss plot); "
-                    "after 3 blow-ups close together it stops. Stop: stop at once with the "
-                    "last good weights."
-                )
-                self.on_divergence.currentIndexChanged.connect(self._edited)
-                forms[f.group].addRow("If training blows &up:", self.on_divergence)
+            for key in keys:
+                if key == "duration":
+                    self._add_duration(form)
+                    continue
+                s = SHOWN[key][0]
+                widget = self._make_combo(key, s) if s.kind is str else self._make_spin(key, s)
+                form.addRow(_label(key), widget)
+                label = form.labelForField(widget)
+                if isinstance(label, QLabel):
+                    label.setToolTip(s.help)
+        self.schedule = self._combos["lr_schedule"]
+        self.val_split = self._combos["val_split"]
+        self.on_divergence = self._combos["on_divergence"]
 
         autosave = QGroupBox("Autosave")
         lay = QGridLayout(autosave)
@@ -489,28 +226,64 @@ class SettingsForm(QWidget):
         outer.addWidget(self.problem)
         outer.addStretch(1)
         self.set_values(DEFAULTS)
-        self.preset.setCurrentText("Quick look")
+        self.preset.setCurrentText(START)
 
     # ---------------------------------------------------------------- building
-    def _make_spin(self, f: Field) -> QSpinBox | QDoubleSpinBox:
-        if f.decimals < 0:
-            spin: QSpinBox | QDoubleSpinBox = SpinBox()
-            spin.setRange(int(f.lo), int(f.hi))
-            spin.setSingleStep(int(f.step))
-            spin.setGroupSeparatorShown(True)
-        else:
+    def _make_spin(self, key: str, s: Setting) -> QSpinBox | QDoubleSpinBox | BigSpinBox:
+        w = WIDGETS[key]
+        spin: QSpinBox | QDoubleSpinBox | BigSpinBox
+        if s.kind is float:
             spin = DoubleSpinBox()
-            spin.setDecimals(f.decimals)
-            spin.setRange(f.lo, f.hi)
-            spin.setSingleStep(f.step)
-        if f.key in ("eval_every", "sample_every", "checkpoint_every"):
-            spin.setSuffix(" steps")
-            spin.setSpecialValueText("never" if f.key == "sample_every" else "at the end")
-        spin.setToolTip(f.tip)
+            spin.setDecimals(w.decimals)
+            spin.setRange(float(s.lo), float(s.hi))  # type: ignore[arg-type]
+            spin.setSingleStep(w.step)
+        else:
+            spin = SpinBox() if s.hi < 2**31 else BigSpinBox()  # type: ignore[operator]
+            spin.setRange(int(s.lo), int(s.hi))  # type: ignore[arg-type]
+            spin.setSingleStep(int(w.step))
+            spin.setGroupSeparatorShown(True)
+        if w.show_unit:
+            spin.setSuffix(f" {s.unit}")
+        if w.special:
+            spin.setSpecialValueText(w.special)
+        spin.setToolTip(s.help)
         spin.setAccelerated(True)
         spin.setKeyboardTracking(False)
         spin.valueChanged.connect(self._edited)
+        self._spins[key] = spin
         return spin
+
+    def _make_combo(self, key: str, s: Setting) -> QComboBox:
+        combo = Combo()
+        for value, name in CHOICE_NAMES[key].items():
+            combo.addItem(name, value)
+        combo.setToolTip(s.help)
+        combo.currentIndexChanged.connect(self._edited)
+        self._combos[key] = combo
+        return combo
+
+    def _add_duration(self, form: QFormLayout) -> None:
+        """ "Train for": a number and its unit, one of TrainConfig's steps, epochs or minutes."""
+        spin = DoubleSpinBox()
+        spin.setToolTip(DURATION_TIP)
+        spin.setAccelerated(True)
+        spin.setKeyboardTracking(False)
+        spin.valueChanged.connect(self._edited)
+        self._spins["duration"] = spin
+        self.unit = Combo()
+        self.unit.addItems(DURATION_UNITS)
+        self.unit.setToolTip(
+            "Count the run in optimizer steps, passes over the training text (epochs) or minutes."
+        )
+        self.unit.currentIndexChanged.connect(self._unit_changed)
+        line = QHBoxLayout()
+        line.addWidget(spin, 1)
+        line.addWidget(self.unit)
+        form.addRow("Train for:", line)
+        label = form.labelForField(line)
+        if isinstance(label, QLabel):
+            label.setToolTip(DURATION_TIP)
+        self._unit_changed()
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Autosave folder", self.autosave_dir.text())
@@ -528,9 +301,11 @@ class SettingsForm(QWidget):
     def _unit_changed(self) -> None:
         spin = self._spins["duration"]
         unit = self.unit.currentText()
+        s = settings(TrainConfig)[unit][0]
         assert isinstance(spin, QDoubleSpinBox)
-        spin.setDecimals(0 if unit == "steps" else 2)
-        spin.setSingleStep({"steps": 100, "epochs": 0.5, "minutes": 5}[unit])
+        spin.setDecimals(0 if s.kind is int else 2)
+        spin.setRange(float(s.lo), float(s.hi))  # type: ignore[arg-type]
+        spin.setSingleStep(DURATION_STEPS[unit])
         self._edited()
 
     def set_devices(self, report: Any) -> None:
@@ -595,9 +370,7 @@ class SettingsForm(QWidget):
         out["duration_unit"] = self.unit.currentText()
         if out["duration_unit"] == "steps":
             out["duration"] = int(round(out["duration"]))
-        out["lr_schedule"] = self.schedule.currentText()
-        out["val_split"] = self.val_split.currentData()
-        out["on_divergence"] = self.on_divergence.currentData()
+        out.update({k: c.currentData() for k, c in self._combos.items()})
         out["autosave_dir"] = self.autosave_dir.text().strip()
         out["device"] = self._wanted_device
         out["autosave_keep"] = self.autosave_keep.value()
@@ -612,14 +385,10 @@ class SettingsForm(QWidget):
             for key, value in values.items():
                 spin = self._spins.get(key)
                 if spin is not None and value is not None:
-                    spin.setValue(int(value) if isinstance(spin, QSpinBox) else float(value))
-            if values.get("lr_schedule") in ("cosine", "constant"):
-                self.schedule.setCurrentText(values["lr_schedule"])
-            if values.get("val_split") in VAL_SPLIT_NAMES:
-                self.val_split.setCurrentIndex(self.val_split.findData(values["val_split"]))
-            if values.get("on_divergence") in ON_DIVERGENCE_NAMES:
-                index = self.on_divergence.findData(values["on_divergence"])
-                self.on_divergence.setCurrentIndex(index)
+                    spin.setValue(float(value) if isinstance(spin, QDoubleSpinBox) else int(value))
+                combo = self._combos.get(key)
+                if combo is not None and combo.findData(value) >= 0:
+                    combo.setCurrentIndex(combo.findData(value))
             if "autosave_dir" in values:
                 self.autosave_dir.setText(str(values["autosave_dir"]))
                 self.show_autosave_size()
@@ -636,11 +405,8 @@ class SettingsForm(QWidget):
 
     def set_from_configs(self, model: ModelConfig, train: TrainConfig) -> None:
         """Show the settings a model file was trained with."""
-        v: dict[str, Any] = {k: getattr(model, k) for k in ("hidden_size", "num_layers", "dropout")}
-        v.update({f.key: getattr(train, f.key) for f in FIELDS if hasattr(train, f.key)})
-        v["lr_schedule"] = train.lr_schedule
-        v["val_split"] = train.val_split
-        v["on_divergence"] = train.on_divergence
+        v: dict[str, Any] = {k: getattr(model, k) for k in SHOWN if hasattr(model, k)}
+        v.update({k: getattr(train, k) for k in SHOWN if hasattr(train, k)})
         for unit in DURATION_UNITS:
             if getattr(train, unit) is not None:
                 v["duration_unit"], v["duration"] = unit, getattr(train, unit)
@@ -649,47 +415,20 @@ class SettingsForm(QWidget):
     def configs(self, vocab_size: int) -> tuple[ModelConfig, TrainConfig]:
         """The frozen configs of these settings; ``ConfigError`` says what is out of range."""
         v = self.values()
+        for key, (s, _) in SHOWN.items():
+            if s.kind is float:  # the spin box's value without binary noise (0.1, not 0.1000…1)
+                v[key] = round(v[key], WIDGETS[key].decimals + 3)
         model = ModelConfig(
-            vocab_size=max(1, vocab_size),
-            hidden_size=v["hidden_size"],
-            num_layers=v["num_layers"],
-            dropout=round(v["dropout"], 4),
+            vocab_size=max(1, vocab_size), **{k: v[k] for k in SHOWN if k in _MODEL_FIELDS}
         )
         duration = {u: None for u in DURATION_UNITS}
         duration[v["duration_unit"]] = v["duration"]
-        train = TrainConfig(
-            seq_len=v["seq_len"],
-            batch_size=v["batch_size"],
-            lr=v["lr"],
-            lr_schedule=v["lr_schedule"],
-            warmup_steps=v["warmup_steps"],
-            clip=v["clip"],
-            val_fraction=round(v["val_fraction"], 6),
-            val_split=v["val_split"],
-            on_divergence=v["on_divergence"],
-            eval_every=v["eval_every"],
-            sample_every=v["sample_every"],
-            sample_length=v["sample_length"],
-            sample_temperature=v["sample_temperature"],
-            checkpoint_every=v["checkpoint_every"],
-            seed=v["seed"],
-            steps=duration["steps"],
-            epochs=duration["epochs"],
-            minutes=duration["minutes"],
-        )
+        train = TrainConfig(**{k: v[k] for k in SHOWN if k not in _MODEL_FIELDS}, **duration)
         return model.validate(), train.validate()
 
     def show_problem(self, text: str) -> None:
         self.problem.setText(text)
         self.problem.setVisible(bool(text))
-
-    def set_model_locked(self, locked: bool, why: str = "") -> None:
-        """While continuing a checkpoint its architecture cannot change."""
-        for key in ("hidden_size", "num_layers"):
-            self._spins[key].setEnabled(not locked)
-            self._spins[key].setToolTip(
-                why if locked else next(f.tip for f in FIELDS if f.key == key)
-            )
 
     # ---------------------------------------------------------------- QSettings
     def save_settings(self, settings: QSettings) -> None:
@@ -699,21 +438,18 @@ class SettingsForm(QWidget):
 
     def restore_settings(self, settings: QSettings, default_autosave: str) -> None:
         v: dict[str, Any] = {}
-        for f in FIELDS:
-            kind = float if f.decimals >= 0 or f.key == "duration" else int
-            default = DEFAULTS.get(f.key, self._spins[f.key].value())
-            v[f.key] = settings.value(f"training/{f.key}", default, type=kind)
+        for key, (s, _) in SHOWN.items():
+            v[key] = settings.value(f"training/{key}", DEFAULTS[key], type=s.kind)
+        v["duration"] = settings.value("training/duration", DEFAULTS["duration"], type=float)
         v["duration_unit"] = settings.value(
             "training/duration_unit", DEFAULTS["duration_unit"], type=str
-        )
-        v["lr_schedule"] = settings.value("training/lr_schedule", "cosine", type=str)
-        v["val_split"] = settings.value("training/val_split", DEFAULTS["val_split"], type=str)
-        v["on_divergence"] = settings.value(
-            "training/on_divergence", DEFAULTS["on_divergence"], type=str
         )
         v["autosave_dir"] = settings.value("training/autosave_dir", default_autosave, type=str)
         v["device"] = settings.value("training/device", "auto", type=str)
         v["autosave_keep"] = settings.value(
-            "training/autosave_keep", autosaves.DEFAULT_KEEP, type=int
+            "training/autosave_keep", DEFAULTS["autosave_keep"], type=int
         )
         self.set_values(v)
+
+
+_MODEL_FIELDS = settings(ModelConfig)

@@ -6,85 +6,50 @@ tabs docked below. Every action lives in ``self.actions``; its enablement follow
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import signal
-import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, QTimer, Slot
+from PySide6.QtCore import QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
-    QFileDialog,
-    QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QProgressBar,
     QScrollArea,
     QTabWidget,
 )
 
 from core.backend import list_devices
-from core.config import TrainConfig
 from core.data import display_path
-from core.errors import CharLSTMError, ConfigError
-from core.events import EvalEvent, RollbackEvent, SampleEvent, StepEvent
+from core.errors import ConfigError
 
-from . import autosaves, fmt, tooltips
-from .actions import build_actions
-from .controller import (
-    Controller,
-    GenerateRequest,
-    State,
-    continue_problem,
-    model_text_candidates,
-)
+from . import fmt, session, tooltips
+from .actions import build_actions, build_menus, connect_actions, update_actions
+from .controller import Controller, State
+from .controller_files import model_text_candidates
+from .controller_view import ControllerView
 from .desktop import app_icon
 from .dialogs import (
-    about,
     ask_encoding,
-    existing_folder,
-    file_suggestion,
-    model_file_suggestion,
     show_error_report,
 )
+from .file_dialogs import FileDialogs
 from .generate_panel import GeneratePanel
+from .generate_request import GenerateRequest
 from .inspect_view import InspectView
 from .meters import TextMeters
-from .plot import LossPlot, OverlayCurve
-from .runs_panel import CompareDialog, RunsPanel
+from .plot import LossPlot
+from .recent_files import RecentFiles, storable
+from .runs_panel import RunsPanel
+from .runs_view import RunsView
 from .samples_pane import SamplesPane
+from .settings_check import SettingsCheck, form_problem
 from .settings_form import SettingsForm
+from .status_bar import StatusBar
 from .sweep_dialog import SweepDialog, SweepSpec
 from .text_panel import TextPanel
-
-MAX_RECENT = 8
-MODEL_FILTER = "CharLSTM models (*.npz);;All files (*)"
-TEXT_FILTER = "Text files (*.txt *.md *.py *.c *.h *.js *.html *.tex *.csv);;All files (*)"
-
-
-def storable(path: str) -> bool:
-    """Whether ``path`` survives QSettings: not a file name with bytes that are not UTF-8 (held
-    as lone surrogates, which Qt would silently drop, naming another file)."""
-    return display_path(path) == path
-
-
-def signal_name(signum: int) -> str:
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"signal {signum}"
-
-
-def default_autosave_dir() -> str:
-    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return str(Path(base or Path.home() / ".charlstm") / "autosave")
 
 
 class MainWindow(QMainWindow):
@@ -94,14 +59,13 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.ctl = controller or Controller(self)
         self.settings = QSettings()
+        self.recent = RecentFiles(self.settings)
+        self.files = FileDialogs(self, self.settings)
         tooltips.install(QApplication.instance())  # every long tooltip is shown wrapped
-        self._progress_kept = 0  # the progress bar's value while it shows a busy save
         self.last_message: tuple[str, str] | None = None
         self._closing = False
         self._gen_prime = ""
-        # measured step costs by (V, H, L, B, T, dropout); None while being measured
-        self._timings: dict[tuple, Any] = {}
-        self._unseen: tuple[tuple, str] | None = None  # (split key, message), cached
+        self.check = SettingsCheck(self.ctl, on_timing=lambda: self._update_estimate())
         self._help: Any = None  # the guide's window, made on first use
 
         self.plot = LossPlot(self.ctl.history)
@@ -127,7 +91,6 @@ class MainWindow(QMainWindow):
         self.meters = TextMeters(self.ctl, self.plot, self.samples, self.gen, self._val_fraction)
         self.runs_panel = RunsPanel()
         self.tabs.addTab(self.runs_panel, "&Runs")
-        self._curves: dict[Any, Any] = {}  # run id -> core.runs.Curves of finished runs
         self.output_dock = QDockWidget("Text, samples and generation", self)
         self.output_dock.setObjectName("output_dock")
         self.output_dock.setWidget(self.tabs)
@@ -145,148 +108,33 @@ class MainWindow(QMainWindow):
         self.actions = build_actions(self)
         cont = self.actions["continue"]
         self._continue_tips = (cont.toolTip(), cont.statusTip())  # when Continue is possible
-        self._build_menus()
-        self._build_status()
+        build_menus(self)
+        self.status_bar = StatusBar(self.statusBar())
+        self.status = self.status_bar.labels  # by key, see status_bar.TIPS
+        self.progress = self.status_bar.progress
         self._connect()
+        self.runs = RunsView(self)
+        self.view = ControllerView(self)
         self.restore_settings()
-        self._render_state()
+        self.render_state()
         self._update_title()
         # CuPy is imported off the GUI thread, only to list the devices (core.backend)
-        self.ctl.run_task("devices", list_devices)
+        self.ctl.run_task(list_devices, self.form.set_devices)
         self._show_device()
 
     # ---------------------------------------------------------------- construction
-    def _build_menus(self) -> None:
-        a = self.actions
-        bar = self.menuBar()
-        file = bar.addMenu("&File")
-        file.addActions([a["open_text"], a["builtin_text"]])
-        self.recent_texts_menu = file.addMenu("Open &Recent Text")
-        file.addSeparator()
-        file.addAction(a["open_model"])
-        self.recent_models_menu = file.addMenu("Open Recent Mo&del")
-        file.addAction(a["open_model_text"])
-        file.addActions([a["save"], a["save_as"]])
-        file.addSeparator()
-        file.addActions([a["export_csv"], a["export_png"]])
-        file.addSeparator()
-        file.addAction(a["quit"])
-        train = bar.addMenu("&Training")
-        train.setToolTipsVisible(True)  # a disabled Continue says why
-        train.addActions([a["train"], a["continue"], a["pause"], a["resume"], a["stop"]])
-        train.addSeparator()
-        train.addActions([a["sweep"], a["cancel_sweep"]])
-        gen = bar.addMenu("&Generate")
-        gen.addActions([a["generate"], a["stop_generate"], a["copy_text"], a["save_text"]])
-        view = bar.addMenu("&View")
-        view.addActions([a["log_scale"], a["x_chars"], a["x_time"], a["reference_lines"]])
-        view.addSeparator()
-        view.addActions(
-            [
-                self.settings_dock.toggleViewAction(),
-                self.output_dock.toggleViewAction(),
-                a["reset_layout"],
-            ]
-        )
-        helpm = bar.addMenu("&Help")
-        helpm.addAction(a["help"])
-        helpm.addSeparator()
-        helpm.addActions([a["about"], a["about_qt"]])
-        for menu, kind in ((self.recent_texts_menu, "texts"), (self.recent_models_menu, "models")):
-            menu.setObjectName(f"recent_{kind}")
-            menu.aboutToShow.connect(self._fill_recent)
-        tb = self.addToolBar("Main")
-        tb.setObjectName("main_toolbar")
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        tb.addActions([a["open_text"], a["open_model"], a["save"]])
-        tb.addSeparator()
-        tb.addActions([a["train"], a["continue"], a["pause"], a["resume"], a["stop"]])
-        tb.addSeparator()
-        tb.addAction(a["generate"])
-
-    def _build_status(self) -> None:
-        sb = self.statusBar()
-        self.status: dict[str, QLabel] = {}
-        tips = {
-            "state": "What the app is doing",
-            "device": "Where training runs (the Device setting)",
-            "step": "Optimizer steps done / planned",
-            "epoch": "Passes over the training text",
-            "speed": "Training characters per second",
-            "elapsed": "Training time of this model",
-            "eta": "Estimated time left",
-            "best": "Best validation loss so far (lower is better)",
-        }
-        for key in tips:
-            lab = QLabel("—")
-            lab.setToolTip(tips[key])
-            lab.setObjectName(f"status_{key}")
-            self.status[key] = lab
-            sb.addPermanentWidget(lab)
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(180)
-        self.progress.setRange(0, 1000)
-        self.progress.setValue(0)
-        self.progress.setTextVisible(True)
-        self.progress.setToolTip("Progress toward the end of the run")
-        sb.addPermanentWidget(self.progress)
-
     def _connect(self) -> None:
-        a, c = self.actions, self.ctl
-        a["open_text"].triggered.connect(self.open_text_dialog)
-        a["builtin_text"].triggered.connect(c.use_builtin_text)
-        a["open_model"].triggered.connect(self.open_model_dialog)
-        a["open_model_text"].triggered.connect(self.open_model_text)
-        a["save"].triggered.connect(self.save)
-        a["save_as"].triggered.connect(self.save_as)
-        a["export_csv"].triggered.connect(self.export_csv)
-        a["export_png"].triggered.connect(self.export_png)
-        a["quit"].triggered.connect(self.close)
-        a["train"].triggered.connect(self.train_new)
-        a["continue"].triggered.connect(self.continue_training)
-        a["pause"].triggered.connect(c.pause)
-        a["resume"].triggered.connect(c.resume)
-        a["stop"].triggered.connect(c.stop)
-        a["generate"].triggered.connect(self.gen.request)
-        a["stop_generate"].triggered.connect(c.cancel_generation)
-        a["copy_text"].triggered.connect(self.gen.copy_all)
-        a["save_text"].triggered.connect(self.save_generated)
-        a["log_scale"].toggled.connect(self.plot.set_log_scale)
-        a["x_chars"].toggled.connect(lambda on: self._x_action_toggled("chars", on))
-        a["x_time"].toggled.connect(lambda on: self._x_action_toggled("time", on))
-        a["reference_lines"].toggled.connect(self.plot.show_references)
-        self.plot.log_scale_changed.connect(a["log_scale"].setChecked)
-        self.plot.x_axis_changed.connect(self._on_x_axis)
-        a["reset_layout"].triggered.connect(lambda: self.restoreState(self._default_state))
-        a["help"].triggered.connect(self.show_help)
-        a["about"].triggered.connect(lambda: about(self))
-        a["about_qt"].triggered.connect(QApplication.aboutQt)
-        self.gen.generate_requested.connect(self.generate)
-        self.gen.cancel_requested.connect(c.cancel_generation)
-        self.gen.save.clicked.connect(self.save_generated)
-        self.form.changed.connect(self._estimate_timer.start)
-        self.form.changed.connect(self._show_device)
-        self._connect_runs()
-
+        c = self.ctl
+        connect_actions(self)
         c.state_changed.connect(self._on_state)
         c.busy_changed.connect(self._on_busy)
-        c.corpus_changed.connect(self._on_corpus)
         c.model_changed.connect(self._on_model)
-        c.model_opened.connect(self._on_model_opened)
-        c.history_reset.connect(self._on_history_reset)
-        c.train_events.connect(self._on_events)
-        c.run_finished.connect(self._on_run_finished)
-        c.blas_info.connect(self._on_blas)
         c.dirty_changed.connect(self._on_dirty)
-        c.saved.connect(self._on_saved)
-        c.autosaved.connect(self._on_autosaved)
         c.message.connect(self.show_message)
-        c.decode_failed.connect(self._on_decode_failed)
         c.internal_error.connect(self._on_internal_error)
         c.generation_started.connect(self._on_gen_started)
         c.generation_text.connect(self.gen.append)
         c.generation_finished.connect(self._on_gen_finished)
-        c.task_done.connect(self._on_task_done)
 
     def _x_action_toggled(self, axis: str, on: bool) -> None:
         if on:
@@ -332,60 +180,20 @@ class MainWindow(QMainWindow):
         }.get(answer, "cancel")
 
     def ask_save_path(self) -> str | None:
-        corpus = self.ctl.corpus
-        start = model_file_suggestion(
-            self.ctl.model_path,
-            self.settings.value("paths/last_model_dir", "", type=str),
-            corpus.path if corpus is not None else None,
-            corpus.name if corpus is not None and corpus.path else None,
-        )
-        path, _ = QFileDialog.getSaveFileName(self, "Save model", start, MODEL_FILTER)
-        if not path:
-            return None
-        self.settings.setValue("paths/last_model_dir", str(Path(path).parent))
-        if path.lower().endswith(".npz") or os.path.lexists(path):
-            return path  # an existing name is taken as it is (Save checks what it is)
-        return path + ".npz"
-
-    def _export_suggestion(self, ending: str, plain: str) -> str:
-        """Where an export or a saved sample is offered: named after the text, in the folder
-        last used for exports (else the text's folder, else home)."""
-        corpus = self.ctl.corpus
-        return file_suggestion(
-            self.settings.value("paths/last_export_dir", "", type=str),
-            corpus.path if corpus is not None else None,
-            corpus.name if corpus is not None and corpus.path else None,
-            ending,
-            plain,
-        )
+        """Where to save the model, or None (tests replace this method)."""
+        return self.files.save_model_path()
 
     def ask_encoding(self, path: str, message: str) -> str | None:
         return ask_encoding(self, path, message)
 
     # ---------------------------------------------------------------- user intents
-    def open_text_dialog(self) -> None:
-        start = existing_folder(self.settings.value("paths/last_text_dir", "", type=str))
-        path, _ = QFileDialog.getOpenFileName(self, "Open text", start, TEXT_FILTER)
-        if path:
-            self.open_text(path)
-
     def open_text(self, path: str, encoding: str | None = None) -> None:
         if storable(path):
             self.settings.setValue("paths/last_text_dir", str(Path(path).parent))
         self.ctl.open_text(path, encoding)
 
-    def open_model_dialog(self) -> None:
-        corpus = self.ctl.corpus
-        start = existing_folder(
-            self.settings.value("paths/last_model_dir", "", type=str),
-            os.path.dirname(corpus.path) if corpus is not None and corpus.path else None,
-        )
-        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, MODEL_FILTER)
-        if path:
-            self.open_model(path)
-
     def open_model(self, path: str) -> None:
-        if self.ctl.dirty and not self._resolve_unsaved("opening another model"):
+        if self.ctl.dirty and not self.resolve_unsaved("opening another model"):
             return
         if storable(path):
             self.settings.setValue("paths/last_model_dir", str(Path(path).parent))
@@ -393,7 +201,9 @@ class MainWindow(QMainWindow):
 
     def model_text_candidates(self) -> list[str]:
         """Files that may be the current model's own text (see controller)."""
-        return model_text_candidates(self.ctl.model, self.ctl.model_path, self._recent("texts"))
+        return model_text_candidates(
+            self.ctl.model, self.ctl.model_path, self.recent.paths("texts")
+        )
 
     def open_model_text(self) -> None:
         found = self.model_text_candidates()
@@ -435,56 +245,27 @@ class MainWindow(QMainWindow):
         if path:
             self.ctl.save_model(path)
 
-    def _resolve_unsaved(self, context: str) -> bool:
-        """Ask about unsaved training; True when the caller may go on."""
-        answer = self.ask_unsaved(context)
-        if answer == "cancel":
-            return False
-        if answer == "save":
-            path = self.ctl.model_path or self.ask_save_path()
-            if not path:
-                return False
-            return self._save_before(path)
-        return True
+    def resolve_unsaved(self, context: str) -> bool:
+        """Ask about unsaved training before ``context``; True when the caller may go on."""
+        return session.resolve_unsaved(self, context)
 
-    def _save_before(self, path: str) -> bool:
-        """Save the current model now, before another replaces it; False (and a message) when
-        the save failed, so that the caller stops instead of losing the model."""
-        if self.ctl.training:
-            self.ctl.save_model(path)  # a snapshot between two steps, in the background
-            return True
-        if self.ctl.model is None:
-            return True
-        try:
-            self.ctl.save_now(path)
-        except (CharLSTMError, OSError) as exc:
-            self.show_message("The model was not saved", str(exc))
-            return False
-        return True
-
-    def _configs(self) -> tuple[Any, Any] | None:
+    def checked_configs(self) -> tuple[Any, Any] | None:
         corpus = self.ctl.corpus
         if corpus is None:
             self.show_message("No text", "Open a text file (or use the built-in text) first.")
             return None
-        try:
-            model_cfg, train_cfg = self.form.configs(corpus.vocab.size)
-            from core.data import check_trainable
-
-            check_trainable(corpus, train_cfg.batch_size, train_cfg.seq_len, train_cfg.val_fraction)
-        except CharLSTMError as exc:
-            self.form.show_problem(str(exc))
-            self.show_message("Check the settings", str(exc))
-            return None
-        self.form.show_problem("")
-        return model_cfg, train_cfg
+        configs, problem = form_problem(self.form, self.ctl)
+        self.form.show_problem(problem)
+        if problem:
+            self.show_message("Check the settings", problem)
+        return configs
 
     def train_new(self) -> None:
         if self.ctl.training:
             return
-        if self.ctl.dirty and not self._resolve_unsaved("starting a new model"):
+        if self.ctl.dirty and not self.resolve_unsaved("starting a new model"):
             return
-        configs = self._configs()
+        configs = self.checked_configs()
         if configs is None:
             return
         self.samples.clear_samples()
@@ -496,7 +277,7 @@ class MainWindow(QMainWindow):
     def continue_training(self) -> None:
         if self.ctl.training:
             return
-        configs = self._configs()
+        configs = self.checked_configs()
         if configs is None:
             return
         self.ctl.start_training(
@@ -511,51 +292,7 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.gen)
         self._gen_prime = request.prime
         self.ctl.generate(request)
-        self._render_state()
-
-    def save_generated(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Save generated text",
-            self._export_suggestion("-generated.txt", "generated"),
-            "Text files (*.txt);;All files (*)",
-        )
-        if not path:
-            return
-        self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
-        try:
-            Path(path).write_text(self.gen.text(), encoding="utf-8")
-        except OSError as exc:
-            self.show_message("Not saved", f"Cannot write {path}: {exc.strerror}.")
-            return
-        self.statusBar().showMessage(f"Saved the generated text to {path}", 5000)
-
-    def export_csv(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export loss as CSV",
-            self._export_suggestion("-loss.csv", "loss"),
-            "CSV files (*.csv)",
-        )
-        if path:
-            self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
-        if path:
-            try:
-                self.ctl.history.write_csv(path, self.plot.smoothed())
-            except OSError as exc:
-                self.show_message("Not exported", f"Cannot write {path}: {exc.strerror}.")
-
-    def export_png(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self,
-            "Export plot as PNG",
-            self._export_suggestion("-loss.png", "loss"),
-            "PNG images (*.png)",
-        )
-        if path:
-            self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
-        if path and not self.plot.save_png(path):
-            self.show_message("Not exported", f"Cannot write the image {path}.")
+        self.render_state()
 
     # ---------------------------------------------------------------- drag and drop
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
@@ -571,84 +308,29 @@ class MainWindow(QMainWindow):
         else:
             self.open_text(path)
 
-    # ---------------------------------------------------------------- recent files
-    def _recent(self, kind: str) -> list[str]:
-        value = self.settings.value(f"recent/{kind}", [], type=list)
-        return [str(p) for p in value if p]
-
-    def _add_recent(self, kind: str, path: str) -> None:
-        if not storable(path):
-            return
-        items = [p for p in self._recent(kind) if p != path]
-        self.settings.setValue(f"recent/{kind}", [path, *items][:MAX_RECENT])
-
-    def _fill_recent(self) -> None:
-        menu = self.sender()
-        assert isinstance(menu, QMenu)
-        kind = menu.objectName().removeprefix("recent_")
-        menu.clear()
-        paths = self._recent(kind)
-        for i, path in enumerate(paths, 1):
-            act = menu.addAction(f"&{i} {Path(path).name}")
-            act.setStatusTip(path)
-            act.setData(path)
-            act.setEnabled(not self.ctl.training)
-            act.triggered.connect(self._open_recent)
-        if not paths:
-            menu.addAction("(none)").setEnabled(False)
-
-    @Slot()
-    def _open_recent(self) -> None:
-        act = self.sender()
-        path = act.data()
-        if not os.path.exists(path):
-            self.show_message("File not found", f"{path} no longer exists.")
-            return
-        if act.parent() is self.recent_models_menu:
-            self.open_model(path)
-        else:
-            self.open_text(path)
+    def _fill_recent(self, menu: QMenu, kind: str) -> None:
+        self.recent.fill_menu(
+            menu,
+            kind,
+            enabled=not self.ctl.training,
+            open_path=self.open_model if kind == "models" else self.open_text,
+            missing=lambda p: self.show_message("File not found", f"{p} no longer exists."),
+        )
 
     # ---------------------------------------------------------------- controller -> view
-    @Slot(str)
-    def _on_state(self, state: str) -> None:
-        self._render_state()
-        if state == State.IDLE.value and self.ctl.last_step is not None:
-            self.status["eta"].setText("—")
+    @Slot(object)
+    def _on_state(self, state: State) -> None:
+        self.render_state()
+        if state is State.IDLE and self.ctl.last_step is not None:
+            self.status_bar.clear_eta()
 
-    def _render_state(self) -> None:
-        c, a = self.ctl, self.actions
+    def render_state(self) -> None:
+        c = self.ctl
         st = c.state
         idle = st is State.IDLE
-        busy = bool(c.busy) and "Saving" not in c.busy
         has_corpus = c.corpus is not None
+        update_actions(self.actions, c, self._continue_tips, self.model_text_candidates)
         has_model = c.model is not None or c.training
-        can_continue = idle and c.model is not None and c.model.train is not None
-        a["open_text"].setEnabled(idle and not busy)
-        a["builtin_text"].setEnabled(idle and not busy)
-        a["open_model"].setEnabled(idle and not busy)
-        a["save"].setEnabled(has_model and st is not State.STOPPING)
-        a["save_as"].setEnabled(has_model and st is not State.STOPPING)
-        a["train"].setEnabled(idle and has_corpus and not busy)
-        # Continue is off, saying why, when the model cannot represent the loaded text.
-        problem = continue_problem(c.model, c.corpus) if can_continue and has_corpus else ""
-        a["continue"].setEnabled(can_continue and has_corpus and not busy and not problem)
-        a["continue"].setToolTip(problem or self._continue_tips[0])
-        a["continue"].setStatusTip(problem or self._continue_tips[1])
-        own_sha = (c.model.train.corpus or {}).get("sha256") if can_continue else None
-        a["open_model_text"].setEnabled(
-            can_continue
-            and not busy
-            and (not has_corpus or c.corpus.sha256 != own_sha)
-            and bool(self.model_text_candidates())
-        )
-        a["pause"].setEnabled(st is State.TRAINING)
-        a["resume"].setEnabled(st is State.PAUSED)
-        a["stop"].setEnabled(st in (State.TRAINING, State.PAUSED, State.STARTING))
-        a["sweep"].setEnabled(idle and has_corpus and not busy and not c.sweeping)
-        a["cancel_sweep"].setEnabled(c.sweeping)
-        a["generate"].setEnabled(has_model and not c.generating)
-        a["stop_generate"].setEnabled(c.generating)
         if c.training:
             source = "the model being trained"
         elif c.model is not None:
@@ -664,152 +346,16 @@ class MainWindow(QMainWindow):
             State.PAUSED: "Paused",
             State.STOPPING: "Stopping…",
         }[st]
-        self.status["state"].setText(c.busy or text)
-        if c.busy and idle:
-            if self.progress.maximum() > 0:
-                self._progress_kept = self.progress.value()
-            self.progress.setRange(0, 0)
-        elif self.progress.maximum() == 0:
-            # the busy range reset the value to -1 (a blank bar): show the step's progress again
-            self.progress.setRange(0, 1000)
-            self.progress.setValue(self._progress_kept)
+        self.status_bar.set_state(c.busy or text, busy=bool(c.busy) and idle)
 
     @Slot(str)
     def _on_busy(self, what: str) -> None:
-        self._render_state()
-
-    @Slot(object)
-    def _on_corpus(self, corpus: Any) -> None:
-        if corpus.path:
-            self._add_recent("texts", corpus.path)
-        self.text_panel.show_corpus(corpus, self.form.values()["val_fraction"])
-        self.tabs.setCurrentWidget(self.text_panel)
-        self.statusBar().showMessage(
-            f"Loaded {corpus.name}: {corpus.n_chars:,} characters, {corpus.vocab.size} distinct",
-            5000,
-        )
-        model = self.ctl.model
-        if model is not None and model.train is not None:
-            fp = model.train.corpus or {}
-            problem = continue_problem(model, corpus)
-            if problem:  # Continue is off now; its tooltip says the same
-                self.statusBar().showMessage(problem, 15_000)
-            elif fp.get("sha256") and fp.get("sha256") != corpus.sha256:
-                self.statusBar().showMessage(
-                    f"Note: the opened model was trained on {fp.get('name', 'another text')}; "
-                    "continuing it trains on this text instead.",
-                    10_000,
-                )
-        self._render_state()
-        self._update_title()
-        self._estimate_timer.start()
+        self.render_state()
 
     @Slot(object, str)
     def _on_model(self, model: Any, source: str) -> None:
-        self._render_state()
+        self.render_state()
         self._update_title()
-
-    @Slot(object, object)
-    def _on_model_opened(self, model: Any, path: str) -> None:
-        self._add_recent("models", path)
-        if model.train is not None:
-            self.form.set_from_configs(model.config, model.train.config)
-            t = model.train
-            self.status["step"].setText(f"step {t.step:,}")
-            self.status["elapsed"].setText(fmt.duration(t.elapsed_s))
-            self.status["best"].setText(f"best val {fmt.loss(t.best_val_loss)}")
-            total = max(t.total_steps, 1)
-            self.progress.setValue(int(1000 * min(t.step / total, 1.0)))
-            fp = t.corpus or {}
-            corpus = self.ctl.corpus
-            if corpus is None or fp.get("sha256") != corpus.sha256:
-                text = (
-                    f"This checkpoint was trained on “{fp.get('name', '?')}” "
-                    f"({fmt.size(fp.get('size', 0))}). Open that text to continue training it "
-                    "exactly; another text works too if it uses only the model's characters. "
-                    "You can generate text right away."
-                )
-                found = self.model_text_candidates()
-                if found:
-                    self.offer_model_text(text, found[0])
-                else:
-                    self.show_message("Model opened", text)
-        self.plot.plot.enableAutoRange()
-        self.plot.refresh_now()
-        self._restore_samples(model)
-        self.statusBar().showMessage(f"Opened {display_path(path)}", 5000)
-        self._render_state()
-
-    def _restore_samples(self, model: Any) -> None:
-        """The Samples history kept in a checkpoint, each headed by the validation loss known
-        at its step (as during training)."""
-        self.samples.clear_samples()
-        t = model.train
-        if t is None or not getattr(t, "samples", ()):
-            return
-        val_step = np.asarray(t.history.get("val_step", ()), dtype=np.int64)
-        val_loss = np.asarray(t.history.get("val_loss", ()), dtype=np.float64)
-        for step, text in t.samples:
-            i = int(np.searchsorted(val_step, step, side="right")) - 1
-            val = float(val_loss[i]) if i >= 0 else None
-            self.samples.add_sample(step, val, t.config.sample_temperature, text)
-
-    @Slot()
-    def _on_history_reset(self) -> None:
-        """A new run or another model: nothing of the previous one stays on show."""
-        for key in ("step", "epoch", "speed", "elapsed", "eta", "best"):
-            self.status[key].setText("—")
-        self.progress.setValue(0)
-        self.plot.plot.enableAutoRange()
-        self.plot.refresh_now()
-        self._overlay_runs(self.runs_panel.model.checked)  # the live curve is another run's now
-
-    @Slot(object)
-    def _on_events(self, batch: tuple) -> None:
-        """At most ~30 batches a second arrive; only the newest values are shown."""
-        last_step = None
-        for ev in batch:
-            if isinstance(ev, StepEvent):
-                last_step = ev
-            elif isinstance(ev, SampleEvent):
-                self.samples.add_sample(ev.step, ev.val_loss, ev.temperature, ev.text)
-            elif isinstance(ev, EvalEvent):
-                self.status["best"].setText(f"best val {fmt.loss(ev.best_val_loss)}")
-            elif isinstance(ev, RollbackEvent):  # marked on the plot too (LossPlot)
-                self.status["best"].setText(f"best val {fmt.loss(self.ctl.best_val)}")
-                self.statusBar().showMessage(
-                    f"Training blew up at step {ev.from_step:,} and healed itself: "
-                    f"{ev.describe()}.",
-                    15000,
-                )
-        if last_step is not None:
-            ev = last_step
-            self.status["step"].setText(f"step {ev.step:,} / {ev.total_steps:,}")
-            self.status["epoch"].setText(f"epoch {ev.epoch:.2f}")
-            self.status["speed"].setText(f"{fmt.count(ev.chars_per_sec)} chars/s")
-            self.status["elapsed"].setText(fmt.duration(ev.elapsed_s))
-            cfg = self.ctl.train_config
-            left = None
-            if cfg is not None and ev.chars_per_sec > 0:
-                left = (ev.total_steps - ev.step) * cfg.batch_size * cfg.seq_len / ev.chars_per_sec
-            self.status["eta"].setText(f"ETA {fmt.duration(left)}")
-            total = max(ev.total_steps, 1)
-            self.progress.setValue(int(1000 * min(ev.step / total, 1.0)))
-            self.progress.setFormat(f"{100 * ev.step / total:.0f}%")
-
-    @Slot(object)
-    def _on_run_finished(self, summary: Any) -> None:
-        """Say that a run ended, and ask for attention when the window is in the background."""
-        best = ""
-        if summary.best_val_loss is not None:
-            best = f", best validation loss {fmt.loss(summary.best_val_loss)}"
-        verb = "finished" if summary.reason == "completed" else "stopped"
-        self.statusBar().showMessage(
-            f"Training {verb} at step {summary.steps:,} after {fmt.duration(summary.elapsed_s)}"
-            f"{best}."
-        )
-        if not self.isActiveWindow():
-            self.alert()
 
     def alert(self) -> None:
         """Flash the taskbar entry until the window is activated (tests replace this)."""
@@ -822,40 +368,9 @@ class MainWindow(QMainWindow):
             self._help = HelpWindow(self)
         self._help.show_guide()
 
-    @Slot(str)
-    def _on_blas(self, text: str) -> None:
-        self.status["speed"].setToolTip(f"Training characters per second. {text}")
-        self.statusBar().showMessage(text, 8000)
-
     @Slot(bool)
     def _on_dirty(self, dirty: bool) -> None:
         self._update_title()
-
-    @Slot(object)
-    def _on_saved(self, path: str) -> None:
-        self._add_recent("models", path)
-        where = display_path(path)
-        if os.path.islink(path):  # saved through the link, which stays a link
-            where = f"{display_path(os.path.realpath(path))} (through the link {where})"
-        self.statusBar().showMessage(f"Saved the model to {where}", 5000)
-        self._render_state()
-        self._update_title()
-
-    @Slot(object)
-    def _on_autosaved(self, path: str) -> None:
-        self.statusBar().showMessage(f"Checkpoint autosaved to {display_path(path)}", 5000)
-        keep = int(self.form.values()["autosave_keep"])
-        autosaves.prune(Path(path).parent, keep, protect=(path, self.ctl.model_path))
-        self.form.show_autosave_size()
-
-    @Slot(object, str)
-    def _on_decode_failed(self, path: str, message: str) -> None:
-        if not path:
-            self.show_message("Not UTF-8 text", message)
-            return
-        encoding = self.ask_encoding(path, message)
-        if encoding:
-            self.open_text(path, encoding)
 
     @Slot(str)
     def _on_internal_error(self, tb: str) -> None:
@@ -864,175 +379,27 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def _on_gen_started(self, source: str) -> None:
         self.gen.started(source, self._gen_prime)
-        self._render_state()
+        self.render_state()
 
     @Slot(bool)
     def _on_gen_finished(self, completed: bool) -> None:
         self.gen.finished(completed)
-        self._render_state()
-
-    @Slot(object, object)
-    def _on_task_done(self, tag: str, result: Any) -> None:
-        if tag.startswith("timing:"):
-            self._timings[tuple(json.loads(tag[len("timing:") :]))] = result
-            self._update_estimate()
-        elif tag == "curves":
-            self._curves.update(result)
-            self._overlay_runs(self.runs_panel.model.checked)
-        elif tag == "devices":
-            self.form.set_devices(result)
+        self.render_state()
 
     def _show_device(self) -> None:
-        self.status["device"].setText(self.form.device.currentText())
+        self.status_bar.set_device(self.form.device.currentText())
 
     # ---------------------------------------------------------------- runs and sweeps
-    def _connect_runs(self) -> None:
-        p, c = self.runs_panel, self.ctl
-        self.actions["sweep"].triggered.connect(self.try_settings)
-        self.actions["cancel_sweep"].triggered.connect(c.cancel_sweep)
-        p.sweep_requested.connect(self.try_settings)
-        p.open_requested.connect(self._open_run)
-        p.rename_requested.connect(c.rename_run)
-        p.delete_requested.connect(
-            lambda run, with_model: c.delete_run(run.id, with_model=with_model)
-        )
-        p.overlay_changed.connect(self._overlay_runs)
-        p.compare_requested.connect(self.compare_runs)
-        c.runs_changed.connect(self.refresh_runs)
-        c.runs_problem.connect(self._on_runs_problem)
-        c.sweep_changed.connect(self._on_sweep_changed)
-        c.sweep_finished.connect(self._on_sweep_finished)
-        self.tabs.currentChanged.connect(self._tab_changed)
-        QTimer.singleShot(0, self.refresh_runs)
-
-    def _tab_changed(self, index: int) -> None:
-        if self.tabs.widget(index) is self.runs_panel:
-            self.refresh_runs()  # runs recorded by the command line meanwhile
-
     def refresh_runs(self) -> None:
-        """Reload the table (1,000 runs: one query; ``benchmarks/bench_runs_gui.py``)."""
-        runs = self.ctl.list_runs()
-        ended = {r.id for r in runs if r.status != "running"}
-        self._curves = {i: cv for i, cv in self._curves.items() if i in ended}  # growing: reload
-        self.runs_panel.set_runs(runs)
-        if not self.ctl.runs_problem_text:
-            self.runs_panel.show_note("")
-        self._overlay_runs(self.runs_panel.model.checked)
-
-    @Slot(str)
-    def _on_runs_problem(self, text: str) -> None:
-        self.runs_panel.show_note(text)
-        self.statusBar().showMessage(text, 15_000)
-
-    def _open_run(self, run: Any) -> None:
-        if not run.model_path:
-            self.show_message(
-                "No model file",
-                f"The run “{run.name}” kept no model file (it was trained without an autosave "
-                "folder or an output file).",
-            )
-            return
-        self.open_model(run.model_path)
-
-    def _overlay_runs(self, ids: list) -> None:
-        """Draw the ticked runs' stored curves; the run training now (or just trained) is drawn
-        live instead, under its name."""
-        live = self.ctl.history_run_id
-        missing = [i for i in ids if i not in self._curves and i != live]
-        if missing:
-            self.ctl.load_curves(missing)
-        curves = []
-        for i in ids:
-            run, cv = self.runs_panel.run(i), self._curves.get(i)
-            if i == live or run is None or cv is None:
-                continue
-            cols = [
-                {"step": s.step, "chars": s.chars, "time": s.time, "loss": s.loss}
-                for s in (cv.train, cv.val)
-            ]
-            curves.append(OverlayCurve(i, run.name, *cols))
-        self.plot.set_overlays(curves)
-        run = self.runs_panel.run(live) if live is not None else None
-        self.plot.set_live_name(run.name if run is not None and curves else "")
+        self.runs.refresh_runs()
 
     def compare_runs(self, ids: list) -> None:
-        runs = [r for r in (self.runs_panel.run(i) for i in ids) if r is not None]
-        if len(runs) < 2:
-            self.show_message("Compare settings", "Tick two runs or more to compare them.")
-            return
-        settings = [
-            {"text": r.text_name, **{k.split(".", 1)[-1]: v for k, v in r.flat_settings().items()}}
-            for r in runs
-        ]
-        self.compare_dialog = CompareDialog([r.name for r in runs], settings, self)
-        self.compare_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.compare_dialog.open()
+        self.runs.compare_runs(ids)
 
     def ask_sweep(self) -> SweepSpec | None:
         """The sweep the user describes, or None (tests replace this method)."""
         dialog = SweepDialog(self.form.values(), self)
         return dialog.spec() if dialog.exec() == SweepDialog.DialogCode.Accepted else None
-
-    def try_settings(self) -> None:
-        if self.ctl.training or self._configs() is None:
-            return
-        spec = self.ask_sweep()
-        configs = self._configs() if spec is not None else None
-        if configs is None:
-            return
-        if self.ctl.dirty and not self._resolve_unsaved("starting a sweep"):
-            return
-        self.samples.clear_samples()
-        self.runs_panel.model.set_checked([])
-        self.runs_panel.model.set_best(None)
-        self.tabs.setCurrentWidget(self.runs_panel)
-        self.ctl.start_sweep(
-            *configs,
-            spec.grid,
-            unit=spec.unit,
-            budget=spec.budget,
-            autosave_dir=self.form.values()["autosave_dir"],
-        )
-        self._render_state()
-
-    @Slot(object)
-    def _on_sweep_changed(self, sweep: Any) -> None:
-        ended = [p.run_id for p in sweep.points if p.run_id is not None and p.status != "running"]
-        model = self.runs_panel.model
-        model.set_checked([*model.checked, *ended])  # each finished point joins the overlay
-        if 0 <= sweep.current < len(sweep.points):
-            self.statusBar().showMessage(
-                f"Sweep: run {sweep.current + 1} of {len(sweep.points)} "
-                f"({sweep.points[sweep.current].label})"
-            )
-        self._render_state()
-
-    @Slot(object)
-    def _on_sweep_finished(self, sweep: Any) -> None:
-        self._on_sweep_changed(sweep)
-        self.refresh_runs()
-        best = sweep.points[sweep.best] if sweep.best is not None else None
-        self.runs_panel.model.set_best(best.run_id if best is not None else None)
-        ranked = sorted(
-            (p for p in sweep.points if p.best_val is not None),
-            key=lambda p: (p.status != "finished", p.best_val),
-        )
-        lines = [f"{p.label}: {fmt.loss(p.best_val)} ({p.status})" for p in ranked]
-        lines += [
-            f"{p.label}: {p.status}" + (f" — {p.message}" if p.message else "")
-            for p in sweep.points
-            if p.best_val is None
-        ]
-        head = "Sweep cancelled." if sweep.cancelled else "Sweep finished."
-        self.statusBar().showMessage(
-            head + (f" Best: {best.label}, {fmt.loss(best.best_val)}" if best else ""), 15_000
-        )
-        if best is not None and best.model_path and self.ask_open_best(best, lines):
-            self.open_model(best.model_path)
-        elif best is None:
-            self.show_message(
-                head, "No run finished with a validation loss.\n\n" + "\n".join(lines)
-            )
 
     def ask_open_best(self, best: Any, lines: list[str]) -> bool:
         """Offer to open the best run's model (tests replace this method)."""
@@ -1047,66 +414,22 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- estimate
     def _update_estimate(self) -> None:
+        """Show what the form's settings mean on the loaded text (see settings_check.py)."""
         corpus = self.ctl.corpus
         if corpus is None:
             return
         v = self.form.values()
         self.text_panel.set_split(corpus.n_chars, v["val_fraction"], v["val_split"])
-        from core import plan
-
-        # the run's own settings and vocabulary, timed once per shape (see core.plan)
-        shape = (
-            corpus.vocab.size,
-            int(v["hidden_size"]),
-            int(v["num_layers"]),
-            int(v["batch_size"]),
-            int(v["seq_len"]),
-            round(float(v["dropout"]), 4),
-            self.form.device_choice(),  # timed on the chosen device
-        )
-        if shape not in self._timings and not self.ctl.training:
-            self._timings[shape] = None
-            self.ctl.run_task(
-                "timing:" + json.dumps(shape),
-                lambda: plan.measure_timing(
-                    *shape[:5],
-                    dropout=shape[5],
-                    threads=self.ctl.training_threads(),
-                    device=shape[6],
-                ),
-            )
-        n_val = int(corpus.n_chars * v["val_fraction"])
-        est = plan.estimate(
-            *shape[:5],
-            self._timings.get(shape),
-            eval_every=int(v["eval_every"]),
-            val_chars=min(n_val, TrainConfig().eval_max_chars),
-            sample_every=int(v["sample_every"]),
-            sample_length=int(v["sample_length"]),
-        )
-        split_key = (corpus.sha256, v["val_fraction"], v["val_split"])
-        if self._unseen is None or self._unseen[0] != split_key:
-            unseen = plan.unseen_in_validation(
-                corpus.ids, corpus.vocab, v["val_fraction"], v["val_split"]
-            )
-            self._unseen = (split_key, plan.unseen_message(unseen, v["val_split"]))
-        self.text_panel.show_validation_check(self._unseen[1])
-        train_chars = int(corpus.n_chars * (1 - v["val_fraction"]))
-        per_step = v["batch_size"] * v["seq_len"]
-        unit, amount = v["duration_unit"], v["duration"]
-        steps: float | None = None
-        if unit == "steps":
-            steps = amount
-        elif unit == "epochs":
-            steps = math.ceil(amount * train_chars / per_step)
-        elif est.seconds_per_step:
-            steps = amount * 60 / est.seconds_per_step
-        self.text_panel.show_estimate(est, train_chars, steps)
         try:
-            self.form.configs(corpus.vocab.size)
+            config = self.form.configs(corpus.vocab.size)[1]
             self.form.show_problem("")
         except ConfigError as exc:
+            config = None
             self.form.show_problem(str(exc))
+        check = self.check.check(v, self.form.device_choice(), config)
+        if check is not None:
+            self.text_panel.show_validation_check(check.unseen)
+            self.text_panel.show_estimate(check.estimate, check.train_chars, check.steps)
 
     def _val_fraction(self) -> float:
         return float(self.form.values()["val_fraction"])
@@ -1125,94 +448,17 @@ class MainWindow(QMainWindow):
         self.setWindowModified(self.ctl.dirty)
 
     def restore_settings(self) -> None:
-        s = self.settings
-        geometry = s.value("window/geometry", QByteArray(), type=QByteArray)
-        if not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        state = s.value("window/state", QByteArray(), type=QByteArray)
-        if not state.isEmpty():
-            self.restoreState(state)
-        self.form.restore_settings(s, default_autosave_dir())
-        self.plot.smoothing.setValue(s.value("plot/smoothing", 900, type=int))
-        self.plot.set_log_scale(s.value("plot/log_scale", False, type=bool))
-        self.plot.set_x_axis(s.value("plot/x_axis", "step", type=str))
-        self.tabs.setCurrentIndex(s.value("window/tab", 0, type=int))
-        references = s.value("plot/references", True, type=bool)
-        self.actions["reference_lines"].setChecked(references)
-        self.plot.show_references(references)
-        self.inspect.restore_settings(s)
+        session.restore_settings(self)
 
     def save_settings(self) -> None:
-        s = self.settings
-        s.setValue("window/geometry", self.saveGeometry())
-        s.setValue("window/state", self.saveState())
-        s.setValue("window/tab", self.tabs.currentIndex())
-        s.setValue("plot/smoothing", self.plot.smoothing.value())
-        s.setValue("plot/log_scale", self.plot.log_box.isChecked())
-        s.setValue("plot/x_axis", self.plot.x_axis)
-        s.setValue("plot/references", self.actions["reference_lines"].isChecked())
-        self.inspect.save_settings(s)
-        self.form.save_settings(s)
-        s.sync()
+        session.save_settings(self)
 
     def save_and_quit(self, signum: int) -> None:
-        """The system asks the app to quit (SIGTERM at logout, SIGHUP, SIGINT): no question can
-        be answered, so unsaved training is saved to an autosave file (said on stderr), then the
-        app quits with status 128 + ``signum``, as a program ended by that signal."""
-        if self._closing:
-            return
-        self._closing = True
-        name = signal_name(signum)
-        unsaved = self.ctl.dirty or (self.ctl.training and self.ctl.last_step is not None)
-        self.save_settings()
-        self.plot.timer.stop()
-        self._estimate_timer.stop()
-        self.ctl.shutdown(keep_locks=True)
-        if unsaved and self.ctl.model is not None:
-            folder = self.form.values()["autosave_dir"] or default_autosave_dir()
-            try:
-                Path(folder).mkdir(parents=True, exist_ok=True)
-                path = self.ctl.save_now(self.ctl.unsaved_autosave_path(folder))
-                said = f"saved the unsaved model to {display_path(path)}"
-            except (CharLSTMError, OSError) as exc:
-                said = f"the unsaved model was NOT saved: {exc}"
-        else:
-            said = "nothing unsaved; quitting"
-        print(f"charlstm-gui: {name}: {said}", file=sys.stderr, flush=True)
-        self.ctl.release_locks()
-        self.close()
-        QApplication.exit(128 + signum)
+        """Quit on a signal, keeping unsaved training in an autosave file (see session.py)."""
+        session.save_and_quit(self, signum)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
-        if self._closing:
+        if session.may_close(self):
             event.accept()
-            return
-        save_to = None
-        if self.ctl.dirty or (self.ctl.training and self.ctl.last_step is not None):
-            answer = self.ask_unsaved("closing")
-            if answer == "cancel":
-                event.ignore()
-                return
-            if answer == "save":
-                save_to = self.ctl.model_path or self.ask_save_path()
-                if not save_to:
-                    event.ignore()
-                    return
-        self._closing = True
-        self.save_settings()
-        self.statusBar().showMessage("Stopping…")
-        self.plot.timer.stop()
-        self._estimate_timer.stop()
-        self.ctl.shutdown(keep_locks=True)
-        if save_to and self.ctl.model is not None:
-            try:
-                self.ctl.save_now(save_to)
-            except (CharLSTMError, OSError) as exc:
-                self._closing = False
-                self.show_message("The model was not saved", str(exc))
-                event.ignore()
-                return
-            finally:
-                self.ctl.release_locks()
-        self.ctl.release_locks()
-        event.accept()
+        else:
+            event.ignore()

@@ -1,8 +1,10 @@
-"""Thin QThread adapters: the trainer generator, the text generator and one-shot jobs.
+"""Thin QThread adapters: one generator worker, two uses of it, and a single-call worker.
 
-Each worker is a QObject moved to its own QThread. It pulls from a plain Python generator and
-re-emits what it yields as immutable snapshots, batched so the GUI receives at most ~30 batches a
-second. Pause, stop and snapshot requests are cooperative: they are served between two pulls.
+``GeneratorWorker`` is a QObject moved to its own QThread. It pulls from a plain Python
+generator and re-emits what it yields, batched so the GUI receives at most ~30 batches a second.
+Pause, stop and snapshot requests are cooperative: they are served between two pulls.
+``TrainWorker`` pulls the trainer's events, ``StreamWorker`` the characters of a generation;
+``TaskWorker`` runs one function.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from core import parallel
 from core.events import EvalEvent, RollbackEvent, StepEvent
 
 EMIT_INTERVAL_S = 1 / 30  # at most this many batches of events per second reach the GUI
+# the purpose of the snapshot taken after each evaluation when ``snapshot_each_eval`` is on
+EVAL_SNAPSHOT = "eval"
 
 
 class TrainerLike(Protocol):
@@ -52,56 +56,32 @@ class _Batcher:
         return out
 
 
-class TrainWorker(QObject):
-    """Runs ``Trainer.run()`` on its thread and re-emits its events in batches.
+class GeneratorWorker(QObject):
+    """Pulls from a generator on its thread; superqt's ``GeneratorWorker`` shape.
 
-    ``factory`` builds the trainer on the worker thread (it may be slow: it splits and encodes the
-    text). ``blas_threads`` is a fixed BLAS thread count, or ``None`` to measure 1 against 2 threads
-    on the first real steps and keep the faster (the measured steps are kept; none is wasted).
-
-    ``recorder_factory`` (optional) builds a ``core.runs.RunRecorder`` on this thread once the
-    trainer exists; every event goes to it here, so the run store is written in batches off the
-    GUI thread, and it is finished before ``finished``/``failed`` is emitted.
+    Between two pulls it serves the GUI thread's requests: a snapshot (``snapshot_ready``, with
+    what ``snapshot()`` returns and the caller's purpose), a pause (it parks until resumed, still
+    serving snapshots) and a stop. What the generator yields is batched and handed to
+    ``emit_batch`` at most ``1 / interval_s`` times a second. Subclasses say what an item means
+    (``on_item``), how a batch is emitted, what a snapshot is and whether a stop ends the pull
+    here (``stop_ends_pull``) or is passed to the generator's source (``on_stop``), which then
+    ends it itself.
     """
 
-    started = Signal(int)  # first step of this session (0 for a new model)
-    events = Signal(object)  # tuple of core.events objects, oldest first
-    blas_chosen = Signal(int, str)  # thread count, a sentence explaining the measurement
-    paused = Signal(int)  # step at which the trainer is parked
+    paused = Signal(int)  # ``position`` (the last step of a training) where it parked
     resumed = Signal()
-    # ModelFile copy, purpose given to request_snapshot (an object: it may hold a path)
-    snapshot_ready = Signal(object, object)
-    failed = Signal(object, str, object)  # exception, traceback text, last good ModelFile or None
-    finished = Signal(object, object)  # TrainSummary, final ModelFile
-    recording = Signal(object)  # the run store's id of this run
-    record_warning = Signal(str)  # the run store failed: one sentence (training goes on)
+    snapshot_ready = Signal(object, object)  # snapshot(), the purpose given to request_snapshot
 
-    def __init__(
-        self,
-        factory: Callable[[], TrainerLike],
-        *,
-        blas_threads: int | None = None,
-        max_threads: int = 2,
-        interval_s: float = EMIT_INTERVAL_S,
-        recorder_factory: Callable[[Callable[[str], None]], Any] | None = None,
-    ) -> None:
+    stop_ends_pull = True
+
+    def __init__(self, interval_s: float = EMIT_INTERVAL_S) -> None:
         super().__init__()
-        self._factory = factory
-        self._recorder_factory = recorder_factory
-        self._recorder: Any = None
-        self._blas_threads = blas_threads
-        self._max_threads = max_threads
         self._batch = _Batcher(interval_s)
         self._cond = threading.Condition()
         self._pause = False
         self._stop = False
-        self._requests: list[str] = []
-        self._trainer: TrainerLike | None = None
-        self.last_step = 0
-        self.final_model: Any = None  # set on the worker thread just before it ends
-        # a copy of the model right after each evaluation, as snapshot_ready(model, "inspect"):
-        # the Inspect view's time-lapse needs the weights of every evaluation, not the newest
-        self.snapshot_each_eval = False
+        self._requests: list[Any] = []
+        self.position = 0
 
     # --- called from the GUI thread (thread-safe) ---------------------------------------------
     def request_pause(self) -> None:
@@ -116,18 +96,136 @@ class TrainWorker(QObject):
     def request_stop(self) -> None:
         with self._cond:
             self._stop = True
-            trainer = self._trainer
             self._cond.notify_all()
-        if trainer is not None:
-            trainer.request_stop()
+        self.on_stop()
 
-    def request_snapshot(self, purpose: str) -> None:
-        """Ask for a copy of the model, taken between two steps; ``snapshot_ready`` answers."""
+    def request_snapshot(self, purpose: Any) -> None:
+        """Ask for ``snapshot()`` taken between two pulls; ``snapshot_ready`` answers."""
         with self._cond:
             self._requests.append(purpose)
             self._cond.notify_all()
 
+    # --- what a subclass says -----------------------------------------------------------------
+    def on_stop(self) -> None:
+        """A stop was asked (GUI thread): pass it on to what the generator pulls from."""
+
+    def on_item(self, item: Any, seconds: float) -> None:
+        """One item, pulled in ``seconds`` (worker thread), before it joins the batch."""
+
+    def emit_batch(self, items: tuple[Any, ...]) -> None:
+        raise NotImplementedError
+
+    def snapshot(self) -> Any:
+        return None
+
     # --- runs on the worker thread ------------------------------------------------------------
+    def pull(self, gen: Iterator[Any]) -> tuple[bool, Any]:
+        """Pull ``gen`` to its end: (True, its return value); (False, None) when a stop ended
+        the pull first (``stop_ends_pull``). Only the generator's own work is timed."""
+        while True:
+            self.serve_requests()
+            self._wait_while_paused()
+            t0 = time.perf_counter()
+            try:
+                item = next(gen)
+            except StopIteration as done:
+                return True, done.value
+            if self.stop_ends_pull and self._stop:
+                return False, None
+            self.on_item(item, time.perf_counter() - t0)
+            if self._batch.add(item):
+                self.flush()
+
+    def flush(self) -> None:
+        if self._batch.items:
+            self.emit_batch(self._batch.take())
+
+    def serve_requests(self, final: Any = None) -> None:
+        """Answer the snapshot requests: with ``final`` when given (the run has ended)."""
+        with self._cond:
+            requests, self._requests = self._requests, []
+        for purpose in requests:
+            self.snapshot_ready.emit(final if final is not None else self.snapshot(), purpose)
+
+    def _wait_while_paused(self) -> None:
+        with self._cond:
+            if not self._pause or self._stop:
+                return
+        self.flush()
+        self.paused.emit(self.position)
+        while True:
+            with self._cond:
+                while self._pause and not self._stop and not self._requests:
+                    self._cond.wait()
+                if not self._requests:
+                    break
+            self.serve_requests()
+        self.resumed.emit()
+
+
+class TrainWorker(GeneratorWorker):
+    """Runs ``Trainer.run()`` on its thread and re-emits its events in batches.
+
+    ``factory`` builds the trainer on the worker thread (it may be slow: it splits and encodes the
+    text). ``blas_threads`` is a fixed BLAS thread count, or ``None`` to measure 1 against 2 threads
+    on the first real steps and keep the faster (``core.parallel.ThreadChooser``; the measured
+    steps are kept, none is wasted).
+
+    ``recorder_factory`` (optional) builds a ``core.runs.RunRecorder`` on this thread once the
+    trainer exists; every event goes to it here, so the run store is written in batches off the
+    GUI thread, and it is finished before ``finished``/``failed`` is emitted.
+    """
+
+    started = Signal(int)  # first step of this session (0 for a new model)
+    events = Signal(object)  # tuple of core.events objects, oldest first
+    blas_chosen = Signal(int, str)  # thread count, a sentence explaining the measurement
+    failed = Signal(object, str, object)  # exception, traceback text, last good ModelFile or None
+    finished = Signal(object, object)  # TrainSummary, final ModelFile
+    recording = Signal(object)  # the run store's id of this run
+    record_warning = Signal(str)  # the run store failed: one sentence (training goes on)
+
+    stop_ends_pull = False  # the trainer ends its run itself, with a summary and a checkpoint
+
+    def __init__(
+        self,
+        factory: Callable[[], TrainerLike],
+        *,
+        blas_threads: int | None = None,
+        max_threads: int = 2,
+        interval_s: float = EMIT_INTERVAL_S,
+        recorder_factory: Callable[[Callable[[str], None]], Any] | None = None,
+    ) -> None:
+        super().__init__(interval_s)
+        self._factory = factory
+        self._recorder_factory = recorder_factory
+        self._recorder: Any = None
+        self._blas_threads = blas_threads
+        self._max_threads = max_threads
+        self._trainer: TrainerLike | None = None
+        self._chooser: parallel.ThreadChooser | None = None
+        self._prev_chars: int | None = None
+        self.final_model: Any = None  # set on the worker thread just before it ends
+        # a copy of the model right after each evaluation, as snapshot_ready(model, EVAL_SNAPSHOT):
+        # the Inspect view's time-lapse needs the weights of every evaluation, not the newest
+        self.snapshot_each_eval = False
+
+    @property
+    def last_step(self) -> int:
+        return self.position
+
+    def on_stop(self) -> None:
+        with self._cond:
+            trainer = self._trainer
+        if trainer is not None:
+            trainer.request_stop()
+
+    def snapshot(self) -> Any:
+        assert self._trainer is not None
+        return self._trainer.snapshot()
+
+    def emit_batch(self, items: tuple[Any, ...]) -> None:
+        self.events.emit(items)
+
     @Slot()
     def run(self) -> None:
         trainer = None
@@ -142,15 +240,17 @@ class TrainWorker(QObject):
                 self._start_recording()
                 gen = trainer.run()
                 self.started.emit(int(getattr(trainer, "step", 0)))
-                summary = self._pull(trainer, gen)
-            self._flush()
+                if self._blas_threads is None:
+                    self._chooser = parallel.ThreadChooser(self._max_threads)
+                _, summary = self.pull(gen)
+            self.flush()
             final = self.final_model = trainer.snapshot()
             if self._recorder is not None:
                 self._recorder.finish(summary=summary)
-            self._serve_requests(trainer, final)
+            self.serve_requests(final)
             self.finished.emit(summary, final)
         except Exception as exc:  # every failure reaches the GUI as a signal, never a crash
-            self._flush()
+            self.flush()
             if self._recorder is not None:
                 self._recorder.finish(error=exc)
             last = None
@@ -162,34 +262,22 @@ class TrainWorker(QObject):
             self.failed.emit(exc, describe_exception(exc), last)
         self.thread().quit()  # the QThread's event loop ends once this slot returns
 
-    def _pull(self, trainer: TrainerLike, gen: Iterator[Any]) -> Any:
-        chooser = _ThreadChooser(self._max_threads) if self._blas_threads is None else None
-        prev_chars = None
-        while True:
-            self._serve_requests(trainer)
-            self._wait_while_paused(trainer)
-            t0 = time.perf_counter()  # only the trainer's own work is timed, never a pause
-            try:
-                event = next(gen)
-            except StopIteration as done:
-                return done.value
-            if self._recorder is not None:
-                self._recorder(event)  # buffered; written in batches (never raises)
-            if isinstance(event, StepEvent):
-                seconds = time.perf_counter() - t0
-                self.last_step = event.step
-                if chooser is not None and prev_chars is not None:
-                    decided = chooser.record(seconds, event.chars_seen - prev_chars)
-                    if decided is not None:
-                        self.blas_chosen.emit(decided, chooser.explain())
-                        chooser = None
-                prev_chars = event.chars_seen
-            elif isinstance(event, EvalEvent) and self.snapshot_each_eval:
-                self.snapshot_ready.emit(trainer.snapshot(), "inspect")
-            elif isinstance(event, RollbackEvent):
-                prev_chars = None  # the step count went back: the next step has no predecessor
-            if self._batch.add(event):
-                self._flush()
+    def on_item(self, event: Any, seconds: float) -> None:
+        if self._recorder is not None:
+            self._recorder(event)  # buffered; written in batches (never raises)
+        if isinstance(event, StepEvent):
+            self.position = event.step
+            chooser = self._chooser
+            if chooser is not None and self._prev_chars is not None:
+                decided = chooser.record(seconds, event.chars_seen - self._prev_chars)
+                if decided is not None:
+                    self.blas_chosen.emit(decided, chooser.explain())
+                    self._chooser = None
+            self._prev_chars = event.chars_seen
+        elif isinstance(event, EvalEvent) and self.snapshot_each_eval:
+            self.snapshot_ready.emit(self.snapshot(), EVAL_SNAPSHOT)
+        elif isinstance(event, RollbackEvent):
+            self._prev_chars = None  # the step count went back: the next step has no predecessor
 
     def _start_recording(self) -> None:
         if self._recorder_factory is None:
@@ -198,83 +286,8 @@ class TrainWorker(QObject):
         if self._recorder.run_id is not None:
             self.recording.emit(self._recorder.run_id)
 
-    def _flush(self) -> None:
-        if self._batch.items:
-            self.events.emit(self._batch.take())
 
-    def _serve_requests(self, trainer: TrainerLike, final: Any = None) -> None:
-        with self._cond:
-            requests, self._requests = self._requests, []
-        for purpose in requests:
-            self.snapshot_ready.emit(final if final is not None else trainer.snapshot(), purpose)
-
-    def _wait_while_paused(self, trainer: TrainerLike) -> None:
-        with self._cond:
-            if not self._pause or self._stop:
-                return
-        self._flush()
-        self.paused.emit(self.last_step)
-        while True:
-            with self._cond:
-                while self._pause and not self._stop and not self._requests:
-                    self._cond.wait()
-                if not self._requests:
-                    break
-            self._serve_requests(trainer)
-        self.resumed.emit()
-
-
-class _ThreadChooser:
-    """Times real training steps at ``max_threads``, then at 1 BLAS thread, and keeps the faster.
-
-    With several threads the engine runs the batch in slices on that many threads (see
-    ``core.parallel``); that loses as soon as another program wants the cores, so the decision
-    is measured in place, under the app's real load, rather than assumed. The larger count
-    goes first, as it usually wins, and only the run's first step (allocation, cold caches) is
-    left out: each candidate then runs ``min_steps`` steps and at least ``min_s`` seconds (one
-    step of a large model, dozens of a small one), so that on an idle 2-core machine the
-    measurement costs about one step at 60% of the speed.
-    """
-
-    def __init__(self, max_threads: int, min_steps: int = 1, min_s: float = 0.4) -> None:
-        self.candidates = [1] if max_threads <= 1 else [max_threads, 1]
-        self.min_steps, self.min_s = min_steps, min_s
-        self.rates: dict[int, float] = {}
-        self.index = 0
-        self.warm = False
-        self.n, self.t, self.chars = 0, 0.0, 0
-        self.current = self.candidates[0]
-        parallel.set_blas_threads(self.current)
-
-    def record(self, seconds: float, n_chars: int) -> int | None:
-        if not self.warm:  # the run's first step is not timed
-            self.warm = True
-            return None
-        self.n += 1
-        self.t += seconds
-        self.chars += n_chars
-        if self.n < self.min_steps or self.t < self.min_s:
-            return None
-        self.rates[self.current] = self.chars / max(self.t, 1e-9)
-        self.index += 1
-        if self.index < len(self.candidates):
-            self.current = self.candidates[self.index]
-            self.n, self.t, self.chars = 0, 0.0, 0
-            parallel.set_blas_threads(self.current)
-            return None
-        self.current = max(self.rates, key=self.rates.__getitem__)
-        parallel.set_blas_threads(self.current)
-        return self.current
-
-    def explain(self) -> str:
-        parts = ", ".join(
-            f"{n} thread{'s' if n > 1 else ''}: {r:,.0f} chars/s"
-            for n, r in sorted(self.rates.items())
-        )
-        return f"BLAS threads: {self.current} (measured on the first steps: {parts})"
-
-
-class StreamWorker(QObject):
+class StreamWorker(GeneratorWorker):
     """Pulls strings from a generator (sampling) and emits them joined, ~30 times a second.
 
     ``cancel()`` is checked between two characters; ``finished`` says whether it ran to the end.
@@ -294,14 +307,15 @@ class StreamWorker(QObject):
         beside_training: bool = False,
         interval_s: float = EMIT_INTERVAL_S,
     ) -> None:
-        super().__init__()
+        super().__init__(interval_s)
         self._factory = factory
         self._beside_training = beside_training
-        self._cancel = threading.Event()
-        self._batch = _Batcher(interval_s)
 
     def cancel(self) -> None:
-        self._cancel.set()
+        self.request_stop()
+
+    def emit_batch(self, items: tuple[Any, ...]) -> None:
+        self.text.emit("".join(items))
 
     @Slot()
     def run(self) -> None:
@@ -315,45 +329,41 @@ class StreamWorker(QObject):
             with blas:
                 gen = self._factory()
                 try:
-                    for chunk in gen:
-                        if self._cancel.is_set():
-                            break
-                        if self._batch.add(chunk):
-                            self.text.emit("".join(self._batch.take()))
-                    else:
-                        completed = True
+                    completed, _ = self.pull(gen)
                 finally:
                     close = getattr(gen, "close", None)
                     if close is not None:
                         close()
-            if self._batch.items:
-                self.text.emit("".join(self._batch.take()))
+            self.flush()
         except Exception as exc:
-            if self._batch.items:
-                self.text.emit("".join(self._batch.take()))
+            self.flush()
             self.failed.emit(exc, describe_exception(exc))
         self.finished.emit(completed)
         self.thread().quit()
 
 
 class TaskWorker(QObject):
-    """Runs one function off the GUI thread (load a text or a model, save, calibrate)."""
+    """Runs one function off the GUI thread (load a text or a model, save, calibrate): the
+    single-call variant of ``GeneratorWorker`` (superqt's ``FunctionWorker``).
 
-    # The tag is an object: it may hold a path that is not valid text (see Controller).
-    done = Signal(object, object)  # tag, result
-    failed = Signal(object, object, str)  # tag, exception, traceback text
+    ``on_done`` and ``on_failed`` are the caller's callbacks, kept here for the slot that
+    receives ``done``/``failed`` on the GUI thread (``Controller.run_task``)."""
 
-    def __init__(self, tag: str, fn: Callable[[], Any]) -> None:
+    done = Signal(object)  # result
+    failed = Signal(object, str)  # exception, traceback text
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
         super().__init__()
-        self.tag = tag
         self._fn = fn
+        self.on_done: Callable[[Any], None] = lambda result: None
+        self.on_failed: Callable[[Exception, str], None] = lambda exc, tb: None
 
     @Slot()
     def run(self) -> None:
         try:
             result = self._fn()
         except Exception as exc:
-            self.failed.emit(self.tag, exc, describe_exception(exc))
+            self.failed.emit(exc, describe_exception(exc))
         else:
-            self.done.emit(self.tag, result)
+            self.done.emit(result)
         self.thread().quit()

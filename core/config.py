@@ -1,7 +1,13 @@
-"""Frozen configuration of the model and of a training run, with range checks.
+"""Frozen configuration of the model and of a training run: each setting defined once.
 
 Both are plain frozen dataclasses: ``dataclasses.asdict`` turns them into JSON-able dicts (stored in
 model files and the GUI's settings) and ``from_dict`` turns such a dict back, ignoring unknown keys.
+
+Every field carries its whole definition: the default on the field, and in its metadata a
+``Setting`` with the kind (int, float or a choice of strings), the range or choices, the unit, a
+short label and the help text. ``validate()`` checks the fields against these; the command line's
+options (``core.options``) and the app's settings form are generated from them, and
+``tests/test_settings_agree.py`` checks that the three agree.
 """
 
 from __future__ import annotations
@@ -16,29 +22,119 @@ from .errors import ConfigError
 DTYPES = ("float32", "float64")
 SCHEDULES = ("constant", "cosine")
 ON_DIVERGENCE = ("heal", "stop")
-ON_DIVERGENCE_HELP = (
-    "what to do when training blows up (the loss far above its recent level and above a uniform "
-    "guess, or infinite): heal = roll back to the last good weights, halve the learning rate and "
-    "continue; stop = stop with the last good weights"
-)
 VAL_SPLITS = ("last", "blocks")  # where validation comes from: see core.data.split_ids
+DURATIONS = ("steps", "epochs", "minutes")  # how long to train: exactly one is set
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a config field is, for the checks and the front ends (its default is on the field).
+
+    ``kind`` is int, float or str (a choice of ``choices``); numbers lie in ``lo``..``hi``.
+    ``noun`` names the setting in a sentence ("The hidden size must be ..."). ``flag`` is the
+    command-line option ("" = ``--`` and the field name with dashes; None = no option).
+    """
+
+    kind: type
+    label: str
+    help: str
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] = ()
+    unit: str = ""
+    noun: str = ""
+    flag: str | None = ""
+
+    @property
+    def summary(self) -> str:
+        """The help's first sentence, without its full stop (the command line's short help)."""
+        head, _, _ = self.help.partition(". ")
+        return head.rstrip(".")
+
+    @property
+    def name(self) -> str:
+        return self.noun or self.label.lower()
+
+    def check(self, value: Any) -> None:
+        """Raise ``ConfigError`` saying what is wrong unless ``value`` is valid."""
+        if self.kind is str:
+            if value not in self.choices:
+                raise ConfigError(
+                    f"The {self.name} must be one of {', '.join(self.choices)}, not {value!r}."
+                )
+        elif self.kind is int:
+            lo, hi = int(self.lo), int(self.hi)  # type: ignore[arg-type]
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ConfigError(
+                    f"The {self.name} must be a whole number from {lo:,} to {hi:,}, not {value!r}."
+                )
+        else:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value) or not self.lo <= value <= self.hi:  # type: ignore[operator]
+                raise ConfigError(
+                    f"The {self.name} must be a number from {self.lo:g} to {self.hi:g}, "
+                    f"not {value!r}."
+                )
+
+
+def _setting(default: Any, kind: type, label: str, help: str, **more: Any) -> Any:
+    """A dataclass field with ``default`` and its ``Setting`` in the metadata."""
+    return dataclasses.field(
+        default=default, metadata={"setting": Setting(kind, label, help, **more)}
+    )
+
+
+def setting(cls: type, name: str) -> Setting:
+    """The ``Setting`` of field ``name`` of ``ModelConfig`` or ``TrainConfig``."""
+    return next(f.metadata["setting"] for f in dataclasses.fields(cls) if f.name == name)
+
+
+def settings(cls: type) -> dict[str, tuple[Setting, Any]]:
+    """Each field of ``cls`` by name: its ``Setting`` and its default (None when it has none)."""
+    return {
+        f.name: (f.metadata["setting"], None if f.default is dataclasses.MISSING else f.default)
+        for f in dataclasses.fields(cls)
+    }
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    vocab_size: int  # V: number of distinct characters (sorted by code point)
-    hidden_size: int = 512  # H: LSTM units per layer (8..2048)
-    num_layers: int = 1  # L: stacked LSTM layers (1..4)
-    dropout: float = 0.2  # inverted dropout between layers and before the decoder (training only)
-    dtype: str = "float32"  # "float32" (fast) or "float64" (gradient checks)
+    vocab_size: int = dataclasses.field(
+        metadata={
+            "setting": Setting(
+                int, "Vocabulary size",
+                "Distinct characters of the text (V), sorted by code point; set from the text.",
+                lo=1, hi=2**31 - 1, unit="characters", flag=None,
+            )
+        }
+    )  # fmt: skip
+    hidden_size: int = _setting(
+        512, int, "Hidden size",
+        "Memory cells per LSTM layer (H). Bigger learns more detail but is slower (time grows "
+        "~H²) and overfits small texts. 128 for a quick look, 256–512 for a few MB of text.",
+        lo=8, hi=2048, unit="units", flag="--hidden",
+    )  # fmt: skip
+    num_layers: int = _setting(
+        1, int, "Layers",
+        "Stacked LSTM layers (L). Two layers learn longer structure than one at the same speed "
+        "cost as doubling H; more than 3 rarely helps.",
+        lo=1, hi=4, unit="layers", noun="number of layers", flag="--layers",
+    )  # fmt: skip
+    dropout: float = _setting(
+        0.2, float, "Dropout",
+        "Fraction of activations zeroed while training, between layers and before the output. "
+        "Raise it (0.2–0.5) when validation loss rises while training loss keeps falling "
+        "(overfitting); 0 for tiny or short runs.",
+        lo=0.0, hi=0.9,
+    )  # fmt: skip
+    dtype: str = _setting(
+        "float32", str, "Weights type",
+        "Floating-point type of the weights. float32 is fast; float64 is for gradient checks.",
+        choices=DTYPES, noun="dtype",
+    )  # fmt: skip
 
     def validate(self) -> ModelConfig:
-        _check_int("vocabulary size", self.vocab_size, 1, 2**31 - 1)
-        _check_int("hidden size", self.hidden_size, 8, 2048)
-        _check_int("number of layers", self.num_layers, 1, 4)
-        _check_float("dropout", self.dropout, 0.0, 0.9)
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}.")
+        _validate(self)
         return self
 
     @classmethod
@@ -48,69 +144,137 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    seq_len: int = 50  # T: characters per truncated-BPTT window
-    batch_size: int = 32  # B: parallel streams over the training text
-    lr: float = 8e-3  # Adam peak learning rate (chosen with T=50: README, Benchmarks, Quality)
-    lr_schedule: str = "cosine"  # "constant", or warm-up then cosine decay to min_lr_ratio*lr
-    warmup_steps: int = 100  # linear warm-up length (cosine schedule only)
-    min_lr_ratio: float = 0.1  # final learning rate as a fraction of lr (cosine schedule only)
-    clip: float = 5.0  # global gradient-norm clip; 0 disables clipping
-    val_fraction: float = 0.1  # the part of the text held out for validation; 0 disables it
-    val_split: str = "last"  # "last": the end of the text; "blocks": 10 evenly spaced blocks
-    eval_every: int = 200  # steps between validation-loss evaluations (0: only at the end)
-    eval_max_chars: int = 1_000_000  # validation uses at most this many chars (the first ones)
-    sample_every: int = 500  # steps between samples written during training (0: never)
-    sample_length: int = 300  # characters per training sample
-    sample_temperature: float = 0.8  # temperature of training samples
-    checkpoint_every: int = 1000  # steps between autosaves (0: only when training stops)
-    seed: int = 1234  # seeds initialisation, dropout, stream offsets and training samples
-    on_divergence: str = "heal"  # "heal" or "stop" when training blows up (ON_DIVERGENCE_HELP)
-    steps: int | None = None  # how long to train: exactly one of steps, epochs, minutes is set
-    epochs: float | None = None
-    minutes: float | None = None
+    seq_len: int = _setting(
+        50, int, "Sequence length",
+        "Characters the network is back-propagated through at once (T). Longer captures longer "
+        "patterns but costs more memory per step; 50–200 is typical.",
+        lo=1, hi=10_000, unit="characters",
+    )  # fmt: skip
+    batch_size: int = _setting(
+        32, int, "Batch size",
+        "Parallel streams through the text (B). Bigger batches give smoother gradients and use "
+        "the CPU better per character, but each step takes longer. Lower it if memory is short.",
+        lo=1, hi=4096, unit="streams",
+    )  # fmt: skip
+    # the default peak rate was chosen with T=50: README, Benchmarks, Quality
+    lr: float = _setting(
+        8e-3, float, "Learning rate",
+        "Adam's peak step size. The default was chosen with sequence length 50; lower it (÷2–5) "
+        "if the loss jumps up or training diverges, raise it slightly if the loss falls very "
+        "slowly.",
+        lo=1e-7, hi=1.0, flag="--lr",
+    )  # fmt: skip
+    lr_schedule: str = _setting(
+        "cosine", str, "LR schedule",
+        "How the learning rate changes over the run. cosine: warm up, then decay it smoothly to "
+        "a fraction of the peak by the end (best results); constant: keep it fixed (useful for "
+        "open-ended runs).",
+        choices=SCHEDULES, noun="learning-rate schedule", flag="--schedule",
+    )  # fmt: skip
+    warmup_steps: int = _setting(
+        100, int, "Warm-up steps",
+        "Steps over which the learning rate ramps up from zero before the cosine decay (cosine "
+        "schedule only). Helps big models start stably.",
+        lo=0, hi=10**9, unit="steps", flag="--warmup",
+    )  # fmt: skip
+    min_lr_ratio: float = _setting(
+        0.1, float, "Minimum LR ratio",
+        "Final learning rate as a fraction of the peak (cosine schedule only).",
+        lo=0.0, hi=1.0, noun="minimum learning-rate ratio", flag=None,
+    )  # fmt: skip
+    clip: float = _setting(
+        5.0, float, "Gradient clip",
+        "Largest allowed gradient norm; bigger gradients are scaled down. Keeps LSTMs from "
+        "exploding. 5 is safe; 0 turns it off.",
+        lo=0.0, hi=1e6,
+    )  # fmt: skip
+    val_fraction: float = _setting(
+        0.1, float, "Validation fraction",
+        "The part of the text kept aside to measure how well the model generalises (validation "
+        "loss). 0.05–0.1 is usual; 0 disables validation.",
+        lo=0.0, hi=0.5,
+    )  # fmt: skip
+    val_split: str = _setting(
+        "last", str, "Validate on",
+        "Where the validation characters come from: the last part of the text, or ten evenly "
+        "spaced blocks. The last part is the usual choice; blocks (one at the end of each tenth "
+        "of the text) suit a text whose end differs from the rest — say, poetry after prose — "
+        "so validation measures what the model is trained on.",
+        choices=VAL_SPLITS, noun="validation split",
+    )  # fmt: skip
+    eval_every: int = _setting(
+        200, int, "Validate every",
+        "Steps between validation-loss measurements; 0 validates only at the end. Lower shows "
+        "the curve in more detail but costs time on big texts.",
+        lo=0, hi=10**9, unit="steps", noun="evaluation interval",
+    )  # fmt: skip
+    eval_max_chars: int = _setting(
+        1_000_000, int, "Validation size limit",
+        "Validation uses at most this many characters of the held-out text (the first ones).",
+        lo=1, hi=10**12, unit="characters", flag=None,
+    )  # fmt: skip
+    sample_every: int = _setting(
+        500, int, "Sample every",
+        "Steps between the text samples written during training; 0 writes none.",
+        lo=0, hi=10**9, unit="steps", noun="sample interval",
+    )  # fmt: skip
+    sample_length: int = _setting(
+        300, int, "Sample length",
+        "Characters in each training sample.",
+        lo=1, hi=1_000_000, unit="characters",
+    )  # fmt: skip
+    sample_temperature: float = _setting(
+        0.8, float, "Sample temperature",
+        "Randomness of training samples: 0 always picks the likeliest character (repetitive), 1 "
+        "samples the model as it is, 0.5–0.8 reads best.",
+        lo=0.0, hi=10.0, flag="--temperature",
+    )  # fmt: skip
+    checkpoint_every: int = _setting(
+        1000, int, "Autosave every",
+        "Steps between automatic checkpoints of the model (one is also written when training "
+        "stops); 0: only when training stops.",
+        lo=0, hi=10**9, unit="steps", noun="checkpoint interval",
+    )  # fmt: skip
+    seed: int = _setting(
+        1234, int, "Seed",
+        "Random seed of the initial weights, dropout, stream offsets and training samples: the "
+        "same text, settings and seed give exactly the same model. Change it to try another "
+        "random start.",
+        lo=0, hi=2**63 - 1,
+    )  # fmt: skip
+    on_divergence: str = _setting(
+        "heal", str, "If training blows up",
+        "What to do when training blows up (the loss far above its recent level and above a "
+        "uniform guess, or infinite). Heal rolls back to the last good weights, halves the "
+        "learning rate and continues; after 3 blow-ups close together it stops. Stop ends the "
+        "run at once with the last good weights.",
+        choices=ON_DIVERGENCE, noun="on-divergence action",
+    )  # fmt: skip
+    # how long to train: exactly one of steps, epochs, minutes is set
+    steps: int | None = _setting(
+        None, int, "Steps",
+        "Optimizer steps in the model's life: a total, also when continuing it.",
+        lo=1, hi=10**12, unit="steps", noun="number of steps", flag=None,
+    )  # fmt: skip
+    epochs: float | None = _setting(
+        None, float, "Epochs",
+        "Passes over the training text in the model's life: a total, also when continuing it.",
+        lo=1e-6, hi=1e6, unit="epochs", noun="number of epochs", flag=None,
+    )  # fmt: skip
+    minutes: float | None = _setting(
+        None, float, "Minutes", "Minutes of wall-clock time in this session.",
+        lo=1e-3, hi=1e7, unit="minutes", noun="number of minutes", flag=None,
+    )  # fmt: skip
 
     def validate(self) -> TrainConfig:
-        _check_int("sequence length", self.seq_len, 1, 10_000)
-        _check_int("batch size", self.batch_size, 1, 4096)
-        _check_float("learning rate", self.lr, 1e-7, 1.0)
-        if self.lr_schedule not in SCHEDULES:
-            raise ConfigError(
-                f"Learning-rate schedule must be one of {', '.join(SCHEDULES)}, "
-                f"not {self.lr_schedule!r}."
-            )
-        _check_int("warm-up steps", self.warmup_steps, 0, 10**9)
-        _check_float("minimum learning-rate ratio", self.min_lr_ratio, 0.0, 1.0)
-        _check_float("gradient clip", self.clip, 0.0, 1e6)
-        _check_float("validation fraction", self.val_fraction, 0.0, 0.5)
-        if self.val_split not in VAL_SPLITS:
-            raise ConfigError(
-                f"The validation split must be one of {', '.join(VAL_SPLITS)}, "
-                f"not {self.val_split!r}."
-            )
-        _check_int("evaluation interval", self.eval_every, 0, 10**9)
-        _check_int("validation size limit", self.eval_max_chars, 1, 10**12)
-        _check_int("sample interval", self.sample_every, 0, 10**9)
-        _check_int("sample length", self.sample_length, 1, 1_000_000)
-        _check_float("sample temperature", self.sample_temperature, 0.0, 10.0)
-        _check_int("checkpoint interval", self.checkpoint_every, 0, 10**9)
-        _check_int("seed", self.seed, 0, 2**63 - 1)
-        if self.on_divergence not in ON_DIVERGENCE:
-            raise ConfigError(
-                f"On divergence must be one of {', '.join(ON_DIVERGENCE)}, "
-                f"not {self.on_divergence!r}."
-            )
-        given = [n for n in ("steps", "epochs", "minutes") if getattr(self, n) is not None]
+        given = [n for n in DURATIONS if getattr(self, n) is not None]
+        _validate(self, skip=DURATIONS)
         if len(given) != 1:
             raise ConfigError(
                 "Say how long to train with exactly one of steps, epochs or minutes "
                 f"(got {', '.join(given) if given else 'none'})."
             )
-        if self.steps is not None:
-            _check_int("number of steps", self.steps, 1, 10**12)
-        if self.epochs is not None:
-            _check_float("number of epochs", self.epochs, 1e-6, 1e6)
-        if self.minutes is not None:
-            _check_float("number of minutes", self.minutes, 1e-3, 1e7)
+        setting(TrainConfig, given[0]).check(getattr(self, given[0]))
         return self
 
     def replace(self, **changes: Any) -> TrainConfig:
@@ -121,19 +285,13 @@ class TrainConfig:
         return _from_dict(cls, d)
 
 
+def _validate(config: Any, skip: tuple[str, ...] = ()) -> None:
+    """Check every field of ``config`` (but ``skip``) against its ``Setting``, in field order."""
+    for f in dataclasses.fields(config):
+        if f.name not in skip:
+            f.metadata["setting"].check(getattr(config, f.name))
+
+
 def _from_dict(cls, d: dict[str, Any]):
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in d.items() if k in names})
-
-
-def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(
-            f"The {name} must be a whole number from {lo:,} to {hi:,}, not {value!r}."
-        )
-
-
-def _check_float(name: str, value: Any, lo: float, hi: float) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not lo <= value <= hi:
-        raise ConfigError(f"The {name} must be a number from {lo:g} to {hi:g}, not {value!r}.")

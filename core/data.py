@@ -1,7 +1,15 @@
-"""Training text: reading files, the character vocabulary, encoding, train/validation split.
+"""Training text: reading files, the character vocabulary, encoding, the train/validation split
+and the batches.
 
 Pure functions on NumPy arrays. Text is held as an (N,) array of ids in the smallest unsigned type
 that fits the vocabulary; nothing here loops in Python per character or builds one-hot matrices.
+A file is read once, decoded once and its characters visited once (``encode_new``).
+
+Batching (truncated BPTT over B parallel streams, nanoGPT ``get_batch``-style but sequential):
+the training ids (N,) are cut into B equal contiguous streams of ``seg = (N - 1) // B``
+positions; batch j of an epoch is columns [j*T, (j+1)*T) of every stream (``get_batch``), so
+consecutive batches continue each stream; an epoch is ``seg // T`` batches
+(``batches_per_epoch``). The trainer keeps only the counters (epoch, j).
 """
 
 from __future__ import annotations
@@ -10,180 +18,24 @@ import codecs
 import hashlib
 import os
 import stat
-import sysconfig
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import (
+    ConfigError,
     CorpusError,
     CorpusMismatchError,
     DecodeError,
     TextTooShortError,
-    VocabularyError,
+    unrepresentable,
 )
+from .vocab import Vocab, byte_chunks, encode_new, seen_codepoints, text_chunks
 
-N_CODEPOINTS = 0x110000  # every Unicode code point (surrogates included) is below this
-BUILTIN_NAME = "Python standard library"
-_CHUNK = 1 << 22  # characters per chunk: bounds the temporaries (16 MB of UTF-32) on huge texts
 _UTF8_BOM = codecs.BOM_UTF8
 # Codecs under which a pure-ASCII byte string decodes to the same characters: such a file skips
 # the str entirely (its bytes are its code points).
 _ASCII_COMPATIBLE = {"utf-8", "ascii", "iso8859-1", "cp1252", "iso8859-15"}
-# Directories of the standard library that are not "library source" (or not ours to read).
-_BUILTIN_SKIP_DIRS = {
-    "site-packages",
-    "dist-packages",
-    "__pycache__",
-    "test",
-    "tests",
-    "idle_test",
-}
-
-
-def _uint_dtype(n_values: int) -> np.dtype:
-    """Smallest unsigned integer dtype that holds the values 0 .. n_values - 1."""
-    if n_values <= 1 << 8:
-        return np.dtype(np.uint8)
-    if n_values <= 1 << 16:
-        return np.dtype(np.uint16)
-    return np.dtype(np.uint32)
-
-
-def _codepoints(text: str) -> np.ndarray:
-    """(len(text),) uint32 code points of ``text`` (lone surrogates kept as their code point)."""
-    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
-
-
-def _chunks(text: str) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, code points) of consecutive chunks of ``text``, so temporaries stay small."""
-    for start in range(0, len(text), _CHUNK):
-        yield start, _codepoints(text[start : start + _CHUNK])
-
-
-def _byte_chunks(codes: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-    """(start, view) of consecutive chunks of an (N,) array of code points (ASCII bytes)."""
-    for start in range(0, codes.size, _CHUNK):
-        yield start, codes[start : start + _CHUNK]
-
-
-def _seen(chunks: Iterator[tuple[int, np.ndarray]]) -> np.ndarray:
-    """(N_CODEPOINTS,) bool: which code points occur in the chunks."""
-    seen = np.zeros(N_CODEPOINTS, dtype=bool)
-    for _, cps in chunks:
-        seen[cps] = True
-    return seen
-
-
-def _describe_chars(chars: tuple[str, ...] | list[str], limit: int = 20) -> str:
-    """Readable list of characters, repr() so that '\\n' is visible; at most ``limit`` shown."""
-    shown = ", ".join(repr(c) for c in chars[:limit])
-    if len(chars) > limit:
-        shown += f" and {len(chars) - limit:,} more"
-    return shown
-
-
-@dataclass(frozen=True)
-class Vocab:
-    """The distinct characters of a text sorted by code point; a character's id is its index.
-
-    Encoding goes through a lookup table indexed by code point, (N_CODEPOINTS,) of an unsigned type
-    wide enough for the sentinel ``size`` that marks characters outside the vocabulary.
-    """
-
-    chars: tuple[str, ...]  # distinct characters sorted by code point
-    _cps: np.ndarray = field(init=False, repr=False, compare=False)  # (V,) uint32
-    _lut: np.ndarray = field(init=False, repr=False, compare=False)  # code point -> id or V
-
-    def __post_init__(self) -> None:
-        chars = tuple(self.chars)
-        object.__setattr__(self, "chars", chars)
-        if not chars:
-            raise ValueError("A vocabulary needs at least one character.")
-        if set(map(len, chars)) != {1}:
-            raise ValueError("Every vocabulary entry must be exactly one character.")
-        cps = _codepoints("".join(chars)).copy()
-        if cps.size > 1 and not np.all(cps[1:] > cps[:-1]):
-            raise ValueError("Vocabulary characters must be distinct and sorted by code point.")
-        lut = np.full(N_CODEPOINTS, len(chars), dtype=_uint_dtype(len(chars) + 1))
-        lut[cps] = np.arange(len(chars))
-        object.__setattr__(self, "_cps", cps)
-        object.__setattr__(self, "_lut", lut)
-
-    @property
-    def size(self) -> int:
-        """V, the number of characters."""
-        return len(self.chars)
-
-    @property
-    def dtype(self) -> np.dtype:
-        """Smallest unsigned integer dtype holding the ids 0 .. V-1 (uint8, uint16 or uint32)."""
-        return _uint_dtype(self.size)
-
-    @classmethod
-    def from_codepoints(cls, cps: np.ndarray | list[int]) -> Vocab:
-        """Vocabulary from (V,) strictly increasing code points (as model files store it)."""
-        arr = np.asarray(cps)
-        if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
-            raise ValueError("Code points must be a 1-D array of integers.")
-        if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= N_CODEPOINTS):
-            raise ValueError("Code points must lie in 0 .. 0x10FFFF.")
-        text = arr.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
-        return cls(tuple(text))
-
-    @classmethod
-    def from_text(cls, text: str) -> Vocab:
-        """Vocabulary of the distinct characters of ``text``."""
-        return cls.from_codepoints(np.flatnonzero(_seen(_chunks(text))))
-
-    def codepoints(self) -> np.ndarray:
-        """(V,) uint32 code points in id order, as stored in model files."""
-        return self._cps.copy()
-
-    def _encode_chunks(self, n: int, chunks: Iterator[tuple[int, np.ndarray]]) -> np.ndarray | None:
-        """(n,) ids of the chunked code points, or None if one is outside the vocabulary."""
-        out = np.empty(n, dtype=self.dtype)
-        for start, cps in chunks:
-            ids = self._lut[cps]
-            if ids.size and int(ids.max()) >= self.size:
-                return None
-            out[start : start + ids.size] = ids
-        return out
-
-    def _missing_in(self, seen: np.ndarray) -> tuple[str, ...]:
-        """Characters marked in ``seen`` (N_CODEPOINTS,) bool that are not in the vocabulary."""
-        outside = np.flatnonzero(seen & (self._lut == self.size))
-        return tuple(outside.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass"))
-
-    def missing(self, text: str) -> tuple[str, ...]:
-        """Distinct characters of ``text`` not in the vocabulary, sorted by code point."""
-        return self._missing_in(_seen(_chunks(text)))
-
-    def encode(self, text: str) -> np.ndarray:
-        """(N,) ids of ``text`` in ``self.dtype``; VocabularyError lists unknown characters."""
-        ids = self._encode_chunks(len(text), _chunks(text))
-        if ids is None:
-            missing = self.missing(text)
-            raise VocabularyError(
-                f"{len(missing):,} character(s) are not in the model's vocabulary: "
-                f"{_describe_chars(missing)}. Remove them, or use a model trained on a text "
-                "that contains them.",
-                missing=missing,
-            )
-        return ids
-
-    def decode(self, ids: np.ndarray | list[int]) -> str:
-        """Text of the (N,) ids (any integer dtype)."""
-        arr = np.asarray(ids).ravel()
-        if arr.size == 0:
-            return ""
-        if arr.dtype.kind not in "iu":
-            raise TypeError(f"Character ids must be integers, not {arr.dtype}.")
-        if int(arr.min()) < 0 or int(arr.max()) >= self.size:
-            raise ValueError(f"Character ids must lie in 0 .. {self.size - 1}.")
-        return self._cps[arr].tobytes().decode("utf-32-le", "surrogatepass")
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: equality is identity
@@ -289,6 +141,55 @@ def split_ids(
     return np.concatenate(train_pieces), val
 
 
+def reencode(corpus: Corpus, vocab: Vocab) -> np.ndarray:
+    """(N,) the corpus's ids expressed in ``vocab`` (continuing a model on a text): one gather
+    through a (V_corpus,) table. CorpusMismatchError lists the characters ``vocab`` lacks."""
+    if corpus.vocab.chars == vocab.chars:
+        return corpus.ids
+    missing = vocab.missing("".join(corpus.vocab.chars))
+    if missing:
+        raise mismatch_error(corpus.name, missing)
+    lut = vocab.encode("".join(corpus.vocab.chars))  # (V_corpus,) id in ``vocab`` of each char
+    return lut[corpus.ids]
+
+
+def batches_per_epoch(n_train: int, batch_size: int, seq_len: int) -> int:
+    """``seg // T`` batches, with ``seg = (n_train - 1) // B`` positions per stream (0 when the
+    text is too short for one)."""
+    return ((n_train - 1) // batch_size) // seq_len
+
+
+def get_batch(
+    train_ids: np.ndarray, j: int, batch_size: int, seq_len: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Batch j of an epoch: x, y (B, T) int64, columns [j*T, (j+1)*T) of each of the B streams
+    of ``train_ids`` (N,) (stream b starts at b * seg) and the same shifted by one."""
+    B, T = batch_size, seq_len
+    seg = (len(train_ids) - 1) // B
+    starts = np.arange(B) * seg + j * T
+    cols = starts[:, None] + np.arange(T + 1)[None, :]
+    window = train_ids[cols].astype(np.int64)  # (B, T+1)
+    return window[:, :-1], window[:, 1:]
+
+
+def train_val_ids(
+    corpus: Corpus,
+    vocab: Vocab,
+    batch_size: int,
+    seq_len: int,
+    val_fraction: float,
+    how: str = "last",
+    max_val: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train_ids, val_ids) of ``corpus`` in ``vocab``, as a training run uses them: the text
+    checked long enough (TextTooShortError), re-encoded (``reencode``), split (``split_ids``)."""
+    check_trainable(corpus, batch_size, seq_len, val_fraction)
+    train, val = split_ids(reencode(corpus, vocab), val_fraction, how, max_val=max_val)
+    if batches_per_epoch(len(train), batch_size, seq_len) < 1:
+        raise ConfigError("The training text is too short for this batch size and length.")
+    return train, val
+
+
 def display_path(path: str | bytes | os.PathLike) -> str:
     """``path`` as printable text: bytes that are not UTF-8 (legal in Linux file names, held by
     Python as lone surrogates) are shown as ``\\xff`` escapes, so the name can be printed,
@@ -354,17 +255,28 @@ def _binary_error(
     )
 
 
-def _check_vocab(seen: np.ndarray, vocab: Vocab, name: str) -> None:
-    """CorpusMismatchError if the text has characters (``seen``) outside ``vocab``."""
-    missing = vocab._missing_in(seen)
-    if missing:
-        err = CorpusMismatchError(
-            f"The text {name} has {len(missing):,} character(s) the model cannot represent: "
-            f"{_describe_chars(missing)}. Train a new model on this text instead of "
-            "continuing this one."
-        )
-        err.missing = missing  # type: ignore[attr-defined]
-        raise err
+def mismatch_error(name: str, missing: tuple[str, ...]) -> CorpusMismatchError:
+    """The error for continuing a model on the text ``name`` that has ``missing`` characters."""
+    return CorpusMismatchError(
+        unrepresentable(
+            f"the text {name}",
+            missing,
+            "Train a new model on this text instead of continuing this one.",
+        ),
+        missing=missing,
+    )
+
+
+def _encode(n: int, chunks, vocab: Vocab | None, name: str) -> tuple[Vocab, np.ndarray]:
+    """(vocab, (n,) ids) of the chunked code points ``chunks()`` (a callable returning a fresh
+    iterator): a new vocabulary, or ``vocab``'s ids with CorpusMismatchError listing the
+    characters outside it (the only case that reads the text a second time)."""
+    if vocab is None:
+        return encode_new(n, chunks())
+    ids = vocab.encode_chunks(n, chunks())
+    if ids is None:
+        raise mismatch_error(name, vocab.missing_in(seen_codepoints(chunks())))
+    return vocab, ids
 
 
 def _corpus_from_str(
@@ -377,13 +289,7 @@ def _corpus_from_str(
     n_bytes: int,
     sha256: str,
 ) -> Corpus:
-    seen = _seen(_chunks(text))
-    if vocab is None:
-        vocab = Vocab.from_codepoints(np.flatnonzero(seen))
-    else:
-        _check_vocab(seen, vocab, name)
-    ids = vocab._encode_chunks(len(text), _chunks(text))
-    assert ids is not None  # every character was checked to be in the vocabulary
+    vocab, ids = _encode(len(text), lambda: text_chunks(text), vocab, name)
     return Corpus(ids, vocab, name, path, encoding, n_bytes, sha256)
 
 
@@ -424,13 +330,7 @@ def load_corpus(
             raise CorpusError(f"{path} contains no text (only a byte-order mark).")
         if int(codes.max()) < 0x80:
             # Fast path: the bytes are the code points; no str of the whole text is ever built.
-            seen = _seen(_byte_chunks(codes))
-            if vocab is None:
-                vocab = Vocab.from_codepoints(np.flatnonzero(seen))
-            else:
-                _check_vocab(seen, vocab, name)
-            ids = vocab._encode_chunks(codes.size, _byte_chunks(codes))
-            assert ids is not None
+            vocab, ids = _encode(codes.size, lambda: byte_chunks(codes), vocab, name)
             return Corpus(ids, vocab, name, path, enc_label, n_bytes, sha256)
 
     try:
@@ -477,48 +377,6 @@ def corpus_from_text(text: str, name: str = "text", vocab: Vocab | None = None) 
         n_bytes=len(raw),
         sha256=hashlib.sha256(raw).hexdigest(),
     )
-
-
-def _stdlib_sources(root: str) -> Iterator[str]:
-    """Paths of the standard library's .py files in a fixed order (sorted, depth first),
-    skipping test suites and installed packages."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _BUILTIN_SKIP_DIRS)
-        for f in sorted(filenames):
-            if f.endswith(".py"):
-                yield os.path.join(dirpath, f)
-
-
-def builtin_corpus(max_bytes: int = 4_000_000) -> Corpus:
-    """The default text: the .py sources of this interpreter's standard library.
-
-    Files are taken in sorted path order (test suites, site-packages and files that are not
-    valid UTF-8 skipped), whole, separated by a blank line, until ``max_bytes`` of UTF-8 is
-    reached; the last file is cut at a character boundary. Deterministic for one interpreter.
-    """
-    root = sysconfig.get_paths().get("stdlib", "")
-    parts: list[bytes] = []
-    total = 0
-    if root and os.path.isdir(root):
-        for p in _stdlib_sources(root):
-            try:
-                raw = Path(p).read_bytes()
-                raw.decode("utf-8")
-            except (OSError, UnicodeDecodeError):
-                continue
-            if b"\0" in raw or not raw.strip():
-                continue
-            parts.append(raw.rstrip(b"\n") + b"\n\n\n")
-            total += len(parts[-1])
-            if total >= max_bytes:
-                break
-    if not parts:
-        raise CorpusError(
-            "The built-in text (the Python standard library's sources) is not available in "
-            "this installation. Open a text file instead."
-        )
-    text = b"".join(parts)[:max_bytes].decode("utf-8", "ignore")  # "ignore": a cut last char
-    return corpus_from_text(text, name=BUILTIN_NAME)
 
 
 def min_chars(batch_size: int, seq_len: int, val_fraction: float) -> int:

@@ -40,12 +40,30 @@ class ConfigError(CharLSTMError):
     """A setting is out of range or settings contradict each other."""
 
 
+def describe_chars(chars: tuple[str, ...] | list[str], limit: int = 20) -> str:
+    """Readable list of characters, repr() so that '\\n' is visible; at most ``limit`` shown."""
+    shown = ", ".join(repr(c) for c in chars[:limit])
+    if len(chars) > limit:
+        shown += f" and {len(chars) - limit:,} more"
+    return shown
+
+
+def unrepresentable(subject: str, missing: tuple[str, ...] | list[str], advice: str) -> str:
+    """The one message for characters a model's vocabulary lacks, wherever they turn up (a text
+    to continue on or score, a prime, a passage to inspect): ``subject`` names where they are
+    ("the text a.txt", "the prime text"); ``advice`` says what to do."""
+    return (
+        f"The model cannot represent {len(missing):,} character(s) of {subject} (they are not "
+        f"in the model's vocabulary): {describe_chars(missing)}. {advice}"
+    )
+
+
 class VocabularyError(CharLSTMError):
     """Characters are not in the model's vocabulary; ``missing`` lists them."""
 
     def __init__(self, message: str, *, missing: tuple[str, ...] = ()) -> None:
         super().__init__(message)
-        self.missing = missing
+        self.missing = tuple(missing)
 
 
 class ModelFileError(CharLSTMError):
@@ -67,7 +85,12 @@ class ModelFormatVersionError(ModelFileError):
 
 
 class CorpusMismatchError(CharLSTMError):
-    """A checkpoint is being continued on a text whose characters it cannot represent."""
+    """A text has characters the model cannot represent (continuing or scoring a model on it);
+    ``missing`` lists them, sorted by code point."""
+
+    def __init__(self, message: str, *, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.missing = tuple(missing)
 
 
 class TrainingDiverged(CharLSTMError):

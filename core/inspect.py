@@ -1,7 +1,7 @@
-"""What the model thinks: per-character surprise, top-k predictions, every activation, simple text
-detectors, unit ranking by correlation, select-and-match (LSTMVis), gate saturation, and the
-compression yardsticks a loss curve is read against (Karpathy, Johnson & Fei-Fei 2015; Strobelt
-et al. 2017).
+"""What the model thinks: per-character surprise, top-k predictions, every activation, unit
+ranking by correlation with simple text detectors (core/detectors.py), select-and-match
+(LSTMVis), gate saturation (Karpathy, Johnson & Fei-Fei 2015; Strobelt et al. 2017). The
+compression yardsticks a loss curve is read against are core/yardsticks.py (re-exported here).
 
 Positions: a passage of N characters c_0 .. c_{N-1}. Activations at position t are the state
 *after reading* c_t; the prediction made there is the distribution of c_{t+1}, so per-character
@@ -12,19 +12,21 @@ at t describes the text read up to and including c_t), so they line up with the 
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .data import Vocab
+from .detectors import DETECTORS as DETECTORS
+from .detectors import detectors as detectors
 from .errors import ConfigError
 from .model import Prepared, zero_state
 from .modelfile import ModelFile
 from .parallel import single_threaded_blas
+from .yardsticks import Yardsticks as Yardsticks
+from .yardsticks import compressed_nats as compressed_nats
+from .yardsticks import entropies as entropies
+from .yardsticks import yardsticks as yardsticks
 
 KINDS = {"c": "cell tanh(c)", "h": "hidden h"}  # activation kinds: key → label
 GATES = ("input", "forget", "output")  # order of the gate axis in Analysis.gates
@@ -208,110 +210,6 @@ def surprising_spans(
     return chosen
 
 
-# ---------------------------------------------------------------------------------- detectors
-
-DETECTORS = {  # name → one-line description (the order the ranking shows them in)
-    "double quotes": 'inside a "double-quoted" passage',
-    "single quotes": "inside a 'single-quoted' passage (apostrophes in words do not count)",
-    "bracket depth": "how many (, [ or { are open",
-    "line position": "characters since the last newline",
-    "line start": "the first character of a line",
-    "indentation": "the current line's indentation (spaces; a tab counts 4)",
-    "in word": "a letter, or an apostrophe between letters",
-    "uppercase": "an uppercase letter",
-    "digit": "a digit",
-    "after sentence end": "from a . ! or ? ending a sentence up to the next letter or digit",
-}
-_OPEN = {"(": ")", "[": "]", "{": "}"}
-_CLOSE = set(_OPEN.values())
-
-
-def detectors(text: str) -> dict[str, np.ndarray]:
-    """Simple facts about each character of ``text``: name → (N,) float64, the keys of DETECTORS.
-
-    Each value at t describes the text read up to and including c_t (like the activations):
-
-    * "double quotes": 1 while a quotation is open. A straight " toggles; “ opens and ” closes.
-      The opening quote itself is 1 (after reading it we are inside), the closing one 0.
-    * "single quotes": the same for ' (and ‘ ’), except that a ' with a letter or digit on both
-      sides is an apostrophe (don't, it's) and changes nothing. A newline closes an open single
-      quote, so a stray possessive (the dogs') cannot flip the rest of the text.
-    * "bracket depth": the number of (, [, { opened and not yet closed by ), ], } (never below 0).
-      The opening bracket counts itself; the closing one does not.
-    * "line position": t minus the position of the last newline at or before t; a newline is 0,
-      the character after it 1. The text is read as if a newline preceded it.
-    * "line start": 1 at the first character of each line (position 0 and after every newline,
-      unless that character is itself a newline), else 0.
-    * "indentation": the leading whitespace of the current line seen so far (space 1, tab 4):
-      it grows through the indentation and then holds until the newline, where it is 0.
-    * "in word": 1 at a letter, and at an apostrophe with letters on both sides.
-    * "uppercase": 1 at an uppercase letter. "digit": 1 at a decimal digit.
-    * "after sentence end": 1 at a . ! or ? not followed by a letter or digit (3.14 and e.g. do
-      not end sentences), and at every following character up to the next letter or digit.
-    """
-    n = len(text)
-    out = {name: np.zeros(n) for name in DETECTORS}
-    dq = sq = False
-    depth = 0
-    col = 0
-    indent = 0
-    in_indent = True
-    after = False
-    d_dq, d_sq, d_depth, d_col = (
-        out["double quotes"],
-        out["single quotes"],
-        out["bracket depth"],
-        out["line position"],
-    )
-    d_start, d_ind, d_word = out["line start"], out["indentation"], out["in word"]
-    d_up, d_dig, d_after = out["uppercase"], out["digit"], out["after sentence end"]
-    prev = "\n"
-    for t, ch in enumerate(text):
-        nxt = text[t + 1] if t + 1 < n else ""
-        if ch == "\n":
-            col, indent, in_indent, sq = 0, 0, True, False
-        else:
-            col += 1
-            if prev == "\n":
-                d_start[t] = 1.0
-            if in_indent and ch in " \t":
-                indent += 4 if ch == "\t" else 1
-            else:
-                in_indent = False
-        if ch == '"':
-            dq = not dq
-        elif ch == "“":
-            dq = True
-        elif ch == "”":
-            dq = False
-        elif ch == "'":
-            if not (prev.isalnum() and nxt.isalnum()):
-                sq = not sq
-        elif ch == "‘":
-            sq = True
-        elif ch == "’":
-            if not (prev.isalnum() and nxt.isalnum()):
-                sq = False
-        elif ch in _OPEN:
-            depth += 1
-        elif ch in _CLOSE:
-            depth = max(0, depth - 1)
-        if ch.isalnum():
-            after = False
-        if ch in ".!?" and not nxt.isalnum():
-            after = True
-        d_dq[t], d_sq[t], d_depth[t], d_col[t], d_ind[t] = dq, sq, depth, col, indent
-        d_after[t] = after
-        if ch.isalpha() or (ch in "'’" and prev.isalpha() and nxt.isalpha()):
-            d_word[t] = 1.0
-        if ch.isupper():
-            d_up[t] = 1.0
-        if ch.isdecimal():
-            d_dig[t] = 1.0
-        prev = ch
-    return out
-
-
 # ---------------------------------------------------------------------------------- ranking
 
 
@@ -454,91 +352,3 @@ def gate_saturation(analysis: Analysis) -> np.ndarray:
     left = (g < lo).mean(axis=1)
     right = (g > hi).mean(axis=1)
     return np.stack([left, right], axis=-1)
-
-
-# ---------------------------------------------------------------------------------- yardsticks
-
-
-@dataclass(frozen=True)
-class Yardsticks:
-    """Reference losses in nats/char for reading a loss curve (all over characters, not bytes).
-
-    The compressors code the validation text's UTF-8 bytes at their strongest setting (-9); their
-    figure is 8 · size / characters bits, times ln 2. The entropies are of the training text's
-    character frequencies: unigram H(c) and bigram H(c_t | c_{t-1}) (what a bigram model fitted
-    to the training text would score on it).
-    """
-
-    gzip: float
-    bz2: float
-    xz: float
-    unigram: float
-    bigram: float
-    val_chars: int  # validation characters measured (a prefix when val_prefix)
-    train_chars: int  # training characters counted (a prefix when train_prefix)
-    val_prefix: bool  # only the first val_chars characters were compressed
-    train_prefix: bool  # only the first train_chars characters were counted
-
-    def lines(self) -> list[tuple[str, float, str]]:
-        """(label, nats/char, tooltip) for each reference line, in the order above."""
-        vp = f" (first {self.val_chars:,} characters)" if self.val_prefix else ""
-        tp = f" (first {self.train_chars:,} characters)" if self.train_prefix else ""
-        return [
-            ("gzip -9", self.gzip, f"Validation text compressed by gzip -9{vp}"),
-            ("bz2 -9", self.bz2, f"Validation text compressed by bz2 -9{vp}"),
-            ("xz -9", self.xz, f"Validation text compressed by xz -9{vp}"),
-            ("unigram", self.unigram, f"Entropy of the training text's characters{tp}"),
-            (
-                "bigram",
-                self.bigram,
-                f"Entropy of a character given the one before, training text{tp}",
-            ),
-        ]
-
-
-def compressed_nats(text: str) -> tuple[float, float, float]:
-    """(gzip -9, bz2 -9, xz -9) sizes of ``text``'s UTF-8 bytes in nats per character."""
-    if not text:
-        raise ConfigError("The text to compress is empty.")
-    raw = text.encode("utf-8", "surrogatepass")
-    sizes = (
-        len(gzip.compress(raw, compresslevel=9, mtime=0)),
-        len(bz2.compress(raw, compresslevel=9)),
-        len(lzma.compress(raw, preset=9)),
-    )
-    return tuple(8 * s / len(text) * math.log(2) for s in sizes)  # type: ignore[return-value]
-
-
-def entropies(text: str) -> tuple[float, float]:
-    """(unigram H(c), bigram H(c_t | c_{t-1})) of ``text``'s characters in nats per character.
-
-    H(c_t | c_{t-1}) = H(c_{t-1}, c_t) - H(c_{t-1}) over the N-1 adjacent pairs.
-    """
-    if len(text) < 2:
-        raise ConfigError("The text needs at least 2 characters to measure its entropies.")
-    ids = Vocab.from_text(text).encode(text).astype(np.int64)
-    V = int(ids.max()) + 1
-
-    def h(x: np.ndarray) -> float:
-        counts = np.unique(x, return_counts=True)[1] if V * V > 2**26 else np.bincount(x)
-        p = counts[counts > 0] / x.size
-        return float(-(p * np.log(p)).sum())
-
-    return h(ids), h(ids[:-1] * V + ids[1:]) - h(ids[:-1])
-
-
-def yardsticks(
-    val_text: str, train_text: str, max_chars: int = 2_000_000, max_train_chars: int = 20_000_000
-) -> Yardsticks:
-    """The reference lines; long texts are measured on a prefix (xz -9 runs near 1 MB/s).
-
-    The compressors see at most ``max_chars`` characters of the validation text, the entropies
-    at most ``max_train_chars`` of the training text; the flags say when a prefix was used.
-    """
-    v = val_text[:max_chars]
-    t = train_text[:max_train_chars]
-    gz, bz, xz = compressed_nats(v)
-    uni, bi = entropies(t)
-    return Yardsticks(
-        gz, bz, xz, uni, bi, len(v), len(t), len(v) < len(val_text), len(t) < len(train_text)
-    )

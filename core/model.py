@@ -16,7 +16,14 @@ Parameters use PyTorch's names and layouts (see ``param_shapes``), so a model fi
 ``torch.nn.LSTM(V, H, L, batch_first=True)`` + ``torch.nn.Linear(H, V)``. For speed the passes
 work on a *prepared* copy (``Prepared``): gates reordered to o, i, f, g, rows pre-scaled so that
 a single ``exp`` over all four gates gives σ and tanh, and the two biases summed. Arrays inside
-the passes are time-major (see ``Prepared`` for the layouts and why).
+the passes are time-major (see ``Prepared`` for the layouts and why). The one-character passes
+(``Prepared.step``, for sampling, and ``Prepared.trace``, for inspection) are in core.inference.
+
+Logits have one layout everywhere: time before batch, the vocabulary last. ``Prepared.forward``
+returns (T, B, V), ``Prepared.step`` one time step of it (B, V), ``Prepared.trace`` one stream
+(T, V); ``softmax_xent``, ``nll`` and ``Prepared.backward`` take (T, B, V). The training pass's
+(T, B, V) is a transposed view of the (V, T*B) decoder product, so the loss reduces over V across
+contiguous rows of T*B (vectorised) and ``backward`` multiplies the same memory without a copy.
 """
 
 from __future__ import annotations
@@ -26,10 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import ModelConfig
+from .inference import InferenceMixin, State, gates
 from .parallel import batch_workers, map_slices, slices
 
 Params = dict[str, np.ndarray]
-State = tuple[np.ndarray, np.ndarray]  # (h, c), each (L, B, H)
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -100,7 +107,7 @@ class _Layer:
     cat_t: np.ndarray | None = None  # (2H, 4H) [W_ih | W_hh].T scaled, k > 0, made by step()
 
 
-class Prepared:
+class Prepared(InferenceMixin):
     """Weights laid out for fast passes. Build once per set of weights (once per training step).
 
     Gate pre-activations are scaled so that one ``exp`` serves all four gates: rows o, i, f hold
@@ -152,98 +159,6 @@ class Prepared:
         self.dec_b = params["decoder.bias"]  # (V,)
         self._w0T: np.ndarray | None = None  # (V, 4H) copy of w0, made by the first step()
 
-    # ---------------------------------------------------------------- inference
-
-    def step(self, ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        """One character per stream. ids (B,) → logits (B, V) and the next state (new arrays).
-
-        Memory-bound at B = 1 (each step reads every weight once): one product per layer, with
-        layer 0's one-hot input a gathered row of a contiguous (V, 4H) copy of W_ih.
-        """
-        h0, c0 = state  # (L, B, H)
-        H = self.cfg.hidden_size
-        hs, cs = np.empty_like(h0), np.empty_like(c0)
-        x = None  # (B, H)
-        with np.errstate(over="ignore"):
-            for k, lay in enumerate(self.layers):
-                if k == 0:
-                    if self._w0T is None:  # rows gather fastest at B = 1: a contiguous copy
-                        self._w0T = np.ascontiguousarray(self.w0.T)
-                    z = self._w0T[ids]  # (B, 4H), bias included
-                    z += h0[0] @ lay.w.T
-                else:  # one product on [x, h] reads the weights once, in one call
-                    if lay.cat_t is None:
-                        lay.cat_t = np.concatenate([lay.wx, lay.w], axis=1).T
-                    z = np.concatenate([x, h0[k]], axis=1) @ lay.cat_t
-                    z += lay.b[:, 0]
-                np.exp(z, out=z)
-                z += 1.0
-                np.reciprocal(z, out=z)
-                g = z[:, 3 * H :]
-                g *= 2.0
-                g -= 1.0
-                # at B = 1 the cost is per call, not per element: np.tanh is one call
-                c = np.multiply(z[:, 2 * H : 3 * H], c0[k], out=cs[k])
-                c += z[:, H : 2 * H] * g
-                x = np.tanh(c, out=hs[k])
-                x *= z[:, :H]
-        logits = x @ self.dec_w.T
-        logits += self.dec_b
-        return logits, (hs, cs)
-
-    def trace(
-        self, ids: np.ndarray, state: State
-    ) -> tuple[np.ndarray, State, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-        """One stream read for introspection, recording every activation (no dropout).
-
-        ids (T,) → logits (T, V), the final state (each (L, 1, H)) and per layer ``(h, c, z)``:
-        h (T, H) and c (T, H) after each character, z (T, 4H) the gate activations in the
-        internal order o, i, f, g (σ for o, i, f; tanh for g).
-
-        Layer by layer over the whole stream, like ``forward``, so that one layer's W_hh stays
-        in cache through its T steps and layers k > 0 get their input projection as one
-        (T, H) @ (H, 4H) product; but each step is a matrix-vector product on 1-D rows, which
-        BLAS runs several times faster than ``forward``'s (4H, H) @ (H, 1) product at B = 1
-        (``benchmarks/bench_inspect.py``).
-        """
-        cfg = self.cfg
-        H = cfg.hidden_size
-        T = len(ids)
-        dtype = np.dtype(cfg.dtype)
-        h0, c0 = state
-        h_last, c_last = np.empty_like(h0), np.empty_like(c0)
-        if self._w0T is None:
-            self._w0T = np.ascontiguousarray(self.w0.T)
-        layers = []
-        x = None  # (T, H) the layer below's outputs
-        with np.errstate(over="ignore"):
-            for k, lay in enumerate(self.layers):
-                if k == 0:
-                    GX = self._w0T[ids]  # (T, 4H), bias included
-                else:
-                    GX = x @ lay.wx.T
-                    GX += lay.b[:, 0]
-                wT = lay.w.T  # (H, 4H) view: h @ wT is one matrix-vector product
-                Z = np.empty((T, 4 * H), dtype)
-                hs = np.empty((T, H), dtype)
-                cs = np.empty((T, H), dtype)
-                h, c = h0[k, 0], c0[k, 0]
-                for t in range(T):
-                    z = Z[t]
-                    np.matmul(h, wT, out=z)
-                    z += GX[t]
-                    _gates(z, H)
-                    c = np.multiply(z[2 * H : 3 * H], c, out=cs[t])  # f ⊙ c_{t-1}
-                    c += z[H : 2 * H] * z[3 * H :]  # + i ⊙ g
-                    h = np.tanh(c, out=hs[t])
-                    h *= z[:H]  # h = o ⊙ tanh(c)
-                h_last[k, 0], c_last[k, 0] = h, c
-                layers.append((hs, cs, Z))
-                x = hs
-        logits = x @ self.dec_w.T
-        logits += self.dec_b
-        return logits, (h_last, c_last), layers
-
     # ---------------------------------------------------------------- training passes
 
     def forward(
@@ -258,8 +173,9 @@ class Prepared:
 
         x: (B, T) ids. state: (h, c), each (L, B, H). masks: optional inverted-dropout masks, one
         per layer output, each (T, B, H) already divided by the keep probability (None = no
-        dropout there), as made by ``dropout_masks``. Returns logits (V, T, B), the final state
-        and the cache for ``backward`` (None when ``need_cache`` is false).
+        dropout there), as made by ``dropout_masks``. Returns logits (T, B, V) (a view, see the
+        module docstring), the final state and the cache for ``backward`` (None when
+        ``need_cache`` is false).
 
         The cache's ``"layers"`` entries are ``(XH, G, Cs, TC, mask, inp)``: ``XH`` (T+1, B, H)
         with ``XH[t] = h_{t-1}`` (so ``XH[1:]`` are the layer's outputs before dropout), gate
@@ -299,7 +215,7 @@ class Prepared:
                     z = G[t]
                     np.matmul(lay.w, XH[t].T, out=z)
                     z += GX[:, t]
-                    _gates(z, H)
+                    gates(z, H)
                     c = Cs[t + 1]
                     np.multiply(z[f], Cs[t], out=c)  # f ⊙ c_{t-1}
                     np.multiply(z[i], z[g], out=tmp)  # i ⊙ g
@@ -318,12 +234,13 @@ class Prepared:
         logits = self.dec_w @ top.T  # (V, T*B)
         logits += self.dec_b[:, None]
         cache = {"x": xt, "layers": layer_caches, "top": top}
-        return logits.reshape(V, T, B), (h_last, c_last), cache if need_cache else None
+        logits = logits.reshape(V, T, B).transpose(1, 2, 0)  # (T, B, V) view
+        return logits, (h_last, c_last), cache if need_cache else None
 
     def backward(self, cache: dict, dlogits: np.ndarray) -> Params:
         """Gradients of the loss with respect to every parameter (PyTorch names and layouts).
 
-        dlogits: (V, T, B), the loss gradient with respect to the logits of ``forward``. The
+        dlogits: (T, B, V), the loss gradient with respect to the logits of ``forward``. The
         state passed in to ``forward`` is treated as a constant (truncated BPTT).
 
         Per step, with dh = ∂L/∂h_t and dc = ∂L/∂c_t (σ' = σ(1-σ))::
@@ -338,7 +255,7 @@ class Prepared:
         T, B = cache["x"].shape
         dtype = np.dtype(cfg.dtype)
         top = cache["top"]  # (T*B, H)
-        dlog = dlogits.reshape(V, T * B)
+        dlog = dlogits.transpose(2, 0, 1).reshape(V, T * B)  # a view of forward's logits
         grads: Params = {
             "decoder.weight": dlog @ top,
             "decoder.bias": dlog.sum(axis=1),
@@ -421,16 +338,6 @@ def _scatter_rows(ids: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _gates(z: np.ndarray, H: int) -> None:
-    """In place: scaled pre-activations (4H, B) → o, i, f = σ(a) and g = tanh(a) (see Prepared)."""
-    np.exp(z, out=z)
-    z += 1.0
-    np.reciprocal(z, out=z)
-    g = z[3 * H :]
-    g *= 2.0
-    g -= 1.0
-
-
 def _tanh(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """tanh x = 2 / (1 + e^(-2x)) - 1: as fast as ``np.tanh`` for float32 here, and exact enough
     for the float64 gradient check (the backward pass uses the stored values)."""
@@ -448,10 +355,12 @@ def softmax_xent(
 ) -> tuple[float, np.ndarray]:
     """Mean cross-entropy (nats) over all T*B characters and its gradient w.r.t. the logits.
 
-    logits: (V, T, B), overwritten with the gradient (p - onehot) / norm to save memory; norm
-    defaults to T*B (the gradient of the mean; a slice of a larger batch passes that batch's
-    count, so that the slices' gradients add up). targets: (T, B) ids.
+    logits: (T, B, V), overwritten with the gradient (p - onehot) / norm to save memory and
+    returned; norm defaults to T*B (the gradient of the mean; a slice of a larger batch passes
+    that batch's count, so that the slices' gradients add up). targets: (T, B) ids.
     """
+    out = logits
+    logits = logits.transpose(2, 0, 1)  # (V, T, B): forward's memory order
     V, T, B = logits.shape
     norm = T * B if norm is None else norm
     logits -= logits.max(axis=0)
@@ -463,14 +372,15 @@ def softmax_xent(
     loss = float(-np.log(np.maximum(p_target, tiny)).astype(np.float64).mean())
     logits *= (1.0 / norm) / sums
     logits[targets, tt, bb] -= logits.dtype.type(1.0 / norm)
-    return loss, logits
+    return loss, out
 
 
 def nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Negative log-likelihood (nats) of each target; logits (V, T, B), targets (T, B) → (T, B).
+    """Negative log-likelihood (nats) of each target; logits (T, B, V), targets (T, B) → (T, B).
 
     The logits are not modified; the result is float64.
     """
+    logits = logits.transpose(2, 0, 1)  # (V, T, B): forward's memory order
     V, T, B = logits.shape
     m = logits.max(axis=0)
     lse = np.log(np.exp(logits - m).sum(axis=0)) + m
@@ -535,24 +445,3 @@ def loss_and_grads(
     if len(results) > 1:
         new_state = tuple(np.concatenate([r[2][i] for r in results], axis=1) for i in (0, 1))
     return loss, grads, new_state
-
-
-def forward(
-    params: Params, cfg: ModelConfig, x: np.ndarray, state: State
-) -> tuple[np.ndarray, State, dict]:
-    """Inference over a batch (no dropout). x (B, T) → logits (B, T, V), final state, cache.
-
-    For introspection the cache also holds ``"h_all"`` and ``"c_all"``: per layer, the hidden and
-    cell states (B, T, H) (views; ``"layers"`` is ``Prepared.forward``'s internal cache).
-    """
-    logits, new_state, cache = Prepared(params, cfg).forward(x, state)
-    cache["h_all"] = [lc[0][1:].transpose(1, 0, 2) for lc in cache["layers"]]
-    cache["c_all"] = [lc[2][1:].transpose(2, 0, 1) for lc in cache["layers"]]
-    return logits.transpose(2, 1, 0), new_state, cache
-
-
-def step(
-    params: Params, cfg: ModelConfig, ids: np.ndarray, state: State
-) -> tuple[np.ndarray, State]:
-    """One character per stream (prepares the weights each call; hold a ``Prepared`` to loop)."""
-    return Prepared(params, cfg).step(ids, state)

@@ -15,23 +15,20 @@ from typing import Any
 import numpy as np
 
 from .config import ModelConfig
-from .data import Vocab
-from .errors import ConfigError, TextTooShortError, VocabularyError
+from .errors import ConfigError, TextTooShortError, VocabularyError, unrepresentable
 from .inspect import analyse
 from .model import Prepared, nll, zero_state
 from .modelfile import ModelFile
 from .parallel import batch_workers, map_slices, slices
+from .vocab import Vocab
 
 
 def _check_prime(vocab: Vocab, prime: str) -> None:
     missing = vocab.missing(prime)
     if missing:
-        shown = ", ".join(repr(c) for c in missing[:20])
-        more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
         raise VocabularyError(
-            f"The prime text contains {len(missing)} character(s) the model never saw in "
-            f"training: {shown}{more}. Remove or replace them.",
-            missing=tuple(missing),
+            unrepresentable("the prime text", missing, "Remove or replace them."),
+            missing=missing,
         )
 
 
@@ -121,6 +118,21 @@ def generate(
         logits, state = step(np.array([nxt]), state)
 
 
+def eval_streams(ids: np.ndarray, streams: int) -> tuple[np.ndarray, np.ndarray]:
+    """``ids`` (N,) cut into ``streams`` (at most N-1) equal contiguous pieces side by side:
+    the inputs and their next characters, each (streams, seg) int64; the few characters that do
+    not fill the last column are dropped. ConfigError for a text of fewer than 2 characters.
+    One rule for every engine's ``mean_loss``."""
+    n = len(ids) - 1
+    streams = max(1, min(streams, n))
+    seg = n // streams
+    if seg < 1:
+        raise ConfigError("The text is too short to evaluate: it needs at least 2 characters.")
+    x_all = ids[: streams * seg].reshape(streams, seg).astype(np.int64)
+    y_all = ids[1 : streams * seg + 1].reshape(streams, seg).astype(np.int64)
+    return x_all, y_all
+
+
 def mean_loss(
     prep: Prepared,
     cfg: ModelConfig,
@@ -138,13 +150,8 @@ def mean_loss(
     order, exactly as a reader would meet it. The streams are shared among ``workers`` threads
     (None: as ``core.parallel.batch_workers`` decides).
     """
-    n = len(ids) - 1
-    streams = max(1, min(streams, n))
-    seg = n // streams
-    if seg < 1:
-        raise ConfigError("The text is too short to evaluate: it needs at least 2 characters.")
-    x_all = ids[: streams * seg].reshape(streams, seg).astype(np.int64)
-    y_all = ids[1 : streams * seg + 1].reshape(streams, seg).astype(np.int64)
+    x_all, y_all = eval_streams(ids, streams)
+    streams, seg = x_all.shape
     if workers is None:
         workers = batch_workers(streams, cfg.hidden_size)
 

@@ -1,15 +1,16 @@
 """The trainer: truncated BPTT over B parallel streams, as a generator of events.
 
-The training text (N ids) is cut into B equal contiguous streams of ``seg = (N - 1) // B``
-positions; batch j of an epoch is columns [j*T, (j+1)*T) of every stream, so consecutive batches
-continue each stream and the hidden and cell states are carried from one batch to the next
-(detached: gradients stop at the batch boundary). After the ``seg // T`` batches of an epoch the
-streams start over from zero states. Everything that decides the next step (weights, Adam
-moments, RNG states, stream position, carried state, the run's planned length) is part of a
-checkpoint, so a resumed run is bit-identical to an uninterrupted one.
+Batches come from ``core.data.get_batch`` (B contiguous streams; batch j of an epoch continues
+each stream); the trainer keeps only the counters (epoch, batch j). The hidden and cell states
+are carried from one batch to the next (detached: gradients stop at the batch boundary); after
+the ``batches_per_epoch`` batches of an epoch the streams start over from zero states.
+Everything that decides the next step (weights, Adam moments, RNG states, stream position,
+carried state, the run's planned length) is part of a checkpoint, so a resumed run is
+bit-identical to an uninterrupted one.
 
-Self-healing (core.heal): the state is copied in memory at every evaluation, autosave and
-KEEP_EVERY steps, once the next step's loss has vouched for it. A blow-up restores that copy
+Self-healing (core.heal decides, core.rollback keeps and restores): the state is copied in
+memory at every evaluation, autosave and KEEP_EVERY steps, once the next step's loss has vouched
+for it. A blow-up restores that copy
 exactly and multiplies the schedule by a smaller ``lr_scale``, which checkpoints keep (with the
 rollback records and per-step gradient norms), so resuming after a heal stays bit-identical. One
 case cannot be: a blow-up right after resuming from a checkpoint that was not itself a keep point
@@ -24,19 +25,23 @@ import threading
 import time
 from collections import deque
 from collections.abc import Generator
-from dataclasses import dataclass
 
 import numpy as np
 
 from .backend import Backend, make_engine
+from .budget import TimeBudgetMixin
+from .checkpoint import (
+    CheckpointMixin,
+    history_lists,
+    is_exact_continuation,
+    new_history,
+    resumed_lr_scale,
+    stream_position,
+)
 from .config import ModelConfig, TrainConfig
-from .data import Corpus, check_trainable, split_ids
+from .data import Corpus, batches_per_epoch, get_batch, train_val_ids
 from .errors import (
-    ConfigError,
-    CorpusMismatchError,
     DeviceLostError,
-    ModelFileError,
-    TrainingDiverged,
 )
 from .events import (
     CheckpointEvent,
@@ -48,50 +53,20 @@ from .events import (
     TrainSummary,
 )
 from .heal import (
-    KEEP_EVERY,
-    MAX_ROLLBACKS,
-    ROLLBACK_SPAN_STEPS,
-    DetectorState,
     DivergenceDetector,
-    healed_lr_scale,
     replay,
-    rollbacks_in_span,
 )
 from .memory import keep_freed_memory
 from .model import init_params
-from .modelfile import MAX_SAMPLES, ModelFile, TrainState, save_model
-from .optim import learning_rate, peak_learning_rate
+from .modelfile import MAX_SAMPLES, ModelFile, save_model
+from .optim import learning_rate
+from .rollback import Kept, RollbackMixin
 from .sample import generate
 
 EVAL_STREAMS = 32  # validation runs this many streams side by side (fewer for short texts)
-# A --minutes budget includes the final evaluation and save. Until one has been measured in this
-# session they are estimated: validation reads a character with a forward pass only, about a
-# third of a training step's work per character (forward + backward); half is taken to be safe.
-# A save writes weights and Adam moments (three times the weights) at this rate (measured 250 MB/s
-# for a 40 MB checkpoint; see core.modelfile.save_model), halved again for slower disks.
-EVAL_SHARE_OF_TRAINING = 0.5
-SAVE_BYTES_PER_S = 100e6
 
 
-def _remap(corpus: Corpus, vocab) -> np.ndarray:
-    """The corpus's ids expressed in another vocabulary (continuing a model on a text)."""
-    if corpus.vocab.chars == vocab.chars:
-        return corpus.ids
-    index = {ch: i for i, ch in enumerate(vocab.chars)}
-    missing = [ch for ch in corpus.vocab.chars if ch not in index]
-    if missing:
-        shown = ", ".join(repr(c) for c in missing[:20])
-        more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
-        raise CorpusMismatchError(
-            f"The text '{corpus.name}' contains {len(missing)} character(s) the model cannot "
-            f"represent: {shown}{more}. Continue on a text that uses only the model's characters, "
-            "or train a new model on this text."
-        )
-    lut = np.array([index[ch] for ch in corpus.vocab.chars], dtype=vocab.dtype)
-    return lut[corpus.ids]
-
-
-class Trainer:
+class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
     """Trains a model on a corpus; ``run()`` is the generator of events.
 
     A fresh model is initialised from ``train_config.seed``; ``resume`` continues a checkpoint
@@ -118,19 +93,14 @@ class Trainer:
             vocab = corpus.vocab
             model_config = dataclasses.replace(model_config, vocab_size=vocab.size)
         model_config.validate()
-        check_trainable(corpus, tc.batch_size, tc.seq_len, tc.val_fraction)
-        ids = _remap(corpus, vocab)
-        self._train_ids, self._val_ids = split_ids(
-            ids, tc.val_fraction, tc.val_split, max_val=tc.eval_max_chars
+        B, T = tc.batch_size, tc.seq_len
+        self._train_ids, self._val_ids = train_val_ids(
+            corpus, vocab, B, T, tc.val_fraction, tc.val_split, max_val=tc.eval_max_chars
         )
+        self._batches_per_epoch = batches_per_epoch(len(self._train_ids), B, T)
         self._corpus = corpus
         self._mc, self._tc, self._vocab = model_config, tc, vocab
         self.checkpoint_path = checkpoint_path
-        B, T = tc.batch_size, tc.seq_len
-        self._seg = (len(self._train_ids) - 1) // B
-        self._batches_per_epoch = self._seg // T
-        if self._batches_per_epoch < 1:
-            raise ConfigError("The training text is too short for this batch size and length.")
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards weights and state against snapshot() mid-update
 
@@ -161,40 +131,19 @@ class Trainer:
             self._step = st.step
             self._elapsed_before = st.elapsed_s
             self._best = st.best_val_loss
-            self._history = {k: list(np.asarray(v).tolist()) for k, v in st.history.items()}
-            n_steps = len(self._history["train_step"])
-            if len(self._history.get("grad_norm", ())) != n_steps:  # older files: unknown
-                self._history["grad_norm"] = [math.nan] * n_steps
+            self._history = history_lists(st)
             self._samples: list[tuple[int, str]] = list(st.samples)
-            same_text = st.corpus.get("sha256") == corpus.sha256
-            same_shape = st.h.shape == (model_config.num_layers, B, model_config.hidden_size)
-            same_batching = (
-                st.config.batch_size,
-                st.config.seq_len,
-                st.config.val_fraction,
-                st.config.val_split,
-            ) == (B, T, tc.val_fraction, tc.val_split)
-            if same_text and same_shape and same_batching and tc.seed == st.config.seed:
-                # exact continuation: the same streams, carried state and random streams
+            exact = is_exact_continuation(st, corpus.sha256, model_config, tc)
+            if exact:  # the same streams, carried state and random streams (core.checkpoint)
                 self._dropout_rng.bit_generator.state = st.rng["dropout"]
                 self._sample_rng.bit_generator.state = st.rng["sample"]
-                self._epoch = int(st.stream.get("epoch", -1))
-                self._batch = int(st.stream.get("batch", -1))
-                if self._epoch < 0 or not 0 <= self._batch < self._batches_per_epoch:
-                    raise ModelFileError(
-                        f"The checkpoint's stream position (epoch {self._epoch}, batch "
-                        f"{self._batch}) does not fit this text's {self._batches_per_epoch:,} "
-                        "batches per epoch: the file is damaged. Use an intact copy."
-                    )
+                self._epoch, self._batch = stream_position(st, self._batches_per_epoch)
                 self._h, self._c = dev(st.h.copy()), dev(st.c.copy())
-                exact = True
             else:  # a new text or new batching: streams start over
-                exact = False
                 self._epoch, self._batch = 0, 0
                 self._h, self._c = self._engine.zero_state(B)
             self._prev_total = st.total_steps
-            # A new learning rate chosen for the continuation is taken as it is.
-            self._lr_scale = st.lr_scale if tc.lr == st.config.lr else 1.0
+            self._lr_scale = resumed_lr_scale(st, tc)
             self._rollbacks = list(st.rollbacks)
         else:
             exact = False
@@ -204,13 +153,7 @@ class Trainer:
             self._step = 0
             self._elapsed_before = 0.0
             self._best = None
-            self._history = {
-                "train_step": [],
-                "train_loss": [],
-                "val_step": [],
-                "val_loss": [],
-                "grad_norm": [],
-            }
+            self._history = new_history()
             self._samples = []
             self._epoch, self._batch = 0, 0
             self._h, self._c = self._engine.zero_state(B)
@@ -229,7 +172,7 @@ class Trainer:
             self._detector = replay(log_vocab, h["train_loss"], h["grad_norm"])
         else:
             self._detector = DivergenceDetector(log_vocab)
-        self._kept: _Kept | None = None
+        self._kept: Kept | None = None  # the state a rollback returns to (core.rollback)
         self._rollbacks_this_session = 0
         self._eval_s: float | None = None  # measured duration of one validation pass
         self._session_steps = 0  # optimizer steps made in this session (rolled back ones too)
@@ -291,41 +234,6 @@ class Trainer:
         """Where the passes run: "CPU" or the GPU's name and memory."""
         return self._engine.label
 
-    def snapshot(self) -> ModelFile:
-        """A deep copy of the model and its full training state (NumPy arrays, whatever the
-        device). Safe from any thread."""
-        host = self._engine.to_host
-        with self._lock:
-            state = TrainState(
-                config=self._tc,
-                step=self._step,
-                total_steps=self._total,
-                elapsed_s=self.elapsed_s,
-                adam_m={k: host(v).copy() for k, v in self._adam.m.items()},
-                adam_v={k: host(v).copy() for k, v in self._adam.v.items()},
-                h=host(self._h).copy(),
-                c=host(self._c).copy(),
-                rng={
-                    "dropout": self._dropout_rng.bit_generator.state,
-                    "sample": self._sample_rng.bit_generator.state,
-                },
-                stream={"epoch": self._epoch, "batch": self._batch},
-                history={
-                    "train_step": np.array(self._history["train_step"], np.int64),
-                    "train_loss": np.array(self._history["train_loss"], np.float64),
-                    "val_step": np.array(self._history["val_step"], np.int64),
-                    "val_loss": np.array(self._history["val_loss"], np.float64),
-                    "grad_norm": np.array(self._history["grad_norm"], np.float64),
-                },
-                corpus=self._corpus.fingerprint,
-                best_val_loss=self._best,
-                samples=tuple(self._samples),
-                lr_scale=self._lr_scale,
-                rollbacks=tuple(self._rollbacks),
-            )
-            params = {k: host(v).copy() for k, v in self.params.items()}
-        return ModelFile(config=self._mc, params=params, vocab=self._vocab, train=state)
-
     def save(self, path: str) -> str:
         """Write a checkpoint of ``snapshot()`` atomically; returns the absolute path."""
         t = time.perf_counter()
@@ -345,33 +253,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ the run
 
-    def _planned_total(self, session_step_s: float | None) -> int:
-        """Planned total optimizer steps for the model's life at the end of this run.
-
-        A ``minutes`` run estimates it from the measured time per step (evaluations included).
-        Before its first step there is no time yet: it then plans past the warm-up, so that its
-        first step is the warm-up's first, as in a run of known length (the learning-rate
-        schedule fits its warm-up inside the planned total).
-        """
-        tc = self._tc
-        if tc.steps is not None:
-            return tc.steps
-        if tc.epochs is not None:
-            return max(1, math.ceil(tc.epochs * self._batches_per_epoch))
-        if session_step_s is None or session_step_s <= 0:
-            return max(self._step + tc.warmup_steps + 1, self._prev_total)
-        remaining = tc.minutes * 60.0 - self._session_elapsed - self._finish_reserve_s()
-        return self._step + max(1, int(remaining / session_step_s))
-
     def _epoch_float(self) -> float:
         return self._epoch + self._batch / self._batches_per_epoch
-
-    def _next_batch(self) -> tuple[np.ndarray, np.ndarray]:
-        B, T, seg = self._tc.batch_size, self._tc.seq_len, self._seg
-        starts = np.arange(B) * seg + self._batch * T
-        cols = starts[:, None] + np.arange(T + 1)[None, :]
-        window = self._train_ids[cols].astype(np.int64)  # (B, T+1)
-        return window[:, :-1], window[:, 1:]
 
     def _advance_stream(self) -> None:
         self._batch += 1
@@ -399,41 +282,8 @@ class Trainer:
             )
         )
 
-    def _finish_reserve_s(self) -> float:
-        """Seconds a --minutes run keeps for its final validation and save (see the constants)."""
-        reserve = 0.0
-        if len(self._val_ids) > 1:
-            if self._eval_s is not None:
-                reserve += self._eval_s
-            else:
-                reserve += EVAL_SHARE_OF_TRAINING * len(self._val_ids) / max(self._cps, 1e-9)
-        if self.checkpoint_path:
-            if self._save_s is not None:
-                reserve += self._save_s
-            else:
-                arrays = [*self.params.values(), *self._adam.m.values(), *self._adam.v.values()]
-                reserve += sum(a.nbytes for a in arrays) / SAVE_BYTES_PER_S
-        return reserve
-
-    def _time_is_up(self) -> bool:
-        """A --minutes run ends when another step would not finish, with the final validation
-        and save, inside the budget; every session makes at least one step."""
-        tc = self._tc
-        if tc.minutes is None or self._session_steps == 0:
-            return False
-        self._session_elapsed = time.perf_counter() - self._session_start
-        spent = self._session_elapsed + self._finish_reserve_s() + self._step_s
-        return spent >= tc.minutes * 60.0
-
     def _done(self) -> bool:
         return self._time_is_up() or self._step >= self._total
-
-    def _is_keep_point(self, step: int) -> bool:
-        """Steps whose state is kept for a rollback: every evaluation and autosave step and every
-        KEEP_EVERY steps. A function of the step alone, so a run that resumes from an autosave
-        keeps the same states as one that never stopped."""
-        tc = self._tc
-        return any(n and step % n == 0 for n in (KEEP_EVERY, tc.eval_every, tc.checkpoint_every))
 
     def run(self) -> Generator[Event, None, TrainSummary]:
         """Train, yielding events; returns a ``TrainSummary``.
@@ -471,7 +321,7 @@ class Trainer:
             t_step = time.perf_counter()
             rng_before = self._dropout_rng.bit_generator.state
             detector_before = self._detector.state
-            x, y = self._next_batch()
+            x, y = get_batch(self._train_ids, self._batch, B, T)
             lr = learning_rate(tc, self._step, self._total) * self._lr_scale
             try:
                 loss, grads, new_state = self._engine.loss_and_grads(
@@ -572,103 +422,6 @@ class Trainer:
             )
         return e
 
-    # ------------------------------------------------------------------ self-healing
-
-    def _keep(self, dropout_rng_state: dict, detector: DetectorState) -> None:
-        """Copy the current state (with the dropout stream as it was before this step's forward
-        pass) as the one to return to after a blow-up. Reuses the previous copy's arrays."""
-        old = self._kept
-        eng = self._engine  # the copies stay on the engine's device
-        copy = eng.copy_into
-        with self._lock:
-            self._kept = _Kept(
-                step=self._step,
-                params=copy(self.params, old.params if old else None),
-                adam_m=copy(self._adam.m, old.adam_m if old else None),
-                adam_v=copy(self._adam.v, old.adam_v if old else None),
-                h=eng.copy(self._h),
-                c=eng.copy(self._c),
-                rng={"dropout": dropout_rng_state, "sample": self._sample_rng.bit_generator.state},
-                stream=(self._epoch, self._batch),
-                history_len={k: len(v) for k, v in self._history.items()},
-                best=self._best,
-                last_val=self._last_val,
-                detector=detector,
-            )
-
-    def _restore(self, kept: _Kept) -> None:
-        """Return exactly to ``kept``: weights, Adam state, carried state, random streams, stream
-        position, history, samples and the detector. The kept copy stays intact (for a later
-        rollback to the same step)."""
-        eng = self._engine
-        with self._lock:
-            eng.copy_into(kept.params, self.params)
-            eng.copy_into(kept.adam_m, self._adam.m)
-            eng.copy_into(kept.adam_v, self._adam.v)
-            self._adam.t = kept.step
-            self._step = kept.step
-            self._h, self._c = eng.copy(kept.h), eng.copy(kept.c)
-            self._dropout_rng.bit_generator.state = kept.rng["dropout"]
-            self._sample_rng.bit_generator.state = kept.rng["sample"]
-            self._epoch, self._batch = kept.stream
-            for k, n in kept.history_len.items():
-                del self._history[k][n:]
-            self._samples = [s for s in self._samples if s[0] <= kept.step]
-            self._best, self._last_val = kept.best, kept.last_val
-        self._detector = DivergenceDetector(self._detector.log_vocab, kept.detector)
-
-    def _advice(self, lr: float) -> str:
-        clip = (
-            "turn on gradient clipping (5 is safe)"
-            if self._tc.clip == 0
-            else f"lower the gradient clip (now {self._tc.clip:g})"
-        )
-        return f"Lower the learning rate to {lr / 2:.3g} or less, or {clip}"
-
-    def _diverged(self, why: str, lr: float, loss: float | None) -> Generator[Event, None, None]:
-        """Training blew up at the step after ``self._step`` (using learning rate ``lr``, with
-        loss ``loss``): roll back to the kept state and continue at a lower rate, or restore it
-        and stop."""
-        assert self._kept is not None
-        kept, tc = self._kept, self._tc
-        from_step = self._step + 1
-        if tc.on_divergence == "stop":
-            self._restore(kept)
-            raise TrainingDiverged(
-                f"Training diverged at step {from_step:,}: {why}. The model keeps its last good "
-                f"weights, from step {kept.step:,}. {self._advice(lr)}; or let training heal "
-                "itself instead of stopping.",
-                step=from_step,
-            )
-        recent = rollbacks_in_span([r.from_step for r in self._rollbacks], from_step)
-        if recent >= MAX_ROLLBACKS:
-            self._restore(kept)
-            raise TrainingDiverged(
-                f"Training kept diverging: at step {from_step:,} {why}, after {recent} rollbacks "
-                f"within {ROLLBACK_SPAN_STEPS:,} steps that each halved the learning rate (it "
-                f"was {lr:.3g}). The model keeps its last good weights, from step "
-                f"{kept.step:,}. {self._advice(lr)}; if it still diverges, check the text.",
-                step=from_step,
-            )
-        old_scale = self._lr_scale
-        peak = peak_learning_rate(tc, kept.step, self._total) * old_scale
-        new_scale = healed_lr_scale(old_scale, lr, peak)
-        self._restore(kept)
-        event = RollbackEvent(
-            from_step=from_step,
-            to_step=kept.step,
-            lr_before=lr,
-            lr_after=peak_learning_rate(tc, kept.step, self._total) * new_scale,
-            lr_scale=new_scale,
-            reason=why,
-            loss=loss if loss is not None and math.isfinite(loss) else None,
-        )
-        with self._lock:
-            self._lr_scale = new_scale
-            self._rollbacks.append(event)
-        self._rollbacks_this_session += 1
-        yield from self._emit(event)
-
     def _emit(self, event: Event) -> Generator[Event, None, None]:
         """Yield ``event``; the time until the caller asks for the next one (showing it, or a
         pause) is not training time, so it counts neither in elapsed time, chars/s nor minutes."""
@@ -689,22 +442,3 @@ class Trainer:
         return EvalEvent(
             step=self._step, val_loss=val, best_val_loss=self._best, elapsed_s=self.elapsed_s
         )
-
-
-@dataclass(frozen=True, eq=False)  # holds arrays: equality is identity
-class _Kept:
-    """The last good state, in memory, for a rollback (see ``Trainer._keep``)."""
-
-    step: int
-    # arrays on the engine's device (NumPy on the CPU, CuPy on a GPU)
-    params: dict[str, np.ndarray]
-    adam_m: dict[str, np.ndarray]
-    adam_v: dict[str, np.ndarray]
-    h: np.ndarray  # (L, B, H)
-    c: np.ndarray  # (L, B, H)
-    rng: dict  # bit_generator states by purpose
-    stream: tuple[int, int]  # (epoch, batch)
-    history_len: dict[str, int]  # length of each history series
-    best: float | None
-    last_val: float | None
-    detector: DetectorState

@@ -17,38 +17,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TINY, make_text
+from helpers import run_cli as run
 
-from core import cli
+from core import cli, cli_train, console
 from core import model as model_mod
 from core.events import StepEvent
+from core.inspect import DETECTORS
 from core.modelfile import ModelFile, load_model, save_model
+from core.policy import text_batches_per_epoch
 from core.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--hidden", "16", "--layers", "1", "--seq-len", "16", "--batch-size", "4"]
-TINY += ["--eval-every", "10", "--sample-every", "0"]
-
-
-def make_text(n: int = 4000, seed: int = 0) -> str:
-    rng = np.random.default_rng(seed)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
-    return " ".join(str(w) for w in rng.choice(words, size=n // 3))[:n] + "\n"
-
-
-@pytest.fixture
-def text(tmp_path, monkeypatch) -> Path:
-    """A small training text in a temporary current folder."""
-    monkeypatch.chdir(tmp_path)
-    path = tmp_path / "words.txt"
-    path.write_text(make_text(), encoding="utf-8")
-    return path
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 def info_steps(capsys, model: Path) -> int:
@@ -94,7 +74,7 @@ def test_info_lists_architecture_and_training(text, capsys):
 def test_resume_equals_uninterrupted_run(text, capsys):
     base = ["train", text, *TINY, "--schedule", "constant", "-q"]
     assert run(capsys, *base, "--steps", 20, "--out", "a.npz")[0] == 0
-    code, _, err = run(capsys, "train", "--resume", "a.npz", text, "--steps", 10, "-q")
+    code, _, err = run(capsys, "train", "--resume", "a.npz", text, "--steps", 30, "-q")
     assert code == 0, err
     assert info_steps(capsys, Path("a.npz")) == 30
     assert run(capsys, *base, "--steps", 30, "--out", "b.npz")[0] == 0
@@ -104,34 +84,48 @@ def test_resume_equals_uninterrupted_run(text, capsys):
     assert code == 2 and "--steps" in err
 
 
+def test_resume_steps_and_epochs_are_totals_as_in_the_app(text, capsys):
+    """--steps and --epochs with --resume name the model's total (core.policy.plan_resume)."""
+    assert run(capsys, "train", text, *TINY, "--steps", 20, "--out", "a.npz", "-q")[0] == 0
+    code, _, err = run(capsys, "train", "--resume", "a.npz", text, "--steps", 20)
+    assert code == 2 and "nothing left to train" in err and "totals" in err
+    assert len(err.strip().splitlines()) == 1 and info_steps(capsys, Path("a.npz")) == 20
+    code, _, err = run(capsys, "train", "--resume", "a.npz", text, "--steps", 25)
+    assert code == 0 and "for 5 more steps" in err and "(to step 25)" in err
+    tc = load_model("a.npz").train.config.replace(steps=None, epochs=1.0)
+    one_pass = text_batches_per_epoch(len(text.read_text(encoding="utf-8")), tc)
+    assert run(capsys, "train", "--resume", "a.npz", text, "--epochs", 1, "-q")[0] == 0
+    assert info_steps(capsys, Path("a.npz")) == one_pass > 25
+
+
 def test_resume_rejects_architecture_and_warns_on_other_text(text, tmp_path, capsys):
     run(capsys, "train", text, *TINY, "--steps", 5, "--out", "m.npz", "-q")
     code, _, err = run(capsys, "train", "--resume", "m.npz", text, "--hidden", 32)
     assert code == 2 and "--hidden" in err
     other = tmp_path / "other.txt"
     other.write_text(make_text(seed=1), encoding="utf-8")
-    code, _, err = run(capsys, "train", "--resume", "m.npz", other, "--steps", 2, "-q")
+    code, _, err = run(capsys, "train", "--resume", "m.npz", other, "--steps", 7, "-q")
     assert code == 0 and "warning" in err and "start over" in err
     alien = tmp_path / "alien.txt"
     alien.write_text(make_text() + "XYZ", encoding="utf-8")
-    code, _, err = run(capsys, "train", "--resume", "m.npz", alien, "--steps", 2)
+    code, _, err = run(capsys, "train", "--resume", "m.npz", alien, "--steps", 7)
     assert code == 1 and "'X'" in err
 
 
 def test_keyboard_interrupt_saves_checkpoint_and_resumes_exactly(text, capsys, monkeypatch):
-    call = cli._Progress.__call__
+    call = console.Progress.__call__
 
     def interrupting(self, event):
         call(self, event)
         if isinstance(event, StepEvent) and event.step == 7:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli._Progress, "__call__", interrupting)
+    monkeypatch.setattr(console.Progress, "__call__", interrupting)
     code, _, err = run(capsys, "train", text, *TINY, "--steps", 20, "--out", "a.npz")
     assert code == 130
     assert "a.npz" in err and "--resume" in err
     assert load_model("a.npz").train.step == 7
-    monkeypatch.setattr(cli._Progress, "__call__", call)
+    monkeypatch.setattr(console.Progress, "__call__", call)
     # No duration given: finish the planned 20 steps, bit-identical to an uninterrupted run
     # (cosine schedule, so this also checks that the planned length is kept).
     assert run(capsys, "train", "--resume", "a.npz", text, "-q")[0] == 0
@@ -154,7 +148,7 @@ def test_ctrl_c_stops_after_the_step_and_saves(text, capsys, monkeypatch):
             except StopIteration as stop:
                 return stop.value
 
-    monkeypatch.setattr(cli, "Trainer", Interrupted)
+    monkeypatch.setattr(cli_train, "Trainer", Interrupted)
     before = signal.getsignal(signal.SIGINT)
     code, _, err = run(capsys, "train", text, *TINY, "--steps", 20, "--out", "m.npz")
     assert code == 130 and "interrupted at step 5" in err
@@ -365,7 +359,7 @@ def test_cells_lists_units_per_detector(hostile_model, capsys):
     code, out, _ = run(capsys, "cells", model, text, "--top", 2, "--kind", "h")
     assert code == 0
     rows = {line.split("  ")[0].strip(): line for line in out.splitlines()[1:]}
-    assert set(rows) == set(cli.DETECTORS)
+    assert set(rows) == set(DETECTORS)
     assert len(re.findall(r"\d+:\d+ [+-]\d\.\d\d", rows["double quotes"])) == 2
     assert "constant in this text" in rows["digit"]
 
@@ -410,10 +404,11 @@ def test_numpy_warnings_are_one_line(text, capsys, monkeypatch):
 
 
 def test_one_minute_is_singular(text, capsys, monkeypatch):
-    monkeypatch.setattr(cli.Trainer, "run", lambda self: iter(()))
+    monkeypatch.setattr(cli_train.Trainer, "run", lambda self: iter(()))
     code, _, err = run(capsys, "train", text, *TINY, "--minutes", 1, "--out", "m.npz")
     assert "for 1 minute on CPU;" in err, err
-    assert cli._count(2.5, "minute") == "2.5 minutes" and cli._count(1000, "step") == "1,000 steps"
+    assert console.count(2.5, "minute") == "2.5 minutes"
+    assert console.count(1000, "step") == "1,000 steps"
 
 
 def test_sample_ends_with_a_newline_on_a_terminal(text, capsys, monkeypatch):

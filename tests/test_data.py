@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from core import data
+from core import vocab as vocab_mod
+from core.builtin_text import builtin_corpus
 from core.data import (
     Corpus,
     Vocab,
-    builtin_corpus,
     check_trainable,
     corpus_from_text,
     load_corpus,
@@ -125,12 +126,37 @@ def test_ascii_fast_path_matches_general_path(tmp_path: Path) -> None:
 
 
 def test_chunked_encoding_matches(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(data, "_CHUNK", 7)  # many chunks, one partial at the end
+    monkeypatch.setattr(vocab_mod, "CHUNK", 7)  # many chunks, one partial at the end
     text = MIXED * 2
     c = load_corpus(_write(tmp_path, text.encode("utf-8")))
     assert c.vocab.decode(c.ids) == text
     a = load_corpus(_write(tmp_path, b"abcdefghij" * 3, "a.txt"))
     assert a.vocab.decode(a.ids) == "abcdefghij" * 3
+
+
+def test_each_character_is_visited_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Decoding, building the vocabulary and encoding read the text's code points once: one
+    conversion per chunk, with or without a model's vocabulary (was: two)."""
+    monkeypatch.setattr(vocab_mod, "CHUNK", 16)
+    calls = []
+    real = vocab_mod._codepoints
+    monkeypatch.setattr(vocab_mod, "_codepoints", lambda t: calls.append(len(t)) or real(t))
+    text = MIXED * 3
+    c = load_corpus(_write(tmp_path, text.encode("utf-8")))
+    # the text once, and the vocabulary's own characters once (Vocab builds its table)
+    assert sum(calls) == len(text) + c.vocab.size and c.vocab.decode(c.ids) == text
+    calls.clear()
+    again = load_corpus(_write(tmp_path, text.encode("utf-8")), vocab=c.vocab)
+    assert sum(calls) == len(text)
+    np.testing.assert_array_equal(again.ids, c.ids)
+
+
+def test_ids_widen_when_the_vocabulary_outgrows_a_byte(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vocab_mod, "CHUNK", 50)  # the vocabulary grows past 256 mid-text
+    text = "".join(chr(0x100 + (i * 7919) % 400) for i in range(2000)) + "a"
+    c = corpus_from_text(text)
+    assert c.vocab.size == 401 and c.ids.dtype == np.uint16
+    assert c.vocab == Vocab.from_text(text) and c.vocab.decode(c.ids) == text
 
 
 def test_bom_is_dropped(tmp_path: Path) -> None:
@@ -223,6 +249,43 @@ def test_load_with_model_vocab(tmp_path: Path) -> None:
         load_corpus(_write(tmp_path, "bé".encode()), vocab=v)
     with pytest.raises(CorpusMismatchError):
         corpus_from_text("xyz", vocab=v)
+
+
+def test_mismatch_error_carries_the_missing_characters(tmp_path: Path) -> None:
+    v = Vocab.from_text("ab\n")
+    with pytest.raises(CorpusMismatchError) as e:
+        load_corpus(_write(tmp_path, "abxé\n".encode()), vocab=v)
+    assert e.value.missing == ("x", "é")
+    assert "cannot represent 2 character(s)" in str(e.value)
+
+
+def test_reencode_to_another_vocabulary() -> None:
+    c = corpus_from_text("bad cab\n")
+    v = Vocab.from_text("abcdefg \n")
+    ids = data.reencode(c, v)
+    assert ids.dtype == v.dtype and v.decode(ids) == "bad cab\n"
+    assert data.reencode(c, c.vocab) is c.ids
+    with pytest.raises(CorpusMismatchError) as e:
+        data.reencode(corpus_from_text("abz!\n"), v)
+    assert e.value.missing == ("!", "z") and "'z'" in str(e.value)
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+
+def test_get_batch_continues_each_stream() -> None:
+    ids = np.arange(103, dtype=np.uint8)  # B = 4 streams of seg = 25, T = 6: 4 batches
+    B, T = 4, 6
+    assert data.batches_per_epoch(len(ids), B, T) == 4
+    x0, y0 = data.get_batch(ids, 0, B, T)
+    x1, y1 = data.get_batch(ids, 1, B, T)
+    assert x0.shape == y0.shape == (B, T) and x0.dtype == np.int64
+    np.testing.assert_array_equal(x0[:, 0], [0, 25, 50, 75])  # stream b starts at b * seg
+    np.testing.assert_array_equal(y0, x0 + 1)  # targets: the next character
+    np.testing.assert_array_equal(x1[:, 0], x0[:, -1] + 1)  # batch 1 continues batch 0
+    x3, y3 = data.get_batch(ids, 3, B, T)
+    assert y3.max() <= len(ids) - 1 and y3[-1, -1] == 75 + 4 * T
+    assert data.batches_per_epoch(B * T, B, T) == 0  # too short for one batch
 
 
 # --- split and minimum length ------------------------------------------------------------------

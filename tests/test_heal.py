@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from helpers import drain
+from helpers import small_train_config as small_config
 
 from core import heal
 from core import model as model_mod
@@ -58,31 +60,6 @@ def blowup_config(**kw) -> TrainConfig:
     )
     base.update(kw)
     return TrainConfig(**base)
-
-
-def small_config(**kw) -> TrainConfig:
-    base = dict(
-        seq_len=16,
-        batch_size=4,
-        lr=1e-2,
-        warmup_steps=5,
-        eval_every=10,
-        sample_every=0,
-        checkpoint_every=0,
-        steps=30,
-        seed=7,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-def drain(gen):
-    events = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            return events, stop.value
 
 
 def inject_blowup(monkeypatch, bad_calls):

@@ -84,17 +84,32 @@ def test_step_equals_forward():
     st = state
     for t in range(T):
         lg, st = prep.step(x[:, t], st)
-        np.testing.assert_allclose(lg, logits[:, t, :].T, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(lg, logits[t], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(st[0], h, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(st[1], c, rtol=1e-5, atol=1e-6)
 
 
-def test_module_forward_introspection_shapes():
-    cfg, params, x, _, state = _setup()
-    logits, _, cache = model.forward(params, cfg, x, state)
-    assert logits.shape == (B, T, V)
-    assert [h.shape for h in cache["h_all"]] == [(B, T, H)] * L
-    assert [c.shape for c in cache["c_all"]] == [(B, T, H)] * L
+def test_one_logits_layout():
+    """forward (T, B, V); step is one time step of it (B, V); trace one stream (T, V); the
+    loss functions read the same layout."""
+    cfg, params, x, y, state = _setup()
+    prep = model.Prepared(params, cfg)
+    logits, _, cache = prep.forward(x, state)
+    assert logits.shape == (T, B, V)
+    assert [lc[0].shape for lc in cache["layers"]] == [(T + 1, B, H)] * L  # XH: h_{t-1}
+    lg, _ = prep.step(x[:, 0], state)
+    assert lg.shape == (B, V)
+    one = (state[0][:, 1:2].copy(), state[1][:, 1:2].copy())
+    traced, _, layers = prep.trace(x[1], one)
+    assert traced.shape == (T, V) and [h.shape for h, _, _ in layers] == [(T, H)] * L
+    np.testing.assert_allclose(traced, logits[:, 1], rtol=1e-10, atol=1e-12)
+    losses = model.nll(logits, y.T)
+    z = logits - logits.max(axis=-1, keepdims=True)
+    lse = np.log(np.exp(z).sum(axis=-1))
+    expect = lse - np.take_along_axis(z, y.T[..., None], axis=-1)[..., 0]
+    np.testing.assert_allclose(losses, expect, rtol=1e-12)
+    loss, grad = model.softmax_xent(logits.copy(), y.T)
+    assert grad.shape == (T, B, V) and loss == pytest.approx(expect.mean(), rel=1e-12)
 
 
 def test_matches_torch_lstm():
@@ -118,8 +133,10 @@ def test_matches_torch_lstm():
     )
     tloss.backward()
 
-    ours, _, _ = model.forward(params, cfg, x, state)
-    np.testing.assert_allclose(ours, logits.detach().numpy(), rtol=1e-5, atol=1e-8)
+    ours, _, _ = model.Prepared(params, cfg).forward(x, state)  # (T, B, V)
+    np.testing.assert_allclose(
+        ours.transpose(1, 0, 2), logits.detach().numpy(), rtol=1e-5, atol=1e-8
+    )
     assert abs(loss - tloss.item()) < 1e-9
     np.testing.assert_allclose(h, th.detach().numpy(), atol=1e-10)
     np.testing.assert_allclose(c, tc.detach().numpy(), atol=1e-10)

@@ -13,18 +13,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import modelfile
 from core.config import ModelConfig, TrainConfig
 from core.data import Vocab
 from core.errors import ModelFileError, ModelFormatVersionError
+from core.model import param_shapes
 from core.modelfile import (
     FORMAT_VERSION,
     ModelFile,
     TrainState,
-    expected_param_shapes,
     load_model,
     save_model,
 )
+from core.modelfile import write as modelfile_write
+from core.modelfile.parse import to_arrays
 
 TEXT = "hello wörld\n中"
 
@@ -33,7 +34,7 @@ def _model(dtype: str = "float32", layers: int = 2, with_train: bool = True) -> 
     vocab = Vocab.from_text(TEXT)
     cfg = ModelConfig(vocab_size=vocab.size, hidden_size=8, num_layers=layers, dtype=dtype)
     rng = np.random.default_rng(0)
-    shapes = expected_param_shapes(cfg)
+    shapes = param_shapes(cfg)
 
     def rand() -> dict[str, np.ndarray]:
         return {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
@@ -71,7 +72,7 @@ def _model(dtype: str = "float32", layers: int = 2, with_train: bool = True) -> 
 
 
 def _arrays(mf: ModelFile) -> dict[str, np.ndarray]:
-    return modelfile._to_arrays(mf)
+    return to_arrays(mf)
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
@@ -85,7 +86,7 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
 
 def test_param_shapes_follow_pytorch() -> None:
     cfg = ModelConfig(vocab_size=65, hidden_size=16, num_layers=2)
-    assert expected_param_shapes(cfg) == {
+    assert param_shapes(cfg) == {
         "lstm.weight_ih_l0": (64, 65),
         "lstm.weight_hh_l0": (64, 16),
         "lstm.bias_ih_l0": (64,),
@@ -168,9 +169,9 @@ def test_failed_save_leaves_old_file(
         raise OSError(28, "No space left on device")
 
     if where == "savez":
-        monkeypatch.setattr(modelfile.np, "savez", boom)
+        monkeypatch.setattr(modelfile_write.np, "savez", boom)
     else:
-        monkeypatch.setattr(modelfile.os, "replace", boom)
+        monkeypatch.setattr(modelfile_write.os, "replace", boom)
     with pytest.raises(ModelFileError, match="No space left on device") as e:
         save_model(path, _model())
     assert "unchanged" in str(e.value)
@@ -182,7 +183,7 @@ def test_interrupted_save_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(modelfile.os, "fsync", interrupt)
+    monkeypatch.setattr(modelfile_write.os, "fsync", interrupt)
     with pytest.raises(KeyboardInterrupt):
         save_model(tmp_path / "m.npz", _model())
     assert os.listdir(tmp_path) == []

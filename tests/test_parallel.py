@@ -97,3 +97,29 @@ def test_keeping_freed_memory_applies_once_on_glibc():
     assert memory.keep_freed_memory() == first
     big = np.ones((4096, 4096), np.float32)  # 64 MiB: allocation still works
     assert float(big.sum()) == 4096 * 4096
+
+
+def test_thread_chooser_measures_both_counts_and_keeps_the_faster(monkeypatch):
+    set_to: list[int] = []
+    monkeypatch.setattr(parallel, "set_blas_threads", set_to.append)
+    chooser = parallel.ThreadChooser(2, min_steps=2, min_s=0.0)
+    assert chooser.current == 2 and set_to == [2]  # the larger count is tried first
+    assert chooser.record(9.0, 1) is None  # the run's first step is never timed
+    assert chooser.record(1.0, 1000) is None
+    assert chooser.record(1.0, 1000) is None  # 2 threads: 1,000 chars/s; now 1 thread
+    assert chooser.current == 1 and set_to == [2, 1]
+    assert chooser.record(1.0, 3000) is None
+    assert chooser.record(1.0, 3000) == 1  # 3,000 chars/s on one thread wins
+    assert set_to == [2, 1, 1]
+    assert chooser.explain() == (
+        "BLAS threads: 1 (measured on the first steps: "
+        "1 thread: 3,000 chars/s, 2 threads: 1,000 chars/s)"
+    )
+
+
+def test_thread_chooser_on_one_core_has_one_candidate(monkeypatch):
+    monkeypatch.setattr(parallel, "set_blas_threads", lambda n: None)
+    chooser = parallel.ThreadChooser(1, min_steps=1, min_s=0.0)
+    assert chooser.candidates == [1]
+    assert chooser.record(1.0, 10) is None
+    assert chooser.record(1.0, 10) == 1

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TINY, make_text, nan_loss_at_call
+from helpers import run_cli as cli_run
 
-from core import cli, runs
+from core import runs
 from core.config import ModelConfig, TrainConfig
 from core.data import corpus_from_text
 from core.errors import RunNotFoundError, RunStoreError
@@ -28,22 +30,6 @@ from core.runs import RunRecorder, RunStore, default_db_path, recorded
 from core.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--hidden", "16", "--layers", "1", "--seq-len", "16", "--batch-size", "4"]
-TINY += ["--eval-every", "10", "--sample-every", "0"]
-
-
-def make_text(n: int = 4000, seed: int = 0) -> str:
-    rng = np.random.default_rng(seed)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
-    return " ".join(str(w) for w in rng.choice(words, size=n // 3))[:n] + "\n"
-
-
-@pytest.fixture
-def text(tmp_path, monkeypatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    path = tmp_path / "words.txt"
-    path.write_text(make_text(), encoding="utf-8")
-    return path
 
 
 def tiny_trainer(tmp_path: Path, steps: int = 30, **train) -> Trainer:
@@ -61,13 +47,6 @@ def drive(trainer: Trainer, recorder: RunRecorder):
             next(gen)
         except StopIteration as stop:
             return stop.value
-
-
-def cli_run(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in out + err
-    return code, out, err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,12 +306,12 @@ def test_a_read_only_database_is_reported_and_training_still_saves(text, capsys,
         kwargs["uri"] = True
         return connect(f"file:{target}?mode=ro", *args, **kwargs)
 
-    monkeypatch.setattr(runs.sqlite3, "connect", read_only)
+    monkeypatch.setattr(sqlite3, "connect", read_only)
     code, _, err = cli_run(capsys, "train", text, *TINY, "--steps", 12, "--runs-db", db)
     assert code == 0 and load_model(text.with_suffix(".npz")).train.step == 12
     warnings = [line for line in err.splitlines() if "warning" in line and "run" in line]
     assert len(warnings) == 1 and "read-only" in warnings[0] and "not recorded" in warnings[0]
-    monkeypatch.setattr(runs.sqlite3, "connect", connect)
+    monkeypatch.setattr(sqlite3, "connect", connect)
     with RunStore.open(db) as store:
         assert store.list_runs() == []
 
@@ -368,17 +347,7 @@ def test_the_recorder_never_raises_into_training(tmp_path, monkeypatch):
 
 
 def test_a_diverged_run_is_recorded_as_diverged(text, capsys, monkeypatch):
-    from core import model as model_mod  # what the CPU engine (core.backend) calls
-
-    real = model_mod.loss_and_grads
-    calls = []
-
-    def failing(*args, **kwargs):
-        calls.append(1)
-        loss, grads, state = real(*args, **kwargs)
-        return (float("nan") if len(calls) == 4 else loss), grads, state
-
-    monkeypatch.setattr(model_mod, "loss_and_grads", failing)
+    nan_loss_at_call(monkeypatch, 4)
     code, _, _ = cli_run(
         capsys, "train", text, *TINY, "--steps", 20, "--out", "m.npz", "--on-divergence", "stop"
     )
@@ -462,7 +431,7 @@ def test_runs_on_an_empty_store(capsys):
 
 def test_the_recorded_best_matches_the_summary_for_a_resumed_run(text, capsys):
     cli_run(capsys, "train", text, *TINY, "--steps", 10, "--out", "m.npz")
-    cli_run(capsys, "train", "--resume", "m.npz", text, "--steps", 10, "-q")
+    cli_run(capsys, "train", "--resume", "m.npz", text, "--steps", 20, "-q")
     with RunStore.open() as store:
         second, first = store.list_runs()
         curve = store.curves([second.id])[second.id].train

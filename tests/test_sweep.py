@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import make_text
 
 from core import cli, sweep
 from core import model as model_mod
@@ -29,20 +30,6 @@ BASE_MODEL = ModelConfig(vocab_size=1, hidden_size=16)
 BASE_TRAIN = TrainConfig(seq_len=16, batch_size=4, steps=20, eval_every=10, sample_every=0)
 ALIASES = {"hidden": "hidden_size", "seq-len": "seq_len", "layers": "num_layers"}
 TINY = ["--seq-len", "16", "--batch-size", "4", "--eval-every", "10"]
-
-
-def make_text(n: int = 4000, seed: int = 0) -> str:
-    rng = np.random.default_rng(seed)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
-    return " ".join(str(w) for w in rng.choice(words, size=n // 3))[:n] + "\n"
-
-
-@pytest.fixture
-def text(tmp_path, monkeypatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    path = tmp_path / "words.txt"
-    path.write_text(make_text(), encoding="utf-8")
-    return path
 
 
 def spec_for(text: Path, out: str = "out", **train) -> sweep.SweepSpec:

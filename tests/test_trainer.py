@@ -6,10 +6,12 @@ import itertools
 
 import numpy as np
 import pytest
+from helpers import drain
+from helpers import small_train_config as tc
 
 from core import model as model_mod
 from core import trainer as trainer_mod
-from core.config import ModelConfig, TrainConfig
+from core.config import ModelConfig
 from core.data import corpus_from_text
 from core.errors import ConfigError, CorpusMismatchError, TextTooShortError, TrainingDiverged
 from core.events import CheckpointEvent, EvalEvent, SampleEvent, StepEvent
@@ -27,31 +29,6 @@ def make_text(n: int = 6000, seed: int = 0) -> str:
     while sum(len(w) + 1 for w in out) < n:
         out.append(str(rng.choice(words)))
     return " ".join(out)[:n] + "\n"
-
-
-def tc(**kw) -> TrainConfig:
-    base = dict(
-        seq_len=16,
-        batch_size=4,
-        lr=1e-2,
-        warmup_steps=5,
-        eval_every=10,
-        sample_every=0,
-        checkpoint_every=0,
-        steps=30,
-        seed=7,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-def drain(gen):
-    events = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            return events, stop.value
 
 
 def test_loss_falls_on_a_small_text():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import drain, make_text
+from helpers import small_train_config as tc
 
 from core.cli import build_parser
 from core.config import ModelConfig, TrainConfig
@@ -12,29 +14,6 @@ from core.errors import ConfigError
 from core.events import StepEvent
 from core.modelfile import load_model
 from core.trainer import Trainer
-
-
-def make_text(n: int = 6000, seed: int = 0) -> str:
-    rng = np.random.default_rng(seed)
-    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
-    return " ".join(str(w) for w in rng.choice(words, n // 3))[:n] + "\n"
-
-
-def tc(**kw) -> TrainConfig:
-    base = dict(seq_len=16, batch_size=4, lr=1e-2, warmup_steps=5, eval_every=10)
-    base.update(sample_every=0, checkpoint_every=0, steps=30, seed=7)
-    base.update(kw)
-    return TrainConfig(**base)
-
-
-def drain(gen):
-    events = []
-    while True:
-        try:
-            events.append(next(gen))
-        except StopIteration as stop:
-            return events, stop.value
-
 
 MC = ModelConfig(vocab_size=1, hidden_size=16, num_layers=1, dropout=0.1)
 
@@ -91,7 +70,7 @@ def test_trainer_validates_on_the_blocks() -> None:
 
 
 def test_checkpoint_records_the_split_and_a_resumed_blocks_run_stays_exact(tmp_path) -> None:
-    corpus = corpus_from_text(make_text())
+    corpus = corpus_from_text(make_text(6000))
     cfg = tc(steps=24, val_split="blocks", val_fraction=0.2, eval_every=5)
     straight = Trainer(corpus, MC, cfg)
     straight_events, _ = drain(straight.run())
@@ -112,7 +91,7 @@ def test_checkpoint_records_the_split_and_a_resumed_blocks_run_stays_exact(tmp_p
 
 
 def test_resume_with_another_split_starts_the_streams_over() -> None:
-    corpus = corpus_from_text(make_text())
+    corpus = corpus_from_text(make_text(6000))
     trainer = Trainer(corpus, MC, tc(steps=10, eval_every=0))
     drain(trainer.run())
     cont = Trainer(corpus, MC, tc(steps=12, val_split="blocks"), resume=trainer.snapshot())

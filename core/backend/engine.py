@@ -375,16 +375,11 @@ class XpEngine:
 
     def mean_loss(self, params: Params, ids: np.ndarray, *, streams: int, seq_len: int) -> float:
         """As ``core.sample.mean_loss``: streams side by side from zero states, nats/char."""
-        from ..errors import ConfigError
+        from ..sample import eval_streams
 
         xp = self.xp
-        n = len(ids) - 1
-        streams = max(1, min(streams, n))
-        seg = n // streams
-        if seg < 1:
-            raise ConfigError("The text is too short to evaluate: it needs at least 2 characters.")
-        x_all = ids[: streams * seg].reshape(streams, seg).astype(np.int64)
-        y_all = ids[1 : streams * seg + 1].reshape(streams, seg).astype(np.int64)
+        x_all, y_all = eval_streams(ids, streams)
+        streams, seg = x_all.shape
         with self.on_device():
             state = self.zero_state(streams)
             total = xp.zeros((), np.float64)

@@ -1,8 +1,11 @@
-"""Shared helpers of the GUI tests: a small generated text and tiny, fast settings."""
+"""Shared helpers of the GUI tests: a small generated text, tiny fast settings, and opening a text
+or training in the real window and waiting until it is done."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from charlstm_gui.controller import State
 
 TINY = dict(
     hidden_size=16,
@@ -29,3 +32,17 @@ def small_text(path: Path, extra: str = "") -> Path:
     ]
     path.write_text("\n".join(lines) + extra + "\n", encoding="utf-8")
     return path
+
+
+def load(qtbot, w, path: Path) -> None:
+    """Open the text ``path`` in the window ``w`` and wait until it is loaded."""
+    with qtbot.waitSignal(w.ctl.corpus_changed, timeout=10_000):
+        w.open_text(str(path))
+
+
+def train(qtbot, w, *, resume: bool = False, steps: int = 30) -> None:
+    """Train a new model (or continue the current one) for ``steps`` and wait until it ends."""
+    w.form.set_values({"duration": steps})
+    (w.continue_training if resume else w.train_new)()
+    assert w.ctl.state is State.STARTING, w.last_message
+    qtbot.waitUntil(lambda: w.ctl.state is State.IDLE, timeout=30_000)

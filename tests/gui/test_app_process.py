@@ -35,14 +35,14 @@ def _bad_path(tmp_path, suffix: bytes) -> str:
 # The real main(), with one hook: when a text has loaded, say so and ask the app to quit.
 OPEN_TEXT = """
 import os, signal, sys
-from charlstm_gui import app, window
-shown = window.MainWindow._on_corpus
+from charlstm_gui import app, controller_view
+shown = controller_view.ControllerView.on_corpus
 def on_corpus(self, corpus):
     shown(self, corpus)
     print("loaded", corpus.name, corpus.n_chars, corpus.path == sys.argv[1], flush=True)
-    print("title", self.windowTitle().encode("unicode_escape").decode(), flush=True)
+    print("title", self.win.windowTitle().encode("unicode_escape").decode(), flush=True)
     os.kill(os.getpid(), signal.SIGTERM)
-window.MainWindow._on_corpus = on_corpus
+controller_view.ControllerView.on_corpus = on_corpus
 sys.exit(app.main(sys.argv))
 """
 

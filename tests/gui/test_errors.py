@@ -13,12 +13,6 @@ from .fakes import FakeModel, FakeTrainer
 from .helpers import small_text
 
 
-def wait_message(qtbot, w):
-    with qtbot.waitSignal(w.ctl.message, timeout=20_000) as msg:
-        yield_ = msg
-    return yield_
-
-
 def test_binary_file_is_refused(qtbot, window, tmp_path):
     bad = tmp_path / "image.bin"
     bad.write_bytes(b"GIF89a\x00\x01\x02" * 10)

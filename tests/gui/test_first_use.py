@@ -4,23 +4,16 @@ notice when a run finishes."""
 
 from __future__ import annotations
 
+import functools
+
 from PySide6.QtGui import QKeySequence
 
 from charlstm_gui.controller import State
 
-from .helpers import small_text
+from .helpers import load as _load
+from .helpers import small_text, train
 
-
-def _load(qtbot, w, path) -> None:
-    with qtbot.waitSignal(w.ctl.corpus_changed, timeout=10_000):
-        w.open_text(str(path))
-
-
-def _train(qtbot, w, steps: int = 20) -> None:
-    w.form.set_values({"duration": steps})
-    w.train_new()
-    assert w.ctl.state is State.STARTING, w.last_message
-    qtbot.waitUntil(lambda: w.ctl.state is State.IDLE, timeout=30_000)
+_train = functools.partial(train, steps=20)  # these tests' runs are 20 steps
 
 
 def test_best_val_of_the_previous_model_is_not_shown_during_a_new_run(qtbot, window, tmp_path):
@@ -68,7 +61,8 @@ def test_continue_is_disabled_with_the_reason_when_the_model_cannot_read_the_tex
     cont = w.actions["continue"]
     assert not cont.isEnabled()
     assert "cannot represent 3 character(s)" in cont.toolTip()
-    assert "'ß' 'ä' 'ü'" in cont.toolTip() and "own.txt" in cont.toolTip()
+    # the one message for characters a model cannot represent (core.errors.unrepresentable)
+    assert "'ß', 'ä', 'ü'" in cont.toolTip() and "own.txt" in cont.toolTip()
     assert cont.statusTip() == cont.toolTip()
     assert w.actions["open_model_text"].isEnabled()
     with qtbot.waitSignal(w.ctl.corpus_changed, timeout=10_000):

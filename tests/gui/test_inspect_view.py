@@ -13,14 +13,10 @@ import pytest
 from PySide6.QtCore import QPoint
 
 from charlstm_gui.controller import State
-from charlstm_gui.inspect_view import (
-    InspectResult,
-    display_text,
-    surprise_levels,
-    value_levels,
-    visible,
-)
+from charlstm_gui.inspect_analysis import InspectResult
+from charlstm_gui.passage_text import display_text, surprise_levels, value_levels
 from core.inspect import Analysis
+from core.inspect_html import visible
 
 from .helpers import small_text
 
@@ -47,7 +43,7 @@ def trained(qtbot, window, tmp_path):
     load(qtbot, w, small_text(tmp_path / "t.txt", extra="\n" + QUOTED * 30))
     train(qtbot, w)
     qtbot.waitUntil(lambda: w.inspect.result is not None and w.inspect.result.step == 30)
-    qtbot.waitUntil(lambda: not w.inspect._running)
+    qtbot.waitUntil(lambda: not w.inspect.analyses.running)
     return w
 
 
@@ -312,7 +308,7 @@ def test_a_bug_in_the_analysis_is_reported_and_the_view_goes_on(qtbot, trained, 
     with qtbot.waitSignal(trained.ctl.internal_error, timeout=10_000) as err:
         v.analyse_button.click()
     assert "ZeroDivisionError: bug" in err.args[0]
-    assert "failed" in v.status.text() and not v._running
+    assert "failed" in v.status.text() and not v.analyses.running
     qtbot.waitUntil(lambda: bool(dialogs._open_dialogs), timeout=5000)
     dialogs._open_dialogs[-1].reject()
     monkeypatch.setattr(core.inspect, "gate_saturation", real)

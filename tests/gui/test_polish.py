@@ -16,12 +16,7 @@ from charlstm_gui.axes import CountAxis, LossAxis
 from charlstm_gui.dialogs import suggested_encoding
 from charlstm_gui.window import MainWindow
 
-from .helpers import small_text
-
-
-def load(qtbot, w, path):
-    with qtbot.waitSignal(w.ctl.corpus_changed, timeout=10_000):
-        w.open_text(str(path))
+from .helpers import load, small_text
 
 
 def show_tooltip_of(widget) -> None:
@@ -114,7 +109,7 @@ def test_save_dialog_suggests_the_text_name_and_remembers_the_folder(
     monkeypatch.setattr(
         QFileDialog, "getOpenFileName", lambda p, c, start, f: opened.append(start) or ("", f)
     )
-    w2.open_model_dialog()
+    w2.files.open_model()
     assert opened == [str(chosen.parent)]
     w2.ctl.shutdown()
 
@@ -130,11 +125,11 @@ def test_open_text_dialog_starts_in_the_last_text_folder_across_sessions(
     monkeypatch.setattr(
         QFileDialog, "getOpenFileName", lambda p, c, start, f: seen.append(start) or ("", f)
     )
-    w2.open_text_dialog()
+    w2.files.open_text()
     assert seen == [str(tmp_path)]
     QSettings().setValue("paths/last_text_dir", str(tmp_path / "gone"))
     w2.settings.sync()
-    w2.open_text_dialog()
+    w2.files.open_text()
     assert seen[1] == os.path.expanduser("~")  # a folder that no longer exists: home
     w2.ctl.shutdown()
 
@@ -155,7 +150,7 @@ def test_autosaves_beyond_the_setting_are_deleted_and_the_size_shown(qtbot, wind
     window.form.set_values({"autosave_dir": str(folder), "autosave_keep": 2})
     assert "5 autosaves" in window.form.autosave_size.text()
     window.ctl.model_path = str(old[0])  # the open model is never deleted
-    window._on_autosaved(str(old[-1]))  # the newest, the current run's
+    window.view.on_autosaved(str(old[-1]))  # the newest, the current run's
     left = sorted(p.name for p in folder.iterdir())
     assert left == sorted([old[0].name, old[-1].name, mine.name])
     assert "2 autosaves" in window.form.autosave_size.text()
@@ -221,9 +216,9 @@ def test_exports_are_named_after_the_text_and_remember_their_folder(
         return str(out / os.path.basename(start)), filters
 
     monkeypatch.setattr(QFileDialog, "getSaveFileName", fake_save)
-    window.export_csv()
+    window.files.export_csv()
     assert asked[0] == str(tmp_path / "faust-loss.csv")
-    window.export_png()
+    window.files.export_png()
     assert asked[1] == str(out / "faust-loss.png")  # the folder the CSV went to
     assert (out / "faust-loss.csv").exists()
 

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 from charlstm_gui.controller import State
 
-from .helpers import small_text
+from .helpers import load as _load
+from .helpers import small_text, train
 
 
 def _digest(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _load(qtbot, w, path) -> None:
-    with qtbot.waitSignal(w.ctl.corpus_changed, timeout=10_000):
-        w.open_text(str(path))
-
-
-def _train(qtbot, w, steps: int = 20) -> None:
-    w.form.set_values({"duration": steps})
-    w.train_new()
-    assert w.ctl.state is State.STARTING, w.last_message
-    qtbot.waitUntil(lambda: w.ctl.state is State.IDLE, timeout=30_000)
+_train = functools.partial(train, steps=20)  # these tests' runs are 20 steps
 
 
 def test_saving_before_a_new_model_does_not_make_the_new_run_own_that_file(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from PySide6.QtCore import QObject, QThread, Slot
 
 from charlstm_gui.worker import StreamWorker, TrainWorker
@@ -196,6 +197,7 @@ def test_stream_worker_holds_blas_to_one_thread_only_beside_training(qtbot):
 
     alone = _sections_seen_by_a_stream(qtbot, beside_training=False)
     beside = _sections_seen_by_a_stream(qtbot, beside_training=True)
-    if parallel._blas() is not None:
-        assert (alone, beside) == (0, 1)
     assert parallel._sections == 0
+    if parallel._blas() is None:
+        pytest.skip("threadpoolctl finds no BLAS library here, so there is no thread count to hold")
+    assert (alone, beside) == (0, 1)

@@ -1,227 +1,30 @@
-"""Sweeps: train every combination of a few settings' values, record each as a run, rank them.
-
-A grid is a list of axes, each one setting (a ``ModelConfig`` or ``TrainConfig`` field) and its
-values; its points are the Cartesian product, in the order given (the last axis varies fastest).
-Each point trains a new model on the same text from the same base settings and seed, for the same
-budget (steps, epochs or minutes), and is recorded in the run store with the sweep's label.
-
-``run_sweep`` runs the points one after another in this process, or ``jobs`` at a time in
-separate processes (``concurrent.futures.ProcessPoolExecutor``, spawn context), the machine's
-cores divided between them (BLAS threads per job, ``core.parallel``). It yields each point's
-``PointResult`` as it ends; a diverged or failed point is a result like any other and never stops
-the rest. ``rank`` orders results by best validation loss.
-
-With a budget in steps or epochs a point's losses do not depend on ``jobs`` (same seed, same
-batches); a budget in minutes trains as many steps as the time allows, which does.
+"""Running a sweep: each point trains a new model on the same text from the same base settings
+and seed, for the same budget, recorded in the run store with the sweep's label; one after
+another in this process, or ``jobs`` at a time in separate processes (spawn context), the
+machine's cores divided between them. A diverged or failed point is a result like any other.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import itertools
-import math
 import multiprocessing
 import os
-import re
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import parallel
-from .config import ModelConfig, TrainConfig
-from .data import Corpus, load_corpus
-from .errors import CharLSTMError, ConfigError, TrainingDiverged
-from .events import Event
-from .runs import RunRecorder, RunStore, recorded
-
-_MODEL_FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig) if f.name != "vocab_size"}
-_BUDGET_FIELDS = ("steps", "epochs", "minutes")
-_TRAIN_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name not in _BUDGET_FIELDS}
-SWEEPABLE = tuple(_MODEL_FIELDS) + tuple(_TRAIN_FIELDS)  # every field a grid may vary
-MAX_POINTS = 1000  # a grid larger than this is almost certainly a typo
-
-
-@dataclass(frozen=True)
-class Axis:
-    """One setting of a grid and its values (already of the field's type)."""
-
-    field: str  # ModelConfig or TrainConfig field name
-    values: tuple[Any, ...]
-    label: str  # the name the user gave (e.g. "lr", "hidden"), used in tables
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    """One combination of a grid's values."""
-
-    index: int  # 0-based position in the grid
-    changes: dict[str, Any]  # field name -> value
-    label: str  # "lr=0.002 hidden=256"
-
-    def configs(
-        self, base_model: ModelConfig, base_train: TrainConfig
-    ) -> tuple[ModelConfig, TrainConfig]:
-        """The base settings with this point's changes applied (validated)."""
-        m = {k: v for k, v in self.changes.items() if k in _MODEL_FIELDS}
-        t = {k: v for k, v in self.changes.items() if k in _TRAIN_FIELDS}
-        try:
-            return (
-                dataclasses.replace(base_model, **m).validate(),
-                dataclasses.replace(base_train, **t).validate(),
-            )
-        except ConfigError as e:
-            raise ConfigError(f"Grid point {self.label}: {e}") from None
-
-
-@dataclass(frozen=True)
-class PointResult:
-    """How one point of a sweep ended."""
-
-    index: int
-    label: str
-    changes: dict[str, Any]
-    status: str  # "finished", "stopped", "diverged", "failed" or "skipped"
-    run_id: int | None  # its row in the run store (None when not recorded)
-    steps: int
-    best_val_loss: float | None  # nats per character
-    final_val_loss: float | None
-    chars_per_sec: float | None
-    elapsed_s: float  # training seconds
-    model_path: str | None
-    message: str | None  # why it diverged, failed or was not recorded
-
-    @property
-    def ok(self) -> bool:
-        """Trained to its end (or stopped) with a validation loss to rank it by."""
-        return self.status in ("finished", "stopped") and self.best_val_loss is not None
-
-
-# ---------------------------------------------------------------------------------------------
-# Grids
-
-
-def _parse_value(field: dataclasses.Field, text: str, key: str) -> Any:
-    kind = type(field.default)
-    text = text.strip()
-    if not text:
-        raise ConfigError(f"--grid {key}: an empty value; write values as {key}=V1,V2,...")
-    try:
-        if kind is int:
-            value = float(text)
-            if not value.is_integer():
-                raise ValueError
-            return int(value)
-        if kind is float:
-            value = float(text)
-            if not math.isfinite(value):
-                raise ValueError
-            return value
-    except ValueError:
-        what = "a whole number" if kind is int else "a number"
-        raise ConfigError(f"--grid {key}: {text!r} is not {what}.") from None
-    return text
-
-
-def parse_grid(specs: list[str], aliases: dict[str, str] | None = None) -> list[Axis]:
-    """Axes from ``["lr=2e-3,4e-3", "hidden=256,512"]``.
-
-    A key is a field name (``hidden_size``, ``lr``) or one of ``aliases`` (the command line's
-    option names, e.g. ``{"hidden": "hidden_size"}``); dashes count as underscores. Values are
-    converted to the field's type; a wrong key or value is a ``ConfigError`` naming it.
-    """
-    aliases = {k.replace("-", "_"): v for k, v in (aliases or {}).items()}
-    axes: list[Axis] = []
-    for spec in specs:
-        key, sep, values = spec.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(
-                f"--grid {spec!r}: write a setting and its values, e.g. lr=2e-3,4e-3."
-            )
-        name = key.replace("-", "_")
-        name = aliases.get(name, name)
-        if name in _BUDGET_FIELDS:
-            raise ConfigError(
-                f"--grid {key}: every point trains for the same budget; give it with --steps, "
-                "--epochs or --minutes instead."
-            )
-        field = _MODEL_FIELDS.get(name) or _TRAIN_FIELDS.get(name)
-        if field is None:
-            known = sorted(set(aliases) | set(SWEEPABLE))
-            raise ConfigError(
-                f"--grid {key}: there is no setting called {key!r}. Settings: {', '.join(known)}."
-            )
-        if any(a.field == name for a in axes):
-            raise ConfigError(
-                f"--grid {key}: this setting is given twice; list all its values once."
-            )
-        parsed = tuple(_parse_value(field, v, key) for v in values.split(","))
-        if len(set(parsed)) != len(parsed):
-            raise ConfigError(f"--grid {key}: a value is listed twice.")
-        axes.append(Axis(field=name, values=parsed, label=key))
-    return axes
-
-
-def grid_points(
-    axes: list[Axis], base_model: ModelConfig, base_train: TrainConfig
-) -> list[SweepPoint]:
-    """Every combination of the axes' values, each checked against the config ranges."""
-    if not axes:
-        raise ConfigError("Give at least one setting to vary, e.g. --grid lr=2e-3,4e-3,8e-3.")
-    n = math.prod(len(a.values) for a in axes)
-    if n > MAX_POINTS:
-        raise ConfigError(f"This grid has {n:,} points; at most {MAX_POINTS:,} are allowed.")
-    points = []
-    for i, combo in enumerate(itertools.product(*(a.values for a in axes))):
-        changes = {a.field: v for a, v in zip(axes, combo, strict=True)}
-        label = " ".join(f"{a.label}={_show(v)}" for a, v in zip(axes, combo, strict=True))
-        point = SweepPoint(index=i, changes=changes, label=label)
-        point.configs(base_model, base_train)  # fail now, not after an hour of other points
-        points.append(point)
-    return points
-
-
-def _show(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def point_file_name(point: SweepPoint) -> str:
-    """``03_lr=0.004_hidden=256.npz``: the model file of a point inside the sweep's folder."""
-    safe = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", point.label.replace(" ", "_"))
-    return f"{point.index + 1:02d}_{safe}.npz"
-
-
-def rank(results: list[PointResult]) -> list[PointResult]:
-    """Best first: points with a validation loss by best validation loss (ties by index), then
-    those without one or that diverged or failed, in grid order."""
-    return sorted(
-        results,
-        key=lambda r: (0, r.best_val_loss, r.index) if r.ok else (1, math.inf, r.index),
-    )
-
-
-def split_cores(jobs: int, cores: int | None = None) -> int:
-    """BLAS threads for each of ``jobs`` simultaneous points: the cores shared out, at least 1."""
-    cores = cores or usable_cores()
-    return max(1, cores // max(1, jobs))
-
-
-def usable_cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
-# ---------------------------------------------------------------------------------------------
-# Running
+from .. import parallel
+from ..config import ModelConfig, TrainConfig
+from ..data import Corpus, load_corpus
+from ..errors import CharLSTMError, TrainingDiverged
+from ..events import Event
+from ..runs import RunRecorder, RunStore, recorded
+from .grid import PointResult, SweepPoint, point_file_name, split_cores
 
 
 @dataclass(frozen=True)
@@ -273,7 +76,7 @@ def run_point(
     fails (its result says why). Setting ``stop`` (a threading or multiprocessing Event) ends
     the training after the current step, saved and recorded as "stopped". ``on_trainer``
     receives the ``Trainer`` before it starts (e.g. to call ``request_stop`` on it)."""
-    from .trainer import Trainer  # here: a worker process imports it with its first point
+    from ..trainer import Trainer  # here: a worker process imports it with its first point
 
     stops = [e for e in (stop, _worker_stop) if e is not None]
     if any(e.is_set() for e in stops):
@@ -510,40 +313,3 @@ def _result_of(future: Future, point: SweepPoint) -> PointResult:
     except Exception as e:  # noqa: BLE001 - a worker that died (killed, out of memory)
         why = f"its process failed: {type(e).__name__}: {e}"
         return dataclasses.replace(skipped_result(point, why), status="failed")
-
-
-def sweep_label(text_name: str) -> str:
-    """A label for a new sweep's runs: the text's stem and the local time."""
-    return f"{Path(text_name).stem} {time.strftime('%Y-%m-%d %H:%M:%S')}"
-
-
-def format_table(results: list[PointResult], axes: list[Axis]) -> str:
-    """The ranked table the command line prints: rank, each axis's value, status, best
-    validation loss (nats and bits per character), steps, chars/s, time, run id."""
-    rows = [["#", *(a.label for a in axes), "status", "best val", "bits/char", "steps",
-             "chars/s", "time", "run"]]  # fmt: skip
-    for i, r in enumerate(rank(results), 1):
-        best = r.best_val_loss
-        rows.append(
-            [
-                str(i) if r.ok else "-",
-                *(_show(r.changes[a.field]) for a in axes),
-                r.status,
-                "-" if best is None else f"{best:.4f}",
-                "-" if best is None else f"{best / math.log(2):.4f}",
-                f"{r.steps:,}",
-                "-" if r.chars_per_sec is None else f"{r.chars_per_sec:,.0f}",
-                _hms(r.elapsed_s),
-                "-" if r.run_id is None else str(r.run_id),
-            ]
-        )
-    widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in rows]  # fmt: skip
-    notes = [f"  {r.label}: {r.status}: {r.message}" for r in rank(results) if r.message]
-    return "\n".join(lines + (["", "notes:", *notes] if notes else []))
-
-
-def _hms(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"

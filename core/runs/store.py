@@ -1,0 +1,424 @@
+"""The run store (:class:`RunStore`): opening (creating, upgrading, WAL mode), queries,
+renaming and deleting runs, and marking dead "running" runs "crashed" (their liveness lock,
+:class:`RunLock`, can be taken). Errors are RunStoreError in words a user can act on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import RunNotFoundError, RunStoreError
+from ..proclock import pid_alive, try_lock
+from .records import (
+    BUSY_TIMEOUT_S,
+    HOME_ENV,
+    HOST,
+    KIND_TRAIN,
+    KIND_VAL,
+    Curve,
+    Curves,
+    Run,
+    default_db_path,
+)
+from .schema import (
+    COLUMNS,
+    MIGRATIONS,
+    SCHEMA_V2,
+    SCHEMA_VERSION,
+    SELECT_RUNS,
+    compact,
+    curve_from_chunks,
+    insert_chunk,
+    loads,
+    statements,
+)
+
+
+def describe(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
+
+
+class RunLock:
+    """The lock file a recording run holds until it ends (see the module docstring)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.token = uuid.uuid4().hex
+        self.path = folder / f"{self.token}.lock"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if not try_lock(self.fd, unsupported=False):  # a fresh random name: nobody else can hold it
+            os.close(self.fd)
+            raise OSError(f"cannot lock {self.path}")
+
+    def release(self) -> None:
+        if self.fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)  # first, so that nobody mistakes the file for a dead run's
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        self.fd = -1
+
+
+class RunStore:
+    """The runs database. Thread-safe: one connection, used under a lock.
+
+    Open it with ``RunStore.open(path)`` (``None``: ``default_db_path()``); errors are
+    ``RunStoreError`` with a message that names the file and what to do.
+    """
+
+    def __init__(self, con: sqlite3.Connection, path: str) -> None:
+        self._con = con
+        self.path = path
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike | None = None, *, timeout_s: float = BUSY_TIMEOUT_S
+    ) -> RunStore:
+        """Open (creating it and its folder if needed) the store at ``path``, upgrade an older
+        schema, and mark dead "running" runs as "crashed". ``":memory:"`` gives a private one."""
+        target = str(default_db_path() if path is None else os.fspath(path))
+        if target != ":memory:":
+            folder = Path(target).expanduser().resolve().parent
+            target = str(Path(target).expanduser().resolve())
+            if Path(target).is_dir():
+                raise RunStoreError(
+                    f"The runs database {target} is a folder; give a file name such as runs.sqlite."
+                )
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise RunStoreError(
+                    f"Cannot create the folder {folder} for the runs database: "
+                    f"{e.strerror or e}. Set {HOME_ENV} or pass --runs-db to use another place."
+                ) from None
+        try:
+            con = sqlite3.connect(
+                target, timeout=timeout_s, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as e:
+            raise RunStoreError(
+                f"Cannot open the runs database {target}: {describe(e)}. Check the path and "
+                f"its permissions, or use another with --runs-db or {HOME_ENV}."
+            ) from None
+        store = cls(con, target)
+        try:
+            store._prepare()
+        except RunStoreError:
+            con.close()
+            raise
+        except sqlite3.Error as e:
+            con.close()
+            raise store._error("open", e) from None
+        with contextlib.suppress(sqlite3.Error):
+            store.reconcile()  # a read-only store can still be listed
+        return store
+
+    def _error(self, doing: str, e: BaseException) -> RunStoreError:
+        """A RunStoreError saying what went wrong with this file in words a user can act on."""
+        msg = describe(e)
+        low = msg.lower()
+        if "not a database" in low or "malformed" in low or "corrupt" in low:
+            hint = (
+                "The file is damaged: move it aside (or delete it) to start a new one, or use "
+                f"another with --runs-db or {HOME_ENV}."
+            )
+        elif "locked" in low or "busy" in low:
+            hint = "Another program is writing to it; try again in a moment."
+        elif "readonly" in low or "read-only" in low or "permission" in low:
+            hint = (
+                f"It is read-only; make it writable, or use another with --runs-db or {HOME_ENV}."
+            )
+        elif "disk" in low or "full" in low:
+            hint = "Free some disk space."
+        else:
+            hint = f"Use another database with --runs-db or {HOME_ENV}."
+        return RunStoreError(f"Cannot {doing} the runs database {self.path}: {msg}. {hint}")
+
+    def _prepare(self) -> None:
+        con = self._con
+        con.execute("PRAGMA foreign_keys = ON")
+        con.execute("PRAGMA synchronous = NORMAL")  # WAL: durable at checkpoints, never corrupt
+        version = self._version()
+        if version == 0:
+            with contextlib.suppress(sqlite3.Error):  # read-only files keep their journal mode
+                con.execute("PRAGMA journal_mode = WAL")
+            with self._transaction():
+                if self._version() == 0:  # another process may have created it meanwhile
+                    for stmt in statements(SCHEMA_V2):
+                        con.execute(stmt)
+                    con.execute(
+                        "INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,)
+                    )
+            return
+        if version > SCHEMA_VERSION:
+            raise RunStoreError(
+                f"The runs database {self.path} was written by a newer CharLSTM Studio (schema "
+                f"{version}, this one reads up to {SCHEMA_VERSION}). Update the program, or use "
+                f"another database with --runs-db or {HOME_ENV}."
+            )
+        with contextlib.suppress(sqlite3.Error):
+            con.execute("PRAGMA journal_mode = WAL")
+        if version < SCHEMA_VERSION:
+            with self._transaction():
+                v = self._version()
+                while v < SCHEMA_VERSION:
+                    MIGRATIONS[v](con)
+                    v += 1
+                con.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+
+    def _version(self) -> int:
+        con = self._con
+        has = con.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()[0]
+        if not has:
+            tables = con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables:
+                raise RunStoreError(
+                    f"{self.path} is an SQLite database but not a runs database; use another "
+                    f"file with --runs-db or {HOME_ENV}."
+                )
+            return 0
+        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE: waits for other writers up front)."""
+        with self._lock:
+            con = self._con
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            with contextlib.suppress(sqlite3.Error):
+                self._con.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def locks_folder(self) -> Path | None:
+        """Where recording runs keep their lock files (None for an in-memory store)."""
+        if self.path == ":memory:":
+            return None
+        return Path(self.path + ".locks")
+
+    # ------------------------------------------------------------------ reading
+
+    def list_runs(
+        self,
+        *,
+        text_sha256: str | None = None,
+        status: str | None = None,
+        sweep: str | None = None,
+    ) -> list[Run]:
+        """Every run, newest first (optionally only those of one text, status or sweep).
+
+        Dead "running" runs are marked "crashed" first (``reconcile``)."""
+        with contextlib.suppress(sqlite3.Error):
+            self.reconcile()
+        where, args = [], []
+        for column, value in (("text_sha256", text_sha256), ("status", status), ("sweep", sweep)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = SELECT_RUNS + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
+        return [self._run(row) for row in self._read(sql, args)]
+
+    def get(self, run_id: int) -> Run:
+        """The run ``run_id``; ``RunNotFoundError`` if there is none."""
+        with contextlib.suppress(sqlite3.Error):
+            self.reconcile()
+        rows = self._read(SELECT_RUNS + " WHERE id = ?", (int(run_id),))
+        if not rows:
+            raise RunNotFoundError(
+                f"There is no run {run_id} in {self.path}; 'charlstm runs' lists them."
+            )
+        return self._run(rows[0])
+
+    def curves(
+        self, run_ids: Iterable[int] | None = None, *, max_points: int | None = None
+    ) -> dict[int, Curves]:
+        """The curves of the given runs (all runs when None), by run id, in one query.
+
+        ``max_points`` thins each series to about that many points (every k-th, last kept).
+        """
+        if run_ids is None:
+            rows = self._read(
+                "SELECT run_id, kind, n, step, chars, time, loss FROM points "
+                "ORDER BY run_id, kind, seq"
+            )
+            ids: list[int] = sorted({r[0] for r in rows})
+        else:
+            ids = [int(i) for i in run_ids]
+            rows = []
+            for start in range(0, len(ids), 500):  # SQLite limits the number of parameters
+                part = ids[start : start + 500]
+                rows += self._read(
+                    "SELECT run_id, kind, n, step, chars, time, loss FROM points WHERE run_id IN "
+                    f"({', '.join('?' * len(part))}) ORDER BY run_id, kind, seq",
+                    part,
+                )
+        parts: dict[tuple[int, int], list[tuple]] = {}
+        for run_id, kind, _n, step, chars, t, loss in rows:
+            parts.setdefault((run_id, kind), []).append((step, chars, t, loss))
+        out: dict[int, Curves] = {}
+        for run_id in ids:
+            series = []
+            for kind in (KIND_TRAIN, KIND_VAL):
+                chunks = parts.get((run_id, kind))
+                curve = curve_from_chunks(chunks) if chunks else Curve.empty()
+                series.append(curve.thinned(max_points))
+            out[run_id] = Curves(train=series[0], val=series[1])
+        return out
+
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._con.execute(sql, tuple(args)).fetchall()
+            except sqlite3.Error as e:
+                raise self._error("read", e) from None
+
+    @staticmethod
+    def _run(row: tuple) -> Run:
+        d = dict(zip(COLUMNS, row, strict=True))
+        d["settings"] = loads(d["settings"])
+        d["source"] = d["source"] or "cli"
+        return Run(**d)
+
+    # ------------------------------------------------------------------ changing
+
+    def rename(self, run_id: int, name: str) -> None:
+        """Give run ``run_id`` a new name (stripped; not empty)."""
+        name = name.strip()
+        if not name:
+            raise RunStoreError("A run's name cannot be empty.")
+        self.get(run_id)
+        self._write("rename a run in", "UPDATE runs SET name = ? WHERE id = ?", (name, int(run_id)))
+
+    def delete(self, run_id: int, *, with_model: bool = False) -> str | None:
+        """Remove run ``run_id`` and its curves. The model file stays unless ``with_model``;
+        returns the path of the model file removed, if one was. A running run cannot be
+        deleted (stop it first)."""
+        run = self.get(run_id)
+        if run.status == "running":
+            raise RunStoreError(
+                f"Run {run_id} ({run.name}) is still training; stop it before deleting it."
+            )
+        self._write("delete a run from", "DELETE FROM runs WHERE id = ?", (int(run_id),))
+        if with_model and run.model_path and os.path.isfile(run.model_path):
+            try:
+                os.unlink(run.model_path)
+            except OSError as e:
+                raise RunStoreError(
+                    f"Run {run_id} was deleted but its model {run.model_path} could not be: "
+                    f"{e.strerror or e}."
+                ) from None
+            return run.model_path
+        return None
+
+    def _write(self, doing: str, sql: str, args: tuple) -> None:
+        try:
+            with self._transaction() as con:
+                con.execute(sql, args)
+        except sqlite3.Error as e:
+            raise self._error(doing, e) from None
+
+    def reconcile(self) -> list[int]:
+        """Mark "running" runs whose process is gone as "crashed"; returns their ids.
+
+        A run recorded on this host is alive while its lock file is locked (or, without a lock
+        token, while its pid exists). Runs of other hosts are left alone: there is no telling.
+        """
+        rows = self._read("SELECT id, pid, host, lock FROM runs WHERE status = 'running'")
+        dead: list[int] = []
+        for run_id, pid, host, token in rows:
+            if host != HOST:
+                continue
+            if token and self.locks_folder is not None:
+                if not self._lock_is_dead(self.locks_folder / f"{token}.lock"):
+                    continue
+            elif pid is not None and pid_alive(int(pid)):
+                continue
+            dead.append(run_id)
+        if not dead:
+            return []
+        with self._transaction() as con:
+            for run_id in dead:
+                con.execute(
+                    "UPDATE runs SET status = 'crashed', ended = coalesce(ended, ?), "
+                    "message = coalesce(message, ?) WHERE id = ? AND status = 'running'",
+                    (time.time(), "The process recording this run ended without finishing it "
+                     "(killed, or the computer stopped).", run_id),
+                )  # fmt: skip
+        return dead
+
+    @staticmethod
+    def _lock_is_dead(path: Path) -> bool:
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False  # cannot tell
+        try:
+            if not try_lock(fd, unsupported=False):
+                return False
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            return True
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------------ used by RunRecorder
+
+    def _create_run(self, fields: dict[str, Any]) -> int:
+        cols = ", ".join(fields)
+        marks = ", ".join("?" * len(fields))
+        with self._transaction() as con:
+            cur = con.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", tuple(fields.values()))
+            return int(cur.lastrowid)
+
+    def _append(
+        self,
+        run_id: int,
+        chunks: list[tuple[int, int, tuple[np.ndarray, ...]]],
+        progress: dict[str, Any],
+        finish: bool = False,
+    ) -> None:
+        """One transaction: the new chunks, the run's progress columns and, when ``finish``,
+        the run's chunks merged into one per series."""
+        with self._transaction() as con:
+            for kind, seq, arrays in chunks:
+                insert_chunk(con, run_id, kind, seq, *arrays)
+            if progress:
+                sets = ", ".join(f"{k} = ?" for k in progress)
+                con.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*progress.values(), run_id))
+            if finish:
+                compact(con, run_id)

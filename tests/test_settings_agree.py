@@ -1,0 +1,186 @@
+"""The command line, the app's settings form and the config fields agree on every setting.
+
+Each setting is defined once, on its ``ModelConfig``/``TrainConfig`` field (``core.config``); the
+CLI's options and the form's widgets are generated from it. These tests compare what each front
+end actually offers (argparse actions, live Qt widgets) with the fields, so a range, default or
+help text changed in one place only fails here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported
+
+from core.cli import SWEEP_DEFAULTS, build_parser  # noqa: E402
+from core.config import DURATIONS, ModelConfig, Setting, TrainConfig, settings  # noqa: E402
+from core.errors import ConfigError  # noqa: E402
+from core.options import range_text  # noqa: E402
+
+FIELDS = {k: v for cls in (ModelConfig, TrainConfig) for k, v in settings(cls).items()}
+MODEL = set(settings(ModelConfig))
+
+
+def _sub(name: str) -> argparse.ArgumentParser:
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
+
+
+def _config_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {a.dest: a for a in parser._actions if a.dest in FIELDS}
+
+
+# ---------------------------------------------------------------------------- the fields
+
+
+def test_every_field_carries_a_complete_setting():
+    for cls in (ModelConfig, TrainConfig):
+        for f in dataclasses.fields(cls):
+            s = f.metadata.get("setting")
+            assert isinstance(s, Setting), f.name
+            assert s.label and s.help.endswith("."), f.name
+            if s.kind is str:
+                assert s.choices and f.default in s.choices, f.name
+            else:
+                assert s.lo is not None and s.hi is not None and s.lo < s.hi, f.name
+                if f.default not in (None, dataclasses.MISSING):
+                    assert s.lo <= f.default <= s.hi, f.name
+
+
+@pytest.mark.parametrize("name", [n for n, (s, _) in FIELDS.items() if s.kind is not str])
+def test_validate_reads_each_range_from_its_field(name):
+    s, default = FIELDS[name]
+    cls = ModelConfig if name in MODEL else TrainConfig
+    base = cls(vocab_size=10) if cls is ModelConfig else TrainConfig(steps=10)
+    if name in DURATIONS:
+        base = TrainConfig(**{name: s.kind(s.hi)})
+    step = 1 if s.kind is int else abs(s.lo) * 1e-3 + 1e-9  # type: ignore[arg-type]
+    for ok in (s.lo, s.hi):
+        dataclasses.replace(base, **{name: s.kind(ok)}).validate()
+    for bad in (s.lo - step, s.hi + max(step, abs(s.hi) * 1e-3)):  # type: ignore[operator]
+        with pytest.raises(ConfigError, match=f"The {s.name} must be"):
+            dataclasses.replace(base, **{name: s.kind(bad)}).validate()
+
+
+@pytest.mark.parametrize("name", [n for n, (s, _) in FIELDS.items() if s.kind is str])
+def test_validate_reads_each_choice_from_its_field(name):
+    s, _ = FIELDS[name]
+    base = ModelConfig(vocab_size=10) if name in MODEL else TrainConfig(steps=10)
+    for ok in s.choices:
+        dataclasses.replace(base, **{name: ok}).validate()
+    with pytest.raises(ConfigError, match=f"The {s.name} must be one of {', '.join(s.choices)}"):
+        dataclasses.replace(base, **{name: "nonsense"}).validate()
+
+
+# ---------------------------------------------------------------------------- the command line
+
+
+@pytest.mark.parametrize("command, defaults", [("train", {}), ("sweep", SWEEP_DEFAULTS)])
+def test_cli_options_are_the_fields(command, defaults):
+    actions = _config_actions(_sub(command))
+    with_flag = {n for n, (s, _) in FIELDS.items() if s.flag is not None}
+    hand_written = set(DURATIONS)  # how long to train: the command's own group
+    assert set(actions) - hand_written == with_flag
+    for name in with_flag:
+        s, default = FIELDS[name]
+        a = actions[name]
+        assert a.option_strings == [s.flag or "--" + name.replace("_", "-")]
+        assert a.type is s.kind and a.default is None  # None: not given (a resume keeps its own)
+        assert tuple(a.choices or ()) == s.choices
+        shown = defaults.get(name, default)
+        assert a.help.startswith(s.help) and a.help.endswith(f"(default: {shown})")
+        if s.kind is not str:
+            assert f"Range {range_text(s)}." in a.help
+
+
+def test_cli_sweep_default_is_a_valid_value():
+    for name, value in SWEEP_DEFAULTS.items():
+        FIELDS[name][0].check(value)
+
+
+# ---------------------------------------------------------------------------- the settings form
+
+
+@pytest.fixture
+def form(qapp):
+    from charlstm_gui.settings_form import SettingsForm
+
+    f = SettingsForm()
+    yield f
+    f.deleteLater()
+
+
+def test_form_widgets_are_the_fields(form):
+    from PySide6.QtWidgets import QLabel
+
+    from charlstm_gui.settings_form import GROUPS, WIDGETS, _label
+
+    shown = [k for keys in GROUPS.values() for k in keys if k != "duration"]
+    assert sorted(shown) == sorted(WIDGETS) and set(shown) <= set(FIELDS)
+    assert set(form._spins) | set(form._combos) == {*shown, "duration"}
+    for key in shown:
+        s, _ = FIELDS[key]
+        widget = form._spins.get(key) or form._combos[key]
+        assert widget.toolTip() == s.help, key
+        label = next(
+            w for w in form.findChildren(QLabel) if w.buddy() is widget and w.text() == _label(key)
+        )
+        assert label.text().replace("&", "") == f"{s.label}:" and label.toolTip() == s.help
+        if s.kind is str:
+            assert {widget.itemData(i) for i in range(widget.count())} == set(s.choices), key
+        else:
+            # a QDoubleSpinBox rounds its range to the decimals it shows (lr: 1e-7 shows as 0)
+            if s.kind is float:
+                tolerance = 0.5 * 10.0 ** -widget.decimals()
+                assert widget.minimum() == pytest.approx(s.lo, abs=tolerance), key
+                assert widget.maximum() == pytest.approx(s.hi, abs=tolerance), key
+            else:
+                assert (widget.minimum(), widget.maximum()) == (s.lo, s.hi), key
+            assert isinstance(widget.value(), s.kind), key
+
+
+def test_form_duration_range_is_its_units_field(form):
+    spin = form._spins["duration"]
+    for unit in DURATIONS:
+        s, _ = FIELDS[unit]
+        form.unit.setCurrentText(unit)
+        tolerance = 0.5 * 10.0 ** -spin.decimals()  # Qt rounds the range to the decimals shown
+        assert spin.minimum() == pytest.approx(s.lo, abs=tolerance), unit
+        assert spin.maximum() == pytest.approx(s.hi), unit
+
+
+def test_form_starts_on_the_field_defaults_and_the_starting_preset(form):
+    from charlstm_gui.presets import PRESETS, START
+
+    values = form.values()
+    assert form.preset.currentText() == START
+    for key, (_, default) in FIELDS.items():
+        if key in values:
+            assert values[key] == PRESETS[START].get(key, default), key
+
+
+def test_presets_name_only_form_settings_within_their_ranges(form):
+    from charlstm_gui.presets import PRESETS
+
+    for name, preset in PRESETS.items():
+        for key, value in preset.items():
+            if key == "duration":
+                FIELDS[preset["duration_unit"]][0].check(value)
+            elif key != "duration_unit":
+                assert key in form._spins or key in form._combos, (name, key)
+                FIELDS[key][0].check(value)
+
+
+def test_form_holds_every_value_the_engine_accepts(form):
+    """A model file the CLI trained (seed 2**63 - 1, the largest ranges) shows and rebuilds."""
+    big = {k: s.hi for k, (s, _) in FIELDS.items() if s.kind is int and k in form._spins}
+    train = TrainConfig(steps=10, **{k: v for k, v in big.items() if k not in MODEL})
+    model = ModelConfig(vocab_size=10, **{k: v for k, v in big.items() if k in MODEL})
+    form.set_from_configs(model, train)
+    got_model, got_train = form.configs(10)
+    assert got_train.seed == 2**63 - 1
+    assert {k: getattr(got_train if k not in MODEL else got_model, k) for k in big} == big

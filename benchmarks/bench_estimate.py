@@ -1,4 +1,5 @@
-"""How close the settings check's time per step (core.plan) comes to real runs, on three texts.
+"""How close the settings check's time per step (charlstm_core.plan) comes to real runs, on three
+texts.
 
 For each text the estimate is made exactly as the app makes it (``measure_timing`` at the run's
 L, H, B, T and the text's vocabulary size, plus its validations and samples), then a real run
@@ -31,10 +32,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.config import ModelConfig, TrainConfig  # noqa: E402
-from core.data import load_corpus  # noqa: E402
-from core.plan import estimate, measure_timing  # noqa: E402
-from core.trainer import Trainer  # noqa: E402
+from charlstm_core.config import ModelConfig, TrainConfig  # noqa: E402
+from charlstm_core.data import load_corpus  # noqa: E402
+from charlstm_core.plan import estimate, measure_timing  # noqa: E402
+from charlstm_core.trainer import Trainer  # noqa: E402
 
 SHAKESPEARE = os.environ.get(
     "CHARLSTM_SHAKESPEARE", str(ROOT.parent.parent / "shared" / "data" / "tinyshakespeare.txt")

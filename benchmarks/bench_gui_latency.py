@@ -26,6 +26,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from charlstm_core.builtin_text import builtin_corpus  # noqa: E402
+from charlstm_core.config import ModelConfig, TrainConfig  # noqa: E402
+from charlstm_core.events import StepEvent  # noqa: E402
+from charlstm_core.trainer import Trainer  # noqa: E402
 from PySide6.QtCore import (  # noqa: E402
     QCoreApplication,
     QElapsedTimer,
@@ -35,10 +39,6 @@ from PySide6.QtCore import (  # noqa: E402
 )
 
 from charlstm_gui.app import create_app  # noqa: E402
-from core.builtin_text import builtin_corpus  # noqa: E402
-from core.config import ModelConfig, TrainConfig  # noqa: E402
-from core.events import StepEvent  # noqa: E402
-from core.trainer import Trainer  # noqa: E402
 
 SETTINGS = dict(hidden_size=512, num_layers=2, seq_len=100, batch_size=32, dropout=0.1)
 TICK_MS = 10

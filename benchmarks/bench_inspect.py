@@ -16,13 +16,12 @@ import time
 import tracemalloc
 
 import numpy as np
-
-from core.config import ModelConfig
-from core.copies import CopyIndex
-from core.data import Vocab
-from core.inspect import analyse, detectors, rank_units
-from core.model import init_params
-from core.modelfile import ModelFile
+from charlstm_core.config import ModelConfig
+from charlstm_core.copies import CopyIndex
+from charlstm_core.data import Vocab
+from charlstm_core.inspect import analyse, detectors, rank_units
+from charlstm_core.model import init_params
+from charlstm_core.modelfile import ModelFile
 
 WORDS = (
     "the of and to a in that is was he for it with as his on be at by had not are but from or "

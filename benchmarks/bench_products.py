@@ -31,9 +31,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 from bench_speed import CONFIGS, THREADS, NumpyEngine, TorchEngine, V  # noqa: E402
-
-from core import model, optim, parallel  # noqa: E402
-from core.config import ModelConfig  # noqa: E402
+from charlstm_core import model, optim, parallel  # noqa: E402
+from charlstm_core.config import ModelConfig  # noqa: E402
 
 
 def products(L: int, H: int, B: int, T: int, workers: int):

@@ -34,7 +34,7 @@ def main() -> int:
         out = args.keep or str(Path(tmp) / "model.npz")
         log = Path(tmp) / "log.jsonl"
         cmd = [
-            sys.executable, "-m", "core", "train", args.text,
+            sys.executable, "-m", "charlstm_core", "train", args.text,
             "--minutes", str(args.minutes), "--out", out, "--log-jsonl", str(log), "--quiet",
         ]  # fmt: skip
         print("$", " ".join(cmd[1:]), flush=True)

@@ -27,11 +27,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
+from charlstm_core.events import EvalEvent, StepEvent, TrainSummary  # noqa: E402
+from charlstm_core.runs import RunRecorder, RunStore  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
-
-from core.events import EvalEvent, StepEvent, TrainSummary  # noqa: E402
-from core.runs import RunRecorder, RunStore  # noqa: E402
 
 TICK_MS = 10
 LOAD_TARGET_S = 0.5

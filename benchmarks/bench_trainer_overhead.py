@@ -4,10 +4,10 @@ The reference is the bare step the trainer is built on, run in the same process:
 (forward, softmax, backward) + global norm + clip + Adam, the state carried, on the same batch
 shapes. The trainer runs the same steps as ``Trainer.run()`` with evaluation, samples and autosaves
 off, so what differs is only what the trainer does around the step: the divergence detector, the
-in-memory copy kept for a rollback every ``core.heal.KEEP_EVERY`` steps, the stream cursor, the
-history and the events (and, with ``--record``, the run store's recorder fed with every event).
-The two alternate in repeats; the table gives the median over repeats of each one's mean
-chars/s (after a first, warm-up step) and the ratio trainer / bare step.
+in-memory copy kept for a rollback every ``charlstm_core.heal.KEEP_EVERY`` steps, the stream cursor,
+the history and the events (and, with ``--record``, the run store's recorder fed with every event).
+The two alternate in repeats; the table gives the median over repeats of each one's mean chars/s
+(after a first, warm-up step) and the ratio trainer / bare step.
 
     .venv/bin/python benchmarks/bench_trainer_overhead.py     # L=1 H=512 B=32 T=50 (defaults)
     .venv/bin/python benchmarks/bench_trainer_overhead.py --layers 2 --seq-len 100 --record
@@ -27,12 +27,11 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import numpy as np  # noqa: E402
-
-from core import model, optim  # noqa: E402
-from core.config import ModelConfig, TrainConfig  # noqa: E402
-from core.data import corpus_from_text  # noqa: E402
-from core.events import StepEvent  # noqa: E402
-from core.trainer import Trainer  # noqa: E402
+from charlstm_core import model, optim  # noqa: E402
+from charlstm_core.config import ModelConfig, TrainConfig  # noqa: E402
+from charlstm_core.data import corpus_from_text  # noqa: E402
+from charlstm_core.events import StepEvent  # noqa: E402
+from charlstm_core.trainer import Trainer  # noqa: E402
 
 WORDS = "the of and to in is was he for it with as his on be at by had not are but from or".split()
 
@@ -76,7 +75,7 @@ def trainer_steps(corpus, mc: ModelConfig, tc: TrainConfig, steps: int, record: 
     events = trainer.run()
     recorder = None
     if record:
-        from core.runs import RunRecorder
+        from charlstm_core.runs import RunRecorder
 
         folder = tempfile.mkdtemp(prefix="bench-trainer-")
         recorder = RunRecorder.for_trainer(os.path.join(folder, "runs.sqlite"), trainer)

@@ -10,11 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from charlstm_core.policy import same_text
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QStyle, QWidget
-
-from core.policy import same_text
 
 from .controller_files import continue_problem
 from .dialogs import about

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph  # noqa: F401  (imported after PySide6 so it binds to it)
+from charlstm_core.data import display_path
 from PySide6.QtCore import QObject, QSocketNotifier, QTimer, qVersion
 from PySide6.QtWidgets import QApplication
-
-from core.data import display_path
 
 from . import APP_NAME, DESKTOP_FILE_NAME, ORG_NAME
 from .desktop import app_icon, handle_desktop_flags

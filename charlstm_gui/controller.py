@@ -17,17 +17,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
-
-from core.config import ModelConfig, TrainConfig
-from core.errors import (
+from charlstm_core.config import ModelConfig, TrainConfig
+from charlstm_core.errors import (
     CharLSTMError,
     ConfigError,
     CorpusMismatchError,
     TextTooShortError,
     TrainingDiverged,
 )
-from core.events import CheckpointEvent, EvalEvent, RollbackEvent, StepEvent
+from charlstm_core.events import CheckpointEvent, EvalEvent, RollbackEvent, StepEvent
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from .controller_files import FilesMixin
 from .controller_generate import GenerateMixin
@@ -62,14 +61,14 @@ def max_train_threads() -> int:
 class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QObject):
     state_changed = Signal(object)  # State
     busy_changed = Signal(str)  # what is loading or saving, "" when nothing
-    corpus_changed = Signal(object)  # core.data.Corpus
+    corpus_changed = Signal(object)  # charlstm_core.data.Corpus
     model_changed = Signal(object, str)  # ModelFile or None, how to describe it
     # Paths travel as ``object``: a Signal(str) drops the lone surrogates of a file name that is
     # not UTF-8, naming another file.
     model_opened = Signal(object, object)  # ModelFile, path: restore its settings in the form
     history_reset = Signal()
     train_events = Signal(object)  # tuple of events, after the history has recorded them
-    run_finished = Signal(object)  # core.events.TrainSummary of a run that ended normally
+    run_finished = Signal(object)  # charlstm_core.events.TrainSummary of a run that ended normally
     blas_info = Signal(str)
     dirty_changed = Signal(bool)
     saved = Signal(object)  # path
@@ -215,7 +214,7 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         device: str = "cpu",
     ) -> bool:
         """Start a new model, or continue the current checkpoint (``resume=True``), on
-        ``device`` ("cpu" or "gpu:N", see core.backend)."""
+        ``device`` ("cpu" or "gpu:N", see charlstm_core.backend)."""
         if self.training:
             return False
         if self.corpus is None:
@@ -228,7 +227,7 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
             )
             return False
         if resume_from is not None:
-            from core.policy import plan_resume  # the CLI's --resume follows the same rule
+            from charlstm_core.policy import plan_resume  # the CLI's --resume follows the same rule
 
             model_config = resume_from.config
             st = resume_from.train
@@ -264,7 +263,7 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         self.autosave_file = None
         self.run_checkpoint = ckpt
         corpus = self.corpus
-        from core import trainer as trainer_mod
+        from charlstm_core import trainer as trainer_mod
 
         def factory() -> Any:  # runs on the worker thread: splitting a big text takes time
             # The trainer re-encodes the text with a resumed model's vocabulary itself and

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.data import display_path
-from core.errors import CharLSTMError, DecodeError, ModelFileError, unrepresentable
+from charlstm_core.data import display_path
+from charlstm_core.errors import CharLSTMError, DecodeError, ModelFileError, unrepresentable
 
 from .state import State
 
@@ -94,7 +94,7 @@ class FilesMixin:
         if self.training:
             self.message.emit("Training is running", "Stop training before opening another text.")
             return
-        from core import data
+        from charlstm_core import data
 
         self._loading_path = path
         self._set_busy(f"Loading {display_path(Path(path).name)}…")
@@ -107,7 +107,7 @@ class FilesMixin:
         if self.training:
             self.message.emit("Training is running", "Stop training before changing the text.")
             return
-        from core.builtin_text import builtin_corpus
+        from charlstm_core.builtin_text import builtin_corpus
 
         self._set_busy("Gathering the Python standard library…")
         self._loading_path = ""
@@ -117,7 +117,7 @@ class FilesMixin:
         if self.training:
             self.message.emit("Training is running", "Stop training before opening a model.")
             return
-        from core import modelfile
+        from charlstm_core import modelfile
 
         self._set_busy(f"Opening {display_path(Path(path).name)}…")
         self.run_task(
@@ -132,7 +132,7 @@ class FilesMixin:
         through, a folder, device or FIFO is refused) and must not be locked by another run;
         both are checked here first, so that the user hears at once.
         """
-        from core import modelfile
+        from charlstm_core import modelfile
 
         try:
             modelfile.save_target(path)
@@ -155,7 +155,7 @@ class FilesMixin:
         self._save_async(self.model, path)
 
     def _save_async(self, mf: Any, path: str, model_id: int | None = None) -> None:
-        from core import modelfile
+        from charlstm_core import modelfile
 
         self._set_busy(f"Saving {display_path(Path(path).name)}…")
         step = mf.train.step if mf.train is not None else 0
@@ -185,7 +185,7 @@ class FilesMixin:
 
     def save_now(self, path: str) -> str:
         """Save synchronously (used on close, after the workers are stopped)."""
-        from core import modelfile
+        from charlstm_core import modelfile
 
         out = modelfile.save_model(path, self.model)
         self.model_path = str(out)
@@ -251,7 +251,7 @@ class FilesMixin:
         """Take the run's locks: ``""`` when done, the problem when ``model_file`` is held by
         another run (the run may go on without that file), None (and a message) when the
         autosave file cannot be locked (the run must not start)."""
-        from core import modelfile
+        from charlstm_core import modelfile
 
         self.release_locks()
         problem = ""
@@ -273,7 +273,7 @@ class FilesMixin:
         """The running model was saved to ``path``: that file is now the one its run holds."""
         if self._train_worker is None:
             return
-        from core import modelfile
+        from charlstm_core import modelfile
 
         old = self._file_lock
         if old is not None and os.path.realpath(path) == old.real:

@@ -52,7 +52,7 @@ class GenerateMixin:
             self._start_stream(mf, request, f"the model being trained (step {step:,})")
 
     def _start_stream(self, mf: Any, request: GenerateRequest, source: str) -> None:
-        from core import sample
+        from charlstm_core import sample
 
         def factory() -> Any:
             return sample.generate(

@@ -1,16 +1,16 @@
 """What the settings mean for a run, for the controller (``PlanMixin``, a part of
 ``Controller``): whether a run can start on the loaded text, and how long the running one has
-left, by the rules the command line uses too (``core.data.check_trainable``,
-``core.policy.eta_seconds``).
+left, by the rules the command line uses too (``charlstm_core.data.check_trainable``,
+``charlstm_core.policy.eta_seconds``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from core.config import TrainConfig
-from core.errors import CharLSTMError
-from core.events import StepEvent
+from charlstm_core.config import TrainConfig
+from charlstm_core.errors import CharLSTMError
+from charlstm_core.events import StepEvent
 
 
 class PlanMixin:
@@ -22,7 +22,7 @@ class PlanMixin:
     def eta_seconds(self, ev: StepEvent) -> float | None:
         """Seconds the running run has left after step event ``ev`` at its recent speed (None
         when unknown), by the rule the command line's progress line uses too."""
-        from core.policy import eta_seconds
+        from charlstm_core.policy import eta_seconds
 
         cfg = self.train_config
         if cfg is None:
@@ -32,7 +32,7 @@ class PlanMixin:
     def trainable_problem(self, train_config: TrainConfig) -> str:
         """Why a run of ``train_config`` cannot start on the loaded text ("" when it can):
         no text, or a text too short for one batch of training and one of validation."""
-        from core import data
+        from charlstm_core import data
 
         if self.corpus is None:
             return "Open a text file (or use the built-in text) first."

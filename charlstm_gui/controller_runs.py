@@ -1,9 +1,9 @@
 """The run store and sweeps for the controller (``RunsMixin``, a part of ``Controller``).
 
-Every training run is recorded in the run store (``core.runs``) by the training worker, on its
-thread; this part builds the recorder the worker calls, lists, renames and deletes runs, and
-owns the state of a sweep: one run per point of a grid of settings, one after another, ranked
-by the same rule as the command line (``core.sweep.rank``).
+Every training run is recorded in the run store (``charlstm_core.runs``) by the training worker, on
+its thread; this part builds the recorder the worker calls, lists, renames and deletes runs, and
+owns the state of a sweep: one run per point of a grid of settings, one after another, ranked by the
+same rule as the command line (``charlstm_core.sweep.rank``).
 """
 
 from __future__ import annotations
@@ -13,17 +13,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.config import ModelConfig, TrainConfig
-from core.errors import CharLSTMError
+from charlstm_core.config import ModelConfig, TrainConfig
+from charlstm_core.errors import CharLSTMError
 
 from .state import State
 
 
 @dataclass
 class SweepRun:
-    """One point of a sweep in the app (``core.sweep.SweepPoint``) and what became of it."""
+    """One point of a sweep in the app (``charlstm_core.sweep.SweepPoint``) and what became of
+    it."""
 
-    point: Any  # core.sweep.SweepPoint: its index, changes (field -> value) and label
+    point: Any  # charlstm_core.sweep.SweepPoint: its index, changes (field -> value) and label
     status: str = "waiting"  # waiting, running, finished, stopped, diverged, failed, skipped
     run_id: int | None = None
     best_val: float | None = None
@@ -35,8 +36,9 @@ class SweepRun:
         return self.point.label
 
     def result(self) -> Any:
-        """As a ``core.sweep.PointResult``, to be ranked by the same rule as the command line."""
-        from core.sweep import PointResult
+        """As a ``charlstm_core.sweep.PointResult``, to be ranked by the same rule as the command
+        line."""
+        from charlstm_core.sweep import PointResult
 
         return PointResult(
             self.point.index, self.label, self.point.changes, self.status, self.run_id, 0,
@@ -72,7 +74,9 @@ class RunsMixin:
 
     def _init_runs(self) -> None:
         self.record_runs = True  # record every training run in the run store
-        self.runs_db: str | None = None  # the store's file; None: core.runs.default_db_path()
+        self.runs_db: str | None = (
+            None  # the store's file; None: charlstm_core.runs.default_db_path()
+        )
         self.current_run_id: int | None = None  # the store's id of the run training now
         self.history_run_id: int | None = None  # the run whose curve ``history`` shows
         self.sweep: SweepState | None = None
@@ -87,7 +91,7 @@ class RunsMixin:
         """What the training worker calls, on its thread, to record this run (None: do not)."""
         if not self.record_runs:
             return None
-        from core.runs import RunRecorder
+        from charlstm_core.runs import RunRecorder
 
         db, text = self.runs_db, self.corpus.fingerprint
         train = resume_from.train if resume_from is not None else None
@@ -127,7 +131,7 @@ class RunsMixin:
 
     def run_store(self) -> Any:
         """The open run store, or None (its problem reported once through ``runs_problem``)."""
-        from core.runs import RunStore, default_db_path
+        from charlstm_core.runs import RunStore, default_db_path
 
         path = str(self.runs_db or default_db_path())
         if self._store is not None and self._store_path == path:
@@ -180,7 +184,8 @@ class RunsMixin:
         return True
 
     def load_curves(self, run_ids: list[int], done: Callable[[dict[int, Any]], None]) -> None:
-        """Read the runs' curves off the GUI thread; ``done({id: core.runs.Curves})`` follows."""
+        """Read the runs' curves off the GUI thread; ``done({id: charlstm_core.runs.Curves})``
+        follows."""
         store = self.run_store()
         if store is not None and run_ids:
             ids = list(run_ids)
@@ -206,7 +211,7 @@ class RunsMixin:
         Every point's settings are checked before the first starts; each run keeps its model in
         the autosave folder so that the best one can be opened at the end.
         """
-        from core import sweep as core_sweep
+        from charlstm_core import sweep as core_sweep
 
         if self.training or self.sweeping:
             self.message.emit("Training is running", "Stop training before starting a sweep.")
@@ -228,7 +233,7 @@ class RunsMixin:
         if unit == "minutes":
             length.update(steps=None, minutes=float(budget))
         base = dataclasses.replace(train_config, **length)
-        from core import data
+        from charlstm_core import data
 
         configs = []
         try:
@@ -293,7 +298,7 @@ class RunsMixin:
     def _sweep_end(self) -> None:
         sweep = self.sweep
         assert sweep is not None
-        from core.sweep import rank
+        from charlstm_core.sweep import rank
 
         sweep.done = True
         sweep.current = -1

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from charlstm_core.errors import CharLSTMError
 from PySide6.QtCore import QObject, QThread
-
-from core.errors import CharLSTMError
 
 from .worker import TaskWorker
 

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from charlstm_core.data import display_path
+from charlstm_core.events import EvalEvent, RollbackEvent, SampleEvent, StepEvent
+from charlstm_core.policy import same_text
 from PySide6.QtCore import Slot
-
-from core.data import display_path
-from core.events import EvalEvent, RollbackEvent, SampleEvent, StepEvent
-from core.policy import same_text
 
 from . import autosaves, fmt
 from .controller_files import continue_problem

@@ -17,7 +17,7 @@ from importlib import resources as _ir
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import resources
+from charlstm_gui import resources
 
 if TYPE_CHECKING:
     from PySide6.QtGui import QIcon

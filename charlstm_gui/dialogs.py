@@ -190,7 +190,7 @@ def about(parent: QWidget) -> None:
     box = QMessageBox(parent)
     box.setWindowTitle(f"About {APP_NAME}")
     box.setIconPixmap(app_icon().pixmap(64, 64))
-    from core import __version__
+    from charlstm_core import __version__
 
     box.setText(
         f"<h3>{APP_NAME} {__version__}</h3>"

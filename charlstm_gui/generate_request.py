@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class GenerateRequest:
-    """The arguments of ``core.sample.generate`` besides the model."""
+    """The arguments of ``charlstm_core.sample.generate`` besides the model."""
 
     prime: str = ""  # the text the model continues
     length: int = 500  # characters to generate

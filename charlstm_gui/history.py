@@ -61,7 +61,8 @@ class LossHistory:
     def __init__(self) -> None:
         self.train = Series(4096)
         self.val = Series(256)
-        # (step, chars seen, event) of each self-healing rollback (core.events.RollbackEvent)
+        # (step, chars seen, event) of each self-healing rollback
+        # (charlstm_core.events.RollbackEvent)
         self.rollbacks: list[tuple[int, int, Any]] = []
         self.version = 0
         self.rewrites = 0  # changes on every clear and rollback: rows may have been replaced

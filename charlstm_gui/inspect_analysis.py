@@ -1,5 +1,5 @@
 """The Inspect tab's analysis, run off the GUI thread: everything the view shows of a passage
-(core.inspect's analysis, the units ranked by each detector, the gates' saturation) in one
+(charlstm_core.inspect's analysis, the units ranked by each detector, the gates' saturation) in one
 InspectResult, or the message of a problem the user can fix, or a Failure (a bug's traceback).
 """
 
@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from core.errors import CharLSTMError
+from charlstm_core.errors import CharLSTMError
 
 from .worker import describe_exception
 
@@ -24,7 +23,7 @@ class InspectResult:
 
     step: int  # training step of the model (0 for a model without training state)
     source: str  # which model, in words
-    analysis: Any  # core.inspect.Analysis
+    analysis: Any  # charlstm_core.inspect.Analysis
     ranking: dict[str, dict[str, list[Any]]]  # kind ("c", "h") → detector → [UnitScore]
     saturation: np.ndarray  # (L, 3, H, 2) gate saturation fractions
 
@@ -39,7 +38,7 @@ class Failure:
 def analyse_passage(model: Any, text: str, source: str, beside_training: bool) -> Any:
     """Everything the view shows of ``text`` (runs on a worker thread). Returns an
     ``InspectResult``, the message of a problem the user can fix (a str), or a ``Failure``."""
-    from core import inspect, parallel
+    from charlstm_core import inspect, parallel
 
     blas = parallel.single_threaded_blas() if beside_training else contextlib.nullcontext()
     try:

@@ -60,7 +60,7 @@ class FoundCells(QTreeWidget):
     def fill(self, ranking: dict[str, list[Any]], kind: str, shown: tuple) -> None:
         """Show ``ranking`` (detector → [UnitScore]) of ``kind``; the groups open stay open and
         the unit ``shown`` (kind, layer, unit) stays selected."""
-        from core.inspect import DETECTORS
+        from charlstm_core.inspect import DETECTORS
 
         expanded = {
             self.topLevelItem(i).text(0)
@@ -131,11 +131,11 @@ class ByExample(QWidget):
     def match(
         self, analysis: Any, a: int, b: int, kind: str
     ) -> tuple[np.ndarray, tuple[tuple[int, int], ...]]:
-        """Match characters [a, b) of ``analysis`` (a core.inspect.Analysis) at the threshold
-        set, list the units found and say what was found. Returns (N,) bool: the characters
-        to mark (the selection and every other place the units are on together; none when no
-        unit matched), and those other places as [start, end) spans."""
-        from core.inspect import match_selection
+        """Match characters [a, b) of ``analysis`` (a charlstm_core.inspect.Analysis) at the
+        threshold set, list the units found and say what was found. Returns (N,) bool: the
+        characters to mark (the selection and every other place the units are on together; none when
+        no unit matched), and those other places as [start, end) spans."""
+        from charlstm_core.inspect import match_selection
 
         m = match_selection(analysis, a, b, self.threshold.value(), kind)
         self.show_match(m, kind, a, b)
@@ -147,8 +147,8 @@ class ByExample(QWidget):
         return mask, m.spans
 
     def show_match(self, match: Any, kind: str, a: int, b: int) -> None:
-        """List the units of ``match`` (a core.inspect match of characters [a, b)) and say what
-        was found."""
+        """List the units of ``match`` (a charlstm_core.inspect match of characters [a, b)) and say
+        what was found."""
         for u in match.units:
             item = QListWidgetItem(
                 f"layer {u.layer + 1} unit {u.unit}: {u.inside:+.2f} inside, {u.outside:+.2f} "

@@ -1,13 +1,13 @@
 """The Inspect tab: what the model thinks of a passage, shown as coloured text.
 
 A passage (the validation text from a movable start, the user's own text, or the latest generated
-text) is read by the model (``core.inspect.analyse``) off the GUI thread, on a snapshot of the
-weights taken between two training steps, at every evaluation while training runs, or on the
+text) is read by the model (``charlstm_core.inspect.analyse``) off the GUI thread, on a snapshot of
+the weights taken between two training steps, at every evaluation while training runs, or on the
 opened model. The view then colours each character by the model's surprise, −log2 p (bits), or by
 one unit's cell value tanh(c) or hidden value h on a diverging map; hovering a character shows the
-five likeliest next characters. Units are found automatically (correlation with simple detectors)
-or by example (select a range: LSTMVis's select-and-match); a scatter shows gate saturation.
-A time-lapse slider replays the surprise colouring at every evaluation so far: one (N-1,) array of
+five likeliest next characters. Units are found automatically (correlation with simple detectors) or
+by example (select a range: LSTMVis's select-and-match); a scatter shows gate saturation. A
+time-lapse slider replays the surprise colouring at every evaluation so far: one (N-1,) array of
 bits per evaluation is kept, never weights.
 
 This module holds the view's state and its wiring to the controller. The coloured passage is

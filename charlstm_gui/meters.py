@@ -1,12 +1,13 @@
 """Measures that put the model's numbers in context, each built once per text off the GUI thread.
 
 * Reference lines on the loss plot: gzip -9, bz2 -9 and xz -9 of the validation text and the
-  training text's unigram and bigram entropies, in nats/char (``core.yardsticks.yardsticks``; long
-  texts are measured on a prefix, which the label's tooltip says).
+  training text's unigram and bigram entropies, in nats/char
+  (``charlstm_core.yardsticks.yardsticks``; long texts are measured on a prefix, which the label's
+  tooltip says).
 * Memorisation meter: in the Samples pane and the Generate panel, every span of at least N
   generated characters that occurs verbatim in the training text is highlighted, with the copied
   fraction and the longest copy; hovering a span names its line in the training text
-  (``core.copies.CopyIndex``).
+  (``charlstm_core.copies.CopyIndex``).
 
 Both depend on the text and its validation split (the run's, or the form's before a run), and the
 index on N; they are rebuilt only when one of those changes.
@@ -18,11 +19,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from charlstm_core.errors import CharLSTMError
 from PySide6.QtCore import QEvent, QObject, QSettings, Slot
 from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QToolTip
-
-from core.errors import CharLSTMError
 
 from .state import State
 
@@ -106,10 +106,10 @@ def _utf16_offsets(text: str) -> np.ndarray:
 
 
 class CopyFinder:
-    """The copy index of one training text for one N (``core.copies.CopyIndex``)."""
+    """The copy index of one training text for one N (``charlstm_core.copies.CopyIndex``)."""
 
     def __init__(self, train_ids: np.ndarray, vocab: Any, min_chars: int) -> None:
-        from core.copies import CopyIndex
+        from charlstm_core.copies import CopyIndex
 
         self.min_chars = min_chars
         self.index = CopyIndex.build(train_ids, vocab, min_chars)
@@ -311,7 +311,7 @@ YARDSTICK_TRAIN_CHARS = 20_000_000  # training characters counted at most for th
 
 
 def _yardsticks(corpus: Any, vf: float) -> tuple[tuple, Callable[[], Any]]:
-    from core.yardsticks import yardsticks
+    from charlstm_core.yardsticks import yardsticks
 
     def make() -> list[tuple[str, float, str]]:
         # decode one character past each limit, so that yardsticks sees (and says) a prefix,

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from charlstm_core.inspect_html import MAX_BITS, visible
 from PySide6.QtCore import QEvent, QPoint, Qt, Signal
 from PySide6.QtGui import (
     QColor,
@@ -27,8 +28,6 @@ from PySide6.QtGui import (
     QTextCharFormat,
 )
 from PySide6.QtWidgets import QPlainTextEdit, QSizePolicy, QToolTip, QWidget
-
-from core.inspect_html import MAX_BITS, visible
 
 SURPRISE_MAX_BITS = MAX_BITS  # the surprise colour map saturates here, as in the HTML page
 SURPRISE_LEVELS = int(2 * MAX_BITS) + 1  # colour levels of the surprise map (half a bit each)
@@ -277,7 +276,7 @@ def tooltip_html(
     unit: tuple[str, int, int, float] | None = None,
 ) -> str:
     """Rich text for passage character ``i``: what the model (``analysis``, a
-    core.inspect.Analysis) expected there and what came, with ``bits`` (N-1,) the surprise
+    charlstm_core.inspect.Analysis) expected there and what came, with ``bits`` (N-1,) the surprise
     shown. ``lapse_step``: the step of an older evaluation the bits come from; ``unit``:
     (kind, 1-based layer, unit, value) of the unit the passage is coloured by."""
     came = passage[i]

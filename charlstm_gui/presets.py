@@ -55,8 +55,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         sample_length=500,
     ),
 }
-# Unlocked when the Device is a GPU (core.backend): sizes a 2-core CPU cannot train in a day.
-# Not yet measured on a GPU (README, "Training on a GPU").
+# Unlocked when the Device is a GPU (charlstm_core.backend): sizes a 2-core CPU cannot train in a
+# day. Not yet measured on a GPU (README, "Training on a GPU").
 GPU_PRESETS: dict[str, dict[str, Any]] = {
     "GPU: large": dict(
         hidden_size=1024, num_layers=3, dropout=0.5, seq_len=100, batch_size=128, lr=0.002,

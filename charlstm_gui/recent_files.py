@@ -10,10 +10,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from charlstm_core.data import display_path
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMenu
-
-from core.data import display_path
 
 MAX_RECENT = 8
 KINDS = ("texts", "models")

@@ -26,7 +26,7 @@ class RunsView:
         self.ctl = window.ctl
         self.panel = window.runs_panel
         self.plot = window.plot
-        self._curves: dict[Any, Any] = {}  # run id -> core.runs.Curves of finished runs
+        self._curves: dict[Any, Any] = {}  # run id -> charlstm_core.runs.Curves of finished runs
         self._connect()
 
     def _curves_loaded(self, curves: dict) -> None:

@@ -11,12 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from charlstm_core.console import exit_status, signal_name
+from charlstm_core.data import display_path
+from charlstm_core.errors import CharLSTMError
 from PySide6.QtCore import QByteArray, QStandardPaths
 from PySide6.QtWidgets import QApplication
-
-from core.console import exit_status, signal_name
-from core.data import display_path
-from core.errors import CharLSTMError
 
 
 def default_autosave_dir() -> str:

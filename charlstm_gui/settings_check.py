@@ -1,11 +1,11 @@
 """The settings check under the Text tab: what a run of the form's settings will cost.
 
 ``SettingsCheck`` measures the time of a training step at the run's own shape (vocabulary,
-hidden size, layers, batch, window, dropout, device: ``core.plan.measure_timing``, off the GUI
-thread, once per shape and on the BLAS threads the run will start on), and from it and the
-settings gives the estimate (``core.plan.estimate``), the steps the run will make and the
-validation characters that the training part never shows (cached per text and split). It has
-no widgets: the window shows what ``check`` returns.
+hidden size, layers, batch, window, dropout, device: ``charlstm_core.plan.measure_timing``, off the
+GUI thread, once per shape and on the BLAS threads the run will start on), and from it and the
+settings gives the estimate (``charlstm_core.plan.estimate``), the steps the run will make and the
+validation characters that the training part never shows (cached per text and split). It has no
+widgets: the window shows what ``check`` returns.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from core.config import TrainConfig
-from core.errors import CharLSTMError
+from charlstm_core.config import TrainConfig
+from charlstm_core.errors import CharLSTMError
 
 
 @dataclass(frozen=True)
 class Check:
     """What the form's settings mean on the loaded text."""
 
-    estimate: Any  # core.plan.Estimate
+    estimate: Any  # charlstm_core.plan.Estimate
     train_chars: int  # characters of the training part
     steps: float | None  # steps the run will make (None: not known yet)
     unseen: str  # the validation check's sentence ("" when nothing to say)
@@ -42,7 +42,7 @@ class SettingsCheck:
     def check(self, v: dict[str, Any], device: str, config: TrainConfig | None) -> Check | None:
         """The check of form values ``v`` on ``device``; ``config`` is the run's training
         settings when ``v`` is valid (None otherwise). None without a text."""
-        from core import plan, policy
+        from charlstm_core import plan, policy
 
         corpus = self.ctl.corpus
         if corpus is None:
@@ -87,7 +87,7 @@ class SettingsCheck:
         steps: float | None = None
         if unit == "steps":
             steps = amount
-        elif unit == "epochs" and config is not None:  # the trainer's own count (core.policy)
+        elif unit == "epochs" and config is not None:  # the trainer's own count (policy)
             batches = policy.text_batches_per_epoch(corpus.n_chars, config)
             steps = policy.steps_for_epochs(amount, batches)
         elif unit == "minutes" and est.seconds_per_step:

@@ -1,10 +1,10 @@
 """The settings form: model size, training, duration, monitoring and autosave, with presets.
 
-Each setting's label, range, default and tooltip come from its config field (``core.config``:
-``Setting``); this module keeps only how each is shown (``WIDGETS``: step, decimals, the text of a
-special lowest value, the unit as a suffix, the label's shortcut letter; ``CHOICE_NAMES``: how a
-choice reads) and where (``GROUPS``). Presets are in ``presets.py``. ``configs()`` builds the
-frozen configs and lets their ``validate()`` speak.
+Each setting's label, range, default and tooltip come from its config field
+(``charlstm_core.config``: ``Setting``); this module keeps only how each is shown (``WIDGETS``:
+step, decimals, the text of a special lowest value, the unit as a suffix, the label's shortcut
+letter; ``CHOICE_NAMES``: how a choice reads) and where (``GROUPS``). Presets are in ``presets.py``.
+``configs()`` builds the frozen configs and lets their ``validate()`` speak.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from charlstm_core.config import DURATIONS, ModelConfig, Setting, TrainConfig, settings
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -28,8 +29,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-
-from core.config import DURATIONS, ModelConfig, Setting, TrainConfig, settings
 
 from . import autosaves
 from .presets import GPU_PRESETS, PRESET_TIPS, PRESETS, START
@@ -309,7 +308,7 @@ class SettingsForm(QWidget):
         self._edited()
 
     def set_devices(self, report: Any) -> None:
-        """List the CPU and each usable GPU of a ``core.backend.DeviceReport`` (None: still
+        """List the CPU and each usable GPU of a ``charlstm_core.backend.DeviceReport`` (None: still
         looking); when none is usable, a disabled entry whose tooltip is the reason."""
         wanted = self._wanted_device
         self.device.blockSignals(True)
@@ -334,7 +333,8 @@ class SettingsForm(QWidget):
         self._device_changed()
 
     def device_choice(self) -> str:
-        """The chosen device, "cpu" or "gpu:N" (what ``core.backend.resolve_device`` takes)."""
+        """The chosen device, "cpu" or "gpu:N" (what ``charlstm_core.backend.resolve_device``
+        takes)."""
         return self.device.currentData() or "cpu"
 
     def _device_changed(self, *_: Any) -> None:

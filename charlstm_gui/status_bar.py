@@ -84,14 +84,14 @@ class StatusBar:
         self.labels["eta"].setText("—")
 
     def show_checkpoint(self, train: Any) -> None:
-        """Where an opened checkpoint (``core.modelfile.TrainState``) stands."""
+        """Where an opened checkpoint (``charlstm_core.modelfile.TrainState``) stands."""
         self.labels["step"].setText(f"step {train.step:,}")
         self.labels["elapsed"].setText(fmt.duration(train.elapsed_s))
         self.set_best(train.best_val_loss)
         self._set_progress(train.step, train.total_steps, with_text=False)
 
     def show_step(self, ev: Any, eta_s: float | None) -> None:
-        """The newest ``core.events.StepEvent`` and the time left (None: unknown)."""
+        """The newest ``charlstm_core.events.StepEvent`` and the time left (None: unknown)."""
         self.labels["step"].setText(f"step {ev.step:,} / {ev.total_steps:,}")
         self.labels["epoch"].setText(f"epoch {ev.epoch:.2f}")
         self.labels["speed"].setText(f"{fmt.count(ev.chars_per_sec)} chars/s")

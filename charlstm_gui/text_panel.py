@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from . import fmt
 
 if TYPE_CHECKING:  # the engine is imported on first use, so the window opens fast
-    from core.plan import Estimate
+    from charlstm_core.plan import Estimate
 
 
 class _WrapLabel(QLabel):
@@ -126,7 +126,7 @@ class TextPanel(QWidget):
         self.preview.setPlainText(corpus.preview(2000))
 
     def set_split(self, n_chars: int, val_fraction: float, how: str = "last") -> None:
-        from core.data import val_blocks
+        from charlstm_core.data import val_blocks
 
         n_val = int(n_chars * val_fraction)
         where = ""
@@ -165,6 +165,6 @@ class TextPanel(QWidget):
                 else f"{run_steps:,.0f} steps ≈ "
                 + fmt.duration(run_steps * est.seconds_per_step).replace(" ", "\u00a0")
             )
-        from core.plan import size_advice
+        from charlstm_core.plan import size_advice
 
         self.verdict.setText(size_advice(est.parts, est.vocab, train_chars))

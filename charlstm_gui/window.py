@@ -9,6 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from charlstm_core.backend import list_devices
+from charlstm_core.data import display_path
+from charlstm_core.errors import ConfigError
 from PySide6.QtCore import QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
@@ -20,10 +23,6 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QTabWidget,
 )
-
-from core.backend import list_devices
-from core.data import display_path
-from core.errors import ConfigError
 
 from . import fmt, session, tooltips
 from .actions import build_actions, build_menus, connect_actions, update_actions
@@ -118,7 +117,7 @@ class MainWindow(QMainWindow):
         self.restore_settings()
         self.render_state()
         self._update_title()
-        # CuPy is imported off the GUI thread, only to list the devices (core.backend)
+        # CuPy is imported off the GUI thread, only to list the devices (charlstm_core.backend)
         self.ctl.run_task(list_devices, self.form.set_devices)
         self._show_device()
 

@@ -16,10 +16,9 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from charlstm_core import parallel
+from charlstm_core.events import EvalEvent, RollbackEvent, StepEvent
 from PySide6.QtCore import QObject, Signal, Slot
-
-from core import parallel
-from core.events import EvalEvent, RollbackEvent, StepEvent
 
 EMIT_INTERVAL_S = 1 / 30  # at most this many batches of events per second reach the GUI
 # the purpose of the snapshot taken after each evaluation when ``snapshot_each_eval`` is on
@@ -27,7 +26,7 @@ EVAL_SNAPSHOT = "eval"
 
 
 class TrainerLike(Protocol):
-    """What the worker needs of ``core.trainer.Trainer`` (a fake one in the tests)."""
+    """What the worker needs of ``charlstm_core.trainer.Trainer`` (a fake one in the tests)."""
 
     def run(self) -> Any: ...
     def request_stop(self) -> None: ...
@@ -168,16 +167,16 @@ class TrainWorker(GeneratorWorker):
 
     ``factory`` builds the trainer on the worker thread (it may be slow: it splits and encodes the
     text). ``blas_threads`` is a fixed BLAS thread count, or ``None`` to measure 1 against 2 threads
-    on the first real steps and keep the faster (``core.parallel.ThreadChooser``; the measured
-    steps are kept, none is wasted).
+    on the first real steps and keep the faster (``charlstm_core.parallel.ThreadChooser``; the
+    measured steps are kept, none is wasted).
 
-    ``recorder_factory`` (optional) builds a ``core.runs.RunRecorder`` on this thread once the
-    trainer exists; every event goes to it here, so the run store is written in batches off the
+    ``recorder_factory`` (optional) builds a ``charlstm_core.runs.RunRecorder`` on this thread once
+    the trainer exists; every event goes to it here, so the run store is written in batches off the
     GUI thread, and it is finished before ``finished``/``failed`` is emitted.
     """
 
     started = Signal(int)  # first step of this session (0 for a new model)
-    events = Signal(object)  # tuple of core.events objects, oldest first
+    events = Signal(object)  # tuple of charlstm_core.events objects, oldest first
     blas_chosen = Signal(int, str)  # thread count, a sentence explaining the measurement
     failed = Signal(object, str, object)  # exception, traceback text, last good ModelFile or None
     finished = Signal(object, object)  # TrainSummary, final ModelFile

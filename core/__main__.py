@@ -1,4 +1,5 @@
-"""``python -m core``: the ``charlstm`` command line without the installed console script."""
+"""``python -m charlstm_core``: the ``charlstm`` command line without the installed console
+script."""
 
 import sys
 

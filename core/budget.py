@@ -7,7 +7,7 @@ validation and save, inside the budget; until those two have been measured in th
 they are estimated (``EVAL_SHARE_OF_TRAINING``, ``SAVE_BYTES_PER_S``). The planned total feeds
 the learning-rate schedule, so it is part of a checkpoint.
 
-``TimeBudgetMixin`` is part of ``core.trainer.Trainer`` and reads its fields: ``_tc``,
+``TimeBudgetMixin`` is part of ``charlstm_core.trainer.Trainer`` and reads its fields: ``_tc``,
 ``_step``, ``_prev_total``, ``_batches_per_epoch``, ``_session_start``, ``_session_elapsed``,
 ``_session_steps``, ``_step_s``, ``_cps``, ``_eval_s``, ``_save_s``, ``_val_ids``,
 ``checkpoint_path``, ``params`` and ``_adam``.
@@ -23,7 +23,7 @@ from .policy import steps_for_epochs  # the app and the CLI plan a resume with i
 # session they are estimated: validation reads a character with a forward pass only, about a
 # third of a training step's work per character (forward + backward); half is taken to be safe.
 # A save writes weights and Adam moments (three times the weights) at this rate (measured 250 MB/s
-# for a 40 MB checkpoint; see core.modelfile.save_model), halved again for slower disks.
+# for a 40 MB checkpoint; see charlstm_core.modelfile.save_model), halved again for slower disks.
 EVAL_SHARE_OF_TRAINING = 0.5
 SAVE_BYTES_PER_S = 100e6
 

@@ -6,11 +6,12 @@ is an *exact continuation*: it takes the checkpoint's stream position, carried (
 streams, so it is bit-identical to a run that never stopped. Anything else (another text, batch
 size, sequence length, validation split or seed) keeps the weights, Adam moments and history but
 starts the streams over from zero states. The learning-rate multiplier left by rollbacks
-(core.heal) carries over unless a new learning rate was chosen.
+(charlstm_core.heal) carries over unless a new learning rate was chosen.
 
 The history is kept as lists while training (appended every step) and stored as arrays.
 
-``CheckpointMixin`` is part of ``core.trainer.Trainer`` and reads its fields under its lock.
+``CheckpointMixin`` is part of ``charlstm_core.trainer.Trainer`` and reads its fields under its
+lock.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """The ``charlstm`` command line: the parser, the dispatch to a command, and the exit statuses.
 
 Each command lives in its own module and is a function of the parsed arguments returning the exit
-status: ``core.cli_train`` (train, continue), ``core.cli_model`` (sample, eval, info),
-``core.cli_inspect`` (inspect, cells) and ``core.cli_runs`` (runs, sweep, devices). The settings'
-options are generated from the config fields (``core.options``); messages, progress and signal
-handling are ``core.console``'s. ``main`` maps every expected problem, by its type, to one line on
-stderr: exit 2 for a usage or settings mistake, 1 for a failure, 128 + the signal number after
-Ctrl-C, SIGTERM or SIGHUP (which stop a run and save it).
+status: ``charlstm_core.cli_train`` (train, continue), ``charlstm_core.cli_model`` (sample, eval,
+info), ``charlstm_core.cli_inspect`` (inspect, cells) and ``charlstm_core.cli_runs`` (runs, sweep,
+devices). The settings' options are generated from the config fields (``charlstm_core.options``);
+messages, progress and signal handling are ``charlstm_core.console``'s. ``main`` maps every expected
+problem, by its type, to one line on stderr: exit 2 for a usage or settings mistake, 1 for a
+failure, 128 + the signal number after Ctrl-C, SIGTERM or SIGHUP (which stop a run and save it).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """``charlstm inspect`` and ``cells``: what a model thinks of a text.
 
 ``inspect`` prints bits per character and the most surprising stretches, and writes a coloured
-page with ``--html`` (``core.inspect_html``); ``cells`` ranks the units that track simple
-detectors (quotes, brackets, line position) by Pearson's r (``core.inspect``).
+page with ``--html`` (``charlstm_core.inspect_html``); ``cells`` ranks the units that track simple
+detectors (quotes, brackets, line position) by Pearson's r (``charlstm_core.inspect``).
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ def info(args: argparse.Namespace) -> int:
             ("best val loss", "-" if best is None else f"{best:.4f} nats/char "
              f"({bits(best):.4f} bits/char)"),
         ]  # fmt: skip
-        if t.rollbacks:  # self-healing (core.heal)
+        if t.rollbacks:  # self-healing (charlstm_core.heal)
             n, last = len(t.rollbacks), t.rollbacks[-1]
             rows.append(
                 ("healed", f"{n} blow-up{'s' * (n != 1)}, the last at step {last.from_step:,} "

@@ -1,8 +1,9 @@
 """``charlstm runs``, ``sweep`` and ``devices``: the run store, grids of runs, and hardware.
 
 ``runs`` lists, shows, renames and deletes the runs recorded in the runs database
-(``core.runs``); ``sweep`` trains every combination of a few settings over a process pool and
-prints them ranked (``core.sweep``); ``devices`` lists where training can run (``core.backend``).
+(``charlstm_core.runs``); ``sweep`` trains every combination of a few settings over a process pool
+and prints them ranked (``charlstm_core.sweep``); ``devices`` lists where training can run
+(``charlstm_core.backend``).
 """
 
 from __future__ import annotations
@@ -217,7 +218,7 @@ def sweep(args: argparse.Namespace) -> int:
 
 
 def devices(args: argparse.Namespace) -> int:
-    """``charlstm devices``: what ``core.backend.list_devices`` found, one fact a line."""
+    """``charlstm devices``: what ``charlstm_core.backend.list_devices`` found, one fact a line."""
     for line in list_devices().lines():
         write(sys.stdout, line + "\n")
     return 0

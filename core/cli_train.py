@@ -1,11 +1,12 @@
 """``charlstm train``: train a new model, or continue a checkpoint (``--resume``).
 
 A new run turns the options into ``ModelConfig``/``TrainConfig``; a continued one takes the
-checkpoint's settings, overrides the ones given and plans the run with ``core.policy.plan_resume``
-(the app's Continue uses the same rule: --steps and --epochs are totals for the model's life,
---minutes is for this session). The run prints its events (``core.console.Progress``), is
-recorded in the runs database, and saves the model at the end, after a stop signal (exit
-128 + the signal) and after a divergence (the last good weights, exit 1).
+checkpoint's settings, overrides the ones given and plans the run with
+``charlstm_core.policy.plan_resume`` (the app's Continue uses the same rule: --steps and --epochs
+are totals for the model's life, --minutes is for this session). The run prints its events
+(``charlstm_core.console.Progress``), is recorded in the runs database, and saves the model at the
+end, after a stop signal (exit 128 + the signal) and after a divergence (the last good weights, exit
+1).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from .trainer import Trainer
 def _check_out_path(out: str, text: str | None) -> str:
     """Absolute path to save to; UsageError if it cannot or should not be written.
 
-    The rule for special files is ``core.modelfile.save_target``'s, the app's too: devices,
+    The rule for special files is ``charlstm_core.modelfile.save_target``'s, the app's too: devices,
     FIFOs and folders are refused, a symlink is saved through to its target.
     """
     path = os.path.abspath(out)

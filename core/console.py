@@ -190,7 +190,7 @@ class Progress:
     samples as headed blocks, and every event to a JSON-lines log when asked.
 
     ``trainer``: what is shown comes from its ``train_config`` and ``step``; the ETA is
-    ``core.policy.eta_seconds`` (the app shows the same figure).
+    ``charlstm_core.policy.eta_seconds`` (the app shows the same figure).
     """
 
     def __init__(self, trainer: Any, quiet: bool, log: TextIO | None) -> None:
@@ -325,8 +325,8 @@ def stop_message(signum: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``charlstm`` entry point: ``core.cli.main``, imported here under a SIGINT handler
-    that only takes note, so that a Ctrl-C while NumPy loads (which NumPy would turn into an
+    """The ``charlstm`` entry point: ``charlstm_core.cli.main``, imported here under a SIGINT
+    handler that only takes note, so that a Ctrl-C while NumPy loads (which NumPy would turn into an
     ImportError full of traceback text) ends with status 130 and nothing else."""
     interrupted: list[int] = []
     try:

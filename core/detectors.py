@@ -1,6 +1,6 @@
 """Simple text detectors: for each position of a passage, a number describing the text read up
 to and including that character (inside double quotes, bracket depth, position in the line...).
-core.inspect ranks the model's units by how well their activations follow each one.
+charlstm_core.inspect ranks the model's units by how well their activations follow each one.
 """
 
 from __future__ import annotations

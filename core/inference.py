@@ -1,8 +1,8 @@
 """The model's one-character passes: ``step`` (sampling) and ``trace`` (inspection).
 
-Part of ``core.model.Prepared`` (which inherits ``InferenceMixin``): they read its prepared
+Part of ``charlstm_core.model.Prepared`` (which inherits ``InferenceMixin``): they read its prepared
 weights (``w0``, ``layers``, ``dec_w``, ``dec_b``, ``cfg``) and keep the contiguous (V, 4H) copy
-of layer 0's input weights in ``_w0T``, made on first use. Logits follow core.model's one
+of layer 0's input weights in ``_w0T``, made on first use. Logits follow charlstm_core.model's one
 layout: ``step`` gives one time step (B, V), ``trace`` one stream (T, V). ``gates`` is the
 elementwise step shared with the training pass: one ``exp`` gives σ and tanh of all four gates.
 """
@@ -16,7 +16,7 @@ State = tuple[np.ndarray, np.ndarray]  # (h, c), each (L, B, H)
 
 def gates(z: np.ndarray, H: int) -> None:
     """In place: scaled pre-activations (4H, B) → o, i, f = σ(a) and g = tanh(a) (the scaling:
-    core.model.Prepared)."""
+    charlstm_core.model.Prepared)."""
     np.exp(z, out=z)
     z += 1.0
     np.reciprocal(z, out=z)

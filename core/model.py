@@ -17,7 +17,8 @@ Parameters use PyTorch's names and layouts (see ``param_shapes``), so a model fi
 work on a *prepared* copy (``Prepared``): gates reordered to o, i, f, g, rows pre-scaled so that
 a single ``exp`` over all four gates gives σ and tanh, and the two biases summed. Arrays inside
 the passes are time-major (see ``Prepared`` for the layouts and why). The one-character passes
-(``Prepared.step``, for sampling, and ``Prepared.trace``, for inspection) are in core.inference.
+(``Prepared.step``, for sampling, and ``Prepared.trace``, for inspection) are in
+``charlstm_core.inference``.
 
 Logits have one layout everywhere: time before batch, the vocabulary last. ``Prepared.forward``
 returns (T, B, V), ``Prepared.step`` one time step of it (B, V), ``Prepared.trace`` one stream
@@ -419,7 +420,7 @@ def loss_and_grads(
     x, y: (B, T) input and target ids (y is x shifted by one). state: (h, c) carried in.
     Returns (loss in nats/char, grads keyed like params, final state).
 
-    The B streams are cut into ``workers`` slices run side by side (see ``core.parallel``;
+    The B streams are cut into ``workers`` slices run side by side (see ``charlstm_core.parallel``;
     None: as many as the machine's BLAS threads, on small machines). The slices' gradients
     are summed, so the result equals the one-slice pass up to float rounding; the dropout
     masks are drawn for the whole batch first, so the random stream does not depend on it.

@@ -1,7 +1,7 @@
 """Adam, global gradient-norm clipping and the learning-rate schedule.
 
 The schedule is a pure function of the step; a run that healed from a blow-up multiplies it by its
-``lr_scale`` (part of the training state, see core.heal).
+``lr_scale`` (part of the training state, see charlstm_core.heal).
 
 Adam follows PyTorch's ``torch.optim.Adam`` exactly (β1 = 0.9, β2 = 0.999, ε = 1e-8, no weight
 decay)::

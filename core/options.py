@@ -1,4 +1,5 @@
-"""Command-line options generated from the config fields (``core.config``): one per setting.
+"""Command-line options generated from the config fields (``charlstm_core.config``): one per
+setting.
 
 Each field of ``ModelConfig``/``TrainConfig`` whose ``Setting`` has a flag becomes an option with
 the field's name as ``dest``, its type and choices, and a help text made of the field's help, range

@@ -1,9 +1,9 @@
 """Planning a run before it starts: size, memory, time per step and plain advice (CLI and app).
 
-Parameter counts come from ``core.model.param_shapes`` and memory from the arrays a step keeps.
-Time is *measured*, not modelled: a few real optimizer steps of the engine (forward, backward,
-clip, Adam) at the run's own L, H, B, T and vocabulary size V, one validation pass over a few
-windows and a few sampled characters, all on random ids. A run's time per step is the step plus
+Parameter counts come from ``charlstm_core.model.param_shapes`` and memory from the arrays a step
+keeps. Time is *measured*, not modelled: a few real optimizer steps of the engine (forward,
+backward, clip, Adam) at the run's own L, H, B, T and vocabulary size V, one validation pass over a
+few windows and a few sampled characters, all on random ids. A run's time per step is the step plus
 its share of the validations and samples made every ``eval_every`` / ``sample_every`` steps.
 ``benchmarks/bench_estimate.py`` compares it with real runs on three kinds of text.
 """
@@ -120,9 +120,9 @@ def measure_timing(
     (EVAL_STREAMS streams, in windows of T up to EVAL_WINDOW), sampling on a few drawn
     characters. Each figure is the best of a few runs after a warm-up, so a busy moment of the
     machine counts less. ``threads``: the BLAS threads the run will use (None: as set now).
-    ``device``: where the run trains ("cpu", "gpu", "gpu:N", "auto"; see core.backend); on a GPU
-    its engine's step, validation and sampling are timed (each step synchronised).
-    Raises ConfigError when the machine has not the memory for a step (GpuMemoryError on a GPU,
+    ``device``: where the run trains ("cpu", "gpu", "gpu:N", "auto"; see charlstm_core.backend); on
+    a GPU its engine's step, validation and sampling are timed (each step synchronised). Raises
+    ConfigError when the machine has not the memory for a step (GpuMemoryError on a GPU,
     DeviceUnavailableError when the device cannot be used).
     """
     from .parallel import blas_thread_count
@@ -159,7 +159,8 @@ def _measure(
     budget_s: float,
     engine=None,
 ) -> Timing:
-    """measure_timing's work; ``engine``: a GPU engine of core.backend (None: the CPU's)."""
+    """measure_timing's work; ``engine``: a GPU engine of charlstm_core.backend (None: the
+    CPU's)."""
     from .memory import keep_freed_memory
     from .model import Prepared, init_params, loss_and_grads, zero_state
     from .modelfile import ModelFile

@@ -26,9 +26,9 @@ def text_batches_per_epoch(n_chars: int, config: TrainConfig) -> int:
     """Optimizer steps in one pass over the training part of an ``n_chars`` text at ``config``'s
     batch size, window and validation split, without reading the text.
 
-    The training part is what the validation blocks (``core.data.val_blocks``) leave: N_train =
-    N - (characters held out); ``core.data.batches_per_epoch`` cuts it into B streams and T-long
-    windows. The trainer gets the same figure from the ids themselves.
+    The training part is what the validation blocks (``charlstm_core.data.val_blocks``) leave:
+    N_train = N - (characters held out); ``charlstm_core.data.batches_per_epoch`` cuts it into B
+    streams and T-long windows. The trainer gets the same figure from the ids themselves.
     """
     held_out = sum(b - a for a, b in val_blocks(n_chars, config.val_fraction, config.val_split))
     return batches_per_epoch(n_chars - held_out, config.batch_size, config.seq_len)

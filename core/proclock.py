@@ -1,6 +1,7 @@
-"""Process-level locking primitives shared by the model-file lock (core.modelfile.lock), the
-stale-temporary-file clean-up (core.modelfile.write) and the run store's liveness locks
-(core.runs.store): a non-blocking exclusive file lock and a "does this process still run" test.
+"""Process-level locking primitives shared by the model-file lock (charlstm_core.modelfile.lock),
+the stale-temporary-file clean-up (charlstm_core.modelfile.write) and the run store's liveness locks
+(charlstm_core.runs.store): a non-blocking exclusive file lock and a "does this process still run"
+test.
 """
 
 from __future__ import annotations

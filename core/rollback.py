@@ -1,12 +1,13 @@
-"""Keep points and rollbacks: the trainer's side of self-healing (core.heal decides when).
+"""Keep points and rollbacks: the trainer's side of self-healing (charlstm_core.heal decides when).
 
 At every keep point (each evaluation and autosave step and every KEEP_EVERY steps, once the next
 step's healthy loss has vouched for the weights) the trainer copies its whole state in memory
 (``Kept``: weights, Adam moments, carried state, random streams, stream position, history
 lengths, best loss, the detector). A blow-up restores that copy exactly and continues with the
-learning-rate multiplier of ``core.heal.healed_lr_scale``, or stops with ``TrainingDiverged``.
+learning-rate multiplier of ``charlstm_core.heal.healed_lr_scale``, or stops with
+``TrainingDiverged``.
 
-``RollbackMixin`` is part of ``core.trainer.Trainer`` and works on its fields: ``params``,
+``RollbackMixin`` is part of ``charlstm_core.trainer.Trainer`` and works on its fields: ``params``,
 ``_adam``, ``_h``/``_c``, ``_dropout_rng``/``_sample_rng``, ``_epoch``/``_batch``, ``_history``,
 ``_samples``, ``_best``/``_last_val``, ``_detector``, ``_kept``, ``_lr_scale``, ``_rollbacks``,
 ``_rollbacks_this_session``, ``_step``, ``_total``, ``_tc``, ``_engine``, ``_lock`` and

@@ -89,7 +89,8 @@ def generate(
 
     The state starts at zero and is warmed up on the prime; with no prime the first input is a
     newline when the vocabulary has one, else a character drawn uniformly. Same seed → same text.
-    ``engine`` (``core.backend.make_engine``) runs the steps on another device; None: the CPU.
+    ``engine`` (``charlstm_core.backend.make_engine``) runs the steps on another device; None: the
+    CPU.
     """
     check_sampling(temperature, top_k, top_p, length)
     vocab, cfg = model.vocab, model.config
@@ -148,7 +149,7 @@ def mean_loss(
     state with the state carried through its piece in windows of ``seq_len``; the few characters
     that do not fill the last column are dropped. streams=1 scores every character of the text in
     order, exactly as a reader would meet it. The streams are shared among ``workers`` threads
-    (None: as ``core.parallel.batch_workers`` decides).
+    (None: as ``charlstm_core.parallel.batch_workers`` decides).
     """
     x_all, y_all = eval_streams(ids, streams)
     streams, seg = x_all.shape
@@ -214,7 +215,7 @@ def evaluate(
     Streams run in groups of at most EVAL_GROUP and characters in windows sized so that one
     window's logits stay within EVAL_WINDOW_BYTES: memory does not grow with the text or S.
     ``progress(done, total)`` is called after each window with characters scored so far.
-    ``engine`` (``core.backend.make_engine``) runs the windows on another device, the same
+    ``engine`` (``charlstm_core.backend.make_engine``) runs the windows on another device, the same
     pieces, warm-ups and windows (None, or the CPU engine: the CPU path below).
     Raises TextTooShortError for a text of fewer than 2 characters.
     """
@@ -302,7 +303,8 @@ class Introspection:
 
 def introspect(model: ModelFile, text: str, top_k: int = 5) -> Introspection:
     """Run the model over ``text`` from a zero state and record its predictions and activations
-    (a summary of ``core.inspect.analyse``, which the Inspect view and ``charlstm inspect`` use)."""
+    (a summary of ``charlstm_core.inspect.analyse``, which the Inspect view and ``charlstm inspect``
+    use)."""
     if len(text) < 2:
         raise ConfigError("Introspection needs a text of at least 2 characters.")
     a = analyse(model, text, top_k)

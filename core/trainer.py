@@ -1,20 +1,20 @@
 """The trainer: truncated BPTT over B parallel streams, as a generator of events.
 
-Batches come from ``core.data.get_batch`` (B contiguous streams; batch j of an epoch continues
-each stream); the trainer keeps only the counters (epoch, batch j). The hidden and cell states
-are carried from one batch to the next (detached: gradients stop at the batch boundary); after
-the ``batches_per_epoch`` batches of an epoch the streams start over from zero states.
-Everything that decides the next step (weights, Adam moments, RNG states, stream position,
-carried state, the run's planned length) is part of a checkpoint, so a resumed run is
-bit-identical to an uninterrupted one.
+Batches come from ``charlstm_core.data.get_batch`` (B contiguous streams; batch j of an epoch
+continues each stream); the trainer keeps only the counters (epoch, batch j). The hidden and cell
+states are carried from one batch to the next (detached: gradients stop at the batch boundary);
+after the ``batches_per_epoch`` batches of an epoch the streams start over from zero states.
+Everything that decides the next step (weights, Adam moments, RNG states, stream position, carried
+state, the run's planned length) is part of a checkpoint, so a resumed run is bit-identical to an
+uninterrupted one.
 
-Self-healing (core.heal decides, core.rollback keeps and restores): the state is copied in
-memory at every evaluation, autosave and KEEP_EVERY steps, once the next step's loss has vouched
-for it. A blow-up restores that copy
-exactly and multiplies the schedule by a smaller ``lr_scale``, which checkpoints keep (with the
-rollback records and per-step gradient norms), so resuming after a heal stays bit-identical. One
-case cannot be: a blow-up right after resuming from a checkpoint that was not itself a keep point
-(a stop mid-interval) rolls back to the resume point, where the uninterrupted run had an older copy.
+Self-healing (charlstm_core.heal decides, charlstm_core.rollback keeps and restores): the state is
+copied in memory at every evaluation, autosave and KEEP_EVERY steps, once the next step's loss has
+vouched for it. A blow-up restores that copy exactly and multiplies the schedule by a smaller
+``lr_scale``, which checkpoints keep (with the rollback records and per-step gradient norms), so
+resuming after a heal stays bit-identical. One case cannot be: a blow-up right after resuming from a
+checkpoint that was not itself a keep point (a stop mid-interval) rolls back to the resume point,
+where the uninterrupted run had an older copy.
 """
 
 from __future__ import annotations
@@ -104,8 +104,8 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards weights and state against snapshot() mid-update
 
-        keep_freed_memory()  # each step reuses the last one's memory (see core.memory)
-        # where the passes run (core.backend); weights, moments and state live on its device
+        keep_freed_memory()  # each step reuses the last one's memory (see charlstm_core.memory)
+        # where the passes run (core/backend); weights, moments and state live on its device
         self._engine = (
             device.for_config(model_config)  # an engine object (tests: a fake GPU)
             if hasattr(device, "for_config")
@@ -134,7 +134,7 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
             self._history = history_lists(st)
             self._samples: list[tuple[int, str]] = list(st.samples)
             exact = is_exact_continuation(st, corpus.sha256, model_config, tc)
-            if exact:  # the same streams, carried state and random streams (core.checkpoint)
+            if exact:  # the same streams, carried state and random streams (core/checkpoint.py)
                 self._dropout_rng.bit_generator.state = st.rng["dropout"]
                 self._sample_rng.bit_generator.state = st.rng["sample"]
                 self._epoch, self._batch = stream_position(st, self._batches_per_epoch)
@@ -164,15 +164,16 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
         )
         self._session_start = time.perf_counter()
         self._session_elapsed = 0.0
-        # Self-healing (core.heal): the detector continues an exact continuation's history (the
-        # same fold over the same values: bit-identical decisions); a new text starts it afresh.
+        # Self-healing (charlstm_core.heal): the detector continues an exact continuation's history
+        # (the same fold over the same values: bit-identical decisions); a new text starts it
+        # afresh.
         log_vocab = math.log(max(model_config.vocab_size, 2))
         if exact:
             h = self._history
             self._detector = replay(log_vocab, h["train_loss"], h["grad_norm"])
         else:
             self._detector = DivergenceDetector(log_vocab)
-        self._kept: Kept | None = None  # the state a rollback returns to (core.rollback)
+        self._kept: Kept | None = None  # the state a rollback returns to (charlstm_core.rollback)
         self._rollbacks_this_session = 0
         self._eval_s: float | None = None  # measured duration of one validation pass
         self._session_steps = 0  # optimizer steps made in this session (rolled back ones too)
@@ -290,9 +291,9 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
 
         Yields a ``StepEvent`` after every optimizer step, an ``EvalEvent`` every ``eval_every``
         steps and at the end, a ``SampleEvent`` every ``sample_every`` steps and a
-        ``CheckpointEvent`` after each autosave. When training blows up (core.heal) it restores
-        the last kept state and, with ``on_divergence="heal"``, yields a ``RollbackEvent`` and
-        continues at a lower learning rate; with ``"stop"``, or after too many rollbacks, it
+        ``CheckpointEvent`` after each autosave. When training blows up (charlstm_core.heal) it
+        restores the last kept state and, with ``on_divergence="heal"``, yields a ``RollbackEvent``
+        and continues at a lower learning rate; with ``"stop"``, or after too many rollbacks, it
         raises ``TrainingDiverged`` with the weights restored to the last good ones.
         """
         tc = self._tc

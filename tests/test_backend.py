@@ -1,4 +1,5 @@
-"""Device choice and listing (core.backend), tested with fake ``cupy`` modules: no GPU needed."""
+"""Device choice and listing (charlstm_core.backend), tested with fake ``cupy`` modules: no GPU
+needed."""
 
 from __future__ import annotations
 
@@ -7,17 +8,16 @@ import sys
 import types
 
 import pytest
-
-from core.backend import (
+from charlstm_core.backend import (
     DeviceReport,
     list_devices,
     make_engine,
     parse_choice,
     resolve_device,
 )
-from core.backend.engine import CpuEngine, XpEngine
-from core.config import ModelConfig
-from core.errors import ConfigError, DeviceUnavailableError
+from charlstm_core.backend.engine import CpuEngine, XpEngine
+from charlstm_core.config import ModelConfig
+from charlstm_core.errors import ConfigError, DeviceUnavailableError
 
 
 class FakeCudaError(Exception):
@@ -86,7 +86,10 @@ def test_cpu_never_imports_cupy() -> None:
 
 
 def test_importing_the_engine_does_not_import_cupy() -> None:
-    code = "import sys, core.cli, core.trainer, core.backend; print('cupy' in sys.modules)"
+    code = (
+        "import sys, charlstm_core.cli, charlstm_core.trainer, charlstm_core.backend; "
+        "print('cupy' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -174,7 +177,7 @@ def test_report_lines_without_cupy() -> None:
 
 
 def _run(capsys, *argv):
-    from core import cli
+    from charlstm_core import cli
 
     code = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
@@ -218,9 +221,9 @@ def test_train_on_a_missing_gpu_is_one_line_and_writes_nothing(text, capsys, mon
 
 
 def test_step_time_is_measured_on_the_chosen_device(monkeypatch) -> None:
-    from core import plan
-    from core.backend.engine import XpEngine
-    from core.config import ModelConfig
+    from charlstm_core import plan
+    from charlstm_core.backend.engine import XpEngine
+    from charlstm_core.config import ModelConfig
 
     cpu = plan.measure_timing(8, 16, 1, 4, 8)  # the CPU engine, as before
     assert cpu.step_s > 0 and cpu.eval_char_s > 0 and cpu.sample_char_s > 0

@@ -11,18 +11,17 @@ import itertools
 
 import numpy as np
 import pytest
+from charlstm_core import model as model_mod
+from charlstm_core.backend import list_devices, make_engine, resolve_device
+from charlstm_core.backend.engine import CpuEngine
+from charlstm_core.config import ModelConfig
+from charlstm_core.data import corpus_from_text
+from charlstm_core.modelfile import load_model
+from charlstm_core.sample import generate
+from charlstm_core.trainer import Trainer
 from test_backend_engine import losses as _losses  # tests/ is on sys.path (pytest prepend)
 from test_backend_engine import make_text
 from test_backend_engine import tc as _tc
-
-from core import model as model_mod
-from core.backend import list_devices, make_engine, resolve_device
-from core.backend.engine import CpuEngine
-from core.config import ModelConfig
-from core.data import corpus_from_text
-from core.modelfile import load_model
-from core.sample import generate
-from core.trainer import Trainer
 
 _REPORT = list_devices()
 pytestmark = pytest.mark.skipif(not _REPORT.usable, reason=f"no usable GPU: {_REPORT.reason}")

@@ -1,4 +1,4 @@
-"""core.checkpoint: which of a checkpoint's state a continuation carries over."""
+"""charlstm_core.checkpoint: which of a checkpoint's state a continuation carries over."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from charlstm_core import checkpoint
+from charlstm_core.config import ModelConfig
+from charlstm_core.data import corpus_from_text
+from charlstm_core.errors import ModelFileError
+from charlstm_core.trainer import Trainer
 from helpers import drain, make_text
 from helpers import small_train_config as tc
-
-from core import checkpoint
-from core.config import ModelConfig
-from core.data import corpus_from_text
-from core.errors import ModelFileError
-from core.trainer import Trainer
 
 MC = ModelConfig(vocab_size=1, hidden_size=16, num_layers=1, dropout=0.0)
 

@@ -1,7 +1,7 @@
 """The ``charlstm`` command line: train, resume, Ctrl-C, sample, eval, info and its error lines.
 
-Everything runs in-process through ``core.cli.main`` on tiny generated texts, plus one subprocess
-check of ``python -m core``.
+Everything runs in-process through ``charlstm_core.cli.main`` on tiny generated texts, plus one
+subprocess check of ``python -m charlstm_core``.
 """
 
 from __future__ import annotations
@@ -17,16 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from charlstm_core import cli, cli_train, console
+from charlstm_core import model as model_mod
+from charlstm_core.events import StepEvent
+from charlstm_core.inspect import DETECTORS
+from charlstm_core.modelfile import ModelFile, load_model, save_model
+from charlstm_core.policy import text_batches_per_epoch
+from charlstm_core.trainer import Trainer
 from helpers import TINY, make_text
 from helpers import run_cli as run
-
-from core import cli, cli_train, console
-from core import model as model_mod
-from core.events import StepEvent
-from core.inspect import DETECTORS
-from core.modelfile import ModelFile, load_model, save_model
-from core.policy import text_batches_per_epoch
-from core.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +84,8 @@ def test_resume_equals_uninterrupted_run(text, capsys):
 
 
 def test_resume_steps_and_epochs_are_totals_as_in_the_app(text, capsys):
-    """--steps and --epochs with --resume name the model's total (core.policy.plan_resume)."""
+    """--steps and --epochs with --resume name the model's total
+    (charlstm_core.policy.plan_resume)."""
     assert run(capsys, "train", text, *TINY, "--steps", 20, "--out", "a.npz", "-q")[0] == 0
     code, _, err = run(capsys, "train", "--resume", "a.npz", text, "--steps", 20)
     assert code == 2 and "nothing left to train" in err and "totals" in err
@@ -157,7 +157,9 @@ def test_ctrl_c_stops_after_the_step_and_saves(text, capsys, monkeypatch):
 
 
 def test_divergence_saves_last_good_weights(text, capsys, monkeypatch):
-    real = model_mod.loss_and_grads  # the CPU engine (core.backend) calls core.model's
+    real = (
+        model_mod.loss_and_grads
+    )  # the CPU engine (charlstm_core.backend) calls charlstm_core.model's
     calls = []
 
     def failing(*args, **kwargs):
@@ -271,11 +273,14 @@ def test_unexpected_error_is_one_line_with_debug_hint(text, capsys, monkeypatch)
 def test_python_dash_m_core(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != cli.DEBUG_ENV}
     out = subprocess.run(
-        [sys.executable, "-m", "core", "--version"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "charlstm_core", "--version"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0 and out.stdout.startswith("charlstm ")
     out = subprocess.run(
-        [sys.executable, "-m", "core", "info", str(tmp_path / "none.npz")],
+        [sys.executable, "-m", "charlstm_core", "info", str(tmp_path / "none.npz")],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from core import copies as copies_mod
-from core.copies import CopyIndex
-from core.errors import ConfigError
+from charlstm_core import copies as copies_mod
+from charlstm_core.copies import CopyIndex
+from charlstm_core.errors import ConfigError
 
 TRAIN_ALPHABET = list("abcdefghijklm \n")
 OTHER_ALPHABET = list("NOPQRSTUVWXYZ")  # shares no character with the training text

@@ -1,4 +1,5 @@
-"""Tests of core.data: decoding, refusing bad files, the vocabulary, encoding, split, built-in text.
+"""Tests of charlstm_core.data: decoding, refusing bad files, the vocabulary, encoding, split,
+built-in text.
 
 Every text is generated here; nothing reads ../shared.
 """
@@ -11,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from core import data
-from core import vocab as vocab_mod
-from core.builtin_text import builtin_corpus
-from core.data import (
+from charlstm_core import data
+from charlstm_core import vocab as vocab_mod
+from charlstm_core.builtin_text import builtin_corpus
+from charlstm_core.data import (
     Corpus,
     Vocab,
     check_trainable,
@@ -23,7 +23,7 @@ from core.data import (
     load_corpus,
     min_chars,
 )
-from core.errors import (
+from charlstm_core.errors import (
     CorpusError,
     CorpusMismatchError,
     DecodeError,

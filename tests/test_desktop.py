@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import resources
-from charlstm_gui import APP_NAME, DESKTOP_FILE_NAME, desktop
+from charlstm_gui import APP_NAME, DESKTOP_FILE_NAME, desktop, resources
 
 
 def _validate(path: Path) -> None:

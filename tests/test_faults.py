@@ -13,19 +13,18 @@ import textwrap
 
 import numpy as np
 import pytest
-
-from core import cli
-from core.config import ModelConfig, TrainConfig
-from core.data import corpus_from_text
-from core.errors import ModelFileError, ModelFileLocked
-from core.modelfile import (
+from charlstm_core import cli
+from charlstm_core.config import ModelConfig, TrainConfig
+from charlstm_core.data import corpus_from_text
+from charlstm_core.errors import ModelFileError, ModelFileLocked
+from charlstm_core.modelfile import (
     ModelLock,
     check_not_locked,
     load_model,
     lock_path,
     save_model,
 )
-from core.trainer import Trainer
+from charlstm_core.trainer import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
@@ -70,7 +69,7 @@ def test_lock_refuses_another_process_and_its_saves(tmp_path, checkpoint):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys
-            from core.modelfile import ModelLock
+            from charlstm_core.modelfile import ModelLock
             lock = ModelLock({str(path)!r}).acquire()
             print("held", flush=True)
             sys.stdin.read()
@@ -98,7 +97,7 @@ def test_lock_refuses_another_process_and_its_saves(tmp_path, checkpoint):
 def test_lock_of_a_killed_holder_is_free(tmp_path):
     path = tmp_path / "m.npz"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from core.modelfile import ModelLock; "
+        [sys.executable, "-c", "import sys; from charlstm_core.modelfile import ModelLock; "
          f"ModelLock({str(path)!r}).acquire(); print('held', flush=True); sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(),
     )  # fmt: skip
@@ -296,7 +295,7 @@ def _with_train_meta(tmp_path, checkpoint, change) -> str:
     """A copy of ``checkpoint`` whose training-state JSON went through ``change(meta)``."""
     import json
 
-    from core.modelfile.parse import to_arrays
+    from charlstm_core.modelfile.parse import to_arrays
 
     arrays = to_arrays(checkpoint)
     meta = json.loads(arrays["train/meta"].tobytes())
@@ -309,7 +308,7 @@ def _with_train_meta(tmp_path, checkpoint, change) -> str:
 
 
 def _with_array(tmp_path, checkpoint, key, change) -> str:
-    from core.modelfile.parse import to_arrays
+    from charlstm_core.modelfile.parse import to_arrays
 
     arrays = to_arrays(checkpoint)
     arrays[key] = change(arrays[key].copy())
@@ -486,7 +485,7 @@ def test_names_that_are_not_utf8_train_save_and_show(tmp_path, monkeypatch, caps
 
 def test_two_writers_second_refused(text, tmp_path, capsys):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core", "train", str(text), *TINY, "--steps", "1000000",
+        [sys.executable, "-m", "charlstm_core", "train", str(text), *TINY, "--steps", "1000000",
          "--out", "m.npz", "-q", "--log-jsonl", "log.jsonl"],
         cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -522,7 +521,7 @@ def test_signal_stops_saves_and_exits_conventionally(text, tmp_path, sig, every)
     """every=1 saves after every step, so the signal mostly lands in or beside a save."""
     signum = getattr(signal, sig)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core", "train", str(text), *TINY, "--steps", "1000000",
+        [sys.executable, "-m", "charlstm_core", "train", str(text), *TINY, "--steps", "1000000",
          "--checkpoint-every", str(every), "--out", "m.npz", "--log-jsonl", "log.jsonl"],
         cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -549,7 +548,7 @@ def test_ctrl_c_while_numpy_loads_prints_no_traceback(text, tmp_path):
     of a run), which NumPy used to turn into an ImportError full of traceback text."""
     child = textwrap.dedent(f"""
         import builtins, os, signal, sys
-        from core import console
+        from charlstm_core import console
         real_import = builtins.__import__
         fired = []
 
@@ -581,7 +580,7 @@ def test_ctrl_c_at_start_up_prints_no_traceback(text, tmp_path):
     bare = time.perf_counter() - t
     for delay in (0.0, 0.1, 0.25):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "core", "train", str(text), *TINY, "--steps", "5"],
+            [sys.executable, "-m", "charlstm_core", "train", str(text), *TINY, "--steps", "5"],
             cwd=tmp_path,
             env=_env(),
             stdout=subprocess.DEVNULL,

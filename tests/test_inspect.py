@@ -12,14 +12,13 @@ import re
 
 import numpy as np
 import pytest
-
-from core import inspect as ins
-from core.config import ModelConfig
-from core.data import Vocab
-from core.errors import ConfigError, VocabularyError
-from core.inspect_html import render, write_atomic
-from core.model import Prepared, init_params, zero_state
-from core.modelfile import ModelFile
+from charlstm_core import inspect as ins
+from charlstm_core.config import ModelConfig
+from charlstm_core.data import Vocab
+from charlstm_core.errors import ConfigError, VocabularyError
+from charlstm_core.inspect_html import render, write_atomic
+from charlstm_core.model import Prepared, init_params, zero_state
+from charlstm_core.modelfile import ModelFile
 
 # ---------------------------------------------------------------------------------- a model
 

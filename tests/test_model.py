@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from core import model
-from core.config import ModelConfig
+from charlstm_core import model
+from charlstm_core.config import ModelConfig
 
 V, H, L, B, T = 7, 5, 2, 3, 6
 

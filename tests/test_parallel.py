@@ -8,8 +8,7 @@ import time
 
 import numpy as np
 import pytest
-
-from core import memory, parallel
+from charlstm_core import memory, parallel
 
 
 def test_slices_cover_the_batch_evenly():

@@ -1,21 +1,21 @@
-"""core.policy: the run rules both front ends share: batches per epoch, continue, ETA, same text."""
+"""charlstm_core.policy: the run rules both front ends share: batches per epoch, continue, ETA, same
+text."""
 
 from __future__ import annotations
 
 import pytest
-from helpers import make_text, small_train_config
-
-from core.config import ModelConfig, TrainConfig
-from core.data import corpus_from_text
-from core.errors import ConfigError
-from core.policy import (
+from charlstm_core.config import ModelConfig, TrainConfig
+from charlstm_core.data import corpus_from_text
+from charlstm_core.errors import ConfigError
+from charlstm_core.policy import (
     eta_seconds,
     plan_resume,
     same_text,
     steps_for_epochs,
     text_batches_per_epoch,
 )
-from core.trainer import Trainer
+from charlstm_core.trainer import Trainer
+from helpers import make_text, small_train_config
 
 
 @pytest.mark.parametrize(

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from core.config import ModelConfig
-from core.data import Vocab
-from core.errors import ConfigError, VocabularyError
-from core.model import Prepared, init_params, zero_state
-from core.modelfile import ModelFile, load_model, save_model
-from core.sample import evaluate, generate, introspect, mean_loss, next_char_distribution
+from charlstm_core.config import ModelConfig
+from charlstm_core.data import Vocab
+from charlstm_core.errors import ConfigError, VocabularyError
+from charlstm_core.model import Prepared, init_params, zero_state
+from charlstm_core.modelfile import ModelFile, load_model, save_model
+from charlstm_core.sample import evaluate, generate, introspect, mean_loss, next_char_distribution
 
 
 @pytest.fixture
@@ -136,7 +135,7 @@ def _sequential_loss(model, ids) -> float:
 
 
 def test_evaluate_with_streams_scores_every_character_once(model, monkeypatch):
-    import core.sample as sample_mod
+    import charlstm_core.sample as sample_mod
 
     monkeypatch.setattr(sample_mod, "EVAL_GROUP", 4)  # several groups of streams
     text = "abc defgh.\nhag bad cafe.\n" * 9
@@ -153,7 +152,7 @@ def test_evaluate_with_streams_scores_every_character_once(model, monkeypatch):
 def test_evaluate_memory_does_not_grow_with_streams(model, monkeypatch):
     """Windows shrink as streams grow, and streams run in groups: the largest logits array
     forward() produces stays within the window budget whatever --streams is."""
-    import core.sample as sample_mod
+    import charlstm_core.sample as sample_mod
 
     biggest = []
     real = Prepared.forward
@@ -174,7 +173,7 @@ def test_evaluate_memory_does_not_grow_with_streams(model, monkeypatch):
 
 
 def test_evaluate_needs_two_characters(model):
-    from core.errors import TextTooShortError
+    from charlstm_core.errors import TextTooShortError
 
     with pytest.raises(TextTooShortError, match="at least 2 characters"):
         evaluate(model, model.vocab.encode("a"))

@@ -1,9 +1,9 @@
 """The command line, the app's settings form and the config fields agree on every setting.
 
-Each setting is defined once, on its ``ModelConfig``/``TrainConfig`` field (``core.config``); the
-CLI's options and the form's widgets are generated from it. These tests compare what each front
-end actually offers (argparse actions, live Qt widgets) with the fields, so a range, default or
-help text changed in one place only fails here.
+Each setting is defined once, on its ``ModelConfig``/``TrainConfig`` field
+(``charlstm_core.config``); the CLI's options and the form's widgets are generated from it. These
+tests compare what each front end actually offers (argparse actions, live Qt widgets) with the
+fields, so a range, default or help text changed in one place only fails here.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported
 
-from core.cli import SWEEP_DEFAULTS, build_parser  # noqa: E402
-from core.config import DURATIONS, ModelConfig, Setting, TrainConfig, settings  # noqa: E402
-from core.errors import ConfigError  # noqa: E402
-from core.options import range_text  # noqa: E402
+from charlstm_core.cli import SWEEP_DEFAULTS, build_parser  # noqa: E402
+from charlstm_core.config import DURATIONS, ModelConfig, Setting, TrainConfig, settings  # noqa: E402
+from charlstm_core.errors import ConfigError  # noqa: E402
+from charlstm_core.options import range_text  # noqa: E402
 
 FIELDS = {k: v for cls in (ModelConfig, TrainConfig) for k, v in settings(cls).items()}
 MODEL = set(settings(ModelConfig))

@@ -1,6 +1,6 @@
 """SLOW (about a minute): build the PyInstaller one-folder app and check the executable starts.
 
-The build runs ``resources/pyinstaller/build.py`` into ``tmp_path``; the built ``charlstm-gui`` then
+The build runs ``packaging/pyinstaller/build.py`` into ``tmp_path``; the built ``charlstm-gui`` then
 runs ``--self-test MODEL.npz`` offscreen: it opens the window, loads the model through the normal
 open path, prints "self-test ok: ..." and exits 0. Skipped without PyInstaller; set
 ``CHARLSTM_SKIP_STANDALONE=1`` to skip it on purpose.
@@ -16,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from core.config import ModelConfig
-from core.data import Vocab
-from core.model import init_params
-from core.modelfile import ModelFile, save_model
+from charlstm_core.config import ModelConfig
+from charlstm_core.data import Vocab
+from charlstm_core.model import init_params
+from charlstm_core.modelfile import ModelFile, save_model
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD = ROOT / "resources" / "pyinstaller" / "build.py"
+BUILD = ROOT / "packaging" / "pyinstaller" / "build.py"
 
 pytestmark = [
     pytest.mark.slow,
@@ -76,8 +75,8 @@ def test_built_executable_starts_and_opens_a_model(tmp_path):
     exe_name = "charlstm-gui.exe" if sys.platform == "win32" else "charlstm-gui"
     exe = dist / "charlstm-studio" / exe_name
     assert exe.is_file()
-    assert (exe.parent / "_internal/resources/charlstm-studio.desktop").is_file()
-    assert (exe.parent / "_internal/resources/user-guide.md").is_file()  # F1's guide
+    assert (exe.parent / "_internal/charlstm_gui/resources/charlstm-studio.desktop").is_file()
+    assert (exe.parent / "_internal/charlstm_gui/resources/user-guide.md").is_file()  # F1's guide
 
     model = tmp_path / "tiny.npz"
     _tiny_model(model)

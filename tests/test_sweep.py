@@ -14,16 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from charlstm_core import cli, sweep
+from charlstm_core import model as model_mod
+from charlstm_core import trainer as trainer_mod
+from charlstm_core.config import ModelConfig, TrainConfig
+from charlstm_core.errors import ConfigError, RunStoreError
+from charlstm_core.events import StepEvent
+from charlstm_core.modelfile import load_model
+from charlstm_core.runs import RunStore
 from helpers import make_text
-
-from core import cli, sweep
-from core import model as model_mod
-from core import trainer as trainer_mod
-from core.config import ModelConfig, TrainConfig
-from core.errors import ConfigError, RunStoreError
-from core.events import StepEvent
-from core.modelfile import load_model
-from core.runs import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_MODEL = ModelConfig(vocab_size=1, hidden_size=16)
@@ -154,7 +153,7 @@ def test_jobs_2_gives_the_same_results_as_jobs_1(text):
 
 
 def test_a_diverged_point_is_reported_and_the_others_go_on(text, monkeypatch):
-    real = model_mod.loss_and_grads  # what the CPU engine (core.backend) calls
+    real = model_mod.loss_and_grads  # what the CPU engine (charlstm_core.backend) calls
 
     def diverging_when_wide(params, mc, *args, **kwargs):
         loss, grads, state = real(params, mc, *args, **kwargs)
@@ -253,7 +252,15 @@ def test_cli_sweep_usage_errors(text, capsys, extra, message):
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_ctrl_c_stops_the_sweep_keeping_what_ran(text, jobs):
     db = text.parent / "runs.sqlite"
-    argv = [sys.executable, "-m", "core", "sweep", str(text), "--grid", "lr=2e-3,4e-3,8e-3"]
+    argv = [
+        sys.executable,
+        "-m",
+        "charlstm_core",
+        "sweep",
+        str(text),
+        "--grid",
+        "lr=2e-3,4e-3,8e-3",
+    ]
     argv += [*TINY, "--hidden", "16", "--steps", "1000000", "--jobs", str(jobs)]
     argv += ["--runs-db", str(db), "--out-dir", str(text.parent / "sw")]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # steady on a busy machine
@@ -287,7 +294,7 @@ def test_ctrl_c_stops_the_sweep_keeping_what_ran(text, jobs):
 
 
 def test_a_front_end_can_pass_its_corpus_and_rebuild_results_from_the_store(text):
-    from core.data import corpus_from_text
+    from charlstm_core.data import corpus_from_text
 
     _, points = four_points()
     spec = dataclasses.replace(spec_for(text), text_path="")  # an in-memory text: no file

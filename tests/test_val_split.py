@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from charlstm_core.cli import build_parser
+from charlstm_core.config import ModelConfig, TrainConfig
+from charlstm_core.data import VAL_BLOCKS, corpus_from_text, split_ids, val_blocks
+from charlstm_core.errors import ConfigError
+from charlstm_core.events import StepEvent
+from charlstm_core.modelfile import load_model
+from charlstm_core.trainer import Trainer
 from helpers import drain, make_text
 from helpers import small_train_config as tc
-
-from core.cli import build_parser
-from core.config import ModelConfig, TrainConfig
-from core.data import VAL_BLOCKS, corpus_from_text, split_ids, val_blocks
-from core.errors import ConfigError
-from core.events import StepEvent
-from core.modelfile import load_model
-from core.trainer import Trainer
 
 MC = ModelConfig(vocab_size=1, hidden_size=16, num_layers=1, dropout=0.1)
 
@@ -108,7 +107,7 @@ def test_cli_option() -> None:
 
 
 def test_cli_warns_of_unseen_validation_characters_and_blocks_train(tmp_path, monkeypatch, capsys):
-    from core import cli
+    from charlstm_core import cli
 
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "t.txt"

@@ -1,9 +1,10 @@
 """The training step, evaluation and one-step inference behind one small interface, per device.
 
-``CpuEngine`` is today's NumPy engine (``core.model``, ``core.optim``) unchanged. ``XpEngine`` is
-the same contract written once over an array module ``xp``: with ``xp = cupy`` it is the GPU
-engine (cuBLAS products, the fused kernels of ``core.backend.kernels``); with ``xp = numpy`` the
-same code runs on the CPU, which is how the test suite checks it against ``CpuEngine``.
+``CpuEngine`` is today's NumPy engine (``charlstm_core.model``, ``charlstm_core.optim``) unchanged.
+``XpEngine`` is the same contract written once over an array module ``xp``: with ``xp = cupy`` it is
+the GPU engine (cuBLAS products, the fused kernels of ``charlstm_core.backend.kernels``); with ``xp
+= numpy`` the same code runs on the CPU, which is how the test suite checks it against
+``CpuEngine``.
 
 XpEngine works in PyTorch's layouts and gate order (i, f, g, o), time-major inside a batch::
 
@@ -15,7 +16,7 @@ XpEngine works in PyTorch's layouts and gate order (i, f, g, o), time-major insi
 and backward, per step, one fused kernel and one GEMM (dh_{t-1} = da_t @ W_hh); the weight
 gradients are one GEMM per matrix over all T·B rows. Adam and the clip are one kernel per
 parameter. Model files are the same: parameters are kept in PyTorch's layouts, so ``to_host``
-hands back exactly what ``core.modelfile`` writes.
+hands back exactly what ``charlstm_core.modelfile`` writes.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ Params = dict[str, Any]
 
 
 class CpuEngine:
-    """Today's engine: ``core.model`` and ``core.optim`` called exactly as before."""
+    """Today's engine: ``charlstm_core.model`` and ``charlstm_core.optim`` called exactly as
+    before."""
 
     kind = "cpu"
     label = "CPU"
@@ -83,7 +85,8 @@ class CpuEngine:
         return cpu_model.zero_state(self.cfg, batch)
 
     def copy(self, a: np.ndarray) -> np.ndarray:
-        """A copy of ``a`` on this device (the trainer's in-memory keep point, core.heal)."""
+        """A copy of ``a`` on this device (the trainer's in-memory keep point,
+        charlstm_core.heal)."""
         return a.copy()
 
     def copy_into(self, src: Params, dst: Params | None) -> Params:
@@ -96,7 +99,7 @@ class CpuEngine:
 
 
 class XpAdam:
-    """Adam state on the device, shaped like ``core.optim.Adam`` (``m``, ``v``, ``t``)."""
+    """Adam state on the device, shaped like ``charlstm_core.optim.Adam`` (``m``, ``v``, ``t``)."""
 
     def __init__(self, xp: Any, params: Params, *, betas=(0.9, 0.999), eps=1e-8, m=None, v=None,
                  t: int = 0) -> None:  # fmt: skip
@@ -137,7 +140,8 @@ class XpEngine:
 
     @contextlib.contextmanager
     def on_device(self) -> Iterator[None]:
-        """Run on this engine's GPU; turn CUDA failures into the typed errors of core.errors."""
+        """Run on this engine's GPU; turn CUDA failures into the typed errors of
+        charlstm_core.errors."""
         # a new Device object per entry: nesting and threads (a snapshot taken from the GUI
         # thread while the trainer runs) never share one object's saved-device stack
         ctx = contextlib.nullcontext() if self._gpu is None else self.xp.cuda.Device(self._gpu)
@@ -178,7 +182,8 @@ class XpEngine:
             return self.xp.zeros(shape, self.cfg.dtype), self.xp.zeros(shape, self.cfg.dtype)
 
     def copy(self, a: Any) -> Any:
-        """A copy of ``a`` on this device (the trainer's in-memory keep point, core.heal)."""
+        """A copy of ``a`` on this device (the trainer's in-memory keep point,
+        charlstm_core.heal)."""
         with self.on_device():
             return a.copy()
 
@@ -337,7 +342,7 @@ class XpEngine:
 
     def loss_and_grads(self, params: Params, x: np.ndarray, y: np.ndarray, state,
                        dropout_rng: np.random.Generator | None = None):  # fmt: skip
-        """Same contract as ``core.model.loss_and_grads``: (loss, grads, final state)."""
+        """Same contract as ``charlstm_core.model.loss_and_grads``: (loss, grads, final state)."""
         xp = self.xp
         B, T = x.shape
         with self.on_device():
@@ -357,7 +362,8 @@ class XpEngine:
 
     def update(self, adam: XpAdam, params: Params, grads: Params, lr: float, clip: float,
                norm: float) -> None:  # fmt: skip
-        """Clip (PyTorch's rule, as ``core.optim.clip_grads``) and Adam, one kernel per array."""
+        """Clip (PyTorch's rule, as ``charlstm_core.optim.clip_grads``) and Adam, one kernel per
+        array."""
         scale = 1.0
         if clip > 0 and clip / (norm + 1e-6) < 1.0:
             scale = clip / (norm + 1e-6)
@@ -374,7 +380,8 @@ class XpEngine:
     # ------------------------------------------------------------------ inference, evaluation
 
     def mean_loss(self, params: Params, ids: np.ndarray, *, streams: int, seq_len: int) -> float:
-        """As ``core.sample.mean_loss``: streams side by side from zero states, nats/char."""
+        """As ``charlstm_core.sample.mean_loss``: streams side by side from zero states,
+        nats/char."""
         from ..sample import eval_streams
 
         xp = self.xp
@@ -395,8 +402,8 @@ class XpEngine:
 
     def scored_loss(self, params: Params, x: np.ndarray, y: np.ndarray, scored: np.ndarray,
                     state) -> tuple[float, Any]:  # fmt: skip
-        """One window of ``core.sample.evaluate``: x, y, scored (B, T) → (Σ next-character loss
-        over the positions where ``scored``, final state), the state carried from ``state``."""
+        """One window of ``charlstm_core.sample.evaluate``: x, y, scored (B, T) → (Σ next-character
+        loss over the positions where ``scored``, final state), the state carried from ``state``."""
         xp = self.xp
         with self.on_device():
             logits, state, _ = self.forward(params, x, state, need_cache=False)  # (T·B, V)

@@ -20,7 +20,7 @@ and its gradient, with ``dcf`` = f_{t+1} ⊙ ∂L/∂c_{t+1} carried backward in
     da_f = dc ⊙ c_{t-1} ⊙ f(1 - f)   da_g = dc ⊙ i ⊙ (1 - g²)      dcf ← dc ⊙ f
 
 Adam with the global-norm clip folded in (``scale`` = min(1, clip / (‖g‖ + 1e-6)), 1 when off)
-follows ``core.optim.Adam`` operation for operation.
+follows ``charlstm_core.optim.Adam`` operation for operation.
 """
 
 from __future__ import annotations

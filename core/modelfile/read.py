@@ -2,7 +2,7 @@
 checked (entry names, compression methods, count) and no array before its declared size has
 been checked against the shape its metadata implies, so a hostile file (a zip bomb, a pickle,
 millions of entries) is refused before it costs memory or time. :func:`load_model` then
-validates everything with core.modelfile.parse.
+validates everything with charlstm_core.modelfile.parse.
 """
 
 from __future__ import annotations

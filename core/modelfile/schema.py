@@ -1,6 +1,6 @@
 """The model file's format: archive keys, the ModelFile and TrainState it holds, JSON kept in
-uint8 arrays, and the small checks shared by parsing (core.modelfile.parse) and safe reading
-(core.modelfile.read).
+uint8 arrays, and the small checks shared by parsing (charlstm_core.modelfile.parse) and safe
+reading (charlstm_core.modelfile.read).
 
 The layout of the entries is defined once, by :func:`array_layout`: every weight-shaped entry's
 key, shape and dtype for a model (and, in a checkpoint, its training batch size). See
@@ -64,8 +64,8 @@ class TrainState:
     # (step, text) of the samples the run produced, oldest first; () in files from before they
     # were kept (the app's Samples pane shows them again on Open Model).
     samples: tuple[tuple[int, str], ...] = ()
-    # Self-healing (core.heal): the learning-rate multiplier left by rollbacks (1.0: none) and
-    # the rollbacks of the model's life, oldest first; 1.0 and () in older files.
+    # Self-healing (charlstm_core.heal): the learning-rate multiplier left by rollbacks (1.0: none)
+    # and the rollbacks of the model's life, oldest first; 1.0 and () in older files.
     lr_scale: float = 1.0
     rollbacks: tuple[RollbackEvent, ...] = ()
 

@@ -145,8 +145,8 @@ class RunRecorder:
         model_path: str | None = None,
         **kwargs: Any,
     ) -> RunRecorder:
-        """A recorder for ``trainer`` (a ``core.trainer.Trainer``): text, settings and starting
-        step taken from it; ``model_path`` defaults to its checkpoint path."""
+        """A recorder for ``trainer`` (a ``charlstm_core.trainer.Trainer``): text, settings and
+        starting step taken from it; ``model_path`` defaults to its checkpoint path."""
         return cls(
             store,
             text=trainer.corpus.fingerprint,

@@ -1,6 +1,6 @@
 """The run store's records: a run (:class:`Run`, one row of ``runs``), its curves
 (:class:`Curve`, :class:`Curves`), where the store lives (:func:`default_db_path`) and the
-settings that differ between runs. Pure data: no SQL here (that is core.runs.schema/store).
+settings that differ between runs. Pure data: no SQL here (that is charlstm_core.runs.schema/store).
 """
 
 from __future__ import annotations

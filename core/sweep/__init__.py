@@ -7,9 +7,9 @@ budget (steps, epochs or minutes), and is recorded in the run store with the swe
 
 ``run_sweep`` runs the points one after another in this process, or ``jobs`` at a time in
 separate processes (``concurrent.futures.ProcessPoolExecutor``, spawn context), the machine's
-cores divided between them (BLAS threads per job, ``core.parallel``). It yields each point's
-``PointResult`` as it ends; a diverged or failed point is a result like any other and never stops
-the rest. ``rank`` orders results by best validation loss.
+cores divided between them (BLAS threads per job, ``charlstm_core.parallel``). It yields each
+point's ``PointResult`` as it ends; a diverged or failed point is a result like any other and never
+stops the rest. ``rank`` orders results by best validation loss.
 
 With a budget in steps or epochs a point's losses do not depend on ``jobs`` (same seed, same
 batches); a budget in minutes trains as many steps as the time allows, which does.

@@ -1,6 +1,6 @@
 """Sweep grids: the settings a grid may vary, parsing ``--grid`` specs into axes, the points
 (their Cartesian product), a point's result, ranking results and the table the command line
-prints. Running the points is core.sweep.run.
+prints. Running the points is charlstm_core.sweep.run.
 """
 
 from __future__ import annotations

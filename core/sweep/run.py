@@ -138,8 +138,8 @@ def run_point(
 
 
 def result_from_run(point: SweepPoint, run: Any) -> PointResult:
-    """A point's result from its recorded ``core.runs.Run`` (for a front end that trains the
-    points itself, e.g. the app through its own worker)."""
+    """A point's result from its recorded ``charlstm_core.runs.Run`` (for a front end that trains
+    the points itself, e.g. the app through its own worker)."""
     status = "failed" if run.status == "crashed" else run.status
     return PointResult(
         index=point.index,

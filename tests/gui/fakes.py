@@ -1,4 +1,5 @@
-"""A fake trainer that yields real ``core.events`` objects, for worker and controller tests."""
+"""A fake trainer that yields real ``charlstm_core.events`` objects, for worker and controller
+tests."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from core.events import EvalEvent, SampleEvent, StepEvent, TrainSummary
+from charlstm_core.events import EvalEvent, SampleEvent, StepEvent, TrainSummary
 
 
 class AnyTextVocab:

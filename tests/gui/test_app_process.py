@@ -66,10 +66,10 @@ def test_a_text_whose_name_is_not_utf8_opens_from_the_command_line(tmp_path):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="Linux file names may hold any bytes")
 def test_a_model_whose_name_is_not_utf8_opens_from_the_command_line(tmp_path):
-    from core.config import ModelConfig, TrainConfig
-    from core.data import load_corpus
-    from core.modelfile import save_model
-    from core.trainer import Trainer
+    from charlstm_core.config import ModelConfig, TrainConfig
+    from charlstm_core.data import load_corpus
+    from charlstm_core.modelfile import save_model
+    from charlstm_core.trainer import Trainer
 
     corpus = load_corpus(small_text(tmp_path / "t.txt"))
     trainer = Trainer(
@@ -115,7 +115,7 @@ sys.exit(qapp.exec())
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_quit_signal_saves_unsaved_training_and_quits_cleanly(tmp_path, signum):
-    from core.modelfile import load_model
+    from charlstm_core.modelfile import load_model
 
     autosave = tmp_path / "autosave"
     settings = {

@@ -9,18 +9,18 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-
-from charlstm_gui.controller import Controller, State, failure_title
-from core import modelfile
-from core import trainer as trainer_module
-from core.config import ModelConfig, TrainConfig
-from core.errors import (
+from charlstm_core import modelfile
+from charlstm_core import trainer as trainer_module
+from charlstm_core.config import ModelConfig, TrainConfig
+from charlstm_core.errors import (
     ConfigError,
     CorpusMismatchError,
     ModelFileError,
     TextTooShortError,
     TrainingDiverged,
 )
+
+from charlstm_gui.controller import Controller, State, failure_title
 
 from .fakes import FakeModel, FakeTrainer
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from PySide6.QtGui import QImage, QPixmap
 
-import resources
+from charlstm_gui import resources
 from charlstm_gui.desktop import app_icon
 
 

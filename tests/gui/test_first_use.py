@@ -61,7 +61,7 @@ def test_continue_is_disabled_with_the_reason_when_the_model_cannot_read_the_tex
     cont = w.actions["continue"]
     assert not cont.isEnabled()
     assert "cannot represent 3 character(s)" in cont.toolTip()
-    # the one message for characters a model cannot represent (core.errors.unrepresentable)
+    # the one message for characters a model cannot represent (charlstm_core.errors.unrepresentable)
     assert "'ß', 'ä', 'ü'" in cont.toolTip() and "own.txt" in cont.toolTip()
     assert cont.statusTip() == cont.toolTip()
     assert w.actions["open_model_text"].isEnabled()

@@ -10,13 +10,13 @@ import html
 
 import numpy as np
 import pytest
+from charlstm_core.inspect import Analysis
+from charlstm_core.inspect_html import visible
 from PySide6.QtCore import QPoint
 
 from charlstm_gui.controller import State
 from charlstm_gui.inspect_analysis import InspectResult
 from charlstm_gui.passage_text import display_text, surprise_levels, value_levels
-from core.inspect import Analysis
-from core.inspect_html import visible
 
 from .helpers import small_text
 
@@ -151,7 +151,7 @@ def hand_made(text, unit_on):
 
 
 def test_select_and_match_finds_the_unit_and_its_other_places(qtbot, window):
-    from core.inspect import detectors, gate_saturation, rank_units
+    from charlstm_core.inspect import detectors, gate_saturation, rank_units
 
     v = window.inspect
     text = QUOTED
@@ -297,13 +297,16 @@ def test_a_pasted_passage_with_unknown_characters_says_which(qtbot, trained):
 
 
 def test_a_bug_in_the_analysis_is_reported_and_the_view_goes_on(qtbot, trained, monkeypatch):
-    import core.inspect
+    import charlstm_core.inspect
+
     from charlstm_gui import dialogs
 
     v = trained.inspect
-    real = core.inspect.gate_saturation
+    real = charlstm_core.inspect.gate_saturation
     monkeypatch.setattr(
-        core.inspect, "gate_saturation", lambda a: (_ for _ in ()).throw(ZeroDivisionError("bug"))
+        charlstm_core.inspect,
+        "gate_saturation",
+        lambda a: (_ for _ in ()).throw(ZeroDivisionError("bug")),
     )
     with qtbot.waitSignal(trained.ctl.internal_error, timeout=10_000) as err:
         v.analyse_button.click()
@@ -311,6 +314,6 @@ def test_a_bug_in_the_analysis_is_reported_and_the_view_goes_on(qtbot, trained, 
     assert "failed" in v.status.text() and not v.analyses.running
     qtbot.waitUntil(lambda: bool(dialogs._open_dialogs), timeout=5000)
     dialogs._open_dialogs[-1].reject()
-    monkeypatch.setattr(core.inspect, "gate_saturation", real)
+    monkeypatch.setattr(charlstm_core.inspect, "gate_saturation", real)
     with qtbot.waitSignal(v.analysed, timeout=10_000):  # the next analysis runs as usual
         v.analyse_button.click()

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from charlstm_core import cli
+from charlstm_core.events import EvalEvent, StepEvent, TrainSummary
+from charlstm_core.runs import RunRecorder, RunStore, default_db_path
 from PySide6.QtCore import Qt
 
 from charlstm_gui.controller import State
 from charlstm_gui.runs_panel import COLUMNS, differing_settings
-from core import cli
-from core.events import EvalEvent, StepEvent, TrainSummary
-from core.runs import RunRecorder, RunStore, default_db_path
 
 from .helpers import TINY, small_text
 

@@ -4,13 +4,13 @@ the window overlaying and offering the best, and Cancel keeping what finished.""
 from __future__ import annotations
 
 import pytest
+from charlstm_core.config import ModelConfig, TrainConfig
+from charlstm_core.data import load_corpus
+from charlstm_core.runs import RunStore, default_db_path
 from PySide6.QtCore import Qt
 
 from charlstm_gui.controller import Controller, State
 from charlstm_gui.sweep_dialog import SweepDialog, SweepSpec, parse_values
-from core.config import ModelConfig, TrainConfig
-from core.data import load_corpus
-from core.runs import RunStore, default_db_path
 
 from .helpers import TINY, small_text
 

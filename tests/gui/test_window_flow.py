@@ -113,8 +113,9 @@ def test_settings_and_layout_are_remembered(qtbot, tmp_path):
 def test_text_panel_rows_grow_with_late_long_values(qtbot, window):
     # The estimate arrives after the panel is laid out; its wrapped values must not be drawn
     # over the rows below (QFormLayout alone kept the old row heights).
+    from charlstm_core.plan import Estimate, param_parts
+
     from charlstm_gui.text_panel import TextPanel
-    from core.plan import Estimate, param_parts
 
     window.resize(1100, 700)
     window.show()

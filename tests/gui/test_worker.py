@@ -8,11 +8,11 @@ from __future__ import annotations
 import threading
 
 import pytest
+from charlstm_core.errors import TrainingDiverged
+from charlstm_core.events import StepEvent
 from PySide6.QtCore import QObject, QThread, Slot
 
 from charlstm_gui.worker import StreamWorker, TrainWorker
-from core.errors import TrainingDiverged
-from core.events import StepEvent
 
 from .fakes import FakeModel, FakeTrainer
 
@@ -177,7 +177,7 @@ def test_stream_worker_cancel(qtbot):
 
 
 def _sections_seen_by_a_stream(qtbot, beside_training: bool) -> int:
-    from core import parallel
+    from charlstm_core import parallel
 
     seen: list[int] = []
 
@@ -193,7 +193,7 @@ def _sections_seen_by_a_stream(qtbot, beside_training: bool) -> int:
 
 
 def test_stream_worker_holds_blas_to_one_thread_only_beside_training(qtbot):
-    from core import parallel
+    from charlstm_core import parallel
 
     alone = _sections_seen_by_a_stream(qtbot, beside_training=False)
     beside = _sections_seen_by_a_stream(qtbot, beside_training=True)

@@ -1,6 +1,6 @@
 """Render the PNG icon sizes from ``charlstm-studio.svg`` with Qt's SVG renderer.
 
-Run after editing the SVG, then commit the PNGs: ``python resources/render_icons.py``.
+Run after editing the SVG, then commit the PNGs: ``python packaging/render_icons.py``.
 Works without a display (it selects Qt's offscreen platform when none is set).
 """
 
@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1] / "resources"  # the SVG, and icons/ it writes
 SIZES = (16, 24, 32, 48, 64, 128, 256, 512)  # keep in step with resources.ICON_SIZES
 
 

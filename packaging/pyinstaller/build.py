@@ -1,6 +1,6 @@
 """Build CharLSTM Studio's standalone one-folder app with PyInstaller and report its size.
 
-``python resources/pyinstaller/build.py [--dist DIR] [--work DIR]`` (defaults: ``dist/`` and
+``python packaging/pyinstaller/build.py [--dist DIR] [--work DIR]`` (defaults: ``dist/`` and
 ``build/pyinstaller/`` in the repository) writes ``DIR/charlstm-studio/charlstm-gui``.
 Needs ``pip install pyinstaller`` in the same environment as the app's dependencies.
 """

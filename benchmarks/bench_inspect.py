@@ -22,6 +22,7 @@ from charlstm_core.data import Vocab
 from charlstm_core.inspect import analyse, detectors, rank_units
 from charlstm_core.model import init_params
 from charlstm_core.modelfile import ModelFile
+from charlstm_core.parallel import blas_threads, single_threaded_blas
 
 WORDS = (
     "the of and to a in that is was he for it with as his on be at by had not are but from or "
@@ -69,14 +70,23 @@ def main() -> None:
     cfg = ModelConfig(vocab.size, args.hidden, args.layers, dropout=0.0)
     model = ModelFile(cfg, init_params(cfg, np.random.default_rng(0)), vocab)
     analyse(model, text[:50])  # warm-up: first-call allocations, BLAS threads
+    # as the app reads a passage beside a running training: BLAS on one thread
+    with single_threaded_blas():
+        t0, c0 = time.perf_counter(), time.process_time()
+        analyse(model, text)
+        ts, cs = time.perf_counter() - t0, time.process_time() - c0
+    # alone (the command line, an opened model in the app): every BLAS thread
     t0, c0 = time.perf_counter(), time.process_time()
     a = analyse(model, text)
     t1, c1 = time.perf_counter(), time.process_time()
     rank_units(a, detectors(text), "c")
     rank_units(a, detectors(text), "h")
     t2, c2 = time.perf_counter(), time.process_time()
-    report(f"analyse {args.chars:,} chars, L={args.layers} H={args.hidden}", t1 - t0, 1.0, "s")
-    print(f"  (CPU time {c1 - c0:.3f} s: on a busy machine, what the wall time would be alone)")
+    what = f"analyse {args.chars:,} chars, L={args.layers} H={args.hidden}"
+    report(f"{what}, alone ({blas_threads()} BLAS thr.)", t1 - t0, 1.0, "s")
+    print(f"  (CPU time {c1 - c0:.3f} s)")
+    report(f"{what}, 1 BLAS thread (beside training)", ts, 1.0, "s")
+    print(f"  (CPU time {cs:.3f} s: on a busy machine, what the wall time would be alone)")
     report("detectors + ranking (c and h)", t2 - t1, 1.0, "s")
     print(f"  (CPU time {c2 - c1:.3f} s)")
 

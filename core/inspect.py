@@ -22,7 +22,6 @@ from .detectors import detectors as detectors
 from .errors import ConfigError
 from .model import Prepared, zero_state
 from .modelfile import ModelFile
-from .parallel import single_threaded_blas
 from .yardsticks import Yardsticks as Yardsticks
 from .yardsticks import compressed_nats as compressed_nats
 from .yardsticks import entropies as entropies
@@ -146,10 +145,11 @@ def analyse(model: ModelFile, text: str, top_k: int = 5, *, activations: bool = 
         gates = np.empty((L, n, 3, H), cfg.dtype)
     for a in range(0, n, _WINDOW):
         b = min(n, a + _WINDOW)
-        # one BLAS thread: a matrix-vector product a step is too small to split, and a second
-        # BLAS thread spinning against training on a busy machine made it 10x slower
-        with single_threaded_blas():
-            logits, state, layers = prep.trace(ids[a:b], state)  # (T, V), per layer (h, c, z)
+        # BLAS threads are the caller's choice: alone (the command line, an opened model) every
+        # thread helps, since each step's matrix-vector product is memory-bound (2 threads about
+        # halve the time); beside a running training the app holds BLAS to one thread, as it does
+        # for generation (charlstm_gui/inspect_analysis.py)
+        logits, state, layers = prep.trace(ids[a:b], state)  # (T, V), per layer (h, c, z)
         if activations:
             for layer, (h, c, z) in enumerate(layers):
                 hs[layer, a:b] = h

@@ -38,7 +38,7 @@ from charlstm_core.plan import estimate, measure_timing  # noqa: E402
 from charlstm_core.trainer import Trainer  # noqa: E402
 
 SHAKESPEARE = os.environ.get(
-    "CHARLSTM_SHAKESPEARE", str(ROOT.parent.parent / "shared" / "data" / "tinyshakespeare.txt")
+    "CHARLSTM_SHAKESPEARE", str(ROOT.parent / "shared" / "data" / "tinyshakespeare.txt")
 )
 GERMAN_WORDS = (
     "der die das und ist nicht ein eine zu mit auf für über über Mädchen Bäume schön Straße "

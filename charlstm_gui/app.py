@@ -30,6 +30,7 @@ from PySide6.QtWidgets import QApplication
 from . import APP_NAME, DESKTOP_FILE_NAME, ORG_NAME
 from .desktop import app_icon, handle_desktop_flags
 from .dialogs import excepthook
+from .gui_gc import collect_in_gui_thread
 
 QUIT_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")  # those present on this platform are handled
 
@@ -69,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = argv[:i] + argv[i + 2 :]
     created = QApplication.instance() is None
     app = create_app(argv)
+    collect_in_gui_thread(app)  # never in a worker thread: see gui_gc
     args = _left_by_qt(argv[1:], app.arguments()[1:]) if created else argv[1:]
     sys.excepthook = excepthook
     from .window import MainWindow

@@ -21,6 +21,8 @@ import gc  # noqa: E402
 import pytest  # noqa: E402
 from PySide6.QtCore import QCoreApplication, QSettings, QThread  # noqa: E402
 
+from charlstm_gui.gui_gc import GuiThreadCollector  # noqa: E402
+
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path, monkeypatch):
@@ -29,6 +31,15 @@ def _isolated_settings(tmp_path, monkeypatch):
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "cfg"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     yield
+
+
+@pytest.fixture(autouse=True)
+def _collect_in_gui_thread(qapp):
+    """As in the app (``charlstm_gui.gui_gc``): cycles holding Qt objects are never collected in a
+    worker thread, where destroying them can deadlock with the GUI thread."""
+    collector = GuiThreadCollector()
+    yield collector
+    collector.stop()
 
 
 @pytest.fixture(autouse=True)

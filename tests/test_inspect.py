@@ -13,6 +13,7 @@ import re
 import numpy as np
 import pytest
 from charlstm_core import inspect as ins
+from charlstm_core import parallel
 from charlstm_core.config import ModelConfig
 from charlstm_core.data import Vocab
 from charlstm_core.errors import ConfigError, VocabularyError
@@ -118,11 +119,14 @@ def test_blockwise_recurrence_agrees_with_step_by_step_reading(monkeypatch, dtyp
     H = cfg.hidden_size
     item = np.dtype(dtype).itemsize
     monkeypatch.setattr(inference, "BLOCK_BYTES", 7 * H * item)  # 7 rows: 14 blocks, one short
-    sizes = [wt.shape[1] for _, wt in inference.row_blocks(np.ones((4 * H, H), dtype))]
-    assert sizes == [7] * 13 + [5]
+    w = np.ones((4 * H, H), dtype)
+    assert [wt.shape[1] for _, wt in inference.row_blocks(w)] == [7] * 13 + [5]
+    assert [wt.shape[1] for _, wt in inference.row_blocks(w, threads=2)] == [14] * 6 + [12]
+    assert len(inference.row_blocks(w, threads=7)) == 1  # each thread's share fits
     monkeypatch.setattr(ins, "_WINDOW", 33)  # odd: a window starts on an odd step too
     text = 'abc "def" gh.\n  a\'b <c> & d' * 4
-    a = ins.analyse(model, text, top_k=4)
+    with parallel.single_threaded_blas():  # as beside a training: one thread, 14 blocks
+        a = ins.analyse(model, text, top_k=4)
     probs, h, c = step_by_step(model, text)
     ids = model.vocab.encode(text).astype(np.int64)
     tol = {"float32": 1e-5, "float64": 1e-12}[dtype]

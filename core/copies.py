@@ -6,9 +6,11 @@ stride ``s``, with ``k = n - s + 1`` (the first multiple of ``s`` in the span is
 characters in, and ``s - 1 + k = n``). So the index holds only every ``s``-th training gram: a
 64-bit polynomial hash of each, its top bits packed with the gram's number into one ``uint64``,
 sorted once. A lookup hashes every ``k``-gram of the generated text, finds equal hashes with
-``np.searchsorted``, checks each candidate character by character against the training text (a
-hash collision is never reported), extends it by up to ``s`` characters each side, keeps those of
-at least ``n`` characters and merges hits on the same alignment into maximal spans.
+``np.searchsorted``, extends each candidate by up to ``s`` characters each side, checks the gram
+itself against the training text for those that would reach ``n`` characters (a hash collision
+is never reported) and merges hits on the same alignment into maximal spans. Characters are
+compared 8 at a time (one 64-bit word per candidate and side, see ``_extend``): a word-salad
+text whose grams occur at hundreds of training places has that many candidates per character.
 
 Memory: the training ids (1 byte a character for vocabularies under 256) plus 16 bytes per
 indexed gram while building (8 once built). ``benchmarks/bench_inspect.py`` measures the build
@@ -17,6 +19,7 @@ on 100 MB and a lookup of 10,000 characters.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +31,6 @@ _BASE = np.uint64(0x100000001B3)  # odd multiplier of the polynomial hash (FNV's
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the final bit mix
 MAX_CANDIDATES = 1000  # training places looked at per generated gram (see CopyIndex.find)
 MIN_N = 4  # shortest copy length the index accepts
-_CHUNK = 1 << 16  # candidates verified per pass (bounds the (chunk, k) windows)
 
 
 @dataclass(frozen=True)
@@ -159,19 +161,13 @@ class CopyIndex:
         first = np.cumsum(counts) - counts
         slot = np.arange(total) - np.repeat(first, counts) + np.repeat(lo, counts)
         tq = (self.keys[slot] & low).astype(np.int64) * s  # training gram start
-        # verify the gram itself (rules out hash collisions); a whole window per candidate at
-        # once, so each candidate's training characters are read from memory together
-        ok = np.empty(total, bool)
-        ar = np.arange(k)
-        for c in range(0, total, _CHUNK):
-            part = slice(c, c + _CHUNK)
-            ok[part] = (train[tq[part, None] + ar] == g[qi[part, None] + ar]).all(axis=1)
-        qi, tq = qi[ok], tq[ok]
         # extend up to s characters each side; a copy of ≥ n has a stride gram with left + right
         # extension ≥ n - k = s - 1 (see the module docstring), so s is enough
         left = _extend(g, train, qi - 1, tq - 1, -1, s)
         right = _extend(g, train, qi + k, tq + k, 1, s)
         keep = left + k + right >= n
+        # then verify the gram itself where it would count (rules out hash collisions)
+        keep[keep] = _extend(g, train, qi[keep], tq[keep], 1, k) == k
         if not np.any(keep):
             return Copies((), 0.0, 0)
         a = qi[keep] - left[keep]
@@ -214,24 +210,84 @@ class CopyIndex:
 def _extend(
     g: np.ndarray, train: np.ndarray, gi: np.ndarray, ti: np.ndarray, step: int, cap: int
 ) -> np.ndarray:
-    """How many characters match going from (gi, ti) in direction ``step``, at most ``cap``.
+    """How many characters match going from (gi, ti) in direction ``step``, at most ``cap``: the
+    first count where g[gi + step·j] != train[ti + step·j], or either index leaves its text, or
+    g holds -1 (a character outside the vocabulary, never equal).
 
-    Looks ``width`` characters ahead per pass for every pair still matching, as one (pairs,
-    width) gather (a pair's characters are read together), doubling the width each pass.
+    Compares c characters per pair and pass as one 64-bit word (c = 8 for a vocabulary of one
+    byte, see ``_words``): the pairs' training words are one gather from a 64-bit view of the
+    training text at every character, the generated ones from a zero-padded copy, and the XOR
+    of the two is zero in each equal character. The end of either text and the unknown
+    characters are a limit per pair, computed first; only a pair whose word would cross an end
+    of the training text compares character by character (``_chars``).
     """
     G, N = len(g), len(train)
+    gi, ti = np.asarray(gi, np.int64), np.asarray(ti, np.int64)
+    unknown = np.flatnonzero(g < 0)
+    if step > 0:
+        lim = np.minimum(G - gi, N - ti)
+        if unknown.size:  # up to the first unknown at or after gi
+            lim = np.minimum(lim, np.r_[unknown, G][np.searchsorted(unknown, gi)] - gi)
+        lim[(gi < 0) | (ti < 0)] = 0
+    else:
+        lim = np.minimum(gi + 1, ti + 1)
+        if unknown.size:  # back to the last unknown at or before gi
+            prv = np.r_[-1, unknown][np.searchsorted(unknown, gi, side="right")]
+            lim = np.minimum(lim, gi - prv)
+        lim[(gi >= G) | (ti >= N)] = 0
+    np.clip(lim, 0, cap, out=lim)
+    t_words, c = _words(train)
+    if c > 1 and G and int(g.max()) > np.iinfo(train.dtype).max:
+        c = 1  # g's ids do not fit the training text's type (never with one vocabulary)
+    if c > 1:
+        pad = np.zeros(G + 2 * c, train.dtype)  # c characters of padding each side
+        pad[c : c + G] = np.maximum(g, 0)  # unknowns: the limit stops before them
+        g_words = _words(pad)[0]  # g_words[j + c] packs g[j : j + c]
     count = np.zeros(len(gi), np.int64)
-    live = np.arange(len(gi))
-    width = min(8, cap)
+    live = np.flatnonzero(lim > 0)
     while live.size:
-        off = count[live, None] + np.arange(width)  # (live, width) distances from the start
-        x = gi[live, None] + step * off
-        y = ti[live, None] + step * off
-        inside = (x >= 0) & (x < G) & (y >= 0) & (y < N) & (off < cap)
-        same = np.zeros(x.shape, bool)
-        same[inside] = g[x[inside]] == train[y[inside]]
-        run = np.logical_and.accumulate(same, axis=1).sum(axis=1)  # matches before the first miss
-        count[live] += run
-        live = live[(run == width) & (count[live] < cap)]
-        width *= 2
-    return count
+        at = count[live]
+        gp, tp = gi[live] + step * at, ti[live] + step * at
+        if c == 1:
+            run = (g[gp] == train[tp]).astype(np.int64)
+        else:
+            back = 0 if step > 0 else c - 1  # a word ending at the position, going left
+            ts = tp - back
+            x = g_words[gp - back + c] ^ t_words[np.clip(ts, 0, N - c)]  # 0 where equal
+            if step < 0:
+                x.byteswap(inplace=True)  # the character at the position first
+            # equal characters before the first difference: trailing zero bits of x, in
+            # characters (the lowest set bit, a power of 2, is exact in a float64)
+            low = x & (~x + np.uint64(1))
+            run = (np.frexp(low.astype(np.float64))[1] - 1) // (8 * train.itemsize)
+            run[x == 0] = c
+            edge = (ts < 0) | (ts > N - c)
+            if edge.any():
+                run[edge] = _chars(g, train, gp[edge], tp[edge], step, c)
+        count[live] = at + run
+        live = live[(run == c) & (count[live] < lim[live])]
+    return np.minimum(count, lim)
+
+
+def _words(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """``a`` (N,) as (N - c + 1,) overlapping 64-bit words, word j holding a[j : j + c] with a[j]
+    in the lowest bits, and c = 8 / itemsize: a view, no copy. Where that cannot be (items of 8
+    bytes, a signed or strided array, a big-endian machine, fewer than c items): ``a``, c = 1."""
+    c = 8 // a.itemsize
+    if c == 1 or a.dtype.kind != "u" or not a.flags.c_contiguous or len(a) < c:
+        return a, 1
+    if sys.byteorder != "little" or a.dtype.byteorder == ">":
+        return a, 1
+    return np.ndarray((len(a) - c + 1,), np.dtype("<u8"), buffer=a, strides=(a.itemsize,)), c
+
+
+def _chars(
+    g: np.ndarray, train: np.ndarray, gp: np.ndarray, tp: np.ndarray, step: int, c: int
+) -> np.ndarray:
+    """Matching characters from (gp, tp) in direction ``step``, at most c, one by one: for the
+    few pairs whose word would cross an end of the training text."""
+    off = np.arange(c) * step
+    x, y = gp[:, None] + off, tp[:, None] + off
+    inside = (x >= 0) & (x < len(g)) & (y >= 0) & (y < len(train))
+    same = inside & (g[np.clip(x, 0, len(g) - 1)] == train[np.clip(y, 0, len(train) - 1)])
+    return np.logical_and.accumulate(same, axis=1).sum(axis=1)

@@ -93,6 +93,13 @@ def blas_threads() -> int:
         return _outer if _sections else _live_threads(blas)
 
 
+def live_blas_threads() -> int:
+    """The thread count BLAS runs a product on right now (1 inside single-threaded sections,
+    1 when unknown); ``blas_threads`` gives the count to return to instead."""
+    blas = _blas()
+    return 1 if blas is None else _live_threads(blas)
+
+
 def set_blas_threads(n: int) -> None:
     """Set BLAS's thread count, for this process. During a single-threaded section (a batch
     running on slices, or a generation) the change takes effect when the last section ends, so

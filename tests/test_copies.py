@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from charlstm_core import copies as copies_mod
 from charlstm_core.copies import CopyIndex
+from charlstm_core.data import Vocab
 from charlstm_core.errors import ConfigError
 
 TRAIN_ALPHABET = list("abcdefghijklm \n")
@@ -87,6 +88,53 @@ def test_agrees_with_brute_force_on_repetitive_text(seed):
         for a, b, pos, _line in found.spans:
             assert b - a >= n and gen[a:b] == train[pos : pos + b - a]
             assert pos == train.find(gen[a:b])  # the first training place
+
+
+def brute_force_spans(train: str, gen: str, n: int) -> list[tuple[int, int, int, int]]:
+    """The maximal copies of at least n characters, none inside another, each at its first
+    training place: from every start the longest prefix found in the training text."""
+    spans, furthest = [], 0
+    for i in range(len(gen)):
+        length = 0
+        while i + length < len(gen) and gen[i : i + length + 1] in train:
+            length += 1
+        if length >= n and i + length > furthest:
+            pos = train.find(gen[i : i + length])
+            spans.append((i, i + length, pos, line_no(train, pos)))
+        furthest = max(furthest, i + length)
+    return spans
+
+
+@pytest.mark.parametrize("ids_kind", ["one byte", "two bytes", "strided"])
+@pytest.mark.parametrize("seed", range(6))
+def test_spans_equal_brute_force_with_planted_copies(seed, ids_kind):
+    """Exact spans, places and lines on random texts with copies planted anywhere, also at both
+    ends of both texts, next to characters the training text lacks; ids of one byte (8
+    characters compared per word), of two bytes (4), and a strided view (one at a time)."""
+    rng = np.random.default_rng(seed)
+    if ids_kind == "two bytes":  # over 256 characters
+        alphabet = [chr(0x4E00 + i) for i in range(300)]
+    else:
+        alphabet = list("abcdefgh")[: 5 + seed % 4]
+    train = "".join(rng.choice([*alphabet, " ", "\n"], 1500))
+    n = int(rng.integers(5, 16))
+    pieces = [train[: n + 3]]  # a copy of the training text's start, at the generated start
+    for _ in range(6):
+        a = int(rng.integers(0, len(train) - 40))
+        pieces.append("".join(rng.choice(["X", "Y", *alphabet[:5]], int(rng.integers(0, 12)))))
+        pieces.append(train[a : a + int(rng.integers(n - 2, 40))])
+    pieces.append(train[-(n + 5) :])  # the training text's end, at the generated end
+    gen = "".join(pieces)
+    vocab = Vocab.from_text(train)
+    ids = vocab.encode(train)
+    assert ids.dtype == (np.uint16 if ids_kind == "two bytes" else np.uint8)
+    if ids_kind == "strided":
+        ids = np.repeat(ids, 2)[::2]
+        assert not ids.flags.c_contiguous
+    found = CopyIndex.build(ids, vocab, n=n).find(gen)
+    assert list(found.spans) == brute_force_spans(train, gen, n)
+    first, last = found.spans[0], found.spans[-1]
+    assert first[0] == first[2] == 0 and first[1] >= n + 3 and last[1] == len(gen)
 
 
 def test_hash_collisions_are_never_reported(train, monkeypatch):

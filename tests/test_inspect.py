@@ -13,6 +13,7 @@ import re
 import numpy as np
 import pytest
 from charlstm_core import inspect as ins
+from charlstm_core import parallel
 from charlstm_core.config import ModelConfig
 from charlstm_core.data import Vocab
 from charlstm_core.errors import ConfigError, VocabularyError
@@ -101,6 +102,40 @@ def test_analysis_agrees_with_step_by_step_reading(model):
     assert np.all((a.gates > 0) & (a.gates < 1))
     # the output gate and the cell give h back: h = o * tanh(c)
     np.testing.assert_allclose(a.h, a.gates[:, :, 2] * np.tanh(a.c), atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_blockwise_recurrence_agrees_with_step_by_step_reading(monkeypatch, dtype):
+    """W_hh read in blocks of rows, alternately forwards and backwards (``row_blocks``), with the
+    passage split into windows: the same reading as one ``Prepared.step`` per character."""
+    from charlstm_core import inference
+
+    vocab = Vocab.from_text("abcdefgh \n.\"'<>&")
+    cfg = ModelConfig(vocab.size, hidden_size=24, num_layers=2, dropout=0.0, dtype=dtype)
+    params = init_params(cfg, np.random.default_rng(5))
+    for p in params.values():
+        p *= 3.0
+    model = ModelFile(config=cfg, params=params, vocab=vocab)
+    H = cfg.hidden_size
+    item = np.dtype(dtype).itemsize
+    monkeypatch.setattr(inference, "BLOCK_BYTES", 7 * H * item)  # 7 rows: 14 blocks, one short
+    w = np.ones((4 * H, H), dtype)
+    assert [wt.shape[1] for _, wt in inference.row_blocks(w)] == [7] * 13 + [5]
+    assert [wt.shape[1] for _, wt in inference.row_blocks(w, threads=2)] == [14] * 6 + [12]
+    assert len(inference.row_blocks(w, threads=7)) == 1  # each thread's share fits
+    monkeypatch.setattr(ins, "_WINDOW", 33)  # odd: a window starts on an odd step too
+    text = 'abc "def" gh.\n  a\'b <c> & d' * 4
+    with parallel.single_threaded_blas():  # as beside a training: one thread, 14 blocks
+        a = ins.analyse(model, text, top_k=4)
+    probs, h, c = step_by_step(model, text)
+    ids = model.vocab.encode(text).astype(np.int64)
+    tol = {"float32": 1e-5, "float64": 1e-12}[dtype]
+    assert a.h.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(a.p_actual, probs[np.arange(len(text) - 1), ids[1:]], rtol=tol)
+    np.testing.assert_allclose(a.h, h, rtol=tol, atol=tol)
+    np.testing.assert_allclose(a.c, c, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(a.top_ids, np.argsort(-probs, axis=1, kind="stable")[:, :4])
+    np.testing.assert_allclose(a.top_probs, -np.sort(-probs, axis=1)[:, :4], rtol=tol)
 
 
 def test_windows_carry_the_state(model, monkeypatch):

@@ -16,8 +16,9 @@ without Qt: a ``Trainer`` (L=2, H=512, B=32, T=100 by default) runs on a thread,
 made ``--warm-steps`` steps, the passage of the model it trains is analysed ``--repeats`` times
 on the main thread in ``single_threaded_blas``, as ``analyse_passage`` does; the median is the
 figure. The same passage is also read with nothing else running (every BLAS thread, then one).
-``--trainer-nice N`` (Linux) lowers the priority of the training's threads by N, a policy the app
-does not have: it shows what the analysis would take if the training yielded to it.
+The training thread lowers its priority as the app's training worker does
+(``charlstm_core.parallel.lower_priority``, by ``TRAINING_NICE``; its slices' threads inherit it);
+``--trainer-nice 0`` shows the analysis without that policy.
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ from charlstm_core.events import StepEvent
 from charlstm_core.inspect import analyse, detectors, rank_units
 from charlstm_core.model import init_params
 from charlstm_core.modelfile import ModelFile
-from charlstm_core.parallel import blas_thread_count, blas_threads, single_threaded_blas
+from charlstm_core.parallel import (
+    TRAINING_NICE,
+    blas_thread_count,
+    blas_threads,
+    lower_priority,
+    single_threaded_blas,
+)
 from charlstm_core.trainer import Trainer
 
 WORDS = (
@@ -99,21 +106,15 @@ class Training:
                          val_fraction=0.0)  # fmt: skip
         self.trainer = Trainer(corpus, mc, tc)
         self.threads = min(2, os.cpu_count() or 1)  # charlstm_gui.controller.max_train_threads
+        self.nice = args.trainer_nice
         self.stamps: list[float] = []  # perf_counter at each step event
         self.error: BaseException | None = None
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="training", daemon=True)
         self._thread.start()
 
-    def renice(self, nice: int) -> None:
-        """Lower the priority of every thread but the caller's (the training and its slices'
-        pool threads; Linux: a nice value is per thread there)."""
-        me = threading.get_native_id()
-        for tid in os.listdir("/proc/self/task"):
-            if int(tid) != me:
-                os.setpriority(os.PRIO_PROCESS, int(tid), nice)
-
     def _run(self) -> None:
+        lower_priority(self.nice)  # as charlstm_gui.worker.TrainWorker.run
         try:
             with blas_thread_count(self.threads):
                 for event in self.trainer.run():
@@ -174,8 +175,6 @@ def analysis_figures(args: argparse.Namespace) -> None:
     training = Training(train_text, vocab, args)
     try:
         training.wait(args.warm_steps + 1)  # the first step (allocation, cold caches) + warm
-        if args.trainer_nice:
-            training.renice(args.trainer_nice)
         busy = training.trainer.snapshot()  # the model being trained, as the app reads it
         walls, cpus, ranks = [], [], []
         t0 = time.perf_counter()
@@ -198,7 +197,7 @@ def analysis_figures(args: argparse.Namespace) -> None:
     finally:
         training.stop()
     label = f"{what}, beside training, 1 BLAS thr."
-    if args.trainer_nice:
+    if args.trainer_nice != TRAINING_NICE:
         label = f"{what}, beside training at nice {args.trainer_nice}"
     report(label, statistics.median(walls), 1.0, "s")
     print(
@@ -258,7 +257,12 @@ def main() -> None:
     ap.add_argument("--train-chars", type=int, default=1_000_000, help="its training text")
     ap.add_argument("--warm-steps", type=int, default=2, help="training steps before timing")
     ap.add_argument("--repeats", type=int, default=3, help="analyses per figure (median)")
-    ap.add_argument("--trainer-nice", type=int, default=0, help="training's threads niced by N")
+    ap.add_argument(
+        "--trainer-nice",
+        type=int,
+        default=TRAINING_NICE,
+        help=f"the training thread's nice value (default: the app's, {TRAINING_NICE})",
+    )
     ap.add_argument("--only", choices=("analysis", "index"), help="one half of the figures")
     args = ap.parse_args()
     if args.only != "index":

@@ -228,6 +228,8 @@ class TrainWorker(GeneratorWorker):
     @Slot()
     def run(self) -> None:
         trainer = None
+        # the window, the Inspect view's analysis and generation come first (core/parallel.py)
+        parallel.lower_priority(parallel.TRAINING_NICE)
         try:
             with parallel.blas_thread_count(self._blas_threads or self._max_threads):
                 trainer = self._factory()

@@ -9,15 +9,18 @@ elementwise step shared with the training pass: one ``exp`` gives σ and tanh of
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-from .parallel import live_blas_threads
+from .parallel import live_blas_threads, single_threaded_blas, usable_cores
 
 State = tuple[np.ndarray, np.ndarray]  # (h, c), each (L, B, H)
 
 # Bytes of W_hh per matrix-vector product and BLAS thread in ``trace``: a quarter of an (4H, H)
 # float32 W_hh at H = 512, half of the 2 MiB L2 cache of one core of the 2-core machine.
 BLOCK_BYTES = 1 << 20
+PIPE_CHUNK = 64  # characters one layer of ``trace`` hands on to the next at a time
 
 
 def row_blocks(w: np.ndarray, threads: int = 1) -> list[tuple[slice, np.ndarray]]:
@@ -107,52 +110,110 @@ class InferenceMixin:
         h (T, H) and c (T, H) after each character, z (T, 4H) the gate activations in the
         internal order o, i, f, g (σ for o, i, f; tanh for g).
 
-        Layer by layer over the whole stream, like ``forward``, so that one layer's W_hh stays
-        in cache through its T steps and layers k > 0 get their input projection as one
-        (T, H) @ (H, 4H) product; but each step is a matrix-vector product on 1-D rows, which
-        BLAS runs several times faster than ``forward``'s (4H, H) @ (H, 1) product at B = 1
-        (``benchmarks/bench_inspect.py``), made block by block of W_hh's rows, alternately
-        forwards and backwards, so that the blocks one step read last are still in cache for
-        the next (``row_blocks``).
+        Layer by layer, like ``forward``, so that one layer's W_hh stays in cache through its
+        steps and each chunk of ``PIPE_CHUNK`` characters gets its input projection as one
+        product (layer 0's one-hot input: a row gather); only the recurrence is stepped, each
+        step a matrix-vector product on 1-D rows, which BLAS runs several times faster than
+        ``forward``'s (4H, H) @ (H, 1) product at B = 1, made block by block of W_hh's rows,
+        alternately forwards and backwards, so that the blocks one step read last are still in
+        cache for the next (``row_blocks``).
+
+        With BLAS held to one thread (as the app holds it beside a running training), two
+        layers or more and more than one core, the layers run side by side, one thread each:
+        layer k reads a chunk as soon as layer k - 1 has written it (a pipeline; the same
+        results as one after the other). At L = 2, H = 512 on the 2-core machine: 0.68-0.76 s
+        against 0.97-1.13 s for 2,000 characters; beside a training, which the app runs at a
+        lower priority (``charlstm_core.parallel.lower_priority``), both cores then serve it.
+        With several BLAS threads the layers go one after the other, each product on all of
+        them (0.49-0.53 s there: each thread's half of W_hh stays in its core's L2).
         """
-        cfg = self.cfg
-        H = cfg.hidden_size
         T = len(ids)
-        dtype = np.dtype(cfg.dtype)
-        h0, c0 = state
-        h_last, c_last = np.empty_like(h0), np.empty_like(c0)
+        L = len(self.layers)
         if self._w0T is None:
             self._w0T = np.ascontiguousarray(self.w0.T)
-        layers = []
-        x = None  # (T, H) the layer below's outputs
+        run = _LayerRun(self, ids, state)
         threads = live_blas_threads()
-        with np.errstate(over="ignore"):
-            for k, lay in enumerate(self.layers):
-                if k == 0:
-                    GX = self._w0T[ids]  # (T, 4H), bias included
-                else:
-                    GX = x @ lay.wx.T
-                    GX += lay.b[:, 0]
-                blocks = row_blocks(lay.w, threads)
-                order = (blocks, blocks[::-1])
-                Z = np.empty((T, 4 * H), dtype)
-                hs = np.empty((T, H), dtype)
-                cs = np.empty((T, H), dtype)
-                ig = np.empty(H, dtype)
-                h, c = h0[k, 0], c0[k, 0]
-                for t in range(T):
-                    z = Z[t]
-                    for rows, wT in order[t & 1]:  # z = W_hh h, block by block (zigzag)
-                        np.matmul(h, wT, out=z[rows])
-                    z += GX[t]
-                    gates(z, H)
-                    c = np.multiply(z[2 * H : 3 * H], c, out=cs[t])  # f ⊙ c_{t-1}
-                    c += np.multiply(z[H : 2 * H], z[3 * H :], out=ig)  # + i ⊙ g
-                    h = np.tanh(c, out=hs[t])
-                    h *= z[:H]  # h = o ⊙ tanh(c)
-                h_last[k, 0], c_last[k, 0] = h, c
-                layers.append((hs, cs, Z))
-                x = hs
+        if L > 1 and T > PIPE_CHUNK and threads == 1 and usable_cores() > 1:
+            with single_threaded_blas():
+                others = [
+                    threading.Thread(target=run.layer, args=(k, 1), name=f"trace-layer-{k}")
+                    for k in range(1, L)
+                ]
+                for thread in others:
+                    thread.start()
+                run.layer(0, 1)
+                for thread in others:
+                    thread.join()
+        else:
+            for k in range(L):
+                run.layer(k, threads)
+        if run.failed:
+            raise run.failed[0]
+        x = run.hs[-1]
         logits = x @ self.dec_w.T
         logits += self.dec_b
-        return logits, (h_last, c_last), layers
+        layers = list(zip(run.hs, run.cs, run.zs, strict=True))
+        return logits, (run.h_last, run.c_last), layers
+
+
+class _LayerRun:
+    """The arrays of one ``trace`` and the recurrence of one layer over them, chunk by chunk;
+    ``done[k]`` says how many characters layer k has written (what layer k + 1 may read)."""
+
+    def __init__(self, prep: InferenceMixin, ids: np.ndarray, state: State) -> None:
+        cfg = prep.cfg
+        self.prep, self.ids, (self.h0, self.c0) = prep, ids, state
+        self.H, T, L = cfg.hidden_size, len(ids), len(prep.layers)
+        dtype = np.dtype(cfg.dtype)
+        self.hs = [np.empty((T, self.H), dtype) for _ in range(L)]
+        self.cs = [np.empty((T, self.H), dtype) for _ in range(L)]
+        self.zs = [np.empty((T, 4 * self.H), dtype) for _ in range(L)]
+        self.h_last, self.c_last = np.empty_like(self.h0), np.empty_like(self.c0)
+        self.chunks = [(a, min(T, a + PIPE_CHUNK)) for a in range(0, T, PIPE_CHUNK)]
+        self.done = [0] * L
+        self.failed: list[BaseException] = []
+        self.cond = threading.Condition()
+
+    def layer(self, k: int, threads: int) -> None:
+        """Run layer ``k`` over the whole stream on ``threads`` BLAS threads (an exception is
+        kept in ``failed`` and stops the layers waiting for this one)."""
+        try:
+            with np.errstate(over="ignore"):  # per thread: exp of a large -a gives σ = 0
+                self._layer(k, threads)
+        except BaseException as exc:
+            with self.cond:
+                self.failed.append(exc)
+                self.cond.notify_all()
+
+    def _layer(self, k: int, threads: int) -> None:
+        prep, H = self.prep, self.H
+        lay = prep.layers[k]
+        blocks = row_blocks(lay.w, threads)
+        order = (blocks, blocks[::-1])
+        Z, hs, cs = self.zs[k], self.hs[k], self.cs[k]
+        ig = np.empty(H, Z.dtype)
+        h, c = self.h0[k, 0], self.c0[k, 0]
+        for a, b in self.chunks:
+            if k == 0:
+                GX = prep._w0T[self.ids[a:b]]  # (b - a, 4H), bias included
+            else:
+                with self.cond:
+                    self.cond.wait_for(lambda b=b: self.done[k - 1] >= b or bool(self.failed))
+                    if self.failed:
+                        return
+                GX = self.hs[k - 1][a:b] @ lay.wx.T
+                GX += lay.b[:, 0]
+            for t in range(a, b):
+                z = Z[t]
+                for rows, wT in order[t & 1]:  # z = W_hh h, block by block (zigzag)
+                    np.matmul(h, wT, out=z[rows])
+                z += GX[t - a]
+                gates(z, H)
+                c = np.multiply(z[2 * H : 3 * H], c, out=cs[t])  # f ⊙ c_{t-1}
+                c += np.multiply(z[H : 2 * H], z[3 * H :], out=ig)  # + i ⊙ g
+                h = np.tanh(c, out=hs[t])
+                h *= z[:H]  # h = o ⊙ tanh(c)
+            with self.cond:
+                self.done[k] = b
+                self.cond.notify_all()
+        self.h_last[k, 0], self.c_last[k, 0] = h, c

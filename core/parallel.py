@@ -20,11 +20,20 @@ products too thin, and a multi-threaded BLAS scales there.
 BLAS's thread count is one setting for the whole process. Everything in this project that
 changes it goes through this module (``set_blas_threads``, ``single_threaded_blas``), which
 keeps overlapping changes from different threads consistent.
+
+A training beside a window (the app) runs at a lower priority than the window's own work
+(``lower_priority``, ``TRAINING_NICE``): on 2 cores a training step's two slices would otherwise
+share the cores evenly with the Inspect view's analysis or a generation, and each would take
+about 1.5 times as long as alone. Linux keeps a nice value per thread and a thread inherits its
+starter's, so the slices' pool threads are kept one pool per nice value, started by a thread of
+that value. Where nothing else runs, a nicer training is not slower.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -37,10 +46,11 @@ MAX_WORKERS = 4  # split the batch only on machines with 2..MAX_WORKERS BLAS thr
 # per-call costs dominate and two threads contend for the GIL (measured at H = 256, B = 32:
 # two slices of 16 rows ~5% slower than one pass; at H = 512, B = 64, ~15% faster).
 MIN_SLICE_VALUES = 32_768
+TRAINING_NICE = 10  # how much nicer than the app's own threads its training runs (see above)
 
 _lock = threading.RLock()
 _controller = None  # threadpoolctl.ThreadpoolController restricted to BLAS, made once
-_pool: ThreadPoolExecutor | None = None
+_pools: dict[int, ThreadPoolExecutor] = {}  # by the nice value of the threads that use them
 _sections = 0  # single-threaded sections open now, in any thread
 _outer = 1  # the BLAS thread count to restore when the last section closes
 _control: ThreadPoolExecutor | None = None  # the one thread that sets BLAS's thread count
@@ -159,6 +169,39 @@ def single_threaded_blas() -> Iterator[None]:
                 _set_threads(blas, _outer)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def thread_nice() -> int:
+    """The calling thread's nice value (0 where the platform keeps none per thread)."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    try:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    except OSError:
+        return 0
+
+
+def lower_priority(by: int = TRAINING_NICE) -> bool:
+    """Make the calling thread ``by`` nice steps nicer (at most 19), and with it the threads it
+    starts and the batch slices it runs (``map_slices``). Linux only: False where the platform
+    keeps no nice value per thread or refuses the change. A thread cannot take it back unless
+    the process may raise priorities, so call it on a thread made for the work."""
+    if by <= 0 or not sys.platform.startswith("linux"):
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
+    except OSError:
+        return False
+    return True
+
+
 def batch_workers(batch: int, hidden: int) -> int:
     """How many slices to cut a batch of ``batch`` streams of an LSTM of width ``hidden`` into,
     as the machine stands now (1: do not split)."""
@@ -184,11 +227,13 @@ def map_slices(fn: Callable[[slice], R], parts: list[slice]) -> list[R]:
     """
     if len(parts) == 1:
         return [fn(parts[0])]
-    global _pool
+    nice = thread_nice()
     with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=MAX_WORKERS - 1, thread_name_prefix="batch")
-        pool = _pool
+        pool = _pools.get(nice)
+        if pool is None:  # its threads start from this one, so they inherit its nice value
+            pool = _pools[nice] = ThreadPoolExecutor(
+                max_workers=MAX_WORKERS - 1, thread_name_prefix=f"batch-nice{nice}"
+            )
     with single_threaded_blas():
         blas = _blas()
         if blas is not None and _live_threads(blas) != 1:

@@ -138,6 +138,70 @@ def test_blockwise_recurrence_agrees_with_step_by_step_reading(monkeypatch, dtyp
     np.testing.assert_allclose(a.top_probs, -np.sort(-probs, axis=1)[:, :4], rtol=tol)
 
 
+def _three_layers(dtype: str = "float64") -> ModelFile:
+    vocab = Vocab.from_text("abcdefgh \n.\"'<>&")
+    cfg = ModelConfig(vocab.size, hidden_size=16, num_layers=3, dropout=0.0, dtype=dtype)
+    params = init_params(cfg, np.random.default_rng(9))
+    for p in params.values():
+        p *= 3.0
+    return ModelFile(config=cfg, params=params, vocab=vocab)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_layers_side_by_side_read_as_one_after_the_other(monkeypatch, dtype):
+    """Three layers on three threads, handing on chunks of 5 characters in windows of 47: the same
+    reading as one ``Prepared.step`` per character, and as the layers one after the other."""
+    from charlstm_core import inference
+
+    model = _three_layers(dtype)
+    monkeypatch.setattr(inference, "PIPE_CHUNK", 5)
+    monkeypatch.setattr(ins, "_WINDOW", 47)
+    text = 'abc "def" gh.\n  a\'b <c> & d' * 5
+    started: list[str] = []
+    real_thread = inference.threading.Thread
+
+    def thread(*args, **kwargs):  # counts the layer threads started
+        started.append(kwargs.get("name", ""))
+        return real_thread(*args, **kwargs)
+
+    monkeypatch.setattr(inference.threading, "Thread", thread)
+    monkeypatch.setattr(inference, "usable_cores", lambda: 2)
+    with parallel.single_threaded_blas():  # as beside a training
+        side = ins.analyse(model, text)
+    assert started and set(started) == {"trace-layer-1", "trace-layer-2"}
+    monkeypatch.setattr(inference, "usable_cores", lambda: 1)
+    started.clear()
+    with parallel.single_threaded_blas():
+        serial = ins.analyse(model, text)
+    assert started == []
+    tol = {"float32": 1e-5, "float64": 1e-12}[dtype]
+    probs, h, c = step_by_step(model, text)
+    for a in (side, serial):
+        np.testing.assert_allclose(a.h, h, rtol=tol, atol=tol)
+        np.testing.assert_allclose(a.c, c, rtol=tol, atol=tol)
+    np.testing.assert_allclose(side.gates, serial.gates, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(side.top_ids, serial.top_ids)
+
+
+def test_a_failing_layer_stops_the_pipeline_and_raises(monkeypatch):
+    """An error in one layer's thread reaches the caller; the layer waiting for it does not hang."""
+    from charlstm_core import inference
+
+    model = _three_layers()
+    monkeypatch.setattr(inference, "PIPE_CHUNK", 5)
+    monkeypatch.setattr(inference, "usable_cores", lambda: 2)
+    real = inference._LayerRun._layer
+
+    def broken(self, k, threads):
+        if k == 1:
+            raise MemoryError("layer 1 ran out")
+        return real(self, k, threads)
+
+    monkeypatch.setattr(inference._LayerRun, "_layer", broken)
+    with parallel.single_threaded_blas(), pytest.raises(MemoryError, match="layer 1 ran out"):
+        ins.analyse(model, "abcdefgh " * 20)
+
+
 def test_windows_carry_the_state(model, monkeypatch):
     text = "abcdefgh \n." * 7
     whole = ins.analyse(model, text)

@@ -122,3 +122,45 @@ def test_thread_chooser_on_one_core_has_one_candidate(monkeypatch):
     assert chooser.candidates == [1]
     assert chooser.record(1.0, 10) is None
     assert chooser.record(1.0, 10) == 1
+
+
+linux_only = pytest.mark.skipif(platform.system() != "Linux", reason="per-thread nice is Linux's")
+
+
+def _on_a_thread(fn):
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(fn()))
+    t.start()
+    t.join()
+    return out[0]
+
+
+@linux_only
+def test_lower_priority_makes_only_the_calling_thread_nicer():
+    mine = parallel.thread_nice()
+
+    def niced():
+        before = parallel.thread_nice()
+        assert parallel.lower_priority(3)
+        child = _on_a_thread(parallel.thread_nice)  # a thread it starts inherits the value
+        return before, parallel.thread_nice(), child
+
+    before, after, child = niced_values = _on_a_thread(niced)
+    assert after == min(19, before + 3) and child == after, niced_values
+    assert parallel.thread_nice() == mine  # the caller's thread is untouched
+
+
+@linux_only
+def test_slices_run_at_the_nice_value_of_the_thread_that_maps_them():
+    def nice_of_parts():
+        return parallel.map_slices(lambda _: parallel.thread_nice(), parallel.slices(4, 2))
+
+    plain = _on_a_thread(nice_of_parts)  # may start the pool of its own nice value
+
+    def niced():
+        parallel.lower_priority(5)
+        return parallel.thread_nice(), nice_of_parts()
+
+    nice, parts = _on_a_thread(niced)
+    assert parts == [nice, nice]  # not the plain pool's threads
+    assert _on_a_thread(nice_of_parts) == plain  # and the plain caller still gets its own

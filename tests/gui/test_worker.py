@@ -5,9 +5,11 @@ its callback in the worker thread, the PySide6 behaviour the app avoids too)."""
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
+from charlstm_core import parallel
 from charlstm_core.errors import TrainingDiverged
 from charlstm_core.events import StepEvent
 from PySide6.QtCore import QObject, QThread, Slot
@@ -201,3 +203,18 @@ def test_stream_worker_holds_blas_to_one_thread_only_beside_training(qtbot):
     if parallel._blas() is None:
         pytest.skip("threadpoolctl finds no BLAS library here, so there is no thread count to hold")
     assert (alone, beside) == (0, 1)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice is Linux's")
+def test_training_runs_at_a_lower_priority_than_the_window(qtbot):
+    niced: list[int] = []
+
+    def factory():
+        niced.append(parallel.thread_nice())  # on the worker's thread, where the steps run
+        return FakeTrainer(steps=5)
+
+    worker, sink = TrainWorker(factory, blas_threads=1), Sink()
+    thread = start(worker, sink)
+    qtbot.waitUntil(lambda: bool(sink.finished), timeout=10_000)
+    thread.wait(5000)
+    assert niced == [min(19, parallel.thread_nice() + parallel.TRAINING_NICE)]

@@ -42,6 +42,7 @@ def configs(preset: dict, vocab_size: int) -> tuple[ModelConfig, TrainConfig]:
     train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
     m = {k: v for k, v in preset.items() if k in model_keys}
     t = {k: v for k, v in preset.items() if k in train_keys}
+    t.update(steps=None, epochs=None, minutes=None)
     t[preset["duration_unit"]] = preset["duration"]
     return ModelConfig(vocab_size=vocab_size, **m).validate(), TrainConfig(**t).validate()
 
@@ -51,10 +52,18 @@ def main() -> int:
     ap.add_argument("text", nargs="?", default=str(DEFAULT_TEXT))
     ap.add_argument("--builtin", action="store_true", help="the app's built-in Python text")
     ap.add_argument("--preset", default="Quick look", choices=sorted(PRESETS))
+    ap.add_argument(
+        "--steps",
+        type=int,
+        help="train this many steps instead of the preset's duration (on a busy machine: the "
+        "steps its minutes give on a quiet one, as 'charlstm sweep --as-steps' measures them)",
+    )
     args = ap.parse_args()
     corpus = builtin_corpus() if args.builtin else load_corpus(args.text, None)
     name = "the built-in Python text" if args.builtin else Path(args.text).name
     preset = PRESETS[args.preset]
+    if args.steps:
+        preset = {**preset, "duration_unit": "steps", "duration": args.steps}
     mc, tc = configs(preset, corpus.vocab.size)
     val = corpus.split(tc.val_fraction)[1]
     passage = corpus.vocab.decode(val[:PASSAGE])

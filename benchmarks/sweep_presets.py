@@ -1,11 +1,12 @@
 """Measure the app's preset recipes: sweeps at 1 and 10 minutes on two texts, calibrated budgets.
 
 For each budget (1 minute: "Quick look"; 10 minutes: "Balanced", and "Best quality" at 60) this
-runs a small grid of recipes on tinyshakespeare (../shared/data beside the repository, or $CHARLSTM_SHAKESPEARE) and on a Python text, the budget turned into each
-point's own steps exactly as ``charlstm sweep --minutes M --as-steps`` does
-(``charlstm_core.sweep.calibrate``): every point timed first, one at a time, under the CPU lock
-(``--lock``, /work/scratch/cpu.lock by default), then trained for its steps without the lock, one
-point at a time on 2 BLAS threads. So the ranking does not depend on what else the machine ran.
+runs a small grid of recipes on tinyshakespeare (../shared/data beside the repository, or
+$CHARLSTM_SHAKESPEARE) and on a Python text, the budget turned into each point's own steps exactly
+as ``charlstm sweep --minutes M --as-steps`` does (``charlstm_core.sweep.calibration``): every
+point timed first, one at a time, under the CPU lock (``--lock``, /work/scratch/cpu.lock by
+default), then trained for its steps without the lock, one point at a time on 2 BLAS threads. So
+the ranking does not depend on what else the machine ran meanwhile.
 
 The Python text is the app's built-in text (``charlstm_core.builtin_text``: this interpreter's
 standard-library sources, deterministic) cut to the size of tinyshakespeare, so that the two

@@ -17,10 +17,10 @@ first turned into each point's own steps by timing it (``calibrate``, ``--as-ste
 
 Who owns what: core/sweep/grid.py the grids, points, results, ranking and the table;
 core/sweep/run.py running the points (in this process or a pool of processes);
-core/sweep/calibrate.py minutes turned into each point's steps.
+core/sweep/calibration.py minutes turned into each point's steps.
 """
 
-from .calibrate import Calibration, calibrate, calibrate_point, end_reserve_s, steps_in
+from .calibration import Calibration, calibrate, calibrate_point, end_reserve_s, steps_in
 from .grid import (
     MAX_POINTS,
     SWEEPABLE,

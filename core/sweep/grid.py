@@ -43,7 +43,7 @@ class SweepPoint:
     index: int  # 0-based position in the grid
     changes: dict[str, Any]  # field name -> value
     label: str  # "lr=0.002 hidden=256"
-    steps: int | None = None  # its own step budget, replacing the base's (see calibrate.py)
+    steps: int | None = None  # its own step budget, replacing the base's (see calibration.py)
 
     def configs(
         self, base_model: ModelConfig, base_train: TrainConfig

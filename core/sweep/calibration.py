@@ -83,10 +83,12 @@ def calibrate_point(
     threads: int | None = None,
     timer: Timer | None = None,
     repeats: int = REPEATS,
+    timings: dict[tuple, Timing] | None = None,
 ) -> Calibration:
     """Time ``point`` on this machine (``timer``, default ``measure_timing``, ``repeats`` times,
     at ``threads`` BLAS threads; default: every usable core) and give it the steps that fit in
-    ``minutes`` (see the module docstring)."""
+    ``minutes`` (see the module docstring). ``timings``: the timings of shapes already measured,
+    by shape, dropout and threads (used, and added to)."""
     mc, tc = point.configs(base_model, base_train)
     vocab = corpus.vocab.size
     _, val = train_val_ids(
@@ -94,14 +96,15 @@ def calibrate_point(
         max_val=tc.eval_max_chars,
     )  # fmt: skip
     timer = timer or measure_timing  # looked up here, so a test can replace it
-    timings = [
-        timer(
-            vocab, mc.hidden_size, mc.num_layers, tc.batch_size, tc.seq_len,
-            dropout=mc.dropout, threads=threads or usable_cores(),
+    shape = (vocab, mc.hidden_size, mc.num_layers, tc.batch_size, tc.seq_len)
+    key = (*shape, mc.dropout, threads or usable_cores())
+    timing = None if timings is None else timings.get(key)
+    if timing is None:
+        timing = fastest(
+            [timer(*shape, dropout=key[5], threads=key[6]) for _ in range(max(1, repeats))]
         )
-        for _ in range(max(1, repeats))
-    ]  # fmt: skip
-    timing = fastest(timings)
+        if timings is not None:
+            timings[key] = timing
     per_step = run_seconds_per_step(
         timing,
         eval_every=tc.eval_every,
@@ -127,12 +130,15 @@ def calibrate(
     on_point: Callable[[Calibration], None] | None = None,
 ) -> list[Calibration]:
     """Every point timed in turn (never two at once: they would slow each other), in grid
-    order; ``on_point`` sees each calibration as it is made."""
+    order; ``on_point`` sees each calibration as it is made. Points whose step costs the same
+    (the same shape, dropout and threads: say, two learning rates) share one timing, so they get
+    the same steps whatever the machine did between their timings."""
     out = []
+    timings: dict[tuple, Timing] = {}
     for point in points:
         c = calibrate_point(
             point, base_model, base_train, corpus, minutes, threads=threads, timer=timer,
-            repeats=repeats,
+            repeats=repeats, timings=timings,
         )  # fmt: skip
         if on_point is not None:
             on_point(c)

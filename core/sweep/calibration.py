@@ -5,7 +5,8 @@ machine shared with other work (or with ``--jobs`` > 1) two points, or two runs 
 different numbers of steps. Calibration times every point first, one after another, at its own
 settings and as a run alone on this machine would train (all its cores, whatever ``--jobs``):
 ``charlstm_core.plan.measure_timing`` makes real engine steps, a validation pass and a few
-sampled characters, three times (``REPEATS``), the fastest of each kept. A point's seconds per
+sampled characters, three times (``REPEATS``, in rounds over the points), the fastest of each
+kept. A point's seconds per
 step ``s`` is the step plus its share of the validations every ``eval_every`` steps and the
 samples every ``sample_every`` (``plan.run_seconds_per_step``), and
 
@@ -95,14 +96,11 @@ def calibrate_point(
         corpus, corpus.vocab, tc.batch_size, tc.seq_len, tc.val_fraction, tc.val_split,
         max_val=tc.eval_max_chars,
     )  # fmt: skip
-    timer = timer or measure_timing  # looked up here, so a test can replace it
-    shape = (vocab, mc.hidden_size, mc.num_layers, tc.batch_size, tc.seq_len)
-    key = (*shape, mc.dropout, threads or usable_cores())
+    key = _cost_key(mc, tc, vocab, threads)
     timing = None if timings is None else timings.get(key)
     if timing is None:
-        timing = fastest(
-            [timer(*shape, dropout=key[5], threads=key[6]) for _ in range(max(1, repeats))]
-        )
+        timer = timer or measure_timing  # looked up here, so a test can replace it
+        timing = fastest([_time(timer, key) for _ in range(max(1, repeats))])
         if timings is not None:
             timings[key] = timing
     per_step = run_seconds_per_step(
@@ -129,18 +127,41 @@ def calibrate(
     repeats: int = REPEATS,
     on_point: Callable[[Calibration], None] | None = None,
 ) -> list[Calibration]:
-    """Every point timed in turn (never two at once: they would slow each other), in grid
-    order; ``on_point`` sees each calibration as it is made. Points whose step costs the same
-    (the same shape, dropout and threads: say, two learning rates) share one timing, so they get
-    the same steps whatever the machine did between their timings."""
+    """Every point timed, one timing at a time (never two at once: they would slow each other),
+    then given its steps in grid order; ``on_point`` sees each calibration.
+
+    Points whose step costs the same (the same shape, dropout and threads: say, two learning
+    rates) share one timing, so they get the same steps. The distinct costs are timed in rounds
+    (A, B, C, A, B, C, ...), not one after another (A, A, A, B, B, B): a spell of load on the
+    machine then slows one of each cost's timings rather than all of one cost's, and the fastest
+    of each keeps the points' steps in proportion.
+    """
+    timer = timer or measure_timing  # looked up here, so a test can replace it
+    vocab = corpus.vocab.size
+    keys = [_cost_key(*p.configs(base_model, base_train), vocab, threads) for p in points]
+    seen: dict[tuple, list[Timing]] = {k: [] for k in keys}
+    for _ in range(max(1, repeats)):
+        for key in seen:
+            seen[key].append(_time(timer, key))
+    timings = {k: fastest(v) for k, v in seen.items()}
     out = []
-    timings: dict[tuple, Timing] = {}
     for point in points:
         c = calibrate_point(
-            point, base_model, base_train, corpus, minutes, threads=threads, timer=timer,
-            repeats=repeats, timings=timings,
-        )  # fmt: skip
+            point, base_model, base_train, corpus, minutes, threads=threads, timings=timings
+        )
         if on_point is not None:
             on_point(c)
         out.append(c)
     return out
+
+
+def _cost_key(mc: ModelConfig, tc: TrainConfig, vocab: int, threads: int | None) -> tuple:
+    """What a step's cost depends on: V, H, L, B, T, dropout and the BLAS threads."""
+    return (
+        vocab, mc.hidden_size, mc.num_layers, tc.batch_size, tc.seq_len, mc.dropout,
+        threads or usable_cores(),
+    )  # fmt: skip
+
+
+def _time(timer: Timer, key: tuple) -> Timing:
+    return timer(*key[:5], dropout=key[5], threads=key[6])

@@ -100,6 +100,16 @@ def test_each_point_is_timed_at_its_own_settings_fastest_of_the_repeats():
     ]  # fmt: skip
 
 
+def test_points_of_the_same_cost_share_a_timing_and_costs_are_timed_in_rounds():
+    fake = FakeTimer()
+    grid = sweep.parse_grid(["hidden=16,24", "lr=1e-3,2e-3"], ALIASES)
+    pts = sweep.grid_points(grid, MODEL, TRAIN)
+    cals = sweep.calibrate(pts, MODEL, TRAIN, corpus(), 1.0, timer=fake, repeats=2)
+    assert [c[1] for c in fake.calls] == [16, 24, 16, 24]  # rounds, each cost once a round
+    steps = [c.steps for c in cals]
+    assert steps[0] == steps[1] and steps[2] == steps[3] and steps[0] > steps[2]
+
+
 def test_a_calibrated_point_trains_for_its_own_steps():
     (point,) = points("hidden=16")
     point = sweep.SweepPoint(point.index, point.changes, point.label, steps=7)

@@ -5,7 +5,7 @@ machine shared with other work (or with ``--jobs`` > 1) two points, or two runs 
 different numbers of steps. Calibration times every point first, one after another, at its own
 settings and as a run alone on this machine would train (all its cores, whatever ``--jobs``):
 ``charlstm_core.plan.measure_timing`` makes real engine steps, a validation pass and a few
-sampled characters, three times (``REPEATS``, in rounds over the points), the fastest of each
+sampled characters, five times (``REPEATS``, in rounds over the points), the fastest of each
 kept. A point's seconds per
 step ``s`` is the step plus its share of the validations every ``eval_every`` steps and the
 samples every ``sample_every`` (``plan.run_seconds_per_step``), and
@@ -31,7 +31,7 @@ from ..data import Corpus, train_val_ids
 from ..plan import Timing, measure_timing, param_count, run_seconds_per_step
 from .grid import SweepPoint, usable_cores
 
-REPEATS = 3  # timings of each point; the fastest counts (see fastest)
+REPEATS = 5  # timings of each cost, in rounds; the fastest counts (see fastest)
 # measure_timing's signature: (vocab, hidden, layers, batch, seq_len, *, dropout, threads) -> Timing
 Timer = Callable[..., Timing]
 

@@ -58,6 +58,8 @@ from charlstm_core.sweep import (  # noqa: E402
     run_sweep,
 )
 
+from charlstm_gui.presets import QUICK_MONITORING, TEN_MINUTE_MONITORING  # noqa: E402
+
 SHAKESPEARE = Path(
     os.environ.get(
         "CHARLSTM_SHAKESPEARE", str(ROOT.parent / "shared" / "data" / "tinyshakespeare.txt")
@@ -67,12 +69,10 @@ LOCK = "/work/scratch/cpu.lock"
 THREADS = 2  # BLAS threads: the reference machine's two cores, one point at a time
 TEXTS = ("python", "shakespeare")  # in the order they run
 
-# Validation and samples as the preset that the sweep chooses for will make them (the calibrated
-# steps pay for them): Quick look validates often on a small part, so that a one-minute run shows
-# a few validation points (and the Inspect tab refreshes) without spending much of its minute;
-# Balanced keeps the command line's defaults.
-QUICK_EVAL = dict(val_fraction=0.02, eval_every=100, sample_every=100, sample_length=200)
-BALANCED_EVAL = dict(val_fraction=0.1, eval_every=200, sample_every=500, sample_length=300)
+# Validation and samples as the preset that the sweep chooses for makes them (the calibrated steps
+# pay for them): charlstm_gui.presets defines them
+QUICK_EVAL = QUICK_MONITORING
+BALANCED_EVAL = TEN_MINUTE_MONITORING
 
 
 @dataclass(frozen=True)

@@ -355,12 +355,19 @@ def _add_sweep_parser(sub: Any) -> None:
         help="a setting and its values (repeat for more settings); KEY is an option name of "
         "'charlstm train' without dashes (lr, hidden, layers, seq-len, ...) or a field name",
     )
-    budget = w.add_argument_group("budget of each point (one of)").add_mutually_exclusive_group(
-        required=True
-    )
+    how_long = w.add_argument_group("budget of each point (one of --steps, --epochs, --minutes)")
+    budget = how_long.add_mutually_exclusive_group(required=True)
     budget.add_argument("--steps", type=int, metavar="N", help="optimizer steps")
     budget.add_argument("--epochs", type=float, metavar="E", help="passes over the text")
     budget.add_argument("--minutes", type=float, metavar="M", help="minutes of training")
+    how_long.add_argument(
+        "--as-steps",
+        action="store_true",
+        help="with --minutes: first time each point on this machine (one at a time, real steps "
+        "with their validations and samples, as a run alone would train) and then train it for "
+        "the steps that fit in M minutes, so its result does not depend on the machine's load "
+        "or on --jobs",
+    )
     w.add_argument(
         "--jobs",
         type=int,

@@ -21,7 +21,7 @@ import numpy as np
 from . import sweep as sweep_mod
 from .backend import list_devices
 from .cli import EXIT_FAILURE, EXIT_INTERRUPTED, SWEEP_DEFAULTS
-from .console import UsageError, bits, fmt_loss, hms, note, warn, write
+from .console import UsageError, bits, count, fmt_loss, hms, note, warn, write
 from .data import load_corpus
 from .options import configs_from_args, grid_aliases
 from .runs import Run, RunStore
@@ -151,11 +151,17 @@ def _runs_rm(store: RunStore, args: argparse.Namespace) -> int:
 def sweep(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, not {args.jobs}.")
+    if args.as_steps and args.minutes is None:
+        given = "--steps" if args.steps is not None else "--epochs"
+        raise UsageError(
+            f"--as-steps turns --minutes M into each point's steps; with {given} the budget is "
+            "already fixed: give --minutes M instead, or drop --as-steps."
+        )
     budget = {"steps": args.steps, "epochs": args.epochs, "minutes": args.minutes}
     base_model, base_train = configs_from_args(args, SWEEP_DEFAULTS, **budget)
     axes = sweep_mod.parse_grid(args.grid, grid_aliases())
     points = sweep_mod.grid_points(axes, base_model, base_train)
-    load_corpus(args.text, args.encoding)  # a bad text fails here, once, not in every point
+    corpus = load_corpus(args.text, args.encoding)  # a bad text fails here, not in every point
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = os.path.abspath(args.out_dir or f"{Path(args.text).stem}-sweep-{stamp}")
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -175,10 +181,13 @@ def sweep(args: argparse.Namespace) -> int:
     jobs = min(args.jobs, len(points))
     cores = sweep_mod.usable_cores()
     if jobs > cores:
+        fewer = " (with --minutes, fewer steps)" if args.minutes and not args.as_steps else ""
         warn(
-            f"--jobs {jobs} on {cores} core(s): the points share cores, so each trains slower "
-            "(with --minutes, fewer steps)."
+            f"--jobs {jobs} on {cores} core(s): the points share cores, so each trains "
+            f"slower{fewer}."
         )
+    if args.as_steps:
+        points = _calibrated(args, points, base_model, base_train, corpus)
     if not args.quiet:
         threads = sweep_mod.split_cores(jobs)
         note(
@@ -215,6 +224,25 @@ def sweep(args: argparse.Namespace) -> int:
     if any(r.status in ("failed", "diverged") for r in results):
         return EXIT_FAILURE
     return 0
+
+
+def _calibrated(args, points, base_model, base_train, corpus) -> list[sweep_mod.SweepPoint]:
+    """``--as-steps``: each point timed in turn and given the steps that fit in --minutes."""
+    if not args.quiet:
+        note(
+            f"timing {len(points)} point(s) one at a time to turn {count(args.minutes, 'minute')} "
+            "into steps"
+        )
+
+    def timed(c: sweep_mod.Calibration) -> None:
+        if not args.quiet:
+            note(
+                f"[{c.point.index + 1}/{len(points)}] {c.point.label}: {c.seconds_per_step:.4f} s "
+                f"a step with its validations and samples: {count(c.steps, 'step')}"
+            )
+
+    cals = sweep_mod.calibrate(points, base_model, base_train, corpus, args.minutes, on_point=timed)
+    return [c.point for c in cals]
 
 
 def devices(args: argparse.Namespace) -> int:

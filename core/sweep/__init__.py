@@ -12,12 +12,15 @@ point's ``PointResult`` as it ends; a diverged or failed point is a result like 
 stops the rest. ``rank`` orders results by best validation loss.
 
 With a budget in steps or epochs a point's losses do not depend on ``jobs`` (same seed, same
-batches); a budget in minutes trains as many steps as the time allows, which does.
+batches); a budget in minutes trains as many steps as the time allows, which does, unless it is
+first turned into each point's own steps by timing it (``calibrate``, ``--as-steps``).
 
 Who owns what: core/sweep/grid.py the grids, points, results, ranking and the table;
-core/sweep/run.py running the points (in this process or a pool of processes).
+core/sweep/run.py running the points (in this process or a pool of processes);
+core/sweep/calibration.py minutes turned into each point's steps.
 """
 
+from .calibration import Calibration, calibrate, calibrate_point, end_reserve_s, steps_in
 from .grid import (
     MAX_POINTS,
     SWEEPABLE,
@@ -48,10 +51,14 @@ __all__ = [
     "NOT_STARTED",
     "SWEEPABLE",
     "Axis",
+    "Calibration",
     "PointResult",
     "SweepInterrupted",
     "SweepPoint",
     "SweepSpec",
+    "calibrate",
+    "calibrate_point",
+    "end_reserve_s",
     "format_table",
     "grid_points",
     "parse_grid",
@@ -62,6 +69,7 @@ __all__ = [
     "run_sweep",
     "skipped_result",
     "split_cores",
+    "steps_in",
     "sweep_label",
     "usable_cores",
 ]

@@ -43,13 +43,16 @@ class SweepPoint:
     index: int  # 0-based position in the grid
     changes: dict[str, Any]  # field name -> value
     label: str  # "lr=0.002 hidden=256"
+    steps: int | None = None  # its own step budget, replacing the base's (see calibration.py)
 
     def configs(
         self, base_model: ModelConfig, base_train: TrainConfig
     ) -> tuple[ModelConfig, TrainConfig]:
-        """The base settings with this point's changes applied (validated)."""
+        """The base settings with this point's changes (and its own steps) applied, validated."""
         m = {k: v for k, v in self.changes.items() if k in _MODEL_FIELDS}
         t = {k: v for k, v in self.changes.items() if k in _TRAIN_FIELDS}
+        if self.steps is not None:
+            t.update(steps=self.steps, epochs=None, minutes=None)
         try:
             return (
                 dataclasses.replace(base_model, **m).validate(),

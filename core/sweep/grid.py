@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 from ..config import ModelConfig, TrainConfig
 from ..console import hms
 from ..errors import ConfigError
+from ..parallel import usable_cores
 from ..table import align_columns
 
 _MODEL_FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig) if f.name != "vocab_size"}
@@ -193,14 +193,6 @@ def split_cores(jobs: int, cores: int | None = None) -> int:
     """BLAS threads for each of ``jobs`` simultaneous points: the cores shared out, at least 1."""
     cores = cores or usable_cores()
     return max(1, cores // max(1, jobs))
-
-
-def usable_cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def sweep_label(text_name: str) -> str:

@@ -195,8 +195,7 @@ def lower_priority(by: int = TRAINING_NICE) -> bool:
     if by <= 0 or not sys.platform.startswith("linux"):
         return False
     try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, thread_nice() + by))
     except OSError:
         return False
     return True

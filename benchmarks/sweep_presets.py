@@ -58,7 +58,11 @@ from charlstm_core.sweep import (  # noqa: E402
     run_sweep,
 )
 
-from charlstm_gui.presets import QUICK_MONITORING, TEN_MINUTE_MONITORING  # noqa: E402
+from charlstm_gui.presets import (  # noqa: E402
+    HOUR_MONITORING,
+    QUICK_MONITORING,
+    TEN_MINUTE_MONITORING,
+)
 
 SHAKESPEARE = Path(
     os.environ.get(
@@ -73,6 +77,7 @@ TEXTS = ("python", "shakespeare")  # in the order they run
 # pay for them): charlstm_gui.presets defines them
 QUICK_EVAL = QUICK_MONITORING
 BALANCED_EVAL = TEN_MINUTE_MONITORING
+HOUR_EVAL = HOUR_MONITORING
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,16 @@ BUDGETS = (
             dict(num_layers=1, hidden_size=512, lr=8e-3, dropout=0.2),  # the command line's
             dict(num_layers=2, hidden_size=384, lr=5e-3, dropout=0.1),
             dict(num_layers=1, hidden_size=384, lr=8e-3, dropout=0.2),
+        ),
+    ),
+    Budget(
+        60.0,
+        "Best quality",
+        {},
+        dict(seq_len=50, batch_size=32, warmup_steps=100, **HOUR_EVAL),
+        (
+            dict(num_layers=1, hidden_size=512, lr=8e-3, dropout=0.2),  # the 10-minute winner
+            dict(num_layers=2, hidden_size=384, lr=5e-3, dropout=0.1),  # its 10-minute tie
         ),
     ),
 )
@@ -278,7 +293,7 @@ def run_stage(args, budget: Budget, text: str, path: Path, results: Results) -> 
         sweep_label=f"presets: {minutes:g} min {text}",
     )
     by_index = {c.point.index: c for c in cals}
-    for r in run_sweep(spec, [c.point for c in cals], corpus=corpus):
+    for r in run_sweep(spec, [c.point for c in cals], corpus=corpus, jobs=args.jobs):
         c = by_index[r.index]
         say(
             f"  {r.label}: {r.status}, {r.steps:,} steps in {r.elapsed_s:.0f} s, best val "
@@ -393,6 +408,14 @@ def main() -> None:
     ap.add_argument(
         "--budgets", default="1,10", help="which budgets to run, in minutes (default: 1,10)"
     )
+    ap.add_argument(
+        "--texts", default=",".join(TEXTS), help=f"which texts (default: {','.join(TEXTS)})"
+    )
+    ap.add_argument(
+        "--jobs", type=int, default=1,
+        help="points trained at once, the cores shared between them (their steps are still "
+        f"timed alone on {THREADS} threads, so the results do not change)",
+    )  # fmt: skip
     ap.add_argument("--lock", default=LOCK if os.path.exists(LOCK) else None, help="CPU lock")
     ap.add_argument("--no-check", action="store_true", help="skip the calibration check")
     ap.add_argument("--report", action="store_true", help="print the tables of what ran, only")
@@ -404,15 +427,21 @@ def main() -> None:
         parallel.set_blas_threads(THREADS)
         texts = write_texts(args.out / "texts", args.short)
         wanted = {float(b) for b in args.budgets.split(",")}
+        unknown = set(args.texts.split(",")) - set(TEXTS)
+        if unknown:
+            ap.error(
+                f"--texts: no text {', '.join(sorted(unknown))} (the texts: {', '.join(TEXTS)})"
+            )
         if not args.no_check:
             check_calibration(args, texts, results)
         for budget in BUDGETS:
             if budget.minutes in wanted:
-                for text in TEXTS:
+                for text in args.texts.split(","):
                     run_stage(args, budget, text, texts[text], results)
     print(
         f"\nsweep_presets.py {'--short ' if args.short else ''}{args.out}: "
-        f"{THREADS} BLAS threads, points timed under the CPU lock, trained one at a time"
+        f"points timed under the CPU lock on {THREADS} BLAS threads, trained "
+        f"{'one at a time' if args.jobs == 1 else f'{args.jobs} at a time'}"
     )
     report(args, results)
 

@@ -324,7 +324,8 @@ def update_actions(
     (``continue_tips``: its tool and status tips when it is possible)."""
     st = c.state
     idle = st is State.IDLE
-    busy = bool(c.busy) and "Saving" not in c.busy
+    # a sweep owns the text and the training from its timing to its last run
+    busy = (bool(c.busy) and "Saving" not in c.busy) or c.sweeping
     has_corpus = c.corpus is not None
     has_model = c.model is not None or c.training
     can_continue = idle and c.model is not None and c.model.train is not None
@@ -349,7 +350,7 @@ def update_actions(
     a["pause"].setEnabled(st is State.TRAINING)
     a["resume"].setEnabled(st is State.PAUSED)
     a["stop"].setEnabled(st in (State.TRAINING, State.PAUSED, State.STARTING))
-    a["sweep"].setEnabled(idle and has_corpus and not busy and not c.sweeping)
+    a["sweep"].setEnabled(idle and has_corpus and not busy)
     a["cancel_sweep"].setEnabled(c.sweeping)
     a["generate"].setEnabled(has_model and not c.generating)
     a["stop_generate"].setEnabled(c.generating)

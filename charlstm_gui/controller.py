@@ -465,6 +465,7 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         self._pending_generate = None
         if self.sweep is not None and not self.sweep.done:
             self.sweep.cancelled = True  # no next point starts
+            self.sweep.stop_timing.set()  # nor does its timing go on
         if self._stream_worker is not None:
             self._stream_worker.cancel()
         worker = self._train_worker

@@ -9,6 +9,7 @@ same rule as the command line (``charlstm_core.sweep.rank``).
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +59,10 @@ class SweepState:
     cancelled: bool = False
     done: bool = False
     best: int | None = None
+    # "Same steps for each run": the points are being timed before the first one starts; set
+    # ``stop_timing`` to end that early
+    timing: bool = False
+    stop_timing: threading.Event = field(default_factory=threading.Event, repr=False)
 
 
 class RunsMixin:
@@ -65,6 +70,7 @@ class RunsMixin:
 
     # what the mixin uses of Controller (declared there)
     message: Any
+    internal_error: Any
     runs_changed: Any
     runs_problem: Any
     sweep_changed: Any
@@ -204,12 +210,17 @@ class RunsMixin:
         unit: str = "steps",
         budget: float = 100,
         autosave_dir: str = "",
+        same_steps: bool = False,
     ) -> bool:
         """Train one run per point of ``grid`` (setting -> values), one after another, each
         ``budget`` steps or minutes long.
 
         Every point's settings are checked before the first starts; each run keeps its model in
-        the autosave folder so that the best one can be opened at the end.
+        the autosave folder so that the best one can be opened at the end. ``same_steps`` (with
+        minutes): first time every point on this machine, off the GUI thread, and train each
+        for the steps that fit in its minutes (``charlstm_core.sweep.calibrate``, as
+        ``charlstm sweep --as-steps``), so that what else the computer does meanwhile does not
+        change the result.
         """
         from charlstm_core import sweep as core_sweep
 
@@ -228,6 +239,13 @@ class RunsMixin:
             return False
         if unit not in ("steps", "minutes") or not budget > 0:
             self.message.emit("Check the sweep", "Give each run a budget in steps or minutes.")
+            return False
+        if same_steps and unit != "minutes":
+            self.message.emit(
+                "Check the sweep",
+                "Timing the runs turns a budget in minutes into steps; with a budget in steps "
+                "every run already trains the same steps.",
+            )
             return False
         length = {"steps": int(budget), "epochs": None, "minutes": None}
         if unit == "minutes":
@@ -249,8 +267,48 @@ class RunsMixin:
         label = core_sweep.sweep_label(self.corpus.name)
         runs = [SweepRun(p) for p in points]
         self.sweep = SweepState(label, runs, configs, autosave_dir=autosave_dir)
-        self._sweep_next()
+        if same_steps:
+            self._sweep_time_points(model_config, base, float(budget))
+        else:
+            self._sweep_next()
         return True
+
+    def _sweep_time_points(self, model_config: ModelConfig, base: TrainConfig, minutes: float):
+        """Time every point off the GUI thread, then start the first with its steps."""
+        from charlstm_core.sweep import calibrate
+
+        sweep = self.sweep
+        assert sweep is not None
+        sweep.timing = True
+        self.sweep_changed.emit(sweep)
+        corpus, points = self.corpus, [p.point for p in sweep.points]
+
+        def timed(cals: list[Any]) -> None:
+            if sweep is not self.sweep or sweep.done:
+                return  # cancelled meanwhile (and ended then)
+            sweep.timing = False
+            for i, c in enumerate(cals):
+                sweep.points[i].point = c.point
+                sweep.configs[i] = c.point.configs(model_config, base)
+            self._sweep_next()
+
+        def failed(exc: Exception, tb: str) -> None:
+            if sweep is not self.sweep or sweep.done:
+                return
+            sweep.timing = False
+            for p in sweep.points:
+                p.status, p.message = "skipped", "The settings could not be timed."
+            if isinstance(exc, CharLSTMError):
+                self.message.emit("Cannot time the settings", str(exc))
+            else:
+                self.internal_error.emit(tb)
+            self._sweep_end()
+
+        self.run_task(
+            lambda: calibrate(points, model_config, base, corpus, minutes, stop=sweep.stop_timing),
+            timed,
+            failed=failed,
+        )
 
     def cancel_sweep(self) -> None:
         """Stop the current point, skip the rest; the finished points stay recorded."""
@@ -258,6 +316,7 @@ class RunsMixin:
         if sweep is None or sweep.done:
             return
         sweep.cancelled = True
+        sweep.stop_timing.set()
         for p in sweep.points:
             if p.status == "waiting":
                 p.status = "skipped"
@@ -301,6 +360,7 @@ class RunsMixin:
         from charlstm_core.sweep import rank
 
         sweep.done = True
+        sweep.timing = False
         sweep.current = -1
         if self.autosave_file and self.state is State.IDLE:
             self._set_dirty(False)  # the last point's model is in its checkpoint, like the rest

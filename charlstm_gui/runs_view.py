@@ -135,6 +135,7 @@ class RunsView:
             unit=spec.unit,
             budget=spec.budget,
             autosave_dir=self.win.form.values()["autosave_dir"],
+            same_steps=spec.same_steps,
         )
         self.win.render_state()
 
@@ -143,10 +144,15 @@ class RunsView:
         ended = [p.run_id for p in sweep.points if p.run_id is not None and p.status != "running"]
         model = self.panel.model
         model.set_checked([*model.checked, *ended])  # each finished point joins the overlay
-        if 0 <= sweep.current < len(sweep.points):
+        if sweep.timing:
             self.win.statusBar().showMessage(
-                f"Sweep: run {sweep.current + 1} of {len(sweep.points)} "
-                f"({sweep.points[sweep.current].label})"
+                f"Sweep: timing {len(sweep.points)} settings on this computer before the first run…"
+            )
+        elif 0 <= sweep.current < len(sweep.points):
+            point = sweep.points[sweep.current].point
+            steps = f", {point.steps:,} steps" if point.steps is not None else ""
+            self.win.statusBar().showMessage(
+                f"Sweep: run {sweep.current + 1} of {len(sweep.points)} ({point.label}{steps})"
             )
         self.win.render_state()
 

@@ -53,6 +53,7 @@ class SweepSpec:
     grid: dict[str, list[Any]]
     unit: str  # "minutes" or "steps"
     budget: float
+    same_steps: bool = False  # minutes turned into each run's steps by timing it first
 
     def points(self) -> list[dict[str, Any]]:
         """Every combination, the first setting varying slowest."""
@@ -174,6 +175,14 @@ class SweepDialog(QDialog):
         each = QLabel("&Each run:")
         each.setBuddy(self.budget)
         form.addRow(each, row3)
+        self.same_steps = QCheckBox("&Time each setting first, then train it for fixed steps")
+        self.same_steps.setToolTip(
+            "Before the first run, time a few steps of each setting on this computer and give "
+            "each run the steps that fit in its minutes. What else the computer does meanwhile "
+            "then cannot change the result, so the comparison stays fair."
+        )
+        self.same_steps.toggled.connect(self._validate)
+        form.addRow("", self.same_steps)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.buttons = QDialogButtonBox(
@@ -188,6 +197,7 @@ class SweepDialog(QDialog):
         lay.addWidget(self.summary)
         lay.addWidget(self.buttons)
         self._second_toggled(False)
+        self._unit_changed(self.unit.currentText())
         self.resize(560, self.sizeHint().height())
 
     # ---------------------------------------------------------------- reactions
@@ -204,6 +214,7 @@ class SweepDialog(QDialog):
     def _unit_changed(self, unit: str) -> None:
         self.budget.setDecimals(0 if unit == "steps" else 2)
         self.budget.setValue(500 if unit == "steps" else 2.0)
+        self.same_steps.setEnabled(unit == "minutes")
         self._validate()
 
     def _validate(self, *_: Any) -> None:
@@ -227,7 +238,8 @@ class SweepDialog(QDialog):
             else f"{int(spec.budget):,} steps"
         )
         total = f", about {spec.budget * n:g} minutes in all" if spec.unit == "minutes" else ""
-        self.summary.setText(f"{n} runs of {each} each{total}.")
+        timed = " Each setting is timed first (a few seconds each)." if spec.same_steps else ""
+        self.summary.setText(f"{n} runs of {each} each{total}.{timed}")
         self.summary.setStyleSheet("")
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
 
@@ -245,9 +257,11 @@ class SweepDialog(QDialog):
         budget = float(self.budget.value())
         if unit == "steps":
             budget = float(max(1, int(round(budget))))
-        return SweepSpec(grid, unit, budget)
+        return SweepSpec(grid, unit, budget, unit == "minutes" and self.same_steps.isChecked())
 
-    def set_grid(self, grid: dict[str, str], unit: str = "steps", budget: float = 100) -> None:
+    def set_grid(
+        self, grid: dict[str, str], unit: str = "steps", budget: float = 100, same_steps=False
+    ) -> None:
         """Fill the dialog (tests, and a sweep started again): setting -> values text."""
         items = list(grid.items())
         self.second.setChecked(len(items) > 1)
@@ -256,4 +270,5 @@ class SweepDialog(QDialog):
             edit.setText(text)
         self.unit.setCurrentText(unit)
         self.budget.setValue(budget)
+        self.same_steps.setChecked(same_steps)
         self._validate()

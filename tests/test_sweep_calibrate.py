@@ -186,3 +186,22 @@ def test_cli_as_steps_needs_minutes(text, capsys, fake_timer, budget, message):
     _, err = capsys.readouterr()
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
     assert fake_timer.calls == []
+
+
+def test_setting_stop_ends_the_timing_before_the_next_measurement():
+    import threading
+
+    stop = threading.Event()
+    timer = FakeTimer()
+
+    def stopping_timer(*args, **kwargs):
+        stop.set()  # as a Cancel pressed while the first measurement runs
+        return timer(*args, **kwargs)
+
+    assert (
+        sweep.calibrate(points(), MODEL, TRAIN, corpus(), 1.0, timer=stopping_timer, stop=stop)
+        == []
+    )
+    assert len(timer.calls) == 1
+    assert sweep.calibrate(points(), MODEL, TRAIN, corpus(), 1.0, timer=timer, stop=stop) == []
+    assert len(timer.calls) == 1  # already set: nothing timed

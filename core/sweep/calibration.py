@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -126,9 +127,11 @@ def calibrate(
     timer: Timer | None = None,
     repeats: int = REPEATS,
     on_point: Callable[[Calibration], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> list[Calibration]:
     """Every point timed, one timing at a time (never two at once: they would slow each other),
-    then given its steps in grid order; ``on_point`` sees each calibration.
+    then given its steps in grid order; ``on_point`` sees each calibration. Setting ``stop``
+    (from another thread) ends the timing before the next measurement: the result is then [].
 
     Points whose step costs the same (the same shape, dropout and threads: say, two learning
     rates) share one timing, so they get the same steps. The distinct costs are timed in rounds
@@ -142,6 +145,8 @@ def calibrate(
     seen: dict[tuple, list[Timing]] = {k: [] for k in keys}
     for _ in range(max(1, repeats)):
         for key in seen:
+            if stop is not None and stop.is_set():
+                return []
             seen[key].append(_time(timer, key))
     timings = {k: fastest(v) for k, v in seen.items()}
     out = []

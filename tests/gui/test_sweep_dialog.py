@@ -150,3 +150,87 @@ def test_cancel_stops_the_current_run_skips_the_rest_and_keeps_what_finished(qtb
     assert second.status == "stopped" and 2 <= second.steps < 400
     assert sweep.points[sweep.best] is sweep.points[0]  # 400 steps beat a run cut short
     ctl.shutdown()
+
+
+def test_the_dialog_offers_timed_steps_only_for_a_budget_in_minutes(qtbot):
+    dialog = SweepDialog({"lr": 0.004, "hidden_size": 256})
+    qtbot.addWidget(dialog)
+    dialog.set_grid({"hidden_size": "128, 256"}, "steps", 100, same_steps=True)
+    assert not dialog.same_steps.isEnabled() and not dialog.spec().same_steps
+    dialog.set_grid({"hidden_size": "128, 256"}, "minutes", 2, same_steps=True)
+    assert dialog.same_steps.isEnabled() and dialog.spec().same_steps
+    assert "timed first" in dialog.summary.text()
+    dialog.same_steps.setChecked(False)
+    assert not dialog.spec().same_steps and "timed first" not in dialog.summary.text()
+
+
+class FakeTimer:
+    """``measure_timing``'s stand-in: a step costs ``per_unit`` x the hidden size; ``gate``, when
+    given, holds every timing until it is set."""
+
+    def __init__(self, per_unit: float = 1e-3, gate=None):
+        self.per_unit, self.gate, self.calls = per_unit, gate, 0
+
+    def __call__(self, vocab, hidden, layers, batch, seq_len, *, dropout, threads):
+        from charlstm_core.plan import Timing
+
+        self.calls += 1
+        if self.gate is not None:
+            self.gate.wait(10)
+        return Timing(self.per_unit * hidden, 0.0, 0.0)
+
+
+def test_same_steps_times_each_point_then_trains_it_for_its_own_steps(
+    qtbot, tmp_path, home, monkeypatch
+):
+    from charlstm_core.sweep import calibration
+
+    monkeypatch.setattr(calibration, "measure_timing", FakeTimer(per_unit=1e-3))
+    ctl = Controller()
+    ctl.corpus = load_corpus(str(small_text(tmp_path / "t.txt")))
+    seen, ended = [], []
+    ctl.sweep_changed.connect(lambda s: seen.append((s.timing, s.current)))
+    ctl.sweep_finished.connect(ended.append)
+    mc, tc = configs(ctl.corpus)
+    assert not ctl.start_sweep(mc, tc, {"hidden_size": [8, 16]}, unit="steps", budget=5,
+                               autosave_dir=str(tmp_path / "auto"), same_steps=True)  # fmt: skip
+    assert ctl.start_sweep(mc, tc, {"hidden_size": [8, 16]}, unit="minutes", budget=0.01,
+                           autosave_dir=str(tmp_path / "auto"), same_steps=True)  # fmt: skip
+    assert seen[0] == (True, -1) and ctl.sweeping  # timing first, no run yet
+    qtbot.waitUntil(lambda: bool(ended), timeout=60_000)
+    sweep = ended[0]
+    steps = [p.point.steps for p in sweep.points]
+    # 0.6 s less the final save: a step of hidden 8 costs 8 ms, of hidden 16 twice that
+    assert steps[0] == pytest.approx(2 * steps[1], abs=1) and 30 <= steps[1] <= 37
+    runs = {r.id: r for r in stored_runs()}
+    assert [runs[p.run_id].steps for p in sweep.points] == steps
+    assert [p.status for p in sweep.points] == ["finished", "finished"]
+    assert not sweep.timing and sweep.best is not None
+    ctl.shutdown()
+
+
+def test_cancel_while_timing_ends_the_sweep_before_any_run(qtbot, tmp_path, home, monkeypatch):
+    import threading
+
+    from charlstm_core.sweep import calibration
+
+    gate = threading.Event()
+    timer = FakeTimer(gate=gate)
+    monkeypatch.setattr(calibration, "measure_timing", timer)
+    ctl = Controller()
+    ctl.corpus = load_corpus(str(small_text(tmp_path / "t.txt")))
+    ended = []
+    ctl.sweep_finished.connect(ended.append)
+    mc, tc = configs(ctl.corpus)
+    grid = {"lr": [0.01, 0.02], "hidden_size": [8, 16]}
+    assert ctl.start_sweep(mc, tc, grid, unit="minutes", budget=1,
+                           autosave_dir=str(tmp_path / "auto"), same_steps=True)  # fmt: skip
+    qtbot.waitUntil(lambda: timer.calls == 1, timeout=10_000)
+    ctl.cancel_sweep()
+    assert ended and ended[0].cancelled and not ctl.sweeping
+    assert [p.status for p in ended[0].points] == ["skipped"] * 4
+    gate.set()  # the timing thread sees the stop before its next measurement
+    qtbot.waitUntil(lambda: not ctl._threads, timeout=10_000)
+    assert timer.calls == 1 and ctl.state is State.IDLE and not ctl.training
+    assert stored_runs() == []
+    ctl.shutdown()

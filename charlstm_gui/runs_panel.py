@@ -386,6 +386,24 @@ def differing_settings(settings: Sequence[dict[str, Any]]) -> list[str]:
     return [k for k in keys if len({repr(s.get(k)) for s in settings}) > 1]
 
 
+# the settings that choose which characters a run is validated on (charlstm_core.data.split_ids):
+# runs that differ in one of them report validation losses over different characters
+VALIDATION_KEYS = ("text", "val_fraction", "val_split", "eval_max_chars")
+
+
+def validation_note(keys: Sequence[str]) -> str:
+    """A warning when the differing ``keys`` change what the validation loss is measured on."""
+    differ = [k for k in VALIDATION_KEYS if k in keys]
+    if not differ:
+        return ""
+    return (
+        f"These runs were validated on different characters ({', '.join(differ)} "
+        f"{'differs' if len(differ) == 1 else 'differ'}), so "
+        "their validation losses are not directly comparable: a lower one need not be the "
+        "better model. To compare, train them with the same text and validation settings."
+    )
+
+
 class CompareDialog(QDialog):
     """One column per run, one row per setting that differs between them."""
 
@@ -411,10 +429,16 @@ class CompareDialog(QDialog):
             if self.keys
             else f"These {len(names)} runs used exactly the same settings."
         )
+        self.note = QLabel(validation_note(self.keys))
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #b00020;")
+        self.note.setVisible(bool(self.note.text()))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
         lay.addWidget(intro)
+        lay.addWidget(self.note)
         lay.addWidget(self.table, 1)
         lay.addWidget(buttons)
-        self.resize(min(900, 200 + 140 * len(names)), min(600, 120 + 28 * len(self.keys)))
+        note_h = 80 if self.note.text() else 0
+        self.resize(min(900, 200 + 140 * len(names)), min(680, 120 + note_h + 28 * len(self.keys)))

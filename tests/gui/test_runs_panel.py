@@ -11,7 +11,7 @@ from charlstm_core.runs import RunRecorder, RunStore, default_db_path
 from PySide6.QtCore import Qt
 
 from charlstm_gui.controller import State
-from charlstm_gui.runs_panel import COLUMNS, differing_settings
+from charlstm_gui.runs_panel import COLUMNS, differing_settings, validation_note
 
 from .helpers import TINY, small_text
 
@@ -189,7 +189,24 @@ def test_compare_shows_only_the_settings_that_differ(home, qtbot, window):
     assert dialog.keys == ["lr"]
     assert [dialog.table.item(0, j).text() for j in range(2)] == ["0.01", "0.02"]
     assert differing_settings([{"x": 1, "y": 2}, {"x": 1, "y": 3, "z": 4}]) == ["y", "z"]
+    assert not dialog.note.isVisibleTo(dialog)  # the same validation: no warning
     dialog.close()
+
+
+def test_compare_warns_when_the_runs_were_validated_on_different_characters(home, qtbot, window):
+    a = fake_run("a", lr=0.01)
+    b = fake_run("b", lr=0.02, text="other.txt")
+    window.refresh_runs()
+    window.compare_runs([a, b])
+    dialog = window.compare_dialog
+    assert dialog.keys == ["text", "lr"]
+    assert dialog.note.isVisibleTo(dialog) and "(text differs)" in dialog.note.text()
+    assert "not directly comparable" in dialog.note.text()
+    dialog.close()
+    assert validation_note(["lr", "val_fraction", "eval_max_chars"]).startswith(
+        "These runs were validated on different characters (val_fraction, eval_max_chars differ)"
+    )
+    assert validation_note(["lr", "hidden_size", "seq_len"]) == ""
 
 
 @pytest.fixture

@@ -26,6 +26,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..budget import SAVE_BYTES_PER_S
 from ..config import ModelConfig, TrainConfig
 from ..data import Corpus, train_val_ids
@@ -35,6 +37,7 @@ from .grid import SweepPoint, usable_cores
 REPEATS = 5  # timings of each cost, in rounds; the fastest counts (see fastest)
 # measure_timing's signature: (vocab, hidden, layers, batch, seq_len, *, dropout, threads) -> Timing
 Timer = Callable[..., Timing]
+Estimator = Callable[[list[Timing]], Timing]  # a point's timings -> the one its steps come from
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,20 @@ def fastest(timings: list[Timing]) -> Timing:
     )
 
 
+def typical(timings: list[Timing]) -> Timing:
+    """Each cost at its median over several timings: the speed a run meets on most of its
+    steps, where the fastest is one lucky moment of a machine whose speed wanders."""
+    return Timing(
+        step_s=float(np.median([t.step_s for t in timings])),
+        eval_char_s=float(np.median([t.eval_char_s for t in timings])),
+        sample_char_s=float(np.median([t.sample_char_s for t in timings])),
+    )
+
+
+# how a point's timings make its one timing (benchmarks/check_calibration.py compares them)
+ESTIMATE: Estimator = fastest
+
+
 def end_reserve_s(timing: Timing, val_chars: int, n_params: int) -> float:
     """Seconds a --minutes run keeps for its end: a validation over ``val_chars`` characters
     (none below two) and the save of float32 weights and Adam's two moments."""
@@ -86,6 +103,7 @@ def calibrate_point(
     timer: Timer | None = None,
     repeats: int = REPEATS,
     timings: dict[tuple, Timing] | None = None,
+    estimate: Estimator | None = None,
 ) -> Calibration:
     """Time ``point`` on this machine (``timer``, default ``measure_timing``, ``repeats`` times,
     at ``threads`` BLAS threads; default: every usable core) and give it the steps that fit in
@@ -101,7 +119,7 @@ def calibrate_point(
     timing = None if timings is None else timings.get(key)
     if timing is None:
         timer = timer or measure_timing  # looked up here, so a test can replace it
-        timing = fastest([_time(timer, key) for _ in range(max(1, repeats))])
+        timing = (estimate or ESTIMATE)([_time(timer, key) for _ in range(max(1, repeats))])
         if timings is not None:
             timings[key] = timing
     per_step = run_seconds_per_step(
@@ -128,6 +146,7 @@ def calibrate(
     repeats: int = REPEATS,
     on_point: Callable[[Calibration], None] | None = None,
     stop: threading.Event | None = None,
+    estimate: Estimator | None = None,
 ) -> list[Calibration]:
     """Every point timed, one timing at a time (never two at once: they would slow each other),
     then given its steps in grid order; ``on_point`` sees each calibration. Setting ``stop``
@@ -148,7 +167,7 @@ def calibrate(
             if stop is not None and stop.is_set():
                 return []
             seen[key].append(_time(timer, key))
-    timings = {k: fastest(v) for k, v in seen.items()}
+    timings = {k: (estimate or ESTIMATE)(v) for k, v in seen.items()}
     out = []
     for point in points:
         c = calibrate_point(

@@ -18,7 +18,8 @@ each text. Before the sweeps it checks the calibration once: for one point, the 
 for 1 minute against the steps a real ``--minutes 1`` run makes, both under the lock.
 
 Every finished point is kept in OUT/results.json and recorded in OUT/runs.sqlite; run again with
-the same OUT to finish what an interrupted run left, or with ``--report`` to print the tables only.
+the same OUT to finish what an interrupted run left (a point killed part-way continues from its
+last checkpoint, every 1,000 steps, bit for bit), or with ``--report`` to print the tables only.
 
     python benchmarks/sweep_presets.py /work/scratch/presets/run1              # the figures
     python benchmarks/sweep_presets.py /tmp/presets-short --short             # does it work
@@ -291,6 +292,7 @@ def run_stage(args, budget: Budget, text: str, path: Path, results: Results) -> 
         out_dir=str(args.out / f"{minutes:g}min-{text}"),
         runs_db=str(args.out / "runs.sqlite"),
         sweep_label=f"presets: {minutes:g} min {text}",
+        resume=True,  # a point killed part-way continues from its last checkpoint
     )
     by_index = {c.point.index: c for c in cals}
     for r in run_sweep(spec, [c.point for c in cals], corpus=corpus, jobs=args.jobs):

@@ -214,6 +214,53 @@ def test_stop_ends_the_current_point_and_skips_the_rest(text):
         assert run.status == "stopped" and run.steps == results[0].steps
 
 
+def test_resume_continues_an_interrupted_point_bit_for_bit(text):
+    from charlstm_core.data import load_corpus
+    from charlstm_core.sweep.run import unfinished_checkpoint
+
+    _, points = four_points()
+    point = points[3]  # lr=8e-3 hidden=24
+    whole_spec = spec_for(text, "whole", steps=30, checkpoint_every=4)
+    cut = spec_for(text, "cut", steps=30, checkpoint_every=4)
+    for s in (whole_spec, cut):
+        os.makedirs(s.out_dir)  # as run_sweep makes it
+    whole = sweep.run_point(whole_spec, point)
+
+    def dies_after_step_17(trainer):  # as a process killed then: no save at the end
+        run = trainer.run
+
+        def steps():
+            for event in run():
+                yield event
+                if isinstance(event, StepEvent) and event.step == 17:
+                    raise KeyboardInterrupt
+
+        trainer.run = steps
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_point(cut, point, on_trainer=dies_after_step_17)
+    path = os.path.join(cut.out_dir, sweep.point_file_name(point))
+    assert load_model(path).train.step == 16  # the last checkpoint
+    corpus = load_corpus(str(text))
+    mc, tc = point.configs(cut.base_model, cut.base_train)
+    assert unfinished_checkpoint(path, mc, tc, corpus) is not None
+    assert unfinished_checkpoint(path, dataclasses.replace(mc, hidden_size=16), tc, corpus) is None
+    assert unfinished_checkpoint(path, mc, tc.replace(lr=2e-3), corpus) is None
+    assert unfinished_checkpoint(path + ".none", mc, tc, corpus) is None
+
+    resumed = sweep.run_point(dataclasses.replace(cut, resume=True), point)
+    assert resumed.status == "finished" and resumed.steps == 30
+    assert resumed.best_val_loss == whole.best_val_loss
+    a, b = load_model(whole.model_path), load_model(resumed.model_path)
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+    with RunStore.open(cut.runs_db) as store:
+        run = store.get(resumed.run_id)
+        assert run.start_step == 16 and run.steps == 30 and run.status == "finished"
+    assert unfinished_checkpoint(path, mc, tc, corpus) is None  # finished: never continued
+    again = sweep.run_point(dataclasses.replace(cut, resume=True), point)  # so it trains afresh
+    assert again.steps == 30 and again.best_val_loss == whole.best_val_loss
+
+
 # ---------------------------------------------------------------------------------------------
 # The command line
 

@@ -39,6 +39,9 @@ class SweepSpec:
     runs_db: str | None  # None: not recorded
     sweep_label: str  # stored with each run, to find the sweep's runs together
     source: str = "sweep"
+    # continue a point whose model file in out_dir is its own unfinished checkpoint (a sweep
+    # killed part-way and run again), bit for bit as if it had never stopped
+    resume: bool = False
 
 
 _worker_stop: Any = None  # in a worker process: the pool's shared stop event (see _worker_init)
@@ -87,7 +90,8 @@ def run_point(
         if corpus is None:
             corpus = load_corpus(spec.text_path, spec.encoding)
         mc, tc = point.configs(spec.base_model, spec.base_train)
-        trainer = Trainer(corpus, mc, tc, checkpoint_path=model_path)
+        resume = unfinished_checkpoint(model_path, mc, tc, corpus) if spec.resume else None
+        trainer = Trainer(corpus, mc, tc, resume=resume, checkpoint_path=model_path)
         if on_trainer is not None:
             on_trainer(trainer)
         if spec.runs_db is not None:
@@ -135,6 +139,30 @@ def run_point(
         model_path=model_path if os.path.isfile(model_path) else None,
         message=message,
     )
+
+
+def unfinished_checkpoint(
+    path: str, model_config: ModelConfig, train_config: TrainConfig, corpus: Corpus
+) -> Any:
+    """The ``ModelFile`` at ``path`` when it is a checkpoint of exactly this point (its model and
+    training settings, on this text) that has not reached its last step; otherwise None (no
+    file, another point's, a finished or unreadable one: the point then trains afresh)."""
+    from ..modelfile import load_model
+
+    if not os.path.isfile(path):
+        return None
+    try:
+        model = load_model(path)
+    except (CharLSTMError, OSError):
+        return None
+    st = model.train
+    if st is None or st.config != train_config or st.step >= st.total_steps:
+        return None
+    if dataclasses.replace(model_config, vocab_size=model.config.vocab_size) != model.config:
+        return None
+    if st.corpus.get("sha256") != corpus.fingerprint.get("sha256"):
+        return None
+    return model
 
 
 def result_from_run(point: SweepPoint, run: Any) -> PointResult:

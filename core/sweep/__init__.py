@@ -20,7 +20,15 @@ core/sweep/run.py running the points (in this process or a pool of processes);
 core/sweep/calibration.py minutes turned into each point's steps.
 """
 
-from .calibration import Calibration, calibrate, calibrate_point, end_reserve_s, steps_in
+from .calibration import (
+    Calibration,
+    calibrate,
+    calibrate_point,
+    end_reserve_s,
+    fastest,
+    steps_in,
+    typical,
+)
 from .grid import (
     MAX_POINTS,
     SWEEPABLE,
@@ -59,6 +67,7 @@ __all__ = [
     "calibrate",
     "calibrate_point",
     "end_reserve_s",
+    "fastest",
     "format_table",
     "grid_points",
     "parse_grid",
@@ -70,6 +79,7 @@ __all__ = [
     "skipped_result",
     "split_cores",
     "steps_in",
+    "typical",
     "sweep_label",
     "usable_cores",
 ]

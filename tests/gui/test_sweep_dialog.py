@@ -234,3 +234,29 @@ def test_cancel_while_timing_ends_the_sweep_before_any_run(qtbot, tmp_path, home
     assert timer.calls == 1 and ctl.state is State.IDLE and not ctl.training
     assert stored_runs() == []
     ctl.shutdown()
+
+
+def test_a_point_that_cannot_be_timed_ends_the_sweep_with_a_message(
+    qtbot, tmp_path, home, monkeypatch
+):
+    from charlstm_core.errors import ConfigError
+    from charlstm_core.sweep import calibration
+
+    def no_memory(*args, **kwargs):
+        raise ConfigError("This machine has not the memory for a training step of this model.")
+
+    monkeypatch.setattr(calibration, "measure_timing", no_memory)
+    ctl = Controller()
+    ctl.corpus = load_corpus(str(small_text(tmp_path / "t.txt")))
+    messages, ended = [], []
+    ctl.message.connect(lambda title, text: messages.append((title, text)))
+    ctl.sweep_finished.connect(ended.append)
+    mc, tc = configs(ctl.corpus)
+    assert ctl.start_sweep(mc, tc, {"hidden_size": [8, 16]}, unit="minutes", budget=1,
+                           autosave_dir=str(tmp_path / "auto"), same_steps=True)  # fmt: skip
+    qtbot.waitUntil(lambda: bool(ended), timeout=10_000)
+    assert messages == [("Cannot time the settings", "This machine has not the memory for a "
+                         "training step of this model.")]  # fmt: skip
+    assert [p.status for p in ended[0].points] == ["skipped", "skipped"]
+    assert ended[0].best is None and not ctl.sweeping and stored_runs() == []
+    ctl.shutdown()

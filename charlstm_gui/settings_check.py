@@ -26,6 +26,7 @@ class Check:
     train_chars: int  # characters of the training part
     steps: float | None  # steps the run will make (None: not known yet)
     unseen: str  # the validation check's sentence ("" when nothing to say)
+    passes: float | None = None  # the run's passes over the training part (epochs), with steps
 
 
 class SettingsCheck:
@@ -92,7 +93,10 @@ class SettingsCheck:
             steps = policy.steps_for_epochs(amount, batches)
         elif unit == "minutes" and est.seconds_per_step:
             steps = amount * 60 / est.seconds_per_step
-        return Check(est, train_chars, steps, self._unseen[1])
+        passes = None
+        if steps is not None and train_chars > 0:
+            passes = steps * int(v["batch_size"]) * int(v["seq_len"]) / train_chars
+        return Check(est, train_chars, steps, self._unseen[1], passes)
 
     def _measured(self, shape: tuple, timing: Any) -> None:
         self.timings[shape] = timing

@@ -140,7 +140,14 @@ class TextPanel(QWidget):
         self.validation_check.setText(text)
         self.validation_check.setVisible(bool(text))
 
-    def show_estimate(self, est: Estimate, train_chars: int, run_steps: float | None) -> None:
+    def show_estimate(
+        self,
+        est: Estimate,
+        train_chars: int,
+        run_steps: float | None,
+        passes: float | None = None,
+    ) -> None:
+        """The check's figures; ``passes``: the run's passes over the training part (epochs)."""
         self.labels["params"].setText(f"{est.params:,}")
         self.labels["ratio"].setText(f"{train_chars / max(est.params, 1):,.2f}")
         self.labels["memory"].setText(
@@ -164,6 +171,7 @@ class TextPanel(QWidget):
                 if run_steps is None
                 else f"{run_steps:,.0f} steps ≈ "
                 + fmt.duration(run_steps * est.seconds_per_step).replace(" ", "\u00a0")
+                + ("" if passes is None else f", {passes:,.1f} passes over the training text")
             )
         from charlstm_core.plan import size_advice
 

@@ -428,7 +428,9 @@ class MainWindow(QMainWindow):
         check = self.check.check(v, self.form.device_choice(), config)
         if check is not None:
             self.text_panel.show_validation_check(check.unseen)
-            self.text_panel.show_estimate(check.estimate, check.train_chars, check.steps)
+            self.text_panel.show_estimate(
+                check.estimate, check.train_chars, check.steps, check.passes
+            )
 
     def _val_fraction(self) -> float:
         return float(self.form.values()["val_fraction"])

@@ -135,3 +135,16 @@ def test_text_panel_rows_grow_with_late_long_values(qtbot, window):
 
     qtbot.waitUntil(fitted, timeout=2000)
     assert panel.labels["speed"].height() > panel.labels["params"].height()  # it did wrap
+
+
+def test_the_estimated_run_says_how_many_passes_over_the_text_it_makes(qtbot, window, tmp_path):
+    w = window
+    load(qtbot, w, small_text(tmp_path / "t.txt"))
+    w.form.set_values({"duration_unit": "steps", "duration": 100})
+    label = w.text_panel.labels["run"]
+    qtbot.waitUntil(lambda: "passes" in label.text(), timeout=20_000)
+    v = w.form.values()
+    train_chars = int(w.ctl.corpus.n_chars * (1 - v["val_fraction"]))
+    passes = 100 * v["batch_size"] * v["seq_len"] / train_chars
+    assert label.text().startswith("100 steps ≈ ")
+    assert label.text().endswith(f", {passes:,.1f} passes over the training text")

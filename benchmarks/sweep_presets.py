@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -52,6 +53,7 @@ from charlstm_core.config import ModelConfig, TrainConfig  # noqa: E402
 from charlstm_core.data import load_corpus  # noqa: E402
 from charlstm_core.sweep import (  # noqa: E402
     Axis,
+    Calibration,
     PointResult,
     SweepPoint,
     SweepSpec,
@@ -285,14 +287,17 @@ def run_stage(args, budget: Budget, text: str, path: Path, results: Results) -> 
     if not points:
         return
     corpus = load_corpus(str(path))
-    with cpu_lock(args.lock):
-        say(f"{text}, {minutes:g} minute(s): timing {len(points)} point(s); {load()}")
-        cals = calibrate(
-            points, model, train, corpus, minutes, threads=THREADS, estimate=ESTIMATE,
-            on_point=lambda c: say(
-                f"  {c.point.label}: {c.seconds_per_step:.4f} s/step, {c.steps:,} steps"
-            ),
-        )  # fmt: skip
+    if args.steps_of and args.steps_of != text:
+        cals = steps_of(args.steps_of, minutes, points, results)
+    else:
+        with cpu_lock(args.lock):
+            say(f"{text}, {minutes:g} minute(s): timing {len(points)} point(s); {load()}")
+            cals = calibrate(
+                points, model, train, corpus, minutes, threads=THREADS, estimate=ESTIMATE,
+                on_point=lambda c: say(
+                    f"  {c.point.label}: {c.seconds_per_step:.4f} s/step, {c.steps:,} steps"
+                ),
+            )  # fmt: skip
     spec = SweepSpec(
         text_path=str(path),
         encoding=None,
@@ -319,6 +324,26 @@ def run_stage(args, budget: Budget, text: str, path: Path, results: Results) -> 
                 elapsed_s=r.elapsed_s, run_id=r.run_id, message=r.message,
             )
         )  # fmt: skip
+
+
+def steps_of(other: str, minutes: float, points: list[SweepPoint], results: Results):
+    """``--steps-of OTHER``: each point given the steps its recipe was calibrated to on the text
+    OTHER at this budget, not timed again. The two texts are the same size and a step costs the
+    same on both (to the vocabulary's share of the products, under 2% here), while two
+    calibrations an hour apart can differ by a third on this VM (0.150 and 0.109 s a step for
+    the same H=512 point): the texts then train the same steps."""
+    rows = {r["label"]: r for r in results.find(stage="sweep", minutes=minutes, text=other)}
+    missing = [p.label for p in points if p.label not in rows]
+    if missing:
+        sys.exit(f"--steps-of {other}: no {minutes:g}-minute result on it for {', '.join(missing)}")
+    out = []
+    for p in points:
+        row = rows[p.label]
+        steps = row["calibrated_steps"]
+        say(f"  {p.label}: {steps:,} steps, as on {other}")
+        # reserve_s: not known from the row, and used only for reporting a check
+        out.append(Calibration(dataclasses.replace(p, steps=steps), row["seconds_per_step"], 0.0))
+    return out
 
 
 # ------------------------------------------------------------------------------------ report
@@ -426,6 +451,11 @@ def main() -> None:
         "--jobs", type=int, default=1,
         help="points trained at once, the cores shared between them (their steps are still "
         f"timed alone on {THREADS} threads, so the results do not change)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--steps-of", metavar="TEXT", choices=TEXTS,
+        help="give the other text's points the steps calibrated for TEXT at the same budget "
+        "(not timed again)",
     )  # fmt: skip
     ap.add_argument("--lock", default=LOCK if os.path.exists(LOCK) else None, help="CPU lock")
     ap.add_argument("--no-check", action="store_true", help="skip the calibration check")

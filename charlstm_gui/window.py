@@ -337,7 +337,7 @@ class MainWindow(QMainWindow):
         else:
             source = ""
         self.gen.set_can_generate(has_model and not c.generating, source)
-        self.form.setEnabled(idle)
+        self.form.setEnabled(idle and not c.sweeping)  # a sweep keeps the settings it began with
         text = {
             State.IDLE: "Ready" if has_corpus else "Open a text to begin",
             State.STARTING: "Starting…",
@@ -345,6 +345,11 @@ class MainWindow(QMainWindow):
             State.PAUSED: "Paused",
             State.STOPPING: "Stopping…",
         }[st]
+        sweep = c.sweep if c.sweeping else None
+        if sweep is not None and sweep.timing:
+            text = "Sweep: timing the settings…"
+        elif sweep is not None and 0 <= sweep.current < len(sweep.points):
+            text = f"Sweep {sweep.current + 1}/{len(sweep.points)}: {text}"
         self.status_bar.set_state(c.busy or text, busy=bool(c.busy) and idle)
 
     @Slot(str)

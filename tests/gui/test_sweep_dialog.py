@@ -260,3 +260,32 @@ def test_a_point_that_cannot_be_timed_ends_the_sweep_with_a_message(
     assert [p.status for p in ended[0].points] == ["skipped", "skipped"]
     assert ended[0].best is None and not ctl.sweeping and stored_runs() == []
     ctl.shutdown()
+
+
+def test_the_window_shows_the_timing_then_each_run_of_a_sweep(
+    qtbot, window, tmp_path, home, monkeypatch
+):
+    import threading
+
+    from charlstm_core.sweep import calibration
+
+    gate = threading.Event()
+    monkeypatch.setattr(calibration, "measure_timing", FakeTimer(per_unit=1e-4, gate=gate))
+    w = window
+    with qtbot.waitSignal(w.ctl.corpus_changed, timeout=10_000):
+        w.open_text(str(small_text(tmp_path / "t.txt")))
+    w.form.set_values({**TINY, "autosave_dir": str(tmp_path / "auto")})
+    w.ask_sweep = lambda: SweepSpec({"lr": [0.003, 0.01]}, "minutes", 0.005, True)
+    w.ask_open_best = lambda best, lines: False
+    state = w.status_bar.labels["state"]
+    w.actions["sweep"].trigger()
+    assert state.text() == "Sweep: timing the settings…"
+    assert not w.form.isEnabled() and not w.actions["train"].isEnabled()
+    assert w.actions["cancel_sweep"].isEnabled()
+    seen = set()
+    w.ctl.sweep_changed.connect(lambda _s: seen.add(state.text()))
+    with qtbot.waitSignal(w.ctl.sweep_finished, timeout=60_000):
+        gate.set()
+    assert any(t.startswith("Sweep 1/2: ") for t in seen)
+    assert any(t.startswith("Sweep 2/2: ") for t in seen)
+    assert w.form.isEnabled() and not state.text().startswith("Sweep")

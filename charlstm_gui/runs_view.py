@@ -144,17 +144,7 @@ class RunsView:
         ended = [p.run_id for p in sweep.points if p.run_id is not None and p.status != "running"]
         model = self.panel.model
         model.set_checked([*model.checked, *ended])  # each finished point joins the overlay
-        if sweep.timing:
-            self.win.statusBar().showMessage(
-                f"Sweep: timing {len(sweep.points)} settings on this computer before the first run…"
-            )
-        elif 0 <= sweep.current < len(sweep.points):
-            point = sweep.points[sweep.current].point
-            steps = f", {point.steps:,} steps" if point.steps is not None else ""
-            self.win.statusBar().showMessage(
-                f"Sweep: run {sweep.current + 1} of {len(sweep.points)} ({point.label}{steps})"
-            )
-        self.win.render_state()
+        self.win.render_state()  # the status bar's state says where the sweep is
 
     @Slot(object)
     def _on_sweep_finished(self, sweep: Any) -> None:

@@ -347,9 +347,10 @@ class MainWindow(QMainWindow):
         }[st]
         sweep = c.sweep if c.sweeping else None
         if sweep is not None and sweep.timing:
-            text = "Sweep: timing the settings…"
+            text = f"Sweep: timing {len(sweep.points)} settings…"
         elif sweep is not None and 0 <= sweep.current < len(sweep.points):
-            text = f"Sweep {sweep.current + 1}/{len(sweep.points)}: {text}"
+            point = sweep.points[sweep.current]
+            text = f"Sweep {sweep.current + 1}/{len(sweep.points)} ({point.label}): {text}"
         self.status_bar.set_state(c.busy or text, busy=bool(c.busy) and idle)
 
     @Slot(str)

@@ -279,13 +279,13 @@ def test_the_window_shows_the_timing_then_each_run_of_a_sweep(
     w.ask_open_best = lambda best, lines: False
     state = w.status_bar.labels["state"]
     w.actions["sweep"].trigger()
-    assert state.text() == "Sweep: timing the settings…"
+    assert state.text() == "Sweep: timing 2 settings…"
     assert not w.form.isEnabled() and not w.actions["train"].isEnabled()
     assert w.actions["cancel_sweep"].isEnabled()
     seen = set()
     w.ctl.sweep_changed.connect(lambda _s: seen.add(state.text()))
     with qtbot.waitSignal(w.ctl.sweep_finished, timeout=60_000):
         gate.set()
-    assert any(t.startswith("Sweep 1/2: ") for t in seen)
-    assert any(t.startswith("Sweep 2/2: ") for t in seen)
+    assert any(t.startswith("Sweep 1/2 (lr=0.003): ") for t in seen)
+    assert any(t.startswith("Sweep 2/2 (lr=0.01): ") for t in seen)
     assert w.form.isEnabled() and not state.text().startswith("Sweep")

@@ -127,6 +127,9 @@ BUDGETS = (
         (
             dict(num_layers=1, hidden_size=512, lr=8e-3, dropout=0.2),  # the 10-minute winner
             dict(num_layers=2, hidden_size=384, lr=5e-3, dropout=0.1),  # its 10-minute tie
+            # both of those over-fit a 1 MB text within the hour (best val a quarter of the way
+            # in): char-rnn's recipe for tinyshakespeare, a bigger model held back by dropout 0.5
+            dict(num_layers=2, hidden_size=512, lr=5e-3, dropout=0.5),
         ),
     ),
 )
@@ -202,19 +205,28 @@ def load() -> str:
 
 
 class Results:
-    """OUT/results.json: every finished point, written after each one."""
+    """OUT/results.json: every finished point and every calibration, written as each comes.
+
+    Two runs of this script may share OUT (say, one per text, one thread each): each row is
+    added to the file as it is on disk, under a lock, so that neither loses the other's."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.rows: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+        self.rows: list[dict[str, Any]] = self._read()
+
+    def _read(self) -> list[dict[str, Any]]:
+        return json.loads(self.path.read_text()) if self.path.exists() else []
 
     def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.rows, indent=1))
-        os.replace(tmp, self.path)
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.rows = [*self._read(), row]
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.rows, indent=1))
+            os.replace(tmp, self.path)
 
     def find(self, **keys: Any) -> list[dict[str, Any]]:
+        self.rows = self._read()
         return [r for r in self.rows if all(r.get(k) == v for k, v in keys.items())]
 
 
@@ -282,22 +294,16 @@ def run_stage(args, budget: Budget, text: str, path: Path, results: Results) -> 
     points = []
     for i, changes in enumerate(budget.points):
         changes = scaled(changes, args.short)
-        if label_of(changes) not in done:
-            points.append(SweepPoint(index=i, changes=changes, label=label_of(changes)))
+        label = label_of(changes)
+        if label not in done and (not args.point or label in args.point):
+            points.append(SweepPoint(index=i, changes=changes, label=label))
     if not points:
         return
     corpus = load_corpus(str(path))
     if args.steps_of and args.steps_of != text:
         cals = steps_of(args.steps_of, minutes, points, results)
     else:
-        with cpu_lock(args.lock):
-            say(f"{text}, {minutes:g} minute(s): timing {len(points)} point(s); {load()}")
-            cals = calibrate(
-                points, model, train, corpus, minutes, threads=THREADS, estimate=ESTIMATE,
-                on_point=lambda c: say(
-                    f"  {c.point.label}: {c.seconds_per_step:.4f} s/step, {c.steps:,} steps"
-                ),
-            )  # fmt: skip
+        cals = calibrated(args, text, minutes, model, train, corpus, points, results)
     spec = SweepSpec(
         text_path=str(path),
         encoding=None,
@@ -326,6 +332,39 @@ def run_stage(args, budget: Budget, text: str, path: Path, results: Results) -> 
         )  # fmt: skip
 
 
+def calibrated(args, text, minutes, model, train, corpus, points, results: Results):
+    """Each point's steps for ``minutes`` on ``text``: timed now under the lock and kept in
+    OUT/results.json, or the steps it was given before (a point that an earlier run left
+    unfinished trains the same steps again, so that it continues from its checkpoint)."""
+    before = {r["label"]: r for r in results.find(stage="calibration", minutes=minutes, text=text)}
+    cals = [
+        Calibration(dataclasses.replace(p, steps=row["steps"]), row["seconds_per_step"], 0.0)
+        for p in points
+        if (row := before.get(p.label))
+    ]
+    for c in cals:
+        say(f"  {c.point.label}: {c.point.steps:,} steps, as calibrated before")
+    new = [p for p in points if p.label not in before]
+    if new:
+        with cpu_lock(args.lock):
+            say(f"{text}, {minutes:g} minute(s): timing {len(new)} point(s); {load()}")
+            timed = calibrate(
+                new, model, train, corpus, minutes, threads=THREADS, estimate=ESTIMATE,
+                on_point=lambda c: say(
+                    f"  {c.point.label}: {c.seconds_per_step:.4f} s/step, {c.steps:,} steps"
+                ),
+            )  # fmt: skip
+        for c in timed:
+            results.add(
+                dict(
+                    stage="calibration", minutes=minutes, text=text, label=c.point.label,
+                    steps=c.steps, seconds_per_step=c.seconds_per_step, reserve_s=c.reserve_s,
+                )
+            )  # fmt: skip
+        cals += timed
+    return sorted(cals, key=lambda c: c.point.index)
+
+
 def steps_of(other: str, minutes: float, points: list[SweepPoint], results: Results):
     """``--steps-of OTHER``: each point given the steps its recipe was calibrated to on the text
     OTHER at this budget, not timed again. The two texts are the same size and a step costs the
@@ -333,6 +372,8 @@ def steps_of(other: str, minutes: float, points: list[SweepPoint], results: Resu
     calibrations an hour apart can differ by a third on this VM (0.150 and 0.109 s a step for
     the same H=512 point): the texts then train the same steps."""
     rows = {r["label"]: r for r in results.find(stage="sweep", minutes=minutes, text=other)}
+    for r in results.find(stage="calibration", minutes=minutes, text=other):
+        rows.setdefault(r["label"], {**r, "calibrated_steps": r["steps"]})
     missing = [p.label for p in points if p.label not in rows]
     if missing:
         sys.exit(f"--steps-of {other}: no {minutes:g}-minute result on it for {', '.join(missing)}")
@@ -457,6 +498,16 @@ def main() -> None:
         help="give the other text's points the steps calibrated for TEXT at the same budget "
         "(not timed again)",
     )  # fmt: skip
+    ap.add_argument(
+        "--point", action="append", metavar="LABEL",
+        help="run only this point (its label as the tables print it; repeat for several)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--threads", type=int, default=THREADS,
+        help=f"BLAS threads of a point trained alone (default {THREADS}; 1 when two runs of "
+        "this script share the cores); the steps are timed on "
+        f"{THREADS} whatever this says",
+    )  # fmt: skip
     ap.add_argument("--lock", default=LOCK if os.path.exists(LOCK) else None, help="CPU lock")
     ap.add_argument("--no-check", action="store_true", help="skip the calibration check")
     ap.add_argument("--report", action="store_true", help="print the tables of what ran, only")
@@ -465,7 +516,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results = Results(args.out / "results.json")
     if not args.report:
-        parallel.set_blas_threads(THREADS)
+        parallel.set_blas_threads(args.threads)
         texts = write_texts(args.out / "texts", args.short)
         wanted = {float(b) for b in args.budgets.split(",")}
         unknown = set(args.texts.split(",")) - set(TEXTS)

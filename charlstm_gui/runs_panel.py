@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from charlstm_core.runs import differing_keys
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -380,12 +381,6 @@ def _col(header: str) -> Column:
     return next(c for c in COLUMNS if c.header == header)
 
 
-def differing_settings(settings: Sequence[dict[str, Any]]) -> list[str]:
-    """The keys whose values are not the same in every one of ``settings`` (in first-seen order)."""
-    keys = list(dict.fromkeys(k for s in settings for k in s))
-    return [k for k in keys if len({repr(s.get(k)) for s in settings}) > 1]
-
-
 # the settings that choose which characters a run is validated on (charlstm_core.data.split_ids):
 # runs that differ in one of them report validation losses over different characters
 VALIDATION_KEYS = ("text", "val_fraction", "val_split", "eval_max_chars")
@@ -412,7 +407,7 @@ class CompareDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Compare settings")
-        self.keys = differing_settings(settings)
+        self.keys = differing_keys(settings)
         self.table = QTableWidget(len(self.keys), len(names))
         self.table.setHorizontalHeaderLabels(list(names))
         self.table.setVerticalHeaderLabels(self.keys)

@@ -73,3 +73,48 @@ def test_every_preset_names_the_same_monitoring_settings():
     keys = {"val_fraction", "eval_every", "sample_every", "sample_length"}
     for name, preset in presets.PRESETS.items():
         assert keys <= set(preset), name
+
+
+def test_two_runs_of_the_sweep_sharing_a_folder_keep_each_others_rows(bench, tmp_path):
+    """One run per text may share OUT: each row is added to the file as it is on disk."""
+    path = tmp_path / "results.json"
+    a, b = bench.Results(path), bench.Results(path)  # both read the empty file
+    a.add(dict(stage="sweep", text="python", label="x"))
+    b.add(dict(stage="sweep", text="shakespeare", label="x"))
+    a.add(dict(stage="calibration", text="python", label="y"))
+    assert [r["text"] for r in bench.Results(path).rows] == ["python", "shakespeare", "python"]
+    assert len(b.find(label="x")) == 2 and not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_point_timed_before_trains_its_earlier_steps_and_is_not_timed_again(
+    bench, tmp_path, monkeypatch
+):
+    """So that a point an interrupted run left part-way continues from its checkpoint (whose
+    settings include its steps), and the other text's --steps-of finds it before it ends."""
+    results = bench.Results(tmp_path / "results.json")
+    budget = bench.BUDGETS[-1]
+    model, train = bench.configs(budget)
+    first, second = (
+        bench.SweepPoint(index=i, changes=c, label=bench.label_of(c))
+        for i, c in enumerate(budget.points[:2])
+    )
+    results.add(
+        dict(stage="calibration", minutes=60.0, text="shakespeare", label=first.label,
+             steps=1234, seconds_per_step=0.5, reserve_s=3.0)
+    )  # fmt: skip
+    timed = []
+
+    def fake_calibrate(points, *args, **kwargs):
+        timed.extend(p.label for p in points)
+        return [bench.Calibration(bench.dataclasses.replace(p, steps=99), 0.7, 1.0) for p in points]
+
+    monkeypatch.setattr(bench, "calibrate", fake_calibrate)
+    args = type("Args", (), {"lock": None})()
+    cals = bench.calibrated(args, "shakespeare", 60.0, model, train, None, [second, first], results)
+    assert timed == [second.label]
+    assert [(c.point.label, c.steps) for c in cals] == [(first.label, 1234), (second.label, 99)]
+    row = results.find(stage="calibration", label=second.label)[0]
+    assert (row["steps"], row["seconds_per_step"], row["text"]) == (99, 0.7, "shakespeare")
+    # the other text is given the same steps, the first point's before it has finished
+    other = bench.steps_of("shakespeare", 60.0, [first, second], results)
+    assert [c.steps for c in other] == [1234, 99]

@@ -477,3 +477,6 @@ def test_differing_settings_lists_only_what_changed(tmp_path):
     }
     assert runs.differing_settings([b, c]) == {"model.hidden_size": [16, 24]}
     assert runs.differing_settings([a]) == {} and runs.differing_settings([]) == {}
+    # in the order first seen, a key one lacks counted as None
+    assert runs.differing_keys([{"x": 1, "y": 2}, {"x": 1, "y": 3, "z": 4}]) == ["y", "z"]
+    assert runs.differing_keys([{"x": None}, {}]) == [] and runs.differing_keys([]) == []

@@ -53,6 +53,7 @@ from .records import (
     Curves,
     Run,
     default_db_path,
+    differing_keys,
     differing_settings,
 )
 from .schema import SCHEMA_V1, SCHEMA_VERSION
@@ -72,6 +73,7 @@ __all__ = [
     "RunRecorder",
     "RunStore",
     "default_db_path",
+    "differing_keys",
     "differing_settings",
     "recorded",
     "status_of",

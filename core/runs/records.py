@@ -10,6 +10,7 @@ import math
 import os
 import socket
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,14 +136,15 @@ class Curves:
     val: Curve
 
 
+def differing_keys(settings: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The keys whose values are not the same in every one of ``settings`` (a key one lacks
+    counts as None), in the order they are first seen."""
+    keys = dict.fromkeys(k for s in settings for k in s)
+    return [k for k in keys if any(s.get(k) != settings[0].get(k) for s in settings[1:])]
+
+
 def differing_settings(runs: list[Run]) -> dict[str, list[Any]]:
     """The settings whose values differ between ``runs``: ``{"train.lr": [0.002, 0.004], ...}``
     (one value per run, in the order given; a setting a run lacks is None). Sorted by name."""
     flats = [r.flat_settings() for r in runs]
-    keys = sorted(set().union(*flats)) if flats else []
-    out = {}
-    for key in keys:
-        values = [f.get(key) for f in flats]
-        if any(v != values[0] for v in values[1:]):
-            out[key] = values
-    return out
+    return {k: [f.get(k) for f in flats] for k in sorted(differing_keys(flats))}

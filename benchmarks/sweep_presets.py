@@ -110,7 +110,7 @@ BUDGETS = (
     ),
     Budget(
         10.0,
-        "Balanced / Best quality",
+        "Balanced",
         {},
         dict(seq_len=50, batch_size=32, warmup_steps=100, **BALANCED_EVAL),
         (

@@ -146,8 +146,10 @@ class TextPanel(QWidget):
         train_chars: int,
         run_steps: float | None,
         passes: float | None = None,
+        dropout: float = 0.0,
     ) -> None:
-        """The check's figures; ``passes``: the run's passes over the training part (epochs)."""
+        """The check's figures; ``passes``: the run's passes over the training part (epochs);
+        ``dropout``: the form's (it tempers the verdict on the model's size)."""
         self.labels["params"].setText(f"{est.params:,}")
         self.labels["ratio"].setText(f"{train_chars / max(est.params, 1):,.2f}")
         self.labels["memory"].setText(
@@ -175,4 +177,4 @@ class TextPanel(QWidget):
             )
         from charlstm_core.plan import size_advice
 
-        self.verdict.setText(size_advice(est.parts, est.vocab, train_chars))
+        self.verdict.setText(size_advice(est.parts, est.vocab, train_chars, dropout))

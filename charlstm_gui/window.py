@@ -435,7 +435,7 @@ class MainWindow(QMainWindow):
         if check is not None:
             self.text_panel.show_validation_check(check.unseen)
             self.text_panel.show_estimate(
-                check.estimate, check.train_chars, check.steps, check.passes
+                check.estimate, check.train_chars, check.steps, check.passes, float(v["dropout"])
             )
 
     def _val_fraction(self) -> float:

@@ -308,9 +308,16 @@ def estimate(
 # --------------------------------------------------------------------------- advice
 
 
-def size_advice(parts: dict[str, int], vocab: int, train_chars: int) -> str:
+# Dropout from which a model with more parameters than its text has characters is not expected
+# to memorise it: two layers of 512 (3.3 M parameters) at 0.5 on the two 1 MB texts of
+# benchmarks/sweep_presets.py, an hour (benchmarks/README.md, "an hour on 1 MB").
+HEAVY_DROPOUT = 0.4
+
+
+def size_advice(parts: dict[str, int], vocab: int, train_chars: int, dropout: float = 0.0) -> str:
     """A plain-language judgement of model size against the amount of training text, with
-    advice aimed at the part of the model that holds most parameters (``param_parts``)."""
+    advice aimed at the part of the model that holds most parameters (``param_parts``) and
+    tempered by ``dropout`` (see HEAVY_DROPOUT)."""
     if train_chars <= 0:
         return ""
     total = max(sum(parts.values()), 1)
@@ -326,6 +333,14 @@ def size_advice(parts: dict[str, int], vocab: int, train_chars: int) -> str:
                 f"{round(100 * parts['decoder'] / total)}%): rare characters get weights that "
                 "see few examples. More text helps most; a smaller hidden size shrinks these "
                 "weights only in proportion; raise dropout against memorising."
+            )
+        if dropout >= HEAVY_DROPOUT:
+            return (
+                "The model has more parameters than the text has characters, but its dropout "
+                f"of {dropout:g} holds it back from memorising the text: at 0.5, two layers of "
+                "512 trained for an hour on 1 MB texts ended within 0.015 of their best "
+                "validation loss. Watch the validation loss, and use a smaller model if it turns "
+                "up early."
             )
         return (
             "The model has far more parameters than the text has characters: it will memorise "

@@ -332,13 +332,18 @@ def run_stage(args, budget: Budget, text: str, path: Path, results: Results) -> 
         )  # fmt: skip
 
 
+def given(point: SweepPoint, steps: int, seconds_per_step: float) -> Calibration:
+    """``point`` with steps calibrated earlier (``reserve_s``, not kept, only reports a check)."""
+    return Calibration(dataclasses.replace(point, steps=steps), seconds_per_step, 0.0)
+
+
 def calibrated(args, text, minutes, model, train, corpus, points, results: Results):
     """Each point's steps for ``minutes`` on ``text``: timed now under the lock and kept in
     OUT/results.json, or the steps it was given before (a point that an earlier run left
     unfinished trains the same steps again, so that it continues from its checkpoint)."""
     before = {r["label"]: r for r in results.find(stage="calibration", minutes=minutes, text=text)}
     cals = [
-        Calibration(dataclasses.replace(p, steps=row["steps"]), row["seconds_per_step"], 0.0)
+        given(p, row["steps"], row["seconds_per_step"])
         for p in points
         if (row := before.get(p.label))
     ]
@@ -377,13 +382,12 @@ def steps_of(other: str, minutes: float, points: list[SweepPoint], results: Resu
     missing = [p.label for p in points if p.label not in rows]
     if missing:
         sys.exit(f"--steps-of {other}: no {minutes:g}-minute result on it for {', '.join(missing)}")
-    out = []
-    for p in points:
-        row = rows[p.label]
-        steps = row["calibrated_steps"]
-        say(f"  {p.label}: {steps:,} steps, as on {other}")
-        # reserve_s: not known from the row, and used only for reporting a check
-        out.append(Calibration(dataclasses.replace(p, steps=steps), row["seconds_per_step"], 0.0))
+    out = [
+        given(p, rows[p.label]["calibrated_steps"], rows[p.label]["seconds_per_step"])
+        for p in points
+    ]
+    for c in out:
+        say(f"  {c.point.label}: {c.steps:,} steps, as on {other}")
     return out
 
 

@@ -1,4 +1,5 @@
-"""How close the settings check's time per step (charlstm_core.plan) comes to real runs, on three
+"""How close the settings check's time per step (charlstm_core.training.plan) comes to real runs,
+on three
 texts.
 
 For each text the estimate is made exactly as the app makes it (``measure_timing`` at the run's
@@ -33,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from charlstm_core.config import ModelConfig, TrainConfig  # noqa: E402
-from charlstm_core.data import load_corpus  # noqa: E402
-from charlstm_core.plan import estimate, measure_timing  # noqa: E402
-from charlstm_core.trainer import Trainer  # noqa: E402
+from charlstm_core.files.text import load_corpus  # noqa: E402
+from charlstm_core.training.plan import estimate, measure_timing  # noqa: E402
+from charlstm_core.training.trainer import Trainer  # noqa: E402
 
 SHAKESPEARE = os.environ.get(
     "CHARLSTM_SHAKESPEARE", str(ROOT.parent / "shared" / "data" / "tinyshakespeare.txt")

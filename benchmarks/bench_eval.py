@@ -26,9 +26,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from charlstm_core.config import ModelConfig  # noqa: E402
-from charlstm_core.data import Vocab, load_corpus  # noqa: E402
-from charlstm_core.model import init_params  # noqa: E402
-from charlstm_core.modelfile import ModelFile, load_model  # noqa: E402
+from charlstm_core.engine.model import init_params  # noqa: E402
+from charlstm_core.files.modelfile import ModelFile, load_model  # noqa: E402
+from charlstm_core.files.text import Vocab, load_corpus  # noqa: E402
 from charlstm_core.sample import default_streams, evaluate  # noqa: E402
 
 TARGET_S = 120.0  # seconds for 2 M characters at L=1, H=512 on 2 cores

@@ -30,10 +30,10 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import numpy as np  # noqa: E402
-from charlstm_core import model  # noqa: E402
-from charlstm_core.backend import list_devices, make_engine, resolve_device  # noqa: E402
-from charlstm_core.backend.kernels import KERNELS  # noqa: E402
 from charlstm_core.config import ModelConfig  # noqa: E402
+from charlstm_core.engine import model  # noqa: E402
+from charlstm_core.engine.devices import list_devices, make_engine, resolve_device  # noqa: E402
+from charlstm_core.engine.kernels import KERNELS  # noqa: E402
 
 V, L, H, T = 65, 2, 512, 100
 CLIP, LR = 5.0, 2e-3

@@ -27,10 +27,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-from charlstm_core.builtin_text import builtin_corpus  # noqa: E402
 from charlstm_core.config import ModelConfig, TrainConfig  # noqa: E402
 from charlstm_core.events import StepEvent  # noqa: E402
-from charlstm_core.trainer import Trainer  # noqa: E402
+from charlstm_core.files.builtin_text import builtin_corpus  # noqa: E402
+from charlstm_core.training.trainer import Trainer  # noqa: E402
 from PySide6.QtCore import (  # noqa: E402
     QCoreApplication,
     QElapsedTimer,

@@ -10,14 +10,17 @@ reports its buffers to it).
 
 The issue's figure is the analysis *while training runs in the app*. The app trains on a worker
 thread of its own process, BLAS set to the cores (at most 2, ``max_train_threads``) and the batch
-run in slices on that many threads (charlstm_core.parallel); an analysis beside it runs on another
-thread with BLAS held to one thread (charlstm_gui/inspect_analysis.py). This script does the same
+run in slices on that many threads (charlstm_core.engine.parallel); an analysis beside it runs on
+another
+thread with BLAS held to one thread (charlstm_gui/views/inspect_analysis.py). This script does the
+same
 without Qt: a ``Trainer`` (L=2, H=512, B=32, T=100 by default) runs on a thread, and once it has
 made ``--warm-steps`` steps, the passage of the model it trains is analysed ``--repeats`` times
 on the main thread in ``single_threaded_blas``, as ``analyse_passage`` does; the median is the
 figure. The same passage is also read with nothing else running (every BLAS thread, then one).
 The training thread lowers its priority as the app's training worker does
-(``charlstm_core.parallel.lower_priority``, by ``TRAINING_NICE``; its slices' threads inherit it);
+(``charlstm_core.engine.parallel.lower_priority``, by ``TRAINING_NICE``; its slices' threads
+inherit it);
 ``--trainer-nice 0`` shows the analysis without that policy.
 """
 
@@ -32,20 +35,20 @@ import tracemalloc
 
 import numpy as np
 from charlstm_core.config import ModelConfig, TrainConfig
-from charlstm_core.copies import CopyIndex
-from charlstm_core.data import Vocab, corpus_from_text
-from charlstm_core.events import StepEvent
-from charlstm_core.inspect import analyse, detectors, rank_units
-from charlstm_core.model import init_params
-from charlstm_core.modelfile import ModelFile
-from charlstm_core.parallel import (
+from charlstm_core.engine.model import init_params
+from charlstm_core.engine.parallel import (
     TRAINING_NICE,
     blas_thread_count,
     blas_threads,
     lower_priority,
     single_threaded_blas,
 )
-from charlstm_core.trainer import Trainer
+from charlstm_core.events import StepEvent
+from charlstm_core.files.modelfile import ModelFile
+from charlstm_core.files.text import Vocab, corpus_from_text
+from charlstm_core.insight.copies import CopyIndex
+from charlstm_core.insight.inspect import analyse, detectors, rank_units
+from charlstm_core.training.trainer import Trainer
 
 WORDS = (
     "the of and to a in that is was he for it with as his on be at by had not are but from or "
@@ -95,7 +98,8 @@ def medians(fn, repeats: int) -> tuple[float, float]:
 
 class Training:
     """A ``Trainer`` running on a thread of this process as the app's TrainWorker runs one: BLAS
-    set to the cores (at most 2), the batch in slices (charlstm_core.parallel); no evaluation,
+    set to the cores (at most 2), the batch in slices (charlstm_core.engine.parallel); no
+    evaluation,
     samples or checkpoints, so that every second of it is training steps."""
 
     def __init__(self, text: str, vocab: Vocab, args: argparse.Namespace) -> None:
@@ -105,7 +109,9 @@ class Training:
                          eval_every=0, sample_every=0, checkpoint_every=0,
                          val_fraction=0.0)  # fmt: skip
         self.trainer = Trainer(corpus, mc, tc)
-        self.threads = min(2, os.cpu_count() or 1)  # charlstm_gui.controller.max_train_threads
+        self.threads = min(
+            2, os.cpu_count() or 1
+        )  # charlstm_gui.controller.controller.max_train_threads
         self.nice = args.trainer_nice
         self.stamps: list[float] = []  # perf_counter at each step event
         self.error: BaseException | None = None
@@ -179,7 +185,7 @@ def analysis_figures(args: argparse.Namespace) -> None:
         walls, cpus, ranks = [], [], []
         t0 = time.perf_counter()
         for _ in range(args.repeats):
-            with single_threaded_blas():  # as charlstm_gui.inspect_analysis.analyse_passage
+            with single_threaded_blas():  # as charlstm_gui.views.inspect_analysis.analyse_passage
                 t_a, c_a = time.perf_counter(), time.thread_time()
                 read = analyse(busy, text)
                 t_b, c_b = time.perf_counter(), time.thread_time()

@@ -61,7 +61,7 @@ def generate(path: str, mixed: bool, size: int = SIZE, seed: int = 0) -> None:
 
 def measure(path: str) -> dict:
     """Load ``path`` once in this process; wall seconds and peak RSS of the whole process."""
-    from charlstm_core.data import load_corpus
+    from charlstm_core.files.text import load_corpus
 
     t0 = time.perf_counter()
     corpus = load_corpus(path)

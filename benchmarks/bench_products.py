@@ -1,14 +1,14 @@
 """How far NumPy can go: the matrix products of one training step alone, against a PyTorch step.
 
 ``bench_speed.py`` compares whole training steps. This script asks what is left to win: it runs
-only the matrix products that ``core/model.py`` makes in one step (forward and backward, the
+only the matrix products that ``core/engine/model.py`` makes in one step (forward and backward, the
 engine's shapes and layouts, float32) with nothing else — no gate arithmetic, softmax, clip or
 Adam — and times them against a whole ``torch.nn.LSTM`` step in the same process, interleaved.
 
 Two ways to run the products on the 2 cores are timed; the faster one, plus clip + Adam and a
 single ``exp`` per forward gate value (both also unavoidable), is the floor:
   * split: the batch cut into one slice per core, each on its own thread with 1-thread BLAS
-    (what the engine does at these sizes, see ``core/parallel.py``);
+    (what the engine does at these sizes, see ``core/engine/parallel.py``);
   * whole: the whole batch, each product on 2-thread BLAS.
 
 If that floor comes near a whole PyTorch step, an engine that calls OpenBLAS through NumPy
@@ -31,12 +31,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 from bench_speed import CONFIGS, THREADS, NumpyEngine, TorchEngine, V  # noqa: E402
-from charlstm_core import model, optim, parallel  # noqa: E402
 from charlstm_core.config import ModelConfig  # noqa: E402
+from charlstm_core.engine import model, optim, parallel  # noqa: E402
 
 
 def products(L: int, H: int, B: int, T: int, workers: int):
-    """A function running the matrix products of one step (see core/model.py), B split in
+    """A function running the matrix products of one step (see core/engine/model.py), B split in
     ``workers`` slices."""
     rng = np.random.default_rng(0)
     f32 = np.float32
@@ -77,7 +77,8 @@ def products(L: int, H: int, B: int, T: int, workers: int):
 
 
 def optimizer_and_exp(L: int, H: int, B: int, T: int):
-    """Two things every engine step must also do: clip + Adam over all parameters (core/optim.py),
+    """Two things every engine step must also do: clip + Adam over all parameters
+    (core/engine/optim.py),
     and one ``exp`` over each core's share of the forward gate values (the least the gates need)."""
     cfg = ModelConfig(vocab_size=V, hidden_size=H, num_layers=L, dropout=0.0)
     params = model.init_params(cfg, np.random.default_rng(0))

@@ -32,9 +32,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from charlstm_core.config import ModelConfig, TrainConfig  # noqa: E402
-from charlstm_core.data import corpus_from_text  # noqa: E402
+from charlstm_core.files.text import corpus_from_text  # noqa: E402
 from charlstm_core.runs import KIND_TRAIN, KIND_VAL, RunRecorder, RunStore  # noqa: E402
-from charlstm_core.trainer import Trainer  # noqa: E402
+from charlstm_core.training.trainer import Trainer  # noqa: E402
 
 TARGET_OVERHEAD = 0.01
 TARGET_LOAD_S = 0.5

@@ -27,8 +27,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import numpy as np  # noqa: E402
-from charlstm_core import memory, model, optim, parallel  # noqa: E402
 from charlstm_core.config import ModelConfig  # noqa: E402
+from charlstm_core.engine import memory, model, optim, parallel  # noqa: E402
 
 V = 65
 CONFIGS = [(2, 512, 32, 100), (1, 512, 64, 100), (2, 256, 32, 100)]  # (L, H, B, T)
@@ -38,7 +38,7 @@ THREADS = 2
 
 
 class _Optimizer:
-    """core/optim.py's global-norm clip and Adam: what the trainer runs after each pass."""
+    """core/engine/optim.py's global-norm clip and Adam: what the trainer runs after each pass."""
 
     def __init__(self, params: dict[str, np.ndarray]) -> None:
         self.adam = optim.Adam(params)
@@ -51,7 +51,7 @@ class _Optimizer:
 class NumpyEngine:
     def __init__(self, L: int, H: int, B: int, T: int, seed: int = 0) -> None:
         self.cfg = ModelConfig(vocab_size=V, hidden_size=H, num_layers=L, dropout=0.0)
-        memory.keep_freed_memory()  # as charlstm_core.trainer.Trainer does
+        memory.keep_freed_memory()  # as charlstm_core.training.trainer.Trainer does
         rng = np.random.default_rng(seed)
         self.params = model.init_params(self.cfg, rng)
         self.opt = _Optimizer(self.params)
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     with parallel.blas_thread_count(THREADS):
         print(
             f"training chars/s, float32, {THREADS} threads, V={V}, "
-            f"Adam (core/optim.py) + clip {CLIP:g}; "
+            f"Adam (core/engine/optim.py) + clip {CLIP:g}; "
             f"{args.repeats} rounds x {args.steps} steps per engine, interleaved "
             f"(median / min-time)"
         )

@@ -4,7 +4,8 @@ The reference is the bare step the trainer is built on, run in the same process:
 (forward, softmax, backward) + global norm + clip + Adam, the state carried, on the same batch
 shapes. The trainer runs the same steps as ``Trainer.run()`` with evaluation, samples and autosaves
 off, so what differs is only what the trainer does around the step: the divergence detector, the
-in-memory copy kept for a rollback every ``charlstm_core.heal.KEEP_EVERY`` steps, the stream cursor,
+in-memory copy kept for a rollback every ``charlstm_core.training.heal.KEEP_EVERY`` steps, the
+stream cursor,
 the history and the events (and, with ``--record``, the run store's recorder fed with every event).
 The two alternate in repeats; the table gives the median over repeats of each one's mean chars/s
 (after a first, warm-up step) and the ratio trainer / bare step.
@@ -27,11 +28,11 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import numpy as np  # noqa: E402
-from charlstm_core import model, optim  # noqa: E402
 from charlstm_core.config import ModelConfig, TrainConfig  # noqa: E402
-from charlstm_core.data import corpus_from_text  # noqa: E402
+from charlstm_core.engine import model, optim  # noqa: E402
 from charlstm_core.events import StepEvent  # noqa: E402
-from charlstm_core.trainer import Trainer  # noqa: E402
+from charlstm_core.files.text import corpus_from_text  # noqa: E402
+from charlstm_core.training.trainer import Trainer  # noqa: E402
 
 WORDS = "the of and to in is was he for it with as his on be at by had not are but from or".split()
 

@@ -20,18 +20,18 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from charlstm_core.builtin_text import builtin_corpus
 from charlstm_core.config import ModelConfig, TrainConfig
-from charlstm_core.data import load_corpus
 from charlstm_core.events import EvalEvent
-from charlstm_core.inspect import analyse, detectors, rank_units
-from charlstm_core.trainer import Trainer
+from charlstm_core.files.builtin_text import builtin_corpus
+from charlstm_core.files.text import load_corpus
+from charlstm_core.insight.inspect import analyse, detectors, rank_units
+from charlstm_core.training.trainer import Trainer
 
 from charlstm_gui.presets import PRESETS  # plain data: no Qt
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEXT = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
-PASSAGE = 2000  # the Inspect tab's default passage length (charlstm_gui/inspect_view.py)
+PASSAGE = 2000  # the Inspect tab's default passage length (charlstm_gui/views/inspect.py)
 STRUCTURE = ("double quotes", "single quotes", "bracket depth", "line position", "indentation")
 TRACKS = 0.7
 

@@ -27,8 +27,8 @@ app = QApplication([])
 if sys.argv[1] == "with":
     from charlstm_gui.gui_gc import GuiThreadCollector
     collector = GuiThreadCollector(interval_ms=100)
-from charlstm_gui.history import LossHistory
-from charlstm_gui.plot import LossPlot
+from charlstm_gui.controller.history import LossHistory
+from charlstm_gui.views.plot import LossPlot
 plot = LossPlot(LossHistory())
 plot.show()
 stop = False

@@ -10,7 +10,7 @@ default), then trained for its steps without the lock, one point at a time on 2 
 machine ran meanwhile. ``--budgets`` and ``--texts`` choose what runs (default: 1 and 10 minutes,
 both texts).
 
-The Python text is the app's built-in text (``charlstm_core.builtin_text``: this interpreter's
+The Python text is the app's built-in text (``charlstm_core.files.builtin_text``: this interpreter's
 standard-library sources, deterministic) cut to the size of tinyshakespeare, so that the two
 texts cost the same to validate and a recipe's step count is the same on both.
 
@@ -47,10 +47,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from charlstm_core import parallel  # noqa: E402
-from charlstm_core.builtin_text import builtin_corpus  # noqa: E402
+from charlstm_core.cli.table import sweep_table  # noqa: E402
 from charlstm_core.config import ModelConfig, TrainConfig  # noqa: E402
-from charlstm_core.data import load_corpus  # noqa: E402
+from charlstm_core.engine import parallel  # noqa: E402
+from charlstm_core.files.builtin_text import builtin_corpus  # noqa: E402
+from charlstm_core.files.text import load_corpus  # noqa: E402
 from charlstm_core.sweep import (  # noqa: E402
     Axis,
     Calibration,
@@ -59,7 +60,6 @@ from charlstm_core.sweep import (  # noqa: E402
     SweepSpec,
     calibrate,
     fastest,
-    format_table,
     run_point,
     run_sweep,
 )
@@ -434,7 +434,7 @@ def report(args, results: Results) -> None:
                 print("not run")
                 continue
             results_ = [as_result(r) for r in rows]
-            print(format_table(results_, axes))
+            print(sweep_table(results_, axes))
             calib = {r["label"]: r["calibrated_steps"] for r in rows}
             short_of = [r.label for r in results_ if r.steps != calib[r.label]]
             if short_of:

@@ -8,7 +8,8 @@ on the machine where ``--measure`` ran (step and validation times measured there
 
 The recipe is core's: one-hot input, ``nn.LSTM`` (PyTorch's gate layout, forget-gate bias 1 in
 ``bias_ih``), inverted dropout between layers and before the decoder, U(-1/√H, 1/√H) initialisation,
-Adam, global-norm clip 5, ``charlstm_core.optim.learning_rate`` (warm-up then cosine), B contiguous
+Adam, global-norm clip 5, ``charlstm_core.engine.optim.learning_rate`` (warm-up then cosine), B
+contiguous
 streams with the state carried and reset each epoch, validation on the last 10% in 32 zero-state
 streams. Several recipes run at once on threads, each with its own CUDA stream.
 
@@ -36,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from charlstm_core.config import ModelConfig, TrainConfig  # noqa: E402
-from charlstm_core.optim import learning_rate  # noqa: E402
+from charlstm_core.engine.optim import learning_rate  # noqa: E402
 
 DEFAULT_TEXT = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 EVAL_EVERY = 200
@@ -49,9 +50,9 @@ LARGE = [(1, 768, 32, 100), (1, 768, 16, 100), (2, 512, 32, 100), (1, 512, 32, 2
 
 def measure(text: str, archs: list[tuple[int, int, int, int]], out: str) -> None:
     """Time this engine's training step (best of 7 after 2) and one validation, per arch."""
-    from charlstm_core.data import load_corpus
     from charlstm_core.events import StepEvent
-    from charlstm_core.trainer import Trainer
+    from charlstm_core.files.text import load_corpus
+    from charlstm_core.training.trainer import Trainer
 
     corpus = load_corpus(text, None)
     with open(out, "w") as f:

@@ -10,14 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from charlstm_core.policy import same_text
+from charlstm_core.training.policy import same_text
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QStyle, QWidget
 
-from .controller_files import continue_problem
-from .dialogs import about
-from .state import State
+from .controller.files import continue_problem
+from .controller.state import State
+from .widgets.dialogs import about
 
 SP = QStyle.StandardPixmap
 

@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph  # noqa: F401  (imported after PySide6 so it binds to it)
-from charlstm_core.data import display_path
+from charlstm_core.files.text import display_path
 from PySide6.QtCore import QObject, QSocketNotifier, QTimer, qVersion
 from PySide6.QtWidgets import QApplication
 
 from . import APP_NAME, DESKTOP_FILE_NAME, ORG_NAME
 from .desktop import app_icon, handle_desktop_flags
-from .dialogs import excepthook
 from .gui_gc import collect_in_gui_thread
+from .widgets.dialogs import excepthook
 
 QUIT_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")  # those present on this platform are handled
 

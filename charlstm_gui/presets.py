@@ -62,7 +62,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     "Best quality": dict(**HOUR_RECIPE, duration_unit="minutes", duration=60, **HOUR_MONITORING),
 }
-# Unlocked when the Device is a GPU (charlstm_core.backend): sizes a 2-core CPU cannot train in a
+# Unlocked when the Device is a GPU (charlstm_core.engine.devices): sizes a 2-core CPU cannot train
+# in a
 # day. Not yet measured on a GPU (README, "Training on a GPU").
 GPU_PRESETS: dict[str, dict[str, Any]] = {
     "GPU: large": dict(

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from charlstm_core.backend import list_devices
-from charlstm_core.data import display_path
+from charlstm_core.engine.devices import list_devices
 from charlstm_core.errors import ConfigError
+from charlstm_core.files.text import display_path
 from PySide6.QtCore import QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
@@ -24,31 +24,32 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
-from . import fmt, session, tooltips
+from . import leaving
 from .actions import build_actions, build_menus, connect_actions, update_actions
-from .controller import Controller, State
-from .controller_files import model_text_candidates
-from .controller_view import ControllerView
+from .controller.controller import Controller, State
+from .controller.files import model_text_candidates
+from .controller.generate_request import GenerateRequest
+from .controller.settings_check import SettingsCheck, form_problem
 from .desktop import app_icon
-from .dialogs import (
+from .views.generate import GeneratePanel
+from .views.inspect import InspectView
+from .views.meters import TextMeters
+from .views.plot import LossPlot
+from .views.reports import ControllerView
+from .views.runs import RunsView
+from .views.runs_table import RunsPanel
+from .views.samples import SamplesPane
+from .views.settings_form import SettingsForm
+from .views.status_bar import StatusBar
+from .views.sweep_dialog import SweepDialog, SweepSpec
+from .views.text import TextPanel
+from .widgets import fmt, tooltips
+from .widgets.dialogs import (
     ask_encoding,
     show_error_report,
 )
-from .file_dialogs import FileDialogs
-from .generate_panel import GeneratePanel
-from .generate_request import GenerateRequest
-from .inspect_view import InspectView
-from .meters import TextMeters
-from .plot import LossPlot
-from .recent_files import RecentFiles, storable
-from .runs_panel import RunsPanel
-from .runs_view import RunsView
-from .samples_pane import SamplesPane
-from .settings_check import SettingsCheck, form_problem
-from .settings_form import SettingsForm
-from .status_bar import StatusBar
-from .sweep_dialog import SweepDialog, SweepSpec
-from .text_panel import TextPanel
+from .widgets.file_dialogs import FileDialogs
+from .widgets.recent_files import RecentFiles, storable
 
 
 class MainWindow(QMainWindow):
@@ -117,7 +118,8 @@ class MainWindow(QMainWindow):
         self.restore_settings()
         self.render_state()
         self._update_title()
-        # CuPy is imported off the GUI thread, only to list the devices (charlstm_core.backend)
+        # CuPy is imported off the GUI thread, only to list the devices
+        # (charlstm_core.engine.devices)
         self.ctl.run_task(list_devices, self.form.set_devices)
         self._show_device()
 
@@ -246,7 +248,7 @@ class MainWindow(QMainWindow):
 
     def resolve_unsaved(self, context: str) -> bool:
         """Ask about unsaved training before ``context``; True when the caller may go on."""
-        return session.resolve_unsaved(self, context)
+        return leaving.resolve_unsaved(self, context)
 
     def checked_configs(self) -> tuple[Any, Any] | None:
         corpus = self.ctl.corpus
@@ -455,17 +457,17 @@ class MainWindow(QMainWindow):
         self.setWindowModified(self.ctl.dirty)
 
     def restore_settings(self) -> None:
-        session.restore_settings(self)
+        leaving.restore_settings(self)
 
     def save_settings(self) -> None:
-        session.save_settings(self)
+        leaving.save_settings(self)
 
     def save_and_quit(self, signum: int) -> None:
-        """Quit on a signal, keeping unsaved training in an autosave file (see session.py)."""
-        session.save_and_quit(self, signum)
+        """Quit on a signal, keeping unsaved training in an autosave file (see leaving.py)."""
+        leaving.save_and_quit(self, signum)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
-        if session.may_close(self):
+        if leaving.may_close(self):
             event.accept()
         else:
             event.ignore()

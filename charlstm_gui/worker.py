@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-from charlstm_core import parallel
+from charlstm_core.engine import parallel
 from charlstm_core.events import EvalEvent, RollbackEvent, StepEvent
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -26,7 +26,8 @@ EVAL_SNAPSHOT = "eval"
 
 
 class TrainerLike(Protocol):
-    """What the worker needs of ``charlstm_core.trainer.Trainer`` (a fake one in the tests)."""
+    """What the worker needs of ``charlstm_core.training.trainer.Trainer`` (a fake one in the
+    tests)."""
 
     def run(self) -> Any: ...
     def request_stop(self) -> None: ...
@@ -167,7 +168,8 @@ class TrainWorker(GeneratorWorker):
 
     ``factory`` builds the trainer on the worker thread (it may be slow: it splits and encodes the
     text). ``blas_threads`` is a fixed BLAS thread count, or ``None`` to measure 1 against 2 threads
-    on the first real steps and keep the faster (``charlstm_core.parallel.ThreadChooser``; the
+    on the first real steps and keep the faster (``charlstm_core.engine.parallel.ThreadChooser``;
+    the
     measured steps are kept, none is wasted).
 
     ``recorder_factory`` (optional) builds a ``charlstm_core.runs.RunRecorder`` on this thread once
@@ -228,7 +230,8 @@ class TrainWorker(GeneratorWorker):
     @Slot()
     def run(self) -> None:
         trainer = None
-        # the window, the Inspect view's analysis and generation come first (core/parallel.py)
+        # the window, the Inspect view's analysis and generation come first
+        # (core/engine/parallel.py)
         parallel.lower_priority(parallel.TRAINING_NICE)
         try:
             with parallel.blas_thread_count(self._blas_threads or self._max_threads):

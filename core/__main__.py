@@ -3,6 +3,6 @@ script."""
 
 import sys
 
-from .console import main
+from .cli import main
 
 sys.exit(main())

@@ -6,7 +6,7 @@ model files and the GUI's settings) and ``from_dict`` turns such a dict back, ig
 Every field carries its whole definition: the default on the field, and in its metadata a
 ``Setting`` with the kind (int, float or a choice of strings), the range or choices, the unit, a
 short label and the help text. ``validate()`` checks the fields against these; the command line's
-options (``charlstm_core.options``) and the app's settings form are generated from them, and
+options (``charlstm_core.cli.options``) and the app's settings form are generated from them, and
 ``tests/test_settings_agree.py`` checks that the three agree.
 """
 
@@ -22,7 +22,10 @@ from .errors import ConfigError
 DTYPES = ("float32", "float64")
 SCHEDULES = ("constant", "cosine")
 ON_DIVERGENCE = ("heal", "stop")
-VAL_SPLITS = ("last", "blocks")  # where validation comes from: see charlstm_core.data.split_ids
+VAL_SPLITS = (
+    "last",
+    "blocks",
+)  # where validation comes from: see charlstm_core.files.text.split_ids
 DURATIONS = ("steps", "epochs", "minutes")  # how long to train: exactly one is set
 
 

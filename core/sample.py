@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 
 from .config import ModelConfig
+from .engine.model import Prepared, nll, zero_state
+from .engine.parallel import batch_workers, map_slices, slices
 from .errors import ConfigError, TextTooShortError, VocabularyError, unrepresentable
-from .inspect import analyse
-from .model import Prepared, nll, zero_state
-from .modelfile import ModelFile
-from .parallel import batch_workers, map_slices, slices
-from .vocab import Vocab
+from .files.modelfile import ModelFile
+from .files.vocab import Vocab
+from .insight.inspect import analyse
 
 
 def _check_prime(vocab: Vocab, prime: str) -> None:
@@ -89,7 +89,8 @@ def generate(
 
     The state starts at zero and is warmed up on the prime; with no prime the first input is a
     newline when the vocabulary has one, else a character drawn uniformly. Same seed → same text.
-    ``engine`` (``charlstm_core.backend.make_engine``) runs the steps on another device; None: the
+    ``engine`` (``charlstm_core.engine.devices.make_engine``) runs the steps on another device;
+    None: the
     CPU.
     """
     check_sampling(temperature, top_k, top_p, length)
@@ -149,7 +150,7 @@ def mean_loss(
     state with the state carried through its piece in windows of ``seq_len``; the few characters
     that do not fill the last column are dropped. streams=1 scores every character of the text in
     order, exactly as a reader would meet it. The streams are shared among ``workers`` threads
-    (None: as ``charlstm_core.parallel.batch_workers`` decides).
+    (None: as ``charlstm_core.engine.parallel.batch_workers`` decides).
     """
     x_all, y_all = eval_streams(ids, streams)
     streams, seg = x_all.shape
@@ -215,7 +216,8 @@ def evaluate(
     Streams run in groups of at most EVAL_GROUP and characters in windows sized so that one
     window's logits stay within EVAL_WINDOW_BYTES: memory does not grow with the text or S.
     ``progress(done, total)`` is called after each window with characters scored so far.
-    ``engine`` (``charlstm_core.backend.make_engine``) runs the windows on another device, the same
+    ``engine`` (``charlstm_core.engine.devices.make_engine``) runs the windows on another device,
+    the same
     pieces, warm-ups and windows (None, or the CPU engine: the CPU path below).
     Raises TextTooShortError for a text of fewer than 2 characters.
     """
@@ -303,7 +305,8 @@ class Introspection:
 
 def introspect(model: ModelFile, text: str, top_k: int = 5) -> Introspection:
     """Run the model over ``text`` from a zero state and record its predictions and activations
-    (a summary of ``charlstm_core.inspect.analyse``, which the Inspect view and ``charlstm inspect``
+    (a summary of ``charlstm_core.insight.inspect.analyse``, which the Inspect view and ``charlstm
+    inspect``
     use)."""
     if len(text) < 2:
         raise ConfigError("Introspection needs a text of at least 2 characters.")

@@ -1,7 +1,7 @@
 """Write the README's settings table from the settings' own definitions (``charlstm_core.config``).
 
 Each row is one setting that has a command-line option: the app's label, the option, the default,
-the range or choices (``charlstm_core.options.range_text``) and the help text the app shows as a
+the range or choices (``charlstm_core.cli.options.range_text``) and the help text the app shows as a
 tooltip. The README holds the table between two marker lines; ``tests/test_readme.py`` checks that
 it is what this script prints, so the README cannot drift from the engine.
 
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from charlstm_core.options import CONFIGS, options, range_text
+from charlstm_core.cli.options import CONFIGS, options, range_text
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BEGIN = "<!-- settings table: written by packaging/settings_table.py; do not edit by hand -->"

@@ -9,7 +9,7 @@ from collections.abc import Generator
 from typing import Any
 
 import numpy as np
-from charlstm_core import cli
+from charlstm_core.cli import parser as cli
 from charlstm_core.config import TrainConfig
 
 WORDS = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far"]
@@ -61,9 +61,10 @@ def run_cli(capsys: Any, *argv: Any) -> tuple[int, str, str]:
 
 
 def nan_loss_at_call(monkeypatch: Any, n: int) -> None:
-    """Make the ``n``-th training step's loss NaN (the CPU engine, charlstm_core.backend, calls
-    ``charlstm_core.model.loss_and_grads``), as a run that diverges there."""
-    from charlstm_core import model as model_mod
+    """Make the ``n``-th training step's loss NaN (the CPU engine, charlstm_core.engine.devices,
+    calls
+    ``charlstm_core.engine.model.loss_and_grads``), as a run that diverges there."""
+    from charlstm_core.engine import model as model_mod
 
     real = model_mod.loss_and_grads
     calls = []

@@ -1,4 +1,5 @@
-"""Device choice and listing (charlstm_core.backend), tested with fake ``cupy`` modules: no GPU
+"""Device choice and listing (charlstm_core.engine.devices), tested with fake ``cupy`` modules: no
+GPU
 needed."""
 
 from __future__ import annotations
@@ -8,15 +9,15 @@ import sys
 import types
 
 import pytest
-from charlstm_core.backend import (
+from charlstm_core.config import ModelConfig
+from charlstm_core.engine.devices import (
     DeviceReport,
     list_devices,
     make_engine,
     parse_choice,
     resolve_device,
 )
-from charlstm_core.backend.engine import CpuEngine, XpEngine
-from charlstm_core.config import ModelConfig
+from charlstm_core.engine.gpu import CpuEngine, XpEngine
 from charlstm_core.errors import ConfigError, DeviceUnavailableError
 
 
@@ -87,7 +88,8 @@ def test_cpu_never_imports_cupy() -> None:
 
 def test_importing_the_engine_does_not_import_cupy() -> None:
     code = (
-        "import sys, charlstm_core.cli, charlstm_core.trainer, charlstm_core.backend; "
+        "import sys, charlstm_core.cli.parser, charlstm_core.training.trainer, "
+        "charlstm_core.engine.devices; "
         "print('cupy' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -177,7 +179,7 @@ def test_report_lines_without_cupy() -> None:
 
 
 def _run(capsys, *argv):
-    from charlstm_core import cli
+    from charlstm_core.cli import parser as cli
 
     code = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
@@ -221,9 +223,9 @@ def test_train_on_a_missing_gpu_is_one_line_and_writes_nothing(text, capsys, mon
 
 
 def test_step_time_is_measured_on_the_chosen_device(monkeypatch) -> None:
-    from charlstm_core import plan
-    from charlstm_core.backend.engine import XpEngine
     from charlstm_core.config import ModelConfig
+    from charlstm_core.engine.gpu import XpEngine
+    from charlstm_core.training import plan
 
     cpu = plan.measure_timing(8, 16, 1, 4, 8)  # the CPU engine, as before
     assert cpu.step_s > 0 and cpu.eval_char_s > 0 and cpu.sample_char_s > 0

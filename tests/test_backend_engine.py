@@ -13,16 +13,16 @@ import types
 
 import numpy as np
 import pytest
-from charlstm_core import model as model_mod
-from charlstm_core.backend.engine import CpuEngine, XpEngine
-from charlstm_core.backend.kernels import ADAM, KERNELS, LSTM_FORWARD, Fused, check_portable
 from charlstm_core.config import ModelConfig, TrainConfig
-from charlstm_core.data import corpus_from_text
+from charlstm_core.engine import model as model_mod
+from charlstm_core.engine.gpu import CpuEngine, XpEngine
+from charlstm_core.engine.kernels import ADAM, KERNELS, LSTM_FORWARD, Fused, check_portable
 from charlstm_core.errors import DeviceLostError, DeviceUnavailableError, GpuMemoryError
 from charlstm_core.events import StepEvent
-from charlstm_core.modelfile import load_model
+from charlstm_core.files.modelfile import load_model
+from charlstm_core.files.text import corpus_from_text
 from charlstm_core.sample import evaluate, generate
-from charlstm_core.trainer import Trainer
+from charlstm_core.training.trainer import Trainer
 
 MC = ModelConfig(vocab_size=1, hidden_size=16, num_layers=2, dropout=0.2)
 
@@ -95,7 +95,7 @@ def test_kernel_bodies_compile_as_cpp(tmp_path) -> None:
 
 
 def test_adam_kernel_matches_core_optim_adam() -> None:
-    from charlstm_core.optim import Adam, clip_grads, global_norm
+    from charlstm_core.engine.optim import Adam, clip_grads, global_norm
 
     rng = np.random.default_rng(0)
     cfg = ModelConfig(vocab_size=5, hidden_size=8, dtype="float32")
@@ -118,7 +118,7 @@ def test_adam_kernel_matches_core_optim_adam() -> None:
 
 
 def test_forward_kernel_with_huge_pre_activations_saturates_without_warnings() -> None:
-    from charlstm_core.backend.kernels import numpy_kernel
+    from charlstm_core.engine.kernels import numpy_kernel
 
     run = numpy_kernel(LSTM_FORWARD)
     z = np.array([-1e4, 1e4], np.float32)
@@ -290,7 +290,7 @@ def test_out_of_gpu_memory_names_the_setting_and_keeps_the_saved_model(tmp_path)
     with pytest.raises(GpuMemoryError) as e, eng.on_device():
         raise MemoryError("out of memory allocating 1,073,741,824 bytes")
     assert "Lower the batch size" in str(e.value) and "last saved model is kept" in str(e.value)
-    from charlstm_core.backend.engine import _error_types
+    from charlstm_core.engine.gpu import _error_types
 
     assert _error_types(oom) == ((MemoryError,), ())
     eng.xp = oom  # as if on a GPU: a CUDA library CuPy cannot load is a message, not a crash
@@ -341,7 +341,8 @@ def test_when_the_gpu_cannot_hand_back_weights_the_last_autosave_is_kept(tmp_pat
 
 class BlowingUp(XpEngine):
     """The array engine with the loss of calls 13 to 15 made 20x too high: a blow-up the
-    detector (charlstm_core.heal) sees while the gradients, and so the training, stay real."""
+    detector (charlstm_core.training.heal) sees while the gradients, and so the training, stay
+    real."""
 
     calls = 0
 

@@ -11,14 +11,14 @@ import itertools
 
 import numpy as np
 import pytest
-from charlstm_core import model as model_mod
-from charlstm_core.backend import list_devices, make_engine, resolve_device
-from charlstm_core.backend.engine import CpuEngine
 from charlstm_core.config import ModelConfig
-from charlstm_core.data import corpus_from_text
-from charlstm_core.modelfile import load_model
+from charlstm_core.engine import model as model_mod
+from charlstm_core.engine.devices import list_devices, make_engine, resolve_device
+from charlstm_core.engine.gpu import CpuEngine
+from charlstm_core.files.modelfile import load_model
+from charlstm_core.files.text import corpus_from_text
 from charlstm_core.sample import generate
-from charlstm_core.trainer import Trainer
+from charlstm_core.training.trainer import Trainer
 from test_backend_engine import losses as _losses  # tests/ is on sys.path (pytest prepend)
 from test_backend_engine import make_text
 from test_backend_engine import tc as _tc

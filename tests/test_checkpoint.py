@@ -1,4 +1,4 @@
-"""charlstm_core.checkpoint: which of a checkpoint's state a continuation carries over."""
+"""charlstm_core.training.checkpoint: which of a checkpoint's state a continuation carries over."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import math
 
 import numpy as np
 import pytest
-from charlstm_core import checkpoint
 from charlstm_core.config import ModelConfig
-from charlstm_core.data import corpus_from_text
 from charlstm_core.errors import ModelFileError
-from charlstm_core.trainer import Trainer
+from charlstm_core.files.text import corpus_from_text
+from charlstm_core.training import checkpoint
+from charlstm_core.training.trainer import Trainer
 from helpers import drain, make_text
 from helpers import small_train_config as tc
 

@@ -1,6 +1,7 @@
 """The ``charlstm`` command line: train, resume, Ctrl-C, sample, eval, info and its error lines.
 
-Everything runs in-process through ``charlstm_core.cli.main`` on tiny generated texts, plus one
+Everything runs in-process through ``charlstm_core.cli.parser.main`` on tiny generated texts, plus
+one
 subprocess check of ``python -m charlstm_core``.
 """
 
@@ -17,13 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from charlstm_core import cli, cli_train, console
-from charlstm_core import model as model_mod
+from charlstm_core.cli import console
+from charlstm_core.cli import parser as cli
+from charlstm_core.cli import train as cli_train
+from charlstm_core.engine import model as model_mod
 from charlstm_core.events import StepEvent
-from charlstm_core.inspect import DETECTORS
-from charlstm_core.modelfile import ModelFile, load_model, save_model
-from charlstm_core.policy import text_batches_per_epoch
-from charlstm_core.trainer import Trainer
+from charlstm_core.files.modelfile import ModelFile, load_model, save_model
+from charlstm_core.insight.inspect import DETECTORS
+from charlstm_core.training.policy import text_batches_per_epoch
+from charlstm_core.training.trainer import Trainer
 from helpers import TINY, make_text
 from helpers import run_cli as run
 
@@ -85,7 +88,7 @@ def test_resume_equals_uninterrupted_run(text, capsys):
 
 def test_resume_steps_and_epochs_are_totals_as_in_the_app(text, capsys):
     """--steps and --epochs with --resume name the model's total
-    (charlstm_core.policy.plan_resume)."""
+    (charlstm_core.training.policy.plan_resume)."""
     assert run(capsys, "train", text, *TINY, "--steps", 20, "--out", "a.npz", "-q")[0] == 0
     code, _, err = run(capsys, "train", "--resume", "a.npz", text, "--steps", 20)
     assert code == 2 and "nothing left to train" in err and "totals" in err
@@ -159,7 +162,7 @@ def test_ctrl_c_stops_after_the_step_and_saves(text, capsys, monkeypatch):
 def test_divergence_saves_last_good_weights(text, capsys, monkeypatch):
     real = (
         model_mod.loss_and_grads
-    )  # the CPU engine (charlstm_core.backend) calls charlstm_core.model's
+    )  # the CPU engine (charlstm_core.engine.devices) calls charlstm_core.engine.model's
     calls = []
 
     def failing(*args, **kwargs):

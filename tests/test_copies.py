@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from charlstm_core import copies as copies_mod
-from charlstm_core.copies import CopyIndex
-from charlstm_core.data import Vocab
 from charlstm_core.errors import ConfigError
+from charlstm_core.files.text import Vocab
+from charlstm_core.insight import copies as copies_mod
+from charlstm_core.insight.copies import CopyIndex
 
 TRAIN_ALPHABET = list("abcdefghijklm \n")
 OTHER_ALPHABET = list("NOPQRSTUVWXYZ")  # shares no character with the training text

@@ -1,4 +1,4 @@
-"""Tests of charlstm_core.data: decoding, refusing bad files, the vocabulary, encoding, split,
+"""Tests of charlstm_core.files.text: decoding, refusing bad files, the vocabulary, encoding, split,
 built-in text.
 
 Every text is generated here; nothing reads ../shared.
@@ -12,23 +12,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from charlstm_core import data
-from charlstm_core import vocab as vocab_mod
-from charlstm_core.builtin_text import builtin_corpus
-from charlstm_core.data import (
-    Corpus,
-    Vocab,
-    check_trainable,
-    corpus_from_text,
-    load_corpus,
-    min_chars,
-)
 from charlstm_core.errors import (
     CorpusError,
     CorpusMismatchError,
     DecodeError,
     TextTooShortError,
     VocabularyError,
+)
+from charlstm_core.files import text as data
+from charlstm_core.files import vocab as vocab_mod
+from charlstm_core.files.builtin_text import builtin_corpus
+from charlstm_core.files.text import (
+    Corpus,
+    Vocab,
+    check_trainable,
+    corpus_from_text,
+    load_corpus,
+    min_chars,
 )
 
 MIXED = "Héllo, wörld!\n中文字符 and an emoji 🙂\tend\n" * 3

@@ -13,18 +13,18 @@ import textwrap
 
 import numpy as np
 import pytest
-from charlstm_core import cli
+from charlstm_core.cli import parser as cli
 from charlstm_core.config import ModelConfig, TrainConfig
-from charlstm_core.data import corpus_from_text
 from charlstm_core.errors import ModelFileError, ModelFileLocked
-from charlstm_core.modelfile import (
+from charlstm_core.files.modelfile import (
     ModelLock,
     check_not_locked,
     load_model,
     lock_path,
     save_model,
 )
-from charlstm_core.trainer import Trainer
+from charlstm_core.files.text import corpus_from_text
+from charlstm_core.training.trainer import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEXT = "the quick brown fox jumps over the lazy dog. " * 40
@@ -69,7 +69,7 @@ def test_lock_refuses_another_process_and_its_saves(tmp_path, checkpoint):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys
-            from charlstm_core.modelfile import ModelLock
+            from charlstm_core.files.modelfile import ModelLock
             lock = ModelLock({str(path)!r}).acquire()
             print("held", flush=True)
             sys.stdin.read()
@@ -97,7 +97,7 @@ def test_lock_refuses_another_process_and_its_saves(tmp_path, checkpoint):
 def test_lock_of_a_killed_holder_is_free(tmp_path):
     path = tmp_path / "m.npz"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from charlstm_core.modelfile import ModelLock; "
+        [sys.executable, "-c", "import sys; from charlstm_core.files.modelfile import ModelLock; "
          f"ModelLock({str(path)!r}).acquire(); print('held', flush=True); sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=_env(),
     )  # fmt: skip
@@ -295,7 +295,7 @@ def _with_train_meta(tmp_path, checkpoint, change) -> str:
     """A copy of ``checkpoint`` whose training-state JSON went through ``change(meta)``."""
     import json
 
-    from charlstm_core.modelfile.parse import to_arrays
+    from charlstm_core.files.modelfile.parse import to_arrays
 
     arrays = to_arrays(checkpoint)
     meta = json.loads(arrays["train/meta"].tobytes())
@@ -308,7 +308,7 @@ def _with_train_meta(tmp_path, checkpoint, change) -> str:
 
 
 def _with_array(tmp_path, checkpoint, key, change) -> str:
-    from charlstm_core.modelfile.parse import to_arrays
+    from charlstm_core.files.modelfile.parse import to_arrays
 
     arrays = to_arrays(checkpoint)
     arrays[key] = change(arrays[key].copy())
@@ -548,7 +548,7 @@ def test_ctrl_c_while_numpy_loads_prints_no_traceback(text, tmp_path):
     of a run), which NumPy used to turn into an ImportError full of traceback text."""
     child = textwrap.dedent(f"""
         import builtins, os, signal, sys
-        from charlstm_core import console
+        from charlstm_core import cli
         real_import = builtins.__import__
         fired = []
 
@@ -560,7 +560,7 @@ def test_ctrl_c_while_numpy_loads_prints_no_traceback(text, tmp_path):
 
         builtins.__import__ = hook
         assert "numpy" not in sys.modules
-        sys.exit(console.main(["train", {str(text)!r}, "--steps", "5", "--hidden", "8"]))
+        sys.exit(cli.main(["train", {str(text)!r}, "--steps", "5", "--hidden", "8"]))
     """)
     r = subprocess.run([sys.executable, "-c", child], cwd=tmp_path, env=_env(),
                        capture_output=True, text=True, timeout=60)  # fmt: skip

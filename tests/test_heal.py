@@ -7,15 +7,15 @@ import math
 
 import numpy as np
 import pytest
-from charlstm_core import heal
-from charlstm_core import model as model_mod
-from charlstm_core.cli import main
+from charlstm_core.cli.parser import main
 from charlstm_core.config import ModelConfig, TrainConfig
-from charlstm_core.data import corpus_from_text
+from charlstm_core.engine import model as model_mod
 from charlstm_core.errors import ModelFileError, TrainingDiverged
 from charlstm_core.events import EvalEvent, RollbackEvent, StepEvent, format_lr
-from charlstm_core.modelfile import load_model, save_model
-from charlstm_core.trainer import Trainer
+from charlstm_core.files.modelfile import load_model, save_model
+from charlstm_core.files.text import corpus_from_text
+from charlstm_core.training import heal
+from charlstm_core.training.trainer import Trainer
 from helpers import drain
 from helpers import small_train_config as small_config
 
@@ -72,7 +72,7 @@ def inject_blowup(monkeypatch, bad_calls):
         loss, grads, state = real(*args, **kwargs)
         return (loss * 20 if bad_calls(calls["n"]) else loss), grads, state
 
-    monkeypatch.setattr("charlstm_core.model.loss_and_grads", fake)
+    monkeypatch.setattr("charlstm_core.engine.model.loss_and_grads", fake)
 
 
 def assert_same_state(a, b):
@@ -236,7 +236,7 @@ def test_a_nan_heals_at_once(monkeypatch):
         loss, grads, state = real(*args, **kwargs)
         return (float("nan") if calls["n"] == 4 else loss), grads, state
 
-    monkeypatch.setattr("charlstm_core.model.loss_and_grads", nan_once)
+    monkeypatch.setattr("charlstm_core.engine.model.loss_and_grads", nan_once)
     events, summary = drain(Trainer(corpus, SMALL_MC, small_config(steps=8)).run())
     (rollback,) = [e for e in events if isinstance(e, RollbackEvent)]
     assert rollback.from_step == 4 and rollback.to_step == 0 and "NaN" in rollback.reason

@@ -12,14 +12,14 @@ import re
 
 import numpy as np
 import pytest
-from charlstm_core import inspect as ins
-from charlstm_core import parallel
 from charlstm_core.config import ModelConfig
-from charlstm_core.data import Vocab
+from charlstm_core.engine import parallel
+from charlstm_core.engine.model import Prepared, init_params, zero_state
 from charlstm_core.errors import ConfigError, VocabularyError
-from charlstm_core.inspect_html import render, write_atomic
-from charlstm_core.model import Prepared, init_params, zero_state
-from charlstm_core.modelfile import ModelFile
+from charlstm_core.files.modelfile import ModelFile
+from charlstm_core.files.text import Vocab
+from charlstm_core.insight import inspect as ins
+from charlstm_core.insight.html import render, write_atomic
 
 # ---------------------------------------------------------------------------------- a model
 
@@ -108,7 +108,7 @@ def test_analysis_agrees_with_step_by_step_reading(model):
 def test_blockwise_recurrence_agrees_with_step_by_step_reading(monkeypatch, dtype):
     """W_hh read in blocks of rows, alternately forwards and backwards (``row_blocks``), with the
     passage split into windows: the same reading as one ``Prepared.step`` per character."""
-    from charlstm_core import inference
+    from charlstm_core.engine import inference
 
     vocab = Vocab.from_text("abcdefgh \n.\"'<>&")
     cfg = ModelConfig(vocab.size, hidden_size=24, num_layers=2, dropout=0.0, dtype=dtype)
@@ -151,7 +151,7 @@ def _three_layers(dtype: str = "float64") -> ModelFile:
 def test_layers_side_by_side_read_as_one_after_the_other(monkeypatch, dtype):
     """Three layers on three threads, handing on chunks of 5 characters in windows of 47: the same
     reading as one ``Prepared.step`` per character, and as the layers one after the other."""
-    from charlstm_core import inference
+    from charlstm_core.engine import inference
 
     model = _three_layers(dtype)
     monkeypatch.setattr(inference, "PIPE_CHUNK", 5)
@@ -185,7 +185,7 @@ def test_layers_side_by_side_read_as_one_after_the_other(monkeypatch, dtype):
 
 def test_a_failing_layer_stops_the_pipeline_and_raises(monkeypatch):
     """An error in one layer's thread reaches the caller; the layer waiting for it does not hang."""
-    from charlstm_core import inference
+    from charlstm_core.engine import inference
 
     model = _three_layers()
     monkeypatch.setattr(inference, "PIPE_CHUNK", 5)

@@ -37,8 +37,8 @@ def test_ruff_format_is_clean():
 def test_engine_imports_without_qt():
     code = (
         "import sys; sys.modules['PySide6'] = None; sys.modules['pyqtgraph'] = None\n"
-        "import charlstm_core.cli, charlstm_core.trainer, charlstm_core.sample\n"
-        "import charlstm_core.modelfile, charlstm_core.data\n"
+        "import charlstm_core.cli.parser, charlstm_core.training.trainer, charlstm_core.sample\n"
+        "import charlstm_core.files.modelfile, charlstm_core.files.text\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

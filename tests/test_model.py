@@ -1,11 +1,12 @@
-"""core/model.py: finite-difference gradients (float64), torch equivalence, step == forward."""
+"""core/engine/model.py: finite-difference gradients (float64), torch equivalence, step ==
+forward."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from charlstm_core import model
 from charlstm_core.config import ModelConfig
+from charlstm_core.engine import model
 
 V, H, L, B, T = 7, 5, 2, 3, 6
 

@@ -1,6 +1,7 @@
-"""Tests of charlstm_core.modelfile: exact round trips, atomic saves and typed errors for bad files.
+"""Tests of charlstm_core.files.modelfile: exact round trips, atomic saves and typed errors for bad
+files.
 
-Models here are random arrays of the right shapes; charlstm_core.model is not needed.
+Models here are random arrays of the right shapes; charlstm_core.engine.model is not needed.
 """
 
 from __future__ import annotations
@@ -13,18 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from charlstm_core.config import ModelConfig, TrainConfig
-from charlstm_core.data import Vocab
+from charlstm_core.engine.model import param_shapes
 from charlstm_core.errors import ModelFileError, ModelFormatVersionError
-from charlstm_core.model import param_shapes
-from charlstm_core.modelfile import (
+from charlstm_core.files.modelfile import (
     FORMAT_VERSION,
     ModelFile,
     TrainState,
     load_model,
     save_model,
 )
-from charlstm_core.modelfile import write as modelfile_write
-from charlstm_core.modelfile.parse import to_arrays
+from charlstm_core.files.modelfile import write as modelfile_write
+from charlstm_core.files.modelfile.parse import to_arrays
+from charlstm_core.files.text import Vocab
 
 TEXT = "hello wörld\n中"
 
@@ -324,8 +325,8 @@ def test_samples_round_trip_and_older_files_have_none(tmp_path: Path) -> None:
 
 
 def test_trainer_keeps_its_samples_in_the_checkpoint(tmp_path: Path) -> None:
-    from charlstm_core.data import corpus_from_text
-    from charlstm_core.trainer import Trainer
+    from charlstm_core.files.text import corpus_from_text
+    from charlstm_core.training.trainer import Trainer
 
     corpus = corpus_from_text("abcabcabd " * 50)
     mc = ModelConfig(vocab_size=corpus.vocab.size, hidden_size=8)

@@ -27,4 +27,4 @@ def test_the_console_script_names_the_engine_package():
     (script,) = [
         e for e in importlib.metadata.entry_points(group="console_scripts") if e.name == "charlstm"
     ]
-    assert script.value.split(":")[0] == "charlstm_core.console"
+    assert script.value.split(":")[0] == "charlstm_core.cli"

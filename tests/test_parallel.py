@@ -1,4 +1,4 @@
-"""core/parallel.py: cutting a batch into slices run on threads; core/memory.py."""
+"""core/engine/parallel.py: cutting a batch into slices run on threads; core/engine/memory.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from charlstm_core import memory, parallel
+from charlstm_core.engine import memory, parallel
 
 
 def test_slices_cover_the_batch_evenly():

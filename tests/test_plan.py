@@ -1,13 +1,14 @@
-"""charlstm_core.plan: parameter parts, measured timing, the run's time per step, advice, unseen
+"""charlstm_core.training.plan: parameter parts, measured timing, the run's time per step, advice,
+unseen
 chars."""
 
 from __future__ import annotations
 
 import numpy as np
 from charlstm_core.config import ModelConfig
-from charlstm_core.data import corpus_from_text
-from charlstm_core.model import count_params
-from charlstm_core.plan import (
+from charlstm_core.engine.model import count_params
+from charlstm_core.files.text import corpus_from_text
+from charlstm_core.training.plan import (
     Timing,
     estimate,
     measure_timing,
@@ -91,7 +92,8 @@ def test_measured_timing_at_the_full_window_and_extended_along_the_line() -> Non
 
 
 def test_a_huge_step_is_timed_on_fewer_streams_and_scaled(monkeypatch) -> None:
-    from charlstm_core import model, plan
+    from charlstm_core.engine import model
+    from charlstm_core.training import plan
 
     monkeypatch.setattr(plan, "MAX_TIMED_FLOP", plan.flop_per_char(20, 16, 1) * 8 * 2)
     seen = []
@@ -109,8 +111,9 @@ def test_a_huge_step_is_timed_on_fewer_streams_and_scaled(monkeypatch) -> None:
 
 def test_not_enough_memory_is_a_clear_config_error(monkeypatch) -> None:
     import pytest
-    from charlstm_core import model, plan
+    from charlstm_core.engine import model
     from charlstm_core.errors import ConfigError
+    from charlstm_core.training import plan
 
     def no_memory(cfg, rng):
         raise MemoryError
@@ -121,7 +124,8 @@ def test_not_enough_memory_is_a_clear_config_error(monkeypatch) -> None:
 
 
 def test_timing_runs_on_the_threads_the_run_will_use(monkeypatch) -> None:
-    from charlstm_core import parallel, plan
+    from charlstm_core.engine import parallel
+    from charlstm_core.training import plan
 
     calls = []
     monkeypatch.setattr(parallel, "set_blas_threads", calls.append)

@@ -1,20 +1,21 @@
-"""charlstm_core.policy: the run rules both front ends share: batches per epoch, continue, ETA, same
+"""charlstm_core.training.policy: the run rules both front ends share: batches per epoch, continue,
+ETA, same
 text."""
 
 from __future__ import annotations
 
 import pytest
 from charlstm_core.config import ModelConfig, TrainConfig
-from charlstm_core.data import corpus_from_text
 from charlstm_core.errors import ConfigError
-from charlstm_core.policy import (
+from charlstm_core.files.text import corpus_from_text
+from charlstm_core.training.policy import (
     eta_seconds,
     plan_resume,
     same_text,
     steps_for_epochs,
     text_batches_per_epoch,
 )
-from charlstm_core.trainer import Trainer
+from charlstm_core.training.trainer import Trainer
 from helpers import make_text, small_train_config
 
 

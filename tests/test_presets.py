@@ -55,7 +55,7 @@ def test_best_quality_is_its_own_recipe_and_the_settings_check_agrees_with_it():
     """The hour's recipe is not Balanced's (which over-fits a 1 MB text within the hour), and the
     app's settings check does not tell a user who picks it that the model will memorise a
     1 MB text: its dropout is what holds the bigger model back."""
-    from charlstm_core.plan import param_parts, size_advice
+    from charlstm_core.training.plan import param_parts, size_advice
 
     best, balanced = presets.PRESETS["Best quality"], presets.PRESETS["Balanced"]
     assert {k: best[k] for k in RECIPE_KEYS} != {k: balanced[k] for k in RECIPE_KEYS}

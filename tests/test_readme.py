@@ -47,8 +47,8 @@ def test_the_settings_table_is_generated_from_the_config() -> None:
 
 
 def test_the_settings_table_names_every_option_with_its_default_and_range() -> None:
+    from charlstm_core.cli.options import range_text
     from charlstm_core.config import ModelConfig, TrainConfig, settings
-    from charlstm_core.options import range_text
 
     rows = {
         line.split(" | ")[1].strip("`"): line.split(" | ")

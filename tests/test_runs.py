@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 from charlstm_core import runs
 from charlstm_core.config import ModelConfig, TrainConfig
-from charlstm_core.data import corpus_from_text
 from charlstm_core.errors import RunNotFoundError, RunStoreError
 from charlstm_core.events import EvalEvent, StepEvent
-from charlstm_core.modelfile import load_model
+from charlstm_core.files.modelfile import load_model
+from charlstm_core.files.text import corpus_from_text
 from charlstm_core.runs import RunRecorder, RunStore, default_db_path, recorded
-from charlstm_core.trainer import Trainer
+from charlstm_core.training.trainer import Trainer
 from helpers import TINY, make_text, nan_loss_at_call
 from helpers import run_cli as cli_run
 
@@ -167,9 +167,9 @@ def test_a_live_run_is_not_taken_for_a_crashed_one(tmp_path):
 _CRASHING_RUN = """
 import sys
 from charlstm_core.config import ModelConfig, TrainConfig
-from charlstm_core.data import corpus_from_text
+from charlstm_core.files.text import corpus_from_text
 from charlstm_core.runs import RunRecorder
-from charlstm_core.trainer import Trainer
+from charlstm_core.training.trainer import Trainer
 
 corpus = corpus_from_text("the cat sat on the mat. " * 400, name="cats.txt")
 tc = TrainConfig(seq_len=16, batch_size=4, steps=10**9, eval_every=0, sample_every=0)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from charlstm_core.config import ModelConfig
-from charlstm_core.data import Vocab
+from charlstm_core.engine.model import Prepared, init_params, zero_state
 from charlstm_core.errors import ConfigError, VocabularyError
-from charlstm_core.model import Prepared, init_params, zero_state
-from charlstm_core.modelfile import ModelFile, load_model, save_model
+from charlstm_core.files.modelfile import ModelFile, load_model, save_model
+from charlstm_core.files.text import Vocab
 from charlstm_core.sample import evaluate, generate, introspect, mean_loss, next_char_distribution
 
 

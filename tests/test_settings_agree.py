@@ -16,10 +16,10 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt is imported
 
-from charlstm_core.cli import SWEEP_DEFAULTS, build_parser  # noqa: E402
+from charlstm_core.cli.options import range_text  # noqa: E402
+from charlstm_core.cli.parser import SWEEP_DEFAULTS, build_parser  # noqa: E402
 from charlstm_core.config import DURATIONS, ModelConfig, Setting, TrainConfig, settings  # noqa: E402
 from charlstm_core.errors import ConfigError  # noqa: E402
-from charlstm_core.options import range_text  # noqa: E402
 
 FIELDS = {k: v for cls in (ModelConfig, TrainConfig) for k, v in settings(cls).items()}
 MODEL = set(settings(ModelConfig))
@@ -107,7 +107,7 @@ def test_cli_sweep_default_is_a_valid_value():
 
 @pytest.fixture
 def form(qapp):
-    from charlstm_gui.settings_form import SettingsForm
+    from charlstm_gui.views.settings_form import SettingsForm
 
     f = SettingsForm()
     yield f
@@ -117,7 +117,7 @@ def form(qapp):
 def test_form_widgets_are_the_fields(form):
     from PySide6.QtWidgets import QLabel
 
-    from charlstm_gui.settings_form import GROUPS, WIDGETS, _label
+    from charlstm_gui.views.settings_form import GROUPS, WIDGETS, _label
 
     shown = [k for keys in GROUPS.values() for k in keys if k != "duration"]
     assert sorted(shown) == sorted(WIDGETS) and set(shown) <= set(FIELDS)

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from charlstm_core.config import ModelConfig
-from charlstm_core.data import Vocab
-from charlstm_core.model import init_params
-from charlstm_core.modelfile import ModelFile, save_model
+from charlstm_core.engine.model import init_params
+from charlstm_core.files.modelfile import ModelFile, save_model
+from charlstm_core.files.text import Vocab
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "packaging" / "pyinstaller" / "build.py"

@@ -14,14 +14,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from charlstm_core import cli, sweep
-from charlstm_core import model as model_mod
-from charlstm_core import trainer as trainer_mod
+from charlstm_core import sweep
+from charlstm_core.cli import parser as cli
+from charlstm_core.cli.table import sweep_table
 from charlstm_core.config import ModelConfig, TrainConfig
+from charlstm_core.engine import model as model_mod
 from charlstm_core.errors import ConfigError, RunStoreError
 from charlstm_core.events import StepEvent
-from charlstm_core.modelfile import load_model
+from charlstm_core.files.modelfile import load_model
 from charlstm_core.runs import RunStore
+from charlstm_core.training import trainer as trainer_mod
 from helpers import make_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,7 +133,7 @@ def test_a_sweep_of_four_points_records_four_runs_and_ranks_them(text):
             assert run.model["hidden_size"] == r.changes["hidden_size"]
             assert run.train["lr"] == r.changes["lr"]
             assert load_model(r.model_path).config.hidden_size == r.changes["hidden_size"]
-    table = sweep.format_table(results, axes).splitlines()
+    table = sweep_table(results, axes).splitlines()
     assert table[0].split()[:3] == ["#", "lr", "hidden"]
     assert table[1].split()[0] == "1" and f"{ranked[0].best_val_loss:.4f}" in table[1]
 
@@ -153,7 +155,7 @@ def test_jobs_2_gives_the_same_results_as_jobs_1(text):
 
 
 def test_a_diverged_point_is_reported_and_the_others_go_on(text, monkeypatch):
-    real = model_mod.loss_and_grads  # what the CPU engine (charlstm_core.backend) calls
+    real = model_mod.loss_and_grads  # what the CPU engine (charlstm_core.engine.devices) calls
 
     def diverging_when_wide(params, mc, *args, **kwargs):
         loss, grads, state = real(params, mc, *args, **kwargs)
@@ -173,7 +175,7 @@ def test_a_diverged_point_is_reported_and_the_others_go_on(text, monkeypatch):
     }
     ranked = sweep.rank(results)
     assert [r.status for r in ranked] == ["finished", "finished", "diverged", "diverged"]
-    table = sweep.format_table(results, axes)
+    table = sweep_table(results, axes)
     assert "diverged" in table and "Training diverged at step 1" in table
     with RunStore.open(spec_for(text).runs_db) as store:
         assert sorted(r.status for r in store.list_runs()) == ["diverged"] * 2 + ["finished"] * 2
@@ -215,7 +217,7 @@ def test_stop_ends_the_current_point_and_skips_the_rest(text):
 
 
 def test_resume_continues_an_interrupted_point_bit_for_bit(text):
-    from charlstm_core.data import load_corpus
+    from charlstm_core.files.text import load_corpus
     from charlstm_core.sweep.run import unfinished_checkpoint
 
     _, points = four_points()
@@ -341,7 +343,7 @@ def test_ctrl_c_stops_the_sweep_keeping_what_ran(text, jobs):
 
 
 def test_a_front_end_can_pass_its_corpus_and_rebuild_results_from_the_store(text):
-    from charlstm_core.data import corpus_from_text
+    from charlstm_core.files.text import corpus_from_text
 
     _, points = four_points()
     spec = dataclasses.replace(spec_for(text), text_path="")  # an in-memory text: no file

@@ -7,12 +7,13 @@ import math
 from pathlib import Path
 
 import pytest
-from charlstm_core import cli, sweep
+from charlstm_core import sweep
+from charlstm_core.cli import parser as cli
 from charlstm_core.config import ModelConfig, TrainConfig
-from charlstm_core.data import corpus_from_text, train_val_ids
-from charlstm_core.plan import Timing, param_count, run_seconds_per_step
+from charlstm_core.files.text import corpus_from_text, train_val_ids
 from charlstm_core.runs import RunStore
 from charlstm_core.sweep import calibration as calibrate_mod
+from charlstm_core.training.plan import Timing, param_count, run_seconds_per_step
 from helpers import make_text
 
 MODEL = ModelConfig(vocab_size=1, hidden_size=16)

@@ -6,10 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
-from charlstm_core import model as model_mod
-from charlstm_core import trainer as trainer_mod
 from charlstm_core.config import ModelConfig
-from charlstm_core.data import corpus_from_text
+from charlstm_core.engine import model as model_mod
 from charlstm_core.errors import (
     ConfigError,
     CorpusMismatchError,
@@ -17,8 +15,10 @@ from charlstm_core.errors import (
     TrainingDiverged,
 )
 from charlstm_core.events import CheckpointEvent, EvalEvent, SampleEvent, StepEvent
-from charlstm_core.modelfile import load_model
-from charlstm_core.trainer import Trainer
+from charlstm_core.files.modelfile import load_model
+from charlstm_core.files.text import corpus_from_text
+from charlstm_core.training import trainer as trainer_mod
+from charlstm_core.training.trainer import Trainer
 from helpers import drain
 from helpers import small_train_config as tc
 
@@ -131,7 +131,9 @@ def test_divergence_with_stop_keeps_last_good_weights(monkeypatch):
         loss, grads, state = real(*args, **kwargs)
         return (float("nan") if calls["n"] == 4 else loss), grads, state
 
-    monkeypatch.setattr("charlstm_core.model.loss_and_grads", flaky)  # what the CPU engine calls
+    monkeypatch.setattr(
+        "charlstm_core.engine.model.loss_and_grads", flaky
+    )  # what the CPU engine calls
     with pytest.raises(TrainingDiverged) as err:
         for _ in trainer.run():
             pass
@@ -146,7 +148,7 @@ def test_minutes_budget_includes_the_final_evaluation_and_save(monkeypatch, tmp_
     """B10: `--minutes 1` took 71 s. With a fake clock (a step takes 0.5 s, a validation 5 s,
     a save 2 s) the whole run, final validation and save included, ends inside its minute."""
     clock = {"now": 1000.0}
-    monkeypatch.setattr("charlstm_core.trainer.time.perf_counter", lambda: clock["now"])
+    monkeypatch.setattr("charlstm_core.training.trainer.time.perf_counter", lambda: clock["now"])
     real_step, real_save = model_mod.loss_and_grads, trainer_mod.save_model
     real_validate = Trainer._validate
 
@@ -162,9 +164,9 @@ def test_minutes_budget_includes_the_final_evaluation_and_save(monkeypatch, tmp_
         clock["now"] += 2.0
         return real_save(*args, **kwargs)
 
-    monkeypatch.setattr("charlstm_core.model.loss_and_grads", step)
+    monkeypatch.setattr("charlstm_core.engine.model.loss_and_grads", step)
     monkeypatch.setattr(Trainer, "_validate", validate)
-    monkeypatch.setattr("charlstm_core.trainer.save_model", save)
+    monkeypatch.setattr("charlstm_core.training.trainer.save_model", save)
     cfg = tc(steps=None, minutes=1.0, eval_every=20, checkpoint_every=20)
     trainer = Trainer(corpus_from_text(make_text()), MC, cfg, checkpoint_path=str(tmp_path / "m"))
     start = clock["now"]
@@ -242,7 +244,7 @@ def test_continue_on_another_text(tmp_path):
 def test_time_spent_outside_the_trainer_is_not_training_time(monkeypatch):
     """A paused caller (one that holds on to an event) does not add to elapsed time."""
     clock = {"now": 1000.0}
-    monkeypatch.setattr("charlstm_core.trainer.time.perf_counter", lambda: clock["now"])
+    monkeypatch.setattr("charlstm_core.training.trainer.time.perf_counter", lambda: clock["now"])
     trainer = Trainer(corpus_from_text(make_text()), MC, tc(steps=4, eval_every=0))
     elapsed = []
     for ev in trainer.run():

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from charlstm_core.cli import build_parser
+from charlstm_core.cli.parser import build_parser
 from charlstm_core.config import ModelConfig, TrainConfig
-from charlstm_core.data import VAL_BLOCKS, corpus_from_text, split_ids, val_blocks
 from charlstm_core.errors import ConfigError
 from charlstm_core.events import StepEvent
-from charlstm_core.modelfile import load_model
-from charlstm_core.trainer import Trainer
+from charlstm_core.files.modelfile import load_model
+from charlstm_core.files.text import VAL_BLOCKS, corpus_from_text, split_ids, val_blocks
+from charlstm_core.training.trainer import Trainer
 from helpers import drain, make_text
 from helpers import small_train_config as tc
 
@@ -107,7 +107,7 @@ def test_cli_option() -> None:
 
 
 def test_cli_warns_of_unseen_validation_characters_and_blocks_train(tmp_path, monkeypatch, capsys):
-    from charlstm_core import cli
+    from charlstm_core.cli import parser as cli
 
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "t.txt"

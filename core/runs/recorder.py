@@ -145,7 +145,8 @@ class RunRecorder:
         model_path: str | None = None,
         **kwargs: Any,
     ) -> RunRecorder:
-        """A recorder for ``trainer`` (a ``charlstm_core.trainer.Trainer``): text, settings and
+        """A recorder for ``trainer`` (a ``charlstm_core.training.trainer.Trainer``): text,
+        settings and
         starting step taken from it; ``model_path`` defaults to its checkpoint path."""
         return cls(
             store,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RunNotFoundError, RunStoreError
-from ..proclock import pid_alive, try_lock
+from ..files.proclock import pid_alive, try_lock
 from .records import (
     BUSY_TIMEOUT_S,
     HOME_ENV,

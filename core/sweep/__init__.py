@@ -7,7 +7,7 @@ budget (steps, epochs or minutes), and is recorded in the run store with the swe
 
 ``run_sweep`` runs the points one after another in this process, or ``jobs`` at a time in
 separate processes (``concurrent.futures.ProcessPoolExecutor``, spawn context), the machine's
-cores divided between them (BLAS threads per job, ``charlstm_core.parallel``). It yields each
+cores divided between them (BLAS threads per job, ``charlstm_core.engine.parallel``). It yields each
 point's ``PointResult`` as it ends; a diverged or failed point is a result like any other and never
 stops the rest. ``rank`` orders results by best validation loss.
 
@@ -35,7 +35,6 @@ from .grid import (
     Axis,
     PointResult,
     SweepPoint,
-    format_table,
     grid_points,
     parse_grid,
     point_file_name,
@@ -68,7 +67,6 @@ __all__ = [
     "calibrate_point",
     "end_reserve_s",
     "fastest",
-    "format_table",
     "grid_points",
     "parse_grid",
     "point_file_name",

@@ -4,7 +4,7 @@ A ``--minutes`` budget trains as many steps as the machine allows while the poin
 machine shared with other work (or with ``--jobs`` > 1) two points, or two runs of one point, get
 different numbers of steps. Calibration times every point first, one after another, at its own
 settings and as a run alone on this machine would train (all its cores, whatever ``--jobs``):
-``charlstm_core.plan.measure_timing`` makes real engine steps, a validation pass and a few
+``charlstm_core.training.plan.measure_timing`` makes real engine steps, a validation pass and a few
 sampled characters, five times (``REPEATS``, in rounds over the points), and the median of each
 cost is kept (``ESTIMATE``). A point's seconds per step ``s`` is the step plus its share of the
 validations every ``eval_every`` steps and the samples every ``sample_every``
@@ -13,7 +13,8 @@ validations every ``eval_every`` steps and the samples every ``sample_every``
     steps = max(1, floor((60 M - r) / s))
 
 where ``r`` is what a ``--minutes`` run keeps for its end: one validation pass over the run's
-validation characters and the save of weights and Adam moments (``charlstm_core.budget``). The
+validation characters and the save of weights and Adam moments (``charlstm_core.training.budget``).
+The
 point then trains for exactly those steps: same seed, same steps, so its result no longer depends
 on the load or on ``--jobs``.
 """
@@ -28,10 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..budget import SAVE_BYTES_PER_S
 from ..config import ModelConfig, TrainConfig
-from ..data import Corpus, train_val_ids
-from ..plan import Timing, measure_timing, param_count, run_seconds_per_step
+from ..files.text import Corpus, train_val_ids
+from ..training.budget import SAVE_BYTES_PER_S
+from ..training.plan import Timing, measure_timing, param_count, run_seconds_per_step
 from .grid import SweepPoint, usable_cores
 
 REPEATS = 5  # timings of each cost, in rounds; ESTIMATE makes one timing of them

@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ModelConfig, TrainConfig
-from ..console import hms
+from ..engine.parallel import usable_cores
 from ..errors import ConfigError
-from ..parallel import usable_cores
-from ..table import align_columns
 
 _MODEL_FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig) if f.name != "vocab_size"}
 _BUDGET_FIELDS = ("steps", "epochs", "minutes")
@@ -163,14 +161,14 @@ def grid_points(
     points = []
     for i, combo in enumerate(itertools.product(*(a.values for a in axes))):
         changes = {a.field: v for a, v in zip(axes, combo, strict=True)}
-        label = " ".join(f"{a.label}={_show(v)}" for a, v in zip(axes, combo, strict=True))
+        label = " ".join(f"{a.label}={show_value(v)}" for a, v in zip(axes, combo, strict=True))
         point = SweepPoint(index=i, changes=changes, label=label)
         point.configs(base_model, base_train)  # fail now, not after an hour of other points
         points.append(point)
     return points
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
@@ -198,27 +196,3 @@ def split_cores(jobs: int, cores: int | None = None) -> int:
 def sweep_label(text_name: str) -> str:
     """A label for a new sweep's runs: the text's stem and the local time."""
     return f"{Path(text_name).stem} {time.strftime('%Y-%m-%d %H:%M:%S')}"
-
-
-def format_table(results: list[PointResult], axes: list[Axis]) -> str:
-    """The ranked table the command line prints: rank, each axis's value, status, best
-    validation loss (nats and bits per character), steps, chars/s, time, run id."""
-    rows = [["#", *(a.label for a in axes), "status", "best val", "bits/char", "steps",
-             "chars/s", "time", "run"]]  # fmt: skip
-    for i, r in enumerate(rank(results), 1):
-        best = r.best_val_loss
-        rows.append(
-            [
-                str(i) if r.ok else "-",
-                *(_show(r.changes[a.field]) for a in axes),
-                r.status,
-                "-" if best is None else f"{best:.4f}",
-                "-" if best is None else f"{best / math.log(2):.4f}",
-                f"{r.steps:,}",
-                "-" if r.chars_per_sec is None else f"{r.chars_per_sec:,.0f}",
-                hms(r.elapsed_s),
-                "-" if r.run_id is None else str(r.run_id),
-            ]
-        )
-    notes = [f"  {r.label}: {r.status}: {r.message}" for r in rank(results) if r.message]
-    return "\n".join([align_columns(rows), *(["", "notes:", *notes] if notes else [])])

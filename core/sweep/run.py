@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import parallel
 from ..config import ModelConfig, TrainConfig
-from ..data import Corpus, load_corpus
+from ..engine import parallel
 from ..errors import CharLSTMError, TrainingDiverged
 from ..events import Event
+from ..files.text import Corpus, load_corpus
 from ..runs import RunRecorder, RunStore, recorded
 from .grid import PointResult, SweepPoint, point_file_name, split_cores
 
@@ -79,7 +79,7 @@ def run_point(
     fails (its result says why). Setting ``stop`` (a threading or multiprocessing Event) ends
     the training after the current step, saved and recorded as "stopped". ``on_trainer``
     receives the ``Trainer`` before it starts (e.g. to call ``request_stop`` on it)."""
-    from ..trainer import Trainer  # here: a worker process imports it with its first point
+    from ..training.trainer import Trainer  # here: a worker process imports it with its first point
 
     stops = [e for e in (stop, _worker_stop) if e is not None]
     if any(e.is_set() for e in stops):
@@ -147,7 +147,7 @@ def unfinished_checkpoint(
     """The ``ModelFile`` at ``path`` when it is a checkpoint of exactly this point (its model and
     training settings, on this text) that has not reached its last step; otherwise None (no
     file, another point's, a finished or unreadable one: the point then trains afresh)."""
-    from ..modelfile import load_model
+    from ..files.modelfile import load_model
 
     if not os.path.isfile(path):
         return None

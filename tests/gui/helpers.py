@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from charlstm_gui.controller import State
+from charlstm_gui.controller.controller import State
 
 TINY = dict(
     hidden_size=16,

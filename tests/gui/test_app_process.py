@@ -35,7 +35,8 @@ def _bad_path(tmp_path, suffix: bytes) -> str:
 # The real main(), with one hook: when a text has loaded, say so and ask the app to quit.
 OPEN_TEXT = """
 import os, signal, sys
-from charlstm_gui import app, controller_view
+from charlstm_gui import app
+from charlstm_gui.views import reports as controller_view
 shown = controller_view.ControllerView.on_corpus
 def on_corpus(self, corpus):
     shown(self, corpus)
@@ -67,9 +68,9 @@ def test_a_text_whose_name_is_not_utf8_opens_from_the_command_line(tmp_path):
 @pytest.mark.skipif(sys.platform != "linux", reason="Linux file names may hold any bytes")
 def test_a_model_whose_name_is_not_utf8_opens_from_the_command_line(tmp_path):
     from charlstm_core.config import ModelConfig, TrainConfig
-    from charlstm_core.data import load_corpus
-    from charlstm_core.modelfile import save_model
-    from charlstm_core.trainer import Trainer
+    from charlstm_core.files.modelfile import save_model
+    from charlstm_core.files.text import load_corpus
+    from charlstm_core.training.trainer import Trainer
 
     corpus = load_corpus(small_text(tmp_path / "t.txt"))
     trainer = Trainer(
@@ -115,7 +116,7 @@ sys.exit(qapp.exec())
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_a_quit_signal_saves_unsaved_training_and_quits_cleanly(tmp_path, signum):
-    from charlstm_core.modelfile import load_model
+    from charlstm_core.files.modelfile import load_model
 
     autosave = tmp_path / "autosave"
     settings = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from charlstm_core.backend import DeviceReport, GpuInfo
+from charlstm_core.engine.devices import DeviceReport, GpuInfo
 from PySide6.QtCore import QSettings, Qt
 
 NONE = DeviceReport("13.6.0", "12.4", None, (), "no NVIDIA driver found")
@@ -54,7 +54,7 @@ def test_gpus_are_listed_unlock_the_gpu_presets_and_reach_the_trainer(window, qt
     form.device.setCurrentIndex(2)
     seen = {}
     monkeypatch.setattr(window.ctl, "start_training", lambda *a, **kw: seen.update(kw))
-    from charlstm_core.data import corpus_from_text
+    from charlstm_core.files.text import corpus_from_text
 
     window.ctl.corpus = corpus_from_text("the cat sat on the mat\n" * 400)
     window.train_new()

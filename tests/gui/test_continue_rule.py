@@ -1,11 +1,12 @@
-"""The app's Continue follows charlstm_core.policy.plan_resume, as `charlstm train --resume` does:
+"""The app's Continue follows charlstm_core.training.policy.plan_resume, as `charlstm train
+--resume` does:
 "Train for" in steps or epochs is the model's total, so a total already reached trains nothing."""
 
 from __future__ import annotations
 
-from charlstm_core.policy import steps_for_epochs, text_batches_per_epoch
+from charlstm_core.training.policy import steps_for_epochs, text_batches_per_epoch
 
-from charlstm_gui.state import State
+from charlstm_gui.controller.state import State
 
 from .helpers import small_text
 

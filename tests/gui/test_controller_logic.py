@@ -9,8 +9,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from charlstm_core import modelfile
-from charlstm_core import trainer as trainer_module
 from charlstm_core.config import ModelConfig, TrainConfig
 from charlstm_core.errors import (
     ConfigError,
@@ -19,8 +17,10 @@ from charlstm_core.errors import (
     TextTooShortError,
     TrainingDiverged,
 )
+from charlstm_core.files import modelfile
+from charlstm_core.training import trainer as trainer_module
 
-from charlstm_gui.controller import Controller, State, failure_title
+from charlstm_gui.controller.controller import Controller, State, failure_title
 
 from .fakes import FakeModel, FakeTrainer
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-import charlstm_core.trainer
+import charlstm_core.training.trainer
 from charlstm_core.errors import TrainingDiverged
 
-from charlstm_gui import dialogs
-from charlstm_gui.controller import State
+from charlstm_gui.controller.controller import State
+from charlstm_gui.widgets import dialogs
 
 from .fakes import FakeModel, FakeTrainer
 from .helpers import small_text
@@ -88,7 +88,9 @@ def test_divergence_is_reported_and_last_good_model_kept(qtbot, window, tmp_path
     w = window
     exc = TrainingDiverged("Training diverged at step 4: the loss became NaN.", step=4)
     monkeypatch.setattr(
-        charlstm_core.trainer, "Trainer", lambda *a, **k: FakeTrainer(steps=50, fail_at=4, exc=exc)
+        charlstm_core.training.trainer,
+        "Trainer",
+        lambda *a, **k: FakeTrainer(steps=50, fail_at=4, exc=exc),
     )
     with qtbot.waitSignal(w.ctl.corpus_changed, timeout=10_000):
         w.open_text(str(small_text(tmp_path / "t.txt")))
@@ -103,7 +105,7 @@ def test_divergence_is_reported_and_last_good_model_kept(qtbot, window, tmp_path
 def test_unexpected_worker_error_opens_report(qtbot, window, tmp_path, monkeypatch):
     w = window
     monkeypatch.setattr(
-        charlstm_core.trainer,
+        charlstm_core.training.trainer,
         "Trainer",
         lambda *a, **k: FakeTrainer(fail_at=2, exc=ZeroDivisionError("bug")),
     )

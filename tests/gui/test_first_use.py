@@ -8,7 +8,7 @@ import functools
 
 from PySide6.QtGui import QKeySequence
 
-from charlstm_gui.controller import State
+from charlstm_gui.controller.controller import State
 
 from .helpers import load as _load
 from .helpers import small_text, train

@@ -5,14 +5,14 @@ in the form."""
 from __future__ import annotations
 
 import pyqtgraph as pg
-from charlstm_core import model as model_mod
+from charlstm_core.engine import model as model_mod
 from charlstm_core.events import RollbackEvent
 from PySide6.QtCore import QPointF, QSettings
 
-from charlstm_gui.controller import State
-from charlstm_gui.history import LossHistory
-from charlstm_gui.plot import LossPlot
-from charlstm_gui.settings_form import SettingsForm
+from charlstm_gui.controller.controller import State
+from charlstm_gui.controller.history import LossHistory
+from charlstm_gui.views.plot import LossPlot
+from charlstm_gui.views.settings_form import SettingsForm
 
 from .helpers import small_text
 
@@ -78,7 +78,7 @@ def test_a_healing_run_in_the_window_marks_the_plot_and_keeps_it_in_the_file(
         loss, grads, state = real(*args, **kwargs)
         return (loss * 20 if 13 <= calls["n"] <= 15 else loss), grads, state
 
-    monkeypatch.setattr("charlstm_core.model.loss_and_grads", blowing_up)
+    monkeypatch.setattr("charlstm_core.engine.model.loss_and_grads", blowing_up)
     w = window
     with qtbot.waitSignal(w.ctl.corpus_changed, timeout=10_000):
         w.open_text(str(small_text(tmp_path / "t.txt")))

@@ -10,13 +10,13 @@ import html
 
 import numpy as np
 import pytest
-from charlstm_core.inspect import Analysis
-from charlstm_core.inspect_html import visible
+from charlstm_core.insight.html import visible
+from charlstm_core.insight.inspect import Analysis
 from PySide6.QtCore import QPoint
 
-from charlstm_gui.controller import State
-from charlstm_gui.inspect_analysis import InspectResult
-from charlstm_gui.passage_text import display_text, surprise_levels, value_levels
+from charlstm_gui.controller.controller import State
+from charlstm_gui.views.inspect_analysis import InspectResult
+from charlstm_gui.widgets.passage_text import display_text, surprise_levels, value_levels
 
 from .helpers import small_text
 
@@ -151,7 +151,7 @@ def hand_made(text, unit_on):
 
 
 def test_select_and_match_finds_the_unit_and_its_other_places(qtbot, window):
-    from charlstm_core.inspect import detectors, gate_saturation, rank_units
+    from charlstm_core.insight.inspect import detectors, gate_saturation, rank_units
 
     v = window.inspect
     text = QUOTED
@@ -210,7 +210,7 @@ def test_reference_lines_on_the_plot_and_hidden_from_the_view_menu(qtbot, window
 def test_reference_lines_of_a_long_text_say_they_measured_a_prefix(
     qtbot, window, tmp_path, monkeypatch
 ):
-    import charlstm_gui.meters as meters
+    import charlstm_gui.views.meters as meters
 
     monkeypatch.setattr(meters, "YARDSTICK_VAL_CHARS", 50)  # "long": longer than 50 characters
     load(qtbot, window, small_text(tmp_path / "t.txt"))
@@ -297,14 +297,14 @@ def test_a_pasted_passage_with_unknown_characters_says_which(qtbot, trained):
 
 
 def test_a_bug_in_the_analysis_is_reported_and_the_view_goes_on(qtbot, trained, monkeypatch):
-    import charlstm_core.inspect
+    import charlstm_core.insight.inspect
 
-    from charlstm_gui import dialogs
+    from charlstm_gui.widgets import dialogs
 
     v = trained.inspect
-    real = charlstm_core.inspect.gate_saturation
+    real = charlstm_core.insight.inspect.gate_saturation
     monkeypatch.setattr(
-        charlstm_core.inspect,
+        charlstm_core.insight.inspect,
         "gate_saturation",
         lambda a: (_ for _ in ()).throw(ZeroDivisionError("bug")),
     )
@@ -314,6 +314,6 @@ def test_a_bug_in_the_analysis_is_reported_and_the_view_goes_on(qtbot, trained, 
     assert "failed" in v.status.text() and not v.analyses.running
     qtbot.waitUntil(lambda: bool(dialogs._open_dialogs), timeout=5000)
     dialogs._open_dialogs[-1].reject()
-    monkeypatch.setattr(charlstm_core.inspect, "gate_saturation", real)
+    monkeypatch.setattr(charlstm_core.insight.inspect, "gate_saturation", real)
     with qtbot.waitSignal(v.analysed, timeout=10_000):  # the next analysis runs as usual
         v.analyse_button.click()

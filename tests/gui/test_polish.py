@@ -11,9 +11,11 @@ from PySide6.QtCore import QEvent, QPoint, QSettings
 from PySide6.QtGui import QHelpEvent
 from PySide6.QtWidgets import QApplication, QFileDialog, QToolTip
 
-from charlstm_gui import APP_NAME, autosaves, tooltips
-from charlstm_gui.axes import CountAxis, LossAxis
-from charlstm_gui.dialogs import suggested_encoding
+from charlstm_gui import APP_NAME
+from charlstm_gui.controller import autosaves
+from charlstm_gui.widgets import tooltips
+from charlstm_gui.widgets.axes import CountAxis, LossAxis
+from charlstm_gui.widgets.dialogs import suggested_encoding
 from charlstm_gui.window import MainWindow
 
 from .helpers import load, small_text

@@ -1,11 +1,12 @@
-"""charlstm_gui/recent_files.py: the recent texts and models, and the menus that list them."""
+"""charlstm_gui/widgets/recent_files.py: the recent texts and models, and the menus that list
+them."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMenu
 
-from charlstm_gui.recent_files import MAX_RECENT, RecentFiles, storable
+from charlstm_gui.widgets.recent_files import MAX_RECENT, RecentFiles, storable
 
 
 def test_newest_first_without_duplicates_and_at_most_max(tmp_path):

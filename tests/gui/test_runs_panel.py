@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from charlstm_core import cli
+from charlstm_core.cli import parser as cli
 from charlstm_core.events import EvalEvent, StepEvent, TrainSummary
 from charlstm_core.runs import RunRecorder, RunStore, default_db_path
 from PySide6.QtCore import Qt
 
-from charlstm_gui.controller import State
-from charlstm_gui.runs_panel import COLUMNS, validation_note
+from charlstm_gui.controller.controller import State
+from charlstm_gui.views.runs_table import COLUMNS, validation_note
 
 from .helpers import TINY, small_text
 
@@ -167,7 +167,7 @@ def test_ticked_runs_are_overlaid_one_curve_each(home, qtbot, window):
 
 
 def test_long_curves_are_cut_to_bucket_means(qtbot, window):
-    from charlstm_gui.plot import OVERLAY_POINTS, OverlayCurve
+    from charlstm_gui.views.plot import OVERLAY_POINTS, OverlayCurve
 
     n = 100_000
     step = np.arange(1, n + 1, dtype=float)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 
-from charlstm_gui.controller import State
+from charlstm_gui.controller.controller import State
 
 from .helpers import load as _load
 from .helpers import small_text, train
@@ -69,7 +69,7 @@ def test_a_late_save_of_the_old_model_does_not_claim_the_opened_one(
     b = tmp_path / "B.npz"
     import time
 
-    from charlstm_core import modelfile
+    from charlstm_core.files import modelfile
 
     real_save = modelfile.save_model
 
@@ -102,7 +102,7 @@ def test_continuing_an_opened_model_keeps_its_file(qtbot, window, tmp_path):
     assert w.ctl.model_path == str(a) and "A.npz" in w.windowTitle()
     with qtbot.waitSignal(w.ctl.saved, timeout=10_000):
         w.save()
-    from charlstm_core.modelfile import load_model
+    from charlstm_core.files.modelfile import load_model
 
     assert load_model(a).train.step == 30
 
@@ -114,7 +114,7 @@ def _hold_lock(path):
 
     code = (
         "import sys, time\n"
-        "from charlstm_core.modelfile import ModelLock\n"
+        "from charlstm_core.files.modelfile import ModelLock\n"
         "ModelLock(sys.argv[1]).acquire()\n"
         "print('held', flush=True)\n"
         "time.sleep(60)\n"
@@ -132,7 +132,7 @@ def _try_lock_elsewhere(path) -> str:
 
     code = (
         "import sys\n"
-        "from charlstm_core.modelfile import ModelLock\n"
+        "from charlstm_core.files.modelfile import ModelLock\n"
         "from charlstm_core.errors import ModelFileLocked\n"
         "try:\n"
         "    ModelLock(sys.argv[1]).acquire()\n"
@@ -151,7 +151,7 @@ def test_save_refuses_a_fifo_and_saves_through_a_symlink(qtbot, window, tmp_path
     import os
     import stat
 
-    from charlstm_core.modelfile import load_model
+    from charlstm_core.files.modelfile import load_model
 
     w = window
     _load(qtbot, w, small_text(tmp_path / "t.txt"))

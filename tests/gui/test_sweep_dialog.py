@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 from charlstm_core.config import ModelConfig, TrainConfig
-from charlstm_core.data import load_corpus
+from charlstm_core.files.text import load_corpus
 from charlstm_core.runs import RunStore, default_db_path
 from PySide6.QtCore import Qt
 
-from charlstm_gui.controller import Controller, State
-from charlstm_gui.sweep_dialog import SweepDialog, SweepSpec, parse_values
+from charlstm_gui.controller.controller import Controller, State
+from charlstm_gui.views.sweep_dialog import SweepDialog, SweepSpec, parse_values
 
 from .helpers import TINY, small_text
 
@@ -172,7 +172,7 @@ class FakeTimer:
         self.per_unit, self.gate, self.calls = per_unit, gate, 0
 
     def __call__(self, vocab, hidden, layers, batch, seq_len, *, dropout, threads):
-        from charlstm_core.plan import Timing
+        from charlstm_core.training.plan import Timing
 
         self.calls += 1
         if self.gate is not None:

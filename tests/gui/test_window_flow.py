@@ -3,8 +3,8 @@ continue, close while training. Tiny settings (H=16, L=1, B=4, T=16) keep it fas
 
 from __future__ import annotations
 
-from charlstm_gui.controller import State
-from charlstm_gui.generate_request import GenerateRequest
+from charlstm_gui.controller.controller import State
+from charlstm_gui.controller.generate_request import GenerateRequest
 from charlstm_gui.window import MainWindow
 
 from .helpers import TINY, load, small_text, train
@@ -113,9 +113,9 @@ def test_settings_and_layout_are_remembered(qtbot, tmp_path):
 def test_text_panel_rows_grow_with_late_long_values(qtbot, window):
     # The estimate arrives after the panel is laid out; its wrapped values must not be drawn
     # over the rows below (QFormLayout alone kept the old row heights).
-    from charlstm_core.plan import Estimate, param_parts
+    from charlstm_core.training.plan import Estimate, param_parts
 
-    from charlstm_gui.text_panel import TextPanel
+    from charlstm_gui.views.text import TextPanel
 
     window.resize(1100, 700)
     window.show()

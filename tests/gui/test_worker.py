@@ -9,7 +9,7 @@ import sys
 import threading
 
 import pytest
-from charlstm_core import parallel
+from charlstm_core.engine import parallel
 from charlstm_core.errors import TrainingDiverged
 from charlstm_core.events import StepEvent
 from PySide6.QtCore import QObject, QThread, Slot
@@ -179,7 +179,7 @@ def test_stream_worker_cancel(qtbot):
 
 
 def _sections_seen_by_a_stream(qtbot, beside_training: bool) -> int:
-    from charlstm_core import parallel
+    from charlstm_core.engine import parallel
 
     seen: list[int] = []
 
@@ -195,7 +195,7 @@ def _sections_seen_by_a_stream(qtbot, beside_training: bool) -> int:
 
 
 def test_stream_worker_holds_blas_to_one_thread_only_beside_training(qtbot):
-    from charlstm_core import parallel
+    from charlstm_core.engine import parallel
 
     alone = _sections_seen_by_a_stream(qtbot, beside_training=False)
     beside = _sections_seen_by_a_stream(qtbot, beside_training=True)

@@ -1,0 +1,116 @@
+"""``charlstm inspect`` and ``cells``: what a model thinks of a text.
+
+``inspect`` prints bits per character and the most surprising stretches, and writes a coloured
+page with ``--html`` (``charlstm_core.insight.html``); ``cells`` ranks the units that track simple
+detectors (quotes, brackets, line position) by Pearson's r (``charlstm_core.insight.inspect``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..files.modelfile import ModelFile, load_model
+from ..insight.html import render as _render_html
+from ..insight.html import visible as _visible
+from ..insight.html import write_atomic
+from ..insight.inspect import DETECTORS, KINDS, analyse, detectors, max_passage, rank_units
+from ..insight.inspect import surprising_spans as _surprising_spans
+from .console import UsageError, note, write
+from .model import read_for
+
+
+def _passage(args: argparse.Namespace, model: ModelFile, limit: int | None = None) -> str:
+    """The first --chars characters of TEXT (at most ``limit``), with a note when cut."""
+    if args.chars < 2:
+        raise ConfigError(f"--chars must be at least 2, not {args.chars}.")
+    corpus = read_for(model, args.text, args.encoding)
+    n = min(args.chars, corpus.n_chars) if limit is None else min(args.chars, corpus.n_chars, limit)
+    if n < corpus.n_chars:
+        note(f"reading the first {n:,} of {corpus.n_chars:,} characters of {corpus.name}.")
+    return corpus.preview(n)
+
+
+def _parse_unit(spec: str, model: ModelFile) -> tuple[int, int]:
+    """LAYER:UNIT (0-based) checked against the model's shape."""
+    cfg = model.config
+    try:
+        layer, unit = (int(x) for x in spec.split(":"))
+    except ValueError:
+        raise UsageError(f"--unit takes LAYER:UNIT such as 0:12, not {spec!r}.") from None
+    if not (0 <= layer < cfg.num_layers and 0 <= unit < cfg.hidden_size):
+        raise UsageError(
+            f"--unit {spec} is outside the model: layers 0..{cfg.num_layers - 1}, "
+            f"units 0..{cfg.hidden_size - 1}."
+        )
+    return layer, unit
+
+
+def _check_page_path(out: str, *inputs: str) -> str:
+    """Absolute path for --html; UsageError if writing there could destroy an input or a model."""
+    path = os.path.abspath(out)
+    if os.path.isdir(path):
+        raise UsageError(f"--html {out} is a folder; give a file name such as page.html.")
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise UsageError(f"cannot write {out}: the folder {folder} does not exist.")
+    if os.path.exists(path):
+        for other in inputs:
+            if os.path.exists(other) and os.path.samefile(path, other):
+                raise UsageError(f"--html {out} is one of the inputs; choose another file name.")
+        with open(path, "rb") as f:
+            if f.read(2) == b"PK":
+                raise UsageError(f"{out} is a model file; refusing to overwrite it.")
+    return path
+
+
+def inspect(args: argparse.Namespace) -> int:
+    page = _check_page_path(args.html, args.model, args.text) if args.html else None
+    model = load_model(args.model)
+    unit = _parse_unit(args.unit, model) if args.unit else None
+    if args.spans < 0:
+        raise ConfigError(f"--spans must be 0 or more, not {args.spans}.")
+    text = _passage(args, model, max_passage(model) if unit is not None else None)
+    a = analyse(model, text, 5, activations=unit is not None)
+    print(f"text:      {args.text} ({len(text):,} characters, {len(text) - 1:,} predicted)")
+    print(f"bits/char: {a.mean_bits:.4f}")
+    print(f"nats/char: {a.mean_bits * math.log(2.0):.4f}")
+    spans = _surprising_spans(a, args.spans)
+    if spans:
+        print("most surprising stretches (position, bits, text, what the model expected there):")
+    for start, end, total in spans:
+        worst = start + int(np.nanargmax(np.r_[0.0, a.bits][start:end]))
+        expected = ", ".join(f"{_visible(ch)!r} {p:.0%}" for ch, p in a.top_chars(worst - 1)[:3])
+        write(
+            sys.stdout,
+            f"  {start:>7,}  {total:6.1f}  {text[start:end]!r}: at {_visible(text[worst])!r} "
+            f"expected {expected}\n",
+        )
+    if page is not None:
+        title = f"{os.path.basename(args.text)} read by {os.path.basename(args.model)}"
+        write_atomic(page, _render_html(a, title, unit, args.kind))
+        note(f"wrote {args.html}")
+    return 0
+
+
+def cells(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        raise ConfigError(f"--top must be at least 1, not {args.top}.")
+    model = load_model(args.model)
+    text = _passage(args, model, max_passage(model))
+    a = analyse(model, text)
+    ranking = rank_units(a, detectors(text), args.kind, args.top)
+    print(f"text:  {args.text} ({len(text):,} characters), units by |r| of {KINDS[args.kind]}")
+    width = max(len(name) for name in DETECTORS)
+    for name, scores in ranking.items():
+        if not scores:
+            row = "(constant in this text: nothing to correlate)"
+        else:
+            row = "  ".join(f"{s.layer}:{s.unit} {s.r:+.2f}" for s in scores)
+        print(f"{name:<{width}}  {row}")
+    return 0

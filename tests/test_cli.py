@@ -207,6 +207,7 @@ def test_eval_prints_nats_and_bits(text, capsys):
     assert code == 0
     nats = float(re.search(r"nats/char:\s+([\d.]+)", out).group(1))
     bits = float(re.search(r"bits/char:\s+([\d.]+)", out).group(1))
+    # both printed to 6 decimals (±5e-7 each): bits and nats / ln 2 differ by at most 1.3e-6
     assert 0 < nats < 10 and bits == pytest.approx(nats / math.log(2), abs=2e-6)
     code, out, _ = run(capsys, "eval", "m.npz", text, "--streams", 4)
     assert code == 0 and "4 stream" in out
@@ -315,7 +316,10 @@ def test_inspect_prints_the_same_bits_as_eval(hostile_model, capsys):
     assert code == 0
     bits = float(re.search(r"^bits/char:\s+([\d.]+)", out, re.M).group(1))
     _, ev, _ = run(capsys, "eval", model, text)
-    assert bits == pytest.approx(float(re.search(r"bits/char:\s+([\d.]+)", ev).group(1)), 1e-3)
+    # inspect prints 4 decimals (±5e-5), eval 6 (±5e-7); both read the text as one stream from
+    # a zero state (it is under 8 warm-ups long), in float32 orders that differ by ~1e-6 bits
+    eval_bits = float(re.search(r"bits/char:\s+([\d.]+)", ev).group(1))
+    assert bits == pytest.approx(eval_bits, rel=0, abs=1e-4)
     assert "most surprising" in out and len(re.findall(r"^ +[\d,]+ +[\d.]+ ", out, re.M)) == 3
     code, _, err = run(capsys, "inspect", model, text, "--chars", 100)
     assert code == 0 and "first 100 of" in err

@@ -10,6 +10,7 @@ from charlstm_core.errors import ConfigError, VocabularyError
 from charlstm_core.files.modelfile import ModelFile, load_model, save_model
 from charlstm_core.files.text import Vocab
 from charlstm_core.sample import evaluate, generate, introspect, mean_loss, next_char_distribution
+from helpers import drift_ulps, ulp
 
 
 @pytest.fixture
@@ -20,6 +21,15 @@ def model() -> ModelFile:
     for p in params.values():  # make the predictions far from uniform
         p *= 4.0
     return ModelFile(config=cfg, params=params, vocab=vocab)
+
+
+def nats_tol(model: ModelFile, steps: int) -> float:
+    """Two float32 readings of ``steps`` characters that sum the products' 2H terms in other
+    orders: a character's loss, -ln p, is off by p's relative error, within the drift over the
+    passage (this model's forget gates reach 0.9999: its state keeps every step's error), and
+    so is a mean of the losses."""
+    cfg = model.config
+    return ulp(np.float32, drift_ulps(steps, 2 * cfg.hidden_size, cfg.num_layers))
 
 
 def test_same_seed_same_text(model):
@@ -73,7 +83,10 @@ def test_top_k_and_top_p_restrict_the_choice():
     assert np.count_nonzero(p) == 2
     p = next_char_distribution(logits, 1.0, top_p=0.85)
     assert np.count_nonzero(p) == 3
-    assert np.isclose(next_char_distribution(logits, 1.0).sum(), 1.0)
+    # V float64 probabilities, each rounded once by the division by their sum, summed again
+    assert np.isclose(
+        next_char_distribution(logits, 1.0).sum(), 1.0, rtol=ulp(np.float64, 4), atol=0
+    )
 
 
 def test_save_load_same_outputs(model, tmp_path):
@@ -96,7 +109,10 @@ def test_evaluate_matches_a_step_by_step_run(model):
         logits, state = prep.step(ids[t : t + 1], state)
         z = logits[0].astype(np.float64)
         total += np.log(np.exp(z - z.max()).sum()) + z.max() - z[ids[t + 1]]
-    assert evaluate(model, ids).nats == pytest.approx(total / (len(ids) - 1), rel=1e-5)
+    expected = total / (len(ids) - 1)
+    assert evaluate(model, ids).nats == pytest.approx(
+        expected, rel=0, abs=nats_tol(model, len(ids))
+    )
 
 
 def test_evaluation_split_among_threads_scores_the_same(model):
@@ -104,9 +120,10 @@ def test_evaluation_split_among_threads_scores_the_same(model):
     ids = model.vocab.encode(text).astype(np.int64)
     prep = Prepared(model.params, model.config)
     one = mean_loss(prep, model.config, ids, streams=5, seq_len=7, workers=1)
+    tol = nats_tol(model, -(-len(ids) // 5))  # a worker's products have fewer streams
     for workers in (2, 3, 5):
         split = mean_loss(prep, model.config, ids, streams=5, seq_len=7, workers=workers)
-        assert split == pytest.approx(one, rel=1e-6)
+        assert split == pytest.approx(one, rel=0, abs=tol)
 
 
 def test_introspection_shapes_and_consistency(model):
@@ -119,7 +136,7 @@ def test_introspection_shapes_and_consistency(model):
     assert np.all(info.p_actual <= info.top_probs[:, 0] + 1e-12)
     ids = model.vocab.encode(text).astype(np.int64)
     nll = -np.log(info.p_actual).mean()
-    assert evaluate(model, ids).nats == pytest.approx(nll, rel=1e-5)
+    assert evaluate(model, ids).nats == pytest.approx(nll, rel=0, abs=nats_tol(model, len(ids)))
     assert np.all(np.abs(info.h) <= 1.0)
 
 
@@ -144,7 +161,7 @@ def test_evaluate_with_streams_scores_every_character_once(model, monkeypatch):
     for streams in (2, 5, 13, 1000):
         full = evaluate(model, ids, streams=streams, warmup=len(ids))  # warm-up covers the text
         assert full.scored == len(ids) - 1
-        assert full.nats == pytest.approx(exact, rel=1e-5)
+        assert full.nats == pytest.approx(exact, rel=0, abs=nats_tol(model, len(ids)))
         cold = evaluate(model, ids, streams=streams, warmup=0)  # each piece from a zero state
         assert cold.scored == len(ids) - 1 and cold.streams == min(streams, len(ids) - 1)
 

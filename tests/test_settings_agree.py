@@ -154,25 +154,28 @@ def test_form_duration_range_is_its_units_field(form):
 
 
 def test_form_starts_on_the_field_defaults_and_the_starting_preset(form):
-    from charlstm_gui.presets import PRESETS, START
+    from charlstm_core.presets import PRESETS, START
 
     values = form.values()
     assert form.preset.currentText() == START
+    start = PRESETS[START].settings
     for key, (_, default) in FIELDS.items():
         if key in values:
-            assert values[key] == PRESETS[START].get(key, default), key
+            assert values[key] == start.get(key, default), key
+    unit, amount = PRESETS[START].budget
+    assert (values["duration_unit"], values["duration"]) == (unit, amount)
 
 
 def test_presets_name_only_form_settings_within_their_ranges(form):
-    from charlstm_gui.presets import PRESETS
+    from charlstm_core.presets import PRESETS
 
     for name, preset in PRESETS.items():
-        for key, value in preset.items():
-            if key == "duration":
-                FIELDS[preset["duration_unit"]][0].check(value)
-            elif key != "duration_unit":
+        assert sum(u in preset.settings for u in DURATIONS) == 1, name  # one budget
+        for key, value in preset.settings.items():
+            FIELDS[key][0].check(value)
+            if key not in DURATIONS:
                 assert key in form._spins or key in form._combos, (name, key)
-                FIELDS[key][0].check(value)
+        preset.configs(vocab_size=65)  # and together they make valid configs
 
 
 def test_form_holds_every_value_the_engine_accepts(form):

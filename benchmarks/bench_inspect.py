@@ -223,7 +223,7 @@ def index_figures(args: argparse.Namespace) -> None:
     del train
     tracemalloc.start()
     t0 = time.perf_counter()
-    index = CopyIndex.build(ids, tv, n=20)
+    index = CopyIndex.build(ids, tv)  # the shortest copy the app and the CLI default to
     t1 = time.perf_counter()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()

@@ -29,11 +29,10 @@ sys.path.insert(0, str(ROOT))
 from charlstm_core.config import ModelConfig, TrainConfig  # noqa: E402
 from charlstm_core.engine import parallel  # noqa: E402
 from charlstm_core.files.text import load_corpus  # noqa: E402
+from charlstm_core.presets import ONE_MINUTE_RECIPE, QUICK_MONITORING  # noqa: E402
 from charlstm_core.sweep import SweepPoint, SweepSpec, calibrate, run_point  # noqa: E402
 from charlstm_core.sweep import calibration as cal_mod  # noqa: E402
 from charlstm_core.training.plan import Timing, measure_timing  # noqa: E402
-
-from charlstm_gui.presets import ONE_MINUTE_RECIPE, QUICK_MONITORING  # noqa: E402
 
 ESTIMATORS = {"fastest": cal_mod.fastest, "median": cal_mod.typical}
 

@@ -5,7 +5,7 @@ Inspect tab's default passage, and does some unit come to track quotes, brackets
     python benchmarks/check_quicklook.py --builtin            # on the built-in Python text
     python benchmarks/check_quicklook.py TEXT --preset Balanced
 
-Trains with the preset's settings (``charlstm_gui.presets``, the same values the app's form takes)
+Trains with the preset's settings (``charlstm_core.presets``, the same values the app's form takes)
 and, at every evaluation, reads the passage the Inspect tab shows by default (the first 2,000
 characters of the validation text) with a snapshot of the weights, as the app does. Prints, per
 evaluation: the validation loss, the passage's mean bits per character, and for each structural
@@ -16,35 +16,21 @@ detector the unit with the largest |r| (cell values tanh(c)) and its r. "Tracks"
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
-from charlstm_core.config import ModelConfig, TrainConfig
 from charlstm_core.events import EvalEvent
 from charlstm_core.files.builtin_text import builtin_corpus
 from charlstm_core.files.text import load_corpus
 from charlstm_core.insight.inspect import analyse, detectors, rank_units
+from charlstm_core.presets import PRESETS, budget_text
 from charlstm_core.training.trainer import Trainer
-
-from charlstm_gui.presets import PRESETS  # plain data: no Qt
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TEXT = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 PASSAGE = 2000  # the Inspect tab's default passage length (charlstm_gui/views/inspect.py)
 STRUCTURE = ("double quotes", "single quotes", "bracket depth", "line position", "indentation")
 TRACKS = 0.7
-
-
-def configs(preset: dict, vocab_size: int) -> tuple[ModelConfig, TrainConfig]:
-    """The preset's values over the config fields' defaults, as the app's form builds them."""
-    model_keys = {f.name for f in dataclasses.fields(ModelConfig)}
-    train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
-    m = {k: v for k, v in preset.items() if k in model_keys}
-    t = {k: v for k, v in preset.items() if k in train_keys}
-    t.update(steps=None, epochs=None, minutes=None)
-    t[preset["duration_unit"]] = preset["duration"]
-    return ModelConfig(vocab_size=vocab_size, **m).validate(), TrainConfig(**t).validate()
 
 
 def main() -> int:
@@ -62,14 +48,14 @@ def main() -> int:
     corpus = builtin_corpus() if args.builtin else load_corpus(args.text, None)
     name = "the built-in Python text" if args.builtin else Path(args.text).name
     preset = PRESETS[args.preset]
-    if args.steps:
-        preset = {**preset, "duration_unit": "steps", "duration": args.steps}
-    mc, tc = configs(preset, corpus.vocab.size)
+    budget = {"steps": args.steps} if args.steps else {}
+    mc, tc = preset.configs(corpus.vocab.size, **budget)
     val = corpus.split(tc.val_fraction)[1]
     passage = corpus.vocab.decode(val[:PASSAGE])
     signals = {k: v for k, v in detectors(passage).items() if k in STRUCTURE and v.any()}
     print(f"{args.preset} on {name}: L={mc.num_layers} H={mc.hidden_size} B={tc.batch_size} "
-          f"T={tc.seq_len} lr={tc.lr}, {preset['duration']} {preset['duration_unit']}; "
+          f"T={tc.seq_len} lr={tc.lr}, {budget_text(*preset.budget).lower()}"
+          f"{f' as {args.steps:,} steps' if args.steps else ''}; "
           f"passage: the first {len(passage):,} validation characters")  # fmt: skip
     print("step  val loss  passage bits/char  " + "  ".join(f"{k} (unit, r)" for k in signals))
     trainer = Trainer(corpus, mc, tc)

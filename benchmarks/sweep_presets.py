@@ -52,6 +52,11 @@ from charlstm_core.config import ModelConfig, TrainConfig  # noqa: E402
 from charlstm_core.engine import parallel  # noqa: E402
 from charlstm_core.files.builtin_text import builtin_corpus  # noqa: E402
 from charlstm_core.files.text import load_corpus  # noqa: E402
+from charlstm_core.presets import (  # noqa: E402
+    HOUR_MONITORING,
+    QUICK_MONITORING,
+    TEN_MINUTE_MONITORING,
+)
 from charlstm_core.sweep import (  # noqa: E402
     Axis,
     Calibration,
@@ -62,12 +67,6 @@ from charlstm_core.sweep import (  # noqa: E402
     fastest,
     run_point,
     run_sweep,
-)
-
-from charlstm_gui.presets import (  # noqa: E402
-    HOUR_MONITORING,
-    QUICK_MONITORING,
-    TEN_MINUTE_MONITORING,
 )
 
 SHAKESPEARE = Path(
@@ -84,7 +83,7 @@ TEXTS = ("python", "shakespeare")  # in the order they run
 ESTIMATE = fastest
 
 # Validation and samples as the preset that the sweep chooses for makes them (the calibrated steps
-# pay for them): charlstm_gui.presets defines them
+# pay for them): charlstm_core.presets defines them
 QUICK_EVAL = QUICK_MONITORING
 BALANCED_EVAL = TEN_MINUTE_MONITORING
 HOUR_EVAL = HOUR_MONITORING

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from charlstm_core.config import GenerationConfig
 from charlstm_core.engine.devices import list_devices
 from charlstm_core.errors import ConfigError
 from charlstm_core.files.text import display_path
@@ -28,7 +29,6 @@ from . import leaving
 from .actions import build_actions, build_menus, connect_actions, update_actions
 from .controller.controller import Controller, State
 from .controller.files import model_text_candidates
-from .controller.generate_request import GenerateRequest
 from .controller.settings_check import SettingsCheck, form_problem
 from .desktop import app_icon
 from .views.generate import GeneratePanel
@@ -289,7 +289,7 @@ class MainWindow(QMainWindow):
         )
 
     @Slot(object)
-    def generate(self, request: GenerateRequest) -> None:
+    def generate(self, request: GenerationConfig) -> None:
         self.tabs.setCurrentWidget(self.gen)
         self._gen_prime = request.prime
         self.ctl.generate(request)

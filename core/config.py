@@ -1,13 +1,17 @@
-"""Frozen configuration of the model and of a training run: each setting defined once.
+"""Frozen configuration of the model, of a training run and of generating text: each setting
+defined once.
 
-Both are plain frozen dataclasses: ``dataclasses.asdict`` turns them into JSON-able dicts (stored in
-model files and the GUI's settings) and ``from_dict`` turns such a dict back, ignoring unknown keys.
+All three are plain frozen dataclasses: ``dataclasses.asdict`` turns them into JSON-able dicts
+(stored in model files and the GUI's settings) and ``from_dict`` turns such a dict back, ignoring
+unknown keys.
 
 Every field carries its whole definition: the default on the field, and in its metadata a
-``Setting`` with the kind (int, float or a choice of strings), the range or choices, the unit, a
-short label and the help text. ``validate()`` checks the fields against these; the command line's
-options (``charlstm_core.cli.options``) and the app's settings form are generated from them, and
-``tests/test_settings_agree.py`` checks that the three agree.
+``Setting`` with the kind (int, float, a choice of strings or free text), the range or choices,
+the unit, a short label and the help text. ``validate()`` checks the fields against these; the
+command line's options (``charlstm_core.cli.options``: ``train``'s and ``sample``'s), the app's
+settings form and Generate tab, and the settings tables of the docs
+(``packaging/settings_table.py``) are generated from them, and ``tests/test_settings_agree.py``
+checks that they agree.
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ DURATIONS = ("steps", "epochs", "minutes")  # how long to train: exactly one is 
 class Setting:
     """What a config field is, for the checks and the front ends (its default is on the field).
 
-    ``kind`` is int, float or str (a choice of ``choices``); numbers lie in ``lo``..``hi``.
-    ``noun`` names the setting in a sentence ("The hidden size must be ..."). ``flag`` is the
-    command-line option ("" = ``--`` and the field name with dashes; None = no option).
+    ``kind`` is int, float or str (a choice of ``choices``, or any text when there are none);
+    numbers lie in ``lo``..``hi``. ``noun`` names the setting in a sentence ("The hidden size must
+    be ..."). ``flag`` is the command-line option ("" = ``--`` and the field name with dashes;
+    None = no option). ``none`` says what None means for a field that may be None ("random": a
+    fresh seed each time); "" = None is not a value.
     """
 
     kind: type
@@ -47,6 +53,7 @@ class Setting:
     unit: str = ""
     noun: str = ""
     flag: str | None = ""
+    none: str = ""
 
     @property
     def summary(self) -> str:
@@ -60,7 +67,12 @@ class Setting:
 
     def check(self, value: Any) -> None:
         """Raise ``ConfigError`` saying what is wrong unless ``value`` is valid."""
-        if self.kind is str:
+        if value is None and self.none:
+            return
+        if self.kind is str and not self.choices:
+            if not isinstance(value, str):
+                raise ConfigError(f"The {self.name} must be text, not {value!r}.")
+        elif self.kind is str:
             if value not in self.choices:
                 raise ConfigError(
                     f"The {self.name} must be one of {', '.join(self.choices)}, not {value!r}."
@@ -87,8 +99,16 @@ def _setting(default: Any, kind: type, label: str, help: str, **more: Any) -> An
     )
 
 
+def _shared(default: Any, base: Setting, help: str, **changes: Any) -> Any:
+    """A dataclass field with ``default`` and ``base``, a ``Setting`` that fields of two configs
+    share (its kind, range and unit), given its own ``help`` and ``changes`` (a label, a flag)."""
+    setting = dataclasses.replace(base, help=help, **changes)
+    return dataclasses.field(default=default, metadata={"setting": setting})
+
+
 def setting(cls: type, name: str) -> Setting:
-    """The ``Setting`` of field ``name`` of ``ModelConfig`` or ``TrainConfig``."""
+    """The ``Setting`` of field ``name`` of ``ModelConfig``, ``TrainConfig`` or
+    ``GenerationConfig``."""
     return next(f.metadata["setting"] for f in dataclasses.fields(cls) if f.name == name)
 
 
@@ -98,6 +118,21 @@ def settings(cls: type) -> dict[str, tuple[Setting, Any]]:
         f.name: (f.metadata["setting"], None if f.default is dataclasses.MISSING else f.default)
         for f in dataclasses.fields(cls)
     }
+
+
+# What the generated text and the training samples share (each defined once, here): what the
+# temperature does and its default, and the ranges of the temperature, the length and the seed.
+# The ranges are also what model files already hold: a narrower one would refuse a file saved
+# before. The engine honours any temperature (the text flattens towards noise); 10 ends the range.
+TEMPERATURE_DEFAULT = 0.8
+TEMPERATURE_EFFECT = (
+    "0 always picks the likeliest character (repetitive), 1 draws from the model as it is, above "
+    f"1 grows wild; 0.5–0.8 reads best, so {TEMPERATURE_DEFAULT:g} is the default. Any value up "
+    "to 10 works, though above 2 any model writes noise."
+)
+TEMPERATURE = Setting(float, "Temperature", "", lo=0.0, hi=10.0)
+LENGTH = Setting(int, "Length", "", lo=1, hi=1_000_000, unit="characters")
+SEED = Setting(int, "Seed", "", lo=0, hi=2**63 - 1)
 
 
 @dataclass(frozen=True)
@@ -221,16 +256,13 @@ class TrainConfig:
         "Steps between the text samples written during training; 0 writes none.",
         lo=0, hi=10**9, unit="steps", noun="sample interval",
     )  # fmt: skip
-    sample_length: int = _setting(
-        300, int, "Sample length",
-        "Characters in each training sample.",
-        lo=1, hi=1_000_000, unit="characters",
+    # the range and the temperature's meaning are the generated text's (GenerationConfig)
+    sample_length: int = _shared(
+        300, LENGTH, "Characters in each training sample.", label="Sample length",
     )  # fmt: skip
-    sample_temperature: float = _setting(
-        0.8, float, "Sample temperature",
-        "Randomness of training samples: 0 always picks the likeliest character (repetitive), 1 "
-        "samples the model as it is, 0.5–0.8 reads best.",
-        lo=0.0, hi=10.0, flag="--temperature",
+    sample_temperature: float = _shared(
+        TEMPERATURE_DEFAULT, TEMPERATURE, f"Randomness of training samples: {TEMPERATURE_EFFECT}",
+        label="Sample temperature", flag="--temperature",
     )  # fmt: skip
     checkpoint_every: int = _setting(
         1000, int, "Autosave every",
@@ -238,12 +270,11 @@ class TrainConfig:
         "stops); 0: only when training stops.",
         lo=0, hi=10**9, unit="steps", noun="checkpoint interval",
     )  # fmt: skip
-    seed: int = _setting(
-        1234, int, "Seed",
-        "Random seed of the initial weights, dropout, stream offsets and training samples: the "
-        "same text, settings and seed give exactly the same model. Change it to try another "
+    seed: int = _shared(
+        1234, SEED,
+        "Random seed of the initial weights, dropout, stream offsets and training samples: "
+        "the same text, settings and seed give exactly the same model. Change it to try another "
         "random start.",
-        lo=0, hi=2**63 - 1,
     )  # fmt: skip
     on_divergence: str = _setting(
         "heal", str, "If training blows up",
@@ -285,6 +316,79 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        return _from_dict(cls, d)
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """One run of generating text (``charlstm_core.sample.generate``) and the memorisation
+    meter's shortest copy (``charlstm_core.insight.copies``): ``charlstm sample`` and the app's
+    Generate tab."""
+
+    prime: str = _setting(
+        "", str, "Prime",
+        "Text the model reads first and then continues; every character must occur in the "
+        "training text. Empty: the model starts as if after a newline.",
+        noun="prime text",
+    )  # fmt: skip
+    # a dozen lines show whether a line, a sentence and a paragraph hold together
+    length: int = _shared(
+        1000, LENGTH,
+        "Characters to write after the prime. 1,000, about a dozen lines, is enough to "
+        "see whether the model holds a line, a sentence and a paragraph together.",
+    )  # fmt: skip
+    temperature: float = _shared(
+        TEMPERATURE_DEFAULT, TEMPERATURE,
+        f"Randomness of the text: {TEMPERATURE_EFFECT}",
+    )  # fmt: skip
+    # a k at least the vocabulary's size keeps every character: the largest vocabulary ends it
+    top_k: int = _setting(
+        0, int, "Top-k",
+        "Draw only among the k likeliest characters; 0 (off) draws among all. 5–20 removes rare "
+        "typos without making the text repetitive.",
+        lo=0, hi=setting(ModelConfig, "vocab_size").hi, unit="characters",
+    )  # fmt: skip
+    # from 0.01: a smaller nucleus is the likeliest character alone in all but flat guesses (and
+    # 0 would be an empty one)
+    top_p: float = _setting(
+        1.0, float, "Top-p",
+        "Draw only among the likeliest characters whose probabilities add up to p (nucleus "
+        "sampling); 1 (off) draws among all. 0.9–0.95 cuts off the unlikely tail that turns into "
+        "typos.",
+        lo=0.01, hi=1.0,
+    )  # fmt: skip
+    seed: int | None = _shared(
+        None, SEED,
+        "Random seed of the draws: the same model, settings and seed write the same text. "
+        "Without one (the default), a fresh seed each time.",
+        none="random",
+    )  # fmt: skip
+    # about four words: seldom matched by chance, so a model that writes it has read it
+    copies_min: int = _setting(
+        20, int, "Shortest copy",
+        "The memorisation meter counts a stretch of generated text as copied when at least this "
+        "many characters of it occur word for word in the training text. 20, about four words, "
+        "is seldom matched by chance, so a model that writes it has most likely read it; near "
+        "4, ordinary words count as copies.",
+        lo=4, hi=1000, unit="characters", noun="shortest copy",
+    )  # fmt: skip
+
+    def validate(self) -> GenerationConfig:
+        _validate(self)
+        return self
+
+    def replace(self, **changes: Any) -> GenerationConfig:
+        return dataclasses.replace(self, **changes)
+
+    def sampling(self) -> dict[str, Any]:
+        """The keyword arguments of ``charlstm_core.sample.generate`` (all but the shortest
+        copy, which is the meter's)."""
+        d = dataclasses.asdict(self)
+        del d["copies_min"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GenerationConfig:
         return _from_dict(cls, d)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import ModelConfig
+from .config import GenerationConfig, ModelConfig, setting
 from .engine.model import Prepared, nll, zero_state
 from .engine.parallel import batch_workers, map_slices, slices
 from .errors import ConfigError, TextTooShortError, VocabularyError, unrepresentable
@@ -33,15 +33,11 @@ def _check_prime(vocab: Vocab, prime: str) -> None:
 
 
 def check_sampling(temperature: float, top_k: int, top_p: float, length: int) -> None:
-    """Raise ConfigError for sampling settings out of range."""
-    if not (0.0 <= temperature <= 10.0):
-        raise ConfigError(f"The temperature must be from 0 to 10, not {temperature!r}.")
-    if top_k < 0:
-        raise ConfigError(f"top-k must be 0 (off) or a positive number, not {top_k!r}.")
-    if not (0.0 < top_p <= 1.0):
-        raise ConfigError(f"top-p must be above 0 and at most 1, not {top_p!r}.")
-    if length < 0:
-        raise ConfigError(f"The length must be 0 or more characters, not {length!r}.")
+    """Raise ConfigError for sampling settings out of their ranges (``GenerationConfig``'s)."""
+    for name, value in (
+        ("temperature", temperature), ("top_k", top_k), ("top_p", top_p), ("length", length)
+    ):  # fmt: skip
+        setting(GenerationConfig, name).check(value)
 
 
 def next_char_distribution(
@@ -77,15 +73,17 @@ def next_char_distribution(
 def generate(
     model: ModelFile,
     *,
-    prime: str = "",
-    length: int = 500,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    seed: int | None = None,
+    prime: str = GenerationConfig.prime,
+    length: int = GenerationConfig.length,
+    temperature: float = GenerationConfig.temperature,
+    top_k: int = GenerationConfig.top_k,
+    top_p: float = GenerationConfig.top_p,
+    seed: int | None = GenerationConfig.seed,
     engine: Any = None,
 ) -> Iterator[str]:
     """Yield ``length`` characters, one at a time, continuing ``prime``.
+
+    The settings and their defaults are ``GenerationConfig``'s (``**config.sampling()``).
 
     The state starts at zero and is warmed up on the prime; with no prime the first input is a
     newline when the vocabulary has one, else a character drawn uniformly. Same seed → same text.

@@ -355,7 +355,7 @@ def test_inspect_errors_are_one_line_and_never_overwrite_inputs(hostile_model, c
         (["cells", model, other], 1, "not in the model's vocabulary"),
         (["cells", model, text, "--top", 0], 2, "--top"),
         (["sample", model, "--copies", tmp_path / "missing.txt"], 1, "missing.txt"),
-        (["sample", model, "--copies", text, "--copies-min", 2], 2, "at least"),
+        (["sample", model, "--copies", text, "--copies-min", 2], 2, "--copies-min: The shortest"),
     ]
     for argv, status, needle in cases:
         code, _, err = run(capsys, *argv)

@@ -1,5 +1,6 @@
-"""The app's time-budget presets: each recipe is one the preset sweep measured at that budget, with
-the validation and samples the sweep paid for, and each tip states budget, recipe and figure."""
+"""The time-budget presets (``charlstm_core.presets``): each recipe is one the preset sweep measured
+at that budget, with the validation and samples the sweep paid for; each description states budget
+and recipe and sends the reader to the benchmarks for the figures, which it never states itself."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from charlstm_gui import presets
+from charlstm_core import presets
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMED = {"Quick look": 1, "Balanced": 10, "Best quality": 60}
@@ -39,8 +39,8 @@ def measured(budget) -> list[dict]:
 
 @pytest.mark.parametrize(("name", "minutes"), list(TIMED.items()))
 def test_each_timed_preset_is_a_point_its_sweep_measured_at_its_budget(bench, name, minutes):
-    preset = presets.PRESETS[name]
-    assert (preset["duration_unit"], preset["duration"]) == ("minutes", minutes)
+    preset = presets.PRESETS[name].settings
+    assert presets.PRESETS[name].budget == ("minutes", minutes)
     (budget,) = [b for b in bench.BUDGETS if b.minutes == minutes]
     chosen = {k: preset[k] for k in RECIPE_KEYS}
     defaults = presets.TEN_MINUTE_RECIPE  # what a budget's base leaves unsaid
@@ -57,7 +57,7 @@ def test_best_quality_is_its_own_recipe_and_the_settings_check_agrees_with_it():
     1 MB text: its dropout is what holds the bigger model back."""
     from charlstm_core.training.plan import param_parts, size_advice
 
-    best, balanced = presets.PRESETS["Best quality"], presets.PRESETS["Balanced"]
+    best, balanced = presets.PRESETS["Best quality"].settings, presets.PRESETS["Balanced"].settings
     assert {k: best[k] for k in RECIPE_KEYS} != {k: balanced[k] for k in RECIPE_KEYS}
     parts = param_parts(65, best["hidden_size"], best["num_layers"])
     train_chars = int(1_100_000 * (1 - best["val_fraction"]))  # tinyshakespeare's training part
@@ -66,24 +66,41 @@ def test_best_quality_is_its_own_recipe_and_the_settings_check_agrees_with_it():
     assert "holds it back" in advice and "memorise the text rather" not in advice
     # ...which the same check calls memorising without the preset's dropout
     assert "memorise the text rather" in size_advice(parts, 65, train_chars, balanced["dropout"])
-    tip = presets.PRESET_TIPS["Best quality"]
-    assert "tinyshakespeare" in tip and "Python source" in tip and "over-fitted" in tip
 
 
-@pytest.mark.parametrize("name", list(TIMED))
-def test_each_tip_states_the_budget_the_recipe_and_a_measured_figure(name):
-    tip, preset = presets.PRESET_TIPS[name], presets.PRESETS[name]
-    budget = {1: "One minute", 10: "Ten minutes", 60: "An hour"}[TIMED[name]]
-    assert tip.startswith(budget + ": ")
-    assert presets.recipe_text(preset) in tip
-    assert re.search(r"validation loss [0-9]\.[0-9]{3}", tip), "a validation loss measured for it"
+@pytest.mark.parametrize("name", list(presets.PRESETS))
+def test_each_description_states_budget_and_recipe_and_no_measured_figure(name):
+    """What a recipe measured lives in benchmarks/README.md, under the heading the description
+    names; the description (the app's tooltip) never quotes a loss, a step count or a sweep."""
+    preset = presets.PRESETS[name]
+    text = preset.describe()
+    unit, amount = preset.budget
+    assert text.startswith(presets.budget_text(unit, amount) + ": ")
+    assert presets.recipe_text(preset.settings) in text
+    words = text.replace(presets.recipe_text(preset.settings), "")  # its learning rate: 0.008
+    assert not re.search(r"\d\.\d{3}|validation loss|\d+ recipes|\d,\d{3} steps", words), text
+    if name in TIMED:
+        assert preset.measured and f"“{preset.measured}”" in text and presets.BENCHMARKS in text
+        headings = re.findall(r"^#+ (.+)$", (ROOT / presets.BENCHMARKS).read_text(), re.M)
+        assert preset.measured in headings
+    else:
+        assert preset.gpu and "Not yet measured on a GPU." in text
+
+
+def test_the_benchmarks_hold_the_figures_of_each_timed_preset():
+    """The section the presets name gives each one's recipe with its validation losses."""
+    page = (ROOT / presets.BENCHMARKS).read_text(encoding="utf-8")
+    section = page.split(f"## {presets.MEASURED}\n", 1)[1].split("\n## ", 1)[0]
+    for name in TIMED:
+        (row,) = [line for line in section.splitlines() if line.startswith(f"| {name} |")]
+        assert len(re.findall(r"[0-9]\.[0-9]{3}", row)) >= 2, row  # one per text at least
 
 
 def test_every_preset_names_the_same_monitoring_settings():
     """Switching presets must not carry one preset's validation part into another's."""
     keys = {"val_fraction", "eval_every", "sample_every", "sample_length"}
     for name, preset in presets.PRESETS.items():
-        assert keys <= set(preset), name
+        assert keys <= set(preset.settings), name
 
 
 def test_two_runs_of_the_sweep_sharing_a_folder_keep_each_others_rows(bench, tmp_path):

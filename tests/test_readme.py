@@ -39,32 +39,46 @@ def anchors(page: Path) -> set[str]:
     return {slug(m.group(1)) for m in re.finditer(r"^#+ (.+)$", text, re.M)}
 
 
-def test_the_settings_table_is_generated_from_the_config() -> None:
-    table = settings_table()
-    text = README.read_text(encoding="utf-8")
-    assert table.block() in text, "run: python packaging/settings_table.py --write"
-    assert table.replace_block(text) == text
+def test_the_settings_tables_are_generated_from_the_config() -> None:
+    module = settings_table()
+    assert [t.page for t in module.TABLES] == [README, ROOT / "docs" / "command-line.md"]
+    for t in module.TABLES:
+        text = t.page.read_text(encoding="utf-8")
+        assert module.block(t) in text, "run: python packaging/settings_table.py --write"
+        assert module.replace_block(text, t) == text
 
 
-def test_the_settings_table_names_every_option_with_its_default_and_range() -> None:
-    from charlstm_core.cli.options import range_text
-    from charlstm_core.config import ModelConfig, TrainConfig, settings
+def test_the_settings_tables_name_every_option_with_its_default_and_range() -> None:
+    from charlstm_core.cli.options import default_text, range_text
+    from charlstm_core.config import GenerationConfig, ModelConfig, TrainConfig, settings
 
-    rows = {
-        line.split(" | ")[1].strip("`"): line.split(" | ")
-        for line in README.read_text(encoding="utf-8").splitlines()
-        if line.startswith("| ") and " | `--" in line
-    }
-    for cls in (ModelConfig, TrainConfig):
-        for name, (s, default) in settings(cls).items():
-            if s.flag is None:
-                continue
-            flag = s.flag or "--" + name.replace("_", "-")
-            label, _, shown, values, _ = rows[flag]
-            assert label == "| " + s.label and values == range_text(s)
-            assert shown.strip("`").replace(",", "") == (
-                f"{default:g}" if isinstance(default, float) else str(default)
-            )
+    module = settings_table()
+    expected = [(ModelConfig, TrainConfig), (GenerationConfig,)]
+    for t, configs in zip(module.TABLES, expected, strict=True):
+        assert t.configs == configs
+        text = t.page.read_text(encoding="utf-8")
+        block = text[text.index(t.begin) : text.index(t.end)]
+        rows = {
+            line.split(" | ")[1].strip("`"): line.split(" | ")
+            for line in block.splitlines()
+            if line.startswith("| ") and " | `--" in line
+        }
+        flags = set()
+        for cls in configs:
+            for name, (s, default) in settings(cls).items():
+                if s.flag is None:
+                    continue
+                flag = s.flag or "--" + name.replace("_", "-")
+                flags.add(flag)
+                label, _, shown, values, _ = rows[flag]
+                assert label == "| " + s.label and values == range_text(s)
+                if default is None or default == "":
+                    assert shown == default_text(s, default), flag
+                else:
+                    assert shown.strip("`").replace(",", "") == (
+                        f"{default:g}" if isinstance(default, float) else str(default)
+                    ), flag
+        assert set(rows) == flags, t.page.name
 
 
 def test_the_readme_gives_the_two_commands_ci_runs() -> None:

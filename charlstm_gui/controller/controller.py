@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from charlstm_core.config import ModelConfig, TrainConfig
+from charlstm_core.config import GenerationConfig, ModelConfig, TrainConfig
 from charlstm_core.errors import (
     CharLSTMError,
     ConfigError,
@@ -31,7 +31,6 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 from ..worker import EVAL_SNAPSHOT, TaskWorker, TrainWorker
 from .files import FilesMixin
 from .generate import GenerateMixin
-from .generate_request import GenerateRequest
 from .history import LossHistory
 from .plan import PlanMixin
 from .runs import RunsMixin, SweepRun, SweepState
@@ -114,7 +113,7 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         self._threads: dict[QThread, QObject] = {}
         self._train_worker: TrainWorker | None = None
         self._stream_worker: Any = None  # a StreamWorker while generating
-        self._pending_generate: GenerateRequest | None = None
+        self._pending_generate: GenerationConfig | None = None
         self._loading_path = ""
         self._shut_down = False
         self._ending: list[QThread] = []

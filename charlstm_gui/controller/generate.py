@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from charlstm_core.config import GenerationConfig
+
 from ..worker import StreamWorker
-from .generate_request import GenerateRequest
 from .state import State
 
 
@@ -27,7 +28,7 @@ class GenerateMixin:
     generation_finished: Any
     _launch: Callable[..., Any]
 
-    def generate(self, request: GenerateRequest) -> bool:
+    def generate(self, request: GenerationConfig) -> bool:
         if self.generating:
             return False
         if self._train_worker is not None and self.state is not State.STOPPING:
@@ -51,18 +52,11 @@ class GenerateMixin:
             step = mf.train.step if mf.train is not None else 0
             self._start_stream(mf, request, f"the model being trained (step {step:,})")
 
-    def _start_stream(self, mf: Any, request: GenerateRequest, source: str) -> None:
+    def _start_stream(self, mf: Any, request: GenerationConfig, source: str) -> None:
         from charlstm_core import sample
 
         def factory() -> Any:
-            return sample.generate(
-                mf,
-                prime=request.prime,
-                length=request.length,
-                temperature=request.temperature,
-                top_k=request.top_k,
-                seed=request.seed,
-            )
+            return sample.generate(mf, **request.sampling())
 
         # beside a running training (not a paused one), generation must leave it the cores
         worker = StreamWorker(

@@ -1,11 +1,16 @@
-"""The Generate tab: prime text, length, temperature, top-k and seed; text streams in live.
+"""The Generate tab: prime text, length, temperature, top-k, top-p and seed; text streams in live.
 
-The panel only collects the request and shows the text; the controller decides which model to
-sample (a snapshot of the one being trained, or the opened one) and runs it off the GUI thread.
+Each field's label, range, default and tooltip come from its ``GenerationConfig`` field
+(``charlstm_core.config``), as ``charlstm sample``'s options do; this module keeps only how each is
+shown (``WIDGETS``) and where. The panel only collects the settings and shows the text; the
+controller decides which model to sample (a snapshot of the one being trained, or the opened one)
+and runs it off the GUI thread. The shortest copy (``copy_min``) is the memorisation meter's
+(``charlstm_gui.views.meters``), shown under the text it marks.
 """
 
 from __future__ import annotations
 
+from charlstm_core.config import GenerationConfig, settings
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QFontDatabase, QTextCursor
 from PySide6.QtWidgets import (
@@ -18,62 +23,52 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from ..controller.generate_request import GenerateRequest
+from ..widgets.setting_widgets import Widget, label_text, spin_box
 
 NO_MODEL = "No model yet: train one or open a model file."
+FIELDS = settings(GenerationConfig)  # name -> (Setting, default)
+# how each setting is shown (its label's Alt+letter avoids Generate, Stop, Copy and Save's)
+WIDGETS: dict[str, Widget] = {
+    "prime": Widget(),
+    "length": Widget(100),
+    "temperature": Widget(0.1, 2, shortcut="e"),
+    "top_k": Widget(1, special="off", shortcut="k"),
+    "top_p": Widget(0.05, 2, shortcut="o"),
+    "seed": Widget(1, shortcut="d"),
+    "copies_min": Widget(1, show_unit=True, shortcut="y"),
+}
+ROW = ("length", "temperature", "top_k", "top_p")  # the spin boxes on the line under the prime
 
 
 class GeneratePanel(QWidget):
-    generate_requested = Signal(object)  # GenerateRequest
+    generate_requested = Signal(object)  # GenerationConfig
     cancel_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.prime = QLineEdit()
+        self.labels: dict[str, QLabel] = {}  # each setting's label, by field name
+        s, default = FIELDS["prime"]
+        self.prime = QLineEdit(default)
         self.prime.setPlaceholderText('optional: text the model continues, e.g. "def main("')
-        self.prime.setToolTip(
-            "The model first reads this text, then continues it. Every character "
-            "must occur in the training text."
-        )
-        self.length = QSpinBox()
-        self.length.setRange(1, 1_000_000)
-        self.length.setValue(1000)
-        self.length.setSingleStep(100)
-        self.length.setGroupSeparatorShown(True)
-        self.length.setToolTip("How many characters to write.")
-        self.temperature = QDoubleSpinBox()
-        self.temperature.setRange(0.0, 5.0)
-        self.temperature.setSingleStep(0.1)
-        self.temperature.setValue(0.8)
-        self.temperature.setToolTip(
-            "Randomness: 0 always takes the likeliest character (safe but "
-            "repetitive); 1 follows the model as it is; above 1 gets wild. "
-            "0.5–0.8 reads best."
-        )
-        self.top_k = QSpinBox()
-        self.top_k.setRange(0, 100_000)
-        self.top_k.setSpecialValueText("off")
-        self.top_k.setToolTip(
-            "Sample only among the k likeliest characters (0 = off). 5–20 removes "
-            "rare typos without making the text repetitive."
-        )
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setValue(1)
-        self.seed.setToolTip("Same model, settings and seed write the same text.")
-        self.random_seed = QCheckBox("random")
-        self.random_seed.setChecked(True)
+        self.prime.setToolTip(s.help)
+        self._label("prime", self.prime)
+        self.spins = {name: self._spin(name) for name in (*ROW, "seed", "copies_min")}
+        self.length, self.temperature = self.spins["length"], self.spins["temperature"]
+        self.top_k, self.top_p = self.spins["top_k"], self.spins["top_p"]
+        self.seed, self.copy_min = self.spins["seed"], self.spins["copies_min"]
+        s, default = FIELDS["seed"]
+        self.random_seed = QCheckBox(s.none)  # ticked: None, a fresh seed each time
         self.random_seed.setToolTip(
-            "A different text every time. Untick to use the seed on the "
-            "left and get reproducible text."
+            "A different text every time. Untick to use the seed on the left and get "
+            "reproducible text."
         )
         self.random_seed.toggled.connect(lambda on: self.seed.setEnabled(not on))
-        self.seed.setEnabled(False)
+        self.random_seed.setChecked(default is None)
+        self.seed.setEnabled(default is not None)
 
         self._source = ""  # the model named by the label
         self.source = QLabel(NO_MODEL)
@@ -97,32 +92,16 @@ class GeneratePanel(QWidget):
         self.output.setPlaceholderText("Generated text appears here as it is written.")
         self.meter = QLabel("")  # the memorisation meter (charlstm_gui.views.meters) writes here
         self.meter.setWordWrap(True)
-        self.copy_min = QSpinBox()
-        self.copy_min.setRange(5, 1000)
-        self.copy_min.setValue(20)
-        self.copy_min.setSuffix(" chars")
-        self.copy_min.setToolTip(
-            "Memorisation meter: highlight every span of at least this many characters of "
-            "generated text (here and in Samples) that occurs word for word in the training text."
-        )
 
         form = QFormLayout()
-        form.addRow("&Prime:", self.prime)
-        seed_row = QHBoxLayout()
-        seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(self.random_seed)
+        form.addRow(self.labels["prime"], self.prime)
         row = QHBoxLayout()
-        for label, w in (
-            ("&Length:", self.length),
-            ("T&emperature:", self.temperature),
-            ("Top-&k:", self.top_k),
-        ):
-            lab = QLabel(label)
-            lab.setBuddy(w)
-            row.addWidget(lab)
-            row.addWidget(w)
-        row.addWidget(QLabel("Seed:"))
-        row.addLayout(seed_row)
+        for name in ROW:
+            row.addWidget(self.labels[name])
+            row.addWidget(self.spins[name])
+        row.addWidget(self.labels["seed"])
+        row.addWidget(self.seed, 1)
+        row.addWidget(self.random_seed)
         form.addRow(row)
         buttons = QHBoxLayout()
         buttons.addWidget(self.go)
@@ -136,18 +115,38 @@ class GeneratePanel(QWidget):
         lay.addWidget(self.output, 1)
         meter_row = QHBoxLayout()
         meter_row.addWidget(self.meter, 1)
-        meter_row.addWidget(QLabel("Copies of ≥"))
+        meter_row.addWidget(self.labels["copies_min"])
         meter_row.addWidget(self.copy_min)
         lay.addLayout(meter_row)
 
-    def request_value(self) -> GenerateRequest:
-        return GenerateRequest(
-            prime=self.prime.text(),
-            length=self.length.value(),
-            temperature=self.temperature.value(),
-            top_k=self.top_k.value(),
-            seed=None if self.random_seed.isChecked() else self.seed.value(),
-        )
+    def _label(self, name: str, buddy: QWidget) -> QLabel:
+        s = FIELDS[name][0]
+        label = QLabel(label_text(s, WIDGETS[name]))
+        label.setBuddy(buddy)
+        label.setToolTip(s.help)
+        self.labels[name] = label
+        return label
+
+    def _spin(self, name: str) -> QWidget:
+        """The field's spin box at its default (the seed's: its lowest, until one is chosen)."""
+        s, default = FIELDS[name]
+        spin = spin_box(s, WIDGETS[name])
+        spin.setValue(s.lo if default is None else default)
+        self._label(name, spin)
+        return spin
+
+    def request_value(self) -> GenerationConfig:
+        """The settings shown, checked against their fields (``ConfigError`` says what is
+        wrong)."""
+        values = {}
+        for name, spin in self.spins.items():
+            v = spin.value()
+            if isinstance(spin, QDoubleSpinBox):  # without binary noise (0.8, not 0.8000…1)
+                v = round(v, spin.decimals() + 3)
+            values[name] = v
+        if self.random_seed.isChecked():
+            values["seed"] = None
+        return GenerationConfig(prime=self.prime.text(), **values).validate()
 
     def request(self) -> None:
         self.generate_requested.emit(self.request_value())

@@ -6,8 +6,9 @@
   label's
   tooltip says).
 * Memorisation meter: in the Samples pane and the Generate panel, every span of at least N
-  generated characters that occurs verbatim in the training text is highlighted, with the copied
-  fraction and the longest copy; hovering a span names its line in the training text
+  generated characters (the Generate panel's "Shortest copy", ``GenerationConfig.copies_min``)
+  that occurs verbatim in the training text is highlighted, with the copied fraction and the
+  longest copy; hovering a span names its line in the training text
   (``charlstm_core.insight.copies.CopyIndex``).
 
 Both depend on the text and its validation split (the run's, or the form's before a run), and the
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from charlstm_core.config import GenerationConfig
 from charlstm_core.errors import CharLSTMError
 from PySide6.QtCore import QEvent, QObject, QSettings, Slot
 from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
@@ -28,7 +30,6 @@ from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QToolTip
 from ..controller.state import State
 
 COPY_COLOUR = QColor(255, 205, 120)
-DEFAULT_MIN_CHARS = 20
 
 
 class CopyMarks(QObject):
@@ -155,7 +156,8 @@ class TextMeters(QObject):
         self.sample_marks = CopyMarks(samples)
         self.gen_marks = CopyMarks(gen.output)
         settings = QSettings()
-        gen.copy_min.setValue(settings.value("copies/min_chars", DEFAULT_MIN_CHARS, type=int))
+        default = GenerationConfig.copies_min  # the shortest copy's range: the spin box's
+        gen.copy_min.setValue(settings.value("copies/min_chars", default, type=int))
         gen.copy_min.valueChanged.connect(self._on_min_chars)
         c = controller
         c.corpus_changed.connect(self.rebuild)

@@ -3,8 +3,9 @@
 Each setting's label, range, default and tooltip come from its config field
 (``charlstm_core.config``: ``Setting``); this module keeps only how each is shown (``WIDGETS``:
 step, decimals, the text of a special lowest value, the unit as a suffix, the label's shortcut
-letter; ``CHOICE_NAMES``: how a choice reads) and where (``GROUPS``). Presets are in ``presets.py``.
-``configs()`` builds the frozen configs and lets their ``validate()`` speak.
+letter; ``CHOICE_NAMES``: how a choice reads) and where (``GROUPS``). The presets are
+``charlstm_core.presets``'s, each shown as the form's values (``PRESETS``) with its description as
+the tooltip. ``configs()`` builds the frozen configs and lets their ``validate()`` speak.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from charlstm_core import presets
 from charlstm_core.config import DURATIONS, ModelConfig, Setting, TrainConfig, settings
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import (
@@ -31,20 +33,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..controller import autosaves
-from ..presets import GPU_PRESETS, PRESET_TIPS, PRESETS, START
+from ..widgets.setting_widgets import Widget, label_text, spin_box
 from ..widgets.spinboxes import BigSpinBox, Combo, DoubleSpinBox, SpinBox
-
-
-@dataclass(frozen=True)
-class Widget:
-    """How the form shows a setting; everything else about it comes from its config field."""
-
-    step: float = 1  # of the arrows (numbers)
-    decimals: int = -1  # -1: whole numbers
-    special: str = ""  # shown instead of the lowest value ("never")
-    show_unit: bool = False  # the field's unit as a suffix ("100 steps")
-    shortcut: str = ""  # the label's Alt+letter: its first letter unless given
-
 
 WIDGETS: dict[str, Widget] = {
     "hidden_size": Widget(32),
@@ -113,6 +103,18 @@ FIELDS: tuple[Field, ...] = tuple(
     for key in keys
     if key in SHOWN and (s := SHOWN[key][0]).kind is not str
 )
+
+
+def form_values(p: presets.Preset) -> dict[str, Any]:
+    """A preset as the form's values: its budget as "Train for" (duration and its unit)."""
+    unit, amount = p.budget
+    values = {k: v for k, v in p.settings.items() if k not in DURATIONS}
+    return {**values, "duration_unit": unit, "duration": amount}
+
+
+PRESETS: dict[str, dict[str, Any]] = {n: form_values(p) for n, p in presets.PRESETS.items()}
+GPU_PRESETS = tuple(n for n, p in presets.PRESETS.items() if p.gpu)  # offered on a GPU only
+START = presets.START
 # the first start's values: the fields' defaults, then the starting preset's
 DEFAULTS: dict[str, Any] = {
     **{k: default for k, (_, default) in SHOWN.items()},
@@ -122,10 +124,8 @@ DEFAULTS: dict[str, Any] = {
 
 
 def _label(key: str) -> str:
-    """The field's label with its Alt+letter marked (``&Hidden size``)."""
-    label, letter = SHOWN[key][0].label, WIDGETS[key].shortcut
-    i = label.lower().find(letter.lower()) if letter else 0
-    return f"{label[:i]}&{label[i:]}:"
+    """The field's label with its Alt+letter marked (``&Hidden size:``)."""
+    return label_text(SHOWN[key][0], WIDGETS[key])
 
 
 class SettingsForm(QWidget):
@@ -146,7 +146,8 @@ class SettingsForm(QWidget):
         self.preset = Combo()
         self.preset.addItems([*PRESETS, "Custom"])
         for i, name in enumerate(PRESETS):
-            self.preset.setItemData(i, PRESET_TIPS[name], Qt.ItemDataRole.ToolTipRole)
+            tip = presets.PRESETS[name].describe()
+            self.preset.setItemData(i, tip, Qt.ItemDataRole.ToolTipRole)
         self.preset.setToolTip(
             "Ready-made settings. Pick one, then adjust any field; the preset then reads Custom."
         )
@@ -229,25 +230,7 @@ class SettingsForm(QWidget):
 
     # ---------------------------------------------------------------- building
     def _make_spin(self, key: str, s: Setting) -> QSpinBox | QDoubleSpinBox | BigSpinBox:
-        w = WIDGETS[key]
-        spin: QSpinBox | QDoubleSpinBox | BigSpinBox
-        if s.kind is float:
-            spin = DoubleSpinBox()
-            spin.setDecimals(w.decimals)
-            spin.setRange(float(s.lo), float(s.hi))  # type: ignore[arg-type]
-            spin.setSingleStep(w.step)
-        else:
-            spin = SpinBox() if s.hi < 2**31 else BigSpinBox()  # type: ignore[operator]
-            spin.setRange(int(s.lo), int(s.hi))  # type: ignore[arg-type]
-            spin.setSingleStep(int(w.step))
-            spin.setGroupSeparatorShown(True)
-        if w.show_unit:
-            spin.setSuffix(f" {s.unit}")
-        if w.special:
-            spin.setSpecialValueText(w.special)
-        spin.setToolTip(s.help)
-        spin.setAccelerated(True)
-        spin.setKeyboardTracking(False)
+        spin = spin_box(s, WIDGETS[key])
         spin.valueChanged.connect(self._edited)
         self._spins[key] = spin
         return spin

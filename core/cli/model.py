@@ -20,36 +20,26 @@ from ..errors import ConfigError, CorpusMismatchError, unrepresentable
 from ..files.modelfile import FORMAT_VERSION, K_VERSION, ModelFile, load_model
 from ..files.text import Corpus, display_path, load_corpus
 from ..insight.copies import CopyIndex
-from ..sample import check_sampling, evaluate, generate
+from ..sample import evaluate, generate
 from .common import engine_for
 from .console import EvalProgress, bits, hms, note, silence_stdout, write
+from .options import generation_from_args
 
 
 def sample(args: argparse.Namespace) -> int:
-    check_sampling(args.temperature, args.top_k, args.top_p, args.length)
-    if args.seed is not None and args.seed < 0:
-        raise ConfigError(f"--seed must be 0 or a positive whole number, not {args.seed}.")
+    gen = generation_from_args(args)  # settings first: a mistake is reported before any loading
     model = load_model(args.model)
     engine = engine_for(args, model.config)
     index = None
     if args.copies is not None:  # read and index first: a bad file fails before generating
         train = load_corpus(args.copies, args.encoding)
-        index = CopyIndex.build(train.ids, train.vocab, n=args.copies_min)
+        index = CopyIndex.build(train.ids, train.vocab, n=gen.copies_min)
     made: list[str] = []
-    chars = generate(
-        model,
-        prime=args.prime,
-        length=args.length,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-        engine=None if engine.kind == "cpu" else engine,
-    )
+    chars = generate(model, **gen.sampling(), engine=None if engine.kind == "cpu" else engine)
     out = sys.stdout
     try:
-        buf = [args.prime]
-        last = args.prime[-1:]
+        buf = [gen.prime]
+        last = gen.prime[-1:]
         for ch in chars:  # flush per line or every 32 characters: live, but not a syscall each
             buf.append(ch)
             made.append(ch)

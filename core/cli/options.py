@@ -1,21 +1,23 @@
 """Command-line options generated from the config fields (``charlstm_core.config``): one per
 setting.
 
-Each field of ``ModelConfig``/``TrainConfig`` whose ``Setting`` has a flag becomes an option with
-the field's name as ``dest``, its type and choices, and a help text made of the field's help, range
-and default. Every option defaults to None, meaning "not given": a resumed run then keeps the
-checkpoint's value, and a new one the field's default.
+Each field of ``ModelConfig``/``TrainConfig`` (``train``, ``sweep``) and of ``GenerationConfig``
+(``sample``) whose ``Setting`` has a flag becomes an option with the field's name as ``dest``, its
+type and choices, and a help text made of the field's help, range and default. Every option
+defaults to None, meaning "not given": a resumed run then keeps the checkpoint's value, and
+anything else the field's default.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from ..config import ModelConfig, Setting, TrainConfig, settings
+from ..config import GenerationConfig, ModelConfig, Setting, TrainConfig, settings
+from ..errors import ConfigError
 
-CONFIGS = (ModelConfig, TrainConfig)
+CONFIGS = (ModelConfig, TrainConfig)  # a training run's (train, sweep; the sweep grid's keys)
 
 
 def flag(name: str, s: Setting) -> str:
@@ -33,40 +35,71 @@ def options(cls: type) -> dict[str, tuple[str, Setting, Any]]:
 
 
 def range_text(s: Setting) -> str:
-    """``8..2,048``, ``0..0.9`` or ``heal, stop``: what values a setting takes."""
+    """``8..2,048``, ``0..0.9``, ``heal, stop`` or ``any text``: what values a setting takes."""
     if s.kind is str:
-        return ", ".join(s.choices)
+        return ", ".join(s.choices) if s.choices else "any text"
     if s.kind is int:
         return f"{int(s.lo):,}..{int(s.hi):,}"  # type: ignore[arg-type]
     return f"{s.lo:g}..{s.hi:g}"
 
 
+def default_text(s: Setting, default: Any) -> str:
+    """A default as the help shows it: ``512``, ``cosine``, ``random`` (None: ``s.none``) or
+    ``none`` (empty text)."""
+    if default is None:
+        return s.none or "none"
+    return "none" if default == "" else str(default)
+
+
 def option_help(s: Setting, default: Any) -> str:
     """The option's help: the field's help, its range (numbers) and ``default``."""
     values = "" if s.kind is str else f" Range {range_text(s)}."
-    return f"{s.help}{values} (default: {default})"
+    return f"{s.help}{values} (default: {default_text(s, default)})"
+
+
+def metavar(s: Setting) -> str | None:
+    """``N`` (whole numbers), ``X`` (numbers), ``TEXT``; None: argparse lists the choices."""
+    if s.kind is str:
+        return None if s.choices else "TEXT"
+    return "N" if s.kind is int else "X"
 
 
 def add_config_options(
-    group: argparse._ActionsContainer, cls: type, defaults: Mapping[str, Any] | None = None
+    group: argparse._ActionsContainer,
+    cls: type,
+    defaults: Mapping[str, Any] | None = None,
+    only: Collection[str] | None = None,
 ) -> None:
-    """Add an option for each setting of ``cls`` to ``group``; ``defaults`` overrides the default
-    a help text names (pass the same mapping to ``configs_from_args``)."""
+    """Add an option for each setting of ``cls`` (or of those named in ``only``) to ``group``;
+    ``defaults`` overrides the default a help text names (pass the same mapping to
+    ``configs_from_args``)."""
     for name, (opt, s, default) in options(cls).items():
+        if only is not None and name not in only:
+            continue
         group.add_argument(
             opt,
             dest=name,
             type=s.kind,
             choices=s.choices or None,
             default=None,  # None = not given: a resumed run then keeps the checkpoint's value
-            metavar=None if s.choices else ("N" if s.kind is int else "X"),
+            metavar=metavar(s),
             help=option_help(s, (defaults or {}).get(name, default)),
         )
 
 
 def given(args: argparse.Namespace, cls: type) -> dict[str, Any]:
-    """The settings of ``cls`` given on the command line, by field name."""
-    return {n: getattr(args, n) for n in options(cls) if getattr(args, n, None) is not None}
+    """The settings of ``cls`` given on the command line, by field name, each checked against its
+    field: ``ConfigError`` names the option of a bad one ("--seed: The seed must be ...")."""
+    out = {}
+    for name, (opt, s, _) in options(cls).items():
+        value = getattr(args, name, None)
+        if value is not None:
+            try:
+                s.check(value)
+            except ConfigError as e:
+                raise ConfigError(f"{opt}: {e}") from None
+            out[name] = value
+    return out
 
 
 def given_flags(args: argparse.Namespace, cls: type) -> list[str]:
@@ -93,6 +126,12 @@ def configs_from_args(
     tc = TrainConfig(**{**_pick(d, TrainConfig), **given(args, TrainConfig), **train}).validate()
     mc = ModelConfig(vocab_size=1, **{**_pick(d, ModelConfig), **given(args, ModelConfig)})
     return mc.validate(), tc
+
+
+def generation_from_args(args: argparse.Namespace) -> GenerationConfig:
+    """The validated ``GenerationConfig`` of the given options (``sample``'s), the field defaults
+    for the others."""
+    return GenerationConfig(**given(args, GenerationConfig)).validate()
 
 
 def _pick(d: Mapping[str, Any], cls: type) -> dict[str, Any]:

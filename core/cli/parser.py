@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import inspect
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from .. import __version__
-from ..config import ModelConfig, TrainConfig
+from ..config import GenerationConfig, ModelConfig, TrainConfig
 from ..engine.devices import DEVICE_CHOICES, parse_choice
 from ..errors import CharLSTMError, ConfigError, DecodeError
 from ..insight.inspect import KINDS
 from ..runs import DB_NAME, HOME_ENV
-from ..sample import EVAL_STREAMS_MAX, EVAL_WARMUP, generate
+from ..sample import EVAL_STREAMS_MAX, EVAL_WARMUP
 from .common import (
     DEBUG_ENV,
     DEFAULT_MINUTES,
@@ -37,11 +36,12 @@ from .common import (
     SWEEP_DEFAULTS,
 )
 from .console import PROG, UsageError, error, one_line_warnings, silence_stdout, warn, write
-from .options import add_config_options
+from .options import add_config_options, options
 
 _RUNS_DB_DEFAULT_HELP = f"${HOME_ENV}/{DB_NAME}, else the user's data folder"
 
-_GEN_DEFAULTS = {k: p.default for k, p in inspect.signature(generate).parameters.items()}
+# sample's options for the text it writes (GenerationConfig; its copies_min goes with --copies)
+GENERATION_OPTIONS = tuple(n for n in options(GenerationConfig) if n != "copies_min")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -140,52 +140,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Generate text with MODEL and stream it to stdout (the prime text first).",
     )
     s.add_argument("model", metavar="MODEL", help="model file (.npz)")
-    s.add_argument("--prime", default="", help="text to warm the model up on and continue")
-    s.add_argument(
-        "--length",
-        type=int,
-        default=_GEN_DEFAULTS["length"],
-        metavar="N",
-        help="characters to generate (default: %(default)s)",
+    add_config_options(
+        s.add_argument_group("generation"), GenerationConfig, only=GENERATION_OPTIONS
     )
-    s.add_argument(
-        "--temperature",
-        type=float,
-        default=_GEN_DEFAULTS["temperature"],
-        metavar="T",
-        help="0 always picks the most likely character; higher is more random "
-        "(default: %(default)s)",
-    )
-    s.add_argument(
-        "--top-k",
-        type=int,
-        default=_GEN_DEFAULTS["top_k"],
-        metavar="K",
-        help="draw only among the K most likely characters, 0 = off (default: %(default)s)",
-    )
-    s.add_argument(
-        "--top-p",
-        type=float,
-        default=_GEN_DEFAULTS["top_p"],
-        metavar="P",
-        help="draw only among the most likely characters whose probabilities sum to P "
-        "(default: %(default)s)",
-    )
-    s.add_argument("--seed", type=int, help="random seed: the same seed gives the same text")
-    s.add_argument(
+    copies = s.add_argument_group("memorisation")
+    copies.add_argument(
         "--copies",
         metavar="TEXT",
         help="report on stderr how much of the generated text occurs verbatim in TEXT "
         "(the copied fraction and the longest copy)",
     )
-    s.add_argument(
-        "--copies-min",
-        type=int,
-        default=20,
-        metavar="N",
-        help="shortest verbatim span that counts as a copy, in characters (default: %(default)s)",
-    )
-    s.add_argument("--encoding", help="encoding of the --copies TEXT (default: UTF-8)")
+    add_config_options(copies, GenerationConfig, only=("copies_min",))
+    copies.add_argument("--encoding", help="encoding of the --copies TEXT (default: UTF-8)")
 
     e = sub.add_parser(
         "eval",

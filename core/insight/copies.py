@@ -24,13 +24,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import GenerationConfig, setting
 from ..errors import ConfigError
 from ..files.text import Vocab
 
 _BASE = np.uint64(0x100000001B3)  # odd multiplier of the polynomial hash (FNV's 64-bit prime)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the final bit mix
 MAX_CANDIDATES = 1000  # training places looked at per generated gram (see CopyIndex.find)
-MIN_N = 4  # shortest copy length the index accepts
+MIN_N = int(setting(GenerationConfig, "copies_min").lo)  # shortest copy length the index accepts
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,9 @@ class CopyIndex:
         self._newlines: np.ndarray | None = None
 
     @classmethod
-    def build(cls, ids: np.ndarray, vocab: Vocab, n: int = 20) -> CopyIndex:
+    def build(
+        cls, ids: np.ndarray, vocab: Vocab, n: int = GenerationConfig.copies_min
+    ) -> CopyIndex:
         """Index a training text given as (N,) ids of ``vocab`` (e.g. ``Corpus.ids``).
 
         Raises ConfigError when ``n`` is below ``MIN_N``.
@@ -106,7 +109,7 @@ class CopyIndex:
         return cls(ids, vocab, n, keys, bits)
 
     @classmethod
-    def from_text(cls, text: str, n: int = 20) -> CopyIndex:
+    def from_text(cls, text: str, n: int = GenerationConfig.copies_min) -> CopyIndex:
         """Index a training text given as a string (its own vocabulary)."""
         if not text:
             return cls.build(np.empty(0, np.uint8), Vocab(("\n",)), n)

@@ -3,8 +3,9 @@ continue, close while training. Tiny settings (H=16, L=1, B=4, T=16) keep it fas
 
 from __future__ import annotations
 
+from charlstm_core.config import GenerationConfig
+
 from charlstm_gui.controller.controller import State
-from charlstm_gui.controller.generate_request import GenerateRequest
 from charlstm_gui.window import MainWindow
 
 from .helpers import TINY, load, small_text, train
@@ -24,7 +25,7 @@ def test_train_generate_save_reopen_continue(qtbot, window, tmp_path):
     assert w.ctl.autosave_file and (tmp_path / "autosave").exists()
 
     with qtbot.waitSignal(w.ctl.generation_finished, timeout=20_000) as done:
-        w.generate(GenerateRequest(prime="the ", length=40, temperature=0.5, seed=3))
+        w.generate(GenerationConfig(prime="the ", length=40, temperature=0.5, seed=3))
     assert done.args == [True]
     assert w.gen.text().startswith("the ") and len(w.gen.text()) == 44
 
@@ -57,7 +58,7 @@ def test_pause_generate_resume_stop(qtbot, window, tmp_path):
     assert w.actions["resume"].isEnabled() and not w.actions["pause"].isEnabled()
     parked = w.ctl.last_step.step
     with qtbot.waitSignal(w.ctl.generation_finished, timeout=20_000):
-        w.generate(GenerateRequest(length=30, seed=1))  # from a snapshot, while paused
+        w.generate(GenerationConfig(length=30, seed=1))  # from a snapshot, while paused
     assert len(w.gen.text()) == 30
     assert w.ctl.last_step.step == parked and w.ctl.state is State.PAUSED
     w.actions["resume"].trigger()

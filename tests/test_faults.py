@@ -927,3 +927,29 @@ def test_a_run_store_damaged_during_the_run_is_reported_not_numbered(text, tmp_p
     assert code == 0, err
     assert "(run 1)" not in err and "not recorded" in err
     assert load_model(text.with_suffix(".npz")).train.step == 8
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_hang_up_that_takes_the_terminal_away_still_saves(text, tmp_path, capsys, monkeypatch):
+    """SIGHUP from a closed terminal: stderr then fails (EIO). The run used to end there with
+    that error and nothing saved; it stops after the step, saves and exits 129 silently."""
+    import errno
+
+    from charlstm_core.cli import console
+
+    real_write, gone = console.write, []
+
+    def write(stream, text):
+        if gone and stream is sys.stderr:
+            raise OSError(errno.EIO, "Input/output error")
+        real_write(stream, text)
+
+    def hang_up():
+        gone.append(True)
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    monkeypatch.setattr(console, "write", write)
+    _replace_out_at_step(monkeypatch, 5, hang_up)
+    code, _ = _run(capsys, "train", text, *TINY, "--steps", 10**6, "--out", tmp_path / "m.npz")
+    assert code == 128 + signal.SIGHUP
+    assert load_model(tmp_path / "m.npz").train.step == 5

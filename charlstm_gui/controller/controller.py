@@ -124,7 +124,7 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         self._threads: dict[QThread, QObject] = {}
         self._train_worker: GeneratorWorker | None = None  # pulls the session's run()
         self._session: Any = None  # the training session running now
-        self._stream_worker: Any = None  # a StreamWorker while generating
+        self._stream_worker: Any = None  # a GeneratorWorker pulling characters() while generating
         self._pending_generate: GenerateRequest | None = None
         self._loading_path = ""
         self._shut_down = False

@@ -14,6 +14,7 @@ folder when ``--out`` cannot be written (exit 1, the file named).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import stat
@@ -28,7 +29,14 @@ from ..errors import CharLSTMError, ModelFileError
 from ..files.modelfile import load_model, save_target
 from ..files.text import display_path
 from ..training.policy import plan_resume, same_text
-from ..training.session import Session, SessionRequest, SessionSummary, drive, open_text
+from ..training.session import (
+    INTERRUPTED_SAVE,
+    Session,
+    SessionRequest,
+    SessionSummary,
+    drive,
+    open_text,
+)
 from .common import DEFAULT_MINUTES, EXIT_FAILURE
 from .console import (
     PROG,
@@ -250,12 +258,14 @@ def _open_log(args: argparse.Namespace) -> TextIO | None:
 
 class _Console:
     """Shows a session's events on stderr (and the JSON-lines log) and its end as an exit
-    status."""
+    status. Once stderr (or the log) cannot be written any more, say after a hang-up closed the
+    terminal, it shows nothing: the run goes on, saves and ends with its status all the same."""
 
     def __init__(self, args: argparse.Namespace, progress: Progress, what: Describe) -> None:
         self.args, self.progress, self.what = args, progress, what
         self.session: Any = None
         self.warned: set[str] = set()
+        self.gone = False  # the terminal (or the log) cannot be written any more
 
     def stop_signal(self, signum: int) -> None:
         """The first stop signal (a signal handler: a short write, nothing else)."""
@@ -263,15 +273,20 @@ class _Console:
         sys.stderr.flush()
 
     def show(self, event: Any) -> None:
-        kind = event.kind
-        if kind == "started" and not self.args.quiet:
-            note(self.what(self.session))
-            _warn_unseen_validation(self.session.trainer)
-        elif kind == "recording_problem":
-            self._warn(event.message)
-        elif kind == "saved_elsewhere":
-            self._warn(f"{event.reason} The model is saved to {event.path} instead.")
-        self.progress(event)
+        if self.gone:
+            return
+        try:
+            kind = event.kind
+            if kind == "started" and not self.args.quiet:
+                note(self.what(self.session))
+                _warn_unseen_validation(self.session.trainer)
+            elif kind == "recording_problem":
+                self._warn(event.message)
+            elif kind == "saved_elsewhere":
+                self._warn(f"{event.reason} The model is saved to {event.path} instead.")
+            self.progress(event)
+        except OSError:
+            self.gone = True
 
     def _warn(self, message: str) -> None:
         if message not in self.warned:
@@ -280,15 +295,35 @@ class _Console:
             warn(message)
 
     def report(self, summary: SessionSummary) -> int:
-        """What the run's end says, and the exit status."""
+        """Say how the run ended (unless the terminal is gone); the exit status."""
+        if summary.ended == "crashed" and not isinstance(summary.error, CharLSTMError):
+            raise summary.error  # a bug or out of memory: the command line's last resort
+        if not self.gone:
+            with contextlib.suppress(OSError):  # the terminal may go away meanwhile
+                self._say_end(summary)
+        return self._status(summary)
+
+    @staticmethod
+    def _status(summary: SessionSummary) -> int:
+        """1: diverged, failed, or not saved where asked; 128 + the signal: stopped by one
+        (130: a KeyboardInterrupt); 0: trained and saved to --out."""
+        unsaved = summary.model_path is None and summary.save_problem not in (
+            None,
+            INTERRUPTED_SAVE,
+        )
+        if summary.ended in ("crashed", "diverged") or unsaved:
+            return EXIT_FAILURE
+        if summary.signal is not None or summary.quit_sooner:
+            return exit_status(summary.signal or 2)
+        return EXIT_FAILURE if summary.fell_back else 0
+
+    def _say_end(self, summary: SessionSummary) -> None:
         progress, session = self.progress, self.session
         out = session.request.out
-        if summary.ended == "crashed":
+        if summary.ended == "crashed":  # a GPU failure, a model that could not be saved
             progress.clear()
-            if isinstance(summary.error, CharLSTMError):  # a GPU failure, an unsaved model
-                print_error(str(summary.error))
-                return EXIT_FAILURE
-            raise summary.error  # a bug or out of memory: the command line's last resort
+            print_error(str(summary.error))
+            return
         if summary.ended == "diverged":
             progress.clear()
             if progress.log is not None:
@@ -298,32 +333,28 @@ class _Console:
                 print_error(f"{summary.error} They are saved in {summary.model_path}.")
             else:
                 print_error(f"{summary.error} They could not be saved: {summary.save_problem}")
-            return EXIT_FAILURE
-        signalled = summary.signal is not None or summary.quit_sooner
-        if not summary.quit_sooner:
-            progress.finish()
-        else:
+            return
+        if summary.quit_sooner:
             progress.clear()
+        else:
+            progress.finish()
         if progress.log is not None and summary.train is not None:
             progress.log_record({"event": "summary", **dataclasses.asdict(summary.train)})
         if summary.record_problem is not None:
             self._warn(summary.record_problem)
-        status = exit_status(summary.signal or 2) if signalled else 0
         if summary.model_path is None:
-            if summary.save_problem == "interrupted while saving":
+            if summary.save_problem == INTERRUPTED_SAVE:
                 note(f"interrupted again while saving; {out} keeps its previous contents.")
             elif summary.save_problem is not None:
                 print_error(f"the model could not be saved: {summary.save_problem}")
-                return EXIT_FAILURE
             else:
                 note(f"no step was trained; {out} is unchanged.")
-            return status
+            return
         if summary.fell_back:
             self._fell_back(summary)
-            status = status or EXIT_FAILURE
-        if signalled:
+        if summary.signal is not None or summary.quit_sooner:
             self._interrupted(summary)
-            return status
+            return
         best = summary.best_val_loss
         val = "" if best is None else f", best validation loss {best:.4f} nats/char"
         if summary.rollbacks:
@@ -331,11 +362,8 @@ class _Console:
             scale = session.trainer.lr_scale
             val += f", healed {n} blow-up{'s' * (n != 1)} (learning rate x{scale:.3g})"
         run = "" if summary.run_id is None else f" (run {summary.run_id})"
-        took = hms(summary.elapsed_s)
-        note(
-            f"trained to step {summary.steps:,} in {took}{val}; saved to {summary.model_path}{run}"
-        )
-        return status
+        took, saved = hms(summary.elapsed_s), summary.model_path
+        note(f"trained to step {summary.steps:,} in {took}{val}; saved to {saved}{run}")
 
     def _fell_back(self, summary: SessionSummary) -> None:
         out = self.session.request.out

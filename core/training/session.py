@@ -70,7 +70,7 @@ from .stopping import StopSignals
 from .threads import ThreadPolicy
 
 R = TypeVar("R")
-ENDINGS = ("finished", "stopped", "diverged", "crashed")  # the run store's statuses of an end
+INTERRUPTED_SAVE = "interrupted while saving"  # a save_problem: abandoned, the file as it was
 
 
 @dataclass(frozen=True)
@@ -370,13 +370,13 @@ class Session:
         if outcome.ended == "stopped" and not outcome.quit_sooner:
             return  # the trainer saved at its end
         if outcome.quit_sooner and self.saver.saving:
-            self.saver.problem = "interrupted while saving"
+            self.saver.problem = INTERRUPTED_SAVE
             self.saver.last = None
             return
         try:
             trainer.save(out)
         except KeyboardInterrupt:
-            self.saver.problem = "interrupted while saving"
+            self.saver.problem = INTERRUPTED_SAVE
             self.saver.last = None
         except (CharLSTMError, OSError) as e:
             self.saver.problem = str(e)

@@ -9,7 +9,7 @@ common grams recur as in real prose. Peak memory of the build is the tracemalloc
 reports its buffers to it).
 
 The issue's figure is the analysis *while training runs in the app*. The app trains on a worker
-thread of its own process, BLAS set to the cores (at most 2, ``max_train_threads``) and the batch
+thread of its own process, BLAS set to the cores (at most 2, ``thread_policy('app')``) and the batch
 run in slices on that many threads (charlstm_core.engine.parallel); an analysis beside it runs on
 another
 thread with BLAS held to one thread (charlstm_gui/views/inspect_analysis.py). This script does the
@@ -97,10 +97,9 @@ def medians(fn, repeats: int) -> tuple[float, float]:
 
 
 class Training:
-    """A ``Trainer`` running on a thread of this process as the app's TrainWorker runs one: BLAS
-    set to the cores (at most 2), the batch in slices (charlstm_core.engine.parallel); no
-    evaluation,
-    samples or checkpoints, so that every second of it is training steps."""
+    """A ``Trainer`` running on a thread of this process as the app's training session runs one:
+    BLAS set to the cores (at most 2), the batch in slices (charlstm_core.engine.parallel); no
+    evaluation, samples or checkpoints, so that every second of it is training steps."""
 
     def __init__(self, text: str, vocab: Vocab, args: argparse.Namespace) -> None:
         corpus = corpus_from_text(text, vocab=vocab)
@@ -111,7 +110,7 @@ class Training:
         self.trainer = Trainer(corpus, mc, tc)
         self.threads = min(
             2, os.cpu_count() or 1
-        )  # charlstm_gui.controller.controller.max_train_threads
+        )  # charlstm_core.training.threads.thread_policy("app")
         self.nice = args.trainer_nice
         self.stamps: list[float] = []  # perf_counter at each step event
         self.error: BaseException | None = None
@@ -120,7 +119,7 @@ class Training:
         self._thread.start()
 
     def _run(self) -> None:
-        lower_priority(self.nice)  # as charlstm_gui.worker.TrainWorker.run
+        lower_priority(self.nice)  # as charlstm_core.training.session.Session.run
         try:
             with blas_thread_count(self.threads):
                 for event in self.trainer.run():

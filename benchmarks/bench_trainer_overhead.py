@@ -6,7 +6,9 @@ shapes. The trainer runs the same steps as ``Trainer.run()`` with evaluation, sa
 off, so what differs is only what the trainer does around the step: the divergence detector, the
 in-memory copy kept for a rollback every ``charlstm_core.training.heal.KEEP_EVERY`` steps, the
 stream cursor,
-the history and the events (and, with ``--record``, the run store's recorder fed with every event).
+the history and the events. With ``--record`` it runs the trainer inside a training session
+(charlstm_core.training.session, as every front end does): the run store's recorder fed with every
+event, and the session's own work around each one (stop checks, the mean speed, its events).
 The two alternate in repeats; the table gives the median over repeats of each one's mean chars/s
 (after a first, warm-up step) and the ratio trainer / bare step.
 
@@ -70,24 +72,21 @@ def bare_steps(corpus, mc: ModelConfig, tc: TrainConfig, steps: int) -> float:
 
 
 def trainer_steps(corpus, mc: ModelConfig, tc: TrainConfig, steps: int, record: bool) -> float:
-    """Seconds per step inside ``Trainer.run()``: the time from the first step event to the last
-    over the steps between them (a mean, so the periodic rollback copies count)."""
-    trainer = Trainer(corpus, mc, tc)
-    events = trainer.run()
-    recorder = None
+    """Seconds per step inside ``Trainer.run()`` (with ``record``: inside a recorded training
+    session's ``run()``): the time from the first step event to the last over the steps between
+    them (a mean, so the periodic rollback copies count)."""
     if record:
-        from charlstm_core.runs import RunRecorder
+        from charlstm_core.training.session import Session, SessionRequest
 
         folder = tempfile.mkdtemp(prefix="bench-trainer-")
-        recorder = RunRecorder.for_trainer(os.path.join(folder, "runs.sqlite"), trainer)
-    stamps = []
-    for event in events:
-        if recorder is not None:
-            recorder(event)
-        if isinstance(event, StepEvent):
-            stamps.append(time.perf_counter())
-    if recorder is not None:
-        recorder.finish()
+        request = SessionRequest(
+            text=corpus, model_config=mc, train_config=tc,
+            runs_db=os.path.join(folder, "runs.sqlite"),
+        )  # fmt: skip
+        events = Session(request).run()
+    else:
+        events = Trainer(corpus, mc, tc).run()
+    stamps = [time.perf_counter() for event in events if isinstance(event, StepEvent)]
     return (stamps[-1] - stamps[0]) / (len(stamps) - 1)
 
 
@@ -114,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         bare.append(chars / bare_steps(corpus, mc, tc, args.steps))
         inside.append(chars / trainer_steps(corpus, mc, tc, args.steps, args.record))
     b, t = statistics.median(bare), statistics.median(inside)
-    what = "trainer + recorder" if args.record else "trainer"
+    what = "session + recorder" if args.record else "trainer"
     print(f"L={args.layers} H={args.hidden} B={args.batch_size} T={args.seq_len}, "
           f"{args.steps} steps x {args.repeats} repeats, "
           "mean chars/s over the steps after the first")  # fmt: skip

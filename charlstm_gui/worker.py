@@ -1,37 +1,25 @@
-"""Thin QThread adapters: one generator worker, two uses of it, and a single-call worker.
+"""Thin QThread adapters: one generic generator worker, and a single-call worker.
 
-``GeneratorWorker`` is a QObject moved to its own QThread. It pulls from a plain Python
-generator and re-emits what it yields, batched so the GUI receives at most ~30 batches a second.
-Pause, stop and snapshot requests are cooperative: they are served between two pulls.
-``TrainWorker`` pulls the trainer's events, ``StreamWorker`` the characters of a generation;
-``TaskWorker`` runs one function.
+``GeneratorWorker`` (superqt's ``GeneratorWorker`` shape) is a QObject moved to its own QThread.
+It pulls a plain Python generator and re-emits what it yields, batched so the GUI receives at
+most ~30 batches a second; then what the generator returned, or the exception it raised. Pause,
+stop and snapshot requests are cooperative: they are served between two pulls. It knows nothing
+of what it pulls: the app starts one on a training session's ``run()`` (stop passed on to the
+session, snapshots of its model) and one on a generation's characters (stop ends the pull).
+``TaskWorker`` runs one function (superqt's ``FunctionWorker``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any
 
-from charlstm_core.engine import parallel
-from charlstm_core.events import EvalEvent, RollbackEvent, StepEvent
 from PySide6.QtCore import QObject, Signal, Slot
 
-EMIT_INTERVAL_S = 1 / 30  # at most this many batches of events per second reach the GUI
-# the purpose of the snapshot taken after each evaluation when ``snapshot_each_eval`` is on
-EVAL_SNAPSHOT = "eval"
-
-
-class TrainerLike(Protocol):
-    """What the worker needs of ``charlstm_core.training.trainer.Trainer`` (a fake one in the
-    tests)."""
-
-    def run(self) -> Any: ...
-    def request_stop(self) -> None: ...
-    def snapshot(self) -> Any: ...
+EMIT_INTERVAL_S = 1 / 30  # at most this many batches of items per second reach the GUI
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -57,31 +45,54 @@ class _Batcher:
 
 
 class GeneratorWorker(QObject):
-    """Pulls from a generator on its thread; superqt's ``GeneratorWorker`` shape.
+    """Pulls ``func()`` (a generator) on its thread and re-emits it: superqt's shape.
 
-    Between two pulls it serves the GUI thread's requests: a snapshot (``snapshot_ready``, with
-    what ``snapshot()`` returns and the caller's purpose), a pause (it parks until resumed, still
-    serving snapshots) and a stop. What the generator yields is batched and handed to
-    ``emit_batch`` at most ``1 / interval_s`` times a second. Subclasses say what an item means
-    (``on_item``), how a batch is emitted, what a snapshot is and whether a stop ends the pull
-    here (``stop_ends_pull``) or is passed to the generator's source (``on_stop``), which then
-    ends it itself.
+    Signals, in order: ``started``; ``yielded`` (a tuple of items, oldest first, at most
+    ``1 / interval_s`` times a second); then ``returned`` (the generator's value, after the
+    snapshot requests still waiting were answered), ``errored`` (an exception it raised, with its
+    traceback text) or ``aborted`` (a stop ended the pull), both of which drop such requests;
+    ``finished`` last. ``result`` holds the returned value once the pull is over.
+
+    Between two pulls it serves the GUI thread's requests: a snapshot (``snapshot_ready`` with
+    what ``snapshot()`` returns and the caller's purpose; also after items for which
+    ``snapshot_after(item)`` gives a purpose), a pause (it parks until resumed, still serving
+    snapshots; ``paused``/``resumed``) and a stop. With ``on_stop`` a stop is passed on to what
+    the generator pulls from, which then ends it itself (and ``returned`` follows); without, the
+    pull ends at the next item and the generator is closed (``aborted``).
     """
 
-    paused = Signal(int)  # ``position`` (the last step of a training) where it parked
+    started = Signal()
+    yielded = Signal(object)  # tuple of items
+    returned = Signal(object)  # the generator's return value
+    errored = Signal(object, str)  # exception, traceback text
+    aborted = Signal()
+    finished = Signal()
+    paused = Signal()
     resumed = Signal()
     snapshot_ready = Signal(object, object)  # snapshot(), the purpose given to request_snapshot
 
-    stop_ends_pull = True
-
-    def __init__(self, interval_s: float = EMIT_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        func: Callable[[], Iterator[Any]],
+        *,
+        on_stop: Callable[[], None] | None = None,
+        snapshot: Callable[[], Any] | None = None,
+        interval_s: float = EMIT_INTERVAL_S,
+    ) -> None:
         super().__init__()
+        self._func = func
+        self._on_stop = on_stop
+        self._snapshot = snapshot
         self._batch = _Batcher(interval_s)
         self._cond = threading.Condition()
         self._pause = False
         self._stop = False
         self._requests: list[Any] = []
-        self.position = 0
+        self._fresh = False  # a snapshot was asked for since the paused loop last looked
+        # called on the worker thread after each item: a purpose to snapshot for, or None
+        self.snapshot_after: Callable[[Any], Any] | None = None
+        self.completed = False  # the generator ran to its end (``returned`` was emitted)
+        self.result: Any = None  # what it returned
 
     # --- called from the GUI thread (thread-safe) ---------------------------------------------
     def request_pause(self) -> None:
@@ -97,253 +108,104 @@ class GeneratorWorker(QObject):
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        self.on_stop()
+        if self._on_stop is not None:
+            self._on_stop()
 
     def request_snapshot(self, purpose: Any) -> None:
         """Ask for ``snapshot()`` taken between two pulls; ``snapshot_ready`` answers."""
         with self._cond:
             self._requests.append(purpose)
+            self._fresh = True
             self._cond.notify_all()
 
-    # --- what a subclass says -----------------------------------------------------------------
-    def on_stop(self) -> None:
-        """A stop was asked (GUI thread): pass it on to what the generator pulls from."""
-
-    def on_item(self, item: Any, seconds: float) -> None:
-        """One item, pulled in ``seconds`` (worker thread), before it joins the batch."""
-
-    def emit_batch(self, items: tuple[Any, ...]) -> None:
-        raise NotImplementedError
-
-    def snapshot(self) -> Any:
-        return None
-
     # --- runs on the worker thread ------------------------------------------------------------
-    def pull(self, gen: Iterator[Any]) -> tuple[bool, Any]:
+    @Slot()
+    def run(self) -> None:
+        self.started.emit()
+        gen = None
+        try:
+            gen = self._func()
+            completed, value = self._pull(gen)
+            self.flush()
+            self.serve_requests(final=True)
+            if completed:
+                self.completed, self.result = True, value
+                self.returned.emit(value)
+            else:
+                gen.close()
+                self._drop_requests()
+                self.aborted.emit()
+        except Exception as exc:  # every failure reaches the GUI as a signal, never a crash
+            self.flush()
+            self._drop_requests()  # what it would copy may be half-changed by the failure
+            self.errored.emit(exc, describe_exception(exc))
+        self.finished.emit()
+        self.thread().quit()  # the QThread's event loop ends once this slot returns
+
+    def _pull(self, gen: Iterator[Any]) -> tuple[bool, Any]:
         """Pull ``gen`` to its end: (True, its return value); (False, None) when a stop ended
-        the pull first (``stop_ends_pull``). Only the generator's own work is timed."""
+        the pull first (no ``on_stop``)."""
         while True:
             self.serve_requests()
             self._wait_while_paused()
-            t0 = time.perf_counter()
             try:
                 item = next(gen)
             except StopIteration as done:
                 return True, done.value
-            if self.stop_ends_pull and self._stop:
+            if self._on_stop is None and self._stop:
                 return False, None
-            self.on_item(item, time.perf_counter() - t0)
             if self._batch.add(item):
                 self.flush()
+            after = self.snapshot_after
+            if after is not None:
+                purpose = after(item)
+                if purpose is not None:
+                    self.flush()  # the snapshot follows the items before it
+                    self.snapshot_ready.emit(self._take_snapshot(), purpose)
 
     def flush(self) -> None:
         if self._batch.items:
-            self.emit_batch(self._batch.take())
+            self.yielded.emit(self._batch.take())
 
-    def serve_requests(self, final: Any = None) -> None:
-        """Answer the snapshot requests: with ``final`` when given (the run has ended)."""
+    def _take_snapshot(self) -> Any:
+        return self._snapshot() if self._snapshot is not None else None
+
+    def serve_requests(self, *, final: bool = False) -> None:
+        """Answer the snapshot requests made since the last pull, each with its own snapshot.
+        While ``snapshot()`` has nothing to copy yet (None) they wait for the next pull; once
+        the pull is over (``final``) such requests are dropped."""
+        while True:
+            with self._cond:
+                if not self._requests:
+                    return
+                purpose = self._requests[0]
+            snap = self._take_snapshot()
+            if snap is None and not final:
+                return
+            with self._cond:
+                self._requests.pop(0)
+            if snap is not None:
+                self.snapshot_ready.emit(snap, purpose)
+
+    def _drop_requests(self) -> None:
         with self._cond:
-            requests, self._requests = self._requests, []
-        for purpose in requests:
-            self.snapshot_ready.emit(final if final is not None else self.snapshot(), purpose)
+            self._requests.clear()
 
     def _wait_while_paused(self) -> None:
         with self._cond:
             if not self._pause or self._stop:
                 return
         self.flush()
-        self.paused.emit(self.position)
+        self.paused.emit()
         while True:
             with self._cond:
-                while self._pause and not self._stop and not self._requests:
+                while self._pause and not self._stop and not self._fresh:
                     self._cond.wait()
-                if not self._requests:
-                    break
+                fresh, self._fresh = self._fresh, False
+            if not fresh:  # resumed or stopped
+                break
             self.serve_requests()
         self.resumed.emit()
-
-
-class TrainWorker(GeneratorWorker):
-    """Runs ``Trainer.run()`` on its thread and re-emits its events in batches.
-
-    ``factory`` builds the trainer on the worker thread (it may be slow: it splits and encodes the
-    text). ``blas_threads`` is a fixed BLAS thread count, or ``None`` to measure 1 against 2 threads
-    on the first real steps and keep the faster (``charlstm_core.engine.parallel.ThreadChooser``;
-    the
-    measured steps are kept, none is wasted).
-
-    ``recorder_factory`` (optional) builds a ``charlstm_core.runs.RunRecorder`` on this thread once
-    the trainer exists; every event goes to it here, so the run store is written in batches off the
-    GUI thread, and it is finished before ``finished``/``failed`` is emitted.
-    """
-
-    started = Signal(int)  # first step of this session (0 for a new model)
-    events = Signal(object)  # tuple of charlstm_core.events objects, oldest first
-    blas_chosen = Signal(int, str)  # thread count, a sentence explaining the measurement
-    failed = Signal(object, str, object)  # exception, traceback text, last good ModelFile or None
-    finished = Signal(object, object)  # TrainSummary, final ModelFile
-    recording = Signal(object)  # the run store's id of this run
-    record_warning = Signal(str)  # the run store failed: one sentence (training goes on)
-
-    stop_ends_pull = False  # the trainer ends its run itself, with a summary and a checkpoint
-
-    def __init__(
-        self,
-        factory: Callable[[], TrainerLike],
-        *,
-        blas_threads: int | None = None,
-        max_threads: int = 2,
-        interval_s: float = EMIT_INTERVAL_S,
-        recorder_factory: Callable[[Callable[[str], None]], Any] | None = None,
-    ) -> None:
-        super().__init__(interval_s)
-        self._factory = factory
-        self._recorder_factory = recorder_factory
-        self._recorder: Any = None
-        self._blas_threads = blas_threads
-        self._max_threads = max_threads
-        self._trainer: TrainerLike | None = None
-        self._chooser: parallel.ThreadChooser | None = None
-        self._prev_chars: int | None = None
-        self.final_model: Any = None  # set on the worker thread just before it ends
-        # a copy of the model right after each evaluation, as snapshot_ready(model, EVAL_SNAPSHOT):
-        # the Inspect view's time-lapse needs the weights of every evaluation, not the newest
-        self.snapshot_each_eval = False
-
-    @property
-    def last_step(self) -> int:
-        return self.position
-
-    def on_stop(self) -> None:
-        with self._cond:
-            trainer = self._trainer
-        if trainer is not None:
-            trainer.request_stop()
-
-    def snapshot(self) -> Any:
-        assert self._trainer is not None
-        return self._trainer.snapshot()
-
-    def emit_batch(self, items: tuple[Any, ...]) -> None:
-        self.events.emit(items)
-
-    @Slot()
-    def run(self) -> None:
-        trainer = None
-        # the window, the Inspect view's analysis and generation come first
-        # (core/engine/parallel.py)
-        parallel.lower_priority(parallel.TRAINING_NICE)
-        try:
-            with parallel.blas_thread_count(self._blas_threads or self._max_threads):
-                trainer = self._factory()
-                with self._cond:
-                    self._trainer = trainer
-                    stop = self._stop
-                if stop:
-                    trainer.request_stop()
-                self._start_recording()
-                gen = trainer.run()
-                self.started.emit(int(getattr(trainer, "step", 0)))
-                if self._blas_threads is None:
-                    self._chooser = parallel.ThreadChooser(self._max_threads)
-                _, summary = self.pull(gen)
-            self.flush()
-            final = self.final_model = trainer.snapshot()
-            if self._recorder is not None:
-                self._recorder.finish(summary=summary)
-            self.serve_requests(final)
-            self.finished.emit(summary, final)
-        except Exception as exc:  # every failure reaches the GUI as a signal, never a crash
-            self.flush()
-            if self._recorder is not None:
-                self._recorder.finish(error=exc)
-            last = None
-            if trainer is not None:
-                try:
-                    last = self.final_model = trainer.snapshot()
-                except Exception:
-                    last = None
-            self.failed.emit(exc, describe_exception(exc), last)
-        self.thread().quit()  # the QThread's event loop ends once this slot returns
-
-    def on_item(self, event: Any, seconds: float) -> None:
-        if self._recorder is not None:
-            self._recorder(event)  # buffered; written in batches (never raises)
-        if isinstance(event, StepEvent):
-            self.position = event.step
-            chooser = self._chooser
-            if chooser is not None and self._prev_chars is not None:
-                decided = chooser.record(seconds, event.chars_seen - self._prev_chars)
-                if decided is not None:
-                    self.blas_chosen.emit(decided, chooser.explain())
-                    self._chooser = None
-            self._prev_chars = event.chars_seen
-        elif isinstance(event, EvalEvent) and self.snapshot_each_eval:
-            self.snapshot_ready.emit(self.snapshot(), EVAL_SNAPSHOT)
-        elif isinstance(event, RollbackEvent):
-            self._prev_chars = None  # the step count went back: the next step has no predecessor
-
-    def _start_recording(self) -> None:
-        if self._recorder_factory is None:
-            return
-        self._recorder = self._recorder_factory(self.record_warning.emit)
-        if self._recorder.run_id is not None:
-            self.recording.emit(self._recorder.run_id)
-
-
-class StreamWorker(GeneratorWorker):
-    """Pulls strings from a generator (sampling) and emits them joined, ~30 times a second.
-
-    ``cancel()`` is checked between two characters; ``finished`` says whether it ran to the end.
-    With ``beside_training`` it holds BLAS to one thread while it runs: one character is
-    matrix-vector work that would take a core from the trainer's slices. Alone, it uses every
-    thread BLAS is set to (L=2, H=512 on 2 cores: 2,467 against 873 characters a second).
-    """
-
-    text = Signal(str)
-    failed = Signal(object, str)
-    finished = Signal(bool)
-
-    def __init__(
-        self,
-        factory: Callable[[], Iterator[str]],
-        *,
-        beside_training: bool = False,
-        interval_s: float = EMIT_INTERVAL_S,
-    ) -> None:
-        super().__init__(interval_s)
-        self._factory = factory
-        self._beside_training = beside_training
-
-    def cancel(self) -> None:
-        self.request_stop()
-
-    def emit_batch(self, items: tuple[Any, ...]) -> None:
-        self.text.emit("".join(items))
-
-    @Slot()
-    def run(self) -> None:
-        completed = False
-        try:
-            blas = (
-                parallel.single_threaded_blas()
-                if self._beside_training
-                else contextlib.nullcontext()
-            )
-            with blas:
-                gen = self._factory()
-                try:
-                    completed, _ = self.pull(gen)
-                finally:
-                    close = getattr(gen, "close", None)
-                    if close is not None:
-                        close()
-            self.flush()
-        except Exception as exc:
-            self.flush()
-            self.failed.emit(exc, describe_exception(exc))
-        self.finished.emit(completed)
-        self.thread().quit()
 
 
 class TaskWorker(QObject):

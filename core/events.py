@@ -1,4 +1,5 @@
-"""The small immutable events the trainer yields, and the summary it returns.
+"""The small immutable events the trainer yields, and the summary it returns; and the few a
+training session (charlstm_core.training.session) yields around them.
 
 They hold only floats, ints and strings, so they can cross from a worker thread to the GUI thread
 as they are. ``asdict(event) | {"event": event.kind}`` is what ``--log-jsonl`` writes.
@@ -88,3 +89,49 @@ class TrainSummary:
 
 
 Event = StepEvent | EvalEvent | SampleEvent | CheckpointEvent | RollbackEvent
+
+
+# ------------------------------------------------------------------ a session's own events
+
+
+@dataclass(frozen=True)
+class SessionStarted:
+    """The session's trainer is built (and its run recorded): training begins."""
+
+    kind = "started"
+    step: int  # the model's step now (0 for a new model)
+    total_steps: int  # the planned run length (an estimate for a --minutes run)
+    device: str  # where the passes run: "CPU" or the GPU's name and memory
+    run_id: int | None  # the run store's id of this run (None: not recorded)
+    model_path: str | None  # where the model is saved (None: nowhere)
+
+
+@dataclass(frozen=True)
+class ThreadsChosen:
+    """The BLAS thread count measured on the first steps (charlstm_core.training.threads)."""
+
+    kind = "threads"
+    threads: int
+    explanation: str  # "BLAS threads: 2 (measured on the first steps: ...)"
+
+
+@dataclass(frozen=True)
+class RecordingProblem:
+    """The run store cannot be used: this run is not (or no longer) recorded; training goes on."""
+
+    kind = "recording_problem"
+    message: str  # one sentence that names the file and says what to do
+
+
+@dataclass(frozen=True)
+class SavedElsewhere:
+    """The model file could not be written: the model went to ``path`` in the fallback folder."""
+
+    kind = "saved_elsewhere"
+    step: int
+    target: str  # the file that could not be written (it keeps its previous contents)
+    path: str  # where the model is saved instead
+    reason: str  # why the target could not be written
+
+
+SessionEvent = SessionStarted | ThreadsChosen | RecordingProblem | SavedElsewhere

@@ -396,7 +396,7 @@ def test_a_rollback_on_the_engine_restores_the_kept_state_exactly(monkeypatch, d
     assert np.array_equal(kept.train.h, after.train.h)
     assert np.array_equal(kept.train.c, after.train.c)
     assert kept.train.rng == after.train.rng and kept.train.stream == after.train.stream
-    assert trainer._kept.params["decoder.weight"] is not trainer.params["decoder.weight"]
+    assert trainer.healer.kept.params["decoder.weight"] is not trainer.params["decoder.weight"]
     redone = [e for e in steps if e.step == 11]
     assert len(redone) == 2 and redone[1].lr == pytest.approx(redone[0].lr * rollback.lr_scale)
     assert steps[-1].step == 30 and trainer.lr_scale == rollback.lr_scale < 1

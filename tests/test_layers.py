@@ -132,3 +132,60 @@ def test_the_engine_does_not_import_qt():
                     else [node.module or ""]
                 )
                 assert not any(n.split(".")[0] in {"PySide6", "pyqtgraph"} for n in names), name
+
+
+# The GUI controller is still one object assembled from parts that share its fields (a known
+# exception, removed by the task that recomposes the controller; docs/architecture.md). Nothing
+# else may be built so: a collaborator with its own state, not a mixin. None in charlstm_core.
+KNOWN_MIXINS = {
+    "charlstm_gui": {
+        "charlstm_gui.controller.controller.Controller",
+        "charlstm_gui.controller.files.FilesMixin",
+        "charlstm_gui.controller.generate.GenerateMixin",
+        "charlstm_gui.controller.plan.PlanMixin",
+        "charlstm_gui.controller.runs.RunsMixin",
+        "charlstm_gui.controller.tasks.TasksMixin",
+    },
+    "charlstm_core": set(),
+}
+
+
+def classes(package: str) -> dict[str, list[str]]:
+    """Dotted class name -> the names of its bases (as written), for every class of
+    ``package``."""
+    found = {}
+    for name, path in modules(package).items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                bases = [ast.unparse(b).rpartition(".")[2] for b in node.bases]
+                found[f"{name}.{node.name}"] = bases
+    return found
+
+
+def mixins(package: str) -> set[str]:
+    """Classes named ``*Mixin``, and classes with more than one base defined in the package."""
+    found = classes(package)
+    own = {qualified.rpartition(".")[2] for qualified in found}
+    bad = set()
+    for qualified, bases in found.items():
+        if qualified.endswith("Mixin") or sum(b in own for b in bases) > 1:
+            bad.add(qualified)
+    return bad
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGES))
+def test_no_mixins(package):
+    assert mixins(package) == KNOWN_MIXINS[package]
+
+
+def test_the_mixin_finder_finds_both_kinds(tmp_path, monkeypatch):
+    """The check above can fail: a ``*Mixin`` class and a class of two project bases."""
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    (folder / "a.py").write_text(
+        "class SavingMixin:\n    pass\n\nclass Base:\n    pass\n\n"
+        "class Both(Base, SavingMixin):\n    pass\n\nclass One(Base, dict):\n    pass\n"
+    )
+    monkeypatch.setitem(PACKAGES, "pkg", folder)
+    assert mixins("pkg") == {"pkg.a.SavingMixin", "pkg.a.Both"}

@@ -23,7 +23,7 @@ from charlstm_core.errors import RunNotFoundError, RunStoreError
 from charlstm_core.events import EvalEvent, StepEvent
 from charlstm_core.files.modelfile import load_model
 from charlstm_core.files.text import corpus_from_text
-from charlstm_core.runs import RunRecorder, RunStore, default_db_path, recorded
+from charlstm_core.runs import RunRecorder, RunStore, default_db_path
 from charlstm_core.training.trainer import Trainer
 from helpers import TINY, make_text, nan_loss_at_call
 from helpers import run_cli as cli_run
@@ -40,12 +40,19 @@ def tiny_trainer(tmp_path: Path, steps: int = 30, **train) -> Trainer:
 
 
 def drive(trainer: Trainer, recorder: RunRecorder):
-    gen = recorded(trainer.run(), recorder)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    """Every event to the recorder, then finish it: what a training session does."""
+    events = trainer.run()
+    try:
+        while True:
+            try:
+                event = next(events)
+            except StopIteration as stop:
+                recorder.finish(summary=stop.value)
+                return stop.value
+            recorder(event)
+    except BaseException as e:
+        recorder.finish(error=e)
+        raise
 
 
 # ---------------------------------------------------------------------------------------------

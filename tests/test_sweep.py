@@ -228,19 +228,15 @@ def test_resume_continues_an_interrupted_point_bit_for_bit(text):
         os.makedirs(s.out_dir)  # as run_sweep makes it
     whole = sweep.run_point(whole_spec, point)
 
-    def dies_after_step_17(trainer):  # as a process killed then: no save at the end
-        run = trainer.run
+    class Killed(BaseException):
+        """As a process killed after step 17: nothing more runs, no save at the end."""
 
-        def steps():
-            for event in run():
-                yield event
-                if isinstance(event, StepEvent) and event.step == 17:
-                    raise KeyboardInterrupt
+    def dies_after_step_17(event):
+        if isinstance(event, StepEvent) and event.step == 17:
+            raise Killed
 
-        trainer.run = steps
-
-    with pytest.raises(KeyboardInterrupt):
-        sweep.run_point(cut, point, on_trainer=dies_after_step_17)
+    with pytest.raises(Killed):
+        sweep.run_point(cut, point, on_event=dies_after_step_17)
     path = os.path.join(cut.out_dir, sweep.point_file_name(point))
     assert load_model(path).train.step == 16  # the last checkpoint
     corpus = load_corpus(str(text))

@@ -5,6 +5,10 @@ window forwards user intents to it and renders what its signals say; the tests d
 a window (``tests/gui/test_controller_logic.py``). Worker signals are connected only to
 ``@Slot`` methods of this object (GUI thread).
 
+Training runs one ``charlstm_core.training.session.Session`` (the one the command line and sweeps
+run) on a generic ``GeneratorWorker``: the session records the run, sets the thread count and
+priority and saves the autosave; its events arrive here in batches.
+
 It is one object made of five parts: this module (the states and training),
 ``controller_tasks.py`` (worker threads, background tasks with callbacks),
 ``controller_files.py`` (texts, model files, saving and locks), ``controller_generate.py``
@@ -14,7 +18,6 @@ and sweeps). Slots that receive a worker's signals stay in this class.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from charlstm_core.config import GenerationConfig, ModelConfig, TrainConfig
@@ -25,10 +28,19 @@ from charlstm_core.errors import (
     TextTooShortError,
     TrainingDiverged,
 )
-from charlstm_core.events import CheckpointEvent, EvalEvent, RollbackEvent, StepEvent
+from charlstm_core.events import (
+    CheckpointEvent,
+    EvalEvent,
+    RecordingProblem,
+    RollbackEvent,
+    SessionStarted,
+    StepEvent,
+    ThreadsChosen,
+)
+from charlstm_core.training.threads import thread_policy
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
-from ..worker import EVAL_SNAPSHOT, TaskWorker, TrainWorker
+from ..worker import GeneratorWorker, TaskWorker, describe_exception
 from .files import FilesMixin
 from .generate import GenerateMixin
 from .history import LossHistory
@@ -37,7 +49,10 @@ from .runs import RunsMixin, SweepRun, SweepState
 from .state import State
 from .tasks import TasksMixin
 
-__all__ = ["Controller", "State", "SweepRun", "SweepState", "max_train_threads"]
+__all__ = ["EVAL_SNAPSHOT", "Controller", "State", "SweepRun", "SweepState"]
+
+# the purpose of the snapshot taken after each evaluation while ``inspect_live`` is on
+EVAL_SNAPSHOT = "eval"
 
 # What a failed run is called in the message box, by the error's type (first match wins).
 FAILURE_TITLES: tuple[tuple[type[Exception], str], ...] = (
@@ -50,11 +65,6 @@ FAILURE_TITLES: tuple[tuple[type[Exception], str], ...] = (
 
 def failure_title(exc: Exception) -> str:
     return next((t for cls, t in FAILURE_TITLES if isinstance(exc, cls)), "Training stopped")
-
-
-def max_train_threads() -> int:
-    """The most BLAS threads a training run of the app uses: the cores, at most 2."""
-    return max(1, min(2, os.cpu_count() or 1))
 
 
 class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QObject):
@@ -111,8 +121,9 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         self._file_lock: Any = None
         self._ckpt_lock: Any = None
         self._threads: dict[QThread, QObject] = {}
-        self._train_worker: TrainWorker | None = None
-        self._stream_worker: Any = None  # a StreamWorker while generating
+        self._train_worker: GeneratorWorker | None = None  # pulls the session's run()
+        self._session: Any = None  # the training session running now
+        self._stream_worker: Any = None  # a GeneratorWorker pulling characters() while generating
         self._pending_generate: GenerationConfig | None = None
         self._loading_path = ""
         self._shut_down = False
@@ -181,9 +192,9 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         if isinstance(worker, TaskWorker):
             worker.on_failed(exc, tb)
 
-    @Slot(str)
-    def _on_stream_text(self, text: str) -> None:
-        self.generation_text.emit(text)
+    @Slot(object)
+    def _on_stream_text(self, chars: tuple) -> None:
+        self.generation_text.emit("".join(chars))
 
     @Slot(object, str)
     def _on_stream_failed(self, exc: Exception, tb: str) -> None:
@@ -192,15 +203,20 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         else:
             self.internal_error.emit(tb)
 
-    @Slot(bool)
-    def _on_stream_finished(self, completed: bool) -> None:
-        self._stream_worker = None
+    @Slot()
+    def _on_stream_finished(self) -> None:
+        worker, self._stream_worker = self._stream_worker, None
+        completed = worker is not None and worker.completed  # it ran to its end
         self.generation_finished.emit(completed)
 
+    def thread_policy(self) -> Any:
+        """The BLAS threads and priority of the next run (charlstm_core.training.threads): this
+        app session's measured count, else the count measured first, TRAINING_NICE nicer."""
+        return thread_policy("app", measured=self.blas_threads)
+
     def training_threads(self) -> int:
-        """BLAS threads a run starts on: this session's measured choice, else the count the
-        trainer's chooser tries first (the settings check times steps on it too)."""
-        return self.blas_threads or max_train_threads()
+        """BLAS threads a run starts on (the settings check times steps on it too)."""
+        return self.thread_policy().starts_on or 1
 
     # ---------------------------------------------------------------- training
     def start_training(
@@ -263,18 +279,16 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
             return False
         self.autosave_file = None
         self.run_checkpoint = ckpt
-        corpus = self.corpus
-        from charlstm_core.training import trainer as trainer_mod
+        from charlstm_core.training.session import Session
 
-        def factory() -> Any:  # runs on the worker thread: splitting a big text takes time
-            # The trainer re-encodes the text with a resumed model's vocabulary itself and
-            # raises CorpusMismatchError when the text has characters the model cannot represent.
-            return trainer_mod.Trainer(
-                corpus, model_config, train_config, resume=resume_from, checkpoint_path=ckpt,
-                device=device,
-            )  # fmt: skip
-
-        recorder_factory = self._recorder_factory(model_config, train_config, resume_from, ckpt)
+        # The trainer is built on the worker thread (splitting a big text takes time); it
+        # re-encodes the text with a resumed model's vocabulary and raises CorpusMismatchError
+        # when the text has characters the model cannot represent.
+        session = Session(
+            self._session_request(
+                model_config, train_config, resume_from, ckpt, autosave_dir, device
+            )
+        )
         self.model_config, self.train_config = model_config, train_config
         if resume_from is None:
             self._forget_model()
@@ -289,24 +303,17 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         self.last_step = None
         self.current_run_id = None
         self._outcome = ("finished", "")
-        worker = TrainWorker(
-            factory,
-            blas_threads=self.blas_threads,
-            max_threads=max_train_threads(),
-            recorder_factory=recorder_factory,
+        worker = GeneratorWorker(
+            session.run, on_stop=session.request_stop, snapshot=session.snapshot
         )
-        worker.recording.connect(self._on_recording)
-        worker.record_warning.connect(self._on_record_warning)
-        worker.started.connect(self._on_train_started)
-        worker.events.connect(self._on_train_events)
-        worker.blas_chosen.connect(self._on_blas_chosen)
+        worker.yielded.connect(self._on_train_events)
         worker.paused.connect(self._on_paused)
         worker.resumed.connect(self._on_resumed)
         worker.snapshot_ready.connect(self._on_snapshot)
-        worker.failed.connect(self._on_train_failed)
-        worker.finished.connect(self._on_train_finished)
-        worker.snapshot_each_eval = self.inspect_live
-        self._train_worker = worker
+        worker.returned.connect(self._on_session_ended)
+        worker.errored.connect(self._on_session_failed)
+        worker.snapshot_after = self._eval_snapshot  # the Inspect view's time-lapse
+        self._train_worker, self._session = worker, session
         self._set_state(State.STARTING)
         self._launch(worker)
         return True
@@ -324,16 +331,66 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
             self._train_worker.request_stop()
             self._set_state(State.STOPPING)
 
-    @Slot(int)
-    def _on_train_started(self, step: int) -> None:
-        if self.state is State.STARTING:
-            self._set_state(State.TRAINING)
+    def _session_request(
+        self,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        resume_from: Any,
+        ckpt: str | None,
+        autosave_dir: str | None,
+        device: str,
+    ) -> Any:
+        """The session of a run of the app: its autosave file (locked here, on the GUI thread,
+        so that a file in use is said at once), recorded as a sweep's point or the app's run."""
+        from charlstm_core.training.session import SessionRequest
+
+        sweep = self.sweep if self.sweep is not None and not self.sweep.done else None
+        name = None
+        if sweep is not None and 0 <= sweep.current < len(sweep.points):
+            name = sweep.points[sweep.current].label  # as the command line names them
+        return SessionRequest(
+            text=self.corpus,
+            model_config=model_config,
+            train_config=train_config,
+            resume=resume_from,
+            out=ckpt,
+            device=device,
+            record=self.record_runs,
+            runs_db=self.runs_db,
+            run_name=name,
+            source="sweep" if sweep is not None else "app",
+            sweep=sweep.label if sweep is not None else None,
+            threads=self.thread_policy(),
+            lock_out=False,  # held by the controller (``_lock_run_files``)
+            fallback_dir=autosave_dir,
+            keep_model=True,
+        )
+
+    def _eval_snapshot(self, event: Any) -> Any:
+        """(Worker thread) A copy of the model after each evaluation while the Inspect view
+        wants its time-lapse: the weights of every evaluation, not only the newest."""
+        return EVAL_SNAPSHOT if self.inspect_live and isinstance(event, EvalEvent) else None
 
     @Slot(object)
     def _on_train_events(self, batch: tuple) -> None:
         cfg = self.train_config
         chars_per_step = cfg.batch_size * cfg.seq_len if cfg is not None else 0
+        shown = []
         for ev in batch:
+            if isinstance(ev, SessionStarted):
+                if self.state is State.STARTING:
+                    self._set_state(State.TRAINING)
+                if ev.run_id is not None:
+                    self._record_run_id(ev.run_id)
+                continue
+            if isinstance(ev, ThreadsChosen):
+                self.blas_threads = ev.threads  # kept for the next run of this app session
+                self.blas_info.emit(ev.explanation)
+                continue
+            if isinstance(ev, RecordingProblem):
+                self._report_runs_problem(ev.message)
+                continue
+            shown.append(ev)
             if isinstance(ev, StepEvent):
                 self.history.add_train(ev.step, ev.chars_seen, ev.loss, ev.elapsed_s)
                 self.last_step = ev
@@ -348,15 +405,11 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
                 self.best_val = self.history.best_val()
         if self.last_step is not None and self.last_step.step > self._saved_step:
             self._set_dirty(True)
-        self.train_events.emit(batch)
+        if shown:
+            self.train_events.emit(tuple(shown))
 
-    @Slot(int, str)
-    def _on_blas_chosen(self, threads: int, explanation: str) -> None:
-        self.blas_threads = threads  # keep the measured choice for the next run of this session
-        self.blas_info.emit(explanation)
-
-    @Slot(int)
-    def _on_paused(self, step: int) -> None:
+    @Slot()
+    def _on_paused(self) -> None:
         if self.state is State.TRAINING:
             self._set_state(State.PAUSED)
 
@@ -375,19 +428,9 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         else:
             purpose(mf)
 
-    @Slot(object)
-    def _on_recording(self, run_id: Any) -> None:
-        self._record_run_id(run_id)
-
-    @Slot(str)
-    def _on_record_warning(self, text: str) -> None:
-        self._report_runs_problem(text)
-
     def set_inspect_live(self, on: bool) -> None:
         """Whether training sends ``inspect_snapshot`` after each evaluation (it does not wait)."""
         self.inspect_live = on
-        if self._train_worker is not None:
-            self._train_worker.snapshot_each_eval = on
 
     def request_inspect_snapshot(self) -> bool:
         """Ask the training worker for a copy of the weights between two steps (training goes on);
@@ -398,7 +441,7 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         return True
 
     def _finish_training(self, final: Any) -> None:
-        self._train_worker = None
+        self._train_worker = self._session = None
         self.release_locks()
         ended_run, self.current_run_id = self.current_run_id, None
         if final is not None:
@@ -423,20 +466,43 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         if self.sweep is not None and not self.sweep.done:
             QTimer.singleShot(0, self._sweep_point_ended)
 
-    @Slot(object, object)
-    def _on_train_finished(self, summary: Any, final: Any) -> None:
-        if summary is not None and getattr(summary, "checkpoint_path", None):
-            self.autosave_file = summary.checkpoint_path
-            self.autosaved.emit(summary.checkpoint_path)
+    @Slot(object)
+    def _on_session_ended(self, summary: Any) -> None:
+        """The session returned its summary (charlstm_core.training.session.SessionSummary)."""
+        if summary.fell_back and not self._shut_down:
+            self.message.emit(
+                "The autosave went elsewhere",
+                f"{summary.save_problem} The model is saved to {summary.model_path} instead.",
+            )
+        if summary.error is not None:
+            exc = summary.error
+            self._on_train_failed(exc, describe_exception(exc), summary.model)
+        else:
+            self._on_train_finished(summary.train, summary.model, summary.model_path)
+
+    @Slot(object, str)
+    def _on_session_failed(self, exc: Exception, tb: str) -> None:
+        """The session raised: before training (the text, the settings, the device), or a bug
+        during it; then the model as it is now is kept (the trainer no longer runs)."""
+        session = self._session
+        try:
+            last = session.snapshot() if session is not None else None
+        except Exception:  # noqa: BLE001 - the failure itself is what is reported
+            last = None
+        self._on_train_failed(exc, tb, last)
+
+    def _on_train_finished(self, summary: Any, final: Any, saved: str | None) -> None:
+        if saved:
+            self.autosave_file = saved
+            self.autosaved.emit(saved)
         if summary is not None and getattr(summary, "best_val_loss", None) is not None:
             self.best_val = summary.best_val_loss
-        stopped = summary is not None and getattr(summary, "reason", "") == "stopped"
+        stopped = summary is None or getattr(summary, "reason", "") == "stopped"
         self._outcome = ("stopped" if stopped else "finished", "")
         self._finish_training(final)
         if summary is not None and not self._shut_down:
             self.run_finished.emit(summary)
 
-    @Slot(object, str, object)
     def _on_train_failed(self, exc: Exception, tb: str, last_good: Any) -> None:
         diverged = isinstance(exc, TrainingDiverged)
         self._outcome = ("diverged" if diverged else "failed", str(exc))
@@ -475,8 +541,9 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         ok = True
         for thread in list(self._threads):
             ok = thread.wait(timeout_ms) and ok
-        if worker is not None and worker.final_model is not None:
-            self.model = worker.final_model
+        final = getattr(worker.result, "model", None) if worker is not None else None
+        if final is not None:  # its ``returned`` signal will not be delivered any more
+            self.model = final
         if not keep_locks:
             self.release_locks()
         self._close_store()

@@ -1,7 +1,8 @@
 """The run store and sweeps for the controller (``RunsMixin``, a part of ``Controller``).
 
-Every training run is recorded in the run store (``charlstm_core.runs``) by the training worker, on
-its thread; this part builds the recorder the worker calls, lists, renames and deletes runs, and
+Every training run is recorded in the run store (``charlstm_core.runs``) by its training session,
+on the worker's thread (the controller says how: ``record_runs``, ``runs_db``); this part lists,
+renames and deletes runs, and
 owns the state of a sweep: one run per point of a grid of settings, one after another, ranked by the
 same rule as the command line (``charlstm_core.sweep.rank``).
 """
@@ -90,38 +91,6 @@ class RunsMixin:
         self._store_path: str | None = None
         self.runs_problem_text = ""
         self._outcome: tuple[str, str] = ("finished", "")  # the last run's, for its sweep point
-
-    def _recorder_factory(
-        self, model_config: ModelConfig, train_config: TrainConfig, resume_from: Any, ckpt: Any
-    ) -> Callable[[Callable[[str], None]], Any] | None:
-        """What the training worker calls, on its thread, to record this run (None: do not)."""
-        if not self.record_runs:
-            return None
-        from charlstm_core.runs import RunRecorder
-
-        db, text = self.runs_db, self.corpus.fingerprint
-        train = resume_from.train if resume_from is not None else None
-        sweep = self.sweep if self.sweep is not None and not self.sweep.done else None
-        name = None
-        if sweep is not None and 0 <= sweep.current < len(sweep.points):
-            name = sweep.points[sweep.current].label  # as the command line names them
-
-        def make(warn: Callable[[str], None]) -> Any:
-            return RunRecorder(
-                db,
-                text=text,
-                model_config=model_config if resume_from is None else resume_from.config,
-                train_config=train_config,
-                model_path=ckpt,
-                name=name,
-                source="sweep" if sweep is not None else "app",
-                sweep=sweep.label if sweep is not None else None,
-                start_step=train.step if train is not None else 0,
-                start_elapsed_s=train.elapsed_s if train is not None else 0.0,
-                on_warning=warn,
-            )
-
-        return make
 
     def _record_run_id(self, run_id: Any) -> None:
         self.current_run_id = self.history_run_id = run_id

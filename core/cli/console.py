@@ -1,12 +1,11 @@
-"""Terminal plumbing of the ``charlstm`` command: messages, progress, signals.
+"""Terminal plumbing of the ``charlstm`` command: messages, progress, what a stop signal prints.
 
 Everything the command line writes to stderr goes through here: one-line ``error``/``warn``/
 ``note`` messages (``UsageError`` is the command-line mistake, exit 2), ``Progress`` (training:
-one rewritten line on a terminal, plain lines otherwise, samples as blocks, a JSON-lines log) and
-``EvalProgress`` (a rewritten line while ``eval`` reads a long text).
-``StopSignals`` turns SIGINT, SIGTERM and SIGHUP into a request to stop after the current step
-and save (a session logout or ``kill`` loses nothing); the process then exits with the shell's
-convention, 128 + the signal number.
+one rewritten line on a terminal, plain lines otherwise, samples as blocks, a JSON-lines log),
+``EvalProgress`` (a rewritten line while ``eval`` reads a long text) and ``stop_message`` (what
+the first SIGINT, SIGTERM or SIGHUP prints; what they do is charlstm_core.training.stopping's:
+stop after the current step and save, then exit with 128 + the signal number).
 ``one_line_warnings`` shows a NumPy RuntimeWarning as one line instead of a source excerpt.
 Only light standard modules are imported at the top: ``main`` runs this module's import before
 its own Ctrl-C handler is in place, so every millisecond here is a moment where a Ctrl-C would
@@ -20,18 +19,19 @@ import math
 import os
 import signal
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ..training.stopping import exit_status  # noqa: F401 - the command line's exit statuses
+
 if TYPE_CHECKING:
+    from ..config import TrainConfig
     from ..events import Event, StepEvent
 
 PROG = "charlstm"
-STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")  # SIGHUP does not exist on Windows
 NON_TTY_LOG_EVERY = 100  # steps between progress lines when not on a terminal and no evaluations
 REDRAW_S = 0.1  # a rewritten progress line is drawn at most this often
 
@@ -98,66 +98,11 @@ def fmt_loss(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def exit_status(signum: int) -> int:
-    """The conventional status of a process ended by signal ``signum``: 128 + signum (130 for
-    Ctrl-C, 143 for SIGTERM, 129 for SIGHUP)."""
-    return 128 + int(signum)
-
-
 def signal_name(signum: int) -> str:
     try:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
-
-
-class StopSignals:
-    """While active (``with``), the first SIGINT, SIGTERM or SIGHUP calls ``on_stop`` (the
-    trainer stops after the current step and saves) and prints ``message``; a second one raises
-    KeyboardInterrupt (quit sooner: a save in progress is abandoned, the previous file stays).
-
-    ``signum`` is the first signal received (None if none). Handlers can only be set in the
-    main thread; elsewhere this does nothing.
-    """
-
-    def __init__(self, on_stop: Callable[[], None], message: Callable[[int], str]) -> None:
-        self.on_stop = on_stop
-        self.message = message
-        self.signum: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    @property
-    def requested(self) -> bool:
-        return self.signum is not None
-
-    @property
-    def exit_status(self) -> int:
-        """128 + the signal received (130 when none was: a KeyboardInterrupt from elsewhere)."""
-        return exit_status(self.signum if self.signum is not None else signal.SIGINT)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.signum is not None:
-            raise KeyboardInterrupt
-        self.signum = signum
-        self.on_stop()
-        try:  # best effort: the handler may have interrupted a write to stderr, or no terminal
-            sys.stderr.write(self.message(signum))
-            sys.stderr.flush()
-        except (RuntimeError, OSError, ValueError):
-            pass
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for name in STOP_SIGNALS:
-                sig = getattr(signal, name, None)
-                if sig is not None:
-                    self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
-        self._previous.clear()
 
 
 @contextmanager
@@ -187,15 +132,15 @@ class Progress:
     """Prints training events to stderr: one rewritten line on a terminal, plain lines otherwise,
     samples as headed blocks, and every event to a JSON-lines log when asked.
 
-    ``trainer``: what is shown comes from its ``train_config`` and ``step``; the ETA is
+    ``train_config``: the run's settings; the ETA is
     ``charlstm_core.training.policy.eta_seconds`` (the app shows the same figure).
     """
 
-    def __init__(self, trainer: Any, quiet: bool, log: TextIO | None) -> None:
+    def __init__(self, train_config: TrainConfig, quiet: bool, log: TextIO | None) -> None:
         self.quiet = quiet
         self.log = log
         self.tty = sys.stderr.isatty()
-        tc = trainer.train_config
+        tc = train_config
         self.periodic_eval = bool(tc.eval_every and tc.val_fraction > 0)
         self.chars_per_step = tc.batch_size * tc.seq_len
         self.val: float | None = None
@@ -314,7 +259,7 @@ class EvalProgress:
 
 
 def stop_message(signum: int) -> str:
-    """What the first stop signal prints (see ``StopSignals``)."""
+    """What the first stop signal prints (charlstm_core.training.stopping.StopSignals)."""
     again = "Ctrl-C" if signum == 2 else f"{signal_name(signum)}"
     return (
         f"\n{PROG}: {signal_name(signum)}: stopping after this step and saving a checkpoint "

@@ -2,13 +2,15 @@
 
 ``runs`` lists, shows, renames and deletes the runs recorded in the runs database
 (``charlstm_core.runs``); ``sweep`` trains every combination of a few settings over a process pool
-and prints them ranked (``charlstm_core.sweep``); ``devices`` lists where training can run
-(``charlstm_core.engine.devices``).
+and prints them ranked (``charlstm_core.sweep``; SIGINT, SIGTERM or SIGHUP stop the points in
+progress after their step, saved, and the table of what finished is printed, exit 128 + the
+signal); ``devices`` lists where training can run (``charlstm_core.engine.devices``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -22,8 +24,19 @@ from .. import sweep as sweep_mod
 from ..engine.devices import list_devices
 from ..files.text import load_corpus
 from ..runs import Run, RunStore
-from .common import EXIT_FAILURE, EXIT_INTERRUPTED, SWEEP_DEFAULTS
-from .console import UsageError, bits, count, fmt_loss, hms, note, warn, write
+from .common import EXIT_FAILURE, SWEEP_DEFAULTS
+from .console import (
+    UsageError,
+    bits,
+    count,
+    exit_status,
+    fmt_loss,
+    hms,
+    note,
+    signal_name,
+    warn,
+    write,
+)
 from .options import configs_from_args, grid_aliases
 from .table import align_columns, sweep_table
 
@@ -196,14 +209,16 @@ def sweep(args: argparse.Namespace) -> int:
             f"as sweep '{spec.sweep_label}'"
         )
     results: list[sweep_mod.PointResult] = []
-    interrupted = False
+    signum: int | None = None
 
     def started(point: sweep_mod.SweepPoint) -> None:
         if not args.quiet:
-            note(f"[{point.index + 1}/{len(points)}] {point.label}: training")
+            _say(f"[{point.index + 1}/{len(points)}] {point.label}: training")
 
     try:
-        for result in sweep_mod.run_sweep(spec, points, jobs=jobs, on_start=started):
+        for result in sweep_mod.run_sweep(
+            spec, points, jobs=jobs, on_start=started, on_signal=_stopping
+        ):
             results.append(result)
             if not args.quiet:
                 val = (
@@ -211,19 +226,38 @@ def sweep(args: argparse.Namespace) -> int:
                     if result.best_val_loss is None
                     else (f", best val {result.best_val_loss:.4f}")
                 )
-                note(f"[{result.index + 1}/{len(points)}] {result.label}: {result.status}{val}")
-    except KeyboardInterrupt:
-        interrupted = True
+                _say(f"[{result.index + 1}/{len(points)}] {result.label}: {result.status}{val}")
+    except KeyboardInterrupt as e:  # SweepInterrupted, or a second signal: quit sooner
+        signum = getattr(e, "signum", 2)
     done = {r.index for r in results}
     results += [sweep_mod.skipped_result(p) for p in points
                 if p.index not in done]  # fmt: skip
-    write(sys.stdout, sweep_table(results, axes) + "\n")
-    if interrupted:
-        note("interrupted; the points that finished are kept and recorded")
-        return EXIT_INTERRUPTED
+    with contextlib.suppress(OSError):  # after a hang-up the terminal may be gone
+        write(sys.stdout, sweep_table(results, axes) + "\n")
+        sys.stdout.flush()
+    if signum is not None:
+        how = "interrupted" if signum == 2 else f"stopped by {signal_name(signum)}"
+        _say(f"{how}; the points that finished are kept and recorded")
+        return exit_status(signum)
     if any(r.status in ("failed", "diverged") for r in results):
         return EXIT_FAILURE
     return 0
+
+
+def _say(message: str) -> None:
+    """A note on stderr that a terminal gone after a hang-up (SIGHUP) does not turn into an
+    error: the sweep goes on stopping and saving."""
+    with contextlib.suppress(OSError, ValueError):
+        note(message)
+
+
+def _stopping(signum: int) -> None:
+    """What the first stop signal of a sweep prints (in the signal handler)."""
+    again = "Ctrl-C" if signum == 2 else signal_name(signum)
+    _say(
+        f"{signal_name(signum)}: stopping the points in progress after their step and saving "
+        f"them ({again} again to quit sooner)"
+    )
 
 
 def _calibrated(args, points, base_model, base_train, corpus) -> list[sweep_mod.SweepPoint]:

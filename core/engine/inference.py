@@ -1,23 +1,24 @@
 """The model's one-character passes: ``step`` (sampling) and ``trace`` (inspection).
 
-Part of ``charlstm_core.engine.model.Prepared`` (which inherits ``InferenceMixin``): they read its
-prepared
-weights (``w0``, ``layers``, ``dec_w``, ``dec_b``, ``cfg``) and keep the contiguous (V, 4H) copy
-of layer 0's input weights in ``_w0T``, made on first use. Logits follow
-charlstm_core.engine.model's one
-layout: ``step`` gives one time step (B, V), ``trace`` one stream (T, V). ``gates`` is the
-elementwise step shared with the training pass: one ``exp`` gives σ and tanh of all four gates.
+Functions of a ``charlstm_core.engine.model.Prepared`` (whose ``step`` and ``trace`` methods call
+them): they read its prepared weights (``w0``, ``layers``, ``dec_w``, ``dec_b``, ``cfg``) and keep
+the contiguous (V, 4H) copy of layer 0's input weights in its ``_w0T``, made on first use. Logits
+follow charlstm_core.engine.model's one layout: ``step`` gives one time step (B, V), ``trace``
+one stream (T, V). ``gates`` is the elementwise step shared with the training pass: one ``exp``
+gives σ and tanh of all four gates.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 
 from .parallel import live_blas_threads, single_threaded_blas, usable_cores
 
 State = tuple[np.ndarray, np.ndarray]  # (h, c), each (L, B, H)
+# ``prep`` below is a charlstm_core.engine.model.Prepared (not imported: model imports this)
 
 # Bytes of W_hh per matrix-vector product and BLAS thread in ``trace``: a quarter of an (4H, H)
 # float32 W_hh at H = 512, half of the 2 MiB L2 cache of one core of the 2-core machine.
@@ -63,106 +64,104 @@ def gates(z: np.ndarray, H: int) -> None:
     g -= 1.0
 
 
-class InferenceMixin:
-    """One character per stream (``step``) and one stream with every activation (``trace``)."""
+def step(prep: Any, ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+    """One character per stream. ids (B,) → logits (B, V) and the next state (new arrays).
 
-    def step(self, ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        """One character per stream. ids (B,) → logits (B, V) and the next state (new arrays).
+    Memory-bound at B = 1 (each step reads every weight once): one product per layer, with
+    layer 0's one-hot input a gathered row of a contiguous (V, 4H) copy of W_ih.
+    """
+    h0, c0 = state  # (L, B, H)
+    H = prep.cfg.hidden_size
+    hs, cs = np.empty_like(h0), np.empty_like(c0)
+    x = None  # (B, H)
+    with np.errstate(over="ignore"):
+        for k, lay in enumerate(prep.layers):
+            if k == 0:
+                if prep._w0T is None:  # rows gather fastest at B = 1: a contiguous copy
+                    prep._w0T = np.ascontiguousarray(prep.w0.T)
+                z = prep._w0T[ids]  # (B, 4H), bias included
+                z += h0[0] @ lay.w.T
+            else:  # one product on [x, h] reads the weights once, in one call
+                if lay.cat_t is None:
+                    lay.cat_t = np.concatenate([lay.wx, lay.w], axis=1).T
+                z = np.concatenate([x, h0[k]], axis=1) @ lay.cat_t
+                z += lay.b[:, 0]
+            np.exp(z, out=z)
+            z += 1.0
+            np.reciprocal(z, out=z)
+            g = z[:, 3 * H :]
+            g *= 2.0
+            g -= 1.0
+            # at B = 1 the cost is per call, not per element: np.tanh is one call
+            c = np.multiply(z[:, 2 * H : 3 * H], c0[k], out=cs[k])
+            c += z[:, H : 2 * H] * g
+            x = np.tanh(c, out=hs[k])
+            x *= z[:, :H]
+    logits = x @ prep.dec_w.T
+    logits += prep.dec_b
+    return logits, (hs, cs)
 
-        Memory-bound at B = 1 (each step reads every weight once): one product per layer, with
-        layer 0's one-hot input a gathered row of a contiguous (V, 4H) copy of W_ih.
-        """
-        h0, c0 = state  # (L, B, H)
-        H = self.cfg.hidden_size
-        hs, cs = np.empty_like(h0), np.empty_like(c0)
-        x = None  # (B, H)
-        with np.errstate(over="ignore"):
-            for k, lay in enumerate(self.layers):
-                if k == 0:
-                    if self._w0T is None:  # rows gather fastest at B = 1: a contiguous copy
-                        self._w0T = np.ascontiguousarray(self.w0.T)
-                    z = self._w0T[ids]  # (B, 4H), bias included
-                    z += h0[0] @ lay.w.T
-                else:  # one product on [x, h] reads the weights once, in one call
-                    if lay.cat_t is None:
-                        lay.cat_t = np.concatenate([lay.wx, lay.w], axis=1).T
-                    z = np.concatenate([x, h0[k]], axis=1) @ lay.cat_t
-                    z += lay.b[:, 0]
-                np.exp(z, out=z)
-                z += 1.0
-                np.reciprocal(z, out=z)
-                g = z[:, 3 * H :]
-                g *= 2.0
-                g -= 1.0
-                # at B = 1 the cost is per call, not per element: np.tanh is one call
-                c = np.multiply(z[:, 2 * H : 3 * H], c0[k], out=cs[k])
-                c += z[:, H : 2 * H] * g
-                x = np.tanh(c, out=hs[k])
-                x *= z[:, :H]
-        logits = x @ self.dec_w.T
-        logits += self.dec_b
-        return logits, (hs, cs)
 
-    def trace(
-        self, ids: np.ndarray, state: State
-    ) -> tuple[np.ndarray, State, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-        """One stream read for introspection, recording every activation (no dropout).
+def trace(
+    prep: Any, ids: np.ndarray, state: State
+) -> tuple[np.ndarray, State, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """One stream read for introspection, recording every activation (no dropout).
 
-        ids (T,) → logits (T, V), the final state (each (L, 1, H)) and per layer ``(h, c, z)``:
-        h (T, H) and c (T, H) after each character, z (T, 4H) the gate activations in the
-        internal order o, i, f, g (σ for o, i, f; tanh for g).
+    ids (T,) → logits (T, V), the final state (each (L, 1, H)) and per layer ``(h, c, z)``:
+    h (T, H) and c (T, H) after each character, z (T, 4H) the gate activations in the
+    internal order o, i, f, g (σ for o, i, f; tanh for g).
 
-        Layer by layer, like ``forward``, so that one layer's W_hh stays in cache through its
-        steps and each chunk of ``PIPE_CHUNK`` characters gets its input projection as one
-        product (layer 0's one-hot input: a row gather); only the recurrence is stepped, each
-        step a matrix-vector product on 1-D rows, which BLAS runs several times faster than
-        ``forward``'s (4H, H) @ (H, 1) product at B = 1, made block by block of W_hh's rows,
-        alternately forwards and backwards, so that the blocks one step read last are still in
-        cache for the next (``row_blocks``).
+    Layer by layer, like ``forward``, so that one layer's W_hh stays in cache through its
+    steps and each chunk of ``PIPE_CHUNK`` characters gets its input projection as one
+    product (layer 0's one-hot input: a row gather); only the recurrence is stepped, each
+    step a matrix-vector product on 1-D rows, which BLAS runs several times faster than
+    ``forward``'s (4H, H) @ (H, 1) product at B = 1, made block by block of W_hh's rows,
+    alternately forwards and backwards, so that the blocks one step read last are still in
+    cache for the next (``row_blocks``).
 
-        With BLAS held to one thread (as the app holds it beside a running training), two
-        layers or more and more than one core, the layers run side by side, one thread each:
-        layer k reads a chunk as soon as layer k - 1 has written it (a pipeline; the same
-        results as one after the other). At L = 2, H = 512 on the 2-core machine: 0.68-0.76 s
-        against 0.97-1.13 s for 2,000 characters; beside a training, which the app runs at a
-        lower priority (``charlstm_core.engine.parallel.lower_priority``), both cores then serve it.
-        With several BLAS threads the layers go one after the other, each product on all of
-        them (0.49-0.53 s there: each thread's half of W_hh stays in its core's L2).
-        """
-        T = len(ids)
-        L = len(self.layers)
-        if self._w0T is None:
-            self._w0T = np.ascontiguousarray(self.w0.T)
-        run = _LayerRun(self, ids, state)
-        threads = live_blas_threads()
-        if L > 1 and T > PIPE_CHUNK and threads == 1 and usable_cores() > 1:
-            with single_threaded_blas():
-                others = [
-                    threading.Thread(target=run.layer, args=(k, 1), name=f"trace-layer-{k}")
-                    for k in range(1, L)
-                ]
-                for thread in others:
-                    thread.start()
-                run.layer(0, 1)
-                for thread in others:
-                    thread.join()
-        else:
-            for k in range(L):
-                run.layer(k, threads)
-        if run.failed:
-            raise run.failed[0]
-        x = run.hs[-1]
-        logits = x @ self.dec_w.T
-        logits += self.dec_b
-        layers = list(zip(run.hs, run.cs, run.zs, strict=True))
-        return logits, (run.h_last, run.c_last), layers
+    With BLAS held to one thread (as the app holds it beside a running training), two
+    layers or more and more than one core, the layers run side by side, one thread each:
+    layer k reads a chunk as soon as layer k - 1 has written it (a pipeline; the same
+    results as one after the other). At L = 2, H = 512 on the 2-core machine: 0.68-0.76 s
+    against 0.97-1.13 s for 2,000 characters; beside a training, which the app runs at a
+    lower priority (``charlstm_core.engine.parallel.lower_priority``), both cores then serve it.
+    With several BLAS threads the layers go one after the other, each product on all of
+    them (0.49-0.53 s there: each thread's half of W_hh stays in its core's L2).
+    """
+    T = len(ids)
+    L = len(prep.layers)
+    if prep._w0T is None:
+        prep._w0T = np.ascontiguousarray(prep.w0.T)
+    run = _LayerRun(prep, ids, state)
+    threads = live_blas_threads()
+    if L > 1 and T > PIPE_CHUNK and threads == 1 and usable_cores() > 1:
+        with single_threaded_blas():
+            others = [
+                threading.Thread(target=run.layer, args=(k, 1), name=f"trace-layer-{k}")
+                for k in range(1, L)
+            ]
+            for thread in others:
+                thread.start()
+            run.layer(0, 1)
+            for thread in others:
+                thread.join()
+    else:
+        for k in range(L):
+            run.layer(k, threads)
+    if run.failed:
+        raise run.failed[0]
+    x = run.hs[-1]
+    logits = x @ prep.dec_w.T
+    logits += prep.dec_b
+    layers = list(zip(run.hs, run.cs, run.zs, strict=True))
+    return logits, (run.h_last, run.c_last), layers
 
 
 class _LayerRun:
     """The arrays of one ``trace`` and the recurrence of one layer over them, chunk by chunk;
     ``done[k]`` says how many characters layer k has written (what layer k + 1 may read)."""
 
-    def __init__(self, prep: InferenceMixin, ids: np.ndarray, state: State) -> None:
+    def __init__(self, prep: Any, ids: np.ndarray, state: State) -> None:
         cfg = prep.cfg
         self.prep, self.ids, (self.h0, self.c0) = prep, ids, state
         self.H, T, L = cfg.hidden_size, len(ids), len(prep.layers)

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import ModelConfig
-from .inference import InferenceMixin, State, gates
+from . import inference
+from .inference import State, gates
 from .parallel import batch_workers, map_slices, slices
 
 Params = dict[str, np.ndarray]
@@ -108,7 +109,7 @@ class _Layer:
     cat_t: np.ndarray | None = None  # (2H, 4H) [W_ih | W_hh].T scaled, k > 0, made by step()
 
 
-class Prepared(InferenceMixin):
+class Prepared:
     """Weights laid out for fast passes. Build once per set of weights (once per training step).
 
     Gate pre-activations are scaled so that one ``exp`` serves all four gates: rows o, i, f hold
@@ -159,6 +160,17 @@ class Prepared(InferenceMixin):
         self.dec_w = params["decoder.weight"]  # (V, H)
         self.dec_b = params["decoder.bias"]  # (V,)
         self._w0T: np.ndarray | None = None  # (V, 4H) copy of w0, made by the first step()
+
+    # ---------------------------------------------------------------- one character at a time
+
+    def step(self, ids: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """One character per stream (``charlstm_core.engine.inference.step``): ids (B,) →
+        logits (B, V) and the next state."""
+        return inference.step(self, ids, state)
+
+    def trace(self, ids: np.ndarray, state: State) -> tuple[np.ndarray, State, list]:
+        """One stream with every activation (``charlstm_core.engine.inference.trace``)."""
+        return inference.trace(self, ids, state)
 
     # ---------------------------------------------------------------- training passes
 

@@ -25,24 +25,26 @@ is there up to the last batch written.
 
 ``RunRecorder`` turns the trainer's events into rows. It never raises into the training loop: a
 database that is corrupt, locked or read-only becomes one warning (``RunRecorder.warning``, and
-the ``on_warning`` callback) and recording stops while training goes on.
+the ``on_warning`` callback) and recording stops while training goes on; one deleted, replaced or
+damaged during the run is found when it ends (the run is read back) and is a warning too.
 
-Use, the same from the command line and the app (where the events are fed on the worker thread,
-never the GUI thread)::
+The training session (charlstm_core.training.session) records every run, from the command line,
+a sweep or the app (where the events are fed on the worker thread, never the GUI thread)::
 
     recorder = RunRecorder.for_trainer(path_or_store, trainer, source="app", on_warning=warn)
-    summary = yield from recorded(trainer.run(), recorder)   # or recorder(event) per event,
-                                                             # then recorder.finish(summary=...)
+    for event in trainer.run():  # (the session's loop)
+        recorder(event)
+    recorder.finish(summary=...)                       # or finish(error=...), once
     with RunStore.open(path) as store:
         runs = store.list_runs()                       # newest first, dead runs marked crashed
         curves = store.curves([r.id for r in runs])    # {id: Curves(train=Curve, val=Curve)}
 
 Who owns what: ``records`` the Run and Curve records and the store's location; ``schema`` the
 tables, migrations and chunk format; ``store`` the RunStore (queries, rename, delete, crashed
-runs); ``recorder`` the RunRecorder and ``recorded``.
+runs); ``recorder`` the RunRecorder.
 """
 
-from .recorder import RunRecorder, recorded, status_of
+from .recorder import RunRecorder, status_of
 from .records import (
     DB_NAME,
     HOME_ENV,
@@ -75,6 +77,5 @@ __all__ = [
     "default_db_path",
     "differing_keys",
     "differing_settings",
-    "recorded",
     "status_of",
 ]

@@ -1,7 +1,9 @@
 """Recording a run: :class:`RunRecorder` turns the trainer's events into rows of the run
 store, buffered and written one batch per transaction, and never raises into the training
-loop (a store that cannot be written becomes one warning); :func:`recorded` wraps
-``trainer.run()`` so the recorder sees every event and is finished however the run ends.
+loop (a store that cannot be written becomes one warning). When the run ends it checks that the
+run is really in the store's file: one deleted, replaced or damaged during the run is a warning
+too, not a run id that points at nothing. The training session (charlstm_core.training.session)
+is what feeds and finishes it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Generator
+import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,15 @@ import numpy as np
 
 from ..errors import CharLSTMError, RunStoreError, TrainingDiverged
 from ..events import EvalEvent, StepEvent, TrainSummary
-from .records import FLUSH_INTERVAL_S, FLUSH_POINTS, HOST, KIND_TRAIN, KIND_VAL, STATUSES
+from .records import (
+    BUSY_TIMEOUT_S,
+    FLUSH_INTERVAL_S,
+    FLUSH_POINTS,
+    HOST,
+    KIND_TRAIN,
+    KIND_VAL,
+    STATUSES,
+)
 from .store import RunLock, RunStore, describe
 
 
@@ -85,6 +96,7 @@ class RunRecorder:
         self._flush_points = max(1, flush_points)
         self._store: RunStore | None = None
         self._owns_store = not isinstance(store, RunStore)
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the store's file
         self._lock: RunLock | None = None
         self._mutex = threading.Lock()
         self._train: list[tuple[int, int, float, float]] = []
@@ -108,6 +120,7 @@ class RunRecorder:
         doing = "open"
         try:
             self._store = store if isinstance(store, RunStore) else RunStore.open(store)
+            self._identity = _identity(self._store.path)
             doing = "write to"
             folder = self._store.locks_folder
             self._lock = RunLock(folder) if folder is not None else None
@@ -173,10 +186,6 @@ class RunRecorder:
     def mean_chars_per_sec(self) -> float | None:
         """Mean training throughput of the steps seen so far (None before the first)."""
         return self._cps_sum / self._cps_n if self._cps_n else None
-
-    @property
-    def store_path(self) -> str | None:
-        return self._store.path if self._store is not None else None
 
     # ------------------------------------------------------------------ events
 
@@ -249,9 +258,12 @@ class RunRecorder:
         error: BaseException | None = None,
         status: str | None = None,
         model_path: str | None = None,
+        message: str | None = None,
     ) -> None:
         """End the run: write what is waiting, the status (``status_of(summary, error)`` unless
-        given), end time and model path, in one transaction. Idempotent; never raises."""
+        given), end time, model path and ``message`` (by default the error's, for a run that
+        diverged or crashed), in one transaction; then check that the run is in the store's
+        file (``warning`` says when not). Idempotent; never raises."""
         if self.finished:
             return
         status = status or status_of(summary, error)
@@ -263,8 +275,7 @@ class RunRecorder:
             model_path = model_path or summary.checkpoint_path
         if model_path:
             self._model_path = os.path.abspath(model_path)
-        message = None
-        if error is not None and status in ("diverged", "crashed"):
+        if message is None and error is not None and status in ("diverged", "crashed"):
             message = (
                 str(error)
                 if isinstance(error, CharLSTMError)
@@ -282,7 +293,8 @@ class RunRecorder:
         if self._lock is not None:
             self._lock.release()
         if self._owns_store and self._store is not None:
-            self._store.close()
+            self._store.close()  # its write-ahead log goes into the file: read that back
+        self._check_kept(status)
 
     def close(self) -> None:
         """``finish(status="stopped")`` if the run was not finished (a safety net)."""
@@ -295,6 +307,48 @@ class RunRecorder:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if not self.finished:
             self.finish(error=exc, status=None if exc is not None else "stopped")
+
+    def _check_kept(self, status: str) -> None:
+        """After the last write (and the store closed): is the run in the file the store was
+        opened from? Read back through a new connection, so that a file deleted (written on
+        unseen), replaced or damaged during the run is noticed."""
+        if self.run_id is None or self.warning is not None or self._store is None:
+            return
+        path = self._store.path
+        if path == ":memory:":
+            return
+        where = f"The runs database {path}"
+        if _identity(path) is None:
+            self._lost(f"{where} was deleted during this run.")
+            return
+        if self._identity is not None and _identity(path) != self._identity:
+            self._lost(f"{where} was replaced by another file during this run.")
+            return
+        try:
+            uri = f"file:{urllib.parse.quote(path)}?mode=rw"  # never creates a new file
+            con = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S)
+            try:
+                row = con.execute("SELECT status FROM runs WHERE id = ?", (self.run_id,)).fetchone()
+            finally:
+                con.close()
+        except sqlite3.Error as e:
+            self._lost(
+                f"{where} cannot be read back ({describe(e)}): it was damaged during this run."
+            )
+            return
+        if row is None or row[0] != status:
+            self._lost(
+                f"{where} no longer holds run {self.run_id}: it was changed during this run."
+            )
+
+    def _lost(self, what: str) -> None:
+        self.warning = (
+            f"{what} This run is not recorded (its model is saved as usual); check the file, or "
+            "use another with --runs-db or CHARLSTM_HOME."
+        )
+        if self._on_warning is not None:
+            with contextlib.suppress(Exception):
+                self._on_warning(self.warning)
 
     # ------------------------------------------------------------------ failure
 
@@ -318,21 +372,10 @@ class RunRecorder:
                 self._on_warning(self.warning)
 
 
-def recorded(
-    events: Generator[Any, None, TrainSummary], recorder: RunRecorder
-) -> Generator[Any, None, TrainSummary]:
-    """``trainer.run()`` with every event passed to ``recorder`` on the way, and the recorder
-    finished when the run returns (its summary), raises (diverged, crashed, Ctrl-C) or is
-    closed (stopped). Yields the same events and returns the same summary."""
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; None when there is none."""
     try:
-        while True:
-            try:
-                event = next(events)
-            except StopIteration as stop:
-                recorder.finish(summary=stop.value)
-                return stop.value
-            recorder(event)
-            yield event
-    except BaseException as e:
-        recorder.finish(error=e)
-        raise
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

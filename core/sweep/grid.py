@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ModelConfig, TrainConfig
-from ..engine.parallel import usable_cores
+from ..engine.parallel import usable_cores  # noqa: F401 - charlstm_core.sweep offers it
 from ..errors import ConfigError
+from ..training.threads import split_cores  # noqa: F401 - the thread rule, offered here too
 
 _MODEL_FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig) if f.name != "vocab_size"}
 _BUDGET_FIELDS = ("steps", "epochs", "minutes")
@@ -185,12 +186,6 @@ def rank(results: list[PointResult]) -> list[PointResult]:
         results,
         key=lambda r: (0, r.best_val_loss, r.index) if r.ok else (1, math.inf, r.index),
     )
-
-
-def split_cores(jobs: int, cores: int | None = None) -> int:
-    """BLAS threads for each of ``jobs`` simultaneous points: the cores shared out, at least 1."""
-    cores = cores or usable_cores()
-    return max(1, cores // max(1, jobs))
 
 
 def sweep_label(text_name: str) -> str:

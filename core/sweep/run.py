@@ -1,7 +1,22 @@
 """Running a sweep: each point trains a new model on the same text from the same base settings
-and seed, for the same budget, recorded in the run store with the sweep's label; one after
+and seed, for the same budget, as one training session (charlstm_core.training.session, the one
+``charlstm train`` and the app run), recorded in the run store with the sweep's label; one after
 another in this process, or ``jobs`` at a time in separate processes (spawn context), the
-machine's cores divided between them. A diverged or failed point is a result like any other.
+machine's cores divided between them (charlstm_core.training.threads). A diverged or failed point
+is a result like any other.
+
+Stopping, as ``charlstm train`` stops (charlstm_core.training.stopping): SIGINT, SIGTERM or
+SIGHUP (Ctrl-C, ``kill``, a logout) stops the points in progress after their step; they save and
+are recorded "stopped", the others are "skipped", and ``run_sweep`` raises ``SweepInterrupted``
+(with the signal) once every result has been yielded, so that the table of what finished can be
+printed. A second signal quits sooner. The worker processes stop on those signals too (Ctrl-C and
+a logout reach every process of the terminal's group), and they watch their parent: when it dies
+(``kill -9``) each one stops its point after the step, saves and records it, and exits, instead
+of training on as an orphan.
+
+A point is one function call, ``run_point(spec, point)``; given ``corpus`` (say, made from the
+text's content on a cluster's worker) it never reads ``spec.text_path``, and its result names the
+model file and the run's id in ``spec.runs_db``.
 """
 
 from __future__ import annotations
@@ -9,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
@@ -19,12 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ModelConfig, TrainConfig
-from ..engine import parallel
-from ..errors import CharLSTMError, TrainingDiverged
+from ..errors import CharLSTMError
 from ..events import Event
 from ..files.text import Corpus, load_corpus
-from ..runs import RunRecorder, RunStore, recorded
-from .grid import PointResult, SweepPoint, point_file_name, split_cores
+from ..runs import RunStore
+from ..training.session import Session, SessionRequest, SessionSummary, drive
+from ..training.stopping import StopSignals
+from ..training.threads import ThreadPolicy, thread_policy
+from .grid import PointResult, SweepPoint, point_file_name
 
 
 @dataclass(frozen=True)
@@ -44,8 +62,13 @@ class SweepSpec:
     resume: bool = False
 
 
-_worker_stop: Any = None  # in a worker process: the pool's shared stop event (see _worker_init)
+# In a worker process (set by _worker_init): the pool's shared stop event and thread policy,
+# and a lock held while a point trains (the parent watch waits for it before exiting).
+_worker_stop: Any = None
+_worker_threads: ThreadPolicy | None = None
+_point_running = threading.Lock()
 NOT_STARTED = "not started: the sweep was stopped"
+STATUS_OF_ENDING = {"finished": "finished", "stopped": "stopped", "diverged": "diverged"}
 
 
 def skipped_result(point: SweepPoint, why: str = NOT_STARTED) -> PointResult:
@@ -73,70 +96,87 @@ def run_point(
     corpus: Corpus | None = None,
     on_event: Callable[[Event], None] | None = None,
     stop: Any = None,
-    on_trainer: Callable[[Any], None] | None = None,
+    threads: ThreadPolicy | None = None,
 ) -> PointResult:
-    """Train one point to its budget, record it, save its model; never raises for a point that
-    fails (its result says why). Setting ``stop`` (a threading or multiprocessing Event) ends
-    the training after the current step, saved and recorded as "stopped". ``on_trainer``
-    receives the ``Trainer`` before it starts (e.g. to call ``request_stop`` on it)."""
-    from ..training.trainer import Trainer  # here: a worker process imports it with its first point
-
+    """Train one point to its budget as a training session, recorded and saved; never raises
+    for a point that fails (its result says why). Setting ``stop`` (a threading or
+    multiprocessing Event) ends the training after the current step, saved and recorded as
+    "stopped". ``on_event`` sees every event of the session; ``threads`` is the BLAS policy
+    (default: a pool worker's share of the cores, else BLAS as it is)."""
     stops = [e for e in (stop, _worker_stop) if e is not None]
     if any(e.is_set() for e in stops):
         return skipped_result(point)
     model_path = os.path.join(spec.out_dir, point_file_name(point))
-    status, message, trainer, recorder = "failed", None, None, None
     try:
-        if corpus is None:
-            corpus = load_corpus(spec.text_path, spec.encoding)
         mc, tc = point.configs(spec.base_model, spec.base_train)
-        resume = unfinished_checkpoint(model_path, mc, tc, corpus) if spec.resume else None
-        trainer = Trainer(corpus, mc, tc, resume=resume, checkpoint_path=model_path)
-        if on_trainer is not None:
-            on_trainer(trainer)
-        if spec.runs_db is not None:
-            recorder = RunRecorder.for_trainer(
-                spec.runs_db, trainer, name=point.label, source=spec.source, sweep=spec.sweep_label
-            )
-        events = trainer.run() if recorder is None else recorded(trainer.run(), recorder)
-        with _stop_when_set(trainer, stops):
-            while True:
-                try:
-                    event = next(events)
-                except StopIteration as done:
-                    summary = done.value
-                    break
-                if on_event is not None:
-                    on_event(event)
-        status = "stopped" if summary.reason == "stopped" else "finished"
-        if summary.checkpoint_path is None:
-            trainer.save(model_path)
-    except TrainingDiverged as e:
-        status, message = "diverged", str(e)
-        if trainer is not None:
-            with contextlib.suppress(CharLSTMError, OSError):
-                trainer.save(model_path)  # the last good weights, as `charlstm train` keeps them
-    except CharLSTMError as e:
-        status, message = "failed", str(e)
+        resume = None
+        if spec.resume:  # whether the file is this point's own checkpoint depends on the text
+            corpus = corpus or load_corpus(spec.text_path, spec.encoding)
+            resume = unfinished_checkpoint(model_path, mc, tc, corpus)
+        request = SessionRequest(
+            text=corpus if corpus is not None else spec.text_path,
+            encoding=spec.encoding,
+            model_config=mc,
+            train_config=tc,
+            resume=resume,
+            out=model_path,
+            record=spec.runs_db is not None,
+            runs_db=spec.runs_db,
+            run_name=point.label,
+            source=spec.source,
+            sweep=spec.sweep_label,
+            threads=threads or _worker_threads or ThreadPolicy(),
+        )
+        session = Session(request, stop_events=stops)
+        with contextlib.closing(session.run()) as run:
+            summary = drive(run, on_event or _ignore)
+    except CharLSTMError as e:  # the text, the settings or the model file: before training
+        return _failed(point, str(e))
     except MemoryError:
-        status, message = "failed", "out of memory; use a smaller model or batch."
+        return _failed(point, "out of memory; use a smaller model or batch.")
     except Exception as e:  # noqa: BLE001 - one failed point never stops the others
-        status, message = "failed", f"unexpected {type(e).__name__}: {e}"
-    run_id = recorder.recorded_id if recorder is not None else None
-    if recorder is not None and recorder.warning and message is None:
-        message = recorder.warning
+        return _failed(point, f"unexpected {type(e).__name__}: {e}")
+    return _result(point, summary, model_path)
+
+
+def _ignore(event: Any) -> None:
+    pass
+
+
+def _failed(point: SweepPoint, message: str) -> PointResult:
+    return dataclasses.replace(skipped_result(point, message), status="failed")
+
+
+def _result(point: SweepPoint, summary: SessionSummary, model_path: str) -> PointResult:
+    """A point's result from its session's summary."""
+    status = STATUS_OF_ENDING.get(summary.ended, "failed")
+    message = None
+    e = summary.error
+    if e is not None:
+        if isinstance(e, CharLSTMError):
+            message = str(e)
+        elif isinstance(e, MemoryError):
+            message = "out of memory; use a smaller model or batch."
+        else:
+            message = f"unexpected {type(e).__name__}: {e}"
+    elif summary.save_problem is not None:
+        where = summary.model_path or "nowhere"
+        message = f"its model file could not be written ({summary.save_problem}); saved to {where}"
+    elif summary.record_problem is not None:
+        message = summary.record_problem
+    saved = summary.model_path or (model_path if os.path.isfile(model_path) else None)
     return PointResult(
         index=point.index,
         label=point.label,
         changes=point.changes,
         status=status,
-        run_id=run_id,
-        steps=trainer.step if trainer is not None else 0,
-        best_val_loss=trainer.best_val_loss if trainer is not None else None,
-        final_val_loss=_final_val(trainer),
-        chars_per_sec=recorder.mean_chars_per_sec if recorder is not None else None,
-        elapsed_s=trainer.elapsed_s if trainer is not None else 0.0,
-        model_path=model_path if os.path.isfile(model_path) else None,
+        run_id=summary.run_id,
+        steps=summary.steps,
+        best_val_loss=summary.best_val_loss,
+        final_val_loss=summary.final_val_loss,
+        chars_per_sec=summary.chars_per_sec,
+        elapsed_s=summary.elapsed_s,
+        model_path=saved,
         message=message,
     )
 
@@ -185,71 +225,48 @@ def result_from_run(point: SweepPoint, run: Any) -> PointResult:
     )
 
 
-def _final_val(trainer: Any) -> float | None:
-    if trainer is None:
-        return None
-    vals = trainer.history.get("val_loss")
-    return float(vals[-1]) if vals is not None and len(vals) else None
+# ------------------------------------------------------------------ a pool's worker process
 
 
-@contextlib.contextmanager
-def _stop_when_set(trainer: Any, stops: list[Any]) -> Iterator[None]:
-    """While a point trains, a thread asks the trainer to stop as soon as one of ``stops`` is
-    set (the trainer checks between steps)."""
-    if not stops:
-        yield
-        return
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.wait(0.1):
-            if any(e.is_set() for e in stops):
-                trainer.request_stop()
-                return
-
-    watcher = threading.Thread(target=watch, name="sweep-stop", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        done.set()
-        watcher.join()
+def _worker_init(threads: ThreadPolicy, stop: Any) -> None:
+    """A worker process's setup: its share of BLAS threads and the pool's stop event; the stop
+    signals set that event (a second one, while a point trains, quits that point sooner); and a
+    watch on the parent, so that the worker never outlives it."""
+    global _worker_stop, _worker_threads
+    _worker_stop, _worker_threads = stop, threads
+    StopSignals(lambda signum: stop.set(), may_interrupt=_point_running.locked).__enter__()
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(
+            target=_end_with_parent, args=(parent.sentinel, stop), name="sweep-parent", daemon=True
+        ).start()
 
 
-def _worker_init(threads: int, stop: Any) -> None:
-    """A worker process's setup: its share of BLAS threads, the pool's stop event, and Ctrl-C
-    (which reaches every process of the terminal's group) turned into that stop."""
-    global _worker_stop
-    parallel.set_blas_threads(threads)
-    _worker_stop = stop
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+def _end_with_parent(sentinel: int, stop: Any) -> None:
+    """Wait until the parent process has ended; then stop the point in progress after its step
+    (it saves and is recorded "stopped"), and end this process."""
+    multiprocessing.connection.wait([sentinel])
+    stop.set()
+    with _point_running:
+        os._exit(0)
+
+
+def _pool_point(spec: SweepSpec, point: SweepPoint) -> PointResult:
+    """``run_point`` in a worker process, holding the lock the parent watch waits for."""
+    with _point_running:
+        return run_point(spec, point)
+
+
+# ------------------------------------------------------------------ the sweep
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C during ``run_sweep``: raised after the result of every point was yielded (the
-    point in progress stopped and saved, the others skipped)."""
+    """A stop signal during ``run_sweep``: raised after the result of every point was yielded
+    (the points in progress stopped and saved, the others skipped). ``signum``: the signal."""
 
-
-@contextlib.contextmanager
-def _ctrl_c_sets(event: Any) -> Iterator[list[bool]]:
-    """In the main thread, the first Ctrl-C sets ``event`` (the sweep stops cleanly) and the
-    next one raises KeyboardInterrupt as usual. Yields a flag list: [True] once it happened."""
-    pressed = [False]
-    if threading.current_thread() is not threading.main_thread():
-        yield pressed
-        return
-
-    def handle(signum: int, frame: Any) -> None:
-        pressed[0] = True
-        event.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    previous = signal.signal(signal.SIGINT, handle)
-    try:
-        yield pressed
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def run_sweep(
@@ -261,46 +278,67 @@ def run_sweep(
     on_event: Callable[[SweepPoint, Event], None] | None = None,
     on_start: Callable[[SweepPoint], None] | None = None,
     corpus: Corpus | None = None,
+    on_signal: Callable[[int], None] | None = None,
 ) -> Iterator[PointResult]:
     """Run the points, yielding each one's result as it ends (in grid order when ``jobs`` is 1).
 
     ``jobs`` > 1 runs that many points at once in separate processes, each with
     ``split_cores(jobs)`` BLAS threads. Setting ``stop`` stops the points in progress (saved
-    and recorded as "stopped") and yields the others as "skipped"; in the main thread Ctrl-C
-    does the same and then raises ``SweepInterrupted``. ``on_event`` sees every trainer event
-    (only with ``jobs == 1``); ``on_start`` is called as each point starts (with ``jobs > 1``:
-    as it is handed to a process). ``corpus``, with ``jobs == 1``, is the text already loaded
+    and recorded as "stopped") and yields the others as "skipped"; in the main thread SIGINT,
+    SIGTERM and SIGHUP do the same (``on_signal(signum)`` is told of the first) and then raise
+    ``SweepInterrupted``. ``on_event`` sees every event of each point's session (only with
+    ``jobs == 1``); ``on_start`` is called as each point starts (with ``jobs > 1``: as it is
+    handed to a process). ``corpus``, with ``jobs == 1``, is the text already loaded
     (``spec.text_path`` is then not read).
     """
     Path(spec.out_dir).mkdir(parents=True, exist_ok=True)
     if spec.runs_db is not None:  # create (or migrate) the store once, before any job races
         RunStore.open(spec.runs_db).close()
     jobs = max(1, min(jobs, len(points)))
-    if jobs == 1:
-        local = threading.Event()
-        with _ctrl_c_sets(local) as pressed:
-            stops = [e for e in (stop, local) if e is not None]
+    ctx = multiprocessing.get_context("spawn") if jobs > 1 else None
+    if ctx is not None:
+        _start_resource_tracker()
+    signalled = ctx.Event() if ctx is not None else threading.Event()
+    with StopSignals(lambda signum: signalled.set(), on_signal) as signals:
+        if ctx is None:
+            stops = _AnyOf([e for e in (stop, signalled) if e is not None])
             if corpus is None:
                 corpus = load_corpus(spec.text_path, spec.encoding)
             for point in points:
-                if any(e.is_set() for e in stops):
+                if stops.is_set():
                     yield skipped_result(point)
                     continue
                 if on_start is not None:
                     on_start(point)
                 forward = None if on_event is None else (lambda e, p=point: on_event(p, e))
-                yield run_point(spec, point, corpus=corpus, on_event=forward, stop=_AnyOf(stops))
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        shared = ctx.Event()
-        with _ctrl_c_sets(shared) as pressed:
-            yield from _run_parallel(spec, points, jobs, ctx, shared, stop, on_start)
-    if pressed[0]:
-        raise SweepInterrupted()
+                yield run_point(spec, point, corpus=corpus, on_event=forward, stop=stops)
+        else:
+            yield from _run_parallel(spec, points, jobs, ctx, signalled, stop, on_start)
+    if signals.signum is not None:
+        raise SweepInterrupted(signals.signum)
+
+
+def _start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker (the process that would remove the pool's
+    semaphores if this one died) deaf to SIGHUP, which it does not ignore by itself: a logout
+    sends SIGHUP to every process of the job, and a tracker killed by it is started again later
+    without its records, which it then reports as tracebacks. An ignored signal stays ignored
+    in the process started (``exec`` keeps it)."""
+    from multiprocessing import resource_tracker
+
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is None or threading.current_thread() is not threading.main_thread():
+        resource_tracker.ensure_running()
+        return
+    previous = signal.signal(hup, signal.SIG_IGN)
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.signal(hup, previous)
 
 
 class _AnyOf:
-    """Set when any of the events is (what ``run_point`` needs of a stop event)."""
+    """Set when any of the events is (what a session needs of a stop event)."""
 
     def __init__(self, events: list[Any]) -> None:
         self.events = events
@@ -310,9 +348,9 @@ class _AnyOf:
 
 
 def _run_parallel(spec, points, jobs, ctx, shared, stop, on_start) -> Iterator[PointResult]:
-    threads = split_cores(jobs)
+    policy = thread_policy("sweep", jobs=jobs)
     with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads, shared)
+        max_workers=jobs, mp_context=ctx, initializer=_worker_init, initargs=(policy, shared)
     ) as pool:
         pending: dict[Future, SweepPoint] = {}
         queue = list(points)
@@ -327,7 +365,7 @@ def _run_parallel(spec, points, jobs, ctx, shared, stop, on_start) -> Iterator[P
                 point = queue.pop(0)
                 if on_start is not None:
                     on_start(point)
-                pending[pool.submit(run_point, spec, point)] = point
+                pending[pool.submit(_pool_point, spec, point)] = point
             if not pending:
                 break
             done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)

@@ -1,5 +1,5 @@
-"""A trainer's checkpoint: what it holds (``CheckpointMixin.snapshot``) and which of it a run
-that continues the checkpoint carries over.
+"""A trainer's checkpoint: where and when it is written (``Checkpointer``), and which of it a run
+that continues the checkpoint carries over (the trainer's ``snapshot`` is what it holds).
 
 A run that continues a checkpoint on the same text, with the same batching, state shape and seed
 is an *exact continuation*: it takes the checkpoint's stream position, carried (h, c) and random
@@ -9,21 +9,19 @@ starts the streams over from zero states. The learning-rate multiplier left by r
 (charlstm_core.training.heal) carries over unless a new learning rate was chosen.
 
 The history is kept as lists while training (appended every step) and stored as arrays.
-
-``CheckpointMixin`` is part of ``charlstm_core.training.trainer.Trainer`` and reads its fields
-under its
-lock.
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 
 import numpy as np
 
 from ..config import ModelConfig, TrainConfig
 from ..errors import ModelFileError
-from ..files.modelfile import ModelFile, TrainState
+from ..files.modelfile import ModelFile, TrainState, save_model
 from .policy import same_text
 
 # the per-step and per-evaluation series of a model's life, and their dtypes in a checkpoint
@@ -90,34 +88,33 @@ def resumed_lr_scale(st: TrainState, tc: TrainConfig) -> float:
     return st.lr_scale if tc.lr == st.config.lr else 1.0
 
 
-class CheckpointMixin:
-    """The trainer's whole state as a model file (see the module docstring)."""
+class Checkpointer:
+    """Where and how often the trainer saves its checkpoint, and what one save takes.
 
-    def snapshot(self) -> ModelFile:
-        """A deep copy of the model and its full training state (NumPy arrays, whatever the
-        device). Safe from any thread."""
-        host = self._engine.to_host
-        with self._lock:
-            state = TrainState(
-                config=self._tc,
-                step=self._step,
-                total_steps=self._total,
-                elapsed_s=self.elapsed_s,
-                adam_m={k: host(v).copy() for k, v in self._adam.m.items()},
-                adam_v={k: host(v).copy() for k, v in self._adam.v.items()},
-                h=host(self._h).copy(),
-                c=host(self._c).copy(),
-                rng={
-                    "dropout": self._dropout_rng.bit_generator.state,
-                    "sample": self._sample_rng.bit_generator.state,
-                },
-                stream={"epoch": self._epoch, "batch": self._batch},
-                history=history_arrays(self._history),
-                corpus=self._corpus.fingerprint,
-                best_val_loss=self._best,
-                samples=tuple(self._samples),
-                lr_scale=self._lr_scale,
-                rollbacks=tuple(self._rollbacks),
-            )
-            params = {k: host(v).copy() for k, v in self.params.items()}
-        return ModelFile(config=self._mc, params=params, vocab=self._vocab, train=state)
+    ``write(path, model)`` is the save itself (it returns the path written): ``save_model`` unless
+    the caller gives its own, as the training session does (it falls back to the autosave folder).
+    """
+
+    def __init__(
+        self,
+        path: str | None,
+        every: int,
+        write: Callable[[str, ModelFile], str] = save_model,
+    ) -> None:
+        self.path = path  # None: the trainer never saves by itself
+        self.every = every  # steps between autosaves (0: only when a run ends)
+        self.write = write
+        self.save_s: float | None = None  # measured duration of one save (the final save's cost)
+
+    def due(self, step: int) -> bool:
+        """Whether ``step`` is an autosave step."""
+        return bool(self.path and self.every and step % self.every == 0)
+
+    def save(self, model: ModelFile, path: str | None = None) -> str:
+        """Write ``model`` to ``path`` (default: the checkpoint path); returns the path written."""
+        target = path or self.path
+        assert target is not None, "no path to save to"
+        t = time.perf_counter()
+        out = self.write(target, model)
+        self.save_s = time.perf_counter() - t  # what the final save of a --minutes run needs
+        return out

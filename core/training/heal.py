@@ -84,10 +84,6 @@ class DivergenceDetector:
         """Suspicious steps in a row so far (0: the last step looked healthy)."""
         return self.state.pending
 
-    def smoothed_loss(self) -> float | None:
-        s = self.state
-        return _debiased(s.loss_avg, s.loss_n) if s.loss_n else None
-
     def why_suspicious(self, loss: float, norm: float | None) -> str | None:
         """Why this step looks like a blow-up, in words; ``None`` when it looks healthy."""
         s = self.state

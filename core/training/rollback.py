@@ -1,32 +1,26 @@
-"""Keep points and rollbacks: the trainer's side of self-healing (charlstm_core.training.heal
-decides when).
+"""Self-healing, the trainer's collaborator: ``Healer`` (charlstm_core.training.heal decides when
+a step blew up).
 
 At every keep point (each evaluation and autosave step and every KEEP_EVERY steps, once the next
 step's healthy loss has vouched for the weights) the trainer copies its whole state in memory
 (``Kept``: weights, Adam moments, carried state, random streams, stream position, history
-lengths, best loss, the detector). A blow-up restores that copy exactly and continues with the
-learning-rate multiplier of ``charlstm_core.training.heal.healed_lr_scale``, or stops with
-``TrainingDiverged``.
-
-``RollbackMixin`` is part of ``charlstm_core.training.trainer.Trainer`` and works on its fields:
-``params``,
-``_adam``, ``_h``/``_c``, ``_dropout_rng``/``_sample_rng``, ``_epoch``/``_batch``, ``_history``,
-``_samples``, ``_best``/``_last_val``, ``_detector``, ``_kept``, ``_lr_scale``, ``_rollbacks``,
-``_rollbacks_this_session``, ``_step``, ``_total``, ``_tc``, ``_engine``, ``_lock`` and
-``_emit``.
+lengths, best loss, the detector) and hands it to its healer. A blow-up makes the trainer restore
+that copy exactly; the healer then continues the run with the learning-rate multiplier of
+``charlstm_core.training.heal.healed_lr_scale`` (a ``RollbackEvent``), or stops it with
+``TrainingDiverged``. The multiplier and the rollbacks of the model's life go into checkpoints.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import TrainConfig
 from ..engine.optim import peak_learning_rate
 from ..errors import TrainingDiverged
-from ..events import Event, RollbackEvent
+from ..events import RollbackEvent
 from .heal import (
     KEEP_EVERY,
     MAX_ROLLBACKS,
@@ -40,7 +34,7 @@ from .heal import (
 
 @dataclass(frozen=True, eq=False)  # holds arrays: equality is identity
 class Kept:
-    """The last good state, in memory, for a rollback (see ``RollbackMixin._keep``)."""
+    """The last good state, in memory, for a rollback (made by ``Trainer._keep``)."""
 
     step: int
     # arrays on the engine's device (NumPy on the CPU, CuPy on a GPU)
@@ -57,107 +51,91 @@ class Kept:
     detector: DetectorState
 
 
-class RollbackMixin:
-    """Keeping the last good state and rolling back to it (see the module docstring)."""
+class Healer:
+    """Judges every step, holds the state to return to and decides what a blow-up becomes.
 
-    def _is_keep_point(self, step: int) -> bool:
+    State: the divergence detector, the kept state, the learning-rate multiplier, the rollbacks."""
+
+    def __init__(
+        self,
+        tc: TrainConfig,
+        detector: DivergenceDetector,
+        *,
+        lr_scale: float = 1.0,
+        rollbacks: tuple[RollbackEvent, ...] | list[RollbackEvent] = (),
+    ) -> None:
+        self.tc = tc
+        self.detector = detector
+        self.kept: Kept | None = None  # the state a rollback returns to
+        self.lr_scale = lr_scale  # the learning-rate multiplier left by rollbacks (1.0: none)
+        self.rollbacks: list[RollbackEvent] = list(rollbacks)  # of the model's life, oldest first
+        self.this_session = 0  # rollbacks made in this session
+
+    @property
+    def pending(self) -> int:
+        """Suspicious steps in a row so far (0: the last step looked healthy)."""
+        return self.detector.pending
+
+    def observe(self, loss: float, norm: float | None) -> tuple[bool, str | None]:
+        """Fold one step's loss and gradient norm in: (diverged, why it looks suspicious)."""
+        return self.detector.observe(loss, norm)
+
+    def is_keep_point(self, step: int) -> bool:
         """Steps whose state is kept for a rollback: every evaluation and autosave step and every
         KEEP_EVERY steps. A function of the step alone, so a run that resumes from an autosave
         keeps the same states as one that never stopped."""
-        tc = self._tc
+        tc = self.tc
         return any(n and step % n == 0 for n in (KEEP_EVERY, tc.eval_every, tc.checkpoint_every))
 
-    def _keep(self, dropout_rng_state: dict, detector: DetectorState) -> None:
-        """Copy the current state (with the dropout stream as it was before this step's forward
-        pass) as the one to return to after a blow-up. Reuses the previous copy's arrays."""
-        old = self._kept
-        eng = self._engine  # the copies stay on the engine's device
-        copy = eng.copy_into
-        with self._lock:
-            self._kept = Kept(
-                step=self._step,
-                params=copy(self.params, old.params if old else None),
-                adam_m=copy(self._adam.m, old.adam_m if old else None),
-                adam_v=copy(self._adam.v, old.adam_v if old else None),
-                h=eng.copy(self._h),
-                c=eng.copy(self._c),
-                rng={"dropout": dropout_rng_state, "sample": self._sample_rng.bit_generator.state},
-                stream=(self._epoch, self._batch),
-                history_len={k: len(v) for k, v in self._history.items()},
-                best=self._best,
-                last_val=self._last_val,
-                detector=detector,
-            )
-
-    def _restore(self, kept: Kept) -> None:
-        """Return exactly to ``kept``: weights, Adam state, carried state, random streams, stream
-        position, history, samples and the detector. The kept copy stays intact (for a later
-        rollback to the same step)."""
-        eng = self._engine
-        with self._lock:
-            eng.copy_into(kept.params, self.params)
-            eng.copy_into(kept.adam_m, self._adam.m)
-            eng.copy_into(kept.adam_v, self._adam.v)
-            self._adam.t = kept.step
-            self._step = kept.step
-            self._h, self._c = eng.copy(kept.h), eng.copy(kept.c)
-            self._dropout_rng.bit_generator.state = kept.rng["dropout"]
-            self._sample_rng.bit_generator.state = kept.rng["sample"]
-            self._epoch, self._batch = kept.stream
-            for k, n in kept.history_len.items():
-                del self._history[k][n:]
-            self._samples = [s for s in self._samples if s[0] <= kept.step]
-            self._best, self._last_val = kept.best, kept.last_val
-        self._detector = DivergenceDetector(self._detector.log_vocab, kept.detector)
+    def rewind(self, kept: Kept) -> None:
+        """The detector as it was at ``kept`` (the trainer restored the rest)."""
+        self.detector = DivergenceDetector(self.detector.log_vocab, kept.detector)
 
     def _advice(self, lr: float) -> str:
         clip = (
             "turn on gradient clipping (5 is safe)"
-            if self._tc.clip == 0
-            else f"lower the gradient clip (now {self._tc.clip:g})"
+            if self.tc.clip == 0
+            else f"lower the gradient clip (now {self.tc.clip:g})"
         )
         return f"Lower the learning rate to {lr / 2:.3g} or less, or {clip}"
 
-    def _diverged(self, why: str, lr: float, loss: float | None) -> Generator[Event, None, None]:
-        """Training blew up at the step after ``self._step`` (using learning rate ``lr``, with
-        loss ``loss``): roll back to the kept state and continue at a lower rate, or restore it
-        and stop."""
-        assert self._kept is not None
-        kept, tc = self._kept, self._tc
-        from_step = self._step + 1
+    def heal(
+        self, why: str, lr: float, loss: float | None, *, from_step: int, total: int
+    ) -> RollbackEvent:
+        """Training blew up at step ``from_step`` (learning rate ``lr``, loss ``loss``) and the
+        trainer is back at the kept state: continue at a lower rate (the event says how), or
+        raise ``TrainingDiverged`` (``on_divergence="stop"``, or too many rollbacks)."""
+        assert self.kept is not None
+        tc, to_step = self.tc, self.kept.step
         if tc.on_divergence == "stop":
-            self._restore(kept)
             raise TrainingDiverged(
                 f"Training diverged at step {from_step:,}: {why}. The model keeps its last good "
-                f"weights, from step {kept.step:,}. {self._advice(lr)}; or let training heal "
+                f"weights, from step {to_step:,}. {self._advice(lr)}; or let training heal "
                 "itself instead of stopping.",
                 step=from_step,
             )
-        recent = rollbacks_in_span([r.from_step for r in self._rollbacks], from_step)
+        recent = rollbacks_in_span([r.from_step for r in self.rollbacks], from_step)
         if recent >= MAX_ROLLBACKS:
-            self._restore(kept)
             raise TrainingDiverged(
                 f"Training kept diverging: at step {from_step:,} {why}, after {recent} rollbacks "
                 f"within {ROLLBACK_SPAN_STEPS:,} steps that each halved the learning rate (it "
                 f"was {lr:.3g}). The model keeps its last good weights, from step "
-                f"{kept.step:,}. {self._advice(lr)}; if it still diverges, check the text.",
+                f"{to_step:,}. {self._advice(lr)}; if it still diverges, check the text.",
                 step=from_step,
             )
-        old_scale = self._lr_scale
-        peak = peak_learning_rate(tc, kept.step, self._total) * old_scale
+        old_scale = self.lr_scale
+        peak = peak_learning_rate(tc, to_step, total) * old_scale
         new_scale = healed_lr_scale(old_scale, lr, peak)
-        self._restore(kept)
         event = RollbackEvent(
             from_step=from_step,
-            to_step=kept.step,
+            to_step=to_step,
             lr_before=lr,
-            lr_after=peak_learning_rate(tc, kept.step, self._total) * new_scale,
+            lr_after=peak_learning_rate(tc, to_step, total) * new_scale,
             lr_scale=new_scale,
             reason=why,
             loss=loss if loss is not None and math.isfinite(loss) else None,
         )
-        with self._lock:
-            self._lr_scale = new_scale
-            self._rollbacks.append(event)
-        self._rollbacks_this_session += 1
-        yield from self._emit(event)
+        self.lr_scale = new_scale
+        self.rollbacks.append(event)
+        self.this_session += 1
+        return event

@@ -8,14 +8,22 @@ Everything that decides the next step (weights, Adam moments, RNG states, stream
 state, the run's planned length) is part of a checkpoint, so a resumed run is bit-identical to an
 uninterrupted one.
 
-Self-healing (charlstm_core.training.heal decides, charlstm_core.training.rollback keeps and
-restores): the state is
-copied in memory at every evaluation, autosave and KEEP_EVERY steps, once the next step's loss has
-vouched for it. A blow-up restores that copy exactly and multiplies the schedule by a smaller
-``lr_scale``, which checkpoints keep (with the rollback records and per-step gradient norms), so
-resuming after a heal stays bit-identical. One case cannot be: a blow-up right after resuming from a
-checkpoint that was not itself a keep point (a stop mid-interval) rolls back to the resume point,
-where the uninterrupted run had an older copy.
+The trainer is composed of three collaborators, each with its own state: a ``Budget``
+(charlstm_core.training.budget: the planned length, the training clock, the ``--minutes``
+deadline), a ``Healer`` (charlstm_core.training.rollback, deciding with
+charlstm_core.training.heal) and a ``Checkpointer`` (charlstm_core.training.checkpoint: where,
+when and how a checkpoint is written). The trainer owns the model's state (weights, Adam moments,
+carried state, random streams, stream position, history) and is the only one to change it.
+
+Self-healing: the state is copied in memory at every evaluation, autosave and KEEP_EVERY steps,
+once the next step's loss has vouched for it. A blow-up restores that copy exactly and multiplies
+the schedule by a smaller ``lr_scale``, which checkpoints keep (with the rollback records and
+per-step gradient norms), so resuming after a heal stays bit-identical. One case cannot be: a
+blow-up right after resuming from a checkpoint that was not itself a keep point (a stop
+mid-interval) rolls back to the resume point, where the uninterrupted run had an older copy.
+
+What a training *session* adds around ``run()`` (the text, signals, the run store, threads, the
+final save's fallback) is charlstm_core.training.session's.
 """
 
 from __future__ import annotations
@@ -24,8 +32,7 @@ import dataclasses
 import math
 import threading
 import time
-from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 import numpy as np
 
@@ -46,34 +53,34 @@ from ..events import (
     StepEvent,
     TrainSummary,
 )
-from ..files.modelfile import MAX_SAMPLES, ModelFile, save_model
+from ..files.modelfile import MAX_SAMPLES, ModelFile, TrainState, save_model
 from ..files.text import Corpus, batches_per_epoch, get_batch, train_val_ids
 from ..sample import generate
-from .budget import TimeBudgetMixin
+from .budget import Budget
 from .checkpoint import (
-    CheckpointMixin,
+    Checkpointer,
+    history_arrays,
     history_lists,
     is_exact_continuation,
     new_history,
     resumed_lr_scale,
     stream_position,
 )
-from .heal import (
-    DivergenceDetector,
-    replay,
-)
-from .rollback import Kept, RollbackMixin
+from .heal import DetectorState, DivergenceDetector, replay
+from .rollback import Healer, Kept
 
 EVAL_STREAMS = 32  # validation runs this many streams side by side (fewer for short texts)
 
 
-class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
+class Trainer:
     """Trains a model on a corpus; ``run()`` is the generator of events.
 
     A fresh model is initialised from ``train_config.seed``; ``resume`` continues a checkpoint
     (its architecture and vocabulary win over ``model_config``). The run lasts until
     ``train_config.steps`` total optimizer steps, ``epochs`` total passes over the text, or
-    ``minutes`` of wall-clock time in this session — whichever one is set.
+    ``minutes`` of wall-clock time in this session — whichever one is set. With a
+    ``checkpoint_path`` it autosaves there every ``checkpoint_every`` steps and when the run
+    ends, through ``save`` (``save_model`` unless given).
     """
 
     def __init__(
@@ -85,6 +92,7 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
         resume: ModelFile | None = None,
         checkpoint_path: str | None = None,
         device: Backend | str = "cpu",
+        save: Callable[[str, ModelFile], str] | None = None,
     ) -> None:
         tc = train_config.validate()
         if resume is not None:
@@ -101,7 +109,7 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
         self._batches_per_epoch = batches_per_epoch(len(self._train_ids), B, T)
         self._corpus = corpus
         self._mc, self._tc, self._vocab = model_config, tc, vocab
-        self.checkpoint_path = checkpoint_path
+        self.checkpointer = Checkpointer(checkpoint_path, tc.checkpoint_every, save or save_model)
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards weights and state against snapshot() mid-update
 
@@ -131,7 +139,6 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
                 t=st.step,
             )
             self._step = st.step
-            self._elapsed_before = st.elapsed_s
             self._best = st.best_val_loss
             self._history = history_lists(st)
             self._samples: list[tuple[int, str]] = list(st.samples)
@@ -146,47 +153,43 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
             else:  # a new text or new batching: streams start over
                 self._epoch, self._batch = 0, 0
                 self._h, self._c = self._engine.zero_state(B)
-            self._prev_total = st.total_steps
-            self._lr_scale = resumed_lr_scale(st, tc)
-            self._rollbacks = list(st.rollbacks)
         else:
             exact = False
-            self._lr_scale = 1.0
-            self._rollbacks = []
             self._adam = self._engine.adam(self.params)
             self._step = 0
-            self._elapsed_before = 0.0
             self._best = None
             self._history = new_history()
             self._samples = []
             self._epoch, self._batch = 0, 0
             self._h, self._c = self._engine.zero_state(B)
-            self._prev_total = 0
-        self._total = self._planned_total(None)
         self._last_val: float | None = (
             self._history["val_loss"][-1] if self._history["val_loss"] else None
         )
-        self._session_start = time.perf_counter()
-        self._session_elapsed = 0.0
+        self.budget = Budget(
+            tc,
+            self._batches_per_epoch,
+            prev_total=st.total_steps if st is not None else 0,
+            elapsed_before=st.elapsed_s if st is not None else 0.0,
+            val_chars=len(self._val_ids),
+            checkpointer=self.checkpointer,
+            state_bytes=self._state_bytes,
+        )
+        self._total = self.budget.planned_total(self._step)
         # Self-healing (charlstm_core.training.heal): the detector continues an exact
-        # continuation's history
-        # (the same fold over the same values: bit-identical decisions); a new text starts it
-        # afresh.
+        # continuation's history (the same fold over the same values: bit-identical decisions);
+        # a new text starts it afresh.
         log_vocab = math.log(max(model_config.vocab_size, 2))
         if exact:
             h = self._history
-            self._detector = replay(log_vocab, h["train_loss"], h["grad_norm"])
+            detector = replay(log_vocab, h["train_loss"], h["grad_norm"])
         else:
-            self._detector = DivergenceDetector(log_vocab)
-        self._kept: Kept | None = (
-            None  # the state a rollback returns to (charlstm_core.training.rollback)
+            detector = DivergenceDetector(log_vocab)
+        self.healer = Healer(
+            tc,
+            detector,
+            lr_scale=resumed_lr_scale(st, tc) if st is not None else 1.0,
+            rollbacks=st.rollbacks if st is not None else (),
         )
-        self._rollbacks_this_session = 0
-        self._eval_s: float | None = None  # measured duration of one validation pass
-        self._session_steps = 0  # optimizer steps made in this session (rolled back ones too)
-        self._step_s = 0.0  # mean duration of the recent training steps
-        self._cps = 0.0  # training characters per second over the recent steps
-        self._save_s: float | None = None  # measured duration of one checkpoint save
 
     # ------------------------------------------------------------------ read-only views
 
@@ -229,7 +232,16 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
 
     @property
     def elapsed_s(self) -> float:
-        return self._elapsed_before + self._session_elapsed
+        return self.budget.elapsed_s
+
+    @property
+    def last_val_loss(self) -> float | None:
+        """The latest validation loss of the model's life (None before the first)."""
+        return self._last_val
+
+    @property
+    def checkpoint_path(self) -> str | None:
+        return self.checkpointer.path
 
     # ------------------------------------------------------------------ control
 
@@ -243,21 +255,53 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
         return self._engine.label
 
     def save(self, path: str) -> str:
-        """Write a checkpoint of ``snapshot()`` atomically; returns the absolute path."""
-        t = time.perf_counter()
-        out = save_model(path, self.snapshot())
-        self._save_s = time.perf_counter() - t  # what the final save of a --minutes run needs
-        return out
+        """Write a checkpoint of ``snapshot()`` (through the checkpointer); returns the path
+        written."""
+        return self.checkpointer.save(self.snapshot(), path)
 
     @property
     def lr_scale(self) -> float:
         """The learning-rate multiplier left by rollbacks (1.0 before any)."""
-        return self._lr_scale
+        return self.healer.lr_scale
 
     @property
     def rollbacks(self) -> tuple[RollbackEvent, ...]:
         """The rollbacks of the model's life, oldest first."""
-        return tuple(self._rollbacks)
+        return tuple(self.healer.rollbacks)
+
+    def snapshot(self) -> ModelFile:
+        """A deep copy of the model and its full training state (NumPy arrays, whatever the
+        device): what a checkpoint holds. Safe from any thread."""
+        host = self._engine.to_host
+        with self._lock:
+            state = TrainState(
+                config=self._tc,
+                step=self._step,
+                total_steps=self._total,
+                elapsed_s=self.elapsed_s,
+                adam_m={k: host(v).copy() for k, v in self._adam.m.items()},
+                adam_v={k: host(v).copy() for k, v in self._adam.v.items()},
+                h=host(self._h).copy(),
+                c=host(self._c).copy(),
+                rng={
+                    "dropout": self._dropout_rng.bit_generator.state,
+                    "sample": self._sample_rng.bit_generator.state,
+                },
+                stream={"epoch": self._epoch, "batch": self._batch},
+                history=history_arrays(self._history),
+                corpus=self._corpus.fingerprint,
+                best_val_loss=self._best,
+                samples=tuple(self._samples),
+                lr_scale=self.healer.lr_scale,
+                rollbacks=tuple(self.healer.rollbacks),
+            )
+            params = {k: host(v).copy() for k, v in self.params.items()}
+        return ModelFile(config=self._mc, params=params, vocab=self._vocab, train=state)
+
+    def _state_bytes(self) -> int:
+        """Bytes of the weights and Adam moments: what a save mostly writes."""
+        arrays = [*self.params.values(), *self._adam.m.values(), *self._adam.v.values()]
+        return sum(a.nbytes for a in arrays)
 
     # ------------------------------------------------------------------ the run
 
@@ -291,33 +335,30 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
         )
 
     def _done(self) -> bool:
-        return self._time_is_up() or self._step >= self._total
+        return self.budget.time_is_up() or self._step >= self._total
 
     def run(self) -> Generator[Event, None, TrainSummary]:
         """Train, yielding events; returns a ``TrainSummary``.
 
         Yields a ``StepEvent`` after every optimizer step, an ``EvalEvent`` every ``eval_every``
         steps and at the end, a ``SampleEvent`` every ``sample_every`` steps and a
-        ``CheckpointEvent`` after each autosave. When training blows up
-        (charlstm_core.training.heal) it
-        restores the last kept state and, with ``on_divergence="heal"``, yields a ``RollbackEvent``
-        and continues at a lower learning rate; with ``"stop"``, or after too many rollbacks, it
-        raises ``TrainingDiverged`` with the weights restored to the last good ones.
+        ``CheckpointEvent`` after each autosave and at the end. When training blows up
+        (charlstm_core.training.heal) it restores the last kept state and, with
+        ``on_divergence="heal"``, yields a ``RollbackEvent`` and continues at a lower learning
+        rate; with ``"stop"``, or after too many rollbacks, it raises ``TrainingDiverged`` with
+        the weights restored to the last good ones.
         """
         tc = self._tc
-        B, T = tc.batch_size, tc.seq_len
         self._stop.clear()
-        self._session_start = time.perf_counter() - self._session_elapsed
-        self._session_steps = 0
-        recent: deque[float] = deque(maxlen=20)  # durations of recent steps, for chars/s
+        self.budget.begin()
         last_eval_step = self._history["val_step"][-1] if self._history["val_step"] else -1
         checkpoint: str | None = None
         reason = "completed"
-        lr = learning_rate(tc, self._step, self._total) * self._lr_scale
-        if self._kept is None or self._kept.step != self._step:
-            self._keep(self._dropout_rng.bit_generator.state, self._detector.state)
+        lr = self._lr()
+        if self.healer.kept is None or self.healer.kept.step != self._step:
+            self._keep(self._dropout_rng.bit_generator.state, self.healer.detector.state)
         while True:
-            if self._detector.pending and (self._done() or self._stop.is_set()):
+            if self.healer.pending and (self._done() or self._stop.is_set()):
                 # Never end on a blow-up in progress: its weights are not saved as the result.
                 why = "the run ended while the loss was far above its recent level"
                 yield from self._diverged(why, lr, None)
@@ -328,84 +369,29 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
                 reason = "stopped"
                 break
             t_step = time.perf_counter()
-            rng_before = self._dropout_rng.bit_generator.state
-            detector_before = self._detector.state
-            x, y = get_batch(self._train_ids, self._batch, B, T)
-            lr = learning_rate(tc, self._step, self._total) * self._lr_scale
-            try:
-                loss, grads, new_state = self._engine.loss_and_grads(
-                    self.params, x, y, (self._h, self._c), self._dropout_rng
-                )
-                norm = self._engine.global_norm(grads)
-            except DeviceLostError as e:
-                raise self._device_lost(e) from None
-            diverged, why = self._detector.observe(loss, norm)
-            if diverged:
-                yield from self._diverged(why or "training blew up", lr, loss)
+            lr = self._lr()
+            loss, norm, blew_up = self._optimizer_step(lr)
+            if blew_up is not None:
+                yield from self._diverged(blew_up, lr, loss)
                 continue
-            if why is None and self._is_keep_point(self._step) and self._kept.step != self._step:
-                # this step's healthy loss vouches for the weights it was computed with
-                self._keep(rng_before, detector_before)
-            with self._lock:
-                self._engine.update(self._adam, self.params, grads, lr, tc.clip, norm)
-                self._h, self._c = new_state
-                self._step += 1
-                self._advance_stream()
-                self._history["train_step"].append(self._step)
-                self._history["train_loss"].append(loss)
-                self._history["grad_norm"].append(norm)
-            self._session_steps += 1
-            self._session_elapsed = time.perf_counter() - self._session_start
             # throughput of the training steps alone (evaluations and samples excluded)
-            recent.append(time.perf_counter() - t_step)
-            self._step_s = sum(recent) / len(recent)
-            self._cps = B * T / max(self._step_s, 1e-9)
-            if tc.minutes is not None and (self._session_steps <= 20 or self._step % 50 == 0):
-                self._total = self._planned_total(self._session_elapsed / self._session_steps)
-            if self._time_is_up():
-                self._total = self._step  # the time is up: this step ends the planned run
-            yield from self._emit(
-                StepEvent(
-                    step=self._step,
-                    total_steps=self._total,
-                    epoch=self._epoch_float(),
-                    chars_seen=self._step * B * T,
-                    loss=loss,
-                    lr=lr,
-                    grad_norm=norm,
-                    chars_per_sec=self._cps,
-                    elapsed_s=self.elapsed_s,
-                )
-            )
+            self.budget.step_done(time.perf_counter() - t_step, tc.batch_size * tc.seq_len)
+            self._total = self.budget.replan(self._step, self._total)
+            yield from self._emit(self._step_event(loss, lr, norm))
             if tc.eval_every and self._step % tc.eval_every == 0 and len(self._val_ids) > 1:
                 yield from self._emit(self._eval_event())
                 last_eval_step = self._step
             if tc.sample_every and self._step % tc.sample_every == 0:
-                text = self._sample()
-                with self._lock:  # kept in the checkpoint: Open Model shows them again
-                    self._samples = [*self._samples[-(MAX_SAMPLES - 1) :], (self._step, text)]
-                yield from self._emit(
-                    SampleEvent(
-                        step=self._step,
-                        text=text,
-                        temperature=tc.sample_temperature,
-                        val_loss=self._last_val,
-                    )
-                )
-            if (
-                self.checkpoint_path
-                and tc.checkpoint_every
-                and self._step % tc.checkpoint_every == 0
-                and not self._done()
-                and not self._detector.pending  # never autosave a blow-up in progress
-            ):
+                yield from self._emit(self._sample_event())
+            # never autosave a blow-up in progress
+            if self.checkpointer.due(self._step) and not self._done() and not self.healer.pending:
                 checkpoint = self.save(self.checkpoint_path)
                 yield from self._emit(CheckpointEvent(step=self._step, path=checkpoint))
         # A completed run ends with a validation loss; a stopped one saves at once (a full
         # validation pass can take a while on big texts, and the user asked to stop).
         if reason == "completed" and self._step != last_eval_step and len(self._val_ids) > 1:
             yield from self._emit(self._eval_event())
-        if self.checkpoint_path and self._session_steps > 0:
+        if self.checkpoint_path and self.budget.session_steps > 0:
             checkpoint = self.save(self.checkpoint_path)
             yield from self._emit(CheckpointEvent(step=self._step, path=checkpoint))
         return TrainSummary(
@@ -414,8 +400,124 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
             best_val_loss=self._best,
             elapsed_s=self.elapsed_s,
             checkpoint_path=checkpoint,
-            rollbacks=self._rollbacks_this_session,
+            rollbacks=self.healer.this_session,
         )
+
+    def _lr(self) -> float:
+        """The learning rate of the next step: the schedule's, times the rollbacks' multiplier."""
+        return learning_rate(self._tc, self._step, self._total) * self.healer.lr_scale
+
+    def _optimizer_step(self, lr: float) -> tuple[float, float, str | None]:
+        """One optimizer step at learning rate ``lr``: (loss, gradient norm, None); or, when the
+        healer judges that it blew up, (loss, norm, why) with nothing updated."""
+        tc = self._tc
+        B, T = tc.batch_size, tc.seq_len
+        rng_before = self._dropout_rng.bit_generator.state
+        detector_before = self.healer.detector.state
+        x, y = get_batch(self._train_ids, self._batch, B, T)
+        try:
+            loss, grads, new_state = self._engine.loss_and_grads(
+                self.params, x, y, (self._h, self._c), self._dropout_rng
+            )
+            norm = self._engine.global_norm(grads)
+        except DeviceLostError as e:
+            raise self._device_lost(e) from None
+        diverged, why = self.healer.observe(loss, norm)
+        if diverged:
+            return loss, norm, why or "training blew up"
+        kept = self.healer.kept
+        if why is None and self.healer.is_keep_point(self._step) and kept.step != self._step:
+            # this step's healthy loss vouches for the weights it was computed with
+            self._keep(rng_before, detector_before)
+        with self._lock:
+            self._engine.update(self._adam, self.params, grads, lr, tc.clip, norm)
+            self._h, self._c = new_state
+            self._step += 1
+            self._advance_stream()
+            self._history["train_step"].append(self._step)
+            self._history["train_loss"].append(loss)
+            self._history["grad_norm"].append(norm)
+        return loss, norm, None
+
+    def _step_event(self, loss: float, lr: float, norm: float) -> StepEvent:
+        tc = self._tc
+        return StepEvent(
+            step=self._step,
+            total_steps=self._total,
+            epoch=self._epoch_float(),
+            chars_seen=self._step * tc.batch_size * tc.seq_len,
+            loss=loss,
+            lr=lr,
+            grad_norm=norm,
+            chars_per_sec=self.budget.cps,
+            elapsed_s=self.elapsed_s,
+        )
+
+    def _sample_event(self) -> SampleEvent:
+        text = self._sample()
+        with self._lock:  # kept in the checkpoint: Open Model shows them again
+            self._samples = [*self._samples[-(MAX_SAMPLES - 1) :], (self._step, text)]
+        tc = self._tc
+        return SampleEvent(
+            step=self._step, text=text, temperature=tc.sample_temperature, val_loss=self._last_val
+        )
+
+    # ------------------------------------------------------------------ self-healing
+
+    def _keep(self, dropout_rng_state: dict, detector: DetectorState) -> None:
+        """Copy the current state (with the dropout stream as it was before this step's forward
+        pass) as the one to return to after a blow-up. Reuses the previous copy's arrays."""
+        old = self.healer.kept
+        eng = self._engine  # the copies stay on the engine's device
+        copy = eng.copy_into
+        with self._lock:
+            self.healer.kept = Kept(
+                step=self._step,
+                params=copy(self.params, old.params if old else None),
+                adam_m=copy(self._adam.m, old.adam_m if old else None),
+                adam_v=copy(self._adam.v, old.adam_v if old else None),
+                h=eng.copy(self._h),
+                c=eng.copy(self._c),
+                rng={"dropout": dropout_rng_state, "sample": self._sample_rng.bit_generator.state},
+                stream=(self._epoch, self._batch),
+                history_len={k: len(v) for k, v in self._history.items()},
+                best=self._best,
+                last_val=self._last_val,
+                detector=detector,
+            )
+
+    def _restore(self, kept: Kept) -> None:
+        """Return exactly to ``kept``: weights, Adam state, carried state, random streams, stream
+        position, history, samples and the detector. The kept copy stays intact (for a later
+        rollback to the same step)."""
+        eng = self._engine
+        with self._lock:
+            eng.copy_into(kept.params, self.params)
+            eng.copy_into(kept.adam_m, self._adam.m)
+            eng.copy_into(kept.adam_v, self._adam.v)
+            self._adam.t = kept.step
+            self._step = kept.step
+            self._h, self._c = eng.copy(kept.h), eng.copy(kept.c)
+            self._dropout_rng.bit_generator.state = kept.rng["dropout"]
+            self._sample_rng.bit_generator.state = kept.rng["sample"]
+            self._epoch, self._batch = kept.stream
+            for k, n in kept.history_len.items():
+                del self._history[k][n:]
+            self._samples = [s for s in self._samples if s[0] <= kept.step]
+            self._best, self._last_val = kept.best, kept.last_val
+        self.healer.rewind(kept)
+
+    def _diverged(self, why: str, lr: float, loss: float | None) -> Generator[Event, None, None]:
+        """Training blew up at the step after ``self._step`` (using learning rate ``lr``, with
+        loss ``loss``): back to the kept state, then the healer continues at a lower rate (a
+        ``RollbackEvent``) or stops (``TrainingDiverged``, the last good weights in place)."""
+        kept = self.healer.kept
+        assert kept is not None
+        from_step = self._step + 1
+        self._restore(kept)
+        with self._lock:  # the multiplier and the rollbacks go into snapshots
+            event = self.healer.heal(why, lr, loss, from_step=from_step, total=self._total)
+        yield from self._emit(event)
 
     def _device_lost(self, e: DeviceLostError) -> DeviceLostError:
         """The GPU failed during a step: save the last good weights (those before the step) if
@@ -436,18 +538,18 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
         pause) is not training time, so it counts neither in elapsed time, chars/s nor minutes."""
         t = time.perf_counter()
         yield event
-        self._session_start += time.perf_counter() - t
+        self.budget.exclude(time.perf_counter() - t)
 
     def _eval_event(self) -> EvalEvent:
         t = time.perf_counter()
         val = self._validate()
-        self._eval_s = time.perf_counter() - t  # what the final one of a --minutes run needs
+        self.budget.eval_s = time.perf_counter() - t  # the final one of a --minutes run needs it
         with self._lock:
             self._last_val = val
             self._best = val if self._best is None else min(self._best, val)
             self._history["val_step"].append(self._step)
             self._history["val_loss"].append(val)
-        self._session_elapsed = time.perf_counter() - self._session_start
+        self.budget.tick()
         return EvalEvent(
             step=self._step, val_loss=val, best_val_loss=self._best, elapsed_s=self.elapsed_s
         )

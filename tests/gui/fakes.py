@@ -44,6 +44,16 @@ class FakeTrainer:
         self._stop = threading.Event()
         self.snapshots = 0
         self.threads_seen: set[int] = set()
+        # what a training session reads of a trainer
+        self.total_steps = steps
+        self.device_label = "CPU"
+        self.best_val_loss: float | None = None
+        self.last_val_loss: float | None = None
+        self.elapsed_s = 0.0
+        self.lr_scale = 1.0
+
+    def save(self, path: str) -> str:
+        return path
 
     def request_stop(self) -> None:
         self._stop.set()

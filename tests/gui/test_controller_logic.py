@@ -218,3 +218,24 @@ def test_failure_titles_match_subclasses_by_type():
 
     assert failure_title(Sharper("x", step=1)) == "Training diverged"
     assert failure_title(RuntimeError()) == "Training stopped"
+
+
+def test_training_runs_the_core_session_on_the_generic_worker(qtbot, ctl, monkeypatch):
+    """The app trains through charlstm_core.training.session (the one the command line and
+    sweeps run), pulled on the worker's thread, with the app's thread and priority policy."""
+    from charlstm_core.training.session import Session
+    from charlstm_core.training.threads import thread_policy
+
+    seen: list = []
+    real = Session.run
+
+    def spied(self):
+        seen.append((self.request.source, self.request.threads, threading.current_thread()))
+        return (yield from real(self))
+
+    monkeypatch.setattr(Session, "run", spied)
+    train(qtbot, ctl)
+    ((source, policy, thread),) = seen
+    assert source == "app" and policy == thread_policy("app", measured=1)
+    assert thread is not threading.main_thread()
+    assert ctl.model == FakeModel(40)

@@ -58,11 +58,6 @@ class ModelLock:
         self._fd: int | None = None
         self._held = False
 
-    @property
-    def held(self) -> bool:
-        """Whether this object holds the lock now."""
-        return self._held
-
     def acquire(self) -> ModelLock:
         """Take the lock (no-op if this object holds it); ModelFileLocked if someone else does."""
         if self._held:

@@ -20,9 +20,9 @@ from typing import Any
 
 from ..config import ModelConfig, TrainConfig
 from ..engine import parallel
-from ..errors import CharLSTMError, TrainingDiverged
+from ..errors import CharLSTMError, OutputFileError, TrainingDiverged
 from ..events import Event
-from ..files.text import Corpus, load_corpus
+from ..files.text import Corpus, display_path, load_corpus
 from ..runs import RunRecorder, RunStore, recorded
 from .grid import PointResult, SweepPoint, point_file_name, split_cores
 
@@ -90,6 +90,12 @@ def run_point(
         if corpus is None:
             corpus = load_corpus(spec.text_path, spec.encoding)
         mc, tc = point.configs(spec.base_model, spec.base_train)
+        if earlier_point_files(spec, [point]):
+            raise OutputFileError(
+                f"{display_path(model_path)} is already there (an earlier sweep's model); it is "
+                "kept. Run the sweep into another folder.",
+                path=model_path,
+            )
         resume = unfinished_checkpoint(model_path, mc, tc, corpus) if spec.resume else None
         trainer = Trainer(corpus, mc, tc, resume=resume, checkpoint_path=model_path)
         if on_trainer is not None:
@@ -139,6 +145,16 @@ def run_point(
         model_path=model_path if os.path.isfile(model_path) else None,
         message=message,
     )
+
+
+def earlier_point_files(spec: SweepSpec, points: list[SweepPoint]) -> list[str]:
+    """The points' model files already in ``spec.out_dir`` that this sweep would replace (an
+    earlier sweep's models, which its runs still name): none when ``spec.resume`` continues a
+    killed sweep's own checkpoints (``unfinished_checkpoint`` decides point by point)."""
+    if spec.resume:
+        return []
+    paths = (os.path.join(spec.out_dir, point_file_name(p)) for p in points)
+    return [p for p in paths if os.path.lexists(p)]
 
 
 def unfinished_checkpoint(

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..controller.generate_request import GenerateRequest
+from ..widgets.plain import plain
 
 NO_MODEL = "No model yet: train one or open a model file."
 
@@ -76,7 +77,7 @@ class GeneratePanel(QWidget):
         self.seed.setEnabled(False)
 
         self._source = ""  # the model named by the label
-        self.source = QLabel(NO_MODEL)
+        self.source = plain(QLabel(NO_MODEL))  # names the model file
         self.source.setWordWrap(True)
         self.go = QPushButton("&Generate")
         self.go.setToolTip("Write text with the current model (Ctrl+G).")

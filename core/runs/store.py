@@ -399,7 +399,7 @@ class RunStore:
         run = self.get(run_id)
         if run.status == "running":
             raise RunStoreError(
-                f"Run {run_id} ({run.name}) is still training; stop it before deleting it."
+                f"Run {run_id} ({inert(run.name)}) is still training; stop it before deleting it."
             )
         problem = self.model_problem(run, along) if with_model else None
         if problem:

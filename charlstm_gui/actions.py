@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QStyle, QWidget
 from .controller.files import continue_problem
 from .controller.state import State
 from .widgets.dialogs import about
+from .widgets.plain import tip
 
 SP = QStyle.StandardPixmap
 
@@ -338,7 +339,7 @@ def update_actions(
     # Continue is off, saying why, when the model cannot represent the loaded text.
     problem = continue_problem(c.model, c.corpus) if can_continue and has_corpus else ""
     a["continue"].setEnabled(can_continue and has_corpus and not busy and not problem)
-    a["continue"].setToolTip(problem or continue_tips[0])
+    a["continue"].setToolTip(tip(problem) or continue_tips[0])  # problem: names the texts
     a["continue"].setStatusTip(problem or continue_tips[1])
     own_fp = c.model.train.corpus if can_continue else None
     a["open_model_text"].setEnabled(

@@ -49,6 +49,7 @@ from .widgets.dialogs import (
     show_error_report,
 )
 from .widgets.file_dialogs import FileDialogs
+from .widgets.plain import message_box
 from .widgets.recent_files import RecentFiles, storable
 
 
@@ -154,9 +155,7 @@ class MainWindow(QMainWindow):
         """A problem the user can fix: a window-modal box that does not block the event loop."""
         text = display_path(text)  # a file name's bytes that are not UTF-8 shown as \xff
         self.last_message = (title, text)
-        box = QMessageBox(
-            QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self
-        )
+        box = message_box(QMessageBox.Icon.Warning, title, text, parent=self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
         self.statusBar().showMessage(text, 10_000)
@@ -166,15 +165,17 @@ class MainWindow(QMainWindow):
         extra = ""
         if self.ctl.autosave_file:
             extra = f"\n\nThe last automatic checkpoint is {self.ctl.autosave_file}."
-        answer = QMessageBox.question(
-            self,
+        box = message_box(
+            QMessageBox.Icon.Question,
             "Unsaved training",
             f"The model has training that is not saved. Save it before {context}?{extra}",
             QMessageBox.StandardButton.Save
             | QMessageBox.StandardButton.Discard
             | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Save,
+            self,
         )
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        answer = box.exec()
         return {
             QMessageBox.StandardButton.Save: "save",
             QMessageBox.StandardButton.Discard: "discard",
@@ -222,7 +223,7 @@ class MainWindow(QMainWindow):
     def offer_model_text(self, text: str, path: str) -> None:
         """Say ``text`` and offer to open ``path``, the model's own text (tests replace this)."""
         self.last_message = ("Model opened", text)
-        box = QMessageBox(QMessageBox.Icon.Information, "Model opened", text, parent=self)
+        box = message_box(QMessageBox.Icon.Information, "Model opened", text, parent=self)
         open_it = box.addButton(f"Open {Path(path).name}", QMessageBox.ButtonRole.AcceptRole)
         box.addButton("Not Now", QMessageBox.ButtonRole.RejectRole)
         box.setDefaultButton(open_it)
@@ -410,14 +411,16 @@ class MainWindow(QMainWindow):
 
     def ask_open_best(self, best: Any, lines: list[str]) -> bool:
         """Offer to open the best run's model (tests replace this method)."""
-        answer = QMessageBox.question(
-            self,
+        box = message_box(
+            QMessageBox.Icon.Question,
             "Sweep finished",
             f"The best validation loss is {fmt.loss(best.best_val)}, with {best.label}.\n\n"
             + "\n".join(lines)
             + "\n\nOpen the best run's model?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            self,
         )
-        return answer == QMessageBox.StandardButton.Yes
+        return box.exec() == QMessageBox.StandardButton.Yes
 
     # ---------------------------------------------------------------- estimate
     def _update_estimate(self) -> None:

@@ -117,6 +117,17 @@ class DeviceLostError(CharLSTMError):
         self.saved_step = saved_step
 
 
+class OutputFileError(CharLSTMError):
+    """A file cannot be written where asked (``charlstm_core.files.writer``): the path is a
+    folder, device, FIFO, a protected input or a file of another kind, is read-only, or the
+    write itself failed. ``path`` is the path as given. A model save raises ModelFileError and
+    the run store RunStoreError instead, for the same reasons."""
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class RunStoreError(CharLSTMError):
     """The runs database cannot be opened, read or written (corrupt, locked, read-only, newer)."""
 

@@ -53,11 +53,13 @@ def next_char_distribution(
         p = np.zeros_like(z)
         p[int(np.argmax(z))] = 1.0
         return p
-    z = z / temperature
+    # Shift first, so the largest logit is 0 and stays 0: a tiny temperature (1e-320) then
+    # sends the others to -inf (probability 0) instead of overflowing everything to inf - inf.
+    with np.errstate(over="ignore"):
+        z = (z - z.max()) / temperature
     if 0 < top_k < z.size:
         kth = np.partition(z, -top_k)[-top_k]
         z = np.where(z >= kth, z, -np.inf)
-    z -= z.max()
     p = np.exp(z)
     p /= p.sum()
     if top_p < 1.0:

@@ -953,3 +953,401 @@ def test_a_hang_up_that_takes_the_terminal_away_still_saves(text, tmp_path, caps
     code, _ = _run(capsys, "train", text, *TINY, "--steps", 10**6, "--out", tmp_path / "m.npz")
     assert code == 128 + signal.SIGHUP
     assert load_model(tmp_path / "m.npz").train.step == 5
+
+
+# Issue 19 A: one guarded writer (charlstm_core.files.writer) for every file the project writes.
+# The rule: a writer replaces only a file of its own kind or a new name; never the training text,
+# a model, the run store, a device; a symlink is written through; a FIFO only for the log.
+
+
+def _store_runs(db=None) -> list:
+    from charlstm_core.runs import RunStore
+
+    with RunStore.open(db) as store:
+        return store.list_runs()
+
+
+def _train_tiny(capsys, text, *extra) -> None:
+    code, err = _run(capsys, "train", text, *TINY, "--steps", 2, "-q", *extra)
+    assert code == 0, err
+
+
+def test_log_never_replaces_an_unrelated_model(text, tmp_path, capsys):
+    """A1: --log-jsonl naming a model that is neither --out nor --resume."""
+    _train_tiny(capsys, text, "--out", "keep.npz")
+    keep = (tmp_path / "keep.npz").read_bytes()
+    code, err = _run(capsys, "train", text, *TINY, "--steps", 2, "--out", "other.npz",
+                     "--log-jsonl", "keep.npz")  # fmt: skip
+    assert code == 2 and "keep.npz" in err and "model file" in err, err
+    assert (tmp_path / "keep.npz").read_bytes() == keep
+    assert not (tmp_path / "other.npz").exists()  # refused before anything was trained
+
+
+def test_log_never_replaces_the_run_store(text, tmp_path, capsys):
+    """A2: --log-jsonl naming $CHARLSTM_HOME/runs.sqlite, existing or about to be made."""
+    from charlstm_core.runs import default_db_path
+
+    db = default_db_path()
+    code, err = _run(capsys, "train", text, *TINY, "--steps", 2, "--log-jsonl", db)
+    assert code == 2 and "the run store" in err, err  # not yet there: still the store's name
+    _train_tiny(capsys, text)
+    before = db.read_bytes()
+    code, err = _run(capsys, "train", text, *TINY, "--steps", 2, "--log-jsonl", db)
+    assert code == 2 and "the run store" in err, err
+    code, err = _run(capsys, "train", text, *TINY, "--steps", 2, "--runs-db", "mine.sqlite",
+                     "--log-jsonl", "mine.sqlite")  # fmt: skip
+    assert code == 2 and "--runs-db" in err, err
+    assert db.read_bytes()[:16] == before[:16] and len(_store_runs()) == 1
+
+
+def test_runs_rm_with_model_keeps_a_file_another_run_owns(text, tmp_path, capsys):
+    """A3: the model of an old run that a --resume (a later run) now owns, or a live run holds."""
+    _train_tiny(capsys, text, "--out", "m.npz")
+    code, err = _run(capsys, "train", "--resume", "m.npz", text, "--steps", 4, "-q")
+    assert code == 0, err
+    old, new = sorted(r.id for r in _store_runs())
+    code, err = _run(capsys, "runs", "rm", old, "--with-model", "--yes")
+    assert code == 1 and f"run {new}" in err and "Nothing was deleted" in err, err
+    assert (tmp_path / "m.npz").exists() and len(_store_runs()) == 2
+    # a process holding the file's lock (a run training into it) keeps it too
+    with ModelLock(tmp_path / "m.npz"):
+        code, err = _run(capsys, "runs", "rm", old, new, "--with-model", "--yes")
+        assert code == 1 and "in use" in err, err
+    assert (tmp_path / "m.npz").exists() and len(_store_runs()) == 2
+    # both runs together: the file is theirs alone
+    code, err = _run(capsys, "runs", "rm", old, new, "--with-model", "--yes")
+    assert code == 0, err
+    assert not (tmp_path / "m.npz").exists() and _store_runs() == []
+
+
+def test_runs_rm_with_model_keeps_a_file_that_is_no_longer_a_model(text, tmp_path, capsys):
+    _train_tiny(capsys, text, "--out", "m.npz")
+    (tmp_path / "m.npz").write_text("my notes now\n", encoding="utf-8")
+    (run,) = _store_runs()
+    code, err = _run(capsys, "runs", "rm", run.id, "--with-model", "--yes")
+    assert code == 1 and "no longer a model" in err, err
+    assert (tmp_path / "m.npz").read_text(encoding="utf-8") == "my notes now\n"
+
+
+def test_runs_db_is_never_a_model_or_another_file(text, tmp_path, capsys):
+    """A4: --runs-db equal to --out, naming an existing model, or an existing text."""
+    code, err = _run(capsys, "train", text, *TINY, "--steps", 2, "--out", "m.npz",
+                     "--runs-db", "m.npz")  # fmt: skip
+    assert code == 2 and "--runs-db" in err and "--out" in err, err
+    assert not (tmp_path / "m.npz").exists()
+    _train_tiny(capsys, text, "--out", "m.npz")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database\n", encoding="utf-8")
+    saved = {p: p.read_bytes() for p in (tmp_path / "m.npz", notes)}
+    for db in saved:
+        code, err = _run(capsys, "train", text, *TINY, "--steps", 2, "--out", "n.npz",
+                         "--runs-db", db)  # fmt: skip
+        assert code == 2 and "not a runs database" in err, err
+        code, err = _run(capsys, "runs", "--runs-db", db)
+        assert code == 1 and "not a runs database" in err, err
+    assert {p: p.read_bytes() for p in saved} == saved
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(("-wal", "-journal", "-shm"))]
+
+
+def test_run_store_linked_to_dev_null_is_named_a_device(tmp_path, capsys, monkeypatch):
+    """D: a symlink from runs.sqlite to /dev/null is 'a device', not a disk I/O error."""
+    if not os.path.exists("/dev/null"):
+        pytest.skip("no /dev/null")
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "runs.sqlite").symlink_to("/dev/null")
+    monkeypatch.setenv("CHARLSTM_HOME", str(home))
+    code, err = _run(capsys, "runs")
+    assert code == 1 and "device" in err and "disk" not in err, err
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def _hostile_model(capsys, text) -> str:
+    _train_tiny(capsys, text, "--out", "m.npz")
+    return "m.npz"
+
+
+def test_html_page_into_a_fifo_a_device_or_over_a_symlink(text, tmp_path, capsys):
+    """A5: a FIFO is refused without being opened (it used to hang), a device is never
+    replaced, a symlink is written through like --out."""
+    model = _hostile_model(capsys, text)
+    fifo = tmp_path / "page.fifo"
+    os.mkfifo(fifo)
+    r = subprocess.run(
+        [sys.executable, "-m", "charlstm_core", "inspect", model, str(text), "--html", str(fifo)],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2 and "FIFO" in r.stderr, r.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    page = tmp_path / "pages" / "real.html"
+    page.parent.mkdir()
+    link = tmp_path / "link.html"
+    link.symlink_to(page)
+    code, err = _run(capsys, "inspect", model, text, "--html", link)
+    assert code == 0, err
+    assert link.is_symlink() and os.readlink(link) == str(page)
+    assert "CharLSTM Studio" in page.read_text(encoding="utf-8")
+    code, err = _run(capsys, "inspect", model, text, "--html", link)  # a page over a page
+    assert code == 0 and link.is_symlink(), err
+    dev = tmp_path / "null.html"
+    try:
+        os.mknod(dev, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except OSError as e:
+        pytest.skip(f"cannot create a device node here ({e.strerror}); FIFO checked")
+    code, err = _run(capsys, "inspect", model, text, "--html", dev)
+    assert code == 2 and "device" in err
+    assert stat.S_ISCHR(os.stat(dev).st_mode)
+
+
+def test_html_page_never_replaces_a_text_or_a_log(text, tmp_path, capsys):
+    model = _hostile_model(capsys, text)
+    notes = tmp_path / "notes.html"
+    notes.write_text("<html>my own page</html>\n", encoding="utf-8")
+    code, err = _run(capsys, "inspect", model, text, "--html", notes)
+    assert code == 2 and "not a page written by charlstm inspect" in err, err
+    assert notes.read_text(encoding="utf-8") == "<html>my own page</html>\n"
+
+
+def test_a_sweep_rerun_never_replaces_the_earlier_sweeps_models(text, tmp_path, capsys):
+    """A8: the same --out-dir again: refused, saying which files, before anything trains."""
+    argv = ["sweep", text, *TINY, "--steps", 2, "--grid", "lr=0.01,0.02", "--out-dir", "sw", "-q"]
+    code, err = _run(capsys, *argv)
+    assert code == 0, err
+    models = {p: p.read_bytes() for p in (tmp_path / "sw").glob("*.npz")}
+    assert len(models) == 2
+    code, err = _run(capsys, *argv)
+    assert code == 2 and "01_lr=0.01.npz" in err and "another --out-dir" in err, err
+    assert {p: p.read_bytes() for p in (tmp_path / "sw").glob("*.npz")} == models
+    assert len(_store_runs()) == 2
+
+
+def test_writer_rule_table(tmp_path):
+    """The rule, kind by kind: what each writer may replace."""
+    from charlstm_core.errors import CharLSTMError
+    from charlstm_core.files.writer import Kind, check_target, write_atomic
+
+    files = {
+        "model.npz": None,  # written below
+        "runs.sqlite": b"SQLite format 3\x00" + bytes(100),
+        "log.jsonl": b'{"event": "step", "step": 1}\n',
+        "page.html": b'<!DOCTYPE html>\n<meta name="generator" content="CharLSTM Studio inspect">',
+        "loss.csv": b"step,chars_seen,train_loss,train_loss_smoothed,val_loss\r\n1,2,3,,\r\n",
+        "plot.png": b"\x89PNG\r\n\x1a\n" + bytes(20),
+        "notes.txt": "résumé, notes\n".encode(),
+        "blob.bin": b"\x00\x01binary",
+        "empty": b"",
+    }
+    for name, data in files.items():
+        if data is not None:
+            (tmp_path / name).write_bytes(data)
+    corpus = corpus_from_text(TEXT)
+    mc = ModelConfig(vocab_size=corpus.vocab.size, hidden_size=8)
+    save_model(tmp_path / "model.npz", Trainer(corpus, mc, TrainConfig(steps=1)).snapshot())
+    own = {Kind.MODEL: "model.npz", Kind.RUN_STORE: "runs.sqlite", Kind.LOG: "log.jsonl",
+           Kind.PAGE: "page.html", Kind.CSV: "loss.csv", Kind.PNG: "plot.png",
+           Kind.TEXT: "notes.txt"}  # fmt: skip
+    for kind in Kind:
+        for name in files:
+            allowed = name in (own[kind], "empty")
+            try:
+                check_target(tmp_path / name, kind)
+                ok = True
+            except CharLSTMError:
+                ok = False
+            assert ok == allowed, (kind, name)
+    with pytest.raises(CharLSTMError, match="the training text"):
+        notes = tmp_path / "notes.txt"
+        check_target(notes, Kind.TEXT, protect={"the training text": notes})
+    # written through a symlink, keeping the replaced file's mode; no temporary left
+    os.chmod(tmp_path / "notes.txt", 0o640)
+    (tmp_path / "link.txt").symlink_to(tmp_path / "notes.txt")
+    write_atomic(tmp_path / "link.txt", Kind.TEXT, "new words\n")
+    assert (tmp_path / "link.txt").is_symlink()
+    assert (tmp_path / "notes.txt").read_text() == "new words\n"
+    assert stat.S_IMODE(os.stat(tmp_path / "notes.txt").st_mode) == 0o640
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 19 C: inputs checked before work is done
+
+
+def test_a_model_name_too_long_for_the_save_is_refused_before_training(text, tmp_path, capsys):
+    """C10: a name of 245 bytes passes the file system but not the save's temporary file."""
+    name = "m" * 241 + ".npz"
+    code, err = _run(capsys, "train", text, *TINY, "--steps", 2, "--out", name)
+    assert code == 2 and "at most" in err and "bytes" in err, err
+    assert not (tmp_path / name).exists()
+    assert len(_store_runs()) == 0  # nothing trained, nothing recorded
+
+
+def test_a_sparse_binary_text_is_refused_from_its_first_block(tmp_path):
+    """C11: NUL bytes at the start: refused without reading the whole file (512 MB sparse here,
+    2 GB in benchmarks/bench_inputs.py), in far less memory than the file."""
+    import tracemalloc
+
+    from charlstm_core.errors import CorpusError
+    from charlstm_core.files.text import load_corpus
+
+    path = tmp_path / "sparse.txt"
+    with open(path, "wb") as f:
+        f.truncate(512 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorpusError, match="NUL bytes"):
+            load_corpus(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 << 20
+
+
+def test_a_text_of_too_many_distinct_characters_is_refused_at_once(tmp_path):
+    """D: time and memory of a step grow with the vocabulary V (benchmarks/bench_inputs.py):
+    a text with more than MAX_VOCAB distinct characters is refused when read."""
+    from charlstm_core.errors import CorpusError
+    from charlstm_core.files.text import load_corpus
+    from charlstm_core.files.vocab import MAX_VOCAB
+
+    chars = [chr(c) for c in range(0x4E00, 0x4E00 + MAX_VOCAB + 1)]
+    path = tmp_path / "wide.txt"
+    path.write_text("".join(chars * 2), encoding="utf-8")
+    with pytest.raises(CorpusError, match=f"{MAX_VOCAB + 1:,} distinct characters"):
+        load_corpus(path)
+    path.write_text("".join(chars[:MAX_VOCAB] * 2), encoding="utf-8")
+    assert load_corpus(path).vocab.size == MAX_VOCAB
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 19 D: smaller ones
+
+
+def test_runs_prints_names_with_newlines_and_escape_codes_inert(text, tmp_path, capsys):
+    _train_tiny(capsys, text, "--name", "one\nline two \x1b[31mred\x1b]0;title\x07")
+    code = cli.main(["runs"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and "\x1b" not in out and "\x07" not in out
+    assert len(out.strip().splitlines()) == 2  # the header and the run, one line each
+    assert "one\\nline two \\x1b[31mred" in out
+    code = cli.main(["runs", "show", "1"])
+    out, _ = capsys.readouterr()
+    assert code == 0 and "\x1b" not in out and "one\\nline two" in out
+
+
+def test_a_damaged_row_is_named_and_the_others_listed(text, tmp_path, capsys):
+    import sqlite3
+
+    from charlstm_core.runs import default_db_path
+
+    for _ in range(2):
+        _train_tiny(capsys, text)
+    con = sqlite3.connect(default_db_path())
+    con.execute("UPDATE runs SET started = 'yesterday', steps = 'x' WHERE id = 1")
+    con.commit()
+    con.close()
+    for argv in (["runs"], ["runs", "--json"]):
+        code = cli.main(argv)
+        out, err = capsys.readouterr()
+        assert code == 0 and "run 1" in err and "damaged" in err, (argv, err)
+        assert "unexpected" not in err
+    code, err = _run(capsys, "runs", "show", "1")
+    assert code == 1 and "damaged" in err and "unexpected" not in err
+    code, err = _run(capsys, "runs", "show", "9" * 20)
+    assert code == 1 and "no run" in err and "unexpected" not in err, err
+
+
+def test_resume_reads_another_text_as_utf8_not_in_the_last_texts_encoding(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    body = "déjà vu, café au lait, naïve résumé. " * 60
+    utf8 = tmp_path / "a.txt"
+    utf8.write_text(body, encoding="utf-8")
+    latin = tmp_path / "b.txt"
+    latin.write_bytes(body.encode("latin-1"))
+    other = tmp_path / "c.txt"
+    other.write_bytes(body[::-1].encode("latin-1"))
+    _train_tiny(capsys, utf8, "--out", "m.npz")
+    code, err = _run(capsys, "train", "--resume", "m.npz", latin, "--encoding", "latin-1",
+                     "--steps", 4, "-q")  # fmt: skip
+    assert code == 0, err
+    code, err = _run(capsys, "train", "--resume", "m.npz", utf8, "--steps", 6, "-q")
+    assert code == 0, err  # read as UTF-8 (it was read as latin-1: characters the model lacks)
+    code, err = _run(capsys, "train", "--resume", "m.npz", latin, "--encoding", "latin-1",
+                     "--steps", 8, "-q")  # fmt: skip
+    assert code == 0, err
+    code, err = _run(capsys, "train", "--resume", "m.npz", latin, "--steps", 10, "-q")
+    assert code == 0, err  # the very text it was last trained on: its recorded encoding
+    assert load_model("m.npz").train.corpus["encoding"] == "latin-1"
+    code, err = _run(capsys, "train", "--resume", "m.npz", other, "--steps", 12, "-q")
+    assert code == 1 and "read as utf-8" in err and "--encoding latin-1" in err, err
+    encodings = [r.text_encoding for r in sorted(_store_runs(), key=lambda r: r.id)]
+    assert encodings == ["utf-8", "latin-1", "utf-8", "latin-1", "latin-1"]
+
+
+def test_a_tiny_temperature_picks_the_likeliest_character():
+    import warnings
+
+    from charlstm_core.sample import next_char_distribution
+
+    logits = np.array([0.5, 3.0, -1.0, 2.9])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for t in (1e-320, 5e-324, 1e-300, 1e-30):
+            p = next_char_distribution(logits, t)
+            assert np.array_equal(p, [0.0, 1.0, 0.0, 0.0]), (t, p)
+            assert np.array_equal(next_char_distribution(logits, t, top_k=2), p)
+
+
+def test_eval_bounds_streams_and_warmup_to_the_text(text, tmp_path, capsys):
+    model = _hostile_model(capsys, text)
+    n = len(text.read_text(encoding="utf-8"))
+    code = cli.main(["eval", model, str(text), "--streams", "1000000000"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "streams instead" in err, err
+    streams = int(out.split("scored, ")[1].split(" stream")[0].replace(",", ""))
+    assert streams <= 1 + n // 256
+    code = cli.main(["eval", model, str(text), "--streams", "8", "--warmup", "1000000000"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "one stream" in err and "1 stream" in out, (out, err)
+
+
+def test_grid_value_out_of_range_is_said_as_typed(text, capsys):
+    code, err = _run(capsys, "sweep", text, "--steps", 2, "--grid", "seed=1e300")
+    assert code == 2 and "1e300" in err and len(err) < 300, err
+
+
+def test_out_naming_a_folder_is_refused(text, tmp_path, capsys):
+    code, err = _run(capsys, "train", text, *TINY, "--steps", 2, "--out", "newdir/")
+    assert code == 2 and "names a folder" in err, err
+    assert not (tmp_path / "newdir").exists()
+
+
+def test_resume_never_replaces_a_read_only_model(text, tmp_path, capsys):
+    _train_tiny(capsys, text, "--out", "m.npz")
+    path = tmp_path / "m.npz"
+    os.chmod(path, 0o444)
+    before = path.read_bytes()
+    code, err = _run(capsys, "train", "--resume", "m.npz", text, "--steps", 4)
+    assert code == 2 and "read-only" in err, err
+    assert path.read_bytes() == before and stat.S_IMODE(path.stat().st_mode) == 0o444
+
+
+def test_html_page_is_linear_in_the_passage(monkeypatch):
+    """D: each tooltip used to recompute 2^-bits over the whole passage (80 s for 100,000
+    characters; benchmarks/bench_inputs.py): the page reads it once."""
+    from charlstm_core.engine.model import init_params
+    from charlstm_core.files.modelfile import ModelFile
+    from charlstm_core.insight import inspect as ins
+    from charlstm_core.insight.html import render
+
+    corpus = corpus_from_text(TEXT)
+    cfg = ModelConfig(vocab_size=corpus.vocab.size, hidden_size=8)
+    a = ins.analyse(ModelFile(cfg, init_params(cfg, np.random.default_rng(0)), corpus.vocab), TEXT)
+    calls = []
+    real = ins.Analysis.p_actual
+    monkeypatch.setattr(
+        ins.Analysis, "p_actual", property(lambda s: calls.append(1) or real.fget(s))
+    )
+    page = render(a, "t")
+    assert len(calls) <= 1 and page.count("<span ") >= len(TEXT)

@@ -18,8 +18,9 @@ from charlstm_core.engine.model import Prepared, init_params, zero_state
 from charlstm_core.errors import ConfigError, VocabularyError
 from charlstm_core.files.modelfile import ModelFile
 from charlstm_core.files.text import Vocab
+from charlstm_core.files.writer import Kind, write_atomic
 from charlstm_core.insight import inspect as ins
-from charlstm_core.insight.html import render, write_atomic
+from charlstm_core.insight.html import render
 from helpers import assert_ulps, drift_ulps, ulp
 
 # ---------------------------------------------------------------------------------- a model
@@ -417,6 +418,6 @@ def test_html_escapes_hostile_text(model, tmp_path):
     unit_page = render(a, "t", unit=(0, 3), kind="h")
     assert "Layer 0 unit 3" in unit_page and "<script" not in unit_page.lower()
     out = tmp_path / "page.html"
-    write_atomic(str(out), page)
+    write_atomic(str(out), Kind.PAGE, page)
     assert out.read_text(encoding="utf-8") == page
     assert [p.name for p in tmp_path.iterdir()] == ["page.html"]  # no temporary left behind

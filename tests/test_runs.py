@@ -291,7 +291,9 @@ def test_a_newer_schema_is_refused_clearly(tmp_path):
 
 def test_a_corrupt_database_is_reported_and_training_still_saves(text, capsys, monkeypatch):
     db = text.parent / "runs.sqlite"
-    db.write_bytes(b"this is not an SQLite database at all, just bytes " * 100)
+    # a store damaged past its header (a file that is not SQLite at all is refused before the
+    # run: tests/test_faults.py::test_runs_db_is_never_a_model_or_another_file)
+    db.write_bytes(b"SQLite format 3\x00" + b"this is not an SQLite database, just bytes " * 100)
     with pytest.raises(RunStoreError, match="damaged"):
         RunStore.open(db)
     code, _, err = cli_run(capsys, "train", text, *TINY, "--steps", 12, "--runs-db", db)

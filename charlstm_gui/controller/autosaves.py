@@ -14,9 +14,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from charlstm_core.errors import CharLSTMError
+from charlstm_core.files import writer
+
 from ..widgets import fmt
 
-NAME = re.compile(r".+-\d{8}-\d{6}\.npz")  # the names controller.autosave_path gives
+NAME = re.compile(r".+-\d{8}-\d{6}(-\d+)?\.npz")  # the names controller.autosave_path gives
 DEFAULT_KEEP = 3
 
 
@@ -53,11 +56,11 @@ def prune(
         if room > 0:
             room -= 1
             continue
-        try:
-            p.unlink()
+        try:  # the one guarded writer's rule: still a model, and no run holds it
+            writer.remove(p, writer.Kind.MODEL)
             removed.append(p)
-        except OSError:
-            pass  # in use or read-only: left for the next time
+        except (CharLSTMError, OSError):
+            pass  # in use, no longer a model, or read-only: left for the next time
     return removed
 
 

@@ -17,15 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from charlstm_core.errors import CharLSTMError, DecodeError, ModelFileError, unrepresentable
+from charlstm_core.files import writer
 from charlstm_core.files.text import display_path
 
 from .state import State
 
 
 def autosave_path(folder: str | os.PathLike[str], corpus_name: str) -> str:
+    """A new autosave file in ``folder``, named after the text and the time: never one that is
+    there already (two runs started within a second get ``-2``, ``-3``)."""
     stem = Path(corpus_name).stem or "model"
     stem = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in stem)[:40]
-    return str(Path(folder) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.npz")
+    return writer.fresh_name(Path(folder) / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.npz")
 
 
 def continue_problem(model: Any, corpus: Any) -> str:
@@ -128,15 +131,13 @@ class FilesMixin:
     def save_model(self, path: str) -> None:
         """Save the current model (a snapshot between two steps while training) atomically.
 
-        The target follows the engine's rule (``modelfile.save_target``: a symlink is saved
-        through, a folder, device or FIFO is refused) and must not be locked by another run;
-        both are checked here first, so that the user hears at once.
+        The target follows the one guarded writer's rule (``charlstm_core.files.writer``: only
+        over a model or a new name, never over the training text; a symlink is saved through; a
+        folder, device or FIFO is refused) and must not be locked by another run; both are
+        checked here first, so that the user hears at once.
         """
-        from charlstm_core.files import modelfile
-
         try:
-            modelfile.save_target(path)
-            modelfile.check_not_locked(path)
+            writer.check_target(path, writer.Kind.MODEL, protect=self.protected_inputs())
         except ModelFileError as exc:
             self.message.emit("The model was not saved", str(exc))
             return
@@ -153,6 +154,10 @@ class FilesMixin:
             self.message.emit("Nothing to save", "Train a model or open one first.")
             return
         self._save_async(self.model, path)
+
+    def protected_inputs(self) -> dict[str, str | None]:
+        """The files no save or export of the app may replace: the training text."""
+        return {"the training text": getattr(getattr(self, "corpus", None), "path", None)}
 
     def _save_async(self, mf: Any, path: str, model_id: int | None = None) -> None:
         from charlstm_core.files import modelfile

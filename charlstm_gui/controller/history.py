@@ -7,12 +7,13 @@ Buffers double when full, so appending is amortised O(1) and the plot can take v
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from charlstm_core.files.writer import LOSS_CSV_HEADER
 
 
 class Series:
@@ -110,31 +111,34 @@ class LossHistory:
         finite = self.val.loss[np.isfinite(self.val.loss)]
         return float(finite.min()) if finite.size else None
 
-    def write_csv(self, path: str | Path, smoothed: np.ndarray | None = None) -> None:
-        """One row per training step (and its validation loss where one was measured)."""
+    def csv_text(self, smoothed: np.ndarray | None = None) -> str:
+        """The curve as CSV (header ``writer.LOSS_CSV_HEADER``, by which the one guarded writer
+        knows a loss CSV it may replace): one row per training step, with its validation loss
+        where one was measured."""
         val = {int(s): float(v) for s, v in zip(self.val.step, self.val.loss, strict=True)}
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["step", "chars_seen", "train_loss", "train_loss_smoothed", "val_loss"])
-            steps_written = set()
-            for i in range(self.train.n):
-                step = int(self.train.step[i])
-                steps_written.add(step)
-                sm = "" if smoothed is None else f"{smoothed[i]:.6g}"
-                v = val.get(step)
-                w.writerow(
-                    [
-                        step,
-                        int(self.train.chars[i]),
-                        f"{self.train.loss[i]:.6g}",
-                        sm,
-                        "" if v is None else f"{v:.6g}",
-                    ]
-                )
-            for i in range(self.val.n):  # evaluations with no step row (e.g. step 0)
-                step = int(self.val.step[i])
-                if step not in steps_written:
-                    w.writerow([step, int(self.val.chars[i]), "", "", f"{self.val.loss[i]:.6g}"])
+        out = io.StringIO(newline="")
+        w = csv.writer(out)
+        w.writerow(LOSS_CSV_HEADER)
+        steps_written = set()
+        for i in range(self.train.n):
+            step = int(self.train.step[i])
+            steps_written.add(step)
+            sm = "" if smoothed is None else f"{smoothed[i]:.6g}"
+            v = val.get(step)
+            w.writerow(
+                [
+                    step,
+                    int(self.train.chars[i]),
+                    f"{self.train.loss[i]:.6g}",
+                    sm,
+                    "" if v is None else f"{v:.6g}",
+                ]
+            )
+        for i in range(self.val.n):  # evaluations with no step row (e.g. step 0)
+            step = int(self.val.step[i])
+            if step not in steps_written:
+                w.writerow([step, int(self.val.chars[i]), "", "", f"{self.val.loss[i]:.6g}"])
+        return out.getvalue()
 
 
 def ema(

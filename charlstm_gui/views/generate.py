@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..widgets.plain import plain
 from ..widgets.setting_widgets import Widget, label_text, spin_box
 
 NO_MODEL = "No model yet: train one or open a model file."
@@ -71,7 +72,7 @@ class GeneratePanel(QWidget):
         self.seed.setEnabled(default is not None)
 
         self._source = ""  # the model named by the label
-        self.source = QLabel(NO_MODEL)
+        self.source = plain(QLabel(NO_MODEL))  # names the model file
         self.source.setWordWrap(True)
         self.go = QPushButton("&Generate")
         self.go.setToolTip("Write text with the current model (Ctrl+G).")

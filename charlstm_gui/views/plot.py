@@ -15,11 +15,12 @@ the bucket-equivalent EMA weight ``a**k``. ``benchmarks/bench_runs_gui.py`` meas
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -231,7 +232,8 @@ class LossPlot(QWidget):
             colour = OVERLAY_COLOURS[i % len(OVERLAY_COLOURS)]
             cols, k = bucket_means(curve.train, OVERLAY_POINTS)
             val_cols, _ = bucket_means(curve.val, OVERLAY_POINTS)
-            train_item = self.plot.plot(pen=pg.mkPen(colour, width=1), name=curve.label)
+            name = html.escape(curve.label)  # a legend label is HTML; a run's name is not
+            train_item = self.plot.plot(pen=pg.mkPen(colour, width=1), name=name)
             light = tuple(c + (255 - c) // 2 for c in colour)  # validation: the paler line
             val_item = self.plot.plot(pen=pg.mkPen(light, width=1))
             # thin, solid, opaque pens and curves already cut short: the cheapest to repaint on
@@ -249,7 +251,7 @@ class LossPlot(QWidget):
         for item, plain in ((self.smooth, "train (smoothed)"), (self.val, "validation")):
             label = self.plot.legend.getLabel(item)
             if label is not None:
-                label.setText(f"{name}: {plain}" if name else plain)
+                label.setText(f"{html.escape(name)}: {plain}" if name else plain)  # HTML
 
     @property
     def overlay_keys(self) -> list[object]:
@@ -409,8 +411,13 @@ class LossPlot(QWidget):
                 return line
         return None
 
-    def save_png(self, path: str) -> bool:
-        return self.widget.grab().save(path, "PNG")
+    def png_bytes(self) -> bytes:
+        """The plot as it is drawn now, as a PNG file's bytes (written by the one writer)."""
+        data = QByteArray()
+        buffer = QBuffer(data)
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        self.widget.grab().save(buffer, "PNG")
+        return bytes(data.data())
 
 
 def _positive(x: np.ndarray, *ys: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..widgets import fmt
+from ..widgets.plain import message_box, plain, tip
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 RUN_ID_ROLE = Qt.ItemDataRole.UserRole + 2
@@ -186,7 +187,7 @@ class RunsModel(QAbstractTableModel):
             return Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked
         if role == Qt.ItemDataRole.ToolTipRole:
             lines = [run.model_path or "No model file recorded", run.message or ""]
-            return "\n".join(line for line in lines if line)
+            return tip("\n".join(line for line in lines if line))
         if role == Qt.ItemDataRole.ForegroundRole and col.header == "Status":
             colour = STATUS_COLOURS.get(run.status)
             return QBrush(QColor(colour)) if colour else None
@@ -279,7 +280,7 @@ class RunsPanel(QWidget):
         self.clear = QPushButton("Untick all")
         self.clear.setToolTip("Remove every stored run from the loss plot.")
         self.clear.clicked.connect(lambda: self.model.set_checked([]))
-        self.note = QLabel()
+        self.note = plain(QLabel())  # quotes the store's path
         self.note.setWordWrap(True)
         self.note.hide()
         top = QHBoxLayout()
@@ -360,7 +361,7 @@ class RunsPanel(QWidget):
 
     def ask_delete(self, run: Any) -> bool | None:
         """None: keep the run; False: delete the record only; True: its model file too."""
-        box = QMessageBox(
+        box = message_box(
             QMessageBox.Icon.Question,
             "Delete run",
             f"Delete the run “{run.name}” and its curves from the list?",
@@ -369,7 +370,7 @@ class RunsPanel(QWidget):
         )
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         also = QCheckBox("Also delete its model file")
-        also.setToolTip(run.model_path or "")
+        also.setToolTip(tip(run.model_path or ""))
         also.setEnabled(bool(run.model_path))
         box.setCheckBox(also)
         if box.exec() != QMessageBox.StandardButton.Yes:

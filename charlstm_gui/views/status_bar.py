@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
 from ..widgets import fmt
@@ -38,6 +39,7 @@ class StatusBar:
             lab = QLabel("—")
             lab.setToolTip(tip)
             lab.setObjectName(f"status_{key}")
+            lab.setTextFormat(Qt.TextFormat.PlainText)  # "Saving <file name>…"
             self.labels[key] = lab
             bar.addPermanentWidget(lab)
         self.progress = QProgressBar()

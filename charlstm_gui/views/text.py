@@ -36,6 +36,7 @@ class _WrapLabel(QLabel):
 
     def __init__(self, text: str = "") -> None:
         super().__init__(text)
+        self.setTextFormat(Qt.TextFormat.PlainText)  # a text's name and path, advice naming it
         self.setWordWrap(True)
 
     def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from .. import APP_NAME
 from ..desktop import app_icon
+from .plain import plain
 
 ENCODINGS = (
     "latin-1",
@@ -120,7 +121,7 @@ def ask_encoding(parent: QWidget, path: str, message: str) -> str | None:
         f"{message}\n\nOpen it with another encoding? Latin-1 never fails (every byte "
         "is a character) but may show wrong accents; Windows text is often cp1252."
     )
-    label.setWordWrap(True)
+    plain(label).setWordWrap(True)  # the message quotes the file's name
     combo = QComboBox()
     combo.setEditable(True)
     combo.addItems(ENCODINGS)

@@ -1,6 +1,8 @@
 """The window's file dialogs: where to save a model, which text or model to open, and the
 exports (loss as CSV, plot as PNG, generated text), each offered in the folder last used for
-its kind (remembered in QSettings) or beside the loaded text.
+its kind (remembered in QSettings) or beside the loaded text. Qt's save dialog asks before a
+file is replaced; the export is then written by the one guarded writer
+(``charlstm_core.files.writer``), which refuses what no export may replace.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from charlstm_core.errors import CharLSTMError
+from charlstm_core.files import writer
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QFileDialog
 
@@ -72,6 +76,17 @@ class FileDialogs:
         if path:
             self.win.open_model(path)
 
+    def _write(self, path: str, kind: writer.Kind, content: Any, failed: str) -> bool:
+        """Write an export through the one guarded writer (atomic; only over a file of its own
+        kind or a new name, never over the training text or a model); a refusal is a message
+        titled ``failed``. The dialog has already asked before replacing a file."""
+        try:
+            writer.write_atomic(path, kind, content, protect=self.ctl.protected_inputs())
+        except CharLSTMError as exc:
+            self.win.show_message(failed, str(exc))
+            return False
+        return True
+
     def save_generated(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
             self.win,
@@ -82,12 +97,8 @@ class FileDialogs:
         if not path:
             return
         self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
-        try:
-            Path(path).write_text(self.win.gen.text(), encoding="utf-8")
-        except OSError as exc:
-            self.win.show_message("Not saved", f"Cannot write {path}: {exc.strerror}.")
-            return
-        self.win.statusBar().showMessage(f"Saved the generated text to {path}", 5000)
+        if self._write(path, writer.Kind.TEXT, self.win.gen.text(), "Not saved"):
+            self.win.statusBar().showMessage(f"Saved the generated text to {path}", 5000)
 
     def export_csv(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
@@ -96,13 +107,11 @@ class FileDialogs:
             self._export_suggestion("-loss.csv", "loss"),
             "CSV files (*.csv)",
         )
-        if path:
-            self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
-        if path:
-            try:
-                self.ctl.history.write_csv(path, self.win.plot.smoothed())
-            except OSError as exc:
-                self.win.show_message("Not exported", f"Cannot write {path}: {exc.strerror}.")
+        if not path:
+            return
+        self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
+        text = self.ctl.history.csv_text(self.win.plot.smoothed())
+        self._write(path, writer.Kind.CSV, text, "Not exported")
 
     def export_png(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
@@ -111,7 +120,7 @@ class FileDialogs:
             self._export_suggestion("-loss.png", "loss"),
             "PNG images (*.png)",
         )
-        if path:
-            self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
-        if path and not self.win.plot.save_png(path):
-            self.win.show_message("Not exported", f"Cannot write the image {path}.")
+        if not path:
+            return
+        self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
+        self._write(path, writer.Kind.PNG, self.win.plot.png_bytes(), "Not exported")

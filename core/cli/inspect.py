@@ -14,11 +14,11 @@ import sys
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import CharLSTMError, ConfigError
+from ..files import writer
 from ..files.modelfile import ModelFile, load_model
 from ..insight.html import render as _render_html
 from ..insight.html import visible as _visible
-from ..insight.html import write_atomic
 from ..insight.inspect import DETECTORS, KINDS, analyse, detectors, max_passage, rank_units
 from ..insight.inspect import surprising_spans as _surprising_spans
 from .console import UsageError, note, write
@@ -51,26 +51,16 @@ def _parse_unit(spec: str, model: ModelFile) -> tuple[int, int]:
     return layer, unit
 
 
-def _check_page_path(out: str, *inputs: str) -> str:
-    """Absolute path for --html; UsageError if writing there could destroy an input or a model."""
-    path = os.path.abspath(out)
-    if os.path.isdir(path):
-        raise UsageError(f"--html {out} is a folder; give a file name such as page.html.")
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        raise UsageError(f"cannot write {out}: the folder {folder} does not exist.")
-    if os.path.exists(path):
-        for other in inputs:
-            if os.path.exists(other) and os.path.samefile(path, other):
-                raise UsageError(f"--html {out} is one of the inputs; choose another file name.")
-        with open(path, "rb") as f:
-            if f.read(2) == b"PK":
-                raise UsageError(f"{out} is a model file; refusing to overwrite it.")
-    return path
-
-
 def inspect(args: argparse.Namespace) -> int:
-    page = _check_page_path(args.html, args.model, args.text) if args.html else None
+    inputs = {
+        "one of the inputs (the model)": args.model,
+        "one of the inputs (the text)": args.text,
+    }
+    if args.html:  # before anything is read: the one guarded writer's rule (a page over a page)
+        try:
+            writer.check_target(args.html, writer.Kind.PAGE, protect=inputs)
+        except CharLSTMError as e:
+            raise UsageError(f"--html: {e}") from None
     model = load_model(args.model)
     unit = _parse_unit(args.unit, model) if args.unit else None
     if args.spans < 0:
@@ -91,9 +81,10 @@ def inspect(args: argparse.Namespace) -> int:
             f"  {start:>7,}  {total:6.1f}  {text[start:end]!r}: at {_visible(text[worst])!r} "
             f"expected {expected}\n",
         )
-    if page is not None:
+    if args.html:
         title = f"{os.path.basename(args.text)} read by {os.path.basename(args.model)}"
-        write_atomic(page, _render_html(a, title, unit, args.kind))
+        page = _render_html(a, title, unit, args.kind)
+        writer.write_atomic(args.html, writer.Kind.PAGE, page, protect=inputs)
         note(f"wrote {args.html}")
     return 0
 

@@ -20,7 +20,7 @@ from ..errors import ConfigError, CorpusMismatchError, unrepresentable
 from ..files.modelfile import FORMAT_VERSION, K_VERSION, ModelFile, load_model
 from ..files.text import Corpus, display_path, load_corpus
 from ..insight.copies import CopyIndex
-from ..sample import evaluate, generate
+from ..sample import default_streams, evaluate, generate
 from .common import engine_for
 from .console import EvalProgress, bits, hms, note, silence_stdout, write
 from .options import generation_from_args
@@ -90,9 +90,10 @@ def eval_(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     corpus = read_for(model, args.text, args.encoding)
     engine = engine_for(args, model.config)
+    streams = _bounded_streams(corpus.n_chars, args.streams, args.warmup)
     progress = EvalProgress() if sys.stderr.isatty() else None
     try:
-        result = evaluate(model, corpus.ids, streams=args.streams, warmup=args.warmup,
+        result = evaluate(model, corpus.ids, streams=streams, warmup=args.warmup,
                           progress=progress,
                           engine=None if engine.kind == "cpu" else engine)  # fmt: skip
     finally:
@@ -107,6 +108,29 @@ def eval_(args: argparse.Namespace) -> int:
     print(f"bits/char: {bits(nats):.6f}")
     print(f"perplexity: {math.exp(nats):.4f}")
     return 0
+
+
+def _bounded_streams(n_chars: int, streams: int | None, warmup: int) -> int | None:
+    """--streams, or fewer, so that each piece is at least as long as its warm-up and reading
+    costs at most twice the characters scored (S pieces of a text of N characters, each
+    warmed up on W before it, read about N + (S - 1) W): ``--streams 1e9`` or ``--warmup 1e9``
+    on a short text would otherwise read it thousands of times over. Says so when it lowers."""
+    n = max(1, n_chars - 1)
+    asked = streams if streams is not None else default_streams(n)
+    most = min(n, 1 + n // warmup) if warmup > 0 else n
+    if asked <= most:
+        return streams
+    if most == 1:
+        note(
+            f"a warm-up of {warmup:,} characters covers the whole text: reading it as one "
+            "stream, exactly (as --streams 1 does; slower on a long text)."
+        )
+    else:
+        note(
+            f"{asked:,} streams over {n_chars:,} characters would read each piece's warm-up of "
+            f"{warmup:,} more often than the piece itself: reading {most:,} streams instead."
+        )
+    return most
 
 
 def _file_version(path: str) -> int | str:

@@ -22,7 +22,8 @@ import numpy as np
 
 from .. import sweep as sweep_mod
 from ..engine.devices import list_devices
-from ..files.text import load_corpus
+from ..errors import RunStoreError
+from ..files.text import display_path, inert, load_corpus
 from ..runs import Run, RunStore
 from .common import EXIT_FAILURE, SWEEP_DEFAULTS
 from .console import (
@@ -50,6 +51,8 @@ def runs(args: argparse.Namespace) -> int:
     with RunStore.open(args.runs_db) as store:
         if action is None:
             runs = store.list_runs()
+            for damaged in store.damaged:  # listed without them, each named once
+                warn(f"{damaged}; it is left out of this list.")
             if args.json:
                 print(json.dumps([r.to_json() for r in runs], indent=1))
             elif not runs:
@@ -61,7 +64,7 @@ def runs(args: argparse.Namespace) -> int:
             return _runs_show(store, args)
         if action == "rename":
             store.rename(args.id, args.name)
-            note(f"run {args.id} is now called {args.name.strip()!r}")
+            note(f"run {args.id} is now called {inert(repr(args.name.strip()))}")
             return 0
         return _runs_rm(store, args)
 
@@ -74,8 +77,8 @@ def _runs_table(runs: list[Run]) -> str:
         rows.append(
             [
                 str(r.id),
-                r.name,
-                r.text_name,
+                inert(r.name),
+                inert(r.text_name),
                 f"{m.get('num_layers', '?')}x{m.get('hidden_size', '?')}",
                 f"{r.steps:,}",
                 _fmt_time(r.elapsed_s if r.ended is None else r.duration_s),
@@ -104,9 +107,9 @@ def _runs_show(store: RunStore, args: argparse.Namespace) -> int:
         when += f" to {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(run.ended))}"
     best = run.best_val_loss
     rows = [
-        ("run", f"{run.id}: {run.name}"),
-        ("status", run.status + (f" ({run.message})" if run.message else "")),
-        ("text", f"{run.text_name} ({run.text_size or 0:,} bytes, sha256 "
+        ("run", f"{run.id}: {inert(run.name)}"),
+        ("status", run.status + (f" ({inert(run.message)})" if run.message else "")),
+        ("text", f"{inert(run.text_name)} ({run.text_size or 0:,} bytes, sha256 "
          f"{run.text_sha256[:16]}...)"),
         ("when", when),
         ("steps", f"{run.steps:,} (from step {run.start_step:,}); {run.chars_seen:,} characters"),
@@ -115,12 +118,12 @@ def _runs_show(store: RunStore, args: argparse.Namespace) -> int:
         ("best val loss", "-" if best is None else f"{best:.4f} nats/char "
          f"({bits(best):.4f} bits/char)"),
         ("final val loss", fmt_loss(run.final_val_loss)),
-        ("model", run.model_path or "-"),
-        ("recorded by", f"{run.source} (pid {run.pid} on {run.host})"
-         + (f", sweep {run.sweep}" if run.sweep else "")),
+        ("model", inert(run.model_path or "-")),
+        ("recorded by", f"{inert(run.source)} (pid {run.pid} on {inert(str(run.host))})"
+         + (f", sweep {inert(run.sweep)}" if run.sweep else "")),
         ("curves", f"{len(curves.train):,} training points, {len(curves.val):,} validation"),
-        ("model settings", " ".join(f"{k}={v}" for k, v in run.model.items())),
-        ("train settings", " ".join(f"{k}={v}" for k, v in run.train.items())),
+        ("model settings", inert(" ".join(f"{k}={v}" for k, v in run.model.items()))),
+        ("train settings", inert(" ".join(f"{k}={v}" for k, v in run.train.items()))),
     ]  # fmt: skip
     width = max(len(k) for k, _ in rows) + 1
     for key, value in rows:
@@ -139,10 +142,15 @@ def _json_list(values: np.ndarray) -> list:
 
 def _runs_rm(store: RunStore, args: argparse.Namespace) -> int:
     runs = [store.get(i) for i in dict.fromkeys(args.id)]  # every id checked before any delete
+    ids = [r.id for r in runs]
+    for r in runs if args.with_model else ():  # a model another run owns now, or one in use
+        problem = store.model_problem(r, along=ids)
+        if problem:
+            raise RunStoreError(f"{problem} Nothing was deleted.")
     if not args.yes:
         if not sys.stdin.isatty():
             raise UsageError("refusing to delete without confirmation; add --yes")
-        names = ", ".join(f"{r.id} ({r.name})" for r in runs)
+        names = ", ".join(f"{r.id} ({inert(r.name)})" for r in runs)
         extra = " and their model files" if args.with_model else ""
         try:
             answer = input(f"Delete run(s) {names}{extra}? [y/N] ")
@@ -152,12 +160,12 @@ def _runs_rm(store: RunStore, args: argparse.Namespace) -> int:
             note("nothing deleted")
             return 0
     for r in runs:
-        removed = store.delete(r.id, with_model=args.with_model)
+        removed = store.delete(r.id, with_model=args.with_model, along=ids)
         kept = ""
         if r.model_path and not removed and os.path.exists(r.model_path):
-            kept = f"; its model {r.model_path} is kept"
-        gone = f" and its model {removed}" if removed else ""
-        note(f"deleted run {r.id} ({r.name}){gone}{kept}")
+            kept = f"; its model {inert(display_path(r.model_path))} is kept"
+        gone = f" and its model {inert(display_path(removed))}" if removed else ""
+        note(f"deleted run {r.id} ({inert(r.name)}){gone}{kept}")
     return 0
 
 
@@ -191,6 +199,15 @@ def sweep(args: argparse.Namespace) -> int:
         runs_db=db,
         sweep_label=sweep_mod.sweep_label(args.text),
     )
+    earlier = sweep_mod.earlier_point_files(spec, points)
+    if earlier:
+        names = ", ".join(inert(display_path(os.path.basename(p))) for p in earlier[:3])
+        more = f" and {len(earlier) - 3} more" if len(earlier) > 3 else ""
+        raise UsageError(
+            f"--out-dir {inert(display_path(out_dir))} already holds {names}{more} from an "
+            "earlier sweep; this one would replace them (and the earlier runs would name the "
+            "new files). Give another --out-dir, or move those files away."
+        )
     jobs = min(args.jobs, len(points))
     cores = sweep_mod.usable_cores()
     if jobs > cores:

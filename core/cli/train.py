@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,9 +24,17 @@ from typing import Any, TextIO
 
 from ..config import ModelConfig, TrainConfig
 from ..engine.model import count_params
-from ..errors import CharLSTMError, ModelFileError
-from ..files.modelfile import load_model, save_target
-from ..files.text import display_path
+from ..errors import (
+    CharLSTMError,
+    CorpusMismatchError,
+    DecodeError,
+    ModelFileError,
+    ModelFileLocked,
+)
+from ..files import writer
+from ..files.modelfile import load_model
+from ..files.text import display_path, inert, recorded_encoding
+from ..runs import default_db_path
 from ..training.policy import plan_resume, same_text
 from ..training.session import (
     INTERRUPTED_SAVE,
@@ -56,58 +63,31 @@ from .options import configs_from_args, given, given_flags
 # ---------------------------------------------------------------------------------- paths
 
 
-def _check_out_path(out: str, text: str | None) -> str:
-    """Absolute path to save to; UsageError if it cannot or should not be written.
-
-    The rule for special files is ``charlstm_core.files.modelfile.save_target``'s, the app's too:
-    devices,
-    FIFOs and folders are refused, a symlink is saved through to its target.
-    """
-    path = os.path.abspath(out)
-    shown = display_path(out)
-    if text is not None and _same_file(path, text):
-        raise UsageError(f"--out {shown} is the training text itself; choose another file name.")
+def _check_paths(args: argparse.Namespace) -> str | None:
+    """The model file to save to (absolute), once every file the run will write (--out,
+    --log-jsonl, --runs-db) is checked together by the one guarded writer's rule
+    (``charlstm_core.files.writer.check_outputs``, the app's too), before anything is read or
+    written: each only over a file of its own kind or a new name, none over the training text
+    or another of them. UsageError says why not; a model held by a running process is
+    ModelFileLocked. None when there is no text to name the model after (an error follows)."""
+    out = args.out or args.resume or (Path(args.text).stem + ".npz" if args.text else None)
+    outputs = [
+        writer.Output("--out" if args.out or not args.resume else "--resume", out,
+                      writer.Kind.MODEL),
+        writer.Output("--log-jsonl", args.log_jsonl, writer.Kind.LOG),
+        writer.Output("--runs-db", None if args.no_record else args.runs_db,
+                      writer.Kind.RUN_STORE),
+    ]  # fmt: skip
+    inputs = {"the training text itself": args.text}
+    if not args.runs_db:  # the default store: never written over (if damaged, a warning says so)
+        inputs["the run store (runs.sqlite)"] = str(default_db_path())
     try:
-        target = save_target(path)
-    except ModelFileError as e:
-        raise UsageError(f"--out: {e}") from None
-    folder = os.path.dirname(target)
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"cannot save to {shown}: the folder {folder} is not writable.")
-    if os.path.isfile(target):
-        with open(target, "rb") as f:
-            if f.read(2) != b"PK":
-                raise UsageError(
-                    f"{shown} exists and is not a model file; refusing to overwrite it. "
-                    "Choose another --out."
-                )
-    return path
-
-
-def _same_file(a: str, b: str) -> bool:
-    """Whether paths ``a`` and ``b`` name one file (the same inode, or the same real path for
-    a file not yet created)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _check_log_path(log: str, text: str | None, out: str, model: str | None) -> None:
-    """UsageError if the JSON-lines log would be written over the text or a model file. A
-    stream (a FIFO, /dev/stdout) is fine."""
-    try:
-        mode = os.stat(log).st_mode
-    except OSError:
-        mode = None
-    if mode is not None and not stat.S_ISREG(mode):
-        return
-    for what, other in (("the training text", text), ("the model file", out), ("--resume", model)):
-        if other is not None and _same_file(log, other):
-            raise UsageError(
-                f"--log-jsonl {display_path(log)} is {what}; writing the log would destroy it. "
-                "Choose another file name."
-            )
+        writer.check_outputs(outputs, inputs)
+    except ModelFileLocked:
+        raise
+    except CharLSTMError as e:
+        raise UsageError(str(e)) from None
+    return None if out is None else os.path.abspath(out)
 
 
 # ---------------------------------------------------------------------------------- planning
@@ -123,7 +103,7 @@ def _new_request(args: argparse.Namespace) -> tuple[SessionRequest, Describe]:
     if all(v is None for v in duration.values()):
         duration["minutes"] = DEFAULT_MINUTES
     mc, tc = configs_from_args(args, **duration)
-    out = _check_out_path(args.out or Path(args.text).stem + ".npz", args.text)
+    out = _check_paths(args)
     request = _request(
         args, text=args.text, encoding=args.encoding, model_config=mc, train_config=tc, out=out
     )
@@ -167,10 +147,10 @@ def _resume_request(args: argparse.Namespace) -> tuple[SessionRequest, Describe]
             f"{args.resume} holds weights only, without the training state needed to continue "
             "it. Train a new model instead."
         )
-    out = _check_out_path(args.out or args.resume, args.text)
+    out = _check_paths(args)
     duration = {"steps": args.steps, "epochs": args.epochs, "minutes": args.minutes}
     asked = st.config.replace(**given(args, TrainConfig), **duration)
-    corpus = open_text(args.text, args.encoding, resume=mf)  # its length plans the run
+    corpus = _resume_corpus(args, mf)  # its length plans the run
     plan = plan_resume(st.step, st.total_steps, asked, corpus.n_chars)
     if plan.nothing_left:
         if all(v is None for v in duration.values()):
@@ -225,14 +205,38 @@ def _request(args: argparse.Namespace, **what: Any) -> SessionRequest:
     )
 
 
+def _resume_corpus(args: argparse.Namespace, mf: Any) -> Any:
+    """The text to continue on, in --encoding, else in the encoding the checkpoint recorded if
+    it is that same text (``recorded_encoding``), else UTF-8; a refusal names the encoding
+    used when the model's last text had another."""
+    fingerprint = mf.train.corpus
+    used = args.encoding or recorded_encoding(args.text, fingerprint) or "utf-8"
+    last = fingerprint.get("encoding")
+    try:
+        return open_text(args.text, args.encoding, resume=mf)
+    except (DecodeError, CorpusMismatchError) as e:
+        if args.encoding or not isinstance(last, str) or last.lower() == used.lower():
+            raise
+        name = inert(str(fingerprint.get("name", "its last text")))
+        hint = (
+            f" It was read as {used}: {display_path(args.text)} is not the text the model was "
+            f"last trained on ({name}, {last}). If it is {last} too, add --encoding {last}."
+        )
+        raise type(e)(str(e) + hint, **_error_fields(e)) from None
+
+
+def _error_fields(e: CharLSTMError) -> dict[str, Any]:
+    if isinstance(e, DecodeError):
+        return {"offset": e.offset, "encoding": e.encoding}
+    return {"missing": getattr(e, "missing", ())}
+
+
 # ---------------------------------------------------------------------------------- the run
 
 
 def train(args: argparse.Namespace) -> int:
     """``charlstm train``."""
-    if args.log_jsonl:  # before anything is read or written
-        out_arg = args.out or args.resume or (Path(args.text).stem + ".npz" if args.text else "")
-        _check_log_path(args.log_jsonl, args.text, os.path.abspath(out_arg), args.resume)
+    _check_paths(args)  # before anything is read or written
     request, what = _resume_request(args) if args.resume else _new_request(args)
     log = _open_log(args)
     try:
@@ -250,10 +254,7 @@ def train(args: argparse.Namespace) -> int:
 def _open_log(args: argparse.Namespace) -> TextIO | None:
     if not args.log_jsonl:
         return None
-    try:
-        return open(args.log_jsonl, "a" if args.resume else "w", encoding="utf-8")
-    except OSError as e:
-        raise CharLSTMError(f"Cannot write the log {args.log_jsonl}: {e.strerror or e}.") from None
+    return writer.open_log(args.log_jsonl, append=bool(args.resume))
 
 
 class _Console:

@@ -30,7 +30,7 @@ from ..errors import (
     TextTooShortError,
     unrepresentable,
 )
-from .vocab import Vocab, byte_chunks, encode_new, seen_codepoints, text_chunks
+from .vocab import MAX_VOCAB, Vocab, byte_chunks, encode_new, seen_codepoints, text_chunks
 
 _UTF8_BOM = codecs.BOM_UTF8
 # Codecs under which a pure-ASCII byte string decodes to the same characters: such a file skips
@@ -198,9 +198,14 @@ def display_path(path: str | bytes | os.PathLike) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-def _read_bytes(path: str) -> bytes:
+FIRST_BLOCK = 1 << 16  # bytes looked at before a whole text is read
+
+
+def _read_bytes(path: str, refuse_nul: str | None = None) -> bytes:
     """The file's bytes; CorpusError naming the path for anything that stops us reading it.
-    Only regular files are read: a FIFO would block and a device (``/dev/zero``) never end."""
+    Only regular files are read: a FIFO would block and a device (``/dev/zero``) never end.
+    With ``refuse_nul`` (the encoding tried), a NUL byte in the first FIRST_BLOCK bytes refuses
+    the file as binary before the rest is read (a 2 GB sparse file: at once, not after 2 GB)."""
     shown = display_path(path)
     if os.path.isdir(path):
         raise CorpusError(f"{shown} is a folder, not a text file. Choose a text file.")
@@ -215,7 +220,14 @@ def _read_bytes(path: str) -> bytes:
         )
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            head = f.read(FIRST_BLOCK)
+            nul = head.find(b"\0") if refuse_nul is not None else -1
+            if nul >= 0:
+                raise _binary_error(shown, nul, head, refuse_nul)
+            data = head
+            if len(head) == FIRST_BLOCK:
+                f.seek(0)  # one read of the whole: no second copy of a big text in memory
+                data = f.read()
     except FileNotFoundError:
         raise CorpusError(f"There is no file {shown}. Check the name and folder.") from None
     except PermissionError:
@@ -272,7 +284,15 @@ def _encode(n: int, chunks, vocab: Vocab | None, name: str) -> tuple[Vocab, np.n
     iterator): a new vocabulary, or ``vocab``'s ids with CorpusMismatchError listing the
     characters outside it (the only case that reads the text a second time)."""
     if vocab is None:
-        return encode_new(n, chunks())
+        vocab, ids = encode_new(n, chunks())
+        if vocab.size > MAX_VOCAB:
+            raise CorpusError(
+                f"{name} has {vocab.size:,} distinct characters; a model can learn from at most "
+                f"{MAX_VOCAB:,}: every step weighs each character against all of them, so time "
+                "and memory grow with their number. Check that the file is text in the encoding "
+                "chosen, or train on a part of it with fewer kinds of characters."
+            )
+        return vocab, ids
     ids = vocab.encode_chunks(n, chunks())
     if ids is None:
         raise mismatch_error(name, vocab.missing_in(seen_codepoints(chunks())))
@@ -314,10 +334,10 @@ def load_corpus(
             f"Unknown text encoding {enc_label!r}. Use a name such as utf-8, latin-1, cp1252 "
             "or utf-16."
         ) from None
-    data = _read_bytes(path)
+    wide = codec.startswith(("utf-16", "utf-32"))
+    data = _read_bytes(path, None if wide else enc_label)
     n_bytes = len(data)
     sha256 = hashlib.sha256(data).hexdigest()
-    wide = codec.startswith(("utf-16", "utf-32"))
     if not wide:
         nul = data.find(b"\0")
         if nul >= 0:
@@ -358,6 +378,27 @@ def load_corpus(
     return _corpus_from_str(
         text, vocab, name=name, path=path, encoding=enc_label, n_bytes=n_bytes, sha256=sha256
     )
+
+
+def recorded_encoding(path: str | os.PathLike, fingerprint: dict | None) -> str | None:
+    """The encoding a checkpoint's corpus ``fingerprint`` (name, size, sha256, encoding)
+    recorded, if the file at ``path`` is that very text (its size, then its SHA-256, agree);
+    else None: another text is read as UTF-8 unless told otherwise, never in the encoding of
+    whatever text the model saw last. Only a file of the recorded size is hashed."""
+    fp = fingerprint or {}
+    encoding, size, digest = fp.get("encoding"), fp.get("size"), fp.get("sha256")
+    if not isinstance(encoding, str) or not isinstance(digest, str):
+        return None
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) != size:
+            return None
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return None  # load_corpus says what is wrong with it
+    return encoding if h.hexdigest() == digest else None
 
 
 def corpus_from_text(text: str, name: str = "text", vocab: Vocab | None = None) -> Corpus:
@@ -422,3 +463,17 @@ def check_trainable(corpus: Corpus, batch_size: int, seq_len: int, val_fraction:
         minimum=need,
         actual=have,
     )
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+_CONTROL.update({c: f"\\u{c:04x}" for c in (0x2028, 0x2029, *range(0x202A, 0x202F),
+                                          *range(0x2066, 0x206A))})  # fmt: skip
+
+
+def inert(text: str) -> str:
+    """``text`` safe to print on one line of a terminal or table: control characters (a newline,
+    the escape that starts a terminal's colour or title code), line and paragraph separators
+    and bidirectional overrides are shown as ``\\n``, ``\\x1b``, ``\\u202e``; the rest is
+    unchanged."""
+    return str(text).translate(_CONTROL)

@@ -16,6 +16,12 @@ import numpy as np
 from ..errors import VocabularyError, unrepresentable
 
 N_CODEPOINTS = 0x110000  # every Unicode code point (surrogates included) is below this
+# The most distinct characters a new model's text may have: every training step scores each of
+# B x T characters against all V (the decoder's H x V product, a softmax over V) and Adam keeps
+# 5H x V weights, so time and memory grow with V (benchmarks/bench_inputs.py: at V = 70,000
+# and H = 32 over 95% of a step is V's). Real texts have a few hundred, a Chinese or Japanese
+# one a few thousand; the whole main block of CJK ideographs (U+4E00..U+9FFF) has 20,992.
+MAX_VOCAB = 1 << 15
 CHUNK = 1 << 22  # characters per chunk: bounds the temporaries (16 MB of UTF-32) on huge texts
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import html
 import math
-import os
-import tempfile
 
 import numpy as np
 
+from ..files.writer import PAGE_MARKER
 from .inspect import KINDS, Analysis, char_bits
 
 MAX_BITS = 8.0  # surprise at or above this gets the strongest colour
@@ -45,8 +44,10 @@ def diverging_colour(value: float) -> str:
     return f"hsl({hue}, 85%, {100 - 50 * abs(x):.1f}%)"
 
 
-def _tooltip(a: Analysis, pos: int, unit_value: float | None) -> str:
-    """Tooltip text for character ``pos``: its surprise and the predictions made before it."""
+def _tooltip(a: Analysis, pos: int, unit_value: float | None, p_actual: np.ndarray) -> str:
+    """Tooltip text for character ``pos``: its surprise and the predictions made before it.
+    ``p_actual`` is ``a.p_actual``, computed once for the page (each call of the property is a
+    pass over the whole passage)."""
     ch = a.text[pos]
     lines = [f"#{pos}: {visible(ch)}"]
     if unit_value is not None:
@@ -55,7 +56,7 @@ def _tooltip(a: Analysis, pos: int, unit_value: float | None) -> str:
         lines.append("first character: nothing predicted it")
     else:
         t = pos - 1
-        lines.append(f"p = {a.p_actual[t]:.3%}, {a.bits[t]:.2f} bits")
+        lines.append(f"p = {p_actual[t]:.3%}, {a.bits[t]:.2f} bits")
         lines.append("the model expected:")
         lines += [f"  {visible(c)}  {p:.1%}" for c, p in a.top_chars(t)]
     return "\n".join(lines)
@@ -69,14 +70,13 @@ def render(a: Analysis, title: str, unit: tuple[int, int] | None = None, kind: s
     if unit is not None:
         values = a.values(kind)[unit[0], :, unit[1]]
     per = char_bits(a)
+    p_actual = a.p_actual
     spans = []
     for pos, ch in enumerate(a.text):
         v = None if values is None else float(values[pos])
         colour = surprise_colour(per[pos]) if v is None else diverging_colour(v)
-        spans.append(
-            f'<span style="background:{colour}" title="{esc(_tooltip(a, pos, v), quote=True)}">'
-            f"{esc(ch)}</span>"
-        )
+        tip = esc(_tooltip(a, pos, v, p_actual), quote=True)
+        spans.append(f'<span style="background:{colour}" title="{tip}">{esc(ch)}</span>')
     if values is None:
         heading = f"Surprise: {a.mean_bits:.3f} bits/char over {len(a.text) - 1:,} predictions"
         stops = [(f"{b:g}", surprise_colour(b)) for b in np.arange(0, MAX_BITS + 1)]
@@ -92,6 +92,7 @@ def render(a: Analysis, title: str, unit: tuple[int, int] | None = None, kind: s
     )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+        f"{PAGE_MARKER}\n"
         f"<title>{esc(title)}</title>\n<style>\n"
         "body{font-family:sans-serif;margin:1.5em;color:#222}\n"
         ".text{font-family:monospace;white-space:pre-wrap;line-height:1.5;font-size:14px}\n"
@@ -103,24 +104,3 @@ def render(a: Analysis, title: str, unit: tuple[int, int] | None = None, kind: s
         "predictions.</p>\n"
         f'<p>{legend}</p>\n<div class="text">{"".join(spans)}</div>\n</body></html>\n'
     )
-
-
-def write_atomic(path: str, content: str) -> None:
-    """Write ``content`` (UTF-8) to ``path`` through a temporary file in the same folder, so the
-    file is either the old one or the whole new one, never half written."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".charlstm-", suffix=".tmp", dir=folder)
-    try:
-        # keep a replaced file's permissions; mkstemp's 0600 is not meant for a page to share
-        os.chmod(tmp, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

@@ -6,6 +6,7 @@ renaming and deleting runs, and marking dead "running" runs "crashed" (their liv
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sqlite3
 import threading
@@ -17,14 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RunNotFoundError, RunStoreError
+from ..errors import CharLSTMError, RunNotFoundError, RunStoreError
+from ..files import writer
 from ..files.proclock import pid_alive, try_lock
+from ..files.text import display_path, inert
 from .records import (
     BUSY_TIMEOUT_S,
     HOME_ENV,
     HOST,
     KIND_TRAIN,
     KIND_VAL,
+    STATUSES,
     Curve,
     Curves,
     Run,
@@ -47,6 +51,51 @@ from .schema import (
 def describe(e: BaseException) -> str:
     text = str(e).strip() or type(e).__name__
     return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
+
+
+_ID_MIN, _ID_MAX = -(2**63), 2**63 - 1  # SQLite's INTEGER
+_NUMBER = (int, float)
+_TYPE_OK = {  # what each column of a row may hold, checked before it becomes a Run
+    f.name: {
+        "int": lambda v: isinstance(v, int),
+        "int | None": lambda v: v is None or isinstance(v, int),
+        "float": lambda v: isinstance(v, _NUMBER),
+        "float | None": lambda v: v is None or isinstance(v, _NUMBER),
+        "str": lambda v: isinstance(v, str),
+        "str | None": lambda v: v is None or isinstance(v, str),
+        "dict": lambda v: v is None or isinstance(v, str),  # settings: JSON text
+    }[str(f.type)]
+    for f in dataclasses.fields(Run)
+}
+
+
+class DamagedRow(RunStoreError):
+    """A row of ``runs`` whose column ``column`` holds a value of the wrong type."""
+
+    def __init__(self, run_id: Any, column: str, value: Any) -> None:
+        shown = inert(repr(value))
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        super().__init__(
+            f"The record of run {inert(str(run_id))} is damaged: its {column} is {shown} "
+            f"({type(value).__name__}), which a run never has"
+        )
+        self.run_id = run_id
+        self.column = column
+
+
+def _check_store_file(target: str) -> None:
+    """The one guarded writer's rule for the run store (``writer.Kind.RUN_STORE``): an SQLite
+    file, an empty file or a new name; never a model, a text, a device (a link to /dev/null)."""
+    try:
+        writer.check_target(target, writer.Kind.RUN_STORE)
+    except RunStoreError as e:
+        if os.path.isfile(target):  # not SQLite: another file, or a store damaged past its header
+            raise RunStoreError(
+                f"{e} It is left as it is. If it was your runs database, it is damaged: move it "
+                f"aside (or delete it) to start a new one; or use another with --runs-db or "
+                f"{HOME_ENV}."
+            ) from None
+        raise
 
 
 class RunLock:
@@ -81,6 +130,7 @@ class RunStore:
     def __init__(self, con: sqlite3.Connection, path: str) -> None:
         self._con = con
         self.path = path
+        self.damaged: list[DamagedRow] = []  # rows the last list_runs skipped
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ opening
@@ -106,6 +156,7 @@ class RunStore:
                     f"Cannot create the folder {folder} for the runs database: "
                     f"{e.strerror or e}. Set {HOME_ENV} or pass --runs-db to use another place."
                 ) from None
+            _check_store_file(target)
         try:
             con = sqlite3.connect(
                 target, timeout=timeout_s, isolation_level=None, check_same_thread=False
@@ -249,18 +300,29 @@ class RunStore:
                 where.append(f"{column} = ?")
                 args.append(value)
         sql = SELECT_RUNS + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
-        return [self._run(row) for row in self._read(sql, args)]
+        runs, self.damaged = [], []
+        for row in self._read(sql, args):
+            try:
+                runs.append(self._run(row))
+            except DamagedRow as e:
+                self.damaged.append(e)
+        return runs
 
     def get(self, run_id: int) -> Run:
         """The run ``run_id``; ``RunNotFoundError`` if there is none."""
         with contextlib.suppress(sqlite3.Error):
             self.reconcile()
-        rows = self._read(SELECT_RUNS + " WHERE id = ?", (int(run_id),))
+        rows = [] if not _ID_MIN <= int(run_id) <= _ID_MAX else (
+            self._read(SELECT_RUNS + " WHERE id = ?", (int(run_id),))
+        )  # fmt: skip
         if not rows:
             raise RunNotFoundError(
                 f"There is no run {run_id} in {self.path}; 'charlstm runs' lists them."
             )
-        return self._run(rows[0])
+        try:
+            return self._run(rows[0])
+        except DamagedRow as e:
+            raise RunStoreError(f"{e} in {self.path}.") from None
 
     def curves(
         self, run_ids: Iterable[int] | None = None, *, max_points: int | None = None
@@ -307,7 +369,12 @@ class RunStore:
 
     @staticmethod
     def _run(row: tuple) -> Run:
+        """The Run of one row; DamagedRow naming the first column whose value has the wrong type
+        (a file edited by hand or by another program)."""
         d = dict(zip(COLUMNS, row, strict=True))
+        for name, value in d.items():
+            if not _TYPE_OK[name](value) or (name == "status" and value not in STATUSES):
+                raise DamagedRow(d.get("id"), name, value)
         d["settings"] = loads(d["settings"])
         d["source"] = d["source"] or "cli"
         return Run(**d)
@@ -322,25 +389,59 @@ class RunStore:
         self.get(run_id)
         self._write("rename a run in", "UPDATE runs SET name = ? WHERE id = ?", (name, int(run_id)))
 
-    def delete(self, run_id: int, *, with_model: bool = False) -> str | None:
+    def delete(
+        self, run_id: int, *, with_model: bool = False, along: Iterable[int] = ()
+    ) -> str | None:
         """Remove run ``run_id`` and its curves. The model file stays unless ``with_model``;
         returns the path of the model file removed, if one was. A running run cannot be
-        deleted (stop it first)."""
+        deleted (stop it first); with ``with_model`` nothing is deleted unless the model file may
+        go (:meth:`model_problem`; ``along``: the ids of runs deleted together with this one)."""
         run = self.get(run_id)
         if run.status == "running":
             raise RunStoreError(
-                f"Run {run_id} ({run.name}) is still training; stop it before deleting it."
+                f"Run {run_id} ({inert(run.name)}) is still training; stop it before deleting it."
             )
+        problem = self.model_problem(run, along) if with_model else None
+        if problem:
+            raise RunStoreError(problem)
         self._write("delete a run from", "DELETE FROM runs WHERE id = ?", (int(run_id),))
-        if with_model and run.model_path and os.path.isfile(run.model_path):
+        if with_model and run.model_path and os.path.lexists(run.model_path):
             try:
-                os.unlink(run.model_path)
-            except OSError as e:
+                return writer.remove(run.model_path, writer.Kind.MODEL)
+            except CharLSTMError as e:
                 raise RunStoreError(
-                    f"Run {run_id} was deleted but its model {run.model_path} could not be: "
-                    f"{e.strerror or e}."
+                    f"Run {run_id} was deleted but its model was not: {e}"
                 ) from None
-            return run.model_path
+        return None
+
+    def model_problem(self, run: Run, along: Iterable[int] = ()) -> str | None:
+        """Why the model file of ``run`` must not be deleted with it (None: it may, or there is
+        none): another run, not among ``along``, names the same file (a ``--resume`` or another
+        run saved to it later and owns it now), it is no longer a model, or a process holds it."""
+        path = run.model_path
+        if not path or not os.path.lexists(path):
+            return None
+        skip = {run.id, *map(int, along)}
+        real = os.path.realpath(path)
+        rows = self._read("SELECT id, name, status, model_path FROM runs")
+        users = [
+            (i, n, st)
+            for i, n, st, p in rows
+            if i not in skip and isinstance(p, str) and os.path.realpath(p) == real
+        ]
+        if users:
+            i, name, status = users[0]
+            more = f" and {len(users) - 1} other run(s)" if len(users) > 1 else ""
+            live = ", which is still training" if status == "running" else ""
+            return (
+                f"Run {run.id}'s model {display_path(path)} is also the model of run {i} "
+                f"({inert(name)}){more}{live}; deleting the file would take it from that run. "
+                f"Delete run {run.id} without its model, or delete run {i} with it."
+            )
+        try:
+            writer.remove(path, writer.Kind.MODEL, check_only=True)
+        except CharLSTMError as e:
+            return f"Run {run.id}'s model is not deleted: {e}"
         return None
 
     def _write(self, doing: str, sql: str, args: tuple) -> None:

@@ -47,6 +47,7 @@ from .run import (
     NOT_STARTED,
     SweepInterrupted,
     SweepSpec,
+    earlier_point_files,
     result_from_run,
     run_point,
     run_sweep,
@@ -54,6 +55,7 @@ from .run import (
 )
 
 __all__ = [
+    "earlier_point_files",
     "MAX_POINTS",
     "NOT_STARTED",
     "SWEEPABLE",

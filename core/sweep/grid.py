@@ -98,6 +98,14 @@ def _parse_value(field: dataclasses.Field, text: str, key: str) -> Any:
             value = float(text)
             if not value.is_integer():
                 raise ValueError
+            rule = field.metadata.get("setting")
+            if rule is not None and abs(value) >= 2**63 and not rule.lo <= value <= rule.hi:
+                # said here, with the value as typed: int(1e300) would print 301 digits (a
+                # value in reach is checked with the whole point, Grid point ...: the rule)
+                raise ConfigError(
+                    f"--grid {key}: {text} is outside the {rule.name}'s range, "
+                    f"{int(rule.lo):,} to {int(rule.hi):,}."
+                )
             return int(value)
         if kind is float:
             value = float(text)

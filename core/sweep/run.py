@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ModelConfig, TrainConfig
-from ..errors import CharLSTMError
+from ..errors import CharLSTMError, OutputFileError
 from ..events import Event
-from ..files.text import Corpus, load_corpus
+from ..files.text import Corpus, display_path, load_corpus
 from ..runs import RunStore
 from ..training.session import Session, SessionRequest, SessionSummary, drive
 from ..training.stopping import StopSignals
@@ -109,6 +109,12 @@ def run_point(
     model_path = os.path.join(spec.out_dir, point_file_name(point))
     try:
         mc, tc = point.configs(spec.base_model, spec.base_train)
+        if earlier_point_files(spec, [point]):
+            raise OutputFileError(
+                f"{display_path(model_path)} is already there (an earlier sweep's model); it is "
+                "kept. Run the sweep into another folder.",
+                path=model_path,
+            )
         resume = None
         if spec.resume:  # whether the file is this point's own checkpoint depends on the text
             corpus = corpus or load_corpus(spec.text_path, spec.encoding)
@@ -179,6 +185,16 @@ def _result(point: SweepPoint, summary: SessionSummary, model_path: str) -> Poin
         model_path=saved,
         message=message,
     )
+
+
+def earlier_point_files(spec: SweepSpec, points: list[SweepPoint]) -> list[str]:
+    """The points' model files already in ``spec.out_dir`` that this sweep would replace (an
+    earlier sweep's models, which its runs still name): none when ``spec.resume`` continues a
+    killed sweep's own checkpoints (``unfinished_checkpoint`` decides point by point)."""
+    if spec.resume:
+        return []
+    paths = (os.path.join(spec.out_dir, point_file_name(p)) for p in points)
+    return [p for p in paths if os.path.lexists(p)]
 
 
 def unfinished_checkpoint(

@@ -63,7 +63,7 @@ from ..events import (
     TrainSummary,
 )
 from ..files.modelfile import ModelFile, ModelLock
-from ..files.text import Corpus, load_corpus
+from ..files.text import Corpus, load_corpus, recorded_encoding
 from . import trainer as trainer_module  # looked up when a session starts (tests stand in)
 from .saving import Saver, default_autosave_dir
 from .stopping import StopSignals
@@ -130,12 +130,14 @@ def open_text(
     path: str | os.PathLike[str], encoding: str | None = None, *, resume: ModelFile | None = None
 ) -> Corpus:
     """The text at ``path`` read for training (CorpusError, DecodeError…: what is wrong with
-    it). Continuing ``resume``, it is read in the encoding of the checkpoint's own text unless
-    another is given, and must use only the model's characters (CorpusMismatchError)."""
+    it). Continuing ``resume``, it is read in the encoding the checkpoint recorded if it is that
+    same text (``recorded_encoding``), else UTF-8 unless another is given, and must use only the
+    model's characters (CorpusMismatchError)."""
     vocab = None
     if resume is not None:
         st = resume.train
-        encoding = encoding or (st.corpus.get("encoding") if st is not None else None)
+        # the checkpoint's encoding only for that very text; another is read as UTF-8
+        encoding = encoding or (recorded_encoding(path, st.corpus) if st is not None else None)
         vocab = resume.vocab
     return load_corpus(os.fspath(path), encoding, vocab=vocab)
 

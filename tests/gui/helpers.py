@@ -46,3 +46,25 @@ def train(qtbot, w, *, resume: bool = False, steps: int = 30) -> None:
     (w.continue_training if resume else w.train_new)()
     assert w.ctl.state is State.STARTING, w.last_message
     qtbot.waitUntil(lambda: w.ctl.state is State.IDLE, timeout=30_000)
+
+
+def model_like(path: Path, size: int = 1000) -> Path:
+    """A file the one guarded writer takes for a model (a zip listing the model's entries),
+    of about ``size`` bytes, without training one: what a model file deleted by the app or
+    pruned from the autosave folder must be (charlstm_core.files.writer.recognise)."""
+    import numpy as np
+
+    with open(path, "wb") as f:
+        np.savez(f, format_version=np.int64(1), meta=np.zeros(max(1, size - 400), np.uint8))
+    return path
+
+
+def shown_tip(tip: str) -> str:
+    """What a tooltip shows: rich text rendered as Qt does (``widgets.plain.tip`` escapes)."""
+    from PySide6.QtGui import Qt, QTextDocument
+
+    if not Qt.mightBeRichText(tip):
+        return tip
+    doc = QTextDocument()
+    doc.setHtml(tip)
+    return doc.toPlainText()

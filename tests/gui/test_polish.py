@@ -18,7 +18,7 @@ from charlstm_gui.widgets.axes import CountAxis, LossAxis
 from charlstm_gui.widgets.dialogs import suggested_encoding
 from charlstm_gui.window import MainWindow
 
-from .helpers import load, small_text
+from .helpers import load, model_like, small_text
 
 
 def show_tooltip_of(widget) -> None:
@@ -137,8 +137,7 @@ def test_open_text_dialog_starts_in_the_last_text_folder_across_sessions(
 
 
 def _autosave(folder, name, age_s):
-    path = folder / name
-    path.write_bytes(b"x" * 1000)
+    path = model_like(folder / name)
     t = time.time() - age_s
     os.utime(path, (t, t))
     return path

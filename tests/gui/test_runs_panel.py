@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 from charlstm_gui.controller.controller import State
 from charlstm_gui.views.runs_table import COLUMNS, validation_note
 
-from .helpers import TINY, small_text
+from .helpers import TINY, model_like, small_text
 
 NAME, STEPS, BEST = 0, 3, 5
 
@@ -133,8 +133,7 @@ def test_rename_and_delete_ask_first_and_keep_the_model_file(home, qtbot, window
 
 
 def test_delete_with_the_model_file_when_ticked(home, qtbot, window, tmp_path):
-    model = tmp_path / "m.npz"
-    model.write_bytes(b"model")
+    model = model_like(tmp_path / "m.npz")
     run_id = fake_run("gone", model_path=str(model))
     window.refresh_runs()
     window.runs_panel.ask_delete = lambda run: True

@@ -1,12 +1,13 @@
 """Model files: one ``.npz`` with the weights (PyTorch names and layouts), vocabulary and
 architecture, plus, in a checkpoint, all that exact resumption needs.
 
-Saving is atomic (a temporary file renamed over the target; a symlink is saved through to its
-target; devices and FIFOs are refused); a run holds a ModelLock on its file so that two writers
-never race; loading never unpickles and checks every entry's name, compression and declared size
-against the expected shapes before decompressing anything, then validates every key, shape, dtype,
-value and the format version, raising ModelFileError (or a subclass) with a message naming the
-problem. See docs/model-format.md for the layout.
+Saving goes through the one guarded writer (``charlstm_core.files.writer``): atomic, only over a
+model or a new name, a symlink saved through to its target, devices and FIFOs refused; a run holds
+a ModelLock on its file so that two writers never race; loading never unpickles and checks every
+entry's name, compression and declared size against the expected shapes before decompressing
+anything, then validates every key, shape, dtype, value and the format version, raising
+ModelFileError (or a subclass) with a message naming the problem. See docs/model-format.md for the
+layout.
 
 Who owns what: ``schema`` the keys, the ModelFile/TrainState records and the entry layout;
 ``parse`` validating arrays into a ModelFile and back; ``read`` the safe reading of the zip and
@@ -36,7 +37,7 @@ from .schema import (
     TrainState,
     array_layout,
 )
-from .write import remove_stale_temps, save_model, save_target
+from .write import save_model
 
 __all__ = [
     "APP_NAME",
@@ -66,7 +67,5 @@ __all__ = [
     "check_not_locked",
     "load_model",
     "lock_path",
-    "remove_stale_temps",
     "save_model",
-    "save_target",
 ]

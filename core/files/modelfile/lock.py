@@ -129,12 +129,20 @@ class ModelLock:
             self.release()
 
 
-def check_not_locked(path: str | os.PathLike) -> None:
-    """ModelFileLocked if a process other than this one holds ``path``'s ModelLock; a stale
-    sidecar left by a killed holder is removed on the way."""
+def check_not_locked(path: str | os.PathLike, *, this_process: bool = False) -> None:
+    """ModelFileLocked if a process other than this one holds ``path``'s ModelLock (with
+    ``this_process``, this one too: a run in this program); a stale sidecar left by a killed
+    holder is removed on the way."""
     real = os.path.realpath(os.fspath(path))
     with _HELD_GUARD:
         if real in _HELD:
+            if this_process:
+                shown = os.path.abspath(os.fspath(path))
+                raise ModelFileLocked(
+                    f"{shown} is in use by a run in this program. Stop that run first.",
+                    path=shown,
+                    pid=os.getpid(),
+                )
             return
         lf = lock_path(real)
         try:

@@ -389,7 +389,7 @@ def test_html_escapes_hostile_text(model, tmp_path):
     assert html.unescape("".join(chars)) == hostile
     assert "⏎ (newline)" in page and "bits" in page  # tooltips name whitespace visibly
     unit_page = render(a, "t", unit=(0, 3), kind="h")
-    assert "Layer 0 unit 3" in unit_page and "<script" not in unit_page.lower()
+    assert "Layer 1 unit 3" in unit_page and "<script" not in unit_page.lower()  # from 1
     out = tmp_path / "page.html"
     write_atomic(str(out), page)
     assert out.read_text(encoding="utf-8") == page

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+from charlstm_core.insight.units import unit_name
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -74,7 +75,7 @@ class FoundCells(QTreeWidget):
             top = QTreeWidgetItem([name, f"{abs(scores[0].r):.2f}" if scores else "—"])
             top.setToolTip(0, description + ("" if scores else " (not in this passage)"))
             for s in scores:
-                child = QTreeWidgetItem([f"layer {s.layer + 1} unit {s.unit}", f"{s.r:+.2f}"])
+                child = QTreeWidgetItem([unit_name(s.layer, s.unit), f"{s.r:+.2f}"])
                 child.setData(0, Qt.ItemDataRole.UserRole, (kind, s.layer, s.unit))
                 child.setToolTip(0, f"Colour the passage by this unit's {name_kind}.")
                 top.addChild(child)
@@ -152,8 +153,7 @@ class ByExample(QWidget):
         what was found."""
         for u in match.units:
             item = QListWidgetItem(
-                f"layer {u.layer + 1} unit {u.unit}: {u.inside:+.2f} inside, {u.outside:+.2f} "
-                "elsewhere"
+                f"{unit_name(u.layer, u.unit)}: {u.inside:+.2f} inside, {u.outside:+.2f} elsewhere"
             )
             item.setData(Qt.ItemDataRole.UserRole, (kind, u.layer, u.unit))
             self.match_units.addItem(item)

@@ -21,6 +21,7 @@ from ..insight.html import visible as _visible
 from ..insight.html import write_atomic
 from ..insight.inspect import DETECTORS, KINDS, analyse, detectors, max_passage, rank_units
 from ..insight.inspect import surprising_spans as _surprising_spans
+from ..insight.units import parse_unit, unit_label
 from .console import UsageError, note, write
 from .model import read_for
 
@@ -37,18 +38,12 @@ def _passage(args: argparse.Namespace, model: ModelFile, limit: int | None = Non
 
 
 def _parse_unit(spec: str, model: ModelFile) -> tuple[int, int]:
-    """LAYER:UNIT (0-based) checked against the model's shape."""
+    """LAYER:UNIT (layers from 1, units from 0) as a 0-based (layer, unit) of the model."""
     cfg = model.config
     try:
-        layer, unit = (int(x) for x in spec.split(":"))
-    except ValueError:
-        raise UsageError(f"--unit takes LAYER:UNIT such as 0:12, not {spec!r}.") from None
-    if not (0 <= layer < cfg.num_layers and 0 <= unit < cfg.hidden_size):
-        raise UsageError(
-            f"--unit {spec} is outside the model: layers 0..{cfg.num_layers - 1}, "
-            f"units 0..{cfg.hidden_size - 1}."
-        )
-    return layer, unit
+        return parse_unit(spec, cfg.num_layers, cfg.hidden_size)
+    except ConfigError as e:
+        raise UsageError(f"--unit {spec}: {e}") from None
 
 
 def _check_page_path(out: str, *inputs: str) -> str:
@@ -111,6 +106,6 @@ def cells(args: argparse.Namespace) -> int:
         if not scores:
             row = "(constant in this text: nothing to correlate)"
         else:
-            row = "  ".join(f"{s.layer}:{s.unit} {s.r:+.2f}" for s in scores)
+            row = "  ".join(f"{unit_label(s.layer, s.unit)} {s.r:+.2f}" for s in scores)
         print(f"{name:<{width}}  {row}")
     return 0

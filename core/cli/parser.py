@@ -241,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument(
         "--unit",
         metavar="LAYER:UNIT",
-        help="colour the page by this unit instead of by surprise (0-based, e.g. 1:37)",
+        help="colour the page by this unit instead of by surprise: layers count from 1 (the "
+        "layer nearest the text), units from 0, as 'charlstm cells' and the app show them, "
+        "e.g. 1:37",
     )
     n.add_argument(
         "--kind",
@@ -255,7 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="find units that track quotes, brackets, line position...",
         description="Run MODEL over TEXT and print, for each simple detector (inside quotes, "
         "bracket depth, characters since the newline, ...), the units whose activation "
-        "correlates best with it, with Pearson's r.",
+        "correlates best with it, with Pearson's r. Units are written LAYER:UNIT, layers "
+        "counting from 1 (the layer nearest the text) and units from 0, as 'inspect --unit' "
+        "takes them.",
     )
     c.add_argument("model", metavar="MODEL", help="model file (.npz)")
     c.add_argument("text", metavar="TEXT", help="text file")

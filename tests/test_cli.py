@@ -379,7 +379,8 @@ def test_sample_reports_copies_on_stderr(hostile_model, capsys, tmp_path):
     model, text = hostile_model
     code, out, err = run(capsys, "sample", model, "--length", 200, "--seed", 1, "--copies", text)
     assert code == 0 and len(out) == 200
-    assert re.fullmatch(r"charlstm: (\d+% copied verbatim|nothing copied verbatim) .*\n", err)
+    assert re.fullmatch(r"charlstm: (\d+% copied verbatim|nothing copied) .*\n", err)
+    assert re.search(r"spans of 20\+ characters carrying \d+\+ bits", err)  # the rule, said
     # a "training text" that is the generated text itself: all of it is a copy
     (tmp_path / "same.txt").write_text(out, encoding="utf-8")
     code, again, err = run(

@@ -6,8 +6,10 @@
   label's
   tooltip says).
 * Memorisation meter: in the Samples pane and the Generate panel, every span of at least N
-  generated characters that occurs verbatim in the training text is highlighted, with the copied
-  fraction and the longest copy; hovering a span names its line in the training text
+  generated characters that occurs verbatim in the training text and says as much as N ordinary
+  characters of it (``charlstm_core.insight.copy_rule``: indentation does not count) is
+  highlighted, with the copied fraction and the longest copy; hovering a span names its line in
+  the training text, hovering the meter's line says the rule
   (``charlstm_core.insight.copies.CopyIndex``).
 
 Both depend on the text and its validation split (the run's, or the form's before a run), and the
@@ -117,21 +119,34 @@ class CopyFinder:
         self.index = CopyIndex.build(train_ids, vocab, min_chars)
         self.index.line_of(0)  # finds the line starts here, off the GUI thread
 
-    def find(self, text: str) -> tuple[list[tuple[int, int, str]], float, int]:
-        """([(start, end, tooltip)] copied spans of ``text``, copied fraction, longest copy)."""
+    def find(self, text: str) -> tuple[list[tuple[int, int, str]], float, int, int]:
+        """([(start, end, tooltip)] copied spans of ``text``, copied fraction, longest copy,
+        verbatim spans too common to count)."""
         found = self.index.find(text)
         spans = [
             (a, b, f"{b - a:,} characters copied verbatim from line {line:,} of the training text")
             for a, b, _pos, line in found.spans
         ]
-        return spans, float(found.fraction), int(found.longest)
+        return spans, float(found.fraction), int(found.longest), int(found.skipped)
+
+    def rule(self) -> str:
+        """What counts as a copy, in words (the meter's tooltip)."""
+        return self.index.rule()
 
 
-def meter_text(fraction: float, longest: int, min_chars: int) -> str:
-    """ "14% copied verbatim, longest 63 characters" (spans of at least ``min_chars``)."""
+def meter_text(fraction: float, longest: int, min_chars: int, skipped: int = 0) -> str:
+    """ "14% copied verbatim, longest 63 characters" (spans of at least ``min_chars`` that say
+    as much as that many ordinary characters), and how many common spans were not counted."""
     if longest == 0:
-        return f"0% copied verbatim (no span of {min_chars}+ characters is in the training text)"
-    return f"{fraction:.0%} copied verbatim, longest {longest:,} characters"
+        text = (
+            f"0% copied (no span of {min_chars}+ characters worth counting is in the training text)"
+        )
+    else:
+        text = f"{fraction:.0%} copied verbatim, longest {longest:,} characters"
+    if skipped:
+        s = "s" * (skipped != 1)
+        text += f"; {skipped:,} verbatim span{s} of indentation or common characters not counted"
+    return text
 
 
 class TextMeters(QObject):
@@ -209,8 +224,10 @@ class TextMeters(QObject):
         self.finder = value
         self._say_all(
             f"Memorisation meter: spans of {value.min_chars}+ characters found in the "
-            "training text will be highlighted."
+            "training text will be highlighted (hover here for what counts)."
         )
+        for label in (self.samples.meter, self.gen.meter):
+            label.setToolTip(value.rule())
         self.remark_samples()
         if self.gen.text() and not self.ctl.generating:
             self.check_generated()
@@ -261,10 +278,10 @@ class TextMeters(QObject):
             self._mark_sample(c.position(), text)
 
     def _mark_sample(self, start: int, text: str) -> None:
-        spans, fraction, longest = self.finder.find(text)
+        spans, fraction, longest, skipped = self.finder.find(text)
         self.sample_marks.add(start, text, spans)
         self.samples.meter.setText(
-            f"Newest sample: {meter_text(fraction, longest, self.finder.min_chars)}"
+            f"Newest sample: {meter_text(fraction, longest, self.finder.min_chars, skipped)}"
         )
 
     # ---------------------------------------------------------------- generated text
@@ -290,9 +307,9 @@ class TextMeters(QObject):
                     "Memorisation meter: open the training text to see what is copied from it."
                 )
             return
-        spans, fraction, longest = self.finder.find(text)
+        spans, fraction, longest, skipped = self.finder.find(text)
         self.gen_marks.add(0, text, spans)
-        self.gen.meter.setText(meter_text(fraction, longest, self.finder.min_chars))
+        self.gen.meter.setText(meter_text(fraction, longest, self.finder.min_chars, skipped))
 
 
 def _guarded(fn: Callable[[], Any]) -> Callable[[], Any]:

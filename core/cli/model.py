@@ -70,14 +70,23 @@ def sample(args: argparse.Namespace) -> int:
 
 
 def _copies_line(index: CopyIndex, generated: str, name: str) -> str:
-    """One line for stderr: how much of ``generated`` is copied, and the longest copy."""
+    """One line for stderr: how much of ``generated`` is copied, and the longest copy; a copy
+    must say as much as ``index.n`` ordinary characters (``charlstm_core.insight.copy_rule``)."""
     found = index.find(generated)
+    rule = f"spans of {index.n}+ characters carrying {index.min_bits:.0f}+ bits"
+    skipped = ""
+    if found.skipped:
+        s = "s" * (found.skipped != 1)
+        skipped = (
+            f"; {found.skipped:,} verbatim span{s} of indentation or other common characters "
+            "not counted"
+        )
     if not found.spans:
-        return f"nothing copied verbatim from {name} (spans of {index.n}+ characters)"
+        return f"nothing copied from {name} ({rule}){skipped}"
     a, b, _, line = max(found.spans, key=lambda s: s[1] - s[0])
     return (
-        f"{found.fraction:.0%} copied verbatim from {name} (spans of {index.n}+ characters), "
-        f"longest {b - a:,} characters (from line {line:,})"
+        f"{found.fraction:.0%} copied verbatim from {name} ({rule}), "
+        f"longest {b - a:,} characters (from line {line:,}){skipped}"
     )
 
 

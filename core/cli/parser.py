@@ -176,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--copies",
         metavar="TEXT",
         help="report on stderr how much of the generated text occurs verbatim in TEXT "
-        "(the copied fraction and the longest copy)",
+        "(the copied fraction and the longest copy); a copy must also say as much as N ordinary "
+        "characters of TEXT (its bits under TEXT's character frequencies, a run of one "
+        "character counted once), so indentation does not count",
     )
     s.add_argument(
         "--copies-min",

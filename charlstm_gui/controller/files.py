@@ -49,29 +49,15 @@ def continue_problem(model: Any, corpus: Any) -> str:
 def model_text_candidates(
     model: Any, model_path: str | None, recent_texts: Sequence[str] = ()
 ) -> list[str]:
-    """Existing files that may be the text ``model`` was trained on, likeliest first: the path
-    its checkpoint records, a file of that name beside the model file, recent texts of that
-    name; each must have the recorded size (opening it checks the content's SHA-256)."""
+    """Existing files that may be the text ``model`` was trained on, likeliest first
+    (``charlstm_core.files.own_text.text_candidates``: the path its checkpoint records, a file of
+    that name beside the model file, recent texts of that name; each of the recorded size; opening
+    it checks the content's SHA-256)."""
     if model is None or model.train is None:
         return []
-    fp = model.train.corpus or {}
-    name, size = fp.get("name"), fp.get("size")
-    guesses: list[str] = []
-    if isinstance(fp.get("path"), str):
-        guesses.append(fp["path"])
-    if isinstance(name, str) and name:
-        if model_path:
-            guesses.append(os.path.join(os.path.dirname(model_path), name))
-        guesses += [p for p in recent_texts if os.path.basename(p) == name]
-    found: list[str] = []
-    for path in guesses:
-        try:
-            ok = os.path.isfile(path) and (size is None or os.path.getsize(path) == size)
-        except (OSError, ValueError):
-            ok = False
-        if ok and os.path.abspath(path) not in map(os.path.abspath, found):
-            found.append(path)
-    return found
+    from charlstm_core.files.own_text import text_candidates
+
+    return text_candidates(model.train.corpus, model_path, recent_texts)
 
 
 class FilesMixin:

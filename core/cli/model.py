@@ -23,13 +23,14 @@ from ..insight.copies import CopyIndex
 from ..sample import check_sampling, evaluate, generate
 from .common import engine_for
 from .console import EvalProgress, bits, hms, note, silence_stdout, write
+from .remember import model_path
 
 
 def sample(args: argparse.Namespace) -> int:
     check_sampling(args.temperature, args.top_k, args.top_p, args.length)
     if args.seed is not None and args.seed < 0:
         raise ConfigError(f"--seed must be 0 or a positive whole number, not {args.seed}.")
-    model = load_model(args.model)
+    model = load_model(model_path(args))
     engine = engine_for(args, model.config)
     index = None
     if args.copies is not None:  # read and index first: a bad file fails before generating
@@ -138,6 +139,7 @@ def _file_version(path: str) -> int | str:
 
 
 def info(args: argparse.Namespace) -> int:
+    args.model = model_path(args)
     mf: ModelFile = load_model(args.model)
     c = mf.config
     chars = "".join(mf.vocab.chars)

@@ -41,6 +41,15 @@ from .options import add_config_options
 
 _RUNS_DB_DEFAULT_HELP = f"${HOME_ENV}/{DB_NAME}, else the user's data folder"
 
+_MODEL_HELP = (
+    "model file (.npz); default: the newest model in the run store (the newest run that "
+    "recorded a model file, as 'charlstm runs' lists them), named on stderr"
+)
+_TEXT_HELP = (
+    "text file; default: the validation part of the model's own text (the file its checkpoint "
+    "records, split as the model was trained), named on stderr"
+)
+
 _GEN_DEFAULTS = {k: p.default for k, p in inspect.signature(generate).parameters.items()}
 
 
@@ -139,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="generate text with a model",
         description="Generate text with MODEL and stream it to stdout (the prime text first).",
     )
-    s.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    s.add_argument("model", metavar="MODEL", nargs="?", help=_MODEL_HELP)
+    _add_runs_db(s)
     s.add_argument("--prime", default="", help="text to warm the model up on and continue")
     s.add_argument(
         "--length",
@@ -226,8 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
         "stretches; --html writes one self-contained page coloured by surprise (or by one unit "
         "with --unit) with the model's top-5 predictions on hover.",
     )
-    n.add_argument("model", metavar="MODEL", help="model file (.npz)")
-    n.add_argument("text", metavar="TEXT", help="text file")
+    n.add_argument("model", metavar="MODEL", nargs="?", help=_MODEL_HELP)
+    n.add_argument("text", metavar="TEXT", nargs="?", help=_TEXT_HELP)
+    _add_runs_db(n)
     n.add_argument("--encoding", help="encoding of TEXT (default: UTF-8)")
     n.add_argument(
         "--chars",
@@ -263,8 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
         "counting from 1 (the layer nearest the text) and units from 0, as 'inspect --unit' "
         "takes them.",
     )
-    c.add_argument("model", metavar="MODEL", help="model file (.npz)")
-    c.add_argument("text", metavar="TEXT", help="text file")
+    c.add_argument("model", metavar="MODEL", nargs="?", help=_MODEL_HELP)
+    c.add_argument("text", metavar="TEXT", nargs="?", help=_TEXT_HELP)
+    _add_runs_db(c)
     c.add_argument("--encoding", help="encoding of TEXT (default: UTF-8)")
     c.add_argument(
         "--chars",
@@ -286,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="describe a model file",
         description="Print a model's architecture, size, vocabulary and training record.",
     )
-    i.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    i.add_argument("model", metavar="MODEL", nargs="?", help=_MODEL_HELP)
+    _add_runs_db(i)
     sub.add_parser(
         "devices",
         help="list the devices training can run on",

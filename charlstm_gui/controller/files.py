@@ -75,6 +75,7 @@ class FilesMixin:
     run_task: Callable[..., None]
     _set_busy: Callable[[str], None]
     _set_dirty: Callable[[bool], None]
+    _record_model_file: Callable[[str], None]
 
     def open_text(self, path: str, encoding: str | None = None) -> None:
         if self.training:
@@ -159,6 +160,7 @@ class FilesMixin:
             self._saved_step = max(self._saved_step, step)
             current = self.last_step.step if self.last_step is not None else step
             self._set_dirty(current > self._saved_step)
+            self._record_model_file(self.model_path)
         self.saved.emit(str(out))
 
     def unsaved_autosave_path(self, autosave_dir: str) -> str:
@@ -169,8 +171,9 @@ class FilesMixin:
         name = self.corpus.name if self.corpus is not None else "model"
         return autosave_path(autosave_dir, name)
 
-    def save_now(self, path: str) -> str:
-        """Save synchronously (used on close, after the workers are stopped)."""
+    def save_now(self, path: str, *, user_file: bool = True) -> str:
+        """Save synchronously (used on close, after the workers are stopped); ``user_file``
+        False: an autosave the session's end writes, not a file the run is named after."""
         from charlstm_core.files import modelfile
 
         out = modelfile.save_model(path, self.model)
@@ -178,6 +181,8 @@ class FilesMixin:
         if self.model.train is not None:
             self._saved_step = max(self._saved_step, self.model.train.step)
         self._set_dirty(False)
+        if user_file:
+            self._record_model_file(str(out))
         self.saved.emit(str(out))
         return str(out)
 

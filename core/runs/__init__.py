@@ -76,5 +76,6 @@ __all__ = [
     "differing_keys",
     "differing_settings",
     "recorded",
+    "setting_name",
     "status_of",
 ]

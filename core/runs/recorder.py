@@ -15,13 +15,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Generator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import CharLSTMError, RunStoreError, TrainingDiverged
 from ..events import EvalEvent, StepEvent, TrainSummary
+from .naming import default_name
 from .records import FLUSH_INTERVAL_S, FLUSH_POINTS, HOST, KIND_TRAIN, KIND_VAL, STATUSES
 from .store import RunLock, RunStore, describe
 
@@ -103,8 +103,7 @@ class RunRecorder:
         self._per_step = int(tc.get("batch_size", 0)) * int(tc.get("seq_len", 0))
         self._chars = start_step * self._per_step
         if name is None:
-            stem = Path(str(text.get("name", "text"))).stem or "text"
-            name = f"{stem} {mc.get('num_layers', '?')}x{mc.get('hidden_size', '?')}"
+            name = default_name(str(text.get("name", "text")), mc)
         doing = "open"
         try:
             self._store = store if isinstance(store, RunStore) else RunStore.open(store)

@@ -61,3 +61,11 @@ def test_the_runs_table_shows_each_runs_model_file(tmp_path, monkeypatch, capsys
         assert [r.model_path for r in store.list_runs()] == [
             str(tmp_path / "second.npz"), str(tmp_path / "first.npz")
         ]  # fmt: skip
+
+
+def test_a_model_file_whose_name_is_not_utf8_names_the_run_shown_escaped(tmp_path):
+    odd = tmp_path / "caf\udcff.npz"  # the byte 0xFF in a Linux file name
+    with RunStore.open(tmp_path / "runs.sqlite") as store:
+        run_id = new_run(store, model_path=str(tmp_path / "auto.npz"))
+        run = store.model_saved(run_id, odd)
+        assert run.name == "caf\\xff" and run.model_path == str(tmp_path / "auto.npz")

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import RunNotFoundError, RunStoreError
 from ..files.proclock import pid_alive, try_lock
+from ..files.text import display_path
 from .naming import is_automatic, model_file_name
 from .records import (
     BUSY_TIMEOUT_S,
@@ -328,10 +329,14 @@ class RunStore:
         a run whose name is still automatic takes the file's name (``naming``). Returns the
         run as it now is."""
         run = self.get(run_id)
-        model_path = os.path.abspath(os.fspath(path))
+        model_path: str | None = os.path.abspath(os.fspath(path))
         name = run.name
         if is_automatic(run.name, run.text_name, run.model, run.model_path):
-            name = model_file_name(model_path)
+            name = model_file_name(display_path(model_path))
+        try:
+            model_path.encode("utf-8")
+        except UnicodeEncodeError:  # a Linux name that is not UTF-8: SQLite cannot keep it
+            model_path = run.model_path
         self._write(
             "record a saved model in",
             "UPDATE runs SET model_path = ?, name = ? WHERE id = ?",

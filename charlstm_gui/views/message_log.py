@@ -2,9 +2,9 @@
 
 The status bar cuts a long message at the window's edge ("The model cannot represent 11
 character(s) of … (they are not in the model's vocabula…"). ``MessageLog`` listens to the bar's
-``messageChanged``: the message on show is also the bar's tooltip (wrapped, whole), and every
-message is kept with its time; *View ▸ Messages* (or a double-click on the status bar) shows
-them all, newest last, selectable for copying.
+``messageChanged``: the message on show (once gone, the last one) is also the bar's tooltip,
+wrapped and whole, and every message is kept with its time; *View ▸ Messages* (or a
+double-click on the status bar) shows them all, newest last, selectable for copying.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 MAX_MESSAGES = 500  # the oldest go first
+HOW_TO_LIST = "Double-click here, or View ▸ Messages (Ctrl+Shift+M), for every message."
 
 
 class MessageLog(QObject):
@@ -40,7 +41,11 @@ class MessageLog(QObject):
 
     @Slot(str)
     def _on_message(self, text: str) -> None:
-        self.bar.setToolTip(text)  # whole and wrapped (widgets.tooltips); empty: none
+        # whole and wrapped (widgets.tooltips); once the message has gone, the last one
+        if text:
+            self.bar.setToolTip(f"{text}\n\n{HOW_TO_LIST}")
+        elif self.messages:
+            self.bar.setToolTip(f"Last message: {self.messages[-1][1]}\n\n{HOW_TO_LIST}")
         if not text or (self.messages and self.messages[-1][1] == text):
             return
         self.messages.append((time.time(), text))

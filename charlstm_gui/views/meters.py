@@ -136,17 +136,16 @@ class CopyFinder:
 
 def meter_text(fraction: float, longest: int, min_chars: int, skipped: int = 0) -> str:
     """ "14% copied verbatim, longest 63 characters" (spans of at least ``min_chars`` that say
-    as much as that many ordinary characters), and how many common spans were not counted."""
-    if longest == 0:
-        text = (
-            f"0% copied (no span of {min_chars}+ characters worth counting is in the training text)"
-        )
-    else:
-        text = f"{fraction:.0%} copied verbatim, longest {longest:,} characters"
+    as much as that many ordinary characters), and how many plain spans were not counted."""
+    plain = ""
     if skipped:
         s = "s" * (skipped != 1)
-        text += f"; {skipped:,} verbatim span{s} of indentation or common characters not counted"
-    return text
+        plain = f"{skipped:,} verbatim span{s} too plain to count, such as indentation"
+    if longest == 0:
+        why = plain or f"no span of {min_chars}+ characters worth counting is in the training text"
+        return f"0% copied ({why})"
+    more = f" ({plain.replace('verbatim', 'more verbatim', 1)})" if plain else ""
+    return f"{fraction:.0%} copied verbatim, longest {longest:,} characters{more}"
 
 
 class TextMeters(QObject):

@@ -78,10 +78,9 @@ def _copies_line(index: CopyIndex, generated: str, name: str) -> str:
     skipped = ""
     if found.skipped:
         s = "s" * (found.skipped != 1)
-        skipped = (
-            f"; {found.skipped:,} verbatim span{s} of indentation or other common characters "
-            "not counted"
-        )
+        more = "more " if found.spans else ""
+        skipped = f"; {found.skipped:,} {more}verbatim span{s} too plain to count"
+        skipped += ", such as indentation"
     if not found.spans:
         return f"nothing copied from {name} ({rule}){skipped}"
     a, b, _, line = max(found.spans, key=lambda s: s[1] - s[0])

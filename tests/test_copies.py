@@ -234,5 +234,6 @@ def test_indentation_is_not_memorisation_but_a_recited_passage_is():
     assert len(verbatim.spans) >= 3  # the indentation, found word for word
     assert [gen[a:b] for a, b, _, _ in found.spans] == [prose[10:70]]  # only the recitation
     assert found.skipped == len(verbatim.spans) - 1
+    assert found.plain == pytest.approx(2 * len(indent) / len(gen))  # only the indentation
     assert found.longest == 60 and found.fraction == pytest.approx(60 / len(gen))
     assert f"{index.min_bits:.0f} bits" in index.rule()

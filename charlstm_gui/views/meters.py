@@ -119,33 +119,35 @@ class CopyFinder:
         self.index = CopyIndex.build(train_ids, vocab, min_chars)
         self.index.line_of(0)  # finds the line starts here, off the GUI thread
 
-    def find(self, text: str) -> tuple[list[tuple[int, int, str]], float, int, int]:
+    def find(self, text: str) -> tuple[list[tuple[int, int, str]], float, int, float]:
         """([(start, end, tooltip)] copied spans of ``text``, copied fraction, longest copy,
-        verbatim spans too common to count)."""
+        the fraction of the text only verbatim spans too plain to count cover)."""
         found = self.index.find(text)
         spans = [
             (a, b, f"{b - a:,} characters copied verbatim from line {line:,} of the training text")
             for a, b, _pos, line in found.spans
         ]
-        return spans, float(found.fraction), int(found.longest), int(found.skipped)
+        return spans, float(found.fraction), int(found.longest), float(found.plain)
 
     def rule(self) -> str:
         """What counts as a copy, in words (the meter's tooltip)."""
         return self.index.rule()
 
 
-def meter_text(fraction: float, longest: int, min_chars: int, skipped: int = 0) -> str:
+def meter_text(fraction: float, longest: int, min_chars: int, plain: float = 0.0) -> str:
     """ "14% copied verbatim, longest 63 characters" (spans of at least ``min_chars`` that say
-    as much as that many ordinary characters), and how many plain spans were not counted."""
-    plain = ""
-    if skipped:
-        s = "s" * (skipped != 1)
-        plain = f"{skipped:,} verbatim span{s} too plain to count, such as indentation"
+    as much as that many ordinary characters), and how much more is verbatim but too plain to
+    count ("another 27% verbatim but too plain to count, such as indentation")."""
+    more = ""
+    if plain > 0:
+        share = f"{plain:.0%}" if plain >= 0.005 else "under 1%"
+        more = f"another {share} verbatim but too plain to count, such as indentation"
     if longest == 0:
-        why = plain or f"no span of {min_chars}+ characters worth counting is in the training text"
+        why = more or f"no span of {min_chars}+ characters worth counting is in the training text"
         return f"0% copied ({why})"
-    more = f" ({plain.replace('verbatim', 'more verbatim', 1)})" if plain else ""
-    return f"{fraction:.0%} copied verbatim, longest {longest:,} characters{more}"
+    return f"{fraction:.0%} copied verbatim, longest {longest:,} characters" + (
+        f" ({more})" if more else ""
+    )
 
 
 class TextMeters(QObject):
@@ -277,10 +279,10 @@ class TextMeters(QObject):
             self._mark_sample(c.position(), text)
 
     def _mark_sample(self, start: int, text: str) -> None:
-        spans, fraction, longest, skipped = self.finder.find(text)
+        spans, fraction, longest, plain = self.finder.find(text)
         self.sample_marks.add(start, text, spans)
         self.samples.meter.setText(
-            f"Newest sample: {meter_text(fraction, longest, self.finder.min_chars, skipped)}"
+            f"Newest sample: {meter_text(fraction, longest, self.finder.min_chars, plain)}"
         )
 
     # ---------------------------------------------------------------- generated text
@@ -306,9 +308,9 @@ class TextMeters(QObject):
                     "Memorisation meter: open the training text to see what is copied from it."
                 )
             return
-        spans, fraction, longest, skipped = self.finder.find(text)
+        spans, fraction, longest, plain = self.finder.find(text)
         self.gen_marks.add(0, text, spans)
-        self.gen.meter.setText(meter_text(fraction, longest, self.finder.min_chars, skipped))
+        self.gen.meter.setText(meter_text(fraction, longest, self.finder.min_chars, plain))
 
 
 def _guarded(fn: Callable[[], Any]) -> Callable[[], Any]:

@@ -76,11 +76,9 @@ def _copies_line(index: CopyIndex, generated: str, name: str) -> str:
     found = index.find(generated)
     rule = f"spans of {index.n}+ characters carrying {index.min_bits:.0f}+ bits"
     skipped = ""
-    if found.skipped:
-        s = "s" * (found.skipped != 1)
-        more = "more " if found.spans else ""
-        skipped = f"; {found.skipped:,} {more}verbatim span{s} too plain to count"
-        skipped += ", such as indentation"
+    if found.plain > 0:
+        share = f"{found.plain:.0%}" if found.plain >= 0.005 else "under 1%"
+        skipped = f"; another {share} verbatim but too plain to count, such as indentation"
     if not found.spans:
         return f"nothing copied from {name} ({rule}){skipped}"
     a, b, _, line = max(found.spans, key=lambda s: s[1] - s[0])

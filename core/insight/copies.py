@@ -53,6 +53,7 @@ class Copies:
     fraction: float  # characters inside some span / G (0 for an empty text)
     longest: int  # length of the longest span, 0 when none
     skipped: int = 0  # verbatim spans of n+ characters that say too little to count
+    plain: float = 0.0  # characters inside only such spans / G (what the rule no longer counts)
 
     def summary(self) -> str:
         """One line for a status bar: "14% copied verbatim, longest 63 characters"."""
@@ -157,7 +158,8 @@ class CopyIndex:
         """The copies in ``generated`` that count: the maximal spans of at least ``n``
         characters found verbatim in the training text that carry at least ``min_bits``
         (``copy_rule``), with the copied fraction and the longest span (see ``Copies``;
-        ``skipped`` counts the verbatim spans that say too little)."""
+        ``skipped`` counts the verbatim spans that say too little, ``plain`` the share of the
+        text only they cover)."""
         return self._find(generated, counted_only=True)
 
     def verbatim(self, generated: str) -> Copies:
@@ -228,23 +230,32 @@ class CopyIndex:
         ga, gb, gd = ga[first_of], gb[first_of], gd[first_of]
         outer = np.r_[True, gb[1:] > np.maximum.accumulate(gb)[:-1]]
         ga, gb, gd = ga[outer], gb[outer], gd[outer]
-        skipped = 0
+        skipped, plain = 0, 0.0
         if counted_only:
             says = copy_rule.span_bits(g, self.char_bits, ga, gb) >= self.min_bits * ROUNDING
             skipped = int((~says).sum())
+            if skipped:  # the characters only plain spans cover
+                plain = _coverage(ga, gb, G) - _coverage(ga[says], gb[says], G)
             ga, gb, gd = ga[says], gb[says], gd[says]
             if ga.size == 0:
-                return Copies((), 0.0, 0, skipped)
+                return Copies((), 0.0, 0, skipped, plain)
         tp = ga + gd
         lines = self.line_of(tp)
         spans = tuple(
             (int(x), int(y), int(p), int(ln)) for x, y, p, ln in zip(ga, gb, tp, lines, strict=True)
         )
-        covered = np.zeros(G + 1, np.int64)
-        np.add.at(covered, ga, 1)
-        np.add.at(covered, gb, -1)
-        fraction = float((np.cumsum(covered)[:G] > 0).mean())
-        return Copies(spans, fraction, int((gb - ga).max()), skipped)
+        fraction = _coverage(ga, gb, G)
+        return Copies(spans, fraction, int((gb - ga).max()), skipped, plain)
+
+
+def _coverage(starts: np.ndarray, ends: np.ndarray, n: int) -> float:
+    """The fraction of n characters inside at least one of the spans [starts, ends)."""
+    if n == 0 or len(starts) == 0:
+        return 0.0
+    covered = np.zeros(n + 1, np.int64)
+    np.add.at(covered, starts, 1)
+    np.add.at(covered, ends, -1)
+    return float((np.cumsum(covered)[:n] > 0).mean())
 
 
 def _extend(

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -117,7 +118,8 @@ class EncodingDialog(QDialog):
             self.list.setCurrentItem(self.list.topLevelItem(0))
         self.resize(820, 600)
 
-    def open_button(self):
+    def open_button(self) -> QPushButton:
+        """The Open button (tests click it)."""
         return self.buttons.button(QDialogButtonBox.StandardButton.Open)
 
     def _on_current(self, item: QTreeWidgetItem | None, _previous: object = None) -> None:

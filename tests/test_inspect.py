@@ -251,6 +251,7 @@ def test_surprising_spans_pick_the_largest_windows(model):
     assert spans[0][2] == pytest.approx(best)
     starts = sorted(s for s, _, _ in spans)
     assert all(b - a >= 4 for a, b in zip(starts, starts[1:], strict=False))
+    assert ins.surprising_spans(a, count=0) == []  # inspect --spans 0 listed every window
 
 
 # ---------------------------------------------------------------------------------- detectors

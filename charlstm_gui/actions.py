@@ -185,6 +185,13 @@ SPECS: tuple[Spec, ...] = (
         None,
         True,
     ),
+    Spec(
+        "messages",
+        "&Messages",
+        "Ctrl+Shift+M",
+        "Every message the status bar showed, in full (or double-click the status bar)",
+        SP.SP_FileDialogInfoView,
+    ),
     Spec("reset_layout", "&Reset Layout", None, "Put the panels back where they started", None),
     Spec(
         "help",
@@ -256,6 +263,7 @@ def build_menus(w: Any) -> None:
         [
             w.settings_dock.toggleViewAction(),
             w.output_dock.toggleViewAction(),
+            a["messages"],
             a["reset_layout"],
         ]
     )
@@ -305,6 +313,7 @@ def connect_actions(w: Any) -> None:
     w.plot.log_scale_changed.connect(a["log_scale"].setChecked)
     w.plot.x_axis_changed.connect(w._on_x_axis)
     a["reset_layout"].triggered.connect(lambda: w.restoreState(w._default_state))
+    a["messages"].triggered.connect(lambda: w.message_log.show())
     a["help"].triggered.connect(w.show_help)
     a["about"].triggered.connect(lambda: about(w))
     a["about_qt"].triggered.connect(QApplication.aboutQt)

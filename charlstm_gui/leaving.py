@@ -110,7 +110,7 @@ def save_and_quit(w: Any, signum: int) -> None:
         folder = w.form.values()["autosave_dir"] or default_autosave_dir()
         try:
             Path(folder).mkdir(parents=True, exist_ok=True)
-            path = w.ctl.save_now(w.ctl.unsaved_autosave_path(folder))
+            path = w.ctl.save_now(w.ctl.unsaved_autosave_path(folder), user_file=False)
             said = f"saved the unsaved model to {display_path(path)}"
         except (CharLSTMError, OSError) as exc:
             said = f"the unsaved model was NOT saved: {exc}"

@@ -33,8 +33,10 @@ from .controller.settings_check import SettingsCheck, form_problem
 from .desktop import app_icon
 from .views.generate import GeneratePanel
 from .views.inspect import InspectView
+from .views.message_log import MessageLog
 from .views.meters import TextMeters
 from .views.plot import LossPlot
+from .views.plot_note import PlotNote
 from .views.reports import ControllerView
 from .views.runs import RunsView
 from .views.runs_table import RunsPanel
@@ -51,6 +53,18 @@ from .widgets.dialogs import (
 from .widgets.file_dialogs import FileDialogs
 from .widgets.plain import message_box
 from .widgets.recent_files import RecentFiles, storable
+
+DEFAULT_SIZE = (1280, 820)
+
+
+def initial_size(screen: Any) -> tuple[int, int]:
+    """The window's first size: ``DEFAULT_SIZE``, cut to the screen's free area, so that on a
+    small screen the status bar and the Runs tab's buttons are not off the edge."""
+    w, h = DEFAULT_SIZE
+    if screen is None:
+        return w, h
+    free = screen.availableGeometry()
+    return min(w, free.width()), min(h, free.height())
 
 
 class MainWindow(QMainWindow):
@@ -98,7 +112,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.output_dock)
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.resize(1280, 820)
+        self.resize(*initial_size(QApplication.primaryScreen()))
         self.resizeDocks([self.output_dock], [280], Qt.Orientation.Vertical)
         self._default_state = self.saveState()
 
@@ -111,6 +125,8 @@ class MainWindow(QMainWindow):
         self._continue_tips = (cont.toolTip(), cont.statusTip())  # when Continue is possible
         build_menus(self)
         self.status_bar = StatusBar(self.statusBar())
+        self.message_log = MessageLog(self.statusBar(), self)  # long messages read in full
+        self.plot_note = PlotNote(self.ctl, self.plot)  # what the plot shows after a switch
         self.status = self.status_bar.labels  # by key, see status_bar.TIPS
         self.progress = self.status_bar.progress
         self._connect()
@@ -161,25 +177,41 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, 10_000)
 
     def ask_unsaved(self, context: str) -> str:
-        """'save', 'discard' or 'cancel' (tests replace this method)."""
+        """'save', 'discard' or 'cancel' (tests replace this method, or click ``unsaved_box``)."""
+        box = self.unsaved_box(context)
+        box.exec()
+        return {
+            QMessageBox.StandardButton.Save: "save",
+            QMessageBox.StandardButton.Discard: "discard",
+        }.get(box.standardButton(box.clickedButton()), "cancel")
+
+    def unsaved_box(self, context: str) -> QMessageBox:
+        """The question before ``context`` loses unsaved training; its Save button says which file
+        it writes (the model's own, else that it asks where)."""
+        path = self.ctl.model_path
+        if path:
+            where = f"Save it to {display_path(path)} before {context}?"
+            save_text = f"&Save to {display_path(Path(path).name)}"
+        else:
+            where = f"Save it before {context}? It has no file yet: Save asks where to write it."
+            save_text = "&Save As…"
         extra = ""
         if self.ctl.autosave_file:
             extra = f"\n\nThe last automatic checkpoint is {self.ctl.autosave_file}."
         box = message_box(
             QMessageBox.Icon.Question,
             "Unsaved training",
-            f"The model has training that is not saved. Save it before {context}?{extra}",
+            f"The model has training that is not saved. {where}{extra}",
             QMessageBox.StandardButton.Save
             | QMessageBox.StandardButton.Discard
             | QMessageBox.StandardButton.Cancel,
             self,
         )
+        save = box.button(QMessageBox.StandardButton.Save)
+        save.setText(save_text)
+        save.setToolTip(path or "Choose a file for the model, then save it there.")
         box.setDefaultButton(QMessageBox.StandardButton.Save)
-        answer = box.exec()
-        return {
-            QMessageBox.StandardButton.Save: "save",
-            QMessageBox.StandardButton.Discard: "discard",
-        }.get(answer, "cancel")
+        return box
 
     def ask_save_path(self) -> str | None:
         """Where to save the model, or None (tests replace this method)."""

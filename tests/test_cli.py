@@ -332,8 +332,8 @@ def test_inspect_html_escapes_the_text_and_colours_by_unit(hostile_model, capsys
     page = (tmp_path / "page.html").read_text(encoding="utf-8")
     assert ">&lt;</span>" in page and "<script" not in page.lower()  # one span a character
     assert "bits/char" in page and "http" not in page  # self-contained
-    code, _, _ = run(capsys, "inspect", model, text, "--html", "u.html", "--unit", "0:3")
-    assert code == 0 and "Layer 0 unit 3" in (tmp_path / "u.html").read_text(encoding="utf-8")
+    code, _, _ = run(capsys, "inspect", model, text, "--html", "u.html", "--unit", "1:3")
+    assert code == 0 and "Layer 1 unit 3" in (tmp_path / "u.html").read_text(encoding="utf-8")
 
 
 def test_inspect_errors_are_one_line_and_never_overwrite_inputs(hostile_model, capsys, tmp_path):
@@ -347,6 +347,7 @@ def test_inspect_errors_are_one_line_and_never_overwrite_inputs(hostile_model, c
         (["inspect", model, text, "--html", tmp_path], 2, "folder"),
         (["inspect", model, text, "--html", tmp_path / "no" / "p.html"], 2, "does not exist"),
         (["inspect", model, text, "--unit", "7:0"], 2, "outside the model"),
+        (["inspect", model, text, "--unit", "0:3"], 2, "Layers count from 1"),
         (["inspect", model, text, "--unit", "x"], 2, "LAYER:UNIT"),
         (["inspect", model, text, "--chars", 1], 2, "--chars"),
         (["inspect", model, other], 1, "not in the model's vocabulary"),
@@ -372,7 +373,9 @@ def test_cells_lists_units_per_detector(hostile_model, capsys):
     assert code == 0
     rows = {line.split("  ")[0].strip(): line for line in out.splitlines()[1:]}
     assert set(rows) == set(DETECTORS)
-    assert len(re.findall(r"\d+:\d+ [+-]\d\.\d\d", rows["double quotes"])) == 2
+    # one layer: its units are 1:UNIT, as inspect --unit takes them (layers count from 1)
+    assert len(re.findall(r"(?<!\d)1:\d+ [+-]\d\.\d\d", rows["double quotes"])) == 2
+    assert not re.search(r"(?<!\d)0:\d+ ", out)
     assert "constant in this text" in rows["digit"]
 
 
@@ -380,7 +383,8 @@ def test_sample_reports_copies_on_stderr(hostile_model, capsys, tmp_path):
     model, text = hostile_model
     code, out, err = run(capsys, "sample", model, "--length", 200, "--seed", 1, "--copies", text)
     assert code == 0 and len(out) == 200
-    assert re.fullmatch(r"charlstm: (\d+% copied verbatim|nothing copied verbatim) .*\n", err)
+    assert re.fullmatch(r"charlstm: (\d+% copied verbatim|nothing copied) .*\n", err)
+    assert re.search(r"spans of 20\+ characters carrying \d+\+ bits", err)  # the rule, said
     # a "training text" that is the generated text itself: all of it is a copy
     (tmp_path / "same.txt").write_text(out, encoding="utf-8")
     code, again, err = run(

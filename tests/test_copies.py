@@ -8,6 +8,7 @@ import pytest
 from charlstm_core.errors import ConfigError
 from charlstm_core.files.text import Vocab
 from charlstm_core.insight import copies as copies_mod
+from charlstm_core.insight import copy_rule
 from charlstm_core.insight.copies import CopyIndex
 
 TRAIN_ALPHABET = list("abcdefghijklm \n")
@@ -36,7 +37,7 @@ def test_planted_copies_of_exactly_n_and_longer_are_found_where_they_are(train, 
     for (pos, length), fill in zip(planted, filler[1:], strict=True):
         expected.append((len(gen), len(gen) + length, pos, line_no(train, pos)))
         gen += train[pos : pos + length] + fill
-    found = index.find(gen)
+    found = index.verbatim(gen)
     assert list(found.spans) == expected
     assert found.longest == 3 * n
     assert found.fraction == pytest.approx(sum(length for _, length in planted) / len(gen))
@@ -46,7 +47,7 @@ def test_planted_copies_of_exactly_n_and_longer_are_found_where_they_are(train, 
 def test_one_character_short_of_n_is_not_a_copy(train):
     index = CopyIndex.from_text(train, n=20)
     gen = "XYZ" + train[500:519] + "QRS"
-    assert index.find(gen).spans == ()
+    assert index.verbatim(gen).spans == ()
 
 
 def test_nothing_is_reported_on_text_that_shares_no_n_gram(train):
@@ -54,11 +55,11 @@ def test_nothing_is_reported_on_text_that_shares_no_n_gram(train):
     gen = random_text(TRAIN_ALPHABET, 3000, seed=9)  # same characters, different text
     grams = {train[i : i + 12] for i in range(len(train) - 11)}
     assert not any(gen[i : i + 12] in grams for i in range(len(gen) - 11))  # truly none
-    found = index.find(gen)
+    found = index.verbatim(gen)
     assert found.spans == () and found.fraction == 0.0 and found.longest == 0
     assert found.summary() == "nothing copied verbatim"
-    assert index.find("").spans == () and index.find("short").spans == ()
-    assert index.find("unknown ★ characters ✓ everywhere in here ok").spans == ()
+    assert index.verbatim("").spans == () and index.verbatim("short").spans == ()
+    assert index.verbatim("unknown ★ characters ✓ everywhere in here ok").spans == ()
 
 
 def brute_force(train: str, gen: str, n: int) -> tuple[np.ndarray, int]:
@@ -81,7 +82,7 @@ def test_agrees_with_brute_force_on_repetitive_text(seed):
     train = random_text(list("abc"), 400, seed=seed)
     gen = random_text(list("abc"), 40, seed=100 + seed) + train[50:70] + train[60:75]
     for n in (6, 9):
-        found = CopyIndex.from_text(train, n=n).find(gen)
+        found = CopyIndex.from_text(train, n=n).verbatim(gen)
         covered, longest = brute_force(train, gen, n)
         assert found.longest == longest
         assert found.fraction == pytest.approx(covered.mean())
@@ -131,7 +132,7 @@ def test_spans_equal_brute_force_with_planted_copies(seed, ids_kind):
     if ids_kind == "strided":
         ids = np.repeat(ids, 2)[::2]
         assert not ids.flags.c_contiguous
-    found = CopyIndex.build(ids, vocab, n=n).find(gen)
+    found = CopyIndex.build(ids, vocab, n=n).verbatim(gen)
     assert list(found.spans) == brute_force_spans(train, gen, n)
     first, last = found.spans[0], found.spans[-1]
     assert first[0] == first[2] == 0 and first[1] >= n + 3 and last[1] == len(gen)
@@ -145,15 +146,15 @@ def test_hash_collisions_are_never_reported(train, monkeypatch):
     small = train[:3000]
     index = CopyIndex.from_text(small, n=20)
     gen = "QQQ" + small[100:130] + random_text(TRAIN_ALPHABET, 200, seed=5)
-    assert index.find(gen).spans == ((3, 33, 100, line_no(small, 100)),)
+    assert index.verbatim(gen).spans == ((3, 33, 100, line_no(small, 100)),)
 
 
 def test_build_checks_n_and_handles_short_texts():
     with pytest.raises(ConfigError, match="at least"):
         CopyIndex.from_text("abc", n=2)
     index = CopyIndex.from_text("short text", n=20)
-    assert index.find("short text and more, short text").spans == ()
-    assert CopyIndex.from_text("", n=20).find("anything at all here, long enough").spans == ()
+    assert index.verbatim("short text and more, short text").spans == ()
+    assert CopyIndex.from_text("", n=20).verbatim("anything at all here, long enough").spans == ()
 
 
 def test_extend_counts_matches_up_to_the_first_miss_or_the_cap():
@@ -166,3 +167,73 @@ def test_extend_counts_matches_up_to_the_first_miss_or_the_cap():
     assert copies_mod._extend(g, train, np.array([0]), np.array([0]), 1, 5).tolist() == [5]
     left = copies_mod._extend(g, train, np.array([16, 19]), np.array([16, 19]), -1, 100)
     assert left.tolist() == [17, 2]
+
+
+# ------------------------------------------------------------------ the rule: what counts as a copy
+
+
+def test_span_bits_counts_a_run_of_one_character_once():
+    bits = np.array([1.0, 2.0, 3.0])
+    ids = np.array([0, 0, 0, 1, 2, 2, 1])
+    # whole text: 1 (first 0 only) + 2 + 3 (first 2 only) + 2 = 8; a span starting on a repeat
+    # still says its first character: [1, 3) = 1
+    got = copy_rule.span_bits(ids, bits, np.array([0, 1, 4, 5]), np.array([7, 3, 6, 7]))
+    assert got.tolist() == [8.0, 1.0, 3.0, 5.0]
+
+
+def test_char_bits_are_the_unigram_information_and_h_its_mean():
+    ids = np.array([0, 0, 1, 2])  # p = 1/2, 1/4, 1/4; a 4th character never occurs
+    bits, h = copy_rule.char_bits(ids, 4)
+    assert bits.tolist() == [1.0, 2.0, 2.0, 0.0]
+    assert h == 1.5
+
+
+def uniform_text(letters: str, each: int, seed: int) -> str:
+    """Every letter exactly ``each`` times, shuffled: each carries exactly log2(len) bits."""
+    chars = np.repeat(np.array(list(letters)), each)
+    np.random.default_rng(seed).shuffle(chars)
+    return "".join(chars)
+
+
+def test_a_copy_must_carry_n_ordinary_characters_worth():
+    train = uniform_text("abcdefghijklmnop", 400, seed=3)  # 16 letters: 4 bits each, H = 4
+    n = 12
+    index = CopyIndex.from_text(train, n=n)
+    assert index.entropy == 4.0 and index.min_bits == 48.0
+    # a training stretch of exactly n characters without a doubled letter: 48 bits, counts
+    plain = next(i for i in range(len(train)) if all(
+        train[j] != train[j + 1] for j in range(i, i + n - 1)))  # fmt: skip
+    # one with a doubled letter inside: 44 bits, verbatim but not a copy
+    doubled = next(i for i in range(len(train)) if train[i + 5] == train[i + 6])
+    for start, counts in ((plain, True), (doubled, False)):
+        gen = "XYZ" + train[start : start + n] + "QRS"
+        assert index.verbatim(gen).spans == ((3, 3 + n, start, 1),)
+        found = index.find(gen)
+        assert (found.spans == ((3, 3 + n, start, 1),)) is counts
+        assert found.skipped == (0 if counts else 1)
+        assert found.longest == (n if counts else 0)
+
+
+def test_indentation_is_not_memorisation_but_a_recited_passage_is():
+    rng = np.random.default_rng(7)
+    words = ["return", "self", "value", "if", "else", "for", "name", "in", "None", "def"]
+    lines = []
+    for _ in range(3000):  # Python-like source: deep indentation, a few common words
+        depth = int(rng.integers(1, 7)) * 4
+        lines.append(" " * depth + " ".join(rng.choice(words, int(rng.integers(1, 4)))))
+    prose = (
+        "Whan that Aprille with his shoures soote the droghte of March hath perced to the roote, "
+        "and bathed every veyne in swich licour, of which vertu engendred is the flour"
+    )
+    train = "\n".join(lines[:1500]) + "\n" + prose + "\n" + "\n".join(lines[1500:])
+    index = CopyIndex.from_text(train, n=20)
+    indent = "\n" + " " * 24
+    gen = "zz" + indent + "zq" + indent + "qz" + prose[10:70] + "qq"
+    verbatim = index.verbatim(gen)
+    found = index.find(gen)
+    assert len(verbatim.spans) >= 3  # the indentation, found word for word
+    assert [gen[a:b] for a, b, _, _ in found.spans] == [prose[10:70]]  # only the recitation
+    assert found.skipped == len(verbatim.spans) - 1
+    assert found.plain == pytest.approx(2 * len(indent) / len(gen))  # only the indentation
+    assert found.longest == 60 and found.fraction == pytest.approx(60 / len(gen))
+    assert f"{index.min_bits:.0f} bits" in index.rule()

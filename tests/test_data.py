@@ -112,6 +112,7 @@ def test_load_utf8_file(tmp_path: Path) -> None:
         "size": len(raw),
         "sha256": c.sha256,
         "encoding": "utf-8",
+        "path": str(tmp_path / "t.txt"),  # where to find it again (files/own_text.py)
     }
     assert c.preview(5) == MIXED[:5]
 

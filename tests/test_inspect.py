@@ -278,6 +278,7 @@ def test_surprising_spans_pick_the_largest_windows(model):
     assert spans[0][2] == pytest.approx(best)
     starts = sorted(s for s, _, _ in spans)
     assert all(b - a >= 4 for a, b in zip(starts, starts[1:], strict=False))
+    assert ins.surprising_spans(a, count=0) == []  # inspect --spans 0 listed every window
 
 
 # ---------------------------------------------------------------------------------- detectors
@@ -416,7 +417,7 @@ def test_html_escapes_hostile_text(model, tmp_path):
     assert html.unescape("".join(chars)) == hostile
     assert "⏎ (newline)" in page and "bits" in page  # tooltips name whitespace visibly
     unit_page = render(a, "t", unit=(0, 3), kind="h")
-    assert "Layer 0 unit 3" in unit_page and "<script" not in unit_page.lower()
+    assert "Layer 1 unit 3" in unit_page and "<script" not in unit_page.lower()  # from 1
     out = tmp_path / "page.html"
     write_atomic(str(out), Kind.PAGE, page)
     assert out.read_text(encoding="utf-8") == page

@@ -461,6 +461,9 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
             else:
                 self.generation_finished.emit(False)
         self._set_state(State.IDLE)
+        if ended_run is not None and self.model_path and not self.dirty:
+            # the user's file holds the final model: the recorder's end named the autosave
+            self._record_model_file(self.model_path)
         if ended_run is not None:
             self.runs_changed.emit()
         if self.sweep is not None and not self.sweep.done:

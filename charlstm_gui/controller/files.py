@@ -52,29 +52,15 @@ def continue_problem(model: Any, corpus: Any) -> str:
 def model_text_candidates(
     model: Any, model_path: str | None, recent_texts: Sequence[str] = ()
 ) -> list[str]:
-    """Existing files that may be the text ``model`` was trained on, likeliest first: the path
-    its checkpoint records, a file of that name beside the model file, recent texts of that
-    name; each must have the recorded size (opening it checks the content's SHA-256)."""
+    """Existing files that may be the text ``model`` was trained on, likeliest first
+    (``charlstm_core.files.own_text.text_candidates``: the path its checkpoint records, a file of
+    that name beside the model file, recent texts of that name; each of the recorded size; opening
+    it checks the content's SHA-256)."""
     if model is None or model.train is None:
         return []
-    fp = model.train.corpus or {}
-    name, size = fp.get("name"), fp.get("size")
-    guesses: list[str] = []
-    if isinstance(fp.get("path"), str):
-        guesses.append(fp["path"])
-    if isinstance(name, str) and name:
-        if model_path:
-            guesses.append(os.path.join(os.path.dirname(model_path), name))
-        guesses += [p for p in recent_texts if os.path.basename(p) == name]
-    found: list[str] = []
-    for path in guesses:
-        try:
-            ok = os.path.isfile(path) and (size is None or os.path.getsize(path) == size)
-        except (OSError, ValueError):
-            ok = False
-        if ok and os.path.abspath(path) not in map(os.path.abspath, found):
-            found.append(path)
-    return found
+    from charlstm_core.files.own_text import text_candidates
+
+    return text_candidates(model.train.corpus, model_path, recent_texts)
 
 
 class FilesMixin:
@@ -92,6 +78,7 @@ class FilesMixin:
     run_task: Callable[..., None]
     _set_busy: Callable[[str], None]
     _set_dirty: Callable[[bool], None]
+    _record_model_file: Callable[[str], None]
 
     def open_text(self, path: str, encoding: str | None = None) -> None:
         if self.training:
@@ -178,6 +165,7 @@ class FilesMixin:
             self._saved_step = max(self._saved_step, step)
             current = self.last_step.step if self.last_step is not None else step
             self._set_dirty(current > self._saved_step)
+            self._record_model_file(self.model_path)
         self.saved.emit(str(out))
 
     def unsaved_autosave_path(self, autosave_dir: str) -> str:
@@ -188,8 +176,9 @@ class FilesMixin:
         name = self.corpus.name if self.corpus is not None else "model"
         return autosave_path(autosave_dir, name)
 
-    def save_now(self, path: str) -> str:
-        """Save synchronously (used on close, after the workers are stopped)."""
+    def save_now(self, path: str, *, user_file: bool = True) -> str:
+        """Save synchronously (used on close, after the workers are stopped); ``user_file``
+        False: an autosave the session's end writes, not a file the run is named after."""
         from charlstm_core.files import modelfile
 
         out = modelfile.save_model(path, self.model)
@@ -197,6 +186,8 @@ class FilesMixin:
         if self.model.train is not None:
             self._saved_step = max(self._saved_step, self.model.train.step)
         self._set_dirty(False)
+        if user_file:
+            self._record_model_file(str(out))
         self.saved.emit(str(out))
         return str(out)
 

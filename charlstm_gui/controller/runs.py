@@ -10,6 +10,7 @@ same rule as the command line (``charlstm_core.sweep.rank``).
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -96,6 +97,25 @@ class RunsMixin:
         self.current_run_id = self.history_run_id = run_id
         if self.sweep is not None and 0 <= self.sweep.current < len(self.sweep.points):
             self.sweep.points[self.sweep.current].run_id = run_id
+        self.runs_changed.emit()
+
+    def _record_model_file(self, path: str) -> None:
+        """The current model was saved to ``path``, a file of the user's: the run whose curve
+        ``history`` shows now names that file as its model and, unless someone chose its name,
+        is named after it (``charlstm_core.runs.naming``)."""
+        run_id = self.history_run_id
+        if run_id is None or not path:
+            return
+        if self.run_checkpoint and os.path.realpath(path) == os.path.realpath(self.run_checkpoint):
+            return  # the run's own autosave: already its model file
+        store = self.run_store()
+        if store is None:
+            return
+        try:
+            store.model_saved(run_id, path)
+        except CharLSTMError as exc:
+            self._report_runs_problem(str(exc))
+            return
         self.runs_changed.emit()
 
     def _report_runs_problem(self, text: str) -> None:
@@ -192,6 +212,7 @@ class RunsMixin:
         change the result.
         """
         from charlstm_core import sweep as core_sweep
+        from charlstm_core.runs.naming import setting_name
 
         if self.training or self.sweeping:
             self.message.emit("Training is running", "Stop training before starting a sweep.")
@@ -224,7 +245,7 @@ class RunsMixin:
 
         configs = []
         try:
-            axes = [core_sweep.Axis(k, tuple(v), k) for k, v in grid.items()]
+            axes = [core_sweep.Axis(k, tuple(v), setting_name(k)) for k, v in grid.items()]
             points = core_sweep.grid_points(axes, model_config, base)
             for point in points:
                 mc, tc = point.configs(model_config, base)

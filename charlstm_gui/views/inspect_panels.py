@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+from charlstm_core.insight.units import unit_name
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
+    QStyle,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -74,7 +76,7 @@ class FoundCells(QTreeWidget):
             top = QTreeWidgetItem([name, f"{abs(scores[0].r):.2f}" if scores else "—"])
             top.setToolTip(0, description + ("" if scores else " (not in this passage)"))
             for s in scores:
-                child = QTreeWidgetItem([f"layer {s.layer + 1} unit {s.unit}", f"{s.r:+.2f}"])
+                child = QTreeWidgetItem([unit_name(s.layer, s.unit), f"{s.r:+.2f}"])
                 child.setData(0, Qt.ItemDataRole.UserRole, (kind, s.layer, s.unit))
                 child.setToolTip(0, f"Colour the passage by this unit's {name_kind}.")
                 top.addChild(child)
@@ -152,8 +154,7 @@ class ByExample(QWidget):
         what was found."""
         for u in match.units:
             item = QListWidgetItem(
-                f"layer {u.layer + 1} unit {u.unit}: {u.inside:+.2f} inside, {u.outside:+.2f} "
-                "elsewhere"
+                f"{unit_name(u.layer, u.unit)}: {u.inside:+.2f} inside, {u.outside:+.2f} elsewhere"
             )
             item.setData(Qt.ItemDataRole.UserRole, (kind, u.layer, u.unit))
             self.match_units.addItem(item)
@@ -220,9 +221,19 @@ class TimeLapse(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.play = QPushButton("▶")
+        # Qt's own media icons: a font may lack ▶ and ⏸ (the pause button was an empty box)
+        self._icons = {
+            on: self.style().standardIcon(pixmap)
+            for on, pixmap in (
+                (False, QStyle.StandardPixmap.SP_MediaPlay),
+                (True, QStyle.StandardPixmap.SP_MediaPause),
+            )
+        }
+        self.play = QPushButton()
+        self.play.setIcon(self._icons[False])
         self.play.setCheckable(True)
         self.play.setMaximumWidth(36)
+        self.play.setAccessibleName("Play")
         self.play.setToolTip("Replay the surprise colouring evaluation by evaluation.")
         self.time = QSlider(Qt.Orientation.Horizontal)
         self.time.setRange(0, 0)
@@ -277,13 +288,31 @@ class TimeLapse(QWidget):
             self._timer.start()
         else:
             self._timer.stop()
-        self.play.setText("⏸" if on else "▶")
+        self.play.setIcon(self._icons[on])
+        self.play.setAccessibleName("Pause" if on else "Play")
+        self.play.setToolTip(
+            "Pause the replay." if on else "Replay the surprise colouring evaluation by evaluation."
+        )
 
     def _step(self) -> None:
         if self.time.value() >= self.time.maximum():
             self.play.setChecked(False)
             return
         self.time.setValue(self.time.value() + 1)
+
+
+def line_start(
+    ids: np.ndarray, a: int, newline: int | None, within: int, *, begins_a_line: bool = False
+) -> int:
+    """Where a passage chosen to start at ``a`` of ``ids`` (N,) starts: ``a`` itself when a line
+    begins there, else the start of the next line if one begins within ``within`` characters
+    (a passage read from mid-word, ``e(data.decode('ascii'))``, puzzles a reader and the model
+    alike), else ``a``. ``begins_a_line``: whether a line begins at ``ids[0]`` (a whole text;
+    the validation part is cut from the text wherever its fraction falls)."""
+    if newline is None or (a == 0 and begins_a_line) or (a > 0 and ids[a - 1] == newline):
+        return a
+    ahead = np.flatnonzero(ids[a : a + within] == newline)
+    return a + int(ahead[0]) + 1 if ahead.size and a + int(ahead[0]) + 1 < ids.size - 1 else a
 
 
 class PassageRow(QWidget):
@@ -317,7 +346,10 @@ class PassageRow(QWidget):
         self.start = QSpinBox()
         self.start.setGroupSeparatorShown(True)
         self.start.setSingleStep(500)
-        self.start.setToolTip("Where in the validation text the passage starts (a character).")
+        self.start.setToolTip(
+            "Where in the validation text the passage starts: the first line that begins at or "
+            "after this character."
+        )
         self.length = QSpinBox()
         self.length.setRange(100, max_length)
         self.length.setSingleStep(500)
@@ -378,8 +410,12 @@ class PassageRow(QWidget):
         if src == 0:
             if self._corpus() is None:
                 return ""
-            ids, _ = self.validation_ids()
+            ids, what = self.validation_ids()
             a = min(self.start.value(), max(0, ids.size - 2))
+            chars = self._corpus().vocab.chars
+            newline = chars.index("\n") if "\n" in chars else None
+            whole = what != "validation text"
+            a = line_start(ids, a, newline, self.length.value() // 2, begins_a_line=whole)
             return self._corpus().vocab.decode(ids[a : a + self.length.value()])
         text = self.own_text.toPlainText() if src == 1 else self._generated_text()
         return text[: self._max_length]
@@ -392,7 +428,8 @@ class PassageRow(QWidget):
         ids, what = self.validation_ids()
         self.start.setRange(0, max(0, ids.size - self.length.value()))
         self.start.setToolTip(
-            f"Where in the {what} the passage starts ({ids.size:,} characters in all)."
+            f"Where in the {what} the passage starts: the first line that begins at or after "
+            f"this character ({ids.size:,} characters in all)."
         )
 
     def empty_hint(self) -> str:

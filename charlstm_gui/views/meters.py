@@ -7,8 +7,10 @@
   tooltip says).
 * Memorisation meter: in the Samples pane and the Generate panel, every span of at least N
   generated characters (the Generate panel's "Shortest copy", ``GenerationConfig.copies_min``)
-  that occurs verbatim in the training text is highlighted, with the copied fraction and the
-  longest copy; hovering a span names its line in the training text
+  that occurs verbatim in the training text and says as much as N ordinary characters of it
+  (``charlstm_core.insight.copy_rule``: indentation does not count) is highlighted, with the
+  copied fraction and the longest copy; hovering a span names its line in the training text,
+  hovering the meter's line says the rule
   (``charlstm_core.insight.copies.CopyIndex``).
 
 Both depend on the text and its validation split (the run's, or the form's before a run), and the
@@ -118,21 +120,35 @@ class CopyFinder:
         self.index = CopyIndex.build(train_ids, vocab, min_chars)
         self.index.line_of(0)  # finds the line starts here, off the GUI thread
 
-    def find(self, text: str) -> tuple[list[tuple[int, int, str]], float, int]:
-        """([(start, end, tooltip)] copied spans of ``text``, copied fraction, longest copy)."""
+    def find(self, text: str) -> tuple[list[tuple[int, int, str]], float, int, float]:
+        """([(start, end, tooltip)] copied spans of ``text``, copied fraction, longest copy,
+        the fraction of the text only verbatim spans too plain to count cover)."""
         found = self.index.find(text)
         spans = [
             (a, b, f"{b - a:,} characters copied verbatim from line {line:,} of the training text")
             for a, b, _pos, line in found.spans
         ]
-        return spans, float(found.fraction), int(found.longest)
+        return spans, float(found.fraction), int(found.longest), float(found.plain)
+
+    def rule(self) -> str:
+        """What counts as a copy, in words (the meter's tooltip)."""
+        return self.index.rule()
 
 
-def meter_text(fraction: float, longest: int, min_chars: int) -> str:
-    """ "14% copied verbatim, longest 63 characters" (spans of at least ``min_chars``)."""
+def meter_text(fraction: float, longest: int, min_chars: int, plain: float = 0.0) -> str:
+    """ "14% copied verbatim, longest 63 characters" (spans of at least ``min_chars`` that say
+    as much as that many ordinary characters), and how much more is verbatim but too plain to
+    count ("another 27% verbatim but too plain to count, such as indentation")."""
+    more = ""
+    if plain > 0:
+        share = f"{plain:.0%}" if plain >= 0.005 else "under 1%"
+        more = f"another {share} verbatim but too plain to count, such as indentation"
     if longest == 0:
-        return f"0% copied verbatim (no span of {min_chars}+ characters is in the training text)"
-    return f"{fraction:.0%} copied verbatim, longest {longest:,} characters"
+        why = more or f"no span of {min_chars}+ characters worth counting is in the training text"
+        return f"0% copied ({why})"
+    return f"{fraction:.0%} copied verbatim, longest {longest:,} characters" + (
+        f" ({more})" if more else ""
+    )
 
 
 class TextMeters(QObject):
@@ -211,8 +227,10 @@ class TextMeters(QObject):
         self.finder = value
         self._say_all(
             f"Memorisation meter: spans of {value.min_chars}+ characters found in the "
-            "training text will be highlighted."
+            "training text will be highlighted (hover here for what counts)."
         )
+        for label in (self.samples.meter, self.gen.meter):
+            label.setToolTip(value.rule())
         self.remark_samples()
         if self.gen.text() and not self.ctl.generating:
             self.check_generated()
@@ -263,10 +281,10 @@ class TextMeters(QObject):
             self._mark_sample(c.position(), text)
 
     def _mark_sample(self, start: int, text: str) -> None:
-        spans, fraction, longest = self.finder.find(text)
+        spans, fraction, longest, plain = self.finder.find(text)
         self.sample_marks.add(start, text, spans)
         self.samples.meter.setText(
-            f"Newest sample: {meter_text(fraction, longest, self.finder.min_chars)}"
+            f"Newest sample: {meter_text(fraction, longest, self.finder.min_chars, plain)}"
         )
 
     # ---------------------------------------------------------------- generated text
@@ -292,9 +310,9 @@ class TextMeters(QObject):
                     "Memorisation meter: open the training text to see what is copied from it."
                 )
             return
-        spans, fraction, longest = self.finder.find(text)
+        spans, fraction, longest, plain = self.finder.find(text)
         self.gen_marks.add(0, text, spans)
-        self.gen.meter.setText(meter_text(fraction, longest, self.finder.min_chars))
+        self.gen.meter.setText(meter_text(fraction, longest, self.finder.min_chars, plain))
 
 
 def _guarded(fn: Callable[[], Any]) -> Callable[[], Any]:

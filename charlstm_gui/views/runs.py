@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Slot
+from shiboken6 import isValid
 
 from ..widgets import fmt
 from .plot import OverlayCurve
@@ -111,9 +112,18 @@ class RunsView:
             {"text": r.text_name, **{k.split(".", 1)[-1]: v for k, v in r.flat_settings().items()}}
             for r in runs
         ]
-        self.win.compare_dialog = CompareDialog([r.name for r in runs], settings, self.win)
-        self.win.compare_dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.win.compare_dialog.open()
+        old = getattr(self.win, "compare_dialog", None)
+        if old is not None and isValid(old):
+            old.close()  # one comparison at a time: the newest ticks
+        dialog = CompareDialog([r.name for r in runs], settings, self.win)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        # not modal: it only shows facts, so it never blocks the window, even where no window
+        # manager raises it (issue 20: on a bare X server the click seemed to do nothing)
+        dialog.setWindowModality(Qt.WindowModality.NonModal)
+        dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
+        self.win.compare_dialog = dialog
 
     def start_sweep(self) -> None:
         """Ask for a sweep (``ask_sweep``) and start it on the settings in the form."""

@@ -9,6 +9,7 @@ deletes. The panel only renders and forwards intents: the controller owns the st
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -62,6 +63,10 @@ def _num(value: Any) -> float:
     return value if math.isfinite(value) else math.inf
 
 
+def _file_name(path: str | None) -> str:
+    return os.path.basename(path) if path else "—"
+
+
 def _date(ts: float | None) -> str:
     return "—" if not ts else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
@@ -77,6 +82,13 @@ class Column:
 COLUMNS: tuple[Column, ...] = (
     Column("Name", lambda r: r.name, lambda r: r.name.lower(), "Tick runs to overlay their curves"),
     Column("Text", lambda r: r.text_name, lambda r: r.text_name.lower(), "The training text"),
+    Column(
+        "Model file",
+        lambda r: _file_name(r.model_path),
+        lambda r: _file_name(r.model_path).lower(),
+        "The file the run's model was saved to (hover a row for its folder); a run is named "
+        "after it when saved, unless you named the run",
+    ),
     Column(
         "Layers × hidden",
         lambda r: f"{r.model.get('num_layers', '?')} × {r.model.get('hidden_size', '?')}",
@@ -254,8 +266,9 @@ class RunsPanel(QWidget):
         header.setStretchLastSection(True)
         fm = self.table.fontMetrics()  # room for typical values (not measured row by row: fast)
         typical = (
-            "lr=0.005 hidden_size=128 ✓",
+            "lr=0.005 hidden=128 ✓",
             "tinyshakespeare.txt",
+            "tinyshakespeare-20261231.npz",
             "Layers × hidden",
             "100,000",
         )

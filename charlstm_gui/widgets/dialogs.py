@@ -21,7 +21,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QApplication,
-    QComboBox,
     QDialog,
     QDialogButtonBox,
     QLabel,
@@ -33,23 +32,10 @@ from PySide6.QtWidgets import (
 
 from .. import APP_NAME
 from ..desktop import app_icon
-from .plain import plain
 
-ENCODINGS = (
-    "latin-1",
-    "cp1252",
-    "utf-16",
-    "utf-8-sig",
-    "cp1251",
-    "cp437",
-    "mac-roman",
-    "shift_jis",
-    "gb18030",
-    "big5",
-    "euc-kr",
-    "koi8-r",
-    "iso-8859-15",
-)
+# encodings an engine message may name as the one to try (a file whose every other byte is 0 is
+# UTF-16 or UTF-32); its general advice ("for example latin-1 or cp1252") is no suggestion
+WIDE_ENCODINGS = ("utf-16", "utf-32")
 
 
 class ErrorDialog(QDialog):
@@ -114,43 +100,18 @@ def excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackT
 
 
 def ask_encoding(parent: QWidget, path: str, message: str) -> str | None:
-    """Ask which encoding to reopen a file that is not UTF-8 with; None if cancelled."""
-    dialog = QDialog(parent)
-    dialog.setWindowTitle("Not UTF-8 text")
-    label = QLabel(
-        f"{message}\n\nOpen it with another encoding? Latin-1 never fails (every byte "
-        "is a character) but may show wrong accents; Windows text is often cp1252."
-    )
-    plain(label).setWordWrap(True)  # the message quotes the file's name
-    combo = QComboBox()
-    combo.setEditable(True)
-    combo.addItems(ENCODINGS)
-    suggested = suggested_encoding(message)
-    if suggested:
-        combo.setCurrentText(suggested)
-    combo.setToolTip(
-        "Pick an encoding from the list, or type the name of another one (for example "
-        "iso-8859-2 or windows-1250)."
-    )
-    buttons = QDialogButtonBox(
-        QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel
-    )
-    buttons.accepted.connect(dialog.accept)
-    buttons.rejected.connect(dialog.reject)
-    lay = QVBoxLayout(dialog)
-    lay.addWidget(label)
-    lay.addWidget(combo)
-    lay.addWidget(buttons)
-    if dialog.exec() == QDialog.DialogCode.Accepted and combo.currentText().strip():
-        return combo.currentText().strip()
-    return None
+    """Ask which encoding to reopen a file that is not UTF-8 with; None if cancelled (every
+    reading of the file, ranked: ``encoding_dialog.EncodingDialog``)."""
+    from .encoding_dialog import ask_encoding as ask
+
+    return ask(parent, path, message, suggested_encoding(message))
 
 
 def suggested_encoding(message: str) -> str | None:
-    """The encoding of ENCODINGS that ``message`` names first (the engine's messages name the
-    one to try, e.g. utf-16 for a file whose every other byte is 0), if any."""
+    """The wide encoding (utf-16, utf-32) that ``message`` names as the one to try, if any: the
+    engine names it for a file of NUL bytes, which no detector of 8-bit text would propose."""
     found = []
-    for name in ENCODINGS:
+    for name in WIDE_ENCODINGS:
         m = re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", message, re.IGNORECASE)
         if m:
             found.append((m.start(), name))

@@ -19,7 +19,8 @@ from PySide6.QtWidgets import QFileDialog
 from .dialogs import existing_folder, file_suggestion, model_file_suggestion
 
 MODEL_FILTER = "CharLSTM models (*.npz);;All files (*)"
-TEXT_FILTER = "Text files (*.txt *.md *.py *.c *.h *.js *.html *.tex *.csv);;All files (*)"
+# all files first: any file can be a text to train on, with or without a known ending
+TEXT_FILTER = "All files (*);;Text files (*.txt *.md *.py *.c *.h *.js *.html *.tex *.csv)"
 
 
 class FileDialogs:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from charlstm_core.insight.html import MAX_BITS, visible
+from charlstm_core.insight.units import unit_name
 from PySide6.QtCore import QEvent, QPoint, Qt, Signal
 from PySide6.QtGui import (
     QColor,
@@ -304,7 +305,7 @@ def tooltip_html(
     if unit is not None:
         kind, layer, u, v = unit
         name = "tanh(c)" if kind == "c" else "h"
-        text += f"<br>Layer {layer} unit {u}: {name} = {v:+.3f}"
+        text += f"<br>{unit_name(layer - 1, u).capitalize()}: {name} = {v:+.3f}"
     return text
 
 

@@ -24,11 +24,12 @@ from ..sample import default_streams, evaluate, generate
 from .common import engine_for
 from .console import EvalProgress, bits, hms, note, silence_stdout, write
 from .options import generation_from_args
+from .remember import model_path
 
 
 def sample(args: argparse.Namespace) -> int:
     gen = generation_from_args(args)  # settings first: a mistake is reported before any loading
-    model = load_model(args.model)
+    model = load_model(model_path(args))
     engine = engine_for(args, model.config)
     index = None
     if args.copies is not None:  # read and index first: a bad file fails before generating
@@ -60,14 +61,20 @@ def sample(args: argparse.Namespace) -> int:
 
 
 def _copies_line(index: CopyIndex, generated: str, name: str) -> str:
-    """One line for stderr: how much of ``generated`` is copied, and the longest copy."""
+    """One line for stderr: how much of ``generated`` is copied, and the longest copy; a copy
+    must say as much as ``index.n`` ordinary characters (``charlstm_core.insight.copy_rule``)."""
     found = index.find(generated)
+    rule = f"spans of {index.n}+ characters carrying {index.min_bits:.0f}+ bits"
+    skipped = ""
+    if found.plain > 0:
+        share = f"{found.plain:.0%}" if found.plain >= 0.005 else "under 1%"
+        skipped = f"; another {share} verbatim but too plain to count, such as indentation"
     if not found.spans:
-        return f"nothing copied verbatim from {name} (spans of {index.n}+ characters)"
+        return f"nothing copied from {name} ({rule}){skipped}"
     a, b, _, line = max(found.spans, key=lambda s: s[1] - s[0])
     return (
-        f"{found.fraction:.0%} copied verbatim from {name} (spans of {index.n}+ characters), "
-        f"longest {b - a:,} characters (from line {line:,})"
+        f"{found.fraction:.0%} copied verbatim from {name} ({rule}), "
+        f"longest {b - a:,} characters (from line {line:,}){skipped}"
     )
 
 
@@ -143,6 +150,7 @@ def _file_version(path: str) -> int | str:
 
 
 def info(args: argparse.Namespace) -> int:
+    args.model = model_path(args)
     mf: ModelFile = load_model(args.model)
     c = mf.config
     chars = "".join(mf.vocab.chars)

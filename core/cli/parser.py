@@ -42,6 +42,14 @@ _RUNS_DB_DEFAULT_HELP = f"${HOME_ENV}/{DB_NAME}, else the user's data folder"
 
 # sample's options for the text it writes (GenerationConfig; its copies_min goes with --copies)
 GENERATION_OPTIONS = tuple(n for n in options(GenerationConfig) if n != "copies_min")
+_MODEL_HELP = (
+    "model file (.npz); default: the newest model in the run store (the newest run that "
+    "recorded a model file, as 'charlstm runs' lists them), named on stderr"
+)
+_TEXT_HELP = (
+    "text file; default: the validation part of the model's own text (the file its checkpoint "
+    "records, split as the model was trained), named on stderr"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -139,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="generate text with a model",
         description="Generate text with MODEL and stream it to stdout (the prime text first).",
     )
-    s.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    s.add_argument("model", metavar="MODEL", nargs="?", help=_MODEL_HELP)
+    _add_runs_db(s)
     add_config_options(
         s.add_argument_group("generation"), GenerationConfig, only=GENERATION_OPTIONS
     )
@@ -148,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--copies",
         metavar="TEXT",
         help="report on stderr how much of the generated text occurs verbatim in TEXT "
-        "(the copied fraction and the longest copy)",
+        "(the copied fraction and the longest copy); a copy must also say as much as N ordinary "
+        "characters of TEXT (its bits under TEXT's character frequencies, a run of one "
+        "character counted once), so indentation does not count",
     )
     add_config_options(copies, GenerationConfig, only=("copies_min",))
     copies.add_argument("--encoding", help="encoding of the --copies TEXT (default: UTF-8)")
@@ -190,8 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
         "stretches; --html writes one self-contained page coloured by surprise (or by one unit "
         "with --unit) with the model's top-5 predictions on hover.",
     )
-    n.add_argument("model", metavar="MODEL", help="model file (.npz)")
-    n.add_argument("text", metavar="TEXT", help="text file")
+    n.add_argument("model", metavar="MODEL", nargs="?", help=_MODEL_HELP)
+    n.add_argument("text", metavar="TEXT", nargs="?", help=_TEXT_HELP)
+    _add_runs_db(n)
     n.add_argument("--encoding", help="encoding of TEXT (default: UTF-8)")
     n.add_argument(
         "--chars",
@@ -207,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument(
         "--unit",
         metavar="LAYER:UNIT",
-        help="colour the page by this unit instead of by surprise (0-based, e.g. 1:37)",
+        help="colour the page by this unit instead of by surprise: layers count from 1 (the "
+        "layer nearest the text), units from 0, as 'charlstm cells' and the app show them, "
+        "e.g. 1:37",
     )
     n.add_argument(
         "--kind",
@@ -221,10 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="find units that track quotes, brackets, line position...",
         description="Run MODEL over TEXT and print, for each simple detector (inside quotes, "
         "bracket depth, characters since the newline, ...), the units whose activation "
-        "correlates best with it, with Pearson's r.",
+        "correlates best with it, with Pearson's r. Units are written LAYER:UNIT, layers "
+        "counting from 1 (the layer nearest the text) and units from 0, as 'inspect --unit' "
+        "takes them.",
     )
-    c.add_argument("model", metavar="MODEL", help="model file (.npz)")
-    c.add_argument("text", metavar="TEXT", help="text file")
+    c.add_argument("model", metavar="MODEL", nargs="?", help=_MODEL_HELP)
+    c.add_argument("text", metavar="TEXT", nargs="?", help=_TEXT_HELP)
+    _add_runs_db(c)
     c.add_argument("--encoding", help="encoding of TEXT (default: UTF-8)")
     c.add_argument(
         "--chars",
@@ -246,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="describe a model file",
         description="Print a model's architecture, size, vocabulary and training record.",
     )
-    i.add_argument("model", metavar="MODEL", help="model file (.npz)")
+    i.add_argument("model", metavar="MODEL", nargs="?", help=_MODEL_HELP)
+    _add_runs_db(i)
     sub.add_parser(
         "devices",
         help="list the devices training can run on",

@@ -70,8 +70,8 @@ def runs(args: argparse.Namespace) -> int:
 
 
 def _runs_table(runs: list[Run]) -> str:
-    rows = [["id", "name", "text", "model", "steps", "time", "best val", "chars/s", "started",
-             "status"]]  # fmt: skip
+    rows = [["id", "name", "text", "model file", "size", "steps", "time", "best val", "chars/s",
+             "started", "status"]]  # fmt: skip
     for r in runs:
         m = r.model
         rows.append(
@@ -79,6 +79,7 @@ def _runs_table(runs: list[Run]) -> str:
                 str(r.id),
                 inert(r.name),
                 inert(r.text_name),
+                inert(os.path.basename(r.model_path)) if r.model_path else "-",
                 f"{m.get('num_layers', '?')}x{m.get('hidden_size', '?')}",
                 f"{r.steps:,}",
                 _fmt_time(r.elapsed_s if r.ended is None else r.duration_s),

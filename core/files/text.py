@@ -57,13 +57,18 @@ class Corpus:
 
     @property
     def fingerprint(self) -> dict:
-        """{"name", "size", "sha256", "encoding"}: identifies the text in a checkpoint."""
-        return {
+        """{"name", "size", "sha256", "encoding"} identify the text in a checkpoint; "path" (the
+        absolute path it was read from, absent for an in-memory text) says where to look for it
+        again (``charlstm_core.files.own_text``), the SHA-256 whether it is still the same."""
+        fp = {
             "name": self.name,
             "size": self.n_bytes,
             "sha256": self.sha256,
             "encoding": self.encoding,
         }
+        if self.path:
+            fp["path"] = display_path(os.path.abspath(self.path))
+        return fp
 
     def split(self, val_fraction: float, how: str = "last") -> tuple[np.ndarray, np.ndarray]:
         """(train_ids, val_ids) of :func:`split_ids` on this text's ids."""

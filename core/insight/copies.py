@@ -12,6 +12,10 @@ is never reported) and merges hits on the same alignment into maximal spans. Cha
 compared 8 at a time (one 64-bit word per candidate and side, see ``_extend``): a word-salad
 text whose grams occur at hundreds of training places has that many candidates per character.
 
+Which of those spans count is ``copy_rule``'s: a span must also say as much as ``n`` ordinary
+characters of the training text (its bits under the text's unigram model, a run of one repeated
+character counted once), so that indentation does not pass for memorisation.
+
 Memory: the training ids (1 byte a character for vocabularies under 256) plus 16 bytes per
 indexed gram while building (8 once built). ``benchmarks/bench_inspect.py`` measures the build
 on 100 MB and a lookup of 10,000 characters.
@@ -27,11 +31,16 @@ import numpy as np
 from ..config import GenerationConfig, setting
 from ..errors import ConfigError
 from ..files.text import Vocab
+from . import copy_rule
 
 _BASE = np.uint64(0x100000001B3)  # odd multiplier of the polynomial hash (FNV's 64-bit prime)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the final bit mix
 MAX_CANDIDATES = 1000  # training places looked at per generated gram (see CopyIndex.find)
 MIN_N = int(setting(GenerationConfig, "copies_min").lo)  # shortest copy length the index accepts
+# a span's bits are a float64 sum of up to G terms, n·H a product: the two may differ by a few
+# ulps of rounding where a span says exactly n·H bits (a copy of a uniform text), so the test
+# allows 64 ulps
+ROUNDING = 1 - 64 * float(np.finfo(np.float64).eps)
 
 
 @dataclass(frozen=True)
@@ -40,9 +49,12 @@ class Copies:
 
     spans: tuple[tuple[int, int, int, int], ...]  # (start, end, train_pos, line_no): generated
     # characters [start, end) equal the training text from train_pos (0-based character
-    # position, line line_no counting from 1); maximal, none inside another, in text order
+    # position, line line_no counting from 1); maximal, none inside another, in text order;
+    # only the spans that count (``copy_rule``)
     fraction: float  # characters inside some span / G (0 for an empty text)
     longest: int  # length of the longest span, 0 when none
+    skipped: int = 0  # verbatim spans of n+ characters that say too little to count
+    plain: float = 0.0  # characters inside only such spans / G (what the rule no longer counts)
 
     def summary(self) -> str:
         """One line for a status bar: "14% copied verbatim, longest 63 characters"."""
@@ -83,6 +95,18 @@ class CopyIndex:
         self.keys = keys  # (M,) sorted uint64: hash top bits | gram number
         self.bits = bits  # low bits of a key holding the gram number
         self._newlines: np.ndarray | None = None
+        # (V,) bits of each character and the unigram entropy H of the training text: a span
+        # counts when it carries n·H bits (copy_rule)
+        self.char_bits, self.entropy = copy_rule.char_bits(ids, vocab.size)
+
+    @property
+    def min_bits(self) -> float:
+        """The information a copy must carry: n ordinary characters' worth, n·H bits."""
+        return self.n * self.entropy
+
+    def rule(self) -> str:
+        """The rule that decides what counts as a copy, in words (``copy_rule.rule_text``)."""
+        return copy_rule.rule_text(self.n, self.entropy)
 
     @classmethod
     def build(
@@ -134,14 +158,25 @@ class CopyIndex:
         return np.searchsorted(self._newlines, pos) + 1
 
     def find(self, generated: str) -> Copies:
-        """The maximal spans of ``generated`` of at least ``n`` characters found verbatim in the
-        training text, with the copied fraction and the longest span (see ``Copies``).
+        """The copies in ``generated`` that count: the maximal spans of at least ``n``
+        characters found verbatim in the training text that carry at least ``min_bits``
+        (``copy_rule``), with the copied fraction and the longest span (see ``Copies``;
+        ``skipped`` counts the verbatim spans that say too little, ``plain`` the share of the
+        text only they cover)."""
+        return self._find(generated, counted_only=True)
+
+    def verbatim(self, generated: str) -> Copies:
+        """Every maximal span of ``generated`` of at least ``n`` characters found verbatim in
+        the training text, whatever it says (``find`` keeps the ones that count).
 
         Where one span occurs at several training places, the first is reported. A gram that
         occurs more than ``MAX_CANDIDATES`` times in the training text (a run of spaces, say) is
         looked for at its first such places only, so a copy made of nothing but very common
         grams can be missed; a copy that contains one rarer gram on the stride is found.
         """
+        return self._find(generated, counted_only=False)
+
+    def _find(self, generated: str, *, counted_only: bool) -> Copies:
         g = self._encode(generated)
         G, k, s, n = len(g), self.k, self.stride, self.n
         if G < n or self.keys.size == 0:
@@ -198,16 +233,32 @@ class CopyIndex:
         ga, gb, gd = ga[first_of], gb[first_of], gd[first_of]
         outer = np.r_[True, gb[1:] > np.maximum.accumulate(gb)[:-1]]
         ga, gb, gd = ga[outer], gb[outer], gd[outer]
+        skipped, plain = 0, 0.0
+        if counted_only:
+            says = copy_rule.span_bits(g, self.char_bits, ga, gb) >= self.min_bits * ROUNDING
+            skipped = int((~says).sum())
+            if skipped:  # the characters only plain spans cover
+                plain = _coverage(ga, gb, G) - _coverage(ga[says], gb[says], G)
+            ga, gb, gd = ga[says], gb[says], gd[says]
+            if ga.size == 0:
+                return Copies((), 0.0, 0, skipped, plain)
         tp = ga + gd
         lines = self.line_of(tp)
         spans = tuple(
             (int(x), int(y), int(p), int(ln)) for x, y, p, ln in zip(ga, gb, tp, lines, strict=True)
         )
-        covered = np.zeros(G + 1, np.int64)
-        np.add.at(covered, ga, 1)
-        np.add.at(covered, gb, -1)
-        fraction = float((np.cumsum(covered)[:G] > 0).mean())
-        return Copies(spans, fraction, int((gb - ga).max()))
+        fraction = _coverage(ga, gb, G)
+        return Copies(spans, fraction, int((gb - ga).max()), skipped, plain)
+
+
+def _coverage(starts: np.ndarray, ends: np.ndarray, n: int) -> float:
+    """The fraction of n characters inside at least one of the spans [starts, ends)."""
+    if n == 0 or len(starts) == 0:
+        return 0.0
+    covered = np.zeros(n + 1, np.int64)
+    np.add.at(covered, starts, 1)
+    np.add.at(covered, ends, -1)
+    return float((np.cumsum(covered)[:n] > 0).mean())
 
 
 def _extend(

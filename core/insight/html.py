@@ -15,6 +15,7 @@ import numpy as np
 
 from ..files.writer import PAGE_MARKER
 from .inspect import KINDS, Analysis, char_bits
+from .units import unit_name
 
 MAX_BITS = 8.0  # surprise at or above this gets the strongest colour
 _VISIBLE = {"\n": "⏎ (newline)", "\t": "⇥ (tab)", " ": "␣ (space)", "\r": "␍ (return)"}
@@ -63,8 +64,9 @@ def _tooltip(a: Analysis, pos: int, unit_value: float | None, p_actual: np.ndarr
 
 
 def render(a: Analysis, title: str, unit: tuple[int, int] | None = None, kind: str = "c") -> str:
-    """The page as a string. ``unit`` (layer, unit): colour by that unit's activation of ``kind``
-    (see ``Analysis.values``) instead of by surprise."""
+    """The page as a string. ``unit`` (0-based layer, unit): colour by that unit's activation of
+    ``kind`` (see ``Analysis.values``) instead of by surprise; the page names it as a person
+    counts, layers from 1 (``units.unit_name``)."""
     esc = html.escape
     values = None
     if unit is not None:
@@ -83,7 +85,7 @@ def render(a: Analysis, title: str, unit: tuple[int, int] | None = None, kind: s
         stops[-1] = (f"≥{MAX_BITS:g} bits", stops[-1][1])
     else:
         heading = (
-            f"Layer {unit[0]} unit {unit[1]}, {KINDS[kind]} "  # type: ignore[index]
+            f"{unit_name(*unit).capitalize()}, {KINDS[kind]} "  # type: ignore[misc]
             f"(mean surprise {a.mean_bits:.3f} bits/char)"
         )
         stops = [(f"{v:+.1f}", diverging_colour(v)) for v in np.linspace(-1, 1, 9)]

@@ -194,6 +194,8 @@ def surprising_spans(
     """The ``count`` most surprising stretches of ``width`` characters, most surprising first, as
     (start, end, total bits): non-overlapping windows [start, end) with the largest sum of the
     characters' surprise (c_0 counts 0)."""
+    if count <= 0:
+        return []
     per = np.nan_to_num(char_bits(analysis))
     n = per.size
     w = max(1, min(width, n))

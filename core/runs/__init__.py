@@ -77,5 +77,6 @@ __all__ = [
     "default_db_path",
     "differing_keys",
     "differing_settings",
+    "setting_name",
     "status_of",
 ]

@@ -18,13 +18,13 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import CharLSTMError, RunStoreError, TrainingDiverged
 from ..events import EvalEvent, StepEvent, TrainSummary
+from .naming import default_name
 from .records import (
     BUSY_TIMEOUT_S,
     FLUSH_INTERVAL_S,
@@ -115,8 +115,7 @@ class RunRecorder:
         self._per_step = int(tc.get("batch_size", 0)) * int(tc.get("seq_len", 0))
         self._chars = start_step * self._per_step
         if name is None:
-            stem = Path(str(text.get("name", "text"))).stem or "text"
-            name = f"{stem} {mc.get('num_layers', '?')}x{mc.get('hidden_size', '?')}"
+            name = default_name(str(text.get("name", "text")), mc)
         doing = "open"
         try:
             self._store = store if isinstance(store, RunStore) else RunStore.open(store)

@@ -22,6 +22,7 @@ from ..errors import CharLSTMError, RunNotFoundError, RunStoreError
 from ..files import writer
 from ..files.proclock import pid_alive, try_lock
 from ..files.text import display_path, inert
+from .naming import is_automatic, model_file_name
 from .records import (
     BUSY_TIMEOUT_S,
     HOME_ENV,
@@ -388,6 +389,26 @@ class RunStore:
             raise RunStoreError("A run's name cannot be empty.")
         self.get(run_id)
         self._write("rename a run in", "UPDATE runs SET name = ? WHERE id = ?", (name, int(run_id)))
+
+    def model_saved(self, run_id: int, path: str | os.PathLike) -> Run:
+        """Run ``run_id``'s model was saved to ``path``: that file is now its model file, and
+        a run whose name is still automatic takes the file's name (``naming``). Returns the
+        run as it now is."""
+        run = self.get(run_id)
+        model_path: str | None = os.path.abspath(os.fspath(path))
+        name = run.name
+        if is_automatic(run.name, run.text_name, run.model, run.model_path):
+            name = model_file_name(display_path(model_path))
+        try:
+            model_path.encode("utf-8")
+        except UnicodeEncodeError:  # a Linux name that is not UTF-8: SQLite cannot keep it
+            model_path = run.model_path
+        self._write(
+            "record a saved model in",
+            "UPDATE runs SET model_path = ?, name = ? WHERE id = ?",
+            (model_path, name, int(run_id)),
+        )
+        return self.get(run_id)
 
     def delete(
         self, run_id: int, *, with_model: bool = False, along: Iterable[int] = ()

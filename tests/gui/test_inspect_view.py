@@ -242,7 +242,7 @@ def test_copied_spans_are_highlighted_in_samples_and_generate(qtbot, window, tmp
 
     w.samples.add_sample(20, 2.0, 0.8, "qz" * 30)  # nothing copied: the first marks stay
     assert len(w.samples.extraSelections()) == 1
-    assert "0% copied verbatim" in w.samples.meter.text()
+    assert "0% copied" in w.samples.meter.text()
 
     w.ctl.generation_started.emit("a test")
     w.gen.started("a test", "")
@@ -268,6 +268,29 @@ def test_copied_spans_are_highlighted_in_samples_and_generate(qtbot, window, tmp
     w.samples.add_sample(40, 2.0, 0.8, "qz" * 30)  # appended right after the highlight's end
     selections = w.samples.extraSelections()
     assert len(selections) == 1 and selections[0].cursor.selectedText() == copied
+
+
+def test_indentation_is_not_highlighted_as_a_copy_and_the_meter_says_the_rule(
+    qtbot, window, tmp_path
+):
+    w = window
+    lines = [" " * 28 + f"value_{i:03d} = compute(item, {i})" for i in range(300)]
+    path = tmp_path / "t.py"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    load(qtbot, w, path)
+    qtbot.waitUntil(lambda: w.meters.finder is not None, timeout=10_000)
+    tip = w.samples.meter.toolTip()
+    assert "indentation" in tip and f"{w.meters.finder.index.min_bits:.0f} bits" in tip
+    assert w.gen.meter.toolTip() == tip
+    recited = lines[7].strip() + "\n" + lines[8]
+    sample = "#!" + "\n" + " " * 28 + "#!" * 5 + recited + "!#"
+    w.samples.add_sample(10, 2.0, 0.8, sample)
+    selections = w.samples.extraSelections()
+    assert [s.cursor.selectedText().replace("\u2029", "\n") for s in selections] == [recited]
+    text = w.samples.meter.text()
+    assert f"longest {len(recited)} characters" in text
+    share = 29 / len(sample)  # the newline and 28 spaces
+    assert f"(another {share:.0%} verbatim but too plain to count, such as indentation)" in text
 
 
 def test_an_opened_model_is_inspected_without_training(qtbot, trained, tmp_path):

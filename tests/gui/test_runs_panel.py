@@ -15,7 +15,8 @@ from charlstm_gui.views.runs_table import COLUMNS, validation_note
 
 from .helpers import TINY, model_like, small_text
 
-NAME, STEPS, BEST = 0, 3, 5
+NAME, STEPS, BEST = (next(i for i, c in enumerate(COLUMNS) if c.header == h)
+                     for h in ("Name", "Steps", "Best val"))  # fmt: skip
 
 
 @pytest.fixture
@@ -70,6 +71,7 @@ def test_a_run_recorded_by_the_command_line_appears_in_the_table(home, qtbot, wi
     row = {c.header: window.runs_panel.proxy.index(0, i).data() for i, c in enumerate(COLUMNS)}
     assert row["Text"] == "words.txt" and row["Steps"] == "6" and row["Status"] == "finished"
     assert row["Layers × hidden"] == "1 × 16" and row["Best val"] != "—"
+    assert row["Model file"] == "cli.npz"
 
     with qtbot.waitSignal(window.ctl.model_opened, timeout=10_000):  # double-click opens it
         window.runs_panel.open_requested.emit(runs[0])
@@ -275,3 +277,50 @@ def test_opening_a_run_whose_model_file_is_gone_says_so(qtbot, window, tmp_path,
         window.runs_panel.open_requested.emit(window.runs_panel.run(run_id))
     title, text = window.last_message
     assert "gone.npz" in text and window.ctl.model is None
+
+
+def test_a_run_is_named_after_the_file_its_model_is_saved_to(home, qtbot, window, tmp_path):
+    """Issue 20, point 6: runs of one text and size are told apart by their model files."""
+    with qtbot.waitSignal(window.ctl.corpus_changed, timeout=10_000):
+        window.open_text(str(small_text(tmp_path / "t.txt")))
+    window.form.set_values({"duration": 6})
+    for _ in range(2):  # two runs: both "t 1x16"
+        window.train_new()
+        qtbot.waitUntil(lambda: window.ctl.state is State.IDLE, timeout=30_000)
+        window.ctl._set_dirty(False)  # no question before the next one
+    names = [r.name for r in window.runs_panel.model.runs]
+    assert names == ["t 1x16", "t 1x16"]
+    window.ask_save_path = lambda: str(tmp_path / "A.npz")
+    with qtbot.waitSignal(window.ctl.saved, timeout=10_000):
+        window.actions["save_as"].trigger()  # File ▸ Save Model As…
+    qtbot.waitUntil(lambda: window.runs_panel.model.runs[0].name == "A", timeout=5_000)
+    newest, older = window.runs_panel.model.runs
+    assert newest.model_path == str(tmp_path / "A.npz") and older.name == "t 1x16"
+    row = {c.header: window.runs_panel.proxy.index(0, i).data() for i, c in enumerate(COLUMNS)}
+    sort_desc = window.runs_panel.table.horizontalHeader().sortIndicatorOrder()
+    assert sort_desc == Qt.SortOrder.DescendingOrder and row["Model file"] == "A.npz"
+    assert row["Name"] == "A"
+    # a name someone chose is kept; the file is still recorded
+    window.ctl.rename_run(newest.id, "my best")
+    window.ask_save_path = lambda: str(tmp_path / "B.npz")
+    with qtbot.waitSignal(window.ctl.saved, timeout=10_000):
+        window.actions["save_as"].trigger()
+    qtbot.waitUntil(
+        lambda: window.runs_panel.model.runs[0].model_path == str(tmp_path / "B.npz"),
+        timeout=5_000,
+    )
+    assert window.runs_panel.model.runs[0].name == "my best"
+
+
+def test_a_sweeps_runs_are_named_by_what_differs_in_short_names(home, qtbot, window, tmp_path):
+    with qtbot.waitSignal(window.ctl.corpus_changed, timeout=10_000):
+        window.open_text(str(small_text(tmp_path / "t.txt")))
+    window.ask_open_best = lambda best, lines: False  # the question at the end
+    configs = window.checked_configs()
+    assert window.ctl.start_sweep(
+        *configs, {"hidden_size": [8, 16], "lr": [0.01]}, unit="steps", budget=3,
+        autosave_dir=str(tmp_path / "auto"),
+    )  # fmt: skip
+    qtbot.waitUntil(lambda: window.ctl.sweep.done, timeout=60_000)
+    names = sorted(r.name for r in window.runs_panel.model.runs)
+    assert names == ["hidden=16 lr=0.01", "hidden=8 lr=0.01"]

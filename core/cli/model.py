@@ -44,7 +44,7 @@ def sample(args: argparse.Namespace) -> int:
         top_k=args.top_k,
         top_p=args.top_p,
         seed=args.seed,
-        engine=None if engine.kind == "cpu" else engine,
+        engine=engine,
     )
     out = sys.stdout
     try:
@@ -103,8 +103,7 @@ def eval_(args: argparse.Namespace) -> int:
     progress = EvalProgress() if sys.stderr.isatty() else None
     try:
         result = evaluate(model, corpus.ids, streams=args.streams, warmup=args.warmup,
-                          progress=progress,
-                          engine=None if engine.kind == "cpu" else engine)  # fmt: skip
+                          progress=progress, engine=engine)  # fmt: skip
     finally:
         if progress is not None:
             progress.clear()

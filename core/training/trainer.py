@@ -34,6 +34,7 @@ from ..engine.devices import Backend, make_engine
 from ..engine.memory import keep_freed_memory
 from ..engine.model import init_params
 from ..engine.optim import learning_rate
+from ..engine.protocol import Engine
 from ..errors import (
     DeviceLostError,
 )
@@ -84,7 +85,7 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
         *,
         resume: ModelFile | None = None,
         checkpoint_path: str | None = None,
-        device: Backend | str = "cpu",
+        device: Engine | Backend | str = "cpu",
     ) -> None:
         tc = train_config.validate()
         if resume is not None:
@@ -108,11 +109,7 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
         # each step reuses the last one's memory (see charlstm_core.engine.memory)
         keep_freed_memory()
         # where the passes run (core/backend); weights, moments and state live on its device
-        self._engine = (
-            device.for_config(model_config)  # an engine object (tests: a fake GPU)
-            if hasattr(device, "for_config")
-            else make_engine(device, model_config)
-        )
+        self._engine = make_engine(device, model_config)  # a device choice, Backend or engine
         dev = self._engine.to_device
         seeds = np.random.SeedSequence(tc.seed).spawn(3)
         self._dropout_rng = np.random.default_rng(seeds[1])

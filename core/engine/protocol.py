@@ -6,7 +6,7 @@ it gets one from ``charlstm_core.engine.devices.make_engine`` (an engine, a ``Ba
 device choice such as "cpu") and calls these methods.
 
 Arrays: ``Array`` is an array of the engine's device (a NumPy array on the CPU, a CuPy array on
-a GPU). Ids, targets and masks come in as NumPy arrays; whatever a caller reads (logits,
+a GPU). Ids, targets and flags come in as NumPy arrays; whatever a caller reads (logits,
 activations, losses) comes back as NumPy arrays or floats. Parameters and gradients are dicts
 keyed by PyTorch's names (charlstm_core.engine.model.param_shapes) of device arrays; a state is
 (h, c), each (L, B, H), on the device. Logits: (B, V) for ``step``, (T, V) for ``trace``.

@@ -108,7 +108,7 @@ class Trainer(CheckpointMixin, RollbackMixin, TimeBudgetMixin):
 
         # each step reuses the last one's memory (see charlstm_core.engine.memory)
         keep_freed_memory()
-        # where the passes run (core/backend); weights, moments and state live on its device
+        # where the passes run (an Engine); weights, moments and state live on its device
         self._engine = make_engine(device, model_config)  # a device choice, Backend or engine
         dev = self._engine.to_device
         seeds = np.random.SeedSequence(tc.seed).spawn(3)

@@ -1,7 +1,8 @@
 """Training and sampling speed of the NumPy engine, side by side with torch.nn.LSTM (issue 2).
 
 One training step = forward, softmax cross-entropy, backward, global-norm clip at 5, Adam update,
-float32, one-hot input, the recurrent state carried between steps (truncated BPTT), 2 BLAS threads.
+float32, one-hot input, the recurrent state carried between steps (truncated BPTT), 2 BLAS threads:
+the CPU engine's ``loss_and_grads``, ``global_norm`` and ``update``, as the trainer calls them.
 PyTorch runs ``nn.LSTM(V, H, L, batch_first=True)`` + ``nn.Linear(H, V)`` + ``cross_entropy`` +
 ``clip_grad_norm_`` + ``Adam`` with ``torch.set_num_threads(2)``; its one-hot input is built by
 indexing an eye matrix. The two engines alternate in the same process (several repeats of a few
@@ -28,7 +29,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 from charlstm_core.config import ModelConfig  # noqa: E402
-from charlstm_core.engine import memory, model, optim, parallel  # noqa: E402
+from charlstm_core.engine import memory, model, parallel  # noqa: E402
+from charlstm_core.engine.cpu import CpuEngine  # noqa: E402
 
 V = 65
 CONFIGS = [(2, 512, 32, 100), (1, 512, 64, 100), (2, 256, 32, 100)]  # (L, H, B, T)
@@ -37,35 +39,24 @@ LR = 2e-3
 THREADS = 2
 
 
-class _Optimizer:
-    """core/engine/optim.py's global-norm clip and Adam: what the trainer runs after each pass."""
-
-    def __init__(self, params: dict[str, np.ndarray]) -> None:
-        self.adam = optim.Adam(params)
-
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        optim.clip_grads(grads, CLIP, optim.global_norm(grads))
-        self.adam.update(params, grads, LR)
-
-
 class NumpyEngine:
     def __init__(self, L: int, H: int, B: int, T: int, seed: int = 0) -> None:
         self.cfg = ModelConfig(vocab_size=V, hidden_size=H, num_layers=L, dropout=0.0)
         memory.keep_freed_memory()  # as charlstm_core.training.trainer.Trainer does
+        self.engine = CpuEngine(self.cfg)
         rng = np.random.default_rng(seed)
         self.params = model.init_params(self.cfg, rng)
-        self.opt = _Optimizer(self.params)
-        self.state = model.zero_state(self.cfg, B)
+        self.adam = self.engine.adam(self.params)
+        self.state = self.engine.zero_state(B)
         self.data = rng.integers(0, V, size=(16, B, T + 1))
         self.i = 0
 
     def step(self) -> float:
         d = self.data[self.i % len(self.data)]
         self.i += 1
-        loss, grads, self.state = model.loss_and_grads(
-            self.params, self.cfg, d[:, :-1], d[:, 1:], self.state
-        )
-        self.opt.step(self.params, grads)
+        eng = self.engine
+        loss, grads, self.state = eng.loss_and_grads(self.params, d[:, :-1], d[:, 1:], self.state)
+        eng.update(self.adam, self.params, grads, LR, CLIP, eng.global_norm(grads))
         return loss
 
 
@@ -124,18 +115,19 @@ def bench_training(L, H, B, T, repeats, steps, warmup, use_torch):
 
 
 def bench_sampling(n_chars: int, repeats: int) -> tuple[float, float]:
-    """Single-stream generation at L=2, H=512: Prepared.step, softmax (T = 0.8) and one draw."""
+    """Single-stream generation at L=2, H=512: the engine's step, softmax (T = 0.8), one draw."""
     cfg = ModelConfig(vocab_size=V, hidden_size=512, num_layers=2, dropout=0.0)
     rng = np.random.default_rng(0)
-    prep = model.Prepared(model.init_params(cfg, rng), cfg)
+    engine = CpuEngine(cfg)
+    prep = engine.prepare(model.init_params(cfg, rng))
     inv_t = np.float32(1 / 0.8)
 
     def run(n: int) -> float:
-        state = model.zero_state(cfg, 1)
+        state = engine.zero_state(1)
         ids = np.zeros(1, np.int64)
         t0 = time.perf_counter()
         for _ in range(n):
-            logits, state = prep.step(ids, state)
+            logits, state = engine.step(prep, ids, state)
             z = logits[0] * inv_t
             p = np.exp(z - z.max())
             cdf = np.cumsum(p)
@@ -168,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     with parallel.blas_thread_count(THREADS):
         print(
             f"training chars/s, float32, {THREADS} threads, V={V}, "
-            f"Adam (core/engine/optim.py) + clip {CLIP:g}; "
+            f"CpuEngine (core/engine/cpu.py), Adam + clip {CLIP:g}; "
             f"{args.repeats} rounds x {args.steps} steps per engine, interleaved "
             f"(median / min-time)"
         )
@@ -187,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             print(line, flush=True)
         med, best = bench_sampling(1000, args.repeats)
         print(
-            f"\nsingle-stream sampling (B=1, L=2, H=512, Prepared.step + softmax + draw): "
+            f"\nsingle-stream sampling (B=1, L=2, H=512, engine step + softmax + draw): "
             f"median {med:,.0f} chars/s, best {best:,.0f} chars/s (target 3,000)"
         )
     return 0

@@ -1,14 +1,14 @@
 """What the trainer adds to a bare engine step: healing, bookkeeping, events (and recording).
 
-The reference is the bare step the trainer is built on, run in the same process: ``loss_and_grads``
-(forward, softmax, backward) + global norm + clip + Adam, the state carried, on the same batch
-shapes. The trainer runs the same steps as ``Trainer.run()`` with evaluation, samples and autosaves
-off, so what differs is only what the trainer does around the step: the divergence detector, the
-in-memory copy kept for a rollback every ``charlstm_core.training.heal.KEEP_EVERY`` steps, the
-stream cursor,
-the history and the events. With ``--record`` it runs the trainer inside a training session
-(charlstm_core.training.session, as every front end does): the run store's recorder fed with every
-event, and the session's own work around each one (stop checks, the mean speed, its events).
+The reference is the bare step the trainer is built on, run in the same process: the engine's
+``loss_and_grads`` (forward, softmax, backward), ``global_norm`` and ``update`` (clip + Adam), the
+state carried, on the same batch shapes. The trainer runs the same steps as ``Trainer.run()`` with
+evaluation, samples and autosaves off, so what differs is only what the trainer does around the
+step: the divergence detector, the in-memory copy kept for a rollback every
+``charlstm_core.training.heal.KEEP_EVERY`` steps, the stream cursor, the history and the events.
+With ``--record`` it runs the trainer inside a training session (charlstm_core.training.session,
+as every front end does): the run store's recorder fed with every event, and the session's own
+work around each one (stop checks, the mean speed, its events).
 The two alternate in repeats; the table gives the median over repeats of each one's mean chars/s
 (after a first, warm-up step) and the ratio trainer / bare step.
 
@@ -31,7 +31,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 from charlstm_core.config import ModelConfig, TrainConfig  # noqa: E402
-from charlstm_core.engine import model, optim  # noqa: E402
+from charlstm_core.engine import model  # noqa: E402
+from charlstm_core.engine.cpu import CpuEngine  # noqa: E402
 from charlstm_core.events import StepEvent  # noqa: E402
 from charlstm_core.files.text import corpus_from_text  # noqa: E402
 from charlstm_core.training.trainer import Trainer  # noqa: E402
@@ -52,9 +53,10 @@ def make_text(n: int, seed: int = 0) -> str:
 def bare_steps(corpus, mc: ModelConfig, tc: TrainConfig, steps: int) -> float:
     """Seconds per step of the bare engine loop on the trainer's batch shapes."""
     rng = np.random.default_rng(tc.seed)
+    engine = CpuEngine(mc)
     params = model.init_params(mc, rng)
-    adam = optim.Adam(params)
-    state = model.zero_state(mc, tc.batch_size)
+    adam = engine.adam(params)
+    state = engine.zero_state(tc.batch_size)
     ids = corpus.ids.astype(np.int64)
     seg = (len(ids) - 1) // tc.batch_size
     starts = np.arange(tc.batch_size) * seg
@@ -63,10 +65,8 @@ def bare_steps(corpus, mc: ModelConfig, tc: TrainConfig, steps: int) -> float:
         pos = (starts + (j * tc.seq_len) % (seg - tc.seq_len))[:, None] + np.arange(tc.seq_len)
         x, y = ids[pos], ids[pos + 1]
         t0 = time.perf_counter()
-        loss, grads, state = model.loss_and_grads(params, mc, x, y, state, rng)
-        norm = optim.global_norm(grads)
-        optim.clip_grads(grads, tc.clip, norm)
-        adam.update(params, grads, tc.lr)
+        loss, grads, state = engine.loss_and_grads(params, x, y, state, rng)
+        engine.update(adam, params, grads, tc.lr, tc.clip, engine.global_norm(grads))
         times.append(time.perf_counter() - t0)
     return sum(times[1:]) / steps
 

@@ -1,26 +1,26 @@
-"""Generation, evaluation and introspection with a trained model.
+"""Generation and evaluation with a trained model, on any engine.
 
 ``generate`` warms the state up on a prime text and then draws one character at a time from
 softmax(logits / temperature), optionally restricted to the top-k characters and/or the smallest
 set whose probabilities sum to top-p (nucleus). It yields each character as it is drawn, so a
-caller can show text live and stop whenever it likes.
+caller can show text live and stop whenever it likes. ``evaluate`` scores every next character
+of a text once. Both run on the engine they are given (charlstm_core.engine.protocol.Engine, or
+a device choice; the CPU by default), through its ``step`` and ``scored_loss``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from .config import GenerationConfig, ModelConfig, setting
-from .engine.model import Prepared, nll, zero_state
-from .engine.parallel import batch_workers, map_slices, slices
+from .config import GenerationConfig, setting
+from .engine.devices import make_engine
+from .engine.protocol import Engine
 from .errors import ConfigError, TextTooShortError, VocabularyError, unrepresentable
 from .files.modelfile import ModelFile
 from .files.vocab import Vocab
-from .insight.inspect import analyse
 
 
 def _check_prime(vocab: Vocab, prime: str) -> None:
@@ -81,7 +81,7 @@ def generate(
     top_k: int = GenerationConfig.top_k,
     top_p: float = GenerationConfig.top_p,
     seed: int | None = GenerationConfig.seed,
-    engine: Any = None,
+    engine: Engine | str = "cpu",
 ) -> Iterator[str]:
     """Yield ``length`` characters, one at a time, continuing ``prime``.
 
@@ -89,19 +89,14 @@ def generate(
 
     The state starts at zero and is warmed up on the prime; with no prime the first input is a
     newline when the vocabulary has one, else a character drawn uniformly. Same seed → same text.
-    ``engine`` (``charlstm_core.engine.devices.make_engine``) runs the steps on another device;
-    None: the
-    CPU.
+    ``engine`` runs the steps: an engine or a device choice (``make_engine``), the CPU by default.
     """
     check_sampling(temperature, top_k, top_p, length)
-    vocab, cfg = model.vocab, model.config
+    vocab = model.vocab
     _check_prime(vocab, prime)
     rng = np.random.default_rng(seed)
-    if engine is None:
-        step, state = Prepared(model.params, cfg).step, zero_state(cfg, 1)
-    else:
-        params = {k: engine.to_device(v) for k, v in model.params.items()}
-        step, state = engine.stepper(params), engine.zero_state(1)
+    engine = make_engine(engine, model.config)
+    prep, state = engine.prepare(model.params), engine.zero_state(1)
     if prime:
         ids = vocab.encode(prime).astype(np.int64)
     elif "\n" in vocab.chars:
@@ -110,64 +105,14 @@ def generate(
         ids = np.array([rng.integers(vocab.size)])
     logits = None
     for i in ids:
-        logits, state = step(np.array([i]), state)
+        logits, state = engine.step(prep, np.array([i]), state)
     chars = vocab.chars
     for _ in range(length):
         p = next_char_distribution(logits[0], temperature, top_k, top_p)
         nxt = int(np.searchsorted(np.cumsum(p), rng.random() * p.sum(), side="right"))
         nxt = min(nxt, vocab.size - 1)
         yield chars[nxt]
-        logits, state = step(np.array([nxt]), state)
-
-
-def eval_streams(ids: np.ndarray, streams: int) -> tuple[np.ndarray, np.ndarray]:
-    """``ids`` (N,) cut into ``streams`` (at most N-1) equal contiguous pieces side by side:
-    the inputs and their next characters, each (streams, seg) int64; the few characters that do
-    not fill the last column are dropped. ConfigError for a text of fewer than 2 characters.
-    One rule for every engine's ``mean_loss``."""
-    n = len(ids) - 1
-    streams = max(1, min(streams, n))
-    seg = n // streams
-    if seg < 1:
-        raise ConfigError("The text is too short to evaluate: it needs at least 2 characters.")
-    x_all = ids[: streams * seg].reshape(streams, seg).astype(np.int64)
-    y_all = ids[1 : streams * seg + 1].reshape(streams, seg).astype(np.int64)
-    return x_all, y_all
-
-
-def mean_loss(
-    prep: Prepared,
-    cfg: ModelConfig,
-    ids: np.ndarray,
-    *,
-    streams: int = 1,
-    seq_len: int = 256,
-    workers: int | None = None,
-) -> float:
-    """Mean next-character cross-entropy (nats/char) of ``ids`` (N,).
-
-    The text is cut into ``streams`` equal contiguous pieces run side by side, each from a zero
-    state with the state carried through its piece in windows of ``seq_len``; the few characters
-    that do not fill the last column are dropped. streams=1 scores every character of the text in
-    order, exactly as a reader would meet it. The streams are shared among ``workers`` threads
-    (None: as ``charlstm_core.engine.parallel.batch_workers`` decides).
-    """
-    x_all, y_all = eval_streams(ids, streams)
-    streams, seg = x_all.shape
-    if workers is None:
-        workers = batch_workers(streams, cfg.hidden_size)
-
-    def run(rows: slice) -> float:
-        state = zero_state(cfg, rows.stop - rows.start)
-        total = 0.0
-        for start in range(0, seg, seq_len):
-            x = x_all[rows, start : start + seq_len]
-            y = y_all[rows, start : start + seq_len]
-            logits, state, _ = prep.forward(x, state, need_cache=False)
-            total += float(nll(logits, np.ascontiguousarray(y.T)).sum())
-        return total
-
-    return sum(map_slices(run, slices(streams, workers))) / (streams * seg)
+        logits, state = engine.step(prep, np.array([nxt]), state)
 
 
 EVAL_WARMUP = 256  # characters each stream reads, unscored, before its piece of the text
@@ -199,8 +144,7 @@ def evaluate(
     streams: int | None = None,
     warmup: int = EVAL_WARMUP,
     progress: Callable[[int, int], None] | None = None,
-    workers: int | None = None,
-    engine: Any = None,
+    engine: Engine | str = "cpu",
 ) -> Evaluation:
     """Mean next-character loss of ``model`` over encoded text ``ids`` (N,), every one of the
     N - 1 next characters scored exactly once.
@@ -216,9 +160,8 @@ def evaluate(
     Streams run in groups of at most EVAL_GROUP and characters in windows sized so that one
     window's logits stay within EVAL_WINDOW_BYTES: memory does not grow with the text or S.
     ``progress(done, total)`` is called after each window with characters scored so far.
-    ``engine`` (``charlstm_core.engine.devices.make_engine``) runs the windows on another device,
-    the same
-    pieces, warm-ups and windows (None, or the CPU engine: the CPU path below).
+    ``engine`` runs the windows (``Engine.scored_loss``): an engine or a device choice
+    (``make_engine``), the CPU by default; every engine gets the same pieces, warm-ups and windows.
     Raises TextTooShortError for a text of fewer than 2 characters.
     """
     n = len(ids) - 1
@@ -234,12 +177,8 @@ def evaluate(
     if warmup < 0:
         raise ConfigError(f"The warm-up must be 0 or more characters, not {warmup}.")
     cfg = model.config
-    on_device = engine is not None and hasattr(engine, "scored_loss")
-    if on_device:
-        prep = None
-        params = {k: engine.to_device(v) for k, v in model.params.items()}
-    else:
-        prep = Prepared(model.params, cfg)
+    engine = make_engine(engine, cfg)
+    prep = engine.prepare(model.params)
     S = max(1, min(streams or default_streams(n), n))
     total, done = 0.0, 0
     for g0 in range(0, S, EVAL_GROUP):
@@ -253,12 +192,7 @@ def evaluate(
         # (about 11 H per layer) and the logits with nll's temporaries (about 4 V)
         per = itemsize * (11 * cfg.hidden_size * cfg.num_layers + 4 * cfg.vocab_size)
         window = max(1, min(1024, EVAL_WINDOW_BYTES // (B * per)))
-        if on_device:
-            state = engine.zero_state(B)
-        else:
-            h, c = zero_state(cfg, B)
-        n_workers = workers if workers is not None else batch_workers(B, cfg.hidden_size)
-        parts = slices(B, n_workers)
+        state = engine.zero_state(B)
         length = int((ge - gs).max())
         for t0 in range(0, length, window):
             pos = gs[:, None] + np.arange(t0, min(length, t0 + window))[None, :]  # (B, T)
@@ -266,50 +200,10 @@ def evaluate(
             pos = np.minimum(pos, n - 1)  # past its end a stream reads filler, never scored
             x = ids[pos].astype(np.int64)
             y = ids[pos + 1].astype(np.int64)
-            if on_device:
-                part, state = engine.scored_loss(params, x, y, scored, state)
-                total += part
-                done += int(scored.sum())
-                if progress is not None:
-                    progress(done, n)
-                continue
-
-            def run(rows: slice, x=x, y=y, scored=scored, h=h, c=c) -> float:
-                logits, (h2, c2), _ = prep.forward(
-                    x[rows], (h[:, rows], c[:, rows]), need_cache=False
-                )
-                h[:, rows], c[:, rows] = h2, c2
-                losses = nll(logits, np.ascontiguousarray(y[rows].T))  # (T, rows)
-                return float(losses[scored[rows].T].sum())
-
-            total += sum(map_slices(run, parts))
+            part, state = engine.scored_loss(prep, x, y, scored, state)
+            total += part
             done += int(scored.sum())
             if progress is not None:
                 progress(done, n)
     assert done == n, (done, n)  # every next character scored exactly once
     return Evaluation(nats=total / n, scored=n, streams=S, warmup=warmup)
-
-
-@dataclass(frozen=True)
-class Introspection:
-    """What the model thinks at each position of a text of N characters."""
-
-    text: str
-    p_actual: np.ndarray  # (N-1,) probability given to the character that actually came next
-    top_ids: np.ndarray  # (N-1, k) the k most likely next characters, most likely first
-    top_probs: np.ndarray  # (N-1, k) their probabilities
-    top_chars: tuple[tuple[str, ...], ...]  # (N-1, k) the same as characters
-    h: np.ndarray  # (L, N, H) hidden activations after reading each character
-    c: np.ndarray  # (L, N, H) cell activations after reading each character
-
-
-def introspect(model: ModelFile, text: str, top_k: int = 5) -> Introspection:
-    """Run the model over ``text`` from a zero state and record its predictions and activations
-    (a summary of ``charlstm_core.insight.inspect.analyse``, which the Inspect view and ``charlstm
-    inspect``
-    use)."""
-    if len(text) < 2:
-        raise ConfigError("Introspection needs a text of at least 2 characters.")
-    a = analyse(model, text, top_k)
-    top_chars = tuple(tuple(model.vocab.chars[j] for j in row) for row in a.top_ids)
-    return Introspection(text, a.p_actual, a.top_ids, a.top_probs, top_chars, a.h, a.c)

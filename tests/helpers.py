@@ -103,12 +103,11 @@ def run_cli(capsys: Any, *argv: Any) -> tuple[int, str, str]:
 
 
 def nan_loss_at_call(monkeypatch: Any, n: int) -> None:
-    """Make the ``n``-th training step's loss NaN (the CPU engine, charlstm_core.engine.devices,
-    calls
-    ``charlstm_core.engine.model.loss_and_grads``), as a run that diverges there."""
-    from charlstm_core.engine import model as model_mod
+    """Make the ``n``-th training step's loss NaN (the CPU engine's ``loss_and_grads``,
+    charlstm_core.engine.cpu), as a run that diverges there."""
+    from charlstm_core.engine.cpu import CpuEngine
 
-    real = model_mod.loss_and_grads
+    real = CpuEngine.loss_and_grads
     calls = []
 
     def failing(*args: Any, **kwargs: Any) -> Any:
@@ -116,4 +115,4 @@ def nan_loss_at_call(monkeypatch: Any, n: int) -> None:
         loss, grads, state = real(*args, **kwargs)
         return (float("nan") if len(calls) == n else loss), grads, state
 
-    monkeypatch.setattr(model_mod, "loss_and_grads", failing)
+    monkeypatch.setattr(CpuEngine, "loss_and_grads", failing)

@@ -10,6 +10,7 @@ import types
 
 import pytest
 from charlstm_core.config import ModelConfig
+from charlstm_core.engine.cpu import CpuEngine
 from charlstm_core.engine.devices import (
     DeviceReport,
     list_devices,
@@ -17,7 +18,7 @@ from charlstm_core.engine.devices import (
     parse_choice,
     resolve_device,
 )
-from charlstm_core.engine.gpu import CpuEngine, XpEngine
+from charlstm_core.engine.gpu import XpEngine
 from charlstm_core.errors import ConfigError, DeviceUnavailableError
 
 
@@ -163,7 +164,7 @@ def test_make_engine_picks_the_engine_for_the_backend() -> None:
     assert isinstance(make_engine("cpu", cfg), CpuEngine)
     fake = fake_cupy()
     eng = make_engine("gpu", cfg, importer=importer_of(fake))
-    assert isinstance(eng, XpEngine) and eng.kind == "gpu" and eng.label.startswith("GPU 0")
+    assert isinstance(eng, XpEngine) and eng.xp is fake and eng.label.startswith("GPU 0")
 
 
 def test_report_lines_without_cupy() -> None:

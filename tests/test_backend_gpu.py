@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from charlstm_core.config import ModelConfig
 from charlstm_core.engine import model as model_mod
+from charlstm_core.engine.cpu import CpuEngine
 from charlstm_core.engine.devices import list_devices, make_engine, resolve_device
-from charlstm_core.engine.gpu import CpuEngine
 from charlstm_core.files.modelfile import load_model
 from charlstm_core.files.text import corpus_from_text
 from charlstm_core.sample import generate

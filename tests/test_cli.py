@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from charlstm_core.cli import console
 from charlstm_core.cli import parser as cli
-from charlstm_core.engine import model as model_mod
+from charlstm_core.engine.cpu import CpuEngine
 from charlstm_core.events import StepEvent, TrainSummary
 from charlstm_core.files.modelfile import ModelFile, load_model, save_model
 from charlstm_core.insight.inspect import DETECTORS
@@ -160,9 +160,7 @@ def test_ctrl_c_stops_after_the_step_and_saves(text, capsys, monkeypatch):
 
 
 def test_divergence_saves_last_good_weights(text, capsys, monkeypatch):
-    real = (
-        model_mod.loss_and_grads
-    )  # the CPU engine (charlstm_core.engine.devices) calls charlstm_core.engine.model's
+    real = CpuEngine.loss_and_grads
     calls = []
 
     def failing(*args, **kwargs):
@@ -170,7 +168,7 @@ def test_divergence_saves_last_good_weights(text, capsys, monkeypatch):
         loss, grads, state = real(*args, **kwargs)
         return (float("nan") if len(calls) == 4 else loss), grads, state
 
-    monkeypatch.setattr(model_mod, "loss_and_grads", failing)
+    monkeypatch.setattr(CpuEngine, "loss_and_grads", failing)
     stop = ("--on-divergence", "stop")  # the default heals (tests/test_heal.py)
     code, _, err = run(capsys, "train", text, *TINY, *stop, "--steps", 20, "--out", "m.npz")
     assert code == 1 and "diverged at step 4" in err and "m.npz" in err

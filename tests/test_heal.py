@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from charlstm_core.cli.parser import main
 from charlstm_core.config import ModelConfig, TrainConfig
-from charlstm_core.engine import model as model_mod
+from charlstm_core.engine.cpu import CpuEngine
 from charlstm_core.errors import ModelFileError, TrainingDiverged
 from charlstm_core.events import EvalEvent, RollbackEvent, StepEvent, format_lr
 from charlstm_core.files.modelfile import load_model, save_model
@@ -64,7 +64,7 @@ def blowup_config(**kw) -> TrainConfig:
 def inject_blowup(monkeypatch, bad_calls):
     """Make the loss of the given calls of loss_and_grads (1-based) 20x too high: a blow-up the
     detector sees while the gradients, and so the training, stay real."""
-    real = model_mod.loss_and_grads
+    real = CpuEngine.loss_and_grads
     calls = {"n": 0}
 
     def fake(*args, **kwargs):
@@ -72,7 +72,7 @@ def inject_blowup(monkeypatch, bad_calls):
         loss, grads, state = real(*args, **kwargs)
         return (loss * 20 if bad_calls(calls["n"]) else loss), grads, state
 
-    monkeypatch.setattr("charlstm_core.engine.model.loss_and_grads", fake)
+    monkeypatch.setattr(CpuEngine, "loss_and_grads", fake)
 
 
 def assert_same_state(a, b):
@@ -228,7 +228,7 @@ def test_on_divergence_stop_restores_and_raises(monkeypatch):
 
 def test_a_nan_heals_at_once(monkeypatch):
     corpus = corpus_from_text(rich_text(8000))
-    real = model_mod.loss_and_grads
+    real = CpuEngine.loss_and_grads
     calls = {"n": 0}
 
     def nan_once(*args, **kwargs):
@@ -236,7 +236,7 @@ def test_a_nan_heals_at_once(monkeypatch):
         loss, grads, state = real(*args, **kwargs)
         return (float("nan") if calls["n"] == 4 else loss), grads, state
 
-    monkeypatch.setattr("charlstm_core.engine.model.loss_and_grads", nan_once)
+    monkeypatch.setattr(CpuEngine, "loss_and_grads", nan_once)
     events, summary = drain(Trainer(corpus, SMALL_MC, small_config(steps=8)).run())
     (rollback,) = [e for e in events if isinstance(e, RollbackEvent)]
     assert rollback.from_step == 4 and rollback.to_step == 0 and "NaN" in rollback.reason

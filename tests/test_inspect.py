@@ -119,7 +119,7 @@ def test_analysis_agrees_with_step_by_step_reading(model):
 def test_blockwise_recurrence_agrees_with_step_by_step_reading(monkeypatch, dtype):
     """W_hh read in blocks of rows, alternately forwards and backwards (``row_blocks``), with the
     passage split into windows: the same reading as one ``Prepared.step`` per character."""
-    from charlstm_core.engine import inference
+    from charlstm_core.engine import trace as trace_mod
 
     vocab = Vocab.from_text("abcdefgh \n.\"'<>&")
     cfg = ModelConfig(vocab.size, hidden_size=24, num_layers=2, dropout=0.0, dtype=dtype)
@@ -129,11 +129,11 @@ def test_blockwise_recurrence_agrees_with_step_by_step_reading(monkeypatch, dtyp
     model = ModelFile(config=cfg, params=params, vocab=vocab)
     H = cfg.hidden_size
     item = np.dtype(dtype).itemsize
-    monkeypatch.setattr(inference, "BLOCK_BYTES", 7 * H * item)  # 7 rows: 14 blocks, one short
+    monkeypatch.setattr(trace_mod, "BLOCK_BYTES", 7 * H * item)  # 7 rows: 14 blocks, one short
     w = np.ones((4 * H, H), dtype)
-    assert [wt.shape[1] for _, wt in inference.row_blocks(w)] == [7] * 13 + [5]
-    assert [wt.shape[1] for _, wt in inference.row_blocks(w, threads=2)] == [14] * 6 + [12]
-    assert len(inference.row_blocks(w, threads=7)) == 1  # each thread's share fits
+    assert [wt.shape[1] for _, wt in trace_mod.row_blocks(w)] == [7] * 13 + [5]
+    assert [wt.shape[1] for _, wt in trace_mod.row_blocks(w, threads=2)] == [14] * 6 + [12]
+    assert len(trace_mod.row_blocks(w, threads=7)) == 1  # each thread's share fits
     monkeypatch.setattr(ins, "_WINDOW", 33)  # odd: a window starts on an odd step too
     text = 'abc "def" gh.\n  a\'b <c> & d' * 4
     with parallel.single_threaded_blas():  # as beside a training: one thread, 14 blocks
@@ -166,25 +166,25 @@ def _three_layers(dtype: str = "float64") -> ModelFile:
 def test_layers_side_by_side_read_as_one_after_the_other(monkeypatch, dtype):
     """Three layers on three threads, handing on chunks of 5 characters in windows of 47: the same
     reading as one ``Prepared.step`` per character, and as the layers one after the other."""
-    from charlstm_core.engine import inference
+    from charlstm_core.engine import trace as trace_mod
 
     model = _three_layers(dtype)
-    monkeypatch.setattr(inference, "PIPE_CHUNK", 5)
+    monkeypatch.setattr(trace_mod, "PIPE_CHUNK", 5)
     monkeypatch.setattr(ins, "_WINDOW", 47)
     text = 'abc "def" gh.\n  a\'b <c> & d' * 5
     started: list[str] = []
-    real_thread = inference.threading.Thread
+    real_thread = trace_mod.threading.Thread
 
     def thread(*args, **kwargs):  # counts the layer threads started
         started.append(kwargs.get("name", ""))
         return real_thread(*args, **kwargs)
 
-    monkeypatch.setattr(inference.threading, "Thread", thread)
-    monkeypatch.setattr(inference, "usable_cores", lambda: 2)
+    monkeypatch.setattr(trace_mod.threading, "Thread", thread)
+    monkeypatch.setattr(trace_mod, "usable_cores", lambda: 2)
     with parallel.single_threaded_blas():  # as beside a training
         side = ins.analyse(model, text)
     assert started and set(started) == {"trace-layer-1", "trace-layer-2"}
-    monkeypatch.setattr(inference, "usable_cores", lambda: 1)
+    monkeypatch.setattr(trace_mod, "usable_cores", lambda: 1)
     started.clear()
     with parallel.single_threaded_blas():
         serial = ins.analyse(model, text)
@@ -202,19 +202,19 @@ def test_layers_side_by_side_read_as_one_after_the_other(monkeypatch, dtype):
 
 def test_a_failing_layer_stops_the_pipeline_and_raises(monkeypatch):
     """An error in one layer's thread reaches the caller; the layer waiting for it does not hang."""
-    from charlstm_core.engine import inference
+    from charlstm_core.engine import trace as trace_mod
 
     model = _three_layers()
-    monkeypatch.setattr(inference, "PIPE_CHUNK", 5)
-    monkeypatch.setattr(inference, "usable_cores", lambda: 2)
-    real = inference._LayerRun._layer
+    monkeypatch.setattr(trace_mod, "PIPE_CHUNK", 5)
+    monkeypatch.setattr(trace_mod, "usable_cores", lambda: 2)
+    real = trace_mod._LayerRun._layer
 
     def broken(self, k, threads):
         if k == 1:
             raise MemoryError("layer 1 ran out")
         return real(self, k, threads)
 
-    monkeypatch.setattr(inference._LayerRun, "_layer", broken)
+    monkeypatch.setattr(trace_mod._LayerRun, "_layer", broken)
     with parallel.single_threaded_blas(), pytest.raises(MemoryError, match="layer 1 ran out"):
         ins.analyse(model, "abcdefgh " * 20)
 

@@ -1,5 +1,5 @@
-"""core/engine/model.py: finite-difference gradients (float64), torch equivalence, step ==
-forward."""
+"""core/engine/model.py and the CPU engine's training pass: finite-difference gradients (float64),
+torch equivalence, step == forward."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import math
 import numpy as np
 import pytest
 from charlstm_core.config import ModelConfig
-from charlstm_core.engine import model
+from charlstm_core.engine import cell, model
+from charlstm_core.engine.cpu import CpuEngine
+from charlstm_core.engine.trace import trace
 from helpers import assert_ulps, drift_ulps, ulp
 
 V, H, L, B, T = 7, 5, 2, 3, 6
@@ -26,13 +28,19 @@ def _setup(dropout: float = 0.0, dtype: str = "float64", seed: int = 0):
     return cfg, params, x, y, state
 
 
+def loss_and_grads(params, cfg, x, y, state, rng=None, workers=None):
+    """The CPU engine's training pass, its batch cut into ``workers`` slices (None: as it
+    decides)."""
+    return CpuEngine(cfg, workers=workers).loss_and_grads(params, x, y, state, rng)
+
+
 def _check_gradients(dropout: float, workers: int | None = None) -> None:
     cfg, params, x, y, state = _setup(dropout)
 
     def rng():  # identical masks at every evaluation
         return np.random.default_rng(42) if dropout > 0 else None
 
-    loss, grads, _ = model.loss_and_grads(params, cfg, x, y, state, rng(), workers=workers)
+    loss, grads, _ = loss_and_grads(params, cfg, x, y, state, rng(), workers=workers)
     assert set(grads) == set(model.param_names(cfg))
     # eps balances truncation (~eps²) and round-off (~1e-16 / eps); relative errors are taken
     # against max(|fd| + |grad|, 1e-4) so that exactly-zero gradients are judged absolutely
@@ -43,9 +51,9 @@ def _check_gradients(dropout: float, workers: int | None = None) -> None:
         for j in np.ndindex(p.shape):
             old = p[j]
             p[j] = old + eps
-            lp = model.loss_and_grads(params, cfg, x, y, state, rng(), workers=workers)[0]
+            lp = loss_and_grads(params, cfg, x, y, state, rng(), workers=workers)[0]
             p[j] = old - eps
-            lm = model.loss_and_grads(params, cfg, x, y, state, rng(), workers=workers)[0]
+            lm = loss_and_grads(params, cfg, x, y, state, rng(), workers=workers)[0]
             p[j] = old
             fd[j] = (lp - lm) / (2 * eps)
         err = np.abs(fd - grads[name]) / np.maximum(np.abs(fd) + np.abs(grads[name]), 1e-4)
@@ -67,15 +75,13 @@ def test_gradients_of_a_batch_cut_into_slices():
 
 def test_slices_give_the_one_slice_result():
     cfg, params, x, y, state = _setup(dropout=0.3)
-    serial = model.loss_and_grads(params, cfg, x, y, state, np.random.default_rng(5), workers=1)
+    serial = loss_and_grads(params, cfg, x, y, state, np.random.default_rng(5), workers=1)
     # a slice's products have fewer columns (another kernel, sums in another order) and the
     # slices' weight gradients are summed in another order: within the drift of the backward
     # pass (4H terms a value, B·T = 18 for a weight gradient) over T steps and L layers
     k = drift_ulps(T, max(4 * H, B * T), L)
     for workers in (2, 3):
-        split = model.loss_and_grads(
-            params, cfg, x, y, state, np.random.default_rng(5), workers=workers
-        )
+        split = loss_and_grads(params, cfg, x, y, state, np.random.default_rng(5), workers=workers)
         assert split[0] == pytest.approx(serial[0], rel=ulp(np.float64, k))
         for name, g in serial[1].items():
             assert_ulps(split[1][name], g, k, err_msg=name)
@@ -110,18 +116,18 @@ def test_one_logits_layout():
     lg, _ = prep.step(x[:, 0], state)
     assert lg.shape == (B, V)
     one = (state[0][:, 1:2].copy(), state[1][:, 1:2].copy())
-    traced, _, layers = prep.trace(x[1], one)
+    traced, _, layers = trace(prep, x[1], one)
     assert traced.shape == (T, V) and [h.shape for h, _, _ in layers] == [(T, H)] * L
     # one stream's 1-D recurrence and forward's batched products: within the drift
     assert_ulps(traced, logits[:, 1], drift_ulps(T, 2 * H, L))
-    losses = model.nll(logits, y.T)
+    losses = cell.nll(logits, y.T)
     z = logits - logits.max(axis=-1, keepdims=True)
     lse = np.log(np.exp(z).sum(axis=-1))
     expect = lse - np.take_along_axis(z, y.T[..., None], axis=-1)[..., 0]
     # log-sum-exp in another order: the V-term sum (log2 V roundings), exp, log, the difference
     lse_ulps = math.log2(V) + 3
     assert_ulps(losses, expect, lse_ulps)
-    loss, grad = model.softmax_xent(logits.copy(), y.T)
+    loss, grad = cell.softmax_xent(logits.copy(), y.T)
     mean_ulps = lse_ulps + math.log2(T * B)  # and the mean's sum of T·B losses
     assert grad.shape == (T, B, V) and loss == pytest.approx(
         expect.mean(), rel=ulp(np.float64, mean_ulps)
@@ -131,7 +137,7 @@ def test_one_logits_layout():
 def test_matches_torch_lstm():
     torch = pytest.importorskip("torch")
     cfg, params, x, y, state = _setup()
-    loss, grads, (h, c) = model.loss_and_grads(params, cfg, x, y, state)
+    loss, grads, (h, c) = loss_and_grads(params, cfg, x, y, state)
 
     lstm = torch.nn.LSTM(V, H, L, batch_first=True).double()
     dec = torch.nn.Linear(H, V).double()

@@ -92,18 +92,18 @@ def test_measured_timing_at_the_full_window_and_extended_along_the_line() -> Non
 
 
 def test_a_huge_step_is_timed_on_fewer_streams_and_scaled(monkeypatch) -> None:
-    from charlstm_core.engine import model
+    from charlstm_core.engine.cpu import CpuEngine
     from charlstm_core.training import plan
 
     monkeypatch.setattr(plan, "MAX_TIMED_FLOP", plan.flop_per_char(20, 16, 1) * 8 * 2)
     seen = []
-    real = model.zero_state
+    real = CpuEngine.zero_state
 
-    def spy(cfg, batch):
+    def spy(engine, batch):
         seen.append(batch)
-        return real(cfg, batch)
+        return real(engine, batch)
 
-    monkeypatch.setattr(model, "zero_state", spy)
+    monkeypatch.setattr(CpuEngine, "zero_state", spy)
     timing = plan.measure_timing(20, 16, 1, 64, 8)
     assert seen[0] == 2  # two streams timed for a batch of 64
     assert np.isfinite(timing.step_s) and timing.step_s > 0

@@ -1,15 +1,17 @@
-"""Sampling, evaluation and introspection."""
+"""Sampling and evaluation, on the CPU engine."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from charlstm_core.config import ModelConfig
+from charlstm_core.engine.cpu import CpuEngine
 from charlstm_core.engine.model import Prepared, init_params, zero_state
 from charlstm_core.errors import ConfigError, VocabularyError
 from charlstm_core.files.modelfile import ModelFile, load_model, save_model
 from charlstm_core.files.text import Vocab
-from charlstm_core.sample import evaluate, generate, introspect, mean_loss, next_char_distribution
+from charlstm_core.insight.inspect import analyse
+from charlstm_core.sample import evaluate, generate, next_char_distribution
 from helpers import drift_ulps, ulp
 
 
@@ -118,26 +120,24 @@ def test_evaluate_matches_a_step_by_step_run(model):
 def test_evaluation_split_among_threads_scores_the_same(model):
     text = "abc defgh.\nhag bad cafe.\n" * 12
     ids = model.vocab.encode(text).astype(np.int64)
-    prep = Prepared(model.params, model.config)
-    one = mean_loss(prep, model.config, ids, streams=5, seq_len=7, workers=1)
+    one = CpuEngine(model.config, workers=1).mean_loss(model.params, ids, streams=5, seq_len=7)
+    whole = evaluate(model, ids, streams=5, engine=CpuEngine(model.config, workers=1)).nats
     tol = nats_tol(model, -(-len(ids) // 5))  # a worker's products have fewer streams
     for workers in (2, 3, 5):
-        split = mean_loss(prep, model.config, ids, streams=5, seq_len=7, workers=workers)
+        engine = CpuEngine(model.config, workers=workers)
+        split = engine.mean_loss(model.params, ids, streams=5, seq_len=7)
         assert split == pytest.approx(one, rel=0, abs=tol)
+        assert evaluate(model, ids, streams=5, engine=engine).nats == pytest.approx(
+            whole, rel=0, abs=tol
+        )
 
 
-def test_introspection_shapes_and_consistency(model):
+def test_evaluation_agrees_with_the_analysis_of_the_same_text(model):
     text = "bad cafe.\nhead"
-    info = introspect(model, text, top_k=3)
-    n, L, H = len(text), model.config.num_layers, model.config.hidden_size
-    assert info.p_actual.shape == (n - 1,) and info.top_probs.shape == (n - 1, 3)
-    assert info.h.shape == (L, n, H) and info.c.shape == (L, n, H)
-    assert np.all(np.diff(info.top_probs, axis=1) <= 0)
-    assert np.all(info.p_actual <= info.top_probs[:, 0] + 1e-12)
+    a = analyse(model, text, top_k=3)
     ids = model.vocab.encode(text).astype(np.int64)
-    nll = -np.log(info.p_actual).mean()
+    nll = -np.log(a.p_actual).mean()
     assert evaluate(model, ids).nats == pytest.approx(nll, rel=0, abs=nats_tol(model, len(ids)))
-    assert np.all(np.abs(info.h) <= 1.0)
 
 
 def _sequential_loss(model, ids) -> float:

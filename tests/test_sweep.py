@@ -18,7 +18,7 @@ from charlstm_core import sweep
 from charlstm_core.cli import parser as cli
 from charlstm_core.cli.table import sweep_table
 from charlstm_core.config import ModelConfig, TrainConfig
-from charlstm_core.engine import model as model_mod
+from charlstm_core.engine.cpu import CpuEngine
 from charlstm_core.errors import ConfigError, RunStoreError
 from charlstm_core.events import StepEvent
 from charlstm_core.files.modelfile import load_model
@@ -155,13 +155,13 @@ def test_jobs_2_gives_the_same_results_as_jobs_1(text):
 
 
 def test_a_diverged_point_is_reported_and_the_others_go_on(text, monkeypatch):
-    real = model_mod.loss_and_grads  # what the CPU engine (charlstm_core.engine.devices) calls
+    real = CpuEngine.loss_and_grads
 
-    def diverging_when_wide(params, mc, *args, **kwargs):
-        loss, grads, state = real(params, mc, *args, **kwargs)
-        return (float("nan") if mc.hidden_size == 24 else loss), grads, state
+    def diverging_when_wide(engine, *args, **kwargs):
+        loss, grads, state = real(engine, *args, **kwargs)
+        return (float("nan") if engine.cfg.hidden_size == 24 else loss), grads, state
 
-    monkeypatch.setattr(model_mod, "loss_and_grads", diverging_when_wide)
+    monkeypatch.setattr(CpuEngine, "loss_and_grads", diverging_when_wide)
     axes = sweep.parse_grid(["lr=2e-3,8e-3", "hidden=16,24"], ALIASES)
     stop = BASE_TRAIN.replace(on_divergence="stop")  # no healing: the first NaN ends the point
     points = sweep.grid_points(axes, BASE_MODEL, stop)

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 from charlstm_core.config import ModelConfig
-from charlstm_core.engine import model as model_mod
+from charlstm_core.engine.cpu import CpuEngine
 from charlstm_core.errors import (
     ConfigError,
     CorpusMismatchError,
@@ -123,7 +123,7 @@ def test_divergence_with_stop_keeps_last_good_weights(monkeypatch):
     corpus = corpus_from_text(make_text())
     trainer = Trainer(corpus, MC, tc(steps=10, on_divergence="stop"))
     start = trainer.snapshot().params
-    real = model_mod.loss_and_grads
+    real = CpuEngine.loss_and_grads
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -131,9 +131,7 @@ def test_divergence_with_stop_keeps_last_good_weights(monkeypatch):
         loss, grads, state = real(*args, **kwargs)
         return (float("nan") if calls["n"] == 4 else loss), grads, state
 
-    monkeypatch.setattr(
-        "charlstm_core.engine.model.loss_and_grads", flaky
-    )  # what the CPU engine calls
+    monkeypatch.setattr(CpuEngine, "loss_and_grads", flaky)
     with pytest.raises(TrainingDiverged) as err:
         for _ in trainer.run():
             pass
@@ -149,7 +147,7 @@ def test_minutes_budget_includes_the_final_evaluation_and_save(monkeypatch, tmp_
     a save 2 s) the whole run, final validation and save included, ends inside its minute."""
     clock = {"now": 1000.0}
     monkeypatch.setattr("charlstm_core.training.trainer.time.perf_counter", lambda: clock["now"])
-    real_step, real_save = model_mod.loss_and_grads, trainer_mod.save_model
+    real_step, real_save = CpuEngine.loss_and_grads, trainer_mod.save_model
     real_validate = Trainer._validate
 
     def step(*args, **kwargs):
@@ -164,7 +162,7 @@ def test_minutes_budget_includes_the_final_evaluation_and_save(monkeypatch, tmp_
         clock["now"] += 2.0
         return real_save(*args, **kwargs)
 
-    monkeypatch.setattr("charlstm_core.engine.model.loss_and_grads", step)
+    monkeypatch.setattr(CpuEngine, "loss_and_grads", step)
     monkeypatch.setattr(Trainer, "_validate", validate)
     monkeypatch.setattr("charlstm_core.training.trainer.save_model", save)
     cfg = tc(steps=None, minutes=1.0, eval_every=20, checkpoint_every=20)

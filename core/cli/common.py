@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..config import ModelConfig
-from ..engine.devices import Backend, make_engine
+from ..engine.devices import make_engine
+from ..engine.protocol import Engine
 
 DEFAULT_MINUTES = 10.0  # how long `charlstm train` runs when no --steps/--epochs/--minutes is given
 DEBUG_ENV = "CHARLSTM_DEBUG"  # set to 1 to see the traceback of an unexpected error
@@ -13,6 +14,6 @@ EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 SWEEP_DEFAULTS = {"sample_every": 0}  # a sweep's own defaults: samples only cost it time
 
 
-def engine_for(args: argparse.Namespace, cfg: ModelConfig) -> Backend:
+def engine_for(args: argparse.Namespace, cfg: ModelConfig) -> Engine:
     """The engine for ``--device`` (DeviceUnavailableError: one line saying why)."""
     return make_engine(args.device, cfg)

@@ -36,7 +36,7 @@ def sample(args: argparse.Namespace) -> int:
         train = load_corpus(args.copies, args.encoding)
         index = CopyIndex.build(train.ids, train.vocab, n=gen.copies_min)
     made: list[str] = []
-    chars = generate(model, **gen.sampling(), engine=None if engine.kind == "cpu" else engine)
+    chars = generate(model, **gen.sampling(), engine=engine)
     out = sys.stdout
     try:
         buf = [gen.prime]
@@ -101,8 +101,7 @@ def eval_(args: argparse.Namespace) -> int:
     progress = EvalProgress() if sys.stderr.isatty() else None
     try:
         result = evaluate(model, corpus.ids, streams=streams, warmup=args.warmup,
-                          progress=progress,
-                          engine=None if engine.kind == "cpu" else engine)  # fmt: skip
+                          progress=progress, engine=engine)  # fmt: skip
     finally:
         if progress is not None:
             progress.clear()

@@ -2,8 +2,10 @@
 
 ``resolve_device("auto" | "cpu" | "gpu" | "gpu:N")`` returns a ``Backend``; ``list_devices()``
 returns a ``DeviceReport`` (CuPy version, CUDA runtime and driver, each GPU's name and memory,
-or the one-line reason none is usable). CuPy is imported only here and only when a GPU is asked
-for or listed, never at start-up. ``importer`` lets tests stand in a fake ``cupy`` module.
+or the one-line reason none is usable); ``make_engine`` the engine (charlstm_core.engine.protocol)
+for a choice, a ``Backend`` or an engine: the one place that looks at which device it is. CuPy
+is imported only here and only when a GPU is asked for or listed, never at start-up.
+``importer`` lets tests stand in a fake ``cupy`` module.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from ..config import ModelConfig
 from ..errors import ConfigError, DeviceUnavailableError
+from .protocol import Engine
 
 DEVICE_CHOICES = ("auto", "cpu", "gpu")
 INSTALL_HINT = "pip install 'charlstm[gpu]'"
@@ -178,12 +181,18 @@ def _numpy() -> Any:
     return numpy
 
 
-def make_engine(backend: Backend | str, cfg: ModelConfig, importer: Importer | None = None):
-    """The engine (``CpuEngine`` or a CuPy ``XpEngine``) for a backend or a choice string."""
-    from .gpu import CpuEngine, XpEngine
+def make_engine(
+    device: Engine | Backend | str, cfg: ModelConfig, importer: Importer | None = None
+) -> Engine:
+    """The engine for ``cfg`` on ``device``: an engine (the same device and settings, rebound to
+    ``cfg``), a ``Backend``, or a choice string ("cpu", "gpu", "gpu:N", "auto", as
+    ``resolve_device``). The CPU: ``CpuEngine``; a GPU: the CuPy ``XpEngine``."""
+    from .cpu import CpuEngine
+    from .gpu import XpEngine
 
-    if isinstance(backend, str):
-        backend = resolve_device(backend, importer)
+    if isinstance(device, Engine):
+        return device.for_config(cfg)
+    backend = resolve_device(device, importer) if isinstance(device, str) else device
     if backend.kind == "cpu":
         return CpuEngine(cfg)
     return XpEngine(cfg, backend.xp, gpu=backend.gpu.index, label=backend.label, dropout="device")

@@ -8,19 +8,26 @@ promote to double in C). With CuPy the text becomes the body of one ``cupy.Eleme
 evaluated statement by statement on whole arrays, which is how the CPU test suite checks the
 formulas that the GPU runs. Nothing here imports CuPy.
 
-The LSTM step, in PyTorch's gate order i, f, g, o (``z`` = W_hh h_{t-1}, ``x`` = W_ih x_t + b)::
+The kernels run the maths of ``charlstm_core.engine.cell`` in its layout (gate order o, i, f, g;
+scaled pre-activations, so that σ(a) = 1 / (1 + e^z) with z = -a and tanh a = 2 / (1 + e^z) - 1
+with z = -2a), one launch per step where ``Cell`` makes a dozen passes. ``FusedCell`` puts them
+behind ``Cell``'s interface, so a device's engine runs the very passes of the CPU engine. The
+step (``z`` = the scaled W_hh h_{t-1}, ``x`` = the scaled W_ih x_t + b)::
 
-    i = σ(z_i + x_i)   f = σ(z_f + x_f)   g = tanh(z_g + x_g)   o = σ(z_o + x_o)
-    c = f ⊙ c_{t-1} + i ⊙ g      h = o ⊙ tanh(c)
+    o, i, f = 1 / (1 + e^(z + x)) = σ(a)      g = 2 / (1 + e^(z + x)) - 1 = tanh(a)
+    c = f ⊙ c_{t-1} + i ⊙ g                    h = o ⊙ tanh(c)
 
-and its gradient, with ``dcf`` = f_{t+1} ⊙ ∂L/∂c_{t+1} carried backward in time::
+and its gradient, with ``dc`` = f_{t+1} ⊙ ∂L/∂c_{t+1} carried backward in time::
 
-    dh = dy + dh_rec                 dc = dcf + dh ⊙ o ⊙ (1 - tanh²c)
-    da_o = dh ⊙ tanh c ⊙ o(1 - o)    da_i = dc ⊙ g ⊙ i(1 - i)
-    da_f = dc ⊙ c_{t-1} ⊙ f(1 - f)   da_g = dc ⊙ i ⊙ (1 - g²)      dcf ← dc ⊙ f
+    dh = dy + dh_rec                 dc' = dc + (1 - tanh²c) ⊙ o ⊙ dh
+    da_o = o(1 - o) ⊙ tanh c ⊙ dh    da_i = i(1 - i) ⊙ g ⊙ dc'
+    da_f = f(1 - f) ⊙ c_{t-1} ⊙ dc'  da_g = (1 - g²) ⊙ i ⊙ dc'      dc ← dc' ⊙ f
 
-Adam with the global-norm clip folded in (``scale`` = min(1, clip / (‖g‖ + 1e-6)), 1 when off)
-follows ``charlstm_core.engine.optim.Adam`` operation for operation.
+each statement in ``Cell``'s order of operations, so that under NumPy the kernels and ``Cell``
+agree bit for bit (tests/test_cell.py); in CUDA the compiler may contract a product and a sum
+into one rounding (fused multiply-add), a float32 rounding's difference. Adam with the
+global-norm clip folded in (``scale``, ``charlstm_core.engine.optim.clip_scale``) follows
+``charlstm_core.engine.optim.Adam`` operation for operation.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from .cell import gates_of
 
 
 @dataclass(frozen=True)
@@ -53,14 +62,14 @@ class Fused:
 
 LSTM_FORWARD = Fused(
     name="charlstm_lstm_forward",
-    inputs=("zi", "zf", "zg", "zo", "xi", "xf", "xg", "xo", "cp"),
-    outputs=("ig", "fg", "gg", "og", "c", "tc", "h"),
+    inputs=("zo", "zi", "zf", "zg", "xo", "xi", "xf", "xg", "cp"),
+    outputs=("og", "ig", "fg", "gg", "c", "tc", "h"),
     temps=(),
     body=(
-        "ig = 1 / (1 + exp(-(zi + xi)))",
-        "fg = 1 / (1 + exp(-(zf + xf)))",
-        "gg = tanh(zg + xg)",
-        "og = 1 / (1 + exp(-(zo + xo)))",
+        "og = 1 / (1 + exp(zo + xo))",
+        "ig = 1 / (1 + exp(zi + xi))",
+        "fg = 1 / (1 + exp(zf + xf))",
+        "gg = 2 / (1 + exp(zg + xg)) - 1",
         "c = fg * cp + ig * gg",
         "tc = tanh(c)",
         "h = og * tc",
@@ -69,17 +78,17 @@ LSTM_FORWARD = Fused(
 
 LSTM_BACKWARD = Fused(
     name="charlstm_lstm_backward",
-    inputs=("dy", "dhr", "ig", "fg", "gg", "og", "tc", "cp"),
-    outputs=("dai", "daf", "dag", "dao", "dcf"),
-    temps=("dh", "dc"),
+    inputs=("dy", "dhr", "og", "ig", "fg", "gg", "tc", "cp"),
+    outputs=("dao", "dai", "daf", "dag", "dc"),
+    temps=("dh", "dcn"),
     body=(
         "dh = dy + dhr",
-        "dc = dcf + dh * og * (1 - tc * tc)",
-        "dao = dh * tc * og * (1 - og)",
-        "dai = dc * gg * ig * (1 - ig)",
-        "daf = dc * cp * fg * (1 - fg)",
-        "dag = dc * ig * (1 - gg * gg)",
-        "dcf = dc * fg",
+        "dcn = dc + (1 - tc * tc) * og * dh",
+        "dao = (1 - og) * og * tc * dh",
+        "dai = (1 - ig) * ig * gg * dcn",
+        "daf = (1 - fg) * fg * cp * dcn",
+        "dag = (1 - gg * gg) * ig * dcn",
+        "dc = dcn * fg",
     ),
 )
 
@@ -166,3 +175,27 @@ def kernels_for(xp: Any) -> dict[str, Callable[..., None]]:
     """The three kernels for array module ``xp`` (NumPy: the references), keyed by short name."""
     make = numpy_kernel if xp is np else (lambda k: cupy_kernel(xp, k))
     return {"forward": make(LSTM_FORWARD), "backward": make(LSTM_BACKWARD), "adam": make(ADAM)}
+
+
+class FusedCell:
+    """``charlstm_core.engine.cell.Cell``'s interface over the fused kernels of ``kernels_for``:
+    one launch per step forward and one backward, the gates written over ``z`` in place (each
+    element read and written at the same address, which an elementwise kernel allows)."""
+
+    def __init__(self, xp: Any, kernels: dict[str, Callable[..., None]]) -> None:
+        self.xp = xp
+        self._forward, self._backward = kernels["forward"], kernels["backward"]
+
+    def forward(self, z: Any, x: Any, c_prev: Any, c: Any, h: Any, *, tc: Any = None,
+                tmp: Any = None, axis: int = 0) -> None:  # fmt: skip
+        """As ``Cell.forward`` (``tmp`` is not needed: the kernel keeps its values in
+        registers)."""
+        zs = gates_of(z, axis)
+        if tc is None:
+            tc = self.xp.empty_like(c)
+        self._forward(*zs, *gates_of(x, axis), c_prev, *zs, c, tc, h)
+
+    def backward(self, dy: Any, dh_rec: Any, z: Any, tc: Any, c_prev: Any, dc: Any, da: Any,
+                 work: Any = None) -> None:  # fmt: skip
+        """As ``Cell.backward`` (``work`` is not needed)."""
+        self._backward(dy, dh_rec, *gates_of(z, 0), tc, c_prev, *gates_of(da, 0), dc)

@@ -1,20 +1,27 @@
-"""Adam, global gradient-norm clipping and the learning-rate schedule.
+"""Adam, global gradient-norm clipping and the learning-rate schedule: each once, for every device.
 
 The schedule is a pure function of the step; a run that healed from a blow-up multiplies it by its
 ``lr_scale`` (part of the training state, see charlstm_core.training.heal).
 
 Adam follows PyTorch's ``torch.optim.Adam`` exactly (β1 = 0.9, β2 = 0.999, ε = 1e-8, no weight
-decay)::
+decay), after the clip (PyTorch's ``clip_grad_norm_`` rule, ``clip_scale``) multiplies every
+gradient by ``scale``::
 
+    g ← scale · g
     m ← β1 m + (1 - β1) g          v ← β2 v + (1 - β2) g²
     θ ← θ - lr / (1 - β1^t) · m / (√v / √(1 - β2^t) + ε)
 
-Its state is keyed by parameter name, like the parameters and gradients.
+Its state is keyed by parameter name, like the parameters and gradients. It is written against an
+array module ``xp`` (NumPy, or CuPy), as a few in-place ufuncs per parameter; a device may pass
+the same update as one fused kernel (``fused``: ``charlstm_core.engine.kernels.ADAM``, checked
+against the ufuncs bit for bit under NumPy).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -26,63 +33,78 @@ class Adam:
 
     def __init__(
         self,
-        params: dict[str, np.ndarray],
+        params: dict[str, Any],
         *,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
-        m: dict[str, np.ndarray] | None = None,
-        v: dict[str, np.ndarray] | None = None,
+        m: dict[str, Any] | None = None,
+        v: dict[str, Any] | None = None,
         t: int = 0,
+        xp: Any = np,
+        fused: Callable[..., None] | None = None,
     ) -> None:
         self.beta1, self.beta2 = betas
         self.eps = eps
-        self.m = m if m is not None else {k: np.zeros_like(p) for k, p in params.items()}
-        self.v = v if v is not None else {k: np.zeros_like(p) for k, p in params.items()}
+        self.m = m if m is not None else {k: xp.zeros_like(p) for k, p in params.items()}
+        self.v = v if v is not None else {k: xp.zeros_like(p) for k, p in params.items()}
         self.t = t
-        self._buf = {k: np.empty_like(p) for k, p in params.items()}
+        self.xp = xp
+        # f(grad, scale, b1, b2, 1-b1, 1-b2, step size, 1/√(1-b2^t), eps, p, m, v), or None
+        self.fused = fused
+        self._buf = {} if fused else {k: xp.empty_like(p) for k, p in params.items()}
 
     def update(
-        self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray], lr: float
+        self, params: dict[str, Any], grads: dict[str, Any], lr: float, scale: float = 1.0
     ) -> None:
-        """One Adam step with learning rate ``lr``; ``grads`` may be overwritten."""
+        """One Adam step with learning rate ``lr`` on the gradients times ``scale`` (the clip's
+        factor, 1: none); ``grads`` may be overwritten."""
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         step_size = lr / (1.0 - b1**self.t)
-        bias2_sqrt = math.sqrt(1.0 - b2**self.t)
+        inv_bias2 = 1.0 / math.sqrt(1.0 - b2**self.t)
+        xp = self.xp
         for k, p in params.items():
-            g, m, v, buf = grads[k], self.m[k], self.v[k], self._buf[k]
+            g, m, v = grads[k], self.m[k], self.v[k]
             dt = p.dtype.type
+            if self.fused is not None:
+                consts = (scale, b1, b2, 1.0 - b1, 1.0 - b2, step_size, inv_bias2, self.eps)
+                self.fused(g, *(dt(c) for c in consts), p, m, v)
+                continue
+            if scale != 1.0:
+                g *= dt(scale)
             m *= dt(b1)
             m += dt(1.0 - b1) * g
             v *= dt(b2)
-            np.multiply(g, g, out=g)
+            xp.multiply(g, g, out=g)
             g *= dt(1.0 - b2)
             v += g
-            np.sqrt(v, out=buf)
-            buf *= dt(1.0 / bias2_sqrt)
+            buf = self._buf[k]
+            xp.sqrt(v, out=buf)
+            buf *= dt(inv_bias2)
             buf += dt(self.eps)
-            np.divide(m, buf, out=buf)
+            xp.divide(m, buf, out=buf)
             buf *= dt(step_size)
             p -= buf
 
 
-def global_norm(grads: dict[str, np.ndarray]) -> float:
-    """√(Σ g²) over every gradient array, accumulated in float64."""
-    total = 0.0
-    for g in grads.values():
-        flat = g.reshape(-1)
-        total += float(np.dot(flat, flat))
-    return math.sqrt(total)
+def global_norm(grads: dict[str, Any], xp: Any = np) -> float:
+    """√(Σ g²) over every gradient array, the per-array sums added in float64 (on a device they
+    stay there until the one read at the end)."""
+    sq = [xp.vdot(g.reshape(-1), g.reshape(-1)) for g in grads.values()]
+    return math.sqrt(float(xp.stack(sq).astype(np.float64).sum()))
 
 
-def clip_grads(grads: dict[str, np.ndarray], max_norm: float, norm: float) -> None:
-    """Scale all gradients in place so their global norm is at most ``max_norm`` (0: no clip).
-
-    Uses PyTorch's rule: scale by max_norm / (norm + 1e-6) when that is below 1.
-    """
+def clip_scale(max_norm: float, norm: float) -> float:
+    """The factor that brings the gradients' global norm ``norm`` to at most ``max_norm`` (0:
+    no clip): PyTorch's rule, max_norm / (norm + 1e-6) when that is below 1, else 1."""
     if max_norm <= 0:
-        return
-    scale = max_norm / (norm + 1e-6)
+        return 1.0
+    return min(1.0, max_norm / (norm + 1e-6))
+
+
+def clip_grads(grads: dict[str, Any], max_norm: float, norm: float) -> None:
+    """Scale all gradients in place so their global norm is at most ``max_norm`` (0: no clip)."""
+    scale = clip_scale(max_norm, norm)
     if scale < 1.0:
         for g in grads.values():
             g *= g.dtype.type(scale)

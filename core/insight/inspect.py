@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine.model import Prepared, zero_state
+from ..engine.devices import make_engine
+from ..engine.protocol import Engine
 from ..errors import ConfigError
 from ..files.modelfile import ModelFile
 from ..files.text import Vocab
@@ -86,11 +87,6 @@ class Analysis:
         raise ConfigError(f"The activation kind must be one of {', '.join(KINDS)}, not {kind!r}.")
 
 
-def unknown_chars(vocab: Vocab, text: str) -> tuple[str, ...]:
-    """Distinct characters of ``text`` that are not in the vocabulary (sorted by code point)."""
-    return vocab.missing(text)
-
-
 def known_text(vocab: Vocab, text: str) -> tuple[str, tuple[str, ...]]:
     """``text`` without the characters the model never saw, and those characters.
 
@@ -111,11 +107,19 @@ def max_passage(model: ModelFile) -> int:
     return max(2, ACTIVATION_BUDGET // (cfg.num_layers * cfg.hidden_size * 5 * 4))
 
 
-def analyse(model: ModelFile, text: str, top_k: int = 5, *, activations: bool = True) -> Analysis:
+def analyse(
+    model: ModelFile,
+    text: str,
+    top_k: int = 5,
+    *,
+    activations: bool = True,
+    engine: Engine | str = "cpu",
+) -> Analysis:
     """Read ``text`` from a zero state and record what the model predicts and, optionally, every
     activation (see ``Analysis`` for the shapes).
 
-    The passage runs through ``Prepared.trace`` in windows of ``_WINDOW`` characters with the
+    The passage runs through the engine's ``trace`` (charlstm_core.engine.trace; ``engine``: an
+    engine or a device choice, the CPU by default) in windows of ``_WINDOW`` characters with the
     state carried over: layer by layer, so each layer's input projection and the decoder are one
     product per window and only the recurrence is stepped (``benchmarks/bench_inspect.py``).
 
@@ -134,8 +138,9 @@ def analyse(model: ModelFile, text: str, top_k: int = 5, *, activations: bool = 
         )
     L, H, V = cfg.num_layers, cfg.hidden_size, vocab.size
     k = max(1, min(top_k, V))
-    prep = Prepared(model.params, cfg)
-    state = zero_state(cfg, 1)
+    engine = make_engine(engine, cfg)
+    prep = engine.prepare(model.params)
+    state = engine.zero_state(1)
     bits = np.empty(n - 1)
     top_ids = np.empty((n - 1, k), np.int64)
     top_probs = np.empty((n - 1, k))
@@ -150,12 +155,12 @@ def analyse(model: ModelFile, text: str, top_k: int = 5, *, activations: bool = 
         # thread helps, since each step's matrix-vector product is memory-bound (2 threads about
         # halve the time); beside a running training the app holds BLAS to one thread, as it does
         # for generation (charlstm_gui/views/inspect_analysis.py)
-        logits, state, layers = prep.trace(ids[a:b], state)  # (T, V), per layer (h, c, z)
+        logits, state, layers = engine.trace(prep, ids[a:b], state)  # (T, V), (h, c, z) each
         if activations:
             for layer, (h, c, z) in enumerate(layers):
                 hs[layer, a:b] = h
                 cs[layer, a:b] = c
-                # internal gate order o, i, f, g (see Prepared.trace) → input, forget, output
+                # internal gate order o, i, f, g (charlstm_core.engine.cell) → input, forget, output
                 gates[layer, a:b, 0] = z[:, H : 2 * H]
                 gates[layer, a:b, 1] = z[:, 2 * H : 3 * H]
                 gates[layer, a:b, 2] = z[:, :H]

@@ -15,12 +15,16 @@ import contextlib
 import itertools
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..files.text import Vocab, split_ids
+
+if TYPE_CHECKING:
+    from ..engine.protocol import Engine
 
 SHORT_WINDOW = 8  # the shortest window a step is timed at (see measure_timing)
 FULL_STEP_BUDGET_S = 1.0  # a step up to this long is timed at its full window
@@ -127,18 +131,13 @@ def measure_timing(
     ConfigError when the machine has not the memory for a step (GpuMemoryError on a GPU,
     DeviceUnavailableError when the device cannot be used).
     """
+    from ..engine.devices import make_engine
     from ..engine.parallel import blas_thread_count
 
-    engine = None
-    if device != "cpu":
-        from ..engine.devices import make_engine
-
-        cfg = ModelConfig(
-            vocab_size=vocab, hidden_size=hidden, num_layers=layers, dropout=dropout, dtype=dtype
-        )
-        engine = make_engine(device, cfg)
-        if engine.kind == "cpu":  # "auto" without a GPU: the CPU engine, timed as always
-            engine = None
+    cfg = ModelConfig(
+        vocab_size=vocab, hidden_size=hidden, num_layers=layers, dropout=dropout, dtype=dtype
+    )
+    engine = make_engine(device, cfg)
     try:
         with blas_thread_count(threads) if threads else contextlib.nullcontext():
             return _measure(vocab, hidden, layers, batch, seq_len, dropout, dtype, budget_s, engine)
@@ -159,15 +158,13 @@ def _measure(
     dropout: float,
     dtype: str,
     budget_s: float,
-    engine=None,
+    engine: Engine,
 ) -> Timing:
-    """measure_timing's work; ``engine``: a GPU engine of charlstm_core.engine.devices (None: the
-    CPU's)."""
+    """measure_timing's work, on ``engine`` (charlstm_core.engine.protocol; any device)."""
     from ..engine.memory import keep_freed_memory
-    from ..engine.model import Prepared, init_params, loss_and_grads, zero_state
-    from ..engine.optim import Adam, clip_grads, global_norm
+    from ..engine.model import init_params
     from ..files.modelfile import ModelFile
-    from ..sample import generate, mean_loss
+    from ..sample import generate
     from .trainer import EVAL_STREAMS
 
     keep_freed_memory()  # as the trainer does: steps reuse the last one's memory
@@ -181,29 +178,17 @@ def _measure(
     rng = np.random.default_rng(0)
     params = init_params(cfg, rng)
     x = rng.integers(0, vocab, (timed, seq_len + 1))
-    if engine is None:
-        adam = Adam(params)
-        state = zero_state(cfg, timed)
+    engine = engine.for_config(cfg)
+    dev_params = {k: engine.to_device(v) for k, v in params.items()}
+    adam = engine.adam(dev_params)
+    state = engine.zero_state(timed)
+    first = next(iter(dev_params))
 
-        def step(t: int) -> None:
-            _, grads, _ = loss_and_grads(params, cfg, x[:, :t], x[:, 1 : t + 1], state, rng)
-            clip_grads(grads, 5.0, global_norm(grads))
-            adam.update(params, grads, 1e-9)  # a tiny rate: the weights stay a fresh model's
-
-    else:
-        engine = engine.for_config(cfg)
-        dev_params = {k: engine.to_device(v) for k, v in params.items()}
-        dev_adam = engine.adam(dev_params)
-        dev_state = engine.zero_state(timed)
-        first = next(iter(dev_params))
-
-        def step(t: int) -> None:
-            _, grads, _ = engine.loss_and_grads(
-                dev_params, x[:, :t], x[:, 1 : t + 1], dev_state, rng
-            )
-            norm = engine.global_norm(grads)
-            engine.update(dev_adam, dev_params, grads, 1e-9, 5.0, norm)
-            engine.to_host(dev_params[first][:1])  # waits for the update's kernels
+    def step(t: int) -> None:
+        _, grads, _ = engine.loss_and_grads(dev_params, x[:, :t], x[:, 1 : t + 1], state, rng)
+        norm = engine.global_norm(grads)
+        engine.update(adam, dev_params, grads, 1e-9, 5.0, norm)  # the weights stay a fresh model's
+        engine.to_host(dev_params[first][:1])  # waits for the update's kernels on a GPU
 
     step(short)  # warm-up (allocations, thread pools)
     t_short = _best_of(lambda: step(short), 3)
@@ -221,16 +206,9 @@ def _measure(
     window = min(seq_len, EVAL_WINDOW)  # longer windows cost the same per character, or less
     n_eval = EVAL_STREAMS * window * max(1, 2 * SHORT_WINDOW // window) + 1
     ids = rng.integers(0, vocab, n_eval)
-    if engine is None:
-        prep = Prepared(params, cfg)
 
-        def validate() -> None:
-            mean_loss(prep, cfg, ids, streams=EVAL_STREAMS, seq_len=window)
-
-    else:
-
-        def validate() -> None:
-            engine.mean_loss(dev_params, ids, streams=EVAL_STREAMS, seq_len=window)
+    def validate() -> None:
+        engine.mean_loss(dev_params, ids, streams=EVAL_STREAMS, seq_len=window)
 
     eval_s = _best_of(validate, 3)
     codes = itertools.chain(range(32, 0xD800), range(0xE000, 0x110000))  # no surrogates

@@ -41,6 +41,7 @@ from ..engine.devices import Backend, make_engine
 from ..engine.memory import keep_freed_memory
 from ..engine.model import init_params
 from ..engine.optim import learning_rate
+from ..engine.protocol import Engine
 from ..errors import (
     DeviceLostError,
 )
@@ -91,7 +92,7 @@ class Trainer:
         *,
         resume: ModelFile | None = None,
         checkpoint_path: str | None = None,
-        device: Backend | str = "cpu",
+        device: Engine | Backend | str = "cpu",
         save: Callable[[str, ModelFile], str] | None = None,
     ) -> None:
         tc = train_config.validate()
@@ -115,12 +116,8 @@ class Trainer:
 
         # each step reuses the last one's memory (see charlstm_core.engine.memory)
         keep_freed_memory()
-        # where the passes run (core/backend); weights, moments and state live on its device
-        self._engine = (
-            device.for_config(model_config)  # an engine object (tests: a fake GPU)
-            if hasattr(device, "for_config")
-            else make_engine(device, model_config)
-        )
+        # where the passes run (an Engine); weights, moments and state live on its device
+        self._engine = make_engine(device, model_config)  # a device choice, Backend or engine
         dev = self._engine.to_device
         seeds = np.random.SeedSequence(tc.seed).spawn(3)
         self._dropout_rng = np.random.default_rng(seeds[1])

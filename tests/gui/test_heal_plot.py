@@ -5,7 +5,7 @@ in the form."""
 from __future__ import annotations
 
 import pyqtgraph as pg
-from charlstm_core.engine import model as model_mod
+from charlstm_core.engine.cpu import CpuEngine
 from charlstm_core.events import RollbackEvent
 from PySide6.QtCore import QPointF, QSettings
 
@@ -70,7 +70,7 @@ def test_a_healing_run_in_the_window_marks_the_plot_and_keeps_it_in_the_file(
 ):
     """A real run whose loss blows up (20x at the 13th-15th steps) heals; the marker appears,
     and reopening the saved model shows it again."""
-    real = model_mod.loss_and_grads
+    real = CpuEngine.loss_and_grads
     calls = {"n": 0}
 
     def blowing_up(*args, **kwargs):
@@ -78,7 +78,7 @@ def test_a_healing_run_in_the_window_marks_the_plot_and_keeps_it_in_the_file(
         loss, grads, state = real(*args, **kwargs)
         return (loss * 20 if 13 <= calls["n"] <= 15 else loss), grads, state
 
-    monkeypatch.setattr("charlstm_core.engine.model.loss_and_grads", blowing_up)
+    monkeypatch.setattr(CpuEngine, "loss_and_grads", blowing_up)
     w = window
     with qtbot.waitSignal(w.ctl.corpus_changed, timeout=10_000):
         w.open_text(str(small_text(tmp_path / "t.txt")))

@@ -177,7 +177,12 @@ def sweep(args: argparse.Namespace) -> int:
         out_dir=out_dir,
         runs_db=db,
         sweep_label=sweep_mod.sweep_label(args.text),
+        device=args.device,
     )
+    if args.scheduler:  # a Dask cluster trains the points (charlstm_core.cli.sweep_cluster)
+        from .sweep_cluster import cluster_sweep
+
+        return cluster_sweep(args, spec, axes, points, corpus)
     jobs = min(args.jobs, len(points))
     cores = sweep_mod.usable_cores()
     if jobs > cores:

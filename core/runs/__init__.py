@@ -39,7 +39,8 @@ never the GUI thread)::
 
 Who owns what: ``records`` the Run and Curve records and the store's location; ``schema`` the
 tables, migrations and chunk format; ``store`` the RunStore (queries, rename, delete, crashed
-runs); ``recorder`` the RunRecorder and ``recorded``.
+runs); ``recorder`` the RunRecorder and ``recorded``. A run moves between stores (a sweep point
+trained on a cluster worker comes home) as a ``RunCopy``: ``export_run`` and ``import_run``.
 """
 
 from .recorder import RunRecorder, recorded, status_of
@@ -52,6 +53,7 @@ from .records import (
     Curve,
     Curves,
     Run,
+    RunCopy,
     default_db_path,
     differing_keys,
     differing_settings,
@@ -70,6 +72,7 @@ __all__ = [
     "Curve",
     "Curves",
     "Run",
+    "RunCopy",
     "RunRecorder",
     "RunStore",
     "default_db_path",

@@ -42,6 +42,7 @@ class SweepSpec:
     # continue a point whose model file in out_dir is its own unfinished checkpoint (a sweep
     # killed part-way and run again), bit for bit as if it had never stopped
     resume: bool = False
+    device: str = "cpu"  # where each point trains ("cpu", "gpu", "gpu:N"; "auto": a GPU if usable)
 
 
 _worker_stop: Any = None  # in a worker process: the pool's shared stop event (see _worker_init)
@@ -91,7 +92,9 @@ def run_point(
             corpus = load_corpus(spec.text_path, spec.encoding)
         mc, tc = point.configs(spec.base_model, spec.base_train)
         resume = unfinished_checkpoint(model_path, mc, tc, corpus) if spec.resume else None
-        trainer = Trainer(corpus, mc, tc, resume=resume, checkpoint_path=model_path)
+        trainer = Trainer(
+            corpus, mc, tc, resume=resume, checkpoint_path=model_path, device=spec.device
+        )
         if on_trainer is not None:
             on_trainer(trainer)
         if spec.runs_db is not None:

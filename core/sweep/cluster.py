@@ -1,0 +1,657 @@
+"""Running a sweep on a Dask cluster (``charlstm sweep --scheduler ADDRESS``, the app's "Run on:
+a Dask cluster").
+
+``connect`` reaches the scheduler (``CONNECT_TIMEOUT_S`` at most, then one ``ClusterError``
+sentence); ``list_workers`` asks every worker for its cores, memory, resources and the version
+of this project it has (``cluster_task.version_probe``); ``check_workers`` refuses a cluster a
+sweep cannot use (no worker, a worker without the project or with another version, no worker
+with a GPU for ``--device gpu``). ``ClusterSweep`` then runs the points:
+
+- the text is read once here and scattered to every worker (``broadcast``), so a worker needs no
+  shared file system and the file may even be deleted once the sweep has started;
+- each point is one task, ``cluster_task.train_point``, which runs the same point function as a
+  local sweep; a point with a GPU device asks for a worker resource ``GPU`` (workers started
+  with ``--resources GPU=1``);
+- the worker reports steps, evaluations and checkpoints on the scheduler's event topic; each
+  autosave is kept by the scheduler (a Dask ``Variable`` per point) and copied here, into the
+  point's model file, as it arrives. A worker that dies costs only its point's progress since
+  that autosave: Dask reschedules the task on another worker (up to
+  ``distributed.scheduler.allowed-failures`` times), which continues from it;
+- when a point ends, its model file and run record come back: the model into ``out_dir``
+  through the project's guarded writer, the run into the local run store (``import_run``),
+  marked with the worker's host and with its retries noted;
+- ``stop`` (Ctrl-C here) sets the sweep's Dask ``Event``: points training stop after their
+  current step and come back "stopped", waiting ones are cancelled ("skipped"); ``stop_now``
+  (a second Ctrl-C) cancels everything at once. The cluster itself is never shut down.
+
+``run`` is a generator of small frozen records (``PointStarted``, ``PointProgress``,
+``PointCheckpoint``, ``PointEnded``): the command line prints them, the app turns them into
+signals. Dask is imported only here and in ``cluster_task``, only when a cluster is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+import queue
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import CharLSTMError, ClusterError
+from ..files.modelfile import ModelFile, load_model, save_model
+from ..runs import Curve, Curves, RunCopy, RunStore
+from .calibration import Calibration
+from .grid import PointResult, SweepPoint, point_file_name
+from .run import NOT_STARTED, SweepSpec, skipped_result
+
+CONNECT_TIMEOUT_S = 5.0  # an unreachable scheduler is reported after this long
+STOP_GRACE_S = 60.0  # after a stop, how long points in progress have to come back "stopped"
+POLL_S = 0.1  # how often the sweep looks at its futures and reports
+ENV_ADDRESS = "DASK_SCHEDULER_ADDRESS"  # where --scheduler is read from when not given
+INSTALL_HINT = (
+    "Running a sweep on a Dask cluster needs Dask's distributed scheduler on this computer and "
+    "on every worker: pip install 'charlstm[cluster]' (in a checkout: pip install -e "
+    "'.[cluster]')."
+)
+
+
+def dask_available() -> bool:
+    """Whether ``distributed`` can be imported here (without importing it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("distributed") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise ClusterError(INSTALL_HINT) from None
+    return distributed
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.rstrip(".")
+
+
+def connect(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> Any:
+    """A ``distributed.Client`` of the scheduler at ``address`` (``tcp://host:8786``,
+    ``tls://…`` with Dask's TLS settings, or ``host:port``); ``ClusterError`` in one sentence
+    when it cannot be reached within ``timeout_s``."""
+    address = (address or "").strip()
+    if not address:
+        raise ClusterError(
+            "Give the Dask scheduler's address, e.g. tcp://192.168.1.20:8786 (what "
+            "'dask scheduler' prints)."
+        )
+    distributed = _distributed()
+    try:
+        # the scheduler answers at once when it is up: a refused or silent address is retried
+        # until the timeout, never longer (connect timeouts count the whole handshake)
+        with _quiet_dask_logs():
+            return distributed.Client(
+                address, timeout=timeout_s, set_as_default=False, direct_to_workers=False
+            )
+    except Exception as e:  # noqa: BLE001 - refused, silent, not a scheduler, bad TLS: one line
+        tls = (
+            " A tls:// address needs Dask's TLS settings (distributed.comm.tls.* in Dask's "
+            "configuration)."
+            if address.startswith("tls://")
+            else ""
+        )
+        raise ClusterError(
+            f"Cannot reach the Dask scheduler at {address}: {_reason(e)}. Check that "
+            f"'dask scheduler' runs there and that this computer can reach its host and port."
+            f"{tls}"
+        ) from None
+
+
+@contextlib.contextmanager
+def _quiet_dask_logs() -> Iterator[None]:
+    """Dask logs every failed connection attempt; the caller says it once, in words."""
+    import logging
+
+    logs = [logging.getLogger(n) for n in ("distributed", "distributed.client", "tornado")]
+    levels = [lg.level for lg in logs]
+    for lg in logs:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(logs, levels, strict=True):
+            lg.setLevel(level)
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One worker of the cluster, as the scheduler and the worker itself describe it."""
+
+    address: str
+    host: str  # the host name the worker runs on (its address's host when unknown)
+    name: str
+    threads: int  # tasks it runs at once (its cores, unless started with --nthreads)
+    memory_bytes: int  # its memory limit (0: none)
+    resources: dict[str, float]  # e.g. {"GPU": 1} for workers started with --resources GPU=1
+    version: str | None  # this project's version there; None: not installed
+
+    @property
+    def gpus(self) -> float:
+        return float(self.resources.get("GPU", 0))
+
+
+def list_workers(client: Any) -> list[WorkerInfo]:
+    """Every worker the scheduler knows now, with the project's version each has."""
+    from .cluster_task import version_probe
+
+    info = client.scheduler_info(n_workers=-1).get("workers", {})
+    try:
+        answers = client.run(version_probe(), on_error="return") if info else {}
+    except Exception as e:  # noqa: BLE001
+        raise ClusterError(f"Cannot ask the Dask workers which version they run: {e}") from None
+    out = []
+    for address, w in sorted(info.items()):
+        answer = answers.get(address)
+        host, version = answer if isinstance(answer, tuple) else (None, "unknown")
+        out.append(
+            WorkerInfo(
+                address=address,
+                host=str(host or w.get("host") or address),
+                name=str(w.get("name", address)),
+                threads=int(w.get("nthreads") or 1),
+                memory_bytes=int(w.get("memory_limit") or 0),
+                resources=dict(w.get("resources") or {}),
+                version=version,
+            )
+        )
+    return out
+
+
+def check_workers(workers: list[WorkerInfo], address: str, device: str = "cpu") -> None:
+    """``ClusterError`` when a sweep cannot run on ``workers``: none at all, one without this
+    project or with another version of it (each named with both versions), or, for a GPU
+    ``device``, none offering a ``GPU`` resource."""
+    from .cluster_task import version_mismatch
+
+    if not workers:
+        raise ClusterError(
+            f"The Dask scheduler at {address} has no workers. Start one on each computer that "
+            f"should train: dask worker {address}"
+        )
+    refused = [
+        m
+        for w in workers
+        if (m := version_mismatch(w.version, __version__, f"{w.address} ({w.host})")) is not None
+    ]
+    if refused:
+        raise ClusterError(" ".join(refused))
+    if device.startswith("gpu") and not any(w.gpus >= 1 for w in workers):
+        raise ClusterError(
+            f"No worker of the Dask scheduler at {address} offers a GPU. Start the workers of "
+            f"the computers with one as: dask worker {address} --resources GPU=1"
+        )
+
+
+def describe_workers(workers: list[WorkerInfo]) -> str:
+    """'2 workers, 4 cores, 31.4 GB: host-a (2 cores, 15.7 GB), host-b (...)'."""
+    cores = sum(w.threads for w in workers)
+    memory = sum(w.memory_bytes for w in workers)
+    each = ", ".join(
+        f"{w.host} ({w.threads} core{'s' if w.threads != 1 else ''}, {_gb(w.memory_bytes)}"
+        + (f", {w.gpus:g} GPU" if w.gpus else "")
+        + ")"
+        for w in workers
+    )
+    n = len(workers)
+    return f"{n} worker{'s' if n != 1 else ''}, {cores} cores, {_gb(memory)}: {each}"
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n else "no memory limit"
+
+
+# ---------------------------------------------------------------------------------------------
+# What a cluster sweep reports
+
+
+@dataclass(frozen=True)
+class PointStarted:
+    """A point began (or began again, ``attempt`` > 1) on a worker."""
+
+    point: SweepPoint
+    host: str
+    worker: str
+    attempt: int  # 1 for the first, 2 for its first retry, ...
+    resumed_from: int  # the checkpoint step it continues from (0: from the start)
+
+
+@dataclass(frozen=True)
+class PointProgress:
+    """A point's latest step, as its worker reported it."""
+
+    point: SweepPoint
+    host: str
+    step: int
+    total_steps: int
+    loss: float  # nats per character, this step's batch
+    chars_per_sec: float
+    val_loss: float | None  # the latest validation loss
+
+
+@dataclass(frozen=True)
+class PointCheckpoint:
+    """A point's autosave arrived here and was written to its model file."""
+
+    point: SweepPoint
+    step: int
+    path: str
+
+
+@dataclass(frozen=True)
+class PointEnded:
+    """A point ended; its model and run (if any) are on this computer."""
+
+    result: PointResult  # run_id and model_path are this computer's
+    retries: int  # how often it started again on another worker
+
+
+ClusterEvent = PointStarted | PointProgress | PointCheckpoint | PointEnded
+
+
+@dataclass
+class _Attempt:
+    host: str
+    worker: str
+    started: float
+    resumed_from: int
+    last_step: int = 0
+
+
+@dataclass
+class _Point:
+    point: SweepPoint
+    future: Any = None
+    attempts: dict[str, _Attempt] = dataclasses.field(default_factory=dict)
+    checkpoint_step: int = 0
+    ended: bool = False
+
+
+class ClusterSweep:
+    """One sweep on the cluster of ``client`` (see the module docstring).
+
+    ``spec`` is as for a local sweep (its ``out_dir`` and ``runs_db`` are this computer's);
+    ``text_path`` is read here, once, before anything is sent.
+    """
+
+    def __init__(self, client: Any, spec: SweepSpec, points: list[SweepPoint]) -> None:
+        self.client = client
+        self.spec = spec
+        self.points = list(points)
+        self.sweep_id = uuid.uuid4().hex[:12]
+        self.text = Path(spec.text_path).read_bytes()
+        self.text_name = os.path.basename(spec.text_path)
+        import hashlib
+
+        self.text_sha256 = hashlib.sha256(self.text).hexdigest()
+        self._text_future: Any = None
+        self._stop = threading.Event()
+        self._stop_now = threading.Event()
+        self._events: queue.Queue[dict] = queue.Queue()
+        self._wake = threading.Event()
+
+    # ----------------------------------------------------------------- control (any thread)
+
+    def stop(self) -> None:
+        """Points training stop after their current step ("stopped", kept), waiting ones are
+        skipped; ``run`` then ends."""
+        self._stop.set()
+
+    def stop_now(self) -> None:
+        """Cancel every point not yet back, at once (their work is lost); ``run`` ends."""
+        self._stop.set()
+        self._stop_now.set()
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # ----------------------------------------------------------------- running
+
+    def _job(self, point: SweepPoint) -> Any:
+        from .cluster_task import PointJob
+
+        return PointJob(
+            spec=self.spec,
+            point=point,
+            sweep_id=self.sweep_id,
+            text_name=self.text_name,
+            text_sha256=self.text_sha256,
+            version=__version__,
+        )
+
+    def _scatter(self) -> Any:
+        if self._text_future is None:
+            self._text_future = self.client.scatter(self.text, broadcast=True, hash=True)
+        return self._text_future
+
+    def _resources(self) -> dict[str, float] | None:
+        return {"GPU": 1} if self.spec.device.startswith("gpu") else None
+
+    def calibrate(self, minutes: float) -> tuple[list[Calibration], str, int]:
+        """``--as-steps`` on one worker (the kind of machine that trains): every point timed
+        there and given the steps that fit in ``minutes``. Returns the calibrations, the host
+        that timed them and the BLAS threads a point gets there. [] when stopped first."""
+        from .cluster_task import time_points
+
+        future = self.client.submit(
+            time_points,
+            self._job(self.points[0]),
+            self.points,
+            self._scatter(),
+            minutes,
+            key=f"charlstm-timing-{self.sweep_id}",
+            pure=False,
+            resources=self._resources(),
+        )
+        try:
+            while not future.done():
+                if self._stop.is_set():
+                    return [], "", 0
+                time.sleep(POLL_S)
+            return future.result()
+        except CharLSTMError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a worker that died, the scheduler gone
+            raise ClusterError(f"The settings could not be timed on the cluster: {e}") from None
+        finally:
+            with contextlib.suppress(Exception):
+                future.cancel()
+
+    def run(self) -> Iterator[ClusterEvent]:
+        """Run every point; yields what happens, ``PointEnded`` once per point (in the order
+        they end)."""
+        from distributed import Variable
+
+        from .cluster_task import TOPIC, checkpoint_name, train_point
+
+        Path(self.spec.out_dir).mkdir(parents=True, exist_ok=True)
+        if self.spec.runs_db is not None:
+            RunStore.open(self.spec.runs_db).close()  # created (or migrated) before any result
+        state = {p.index: _Point(p) for p in self.points}
+        self.client.subscribe_topic(TOPIC, self._on_event)
+        for p in state.values():  # "no checkpoint yet": a first attempt finds it without waiting
+            Variable(checkpoint_name(self.sweep_id, p.point.index), client=self.client).set(None)
+        try:
+            text = self._scatter()
+            for p in state.values():
+                if self._stop.is_set():
+                    break
+                p.future = self.client.submit(
+                    train_point,
+                    self._job(p.point),
+                    text,
+                    key=f"charlstm-point-{self.sweep_id}-{p.point.index}",
+                    pure=False,
+                    resources=self._resources(),
+                )
+            yield from self._follow(state)
+        finally:
+            self._clean_up(state)
+
+    def _on_event(self, event: Any) -> None:
+        """Called on Dask's thread for each message of the topic: queued for ``run``."""
+        with contextlib.suppress(Exception):
+            msg = event[1]
+            if isinstance(msg, dict) and msg.get("sweep") == self.sweep_id:
+                self._events.put(msg)
+                self._wake.set()
+
+    def _follow(self, state: dict[int, _Point]) -> Iterator[ClusterEvent]:
+        deadline: float | None = None
+        while not all(p.ended for p in state.values()):
+            yield from self._drain(state)
+            if self._stop.is_set() and deadline is None:
+                deadline = time.monotonic() + STOP_GRACE_S
+                yield from self._stop_points(state)
+            if self._stop_now.is_set() or (deadline is not None and time.monotonic() > deadline):
+                for p in state.values():
+                    if not p.ended:
+                        yield self._end_unfinished(p, "cancelled: the sweep was stopped")
+                break
+            for p in state.values():
+                if p.future is None and not p.ended:
+                    yield self._end_unfinished(p, NOT_STARTED)
+                elif p.future is not None and not p.ended and p.future.done():
+                    yield from self._drain(state)  # its last reports first
+                    yield self._ended(p)
+            self._wake.wait(POLL_S)  # a report or the time to look at the futures again
+            self._wake.clear()
+        yield from self._drain(state)
+
+    def _stop_points(self, state: dict[int, _Point]) -> Iterator[ClusterEvent]:
+        """Set the sweep's stop event (points training stop after their step and come back),
+        then cancel the points no worker has started."""
+        from distributed import Event
+
+        from .cluster_task import stop_name
+
+        with contextlib.suppress(Exception):
+            Event(stop_name(self.sweep_id), client=self.client).set()
+        yield from self._drain(state)
+        for p in state.values():
+            if not p.ended and not p.attempts and p.future is not None:
+                p.future.cancel()
+                yield self._end_unfinished(p, NOT_STARTED)
+
+    def _drain(self, state: dict[int, _Point]) -> Iterator[ClusterEvent]:
+        while True:
+            try:
+                msg = self._events.get_nowait()
+            except queue.Empty:
+                return
+            p = state.get(int(msg.get("index", -1)))
+            if p is None or p.ended:
+                continue
+            kind, attempt = msg.get("kind"), str(msg.get("attempt"))
+            host = str(msg.get("host", "?"))
+            if kind == "start":
+                a = _Attempt(host, str(msg.get("worker")), float(msg.get("started", time.time())),
+                             int(msg.get("resumed_from", 0)))  # fmt: skip
+                p.attempts[attempt] = a
+                yield PointStarted(p.point, host, a.worker, len(p.attempts), a.resumed_from)
+            elif kind == "step":
+                if attempt in p.attempts:
+                    p.attempts[attempt].last_step = int(msg["step"])
+                yield PointProgress(
+                    p.point, host, int(msg["step"]), int(msg["total"]), float(msg["loss"]),
+                    float(msg["cps"]), msg.get("val"),
+                )  # fmt: skip
+            elif kind == "checkpoint":
+                step = int(msg.get("step", 0))
+                path = self._fetch_checkpoint(p, step)
+                if path is not None:
+                    yield PointCheckpoint(p.point, step, path)
+
+    def _model_path(self, point: SweepPoint) -> str:
+        return os.path.join(self.spec.out_dir, point_file_name(point))
+
+    def _fetch_checkpoint(self, p: _Point, step: int) -> str | None:
+        """Copy the point's autosave kept by the scheduler into its model file here."""
+        from distributed import Variable
+
+        from .cluster_task import checkpoint_name
+
+        if step <= p.checkpoint_step:
+            return None
+        try:
+            name = checkpoint_name(self.sweep_id, p.point.index)
+            data = Variable(name, client=self.client).get(timeout=5)
+            mf = _model_from_bytes(data)
+            if mf.train is None or mf.train.step < step:
+                return None
+            path = save_model(self._model_path(p.point), mf)
+        except Exception:  # noqa: BLE001 - the next autosave (or the final model) comes anyway
+            return None
+        p.checkpoint_step = mf.train.step
+        return path
+
+    def _end_unfinished(self, p: _Point, why: str) -> PointEnded:
+        p.ended = True
+        result = skipped_result(p.point, why)
+        if p.attempts:  # it trained for a while: the last autosave here, if any, is kept
+            path = self._model_path(p.point)
+            host = list(p.attempts.values())[-1].host
+            result = dataclasses.replace(
+                result,
+                status="stopped" if p.checkpoint_step else "skipped",
+                steps=p.checkpoint_step,
+                model_path=path if p.checkpoint_step and os.path.isfile(path) else None,
+                host=host,
+            )
+        return PointEnded(result, max(0, len(p.attempts) - 1))
+
+    def _ended(self, p: _Point) -> PointEnded:
+        p.ended = True
+        retries = max(0, len(p.attempts) - 1)
+        try:
+            outcome = p.future.result()
+        except Exception as e:  # noqa: BLE001 - killed too often, cancelled, lost
+            return PointEnded(self._failed(p, e), retries)
+        return PointEnded(self._bring_home(p, outcome), retries)
+
+    def _failed(self, p: _Point, e: BaseException) -> PointResult:
+        name = type(e).__name__
+        if name == "KilledWorker":
+            why = (
+                f"every worker that ran it died ({len(p.attempts)} times; out of memory? see "
+                "the workers' logs)"
+            )
+        elif name in ("CancelledError", "FutureCancelledError"):
+            why = "cancelled: the scheduler dropped it (restarted, or the connection was lost)"
+        elif isinstance(e, ModuleNotFoundError) or "charlstm_core" in str(e):
+            why = f"a worker could not run it: {e}. {INSTALL_HINT}"
+        else:
+            why = f"a worker could not run it: {name}: {e}"
+        result = self._end_unfinished(p, why).result
+        return dataclasses.replace(result, status="failed", message=why)
+
+    def _bring_home(self, p: _Point, outcome: Any) -> PointResult:
+        """The point's model into ``out_dir`` and its run into the local store."""
+        result: PointResult = outcome.result
+        path, notes = None, [result.message] if result.message else []
+        mf = None
+        if outcome.model is not None:
+            try:
+                mf = _model_from_bytes(outcome.model)
+                path = save_model(self._model_path(p.point), mf)
+            except CharLSTMError as e:
+                notes.append(f"its model could not be saved here: {e}")
+        retried = self._retry_note(p, outcome)
+        if retried:
+            notes.append(retried)
+        message = "; ".join(notes) or None
+        run_id = None
+        if outcome.record is not None and self.spec.runs_db is not None:
+            record = outcome.record
+            changes: dict[str, Any] = {"model_path": path, "message": message}
+            if outcome.resumed_from and mf is not None:
+                record = _whole_life(record, mf)
+                changes["start_step"] = 0
+                changes["started"] = min(a.started for a in p.attempts.values())
+            try:
+                with RunStore.open(self.spec.runs_db) as store:
+                    run_id = store.import_run(record, **changes)
+            except CharLSTMError as e:
+                message = "; ".join([*notes, f"not recorded: {e}"])
+        return dataclasses.replace(
+            result, run_id=run_id, model_path=path, host=outcome.host, message=message
+        )
+
+    def _retry_note(self, p: _Point, outcome: Any) -> str | None:
+        lost = [a for key, a in p.attempts.items() if key != outcome.attempt]
+        if not lost:
+            return None
+        where = ", ".join(f"{a.host} at step {a.last_step:,}" for a in lost)
+        # (the step last reported: reports are at most cluster_task.PROGRESS_EVERY_S apart)
+        start = (
+            f"continued from its checkpoint at step {outcome.resumed_from:,}"
+            if outcome.resumed_from
+            else "started again from step 0 (no checkpoint had arrived)"
+        )
+        n = len(lost)
+        times = f"{n} time{'s' if n != 1 else ''}"
+        return f"retried {times}: its worker was lost ({where}); {start} on {outcome.host}"
+
+    def _clean_up(self, state: dict[int, _Point]) -> None:
+        from distributed import Event, Variable
+
+        from .cluster_task import TOPIC, checkpoint_name, stop_name
+
+        pending = [p.future for p in state.values() if p.future is not None and not p.future.done()]
+        with contextlib.suppress(Exception):
+            if pending:
+                self.client.cancel(pending)
+        with contextlib.suppress(Exception):
+            self.client.unsubscribe_topic(TOPIC)
+        for p in state.values():
+            with contextlib.suppress(Exception):
+                Variable(checkpoint_name(self.sweep_id, p.point.index), client=self.client).delete()
+        with contextlib.suppress(Exception):
+            Event(stop_name(self.sweep_id), client=self.client).clear()
+
+
+def _model_from_bytes(data: bytes) -> ModelFile:
+    """A model file's bytes, read and checked as any model file is (``load_model``)."""
+    if not isinstance(data, bytes) or not data:
+        raise CharLSTMError("An empty model file arrived from the worker.")
+    with tempfile.TemporaryDirectory(prefix="charlstm-") as folder:
+        path = os.path.join(folder, "model.npz")
+        with open(path, "wb") as f:
+            f.write(data)
+        return load_model(path)
+
+
+def _whole_life(record: RunCopy, mf: ModelFile) -> RunCopy:
+    """A retried point's run with the curve of its earlier attempts put back in front, from the
+    model's own history (their wall times are unknown: NaN)."""
+    st = mf.train
+    start = record.run.start_step
+    if st is None or start <= 0:
+        return record
+    train = record.run.train
+    per_step = int(train.get("batch_size", 0)) * int(train.get("seq_len", 0))
+
+    def before(steps: Any, losses: Any, curve: Curve) -> Curve:
+        steps = np.asarray(steps, np.int64)
+        keep = steps <= start
+        if curve.step.size:
+            keep &= steps < int(curve.step[0])
+        s, loss = steps[keep], np.asarray(losses, np.float64)[keep]
+        return Curve(
+            np.concatenate([s, curve.step]),
+            np.concatenate([s * per_step, curve.chars]),
+            np.concatenate([np.full(s.size, math.nan), curve.time]),
+            np.concatenate([loss, curve.loss]),
+        )
+
+    h = st.history
+    curves = Curves(
+        train=before(h["train_step"], h["train_loss"], record.curves.train),
+        val=before(h["val_step"], h["val_loss"], record.curves.val),
+    )
+    return RunCopy(run=record.run, curves=curves)

@@ -21,6 +21,7 @@ from charlstm_core import sweep
 from charlstm_core.config import ModelConfig, TrainConfig
 from charlstm_core.runs import RunStore
 from charlstm_core.runs.records import HOST
+from dask_cluster import local_cluster
 from helpers import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,45 +37,11 @@ distributed = pytest.importorskip("distributed", reason="needs the [cluster] ext
 from charlstm_core.sweep import cluster as csweep  # noqa: E402 - imports Dask
 
 
-def _children() -> set[int]:
-    """This process's descendants, less multiprocessing's resource tracker (one per process
-    that ever started a spawned child, alive until this one ends; not the cluster's)."""
-    import psutil
-
-    out = set()
-    for p in psutil.Process().children(recursive=True):
-        try:
-            if "resource_tracker" not in " ".join(p.cmdline()):
-                out.add(p.pid)
-        except psutil.Error:  # ended meanwhile
-            continue
-    return out
-
-
 @pytest.fixture
 def cluster():
-    """A LocalCluster of 2 one-thread worker processes on 127.0.0.1; afterwards none of its
-    processes is left."""
-    before = _children()
-    lc = distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        worker_dashboard_address=None,
-        # no dashboard; the scheduler's small HTTP server (health, metrics) on a free loopback
-        # port rather than its default 0.0.0.0:8787
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-    )
-    try:
+    """A LocalCluster of 2 one-thread worker processes on 127.0.0.1 (tests/dask_cluster.py)."""
+    with local_cluster() as lc:
         yield lc
-    finally:
-        lc.close(timeout=30)
-        deadline = time.monotonic() + 30
-        while _children() - before and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert _children() - before == set(), "the cluster left processes behind"
 
 
 @pytest.fixture

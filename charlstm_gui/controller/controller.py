@@ -9,7 +9,8 @@ It is one object made of five parts: this module (the states and training),
 ``controller_tasks.py`` (worker threads, background tasks with callbacks),
 ``controller_files.py`` (texts, model files, saving and locks), ``controller_generate.py``
 (sampling), ``controller_plan.py`` (trainability, ETA) and ``controller_runs.py`` (the run store
-and sweeps). Slots that receive a worker's signals stay in this class.
+and sweeps), ``cluster.py`` (sweeps on a Dask cluster). Slots that receive a worker's signals
+stay in this class.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from charlstm_core.events import CheckpointEvent, EvalEvent, RollbackEvent, Step
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from ..worker import EVAL_SNAPSHOT, TaskWorker, TrainWorker
+from .cluster import ClusterMixin
 from .files import FilesMixin
 from .generate import GenerateMixin
 from .generate_request import GenerateRequest
@@ -58,7 +60,9 @@ def max_train_threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QObject):
+class Controller(
+    TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, ClusterMixin, QObject
+):
     state_changed = Signal(object)  # State
     busy_changed = Signal(str)  # what is loading or saving, "" when nothing
     corpus_changed = Signal(object)  # charlstm_core.files.text.Corpus
@@ -120,6 +124,7 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         self._ending: list[QThread] = []
         self.inspect_live = False  # a snapshot for the Inspect view after every evaluation
         self._init_runs()
+        self._init_cluster()
 
     # ---------------------------------------------------------------- state helpers
     @property
@@ -456,6 +461,19 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         else:
             self.internal_error.emit(tb)
 
+    # ---------------------------------------------------------------- a sweep on a cluster
+    @Slot(object)
+    def _on_cluster_events(self, batch: tuple) -> None:
+        self._cluster_events(batch)
+
+    @Slot(object, str)
+    def _on_cluster_failed(self, exc: Exception, tb: str) -> None:
+        self._cluster_failed(exc, tb)
+
+    @Slot()
+    def _on_cluster_finished(self) -> None:
+        self._cluster_finished()
+
     # ---------------------------------------------------------------- shutdown
     def shutdown(self, timeout_ms: int = 30_000, *, keep_locks: bool = False) -> bool:
         """Stop every worker and wait for its thread (closing the window). True when all ended.
@@ -468,6 +486,7 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         if self.sweep is not None and not self.sweep.done:
             self.sweep.cancelled = True  # no next point starts
             self.sweep.stop_timing.set()  # nor does its timing go on
+        self._stop_cluster_sweep(now=True)  # its finished points are home; the rest cancelled
         if self._stream_worker is not None:
             self._stream_worker.cancel()
         worker = self._train_worker

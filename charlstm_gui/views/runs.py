@@ -136,6 +136,7 @@ class RunsView:
             budget=spec.budget,
             autosave_dir=self.win.form.values()["autosave_dir"],
             same_steps=spec.same_steps,
+            cluster=spec.cluster,
         )
         self.win.render_state()
 

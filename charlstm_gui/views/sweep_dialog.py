@@ -2,7 +2,10 @@
 
 Values are typed as a list (``2e-3, 4e-3, 8e-3``) and checked against the setting's range and kind
 (the same ``Field`` limits as the settings form) as they are typed; the grid is every combination.
-The dialog only describes the sweep (``SweepSpec``); the controller runs it.
+The sweep runs on this computer, one run at a time, or on a Dask cluster: its scheduler's address
+and a Connect check that lists the workers (their cores, memory, GPUs and the project's version
+there), asked for off the GUI thread through ``check_cluster`` (the controller's). The dialog
+only describes the sweep (``SweepSpec``); the controller runs it.
 """
 
 from __future__ import annotations
@@ -10,10 +13,14 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -21,8 +28,13 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QTableWidget,
+    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -54,6 +66,7 @@ class SweepSpec:
     unit: str  # "minutes" or "steps"
     budget: float
     same_steps: bool = False  # minutes turned into each run's steps by timing it first
+    cluster: str = ""  # a Dask scheduler's address: its workers train the runs ("": here)
 
     def points(self) -> list[dict[str, Any]]:
         """Every combination, the first setting varying slowest."""
@@ -111,11 +124,25 @@ def suggest(key: str, current: Any) -> str:
     return ", ".join(f"{v:g}" for v in out)
 
 
-class SweepDialog(QDialog):
-    """Choose the grid and the budget; ``spec()`` after ``exec()`` returns Accepted."""
+WORKER_COLUMNS = ("Host", "Address", "Cores", "Memory", "GPU", "Version")
 
-    def __init__(self, current: dict[str, Any], parent: QWidget | None = None) -> None:
+
+class SweepDialog(QDialog):
+    """Choose the grid, the budget and where it runs; ``spec()`` after ``exec()`` returns
+    Accepted. ``check_cluster(address, done)`` lists a scheduler's workers off the GUI thread
+    (``done(workers)`` or ``done(message)``); without it the cluster choice is hidden."""
+
+    def __init__(
+        self,
+        current: dict[str, Any],
+        parent: QWidget | None = None,
+        *,
+        check_cluster: Callable[[str, Callable[[Any], None]], None] | None = None,
+        cluster_address: str = "",
+    ) -> None:
         super().__init__(parent)
+        self._check_cluster = check_cluster
+        self._checks = 0  # the Connect check whose answer is awaited (older ones are dropped)
         self.setWindowTitle("Try several settings")
         self.current = current
         intro = QLabel(
@@ -183,6 +210,7 @@ class SweepDialog(QDialog):
         )
         self.same_steps.toggled.connect(self._validate)
         form.addRow("", self.same_steps)
+        self._add_where(form, cluster_address)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.buttons = QDialogButtonBox(
@@ -200,7 +228,136 @@ class SweepDialog(QDialog):
         self._unit_changed(self.unit.currentText())
         self.resize(560, self.sizeHint().height())
 
+    def _add_where(self, form: QFormLayout, address: str) -> None:
+        """Run on: this computer, or a Dask cluster at an address, with its Connect check."""
+        self.here = QRadioButton("This &computer, one run at a time")
+        self.here.setToolTip(
+            "Train the runs here, one after another, each drawn live on the loss plot."
+        )
+        self.on_cluster = QRadioButton("A Dask c&luster at")
+        self.on_cluster.setToolTip(
+            "Train the runs on the workers of a Dask scheduler (dask scheduler, dask worker), "
+            "as many at once as they have threads; each run's model and record come back here. "
+            "Never expose a scheduler beyond a network you trust: it runs the code it is sent."
+        )
+        group = QButtonGroup(self)
+        group.addButton(self.here)
+        group.addButton(self.on_cluster)
+        self.here.setChecked(True)
+        self.address = QLineEdit(address)
+        self.address.setPlaceholderText("tcp://192.168.1.20:8786")
+        self.address.setToolTip(
+            "The scheduler's address, as 'dask scheduler' prints it (tcp://HOST:8786, or "
+            "tls://… with Dask's TLS settings)."
+        )
+        self.connect_button = QPushButton("C&onnect")
+        self.connect_button.setToolTip("Reach the scheduler and list its workers.")
+        self.connect_button.clicked.connect(self.check_workers)
+        self.workers = QTableWidget(0, len(WORKER_COLUMNS))
+        self.workers.setHorizontalHeaderLabels(WORKER_COLUMNS)
+        self.workers.verticalHeader().setVisible(False)
+        self.workers.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.workers.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.workers.horizontalHeader().setSectionResizeMode(
+            QHeaderView.ResizeMode.ResizeToContents
+        )
+        self.workers.setMaximumHeight(140)
+        self.cluster_note = QLabel("Press Connect to see the cluster's workers.")
+        self.cluster_note.setWordWrap(True)
+        row = QHBoxLayout()
+        row.addWidget(self.on_cluster)
+        row.addWidget(self.address, 1)
+        row.addWidget(self.connect_button)
+        run_on = QLabel("Run on:")
+        form.addRow(run_on, self.here)
+        form.addRow("", row)
+        form.addRow("", self.cluster_note)
+        form.addRow("", self.workers)
+        for w in (self.on_cluster, self.address):
+            w.setVisible(self._check_cluster is not None)
+        self.on_cluster.toggled.connect(self._where_changed)
+        self.address.textChanged.connect(self._address_edited)
+        self._where_changed(False)
+
     # ---------------------------------------------------------------- reactions
+    def _where_changed(self, on_cluster: bool) -> None:
+        shown = on_cluster and self._check_cluster is not None
+        for w in (self.connect_button, self.cluster_note, self.workers):
+            w.setVisible(shown)
+        self.address.setEnabled(on_cluster)
+        self.here.setText("This &computer, one run at a time")
+        self._validate()
+
+    def _address_edited(self, _text: str) -> None:
+        self._checks += 1  # an answer for the old address no longer applies
+        self.workers.setRowCount(0)
+        self.cluster_note.setStyleSheet("")
+        self.cluster_note.setText("Press Connect to see the cluster's workers.")
+        self.connect_button.setEnabled(True)
+        self._validate()
+
+    def check_workers(self) -> None:
+        """Reach the scheduler off the GUI thread; the table lists its workers."""
+        address = self.address.text().strip()
+        if self._check_cluster is None or not address:
+            return
+        self._checks += 1
+        check = self._checks
+        self.connect_button.setEnabled(False)
+        self.workers.setRowCount(0)
+        self.cluster_note.setStyleSheet("")
+        self.cluster_note.setText(f"Connecting to {address}…")
+        self._check_cluster(address, lambda answer: self._checked(check, answer))
+
+    def _checked(self, check: int, answer: Any) -> None:
+        from shiboken6 import isValid
+
+        if not isValid(self) or check != self._checks:
+            return  # the dialog was closed, or the address changed meanwhile
+        self.connect_button.setEnabled(True)
+        if isinstance(answer, str):
+            self.cluster_note.setStyleSheet("color: #b00020;")
+            self.cluster_note.setText(answer)
+            return
+        self.show_workers(answer)
+
+    def show_workers(self, workers: list[Any]) -> None:
+        """The workers (``charlstm_core.sweep.cluster.WorkerInfo``) in the table, and a line
+        saying whether the sweep can use them."""
+        from charlstm_core import __version__
+
+        self.workers.setRowCount(len(workers))
+        for i, w in enumerate(workers):
+            cells = (
+                w.host,
+                w.address,
+                str(w.threads),
+                f"{w.memory_bytes / 1e9:.1f} GB" if w.memory_bytes else "no limit",
+                f"{w.gpus:g}" if w.gpus else "—",
+                w.version or "not installed",
+            )
+            for j, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if j == 5 and w.version != __version__:
+                    item.setForeground(Qt.GlobalColor.red)
+                    item.setToolTip(f"This computer has {__version__}; the sweep refuses it.")
+                self.workers.setItem(i, j, item)
+        bad = [w for w in workers if w.version != __version__]
+        if not workers:
+            text, colour = "The scheduler has no workers yet: start some with dask worker.", True
+        elif bad:
+            text = (
+                f"{len(bad)} worker(s) lack CharLSTM Studio {__version__} (in red): install it "
+                "there, or stop them, before starting."
+            )
+            colour = True
+        else:
+            cores = sum(w.threads for w in workers)
+            text = f"{len(workers)} worker(s), {cores} at once: ready."
+            colour = False
+        self.cluster_note.setStyleSheet("color: #b00020;" if colour else "")
+        self.cluster_note.setText(text)
+
     def _key_changed(self, combo: QComboBox, edit: QLineEdit) -> None:
         key = combo.currentData()
         edit.setText(suggest(key, self.current.get(key, field(key).lo)))
@@ -239,6 +396,9 @@ class SweepDialog(QDialog):
         )
         total = f", about {spec.budget * n:g} minutes in all" if spec.unit == "minutes" else ""
         timed = " Each setting is timed first (a few seconds each)." if spec.same_steps else ""
+        if spec.cluster:
+            total = ""  # they train side by side there
+            timed = timed.replace("first", "first on a worker")
         self.summary.setText(f"{n} runs of {each} each{total}.{timed}")
         self.summary.setStyleSheet("")
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
@@ -257,7 +417,14 @@ class SweepDialog(QDialog):
         budget = float(self.budget.value())
         if unit == "steps":
             budget = float(max(1, int(round(budget))))
-        return SweepSpec(grid, unit, budget, unit == "minutes" and self.same_steps.isChecked())
+        cluster = ""
+        if self.on_cluster.isChecked():
+            cluster = self.address.text().strip()
+            if not cluster:
+                raise ValueError("Type the Dask scheduler's address, e.g. tcp://HOST:8786.")
+        return SweepSpec(
+            grid, unit, budget, unit == "minutes" and self.same_steps.isChecked(), cluster
+        )
 
     def set_grid(
         self, grid: dict[str, str], unit: str = "steps", budget: float = 100, same_steps=False
@@ -272,3 +439,19 @@ class SweepDialog(QDialog):
         self.budget.setValue(budget)
         self.same_steps.setChecked(same_steps)
         self._validate()
+
+
+def cluster_sweep_state(sweep: Any) -> str:
+    """The status bar's words for a sweep on a cluster (a ``SweepState``): 'Sweep on the
+    cluster: 2 training, 3/8 ended (lr=0.004 on host-a: step 1,200/3,000, loss 1.834)'."""
+    if sweep.timing:
+        return f"Sweep on the cluster: timing {len(sweep.points)} settings on a worker…"
+    if not sweep.cluster_workers:
+        return f"Sweep: connecting to {sweep.cluster}…"
+    running = [p for p in sweep.points if p.status == "running"]
+    ended = sum(p.status not in ("waiting", "running") for p in sweep.points)
+    text = f"Sweep on the cluster: {len(running)} training, {ended}/{len(sweep.points)} ended"
+    if running and running[0].progress:
+        p = running[0]
+        text += f" ({p.label} on {p.host}: {p.progress})"
+    return text

@@ -293,17 +293,26 @@ class _Point:
 class ClusterSweep:
     """One sweep on the cluster of ``client`` (see the module docstring).
 
-    ``spec`` is as for a local sweep (its ``out_dir`` and ``runs_db`` are this computer's);
-    ``text_path`` is read here, once, before anything is sent.
+    ``spec`` is as for a local sweep (its ``out_dir`` and ``runs_db`` are this computer's); its
+    ``text_path`` is read here, once, before anything is sent, unless the text's bytes and file
+    name are given (``text``, ``text_name``: the app's built-in text has no file).
     """
 
-    def __init__(self, client: Any, spec: SweepSpec, points: list[SweepPoint]) -> None:
+    def __init__(
+        self,
+        client: Any,
+        spec: SweepSpec,
+        points: list[SweepPoint],
+        *,
+        text: bytes | None = None,
+        text_name: str | None = None,
+    ) -> None:
         self.client = client
         self.spec = spec
         self.points = list(points)
         self.sweep_id = uuid.uuid4().hex[:12]
-        self.text = Path(spec.text_path).read_bytes()
-        self.text_name = os.path.basename(spec.text_path)
+        self.text = Path(spec.text_path).read_bytes() if text is None else text
+        self.text_name = text_name or os.path.basename(spec.text_path)
         import hashlib
 
         self.text_sha256 = hashlib.sha256(self.text).hexdigest()

@@ -27,9 +27,10 @@ def children() -> set[int]:
 
 
 @contextlib.contextmanager
-def local_cluster(n_workers: int = 2) -> Iterator[Any]:
+def local_cluster(n_workers: int = 2, **kwargs: Any) -> Iterator[Any]:
     """A ``distributed.LocalCluster`` of ``n_workers`` one-thread worker processes on
-    127.0.0.1; afterwards (within 30 s) none of its processes is left."""
+    127.0.0.1 (``kwargs``: more of its options, e.g. TLS); afterwards (within 30 s) none of
+    its processes is left."""
     import distributed
 
     before = children()
@@ -43,6 +44,7 @@ def local_cluster(n_workers: int = 2) -> Iterator[Any]:
         # no dashboard; the scheduler's small HTTP server (health, metrics) on a free loopback
         # port rather than its default 0.0.0.0:8787
         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        **kwargs,
     )
     try:
         yield lc

@@ -437,3 +437,49 @@ def test_workers_are_listed_with_their_cores_memory_and_version(client, cluster)
         assert w.threads == 1 and w.memory_bytes > 0 and w.version == __version__
         assert w.host == HOST and w.address.startswith("tcp://127.0.0.1:")
     assert csweep.describe_workers(workers).startswith("2 workers, 2 cores, ")
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    """A self-signed certificate for 127.0.0.1 and its key (made with openssl)."""
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+def test_a_tls_scheduler_is_reached_with_dasks_own_tls_settings(capsys, text, tls_files):
+    import dask
+    from distributed.security import Security
+
+    cert, key = tls_files
+    security = Security(
+        tls_ca_file=cert, tls_client_cert=cert, tls_client_key=key,
+        tls_scheduler_cert=cert, tls_scheduler_key=key, tls_worker_cert=cert,
+        tls_worker_key=key, require_encryption=True,
+    )  # fmt: skip
+    with local_cluster(n_workers=1, protocol="tls://", security=security) as lc:
+        address = lc.scheduler_address
+        assert address.startswith("tls://")
+        argv = ["sweep", text, "--grid", "lr=2e-3,8e-3", "--steps", "10", *TINY,
+                "--scheduler", address, "--out-dir", "out"]  # fmt: skip
+        code, out, err = run_cli(capsys, *argv)  # no TLS settings: one line saying so
+        assert code == 1 and "needs Dask's TLS settings" in err
+        assert len(err.strip().splitlines()) == 1
+        tls = {
+            "distributed.comm.tls.ca-file": cert,
+            "distributed.comm.tls.client.cert": cert,
+            "distributed.comm.tls.client.key": key,
+        }
+        with dask.config.set(tls):
+            code, out, err = run_cli(capsys, *argv)
+        assert code == 0, err
+        assert out.count("finished") == 2

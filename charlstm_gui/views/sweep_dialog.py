@@ -146,9 +146,9 @@ class SweepDialog(QDialog):
         self.setWindowTitle("Try several settings")
         self.current = current
         intro = QLabel(
-            "Train one run per combination of these values on the current text, one after "
-            "another, with every other setting as in the Settings panel. Each run is kept in "
-            "the Runs list and drawn on the plot; the best validation loss wins."
+            "Train one run per combination of these values on the current text, with every "
+            "other setting as in the Settings panel. Each run is kept in the Runs list and drawn "
+            "on the plot; the best validation loss wins."
         )
         intro.setWordWrap(True)
         self.keys: list[QComboBox] = []
@@ -226,7 +226,8 @@ class SweepDialog(QDialog):
         lay.addWidget(self.buttons)
         self._second_toggled(False)
         self._unit_changed(self.unit.currentText())
-        self.resize(560, self.sizeHint().height())
+        self.setMinimumWidth(640)  # the workers' table, its six columns without scrolling
+        self.resize(640, self.sizeHint().height())
 
     def _add_where(self, form: QFormLayout, address: str) -> None:
         """Run on: this computer, or a Dask cluster at an address, with its Connect check."""
@@ -258,10 +259,12 @@ class SweepDialog(QDialog):
         self.workers.verticalHeader().setVisible(False)
         self.workers.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.workers.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.workers.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.ResizeToContents
-        )
-        self.workers.setMaximumHeight(140)
+        header = self.workers.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        rows = self.workers.verticalHeader().defaultSectionSize()
+        self.workers.setMinimumHeight(header.sizeHint().height() + 3 * rows + 4)  # 3 rows...
+        self.workers.setMaximumHeight(header.sizeHint().height() + 8 * rows + 4)  # ...to 8
         self.cluster_note = QLabel("Press Connect to see the cluster's workers.")
         self.cluster_note.setWordWrap(True)
         row = QHBoxLayout()
@@ -285,8 +288,9 @@ class SweepDialog(QDialog):
         for w in (self.connect_button, self.cluster_note, self.workers):
             w.setVisible(shown)
         self.address.setEnabled(on_cluster)
-        self.here.setText("This &computer, one run at a time")
         self._validate()
+        if self.isVisible():
+            self.adjustSize()  # room for the workers' table, or none
 
     def _address_edited(self, _text: str) -> None:
         self._checks += 1  # an answer for the old address no longer applies

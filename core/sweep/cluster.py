@@ -217,7 +217,10 @@ def describe_workers(workers: list[WorkerInfo]) -> str:
         for w in workers
     )
     n = len(workers)
-    return f"{n} worker{'s' if n != 1 else ''}, {cores} cores, {_gb(memory)}: {each}"
+    return (
+        f"{n} worker{'s' if n != 1 else ''}, {cores} core{'s' if cores != 1 else ''}, "
+        f"{_gb(memory)}: {each}"
+    )
 
 
 def _gb(n: int) -> str:

@@ -41,7 +41,7 @@ from .views.runs_table import RunsPanel
 from .views.samples import SamplesPane
 from .views.settings_form import SettingsForm
 from .views.status_bar import StatusBar
-from .views.sweep_dialog import SweepDialog, SweepSpec, cluster_sweep_state
+from .views.sweep_dialog import SweepDialog, SweepSpec, jobs_sweep_state
 from .views.text import TextPanel
 from .widgets import fmt, tooltips
 from .widgets.dialogs import (
@@ -348,8 +348,8 @@ class MainWindow(QMainWindow):
             State.STOPPING: "Stopping…",
         }[st]
         sweep = c.sweep if c.sweeping else None
-        if sweep is not None and sweep.cluster:
-            text = cluster_sweep_state(sweep)
+        if sweep is not None and (sweep.cluster or sweep.jobs > 1):
+            text = jobs_sweep_state(sweep)
         elif sweep is not None and sweep.timing:
             text = f"Sweep: timing {len(sweep.points)} settings…"
         elif sweep is not None and 0 <= sweep.current < len(sweep.points):

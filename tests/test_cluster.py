@@ -291,10 +291,11 @@ def test_a_worker_killed_mid_point_costs_only_its_progress(client, text):
     assert retried.result.final_val_loss == local.final_val_loss
 
 
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_stops_the_points_keeps_what_ended_and_leaves_the_cluster_running(
-    client, cluster, text
+    client, cluster, text, signum, status
 ):
-    """In a real ``charlstm sweep`` process: SIGINT while points train."""
+    """In a real ``charlstm sweep`` process: SIGINT (or SIGTERM) while points train."""
     db = text.parent / "runs.sqlite"
     argv = [
         sys.executable, "-m", "charlstm_core", "sweep", str(text), "--grid", "lr=2e-3,4e-3,8e-3",
@@ -311,13 +312,13 @@ def test_ctrl_c_stops_the_points_keeps_what_ended_and_leaves_the_cluster_running
             lines.append(line)
         assert sum("training on" in line for line in lines) == 2, "".join(lines)
         time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         out, err = proc.communicate(timeout=BOUND_S)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, err
+    assert proc.returncode == status, err
     assert "Traceback" not in err and "the cluster goes on running" in err
     statuses = [line.split()[2] for line in out.splitlines()[1:4]]
     assert sorted(statuses) == ["skipped", "stopped", "stopped"], out
@@ -419,7 +420,10 @@ def test_as_steps_times_the_points_on_a_worker(capsys, cluster, text):
     )  # fmt: skip
     assert code == 0, err
     assert "timing 2 point(s) on a worker" in err
-    assert f"a step on {HOST} (1 BLAS thread)" in err or "BLAS threads)" in err
+    from charlstm_core.engine.parallel import usable_cores
+
+    threads = max(1, usable_cores() // 2)  # two one-thread workers share this computer's cores
+    assert f"a step on {HOST} ({threads} BLAS thread" in err
     steps = [int(line.split()[5].replace(",", "")) for line in out.splitlines()[1:3]]
     assert all(s >= 1 for s in steps)
 
@@ -483,3 +487,11 @@ def test_a_tls_scheduler_is_reached_with_dasks_own_tls_settings(capsys, text, tl
             code, out, err = run_cli(capsys, *argv)
         assert code == 0, err
         assert out.count("finished") == 2
+
+
+def test_a_points_blas_threads_share_its_computers_cores_among_all_its_workers():
+    def w(host, threads, cores):
+        return csweep.WorkerInfo(f"tcp://{host}:1", host, host, threads, 0, {}, "1", cores)
+
+    workers = [w("a", 1, 2), w("a", 1, 2), w("b", 2, 16), w("c", 4, 2), w("d", 1, 0)]
+    assert csweep.blas_threads_by_host(workers) == {"a": 1, "b": 8, "c": 1}

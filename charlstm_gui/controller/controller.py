@@ -9,8 +9,8 @@ It is one object made of five parts: this module (the states and training),
 ``controller_tasks.py`` (worker threads, background tasks with callbacks),
 ``controller_files.py`` (texts, model files, saving and locks), ``controller_generate.py``
 (sampling), ``controller_plan.py`` (trainability, ETA) and ``controller_runs.py`` (the run store
-and sweeps), ``cluster.py`` (sweeps on a Dask cluster). Slots that receive a worker's signals
-stay in this class.
+and sweeps), ``sweep_jobs.py`` (sweeps in processes or on a Dask cluster). Slots that receive a
+worker's signals stay in this class.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from charlstm_core.events import CheckpointEvent, EvalEvent, RollbackEvent, Step
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
 from ..worker import EVAL_SNAPSHOT, TaskWorker, TrainWorker
-from .cluster import ClusterMixin
 from .files import FilesMixin
 from .generate import GenerateMixin
 from .generate_request import GenerateRequest
@@ -38,6 +37,7 @@ from .history import LossHistory
 from .plan import PlanMixin
 from .runs import RunsMixin, SweepRun, SweepState
 from .state import State
+from .sweep_jobs import SweepJobsMixin
 from .tasks import TasksMixin
 
 __all__ = ["Controller", "State", "SweepRun", "SweepState", "max_train_threads"]
@@ -61,7 +61,7 @@ def max_train_threads() -> int:
 
 
 class Controller(
-    TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, ClusterMixin, QObject
+    TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, SweepJobsMixin, QObject
 ):
     state_changed = Signal(object)  # State
     busy_changed = Signal(str)  # what is loading or saving, "" when nothing
@@ -124,7 +124,7 @@ class Controller(
         self._ending: list[QThread] = []
         self.inspect_live = False  # a snapshot for the Inspect view after every evaluation
         self._init_runs()
-        self._init_cluster()
+        self._init_jobs()
 
     # ---------------------------------------------------------------- state helpers
     @property
@@ -461,18 +461,18 @@ class Controller(
         else:
             self.internal_error.emit(tb)
 
-    # ---------------------------------------------------------------- a sweep on a cluster
+    # ---------------------------------------------------------------- a sweep of jobs
     @Slot(object)
-    def _on_cluster_events(self, batch: tuple) -> None:
-        self._cluster_events(batch)
+    def _on_jobs_events(self, batch: tuple) -> None:
+        self._jobs_events(batch)
 
     @Slot(object, str)
-    def _on_cluster_failed(self, exc: Exception, tb: str) -> None:
-        self._cluster_failed(exc, tb)
+    def _on_jobs_failed(self, exc: Exception, tb: str) -> None:
+        self._jobs_failed(exc, tb)
 
     @Slot()
-    def _on_cluster_finished(self) -> None:
-        self._cluster_finished()
+    def _on_jobs_finished(self) -> None:
+        self._jobs_finished()
 
     # ---------------------------------------------------------------- shutdown
     def shutdown(self, timeout_ms: int = 30_000, *, keep_locks: bool = False) -> bool:
@@ -486,7 +486,7 @@ class Controller(
         if self.sweep is not None and not self.sweep.done:
             self.sweep.cancelled = True  # no next point starts
             self.sweep.stop_timing.set()  # nor does its timing go on
-        self._stop_cluster_sweep(now=True)  # its finished points are home; the rest cancelled
+        self._stop_jobs_sweep(now=True)  # the points that ended are kept; the rest cancelled
         if self._stream_worker is not None:
             self._stream_worker.cancel()
         worker = self._train_worker

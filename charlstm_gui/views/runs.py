@@ -137,6 +137,7 @@ class RunsView:
             autosave_dir=self.win.form.values()["autosave_dir"],
             same_steps=spec.same_steps,
             cluster=spec.cluster,
+            jobs=spec.jobs,
         )
         self.win.render_state()
 

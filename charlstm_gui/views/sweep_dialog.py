@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from charlstm_core.engine.parallel import usable_cores
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QRadioButton,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -67,6 +69,7 @@ class SweepSpec:
     budget: float
     same_steps: bool = False  # minutes turned into each run's steps by timing it first
     cluster: str = ""  # a Dask scheduler's address: its workers train the runs ("": here)
+    jobs: int = 1  # runs at once on this computer (1: the app's own trainer, drawn live)
 
     def points(self) -> list[dict[str, Any]]:
         """Every combination, the first setting varying slowest."""
@@ -231,10 +234,20 @@ class SweepDialog(QDialog):
 
     def _add_where(self, form: QFormLayout, address: str) -> None:
         """Run on: this computer, or a Dask cluster at an address, with its Connect check."""
-        self.here = QRadioButton("This &computer, one run at a time")
+        self.here = QRadioButton("This &computer,")
         self.here.setToolTip(
-            "Train the runs here, one after another, each drawn live on the loss plot."
+            "Train the runs here: one at a time, each drawn live on the loss plot, or several at "
+            "once in separate processes sharing the cores (each joins the plot when it ends)."
         )
+        self.jobs = QSpinBox()
+        self.jobs.setRange(1, max(1, usable_cores()))
+        self.jobs.setValue(1)
+        self.jobs.setSuffix(" at once")
+        self.jobs.setToolTip(
+            "Runs trained at the same time on this computer, the cores shared between them "
+            "(as charlstm sweep --jobs)."
+        )
+        self.jobs.valueChanged.connect(self._validate)
         self.on_cluster = QRadioButton("A Dask c&luster at")
         self.on_cluster.setToolTip(
             "Train the runs on the workers of a Dask scheduler (dask scheduler, dask worker), "
@@ -272,7 +285,11 @@ class SweepDialog(QDialog):
         row.addWidget(self.address, 1)
         row.addWidget(self.connect_button)
         run_on = QLabel("Run on:")
-        form.addRow(run_on, self.here)
+        here = QHBoxLayout()
+        here.addWidget(self.here)
+        here.addWidget(self.jobs)
+        here.addStretch(1)
+        form.addRow(run_on, here)
         form.addRow("", row)
         form.addRow("", self.cluster_note)
         form.addRow("", self.workers)
@@ -288,6 +305,7 @@ class SweepDialog(QDialog):
         for w in (self.connect_button, self.cluster_note, self.workers):
             w.setVisible(shown)
         self.address.setEnabled(on_cluster)
+        self.jobs.setEnabled(not on_cluster)
         self._validate()
         if self.isVisible():
             self.adjustSize()  # room for the workers' table, or none
@@ -403,6 +421,8 @@ class SweepDialog(QDialog):
         if spec.cluster:
             total = ""  # they train side by side there
             timed = timed.replace("first", "first on a worker")
+        elif spec.jobs > 1 and spec.unit == "minutes":
+            total = f", about {spec.budget * math.ceil(n / spec.jobs):g} minutes in all"
         self.summary.setText(f"{n} runs of {each} each{total}.{timed}")
         self.summary.setStyleSheet("")
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(True)
@@ -426,8 +446,9 @@ class SweepDialog(QDialog):
             cluster = self.address.text().strip()
             if not cluster:
                 raise ValueError("Type the Dask scheduler's address, e.g. tcp://HOST:8786.")
+        jobs = 1 if cluster else int(self.jobs.value())
         return SweepSpec(
-            grid, unit, budget, unit == "minutes" and self.same_steps.isChecked(), cluster
+            grid, unit, budget, unit == "minutes" and self.same_steps.isChecked(), cluster, jobs
         )
 
     def set_grid(
@@ -445,16 +466,19 @@ class SweepDialog(QDialog):
         self._validate()
 
 
-def cluster_sweep_state(sweep: Any) -> str:
-    """The status bar's words for a sweep on a cluster (a ``SweepState``): 'Sweep on the
-    cluster: 2 training, 3/8 ended (lr=0.004 on host-a: step 1,200/3,000, loss 1.834)'."""
+def jobs_sweep_state(sweep: Any) -> str:
+    """The status bar's words for a sweep of several runs at once (a ``SweepState`` on a
+    cluster, or ``jobs`` > 1 here): 'Sweep on the cluster: 2 training, 3/8 ended (lr=0.004 on
+    host-a: step 1,200/3,000, loss 1.834)'."""
+    where = "on the cluster" if sweep.cluster else f"here, {sweep.jobs} at once"
     if sweep.timing:
-        return f"Sweep on the cluster: timing {len(sweep.points)} settings on a worker…"
-    if not sweep.cluster_workers:
+        on = " on a worker" if sweep.cluster else ""
+        return f"Sweep {where}: timing {len(sweep.points)} settings{on}…"
+    if sweep.cluster and not sweep.cluster_workers:
         return f"Sweep: connecting to {sweep.cluster}…"
     running = [p for p in sweep.points if p.status == "running"]
     ended = sum(p.status not in ("waiting", "running") for p in sweep.points)
-    text = f"Sweep on the cluster: {len(running)} training, {ended}/{len(sweep.points)} ended"
+    text = f"Sweep {where}: {len(running)} training, {ended}/{len(sweep.points)} ended"
     if running and running[0].progress:
         p = running[0]
         text += f" ({p.label} on {p.host}: {p.progress})"

@@ -50,7 +50,7 @@ def cluster_sweep(
     try:
         workers = cluster.list_workers(client)
         cluster.check_workers(workers, address, spec.device)
-        runner = cluster.ClusterSweep(client, spec, points)
+        runner = cluster.ClusterSweep(client, spec, points, workers=workers)
         if not args.quiet:
             note(f"Dask cluster at {address}: {cluster.describe_workers(workers)}")
         signals = StopSignals(on_stop=lambda: _stop(runner), message=_stop_message)

@@ -148,10 +148,22 @@ class WorkerInfo:
     memory_bytes: int  # its memory limit (0: none)
     resources: dict[str, float]  # e.g. {"GPU": 1} for workers started with --resources GPU=1
     version: str | None  # this project's version there; None: not installed
+    host_cores: int = 0  # the cores of its computer (0: unknown)
 
     @property
     def gpus(self) -> float:
         return float(self.resources.get("GPU", 0))
+
+
+def blas_threads_by_host(workers: list[WorkerInfo]) -> dict[str, int]:
+    """BLAS threads for one point on each host: its cores shared by the task threads of all
+    the workers on it (two one-thread workers on a 2-core computer: 1 each, as ``--jobs 2``)."""
+    threads: dict[str, int] = {}
+    cores: dict[str, int] = {}
+    for w in workers:
+        threads[w.host] = threads.get(w.host, 0) + w.threads
+        cores[w.host] = max(cores.get(w.host, 0), w.host_cores)
+    return {h: max(1, cores[h] // max(1, n)) for h, n in threads.items() if cores[h]}
 
 
 def list_workers(client: Any) -> list[WorkerInfo]:
@@ -166,7 +178,7 @@ def list_workers(client: Any) -> list[WorkerInfo]:
     out = []
     for address, w in sorted(info.items()):
         answer = answers.get(address)
-        host, version = answer if isinstance(answer, tuple) else (None, "unknown")
+        host, version, cores = answer if isinstance(answer, tuple) else (None, "unknown", 0)
         out.append(
             WorkerInfo(
                 address=address,
@@ -176,6 +188,7 @@ def list_workers(client: Any) -> list[WorkerInfo]:
                 memory_bytes=int(w.get("memory_limit") or 0),
                 resources=dict(w.get("resources") or {}),
                 version=version,
+                host_cores=int(cores or 0),
             )
         )
     return out
@@ -298,7 +311,8 @@ class ClusterSweep:
 
     ``spec`` is as for a local sweep (its ``out_dir`` and ``runs_db`` are this computer's); its
     ``text_path`` is read here, once, before anything is sent, unless the text's bytes and file
-    name are given (``text``, ``text_name``: the app's built-in text has no file).
+    name are given (``text``, ``text_name``: the app's built-in text has no file). ``workers``
+    (``list_workers``) sets each point's BLAS threads from its host's cores and workers.
     """
 
     def __init__(
@@ -309,9 +323,11 @@ class ClusterSweep:
         *,
         text: bytes | None = None,
         text_name: str | None = None,
+        workers: list[WorkerInfo] | None = None,
     ) -> None:
         self.client = client
         self.spec = spec
+        self.threads_by_host = blas_threads_by_host(workers or [])
         self.points = list(points)
         self.sweep_id = uuid.uuid4().hex[:12]
         self.text = Path(spec.text_path).read_bytes() if text is None else text
@@ -354,6 +370,7 @@ class ClusterSweep:
             text_name=self.text_name,
             text_sha256=self.text_sha256,
             version=__version__,
+            threads_by_host=self.threads_by_host,
         )
 
     def _scatter(self) -> Any:

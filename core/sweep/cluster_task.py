@@ -67,7 +67,10 @@ class PointJob:
     text_name: str  # the text's file name (its fingerprint names it)
     text_sha256: str  # what the scattered bytes must hash to
     version: str  # charlstm_core.__version__ of the computer that started the sweep
-    threads: int | None = None  # BLAS threads; None: this worker's cores / its task threads
+    # BLAS threads of a point by host: the host's cores shared by the task threads of all its
+    # workers (several workers may share one computer); a host not listed: this worker's
+    # cores shared by its own threads
+    threads_by_host: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,19 +102,25 @@ def stop_name(sweep_id: str) -> str:
     return f"charlstm-{sweep_id}-stop"
 
 
-def version_probe() -> Callable[[], tuple[str, str | None]]:
-    """A function for ``Client.run``: the worker's host name and this project's version there
-    (None when the worker cannot import it). Made here and nested so that Dask pickles it by
-    value: a worker without the project can still run it and say so."""
+def version_probe() -> Callable[[], tuple[str, str | None, int]]:
+    """A function for ``Client.run``: the worker's host name, this project's version there
+    (None when the worker cannot import it) and the cores of its computer. Made here and nested
+    so that Dask pickles it by value: a worker without the project can still run it and say
+    so."""
 
-    def probe() -> tuple[str, str | None]:
+    def probe() -> tuple[str, str | None, int]:
+        import os
         import socket
 
         try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cores = os.cpu_count() or 1
+        try:
             import charlstm_core
         except ImportError:
-            return socket.gethostname(), None
-        return socket.gethostname(), str(getattr(charlstm_core, "__version__", "unknown"))
+            return socket.gethostname(), None, cores
+        return socket.gethostname(), str(getattr(charlstm_core, "__version__", "unknown")), cores
 
     return probe
 
@@ -132,9 +141,12 @@ def version_mismatch(worker_version: str | None, client_version: str, where: str
     )
 
 
-def _worker_threads(worker: Any) -> int:
-    """BLAS threads for one point on this worker: its cores shared by its task threads."""
-    return max(1, parallel.usable_cores() // max(1, int(worker.state.nthreads)))
+def _worker_threads(worker: Any, job: PointJob) -> int:
+    """BLAS threads for one point on this worker (see ``PointJob.threads_by_host``)."""
+    threads = job.threads_by_host.get(HOST)
+    if threads is None:
+        threads = parallel.usable_cores() // max(1, int(worker.state.nthreads))
+    return max(1, threads)
 
 
 def _scratch(worker: Any) -> str:
@@ -297,7 +309,7 @@ def train_point(job: PointJob, text: bytes) -> PointOutcome:
             resume=earlier is not None,
         )
         report.send("start", resumed_from=resumed_from, started=time.time())
-        parallel.set_blas_threads(job.threads or _worker_threads(worker))
+        parallel.set_blas_threads(_worker_threads(worker, job))
         with _stop_watch(worker, client, key, job.sweep_id) as stop:
             result = run_point(spec, job.point, corpus=corpus, on_event=report, stop=stop)
         if result.model_path is not None:
@@ -323,7 +335,7 @@ def time_points(
     ``charlstm_core.sweep.calibrate``, at the BLAS threads a point gets on this worker) and given
     the steps that fit in ``minutes``. Returns the calibrations, this host and those threads."""
     worker = get_worker()
-    threads = job.threads or _worker_threads(worker)
+    threads = _worker_threads(worker, job)
     folder = _scratch(worker)
     try:
         corpus = _load_text(folder, job.text_name, text, job.text_sha256, job.spec.encoding)

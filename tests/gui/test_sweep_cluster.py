@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 
 from charlstm_gui.controller.controller import Controller
 from charlstm_gui.views.runs_table import COLUMNS
-from charlstm_gui.views.sweep_dialog import SweepDialog, cluster_sweep_state
+from charlstm_gui.views.sweep_dialog import SweepDialog, jobs_sweep_state
 
 from .helpers import small_text
 from .test_sweep_dialog import configs
@@ -91,7 +91,7 @@ def test_the_controller_runs_a_sweep_on_the_cluster_and_records_it_here(
     ctl.corpus = load_corpus(str(small_text(tmp_path / "t.txt")))
     ended, changed = [], []
     ctl.sweep_finished.connect(ended.append)
-    ctl.sweep_changed.connect(lambda s: changed.append(cluster_sweep_state(s)))
+    ctl.sweep_changed.connect(lambda s: changed.append(jobs_sweep_state(s)))
     grid = {"lr": [0.003, 0.03], "hidden_size": [8, 16]}
     assert ctl.start_sweep(
         *configs(ctl.corpus), grid, unit="steps", budget=8,

@@ -1,18 +1,26 @@
-"""Sweeps on a Dask cluster in the app (``ClusterMixin``, a part of ``Controller``).
+"""Sweeps whose points train as separate jobs (``SweepJobsMixin``, a part of ``Controller``):
+several at once in processes of this computer, or on the workers of a Dask cluster.
 
-``check_cluster`` connects to a scheduler off the GUI thread and lists its workers (the sweep
-dialog's Connect button). A sweep "run on a Dask cluster" is the command line's
-(``charlstm_core.sweep.cluster.ClusterSweep``) pulled by a ``ClusterSweepWorker`` on its own
-thread: it connects, checks the workers, times the points on a worker when asked, and re-emits
-what the cluster reports (points starting, their progress, each one's end with its model and run
-brought home); this part turns that into the ``SweepState`` the window shows, as for a sweep on
-this computer. Cancel Sweep stops the points after their current step (they come back
-"stopped"); closing the app cancels them at once. The cluster itself keeps running.
+The app's own sweep trains one point after another with its trainer, drawn live. With "this
+computer, N at once" (N > 1) the points run in the command line's process pool
+(``charlstm_core.sweep.run_sweep``); with "a Dask cluster at" an address, on that cluster
+(``charlstm_core.sweep.cluster.ClusterSweep``, as ``charlstm sweep --scheduler``: it connects,
+checks the workers, times the points on a worker when asked, and reports points starting, their
+progress and each one's end with its model and run brought home). Either is pulled by a
+``SweepJobsWorker`` on its own thread; this part turns what it reports into the ``SweepState``
+the window shows, as for the app's own sweep. ``check_cluster`` lists a scheduler's workers off
+the GUI thread (the dialog's Connect button). Cancel Sweep stops the points training after their
+current step (they come back "stopped"); closing the app cancels them at once. A cluster itself
+keeps running.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,19 +31,20 @@ from PySide6.QtCore import Signal, Slot
 from ..worker import GeneratorWorker, describe_exception
 
 
-class ClusterSweepWorker(GeneratorWorker):
-    """Pulls a cluster sweep's events (``sweep_events``) on its thread, ~30 batches a second."""
+class SweepJobsWorker(GeneratorWorker):
+    """Pulls a sweep's events (``cluster_events``, ``pool_events``) on its thread, ~30 batches
+    a second."""
 
-    events = Signal(object)  # tuple of charlstm_core.sweep.cluster events (and Connected)
+    events = Signal(object)  # tuple of charlstm_core.sweep.cluster events, Connected, Timed
     failed = Signal(object, str)  # exception, traceback text
     finished = Signal()
 
     stop_ends_pull = False  # the sweep ends itself: the points stopped come back first
 
-    def __init__(self, events: Callable[[ClusterSweepWorker], Iterator[Any]]) -> None:
+    def __init__(self, events: Callable[[SweepJobsWorker], Iterator[Any]]) -> None:
         super().__init__()
         self._events = events
-        self.runner: Any = None  # the ClusterSweep, once connected (set on the worker thread)
+        self.runner: Any = None  # what stops the points: a ClusterSweep, or a _PoolStop
 
     def on_stop(self) -> None:
         runner = self.runner
@@ -48,6 +57,10 @@ class ClusterSweepWorker(GeneratorWorker):
         runner = self.runner
         if runner is not None:
             runner.stop_now()
+
+    def emit_now(self, item: Any) -> None:
+        """Emit ``item`` at once, from the worker thread (a point handed to a process)."""
+        self.events.emit((item,))
 
     def emit_batch(self, items: tuple[Any, ...]) -> None:
         self.events.emit(items)
@@ -90,12 +103,12 @@ def list_cluster(address: str) -> list[Any]:
         client.close()
 
 
-def sweep_events(
+def cluster_events(
     address: str, spec: Any, points: list[Any], corpus: Any, minutes: float | None
-) -> Callable[[ClusterSweepWorker], Iterator[Any]]:
-    """The events of a sweep on the cluster at ``address``, for ``ClusterSweepWorker``."""
+) -> Callable[[SweepJobsWorker], Iterator[Any]]:
+    """The events of a sweep on the cluster at ``address``, for ``SweepJobsWorker``."""
 
-    def events(worker: ClusterSweepWorker) -> Iterator[Any]:
+    def events(worker: SweepJobsWorker) -> Iterator[Any]:
         from charlstm_core.sweep import cluster
 
         text, text_name = corpus_bytes(corpus)
@@ -103,7 +116,9 @@ def sweep_events(
         try:
             workers = cluster.list_workers(client)
             cluster.check_workers(workers, address, spec.device)
-            runner = cluster.ClusterSweep(client, spec, points, text=text, text_name=text_name)
+            runner = cluster.ClusterSweep(
+                client, spec, points, text=text, text_name=text_name, workers=workers
+            )
             worker.runner = runner
             yield Connected(address, cluster.describe_workers(workers))
             if minutes is not None:
@@ -120,8 +135,67 @@ def sweep_events(
     return events
 
 
-class ClusterMixin:
-    """Sweeps on a Dask cluster (a part of ``Controller``)."""
+class _PoolStop:
+    """Stops a sweep in the process pool: the points training stop after their current step
+    (the pool's own stop event), then it ends."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def stop(self) -> None:
+        self.event.set()
+
+    stop_now = stop  # a point in a process cannot be cancelled sooner than its next step
+
+
+def pool_events(
+    jobs: int, spec: Any, points: list[Any], corpus: Any, minutes: float | None
+) -> Callable[[SweepJobsWorker], Iterator[Any]]:
+    """The events of a sweep trained ``jobs`` points at a time in processes of this computer
+    (``run_sweep``), for ``SweepJobsWorker``. The points are timed here first when ``minutes``
+    is given (as ``charlstm sweep --as-steps``)."""
+
+    def events(worker: SweepJobsWorker) -> Iterator[Any]:
+        from charlstm_core import sweep as core_sweep
+        from charlstm_core.runs.records import HOST
+        from charlstm_core.sweep.cluster import PointEnded, PointStarted  # no Dask in there
+
+        stopper = _PoolStop()
+        worker.runner = stopper
+        folder = tempfile.mkdtemp(prefix="charlstm-sweep-")
+        try:
+            # the processes read the text from a file: the one opened, as it was (checked), or
+            # the built-in text, written out
+            text, name = corpus_bytes(corpus)
+            path = os.path.join(folder, name)
+            with open(path, "wb") as f:
+                f.write(text)
+            run_spec = dataclasses.replace(spec, text_path=path)
+            todo = points
+            if minutes is not None:
+                cals = core_sweep.calibrate(
+                    points, spec.base_model, spec.base_train, corpus, minutes, stop=stopper.event
+                )
+                if not cals:
+                    return
+                todo = [c.point for c in cals]
+                yield Timed(cals)
+
+            def started(point: Any) -> None:
+                worker.emit_now(PointStarted(point, HOST, "this computer", 1, 0))
+
+            for r in core_sweep.run_sweep(
+                run_spec, todo, jobs=jobs, stop=stopper.event, on_start=started
+            ):
+                yield PointEnded(dataclasses.replace(r, host=HOST), 0)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    return events
+
+
+class SweepJobsMixin:
+    """Sweeps of separate jobs: a process pool here, or a Dask cluster (part of ``Controller``)."""
 
     # what the mixin uses of Controller (declared there)
     message: Any
@@ -135,8 +209,8 @@ class ClusterMixin:
     _launch: Callable[..., Any]
     _sweep_end: Callable[[], None]
 
-    def _init_cluster(self) -> None:
-        self._cluster_worker: ClusterSweepWorker | None = None
+    def _init_jobs(self) -> None:
+        self._jobs_worker: SweepJobsWorker | None = None
 
     def check_cluster(self, address: str, done: Callable[[Any], None]) -> None:
         """List the workers of the scheduler at ``address`` off the GUI thread, then
@@ -151,9 +225,12 @@ class ClusterMixin:
 
         self.run_task(lambda: list_cluster(address), done, failed=failed)
 
-    def _start_cluster_sweep(self, address: str, model_config: Any, base: Any, timed: bool):
-        """Run the sweep in ``self.sweep`` on the cluster at ``address``; its models go to a
-        folder of the autosave folder, its runs to the run store."""
+    def _start_jobs_sweep(
+        self, model_config: Any, base: Any, timed: bool, *, cluster: str = "", jobs: int = 1
+    ) -> None:
+        """Run the sweep in ``self.sweep`` on the Dask cluster at ``cluster``, else ``jobs`` at a
+        time in processes here; its models go to a folder of the autosave folder (named as the
+        command line names it), its runs to the run store."""
         from charlstm_core import sweep as core_sweep
         from charlstm_core.runs import default_db_path
 
@@ -172,19 +249,23 @@ class ClusterMixin:
         )
         points = [p.point for p in sweep.points]
         minutes = base.minutes if timed else None
-        worker = ClusterSweepWorker(sweep_events(address, spec, points, corpus, minutes))
+        if cluster:
+            events = cluster_events(cluster, spec, points, corpus, minutes)
+        else:
+            events = pool_events(jobs, spec, points, corpus, minutes)
+        worker = SweepJobsWorker(events)
         # to the Controller's own slots (a queued call needs a slot of the QObject subclass)
-        worker.events.connect(self._on_cluster_events)
-        worker.failed.connect(self._on_cluster_failed)
-        worker.finished.connect(self._on_cluster_finished)
-        self._cluster_worker = worker
+        worker.events.connect(self._on_jobs_events)
+        worker.failed.connect(self._on_jobs_failed)
+        worker.finished.connect(self._on_jobs_finished)
+        self._jobs_worker = worker
         sweep.timing = timed
         self.sweep_changed.emit(sweep)
         self._launch(worker)
 
-    def _stop_cluster_sweep(self, *, now: bool = False) -> bool:
-        """Ask a running cluster sweep to stop (``now``: cancel its points); False if none."""
-        worker = self._cluster_worker
+    def _stop_jobs_sweep(self, *, now: bool = False) -> bool:
+        """Ask a running sweep of jobs to stop (``now``: cancel its points); False if none."""
+        worker = self._jobs_worker
         if worker is None:
             return False
         if now:
@@ -193,11 +274,11 @@ class ClusterMixin:
             worker.request_stop()
         return True
 
-    _on_cluster_events: Callable[[tuple], None]
-    _on_cluster_failed: Callable[[Exception, str], None]
-    _on_cluster_finished: Callable[[], None]
+    _on_jobs_events: Callable[[tuple], None]
+    _on_jobs_failed: Callable[[Exception, str], None]
+    _on_jobs_finished: Callable[[], None]
 
-    def _cluster_events(self, batch: tuple) -> None:
+    def _jobs_events(self, batch: tuple) -> None:
         sweep = self.sweep
         if sweep is None or sweep.done:
             return
@@ -228,22 +309,23 @@ class ClusterMixin:
         if changed:
             self.sweep_changed.emit(sweep)
 
-    def _cluster_failed(self, exc: Exception, tb: str) -> None:
-        self._cluster_worker = None
+    def _jobs_failed(self, exc: Exception, tb: str) -> None:
+        self._jobs_worker = None
         sweep = self.sweep
         if sweep is None or sweep.done:
             return
         for p in sweep.points:
             if p.status in ("waiting", "running"):
-                p.status, p.message = "skipped", "The cluster could not run it."
+                p.status, p.message = "skipped", "The sweep could not run it."
         if isinstance(exc, CharLSTMError):
-            self.message.emit("Cannot run the sweep on the cluster", str(exc))
+            where = " on the cluster" if sweep.cluster else ""
+            self.message.emit(f"Cannot run the sweep{where}", str(exc))
         else:
             self.internal_error.emit(tb)
         self._sweep_end()
 
-    def _cluster_finished(self) -> None:
-        self._cluster_worker = None
+    def _jobs_finished(self) -> None:
+        self._jobs_worker = None
         sweep = self.sweep
         if sweep is None or sweep.done:
             return
@@ -264,7 +346,7 @@ def corpus_bytes(corpus: Any) -> tuple[bytes, str]:
                 data = f.read()
         except OSError as e:
             raise CharLSTMError(
-                f"Cannot read the text {corpus.path} to send it to the cluster: {e.strerror or e}."
+                f"Cannot read the text {corpus.path} for the sweep: {e.strerror or e}."
             ) from None
         if hashlib.sha256(data).hexdigest() != corpus.sha256:
             raise CharLSTMError(

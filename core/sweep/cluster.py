@@ -561,7 +561,19 @@ class ClusterSweep:
             outcome = p.future.result()
         except Exception as e:  # noqa: BLE001 - killed too often, cancelled, lost
             return PointEnded(self._failed(p, e), retries)
+        finally:  # the worker and the scheduler let go of its result and its last autosave
+            with contextlib.suppress(Exception):
+                p.future.release()
+            self._forget_checkpoint(p)
         return PointEnded(self._bring_home(p, outcome), retries)
+
+    def _forget_checkpoint(self, p: _Point) -> None:
+        from distributed import Variable
+
+        from .cluster_task import checkpoint_name
+
+        with contextlib.suppress(Exception):
+            Variable(checkpoint_name(self.sweep_id, p.point.index), client=self.client).delete()
 
     def _failed(self, p: _Point, e: BaseException) -> PointResult:
         name = type(e).__name__
@@ -627,9 +639,9 @@ class ClusterSweep:
         return f"retried {times}: its worker was lost ({where}); {start} on {outcome.host}"
 
     def _clean_up(self, state: dict[int, _Point]) -> None:
-        from distributed import Event, Variable
+        from distributed import Event
 
-        from .cluster_task import TOPIC, checkpoint_name, stop_name
+        from .cluster_task import TOPIC, stop_name
 
         pending = [p.future for p in state.values() if p.future is not None and not p.future.done()]
         with contextlib.suppress(Exception):
@@ -638,8 +650,7 @@ class ClusterSweep:
         with contextlib.suppress(Exception):
             self.client.unsubscribe_topic(TOPIC)
         for p in state.values():
-            with contextlib.suppress(Exception):
-                Variable(checkpoint_name(self.sweep_id, p.point.index), client=self.client).delete()
+            self._forget_checkpoint(p)
         with contextlib.suppress(Exception):
             Event(stop_name(self.sweep_id), client=self.client).clear()
 

@@ -295,6 +295,13 @@ class SweepDialog(QDialog):
         form.addRow("", self.workers)
         for w in (self.on_cluster, self.address):
             w.setVisible(self._check_cluster is not None)
+        from charlstm_core.sweep.cluster_workers import INSTALL_HINT, dask_available
+
+        if self._check_cluster is not None and not dask_available():
+            self.on_cluster.setEnabled(False)
+            self.address.setEnabled(False)
+            self.on_cluster.setToolTip(INSTALL_HINT)
+            self.address.setToolTip(INSTALL_HINT)
         self.on_cluster.toggled.connect(self._where_changed)
         self.address.textChanged.connect(self._address_edited)
         self._where_changed(False)
@@ -304,7 +311,7 @@ class SweepDialog(QDialog):
         shown = on_cluster and self._check_cluster is not None
         for w in (self.connect_button, self.cluster_note, self.workers):
             w.setVisible(shown)
-        self.address.setEnabled(on_cluster)
+        self.address.setEnabled(on_cluster and self.on_cluster.isEnabled())
         self.jobs.setEnabled(not on_cluster)
         self._validate()
         if self.isVisible():

@@ -22,6 +22,7 @@ from .. import sweep as sweep_mod
 from ..engine.devices import list_devices
 from ..files.text import load_corpus
 from ..runs import Run, RunStore
+from ..sweep.calibration import device_timer
 from .common import EXIT_FAILURE, EXIT_INTERRUPTED, SWEEP_DEFAULTS
 from .console import UsageError, bits, count, fmt_loss, hms, note, warn, write
 from .options import configs_from_args, grid_aliases
@@ -246,7 +247,10 @@ def _calibrated(args, points, base_model, base_train, corpus) -> list[sweep_mod.
                 f"a step with its validations and samples: {count(c.steps, 'step')}"
             )
 
-    cals = sweep_mod.calibrate(points, base_model, base_train, corpus, args.minutes, on_point=timed)
+    cals = sweep_mod.calibrate(
+        points, base_model, base_train, corpus, args.minutes, on_point=timed,
+        timer=device_timer(args.device),
+    )  # fmt: skip
     return [c.point for c in cals]
 
 

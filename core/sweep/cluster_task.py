@@ -46,7 +46,7 @@ from ..events import CheckpointEvent, EvalEvent, Event, StepEvent
 from ..files.text import load_corpus
 from ..runs import RunCopy, RunStore
 from ..runs.records import HOST
-from .calibration import Calibration, calibrate
+from .calibration import Calibration, calibrate, device_timer
 from .grid import PointResult, SweepPoint, point_file_name
 from .run import SweepSpec, run_point, skipped_result
 
@@ -341,8 +341,9 @@ def time_points(
         corpus = _load_text(folder, job.text_name, text, job.text_sha256, job.spec.encoding)
         with parallel.blas_thread_count(threads):
             cals = calibrate(
-                points, job.spec.base_model, job.spec.base_train, corpus, minutes, threads=threads
-            )
+                points, job.spec.base_model, job.spec.base_train, corpus, minutes,
+                threads=threads, timer=device_timer(job.spec.device),
+            )  # fmt: skip
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return cals, HOST, threads

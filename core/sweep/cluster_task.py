@@ -53,7 +53,7 @@ from .run import SweepSpec, run_point, skipped_result
 TOPIC = "charlstm-sweep"  # the scheduler's event topic every sweep reports on (one, bounded log)
 PROGRESS_EVERY_S = 0.5  # a point's step reports are at least this far apart
 CHECKPOINT_MAX_BYTES = 256 * 2**20  # a bigger autosave is not sent (a retry starts afresh)
-STOP_POLL_S = 1.0  # how long the stop watcher waits on the sweep's event between checks
+STOP_POLL_S = 1.0  # how often a point asks whether the sweep was stopped
 NEW_TASK_STATES = ("executing", "long-running", "resumed")  # the task is still wanted
 
 
@@ -242,14 +242,14 @@ def _stop_watch(worker: Any, client: Any, key: Any, sweep_id: str):
         return ts is None or ts.state in NEW_TASK_STATES
 
     def watch() -> None:
-        while not done.is_set():
+        # a quick question every STOP_POLL_S rather than a long wait on the scheduler: nothing
+        # of this point is left pending there once it ends
+        while not done.wait(STOP_POLL_S):
             try:
-                if dask_stop.wait(timeout=STOP_POLL_S):
-                    stop.set()
-                    return
+                asked = dask_stop.is_set()
             except Exception:  # noqa: BLE001 - scheduler unreachable for a moment: look again
-                done.wait(STOP_POLL_S)
-            if not wanted():
+                asked = False
+            if asked or not wanted():
                 stop.set()
                 return
 

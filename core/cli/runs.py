@@ -56,7 +56,7 @@ def runs(args: argparse.Namespace) -> int:
 
 def _runs_table(runs: list[Run]) -> str:
     rows = [["id", "name", "text", "model", "steps", "time", "best val", "chars/s", "started",
-             "status"]]  # fmt: skip
+             "status", "host"]]  # fmt: skip
     for r in runs:
         m = r.model
         rows.append(
@@ -71,6 +71,7 @@ def _runs_table(runs: list[Run]) -> str:
                 "-" if r.chars_per_sec is None else f"{r.chars_per_sec:,.0f}",
                 time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)),
                 r.status,
+                r.host or "-",
             ]
         )
     return align_columns(rows)

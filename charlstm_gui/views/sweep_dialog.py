@@ -275,9 +275,7 @@ class SweepDialog(QDialog):
         header = self.workers.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
-        rows = self.workers.verticalHeader().defaultSectionSize()
-        self.workers.setMinimumHeight(header.sizeHint().height() + 3 * rows + 4)  # 3 rows...
-        self.workers.setMaximumHeight(header.sizeHint().height() + 8 * rows + 4)  # ...to 8
+        self._fit_workers(0)
         self.cluster_note = QLabel("Press Connect to see the cluster's workers.")
         self.cluster_note.setWordWrap(True)
         row = QHBoxLayout()
@@ -350,6 +348,15 @@ class SweepDialog(QDialog):
             return
         self.show_workers(answer)
 
+    def _fit_workers(self, n: int) -> None:
+        """The workers' table as tall as its rows: 2 to 8 shown, more scroll."""
+        rows = self.workers.verticalHeader().defaultSectionSize()
+        head = self.workers.horizontalHeader().sizeHint().height()
+        frame = 2 * self.workers.frameWidth() + 2
+        self.workers.setFixedHeight(head + min(8, max(2, n)) * rows + frame)
+        if self.isVisible():
+            self.adjustSize()
+
     def show_workers(self, workers: list[Any]) -> None:
         """The workers (``charlstm_core.sweep.cluster.WorkerInfo``) in the table, and a line
         saying whether the sweep can use them."""
@@ -371,6 +378,7 @@ class SweepDialog(QDialog):
                     item.setForeground(Qt.GlobalColor.red)
                     item.setToolTip(f"This computer has {__version__}; the sweep refuses it.")
                 self.workers.setItem(i, j, item)
+        self._fit_workers(len(workers))
         bad = [w for w in workers if w.version != __version__]
         if not workers:
             text, colour = "The scheduler has no workers yet: start some with dask worker.", True

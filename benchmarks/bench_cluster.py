@@ -7,15 +7,17 @@ same steps) runs two ways on this machine, in the same run:
 - a local Dask cluster of 2 worker processes of one thread each (``LocalCluster``, started before
   the clock starts, as a user's cluster is already running): ``connect``, ``list_workers``,
   ``check_workers``, then ``ClusterSweep.run`` to the last point's model and run brought home,
-  1 BLAS thread per point (the host's 2 cores shared by its 2 workers).
+  1 BLAS thread per point (the host's 2 cores shared by its 2 workers); once with Dask's default
+  settings and once with the lean worker settings of ``docs/dask-worker.yaml`` (no profiling of
+  the tasks, slower monitors), which docs/cluster.md recommends.
 
 Each wall runs from the call to the last point's result, the pool's start and the workers' first
 imports included. The order alternates between repeats (pool first, then cluster first, ...),
 each repeat on a fresh cluster; the figure is the median of the walls. Target: the cluster's
-overhead, (cluster - pool) / cluster, at most 5% of the cluster's wall. The losses of both ways
+overhead, (cluster - pool) / cluster, at most 5% of the cluster's wall. The losses of every way
 are compared too (same seed, same steps: they must be equal).
 
-    flock -x /work/cpu.lock .venv/bin/python benchmarks/bench_cluster.py            # ~4 minutes
+    flock -x /work/cpu.lock .venv/bin/python benchmarks/bench_cluster.py            # ~5 minutes
     flock -x /work/cpu.lock .venv/bin/python benchmarks/bench_cluster.py --short    # a check
 """
 
@@ -43,6 +45,23 @@ def pool_sweep(spec, points) -> tuple[float, dict[int, float | None]]:
     results = list(sweep.run_sweep(spec, points, jobs=2))
     wall = time.perf_counter() - start
     return wall, {r.index: r.best_val_loss for r in results}
+
+
+LEAN = Path(__file__).resolve().parents[1] / "docs" / "dask-worker.yaml"
+
+
+def lean_settings() -> dict:
+    """docs/dask-worker.yaml as ``dask.config.set`` takes it: dotted keys, each setting alone
+    (a nested dict would replace all of Dask's ``distributed`` settings)."""
+    import yaml  # Dask's own dependency
+
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    return flat(yaml.safe_load(LEAN.read_text(encoding="utf-8")))
 
 
 def cluster_sweep(address: str, spec, points) -> tuple[float, dict[int, float | None]]:
@@ -89,10 +108,13 @@ def main() -> int:
         f"8 points: lr x hidden={args.hidden}, L=1 B=32 T=50, {args.steps} steps each, on "
         f"{os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}"
     )
-    walls: dict[str, list[float]] = {"pool": [], "cluster": []}
+    import dask
+
+    ways = ["pool", "cluster", "lean"]
+    walls: dict[str, list[float]] = {w: [] for w in ways}
     losses: dict[str, dict[int, float | None]] = {}
     for rep in range(args.repeats):
-        order = ["pool", "cluster"] if rep % 2 == 0 else ["cluster", "pool"]
+        order = ways if rep % 2 == 0 else ways[::-1]
         for how in order:
             spec = sweep.SweepSpec(
                 text_path=str(text), encoding=None, base_model=base_model,
@@ -103,7 +125,8 @@ def main() -> int:
                 wall, losses[how] = pool_sweep(spec, points)
             else:
                 t0 = time.perf_counter()
-                with LocalCluster(
+                settings = lean_settings() if how == "lean" else {}
+                with dask.config.set(settings), LocalCluster(
                     n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                     dashboard_address=None,
                     scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
@@ -113,15 +136,18 @@ def main() -> int:
                 print(f"  (cluster started in {up:.1f} s, not counted)")
             walls[how].append(wall)
             print(f"repeat {rep + 1}, {how:7s}: {wall:7.2f} s")
-    pool, clus = statistics.median(walls["pool"]), statistics.median(walls["cluster"])
-    overhead = (clus - pool) / clus
-    same = losses["pool"] == losses["cluster"]
-    print(f"--jobs 2 (median): {pool:.2f} s; Dask cluster of 2 one-thread workers: {clus:.2f} s")
-    print(
-        f"cluster overhead: {overhead:+.1%} of its wall (target <= {TARGET_OVERHEAD:.0%}; "
-        f"ratio {overhead / TARGET_OVERHEAD:.2f}); cluster / pool wall {clus / pool:.3f}; "
-        f"same losses: {'yes' if same else 'NO'}"
-    )
+    pool = statistics.median(walls["pool"])
+    same = losses["pool"] == losses["cluster"] == losses["lean"]
+    print(f"--jobs 2 (median): {pool:.2f} s")
+    for how, what in (("cluster", "Dask's default settings"), ("lean", "docs/dask-worker.yaml")):
+        clus = statistics.median(walls[how])
+        overhead = (clus - pool) / clus
+        print(
+            f"Dask cluster of 2 one-thread workers, {what}: {clus:.2f} s; overhead "
+            f"{overhead:+.1%} of its wall (target <= {TARGET_OVERHEAD:.0%}; ratio "
+            f"{overhead / TARGET_OVERHEAD:.2f}); cluster / pool wall {clus / pool:.3f}"
+        )
+    print(f"same losses every way: {'yes' if same else 'NO'}")
     return 0 if same else 1
 
 

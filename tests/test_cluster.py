@@ -334,6 +334,32 @@ def test_ctrl_c_stops_the_points_keeps_what_ended_and_leaves_the_cluster_running
     assert not any(client.processing().values())
 
 
+def test_cancelled_at_once_a_point_keeps_its_newest_autosave_here(client, text):
+    """``stop_now`` (a second Ctrl-C) cancels the points training; each one's newest autosave,
+    held by the scheduler, is copied into its model file here."""
+    from charlstm_core.files.modelfile import load_model
+
+    train = dataclasses.replace(BASE_TRAIN, steps=200_000, eval_every=0, checkpoint_every=50)
+    spec = dataclasses.replace(spec_for(text), base_train=train, runs_db=None)
+    runner = csweep.ClusterSweep(client, spec, four_points(train)[:2])
+    saved: dict[int, int] = {}
+
+    def cancel(e):
+        if type(e).__name__ == "PointCheckpoint":
+            saved[e.point.index] = max(saved.get(e.point.index, 0), e.step)
+            if len(saved) == 2 and min(saved.values()) >= 100:
+                runner.stop_now()
+
+    events = run_all(runner, cancel)
+    done = ended(events)
+    assert sorted(done) == [0, 1]
+    for e in done.values():
+        r = e.result
+        assert r.status == "stopped" and "cancelled" in r.message
+        assert r.steps >= 100 and r.steps % 50 == 0 and r.host == HOST
+        assert load_model(r.model_path).train.step == r.steps
+
+
 def _set_version(version):
     import charlstm_core
 

@@ -169,7 +169,8 @@ def _ended_text(n: int, event: Any, results: list[PointResult]) -> str:
 
 
 class _Lines:
-    """Off a terminal: a line per start, end and checkpoint; progress every LOG_EVERY_S."""
+    """Off a terminal: a line per start and end; a training point's progress every
+    LOG_EVERY_S."""
 
     def __init__(self, n: int) -> None:
         self.n = n

@@ -12,8 +12,8 @@ then runs the points:
   with ``--resources GPU=1``);
 - the worker reports steps, evaluations and checkpoints on the scheduler's event topic; each
   autosave is kept by the scheduler (a Dask ``Variable`` per point) and copied here, into the
-  point's model file, as it arrives. A worker that dies costs only its point's progress since
-  that autosave: Dask reschedules the task on another worker (up to
+  point's model file, at most every ``COPY_EVERY_S``. A worker that dies costs only its point's
+  progress since that autosave: Dask reschedules the task on another worker (up to
   ``distributed.scheduler.allowed-failures`` times), which continues from it;
 - when a point ends, its model file and run record come back: the model into ``out_dir``
   through the project's guarded writer, the run into the local run store (``import_run``),
@@ -66,6 +66,12 @@ from .grid import PointResult, SweepPoint, point_file_name
 from .run import NOT_STARTED, SweepSpec, skipped_result
 
 STOP_GRACE_S = 60.0  # after a stop, how long points in progress have to come back "stopped"
+# A point's autosaves all go to the scheduler (where a retry finds the newest) and are copied
+# here, into its model file, at most this often, and once more if it ends without its final
+# model: a local copy for a sweep cut short, without copying every autosave of a point that
+# will soon send its final model anyway (benchmarks/bench_cluster.py: copying each one cost
+# 2% of a sweep's wall on one 2-core machine).
+COPY_EVERY_S = 60.0
 POLL_S = 0.1  # how often the sweep looks at its futures and reports
 
 
@@ -99,11 +105,11 @@ class PointProgress:
 
 @dataclass(frozen=True)
 class PointCheckpoint:
-    """A point's autosave arrived here and was written to its model file."""
+    """A point autosaved: the scheduler holds it (a retry continues from it)."""
 
     point: SweepPoint
     step: int
-    path: str
+    path: str | None  # where it was copied here, if it was (at most every COPY_EVERY_S)
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,9 @@ class _Point:
     point: SweepPoint
     future: Any = None
     attempts: dict[str, _Attempt] = dataclasses.field(default_factory=dict)
-    checkpoint_step: int = 0
+    checkpoint_step: int = 0  # the step of the autosave copied into its model file here
+    newest_checkpoint: int = 0  # the step of the newest autosave the scheduler holds
+    copied_at: float = -math.inf  # when an autosave was last copied here (time.monotonic)
     ended: bool = False
 
 
@@ -341,26 +349,30 @@ class ClusterSweep:
                 )  # fmt: skip
             elif kind == "checkpoint":
                 step = int(msg.get("step", 0))
-                path = self._fetch_checkpoint(p, step)
-                if path is not None:
-                    yield PointCheckpoint(p.point, step, path)
+                p.newest_checkpoint = max(p.newest_checkpoint, step)
+                path = None
+                if time.monotonic() - p.copied_at >= COPY_EVERY_S:
+                    path = self._fetch_checkpoint(p)
+                yield PointCheckpoint(p.point, step, path)
 
     def _model_path(self, point: SweepPoint) -> str:
         return os.path.join(self.spec.out_dir, point_file_name(point))
 
-    def _fetch_checkpoint(self, p: _Point, step: int) -> str | None:
-        """Copy the point's autosave kept by the scheduler into its model file here."""
+    def _fetch_checkpoint(self, p: _Point) -> str | None:
+        """Copy the point's newest autosave, kept by the scheduler, into its model file here
+        (when newer than the copy already here); its path, or None."""
         from distributed import Variable
 
         from .cluster_task import checkpoint_name
 
-        if step <= p.checkpoint_step:
+        if p.newest_checkpoint <= p.checkpoint_step:
             return None
+        p.copied_at = time.monotonic()
         try:
             name = checkpoint_name(self.sweep_id, p.point.index)
             data = Variable(name, client=self.client).get(timeout=5)
             mf = _model_from_bytes(data)
-            if mf.train is None or mf.train.step < step:
+            if mf.train is None or mf.train.step <= p.checkpoint_step:
                 return None
             path = save_model(self._model_path(p.point), mf)
         except Exception:  # noqa: BLE001 - the next autosave (or the final model) comes anyway
@@ -371,7 +383,8 @@ class ClusterSweep:
     def _end_unfinished(self, p: _Point, why: str) -> PointEnded:
         p.ended = True
         result = skipped_result(p.point, why)
-        if p.attempts:  # it trained for a while: the last autosave here, if any, is kept
+        if p.attempts:  # it trained for a while: its newest autosave is kept here
+            self._fetch_checkpoint(p)
             path = self._model_path(p.point)
             host = list(p.attempts.values())[-1].host
             result = dataclasses.replace(

@@ -43,7 +43,7 @@ from .views.runs_table import RunsPanel
 from .views.samples import SamplesPane
 from .views.settings_form import SettingsForm
 from .views.status_bar import StatusBar
-from .views.sweep_dialog import SweepDialog, SweepSpec
+from .views.sweep_dialog import SweepDialog, SweepSpec, jobs_sweep_state
 from .views.text import TextPanel
 from .widgets import fmt, tooltips
 from .widgets.dialogs import (
@@ -381,7 +381,9 @@ class MainWindow(QMainWindow):
             State.STOPPING: "Stopping…",
         }[st]
         sweep = c.sweep if c.sweeping else None
-        if sweep is not None and sweep.timing:
+        if sweep is not None and (sweep.cluster or sweep.jobs > 1):
+            text = jobs_sweep_state(sweep)
+        elif sweep is not None and sweep.timing:
             text = f"Sweep: timing {len(sweep.points)} settings…"
         elif sweep is not None and 0 <= sweep.current < len(sweep.points):
             point = sweep.points[sweep.current]
@@ -438,8 +440,16 @@ class MainWindow(QMainWindow):
 
     def ask_sweep(self) -> SweepSpec | None:
         """The sweep the user describes, or None (tests replace this method)."""
-        dialog = SweepDialog(self.form.values(), self)
-        return dialog.spec() if dialog.exec() == SweepDialog.DialogCode.Accepted else None
+        address = self.settings.value("sweep/cluster_address", "", type=str)
+        dialog = SweepDialog(
+            self.form.values(), self, check_cluster=self.ctl.check_cluster, cluster_address=address
+        )
+        if dialog.exec() != SweepDialog.DialogCode.Accepted:
+            return None
+        spec = dialog.spec()
+        if spec.cluster:
+            self.settings.setValue("sweep/cluster_address", spec.cluster)
+        return spec
 
     def ask_open_best(self, best: Any, lines: list[str]) -> bool:
         """Offer to open the best run's model (tests replace this method)."""

@@ -134,3 +134,8 @@ class RunStoreError(CharLSTMError):
 
 class RunNotFoundError(RunStoreError):
     """No run has the id asked for."""
+
+
+class ClusterError(CharLSTMError):
+    """A Dask cluster cannot run a sweep: Dask missing, scheduler unreachable, no worker, a
+    worker without the project or with another version of it, no worker with a GPU."""

@@ -145,6 +145,7 @@ KNOWN_MIXINS = {
         "charlstm_gui.controller.plan.PlanMixin",
         "charlstm_gui.controller.runs.RunsMixin",
         "charlstm_gui.controller.tasks.TasksMixin",
+        "charlstm_gui.controller.sweep_jobs.SweepJobsMixin",
     },
     "charlstm_core": set(),
 }

@@ -13,7 +13,8 @@ It is one object made of five parts: this module (the states and training),
 ``controller_tasks.py`` (worker threads, background tasks with callbacks),
 ``controller_files.py`` (texts, model files, saving and locks), ``controller_generate.py``
 (sampling), ``controller_plan.py`` (trainability, ETA) and ``controller_runs.py`` (the run store
-and sweeps). Slots that receive a worker's signals stay in this class.
+and sweeps), ``sweep_jobs.py`` (sweeps in processes or on a Dask cluster). Slots that receive a
+worker's signals stay in this class.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from .history import LossHistory
 from .plan import PlanMixin
 from .runs import RunsMixin, SweepRun, SweepState
 from .state import State
+from .sweep_jobs import SweepJobsMixin
 from .tasks import TasksMixin
 
 __all__ = ["EVAL_SNAPSHOT", "Controller", "State", "SweepRun", "SweepState"]
@@ -67,7 +69,9 @@ def failure_title(exc: Exception) -> str:
     return next((t for cls, t in FAILURE_TITLES if isinstance(exc, cls)), "Training stopped")
 
 
-class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QObject):
+class Controller(
+    TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, SweepJobsMixin, QObject
+):
     state_changed = Signal(object)  # State
     busy_changed = Signal(str)  # what is loading or saving, "" when nothing
     corpus_changed = Signal(object)  # charlstm_core.files.text.Corpus
@@ -130,6 +134,7 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         self._ending: list[QThread] = []
         self.inspect_live = False  # a snapshot for the Inspect view after every evaluation
         self._init_runs()
+        self._init_jobs()
 
     # ---------------------------------------------------------------- state helpers
     @property
@@ -524,6 +529,19 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         else:
             self.internal_error.emit(tb)
 
+    # ---------------------------------------------------------------- a sweep of jobs
+    @Slot(object)
+    def _on_jobs_events(self, batch: tuple) -> None:
+        self._jobs_events(batch)
+
+    @Slot(object, str)
+    def _on_jobs_failed(self, exc: Exception, tb: str) -> None:
+        self._jobs_failed(exc, tb)
+
+    @Slot()
+    def _on_jobs_finished(self) -> None:
+        self._jobs_finished()
+
     # ---------------------------------------------------------------- shutdown
     def shutdown(self, timeout_ms: int = 30_000, *, keep_locks: bool = False) -> bool:
         """Stop every worker and wait for its thread (closing the window). True when all ended.
@@ -536,6 +554,7 @@ class Controller(TasksMixin, FilesMixin, GenerateMixin, PlanMixin, RunsMixin, QO
         if self.sweep is not None and not self.sweep.done:
             self.sweep.cancelled = True  # no next point starts
             self.sweep.stop_timing.set()  # nor does its timing go on
+        self._stop_jobs_sweep(now=True)  # the points that ended are kept; the rest cancelled
         if self._stream_worker is not None:
             self._stream_worker.cancel()
         worker = self._train_worker

@@ -33,6 +33,8 @@ class SweepRun:
     best_val: float | None = None
     model_path: str | None = None
     message: str = ""
+    host: str = ""  # the computer that trains or trained it (a sweep on a cluster)
+    progress: str = ""  # "step 1,200/3,000, loss 1.834" while it trains on a cluster
 
     @property
     def label(self) -> str:
@@ -65,6 +67,9 @@ class SweepState:
     # ``stop_timing`` to end that early
     timing: bool = False
     stop_timing: threading.Event = field(default_factory=threading.Event, repr=False)
+    cluster: str = ""  # the Dask scheduler's address when it runs on a cluster
+    cluster_workers: str = ""  # its workers, described, once connected
+    jobs: int = 1  # points at once in processes here (> 1: a process pool, not the app's trainer)
 
 
 class RunsMixin:
@@ -79,6 +84,8 @@ class RunsMixin:
     sweep_finished: Any
     run_task: Callable[..., None]
     _set_dirty: Callable[[bool], None]
+    _start_jobs_sweep: Callable[..., None]
+    _stop_jobs_sweep: Callable[..., bool]
 
     def _init_runs(self) -> None:
         self.record_runs = True  # record every training run in the run store
@@ -200,6 +207,8 @@ class RunsMixin:
         budget: float = 100,
         autosave_dir: str = "",
         same_steps: bool = False,
+        cluster: str = "",
+        jobs: int = 1,
     ) -> bool:
         """Train one run per point of ``grid`` (setting -> values), one after another, each
         ``budget`` steps or minutes long.
@@ -209,7 +218,11 @@ class RunsMixin:
         minutes): first time every point on this machine, off the GUI thread, and train each
         for the steps that fit in its minutes (``charlstm_core.sweep.calibrate``, as
         ``charlstm sweep --as-steps``), so that what else the computer does meanwhile does not
-        change the result.
+        change the result. ``jobs`` > 1 trains that many points at once in processes here
+        (``charlstm sweep --jobs``); ``cluster``, the address of a Dask scheduler, trains them
+        on its workers instead, as many at once as they have threads (``charlstm sweep
+        --scheduler``; the timing then runs on a worker). Neither draws the runs live: each
+        joins the plot when it ends.
         """
         from charlstm_core import sweep as core_sweep
         from charlstm_core.runs.naming import setting_name
@@ -256,8 +269,12 @@ class RunsMixin:
             return False
         label = core_sweep.sweep_label(self.corpus.name)
         runs = [SweepRun(p) for p in points]
-        self.sweep = SweepState(label, runs, configs, autosave_dir=autosave_dir)
-        if same_steps:
+        self.sweep = SweepState(
+            label, runs, configs, autosave_dir=autosave_dir, cluster=cluster, jobs=jobs
+        )
+        if cluster or jobs > 1:
+            self._start_jobs_sweep(model_config, base, same_steps, cluster=cluster, jobs=jobs)
+        elif same_steps:
             self._sweep_time_points(model_config, base, float(budget))
         else:
             self._sweep_next()
@@ -311,6 +328,8 @@ class RunsMixin:
             if p.status == "waiting":
                 p.status = "skipped"
         self.sweep_changed.emit(sweep)
+        if self._stop_jobs_sweep():
+            return  # its points training come back "stopped", then the sweep ends
         if self._train_worker is not None:
             self.stop()  # _sweep_point_ended follows when the worker has ended
         else:

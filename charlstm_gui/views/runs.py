@@ -146,6 +146,8 @@ class RunsView:
             budget=spec.budget,
             autosave_dir=self.win.form.values()["autosave_dir"],
             same_steps=spec.same_steps,
+            cluster=spec.cluster,
+            jobs=spec.jobs,
         )
         self.win.render_state()
 

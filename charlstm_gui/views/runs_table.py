@@ -115,6 +115,12 @@ COLUMNS: tuple[Column, ...] = (
         "Training characters per second",
     ),
     Column("Date", lambda r: _date(r.started), lambda r: r.started or 0.0, "When it began"),
+    Column(
+        "Host",
+        lambda r: r.host or "—",
+        lambda r: (r.host or "").lower(),
+        "The computer that trained it (a sweep on a Dask cluster trains on its workers)",
+    ),
     Column("Status", lambda r: r.status, lambda r: r.status, "running, finished, stopped, …"),
 )
 

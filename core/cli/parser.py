@@ -360,6 +360,23 @@ def _add_sweep_parser(sub: Any) -> None:
         help="points trained at once, in separate processes sharing the cores (default: 1)",
     )
     w.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=os.environ.get("DASK_SCHEDULER_ADDRESS") or None,
+        help="train the points on the Dask cluster of this scheduler (tcp://HOST:8786, or "
+        "tls://...), each point one task on a worker; needs pip install 'charlstm[cluster]' "
+        "here and on the workers (default: $DASK_SCHEDULER_ADDRESS; '' trains here). See "
+        "docs/cluster.md",
+    )
+    w.add_argument(
+        "--device",
+        default="cpu",
+        type=_device_choice,
+        metavar="{" + ",".join(DEVICE_CHOICES) + "}",
+        help="where each point trains (default: cpu); with --scheduler, gpu asks for workers "
+        "started with --resources GPU=1",
+    )
+    w.add_argument(
         "--out-dir",
         metavar="DIR",
         help="folder for the points' models (default: TEXT's name, 'sweep' and the time)",

@@ -25,6 +25,7 @@ from ..engine.devices import list_devices
 from ..errors import RunStoreError
 from ..files.text import display_path, inert, load_corpus
 from ..runs import Run, RunStore
+from ..sweep.calibration import device_timer
 from .common import EXIT_FAILURE, SWEEP_DEFAULTS
 from .console import (
     UsageError,
@@ -71,7 +72,7 @@ def runs(args: argparse.Namespace) -> int:
 
 def _runs_table(runs: list[Run]) -> str:
     rows = [["id", "name", "text", "model file", "size", "steps", "time", "best val", "chars/s",
-             "started", "status"]]  # fmt: skip
+             "started", "status", "host"]]  # fmt: skip
     for r in runs:
         m = r.model
         rows.append(
@@ -87,6 +88,7 @@ def _runs_table(runs: list[Run]) -> str:
                 "-" if r.chars_per_sec is None else f"{r.chars_per_sec:,.0f}",
                 time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)),
                 r.status,
+                inert(r.host) if r.host else "-",
             ]
         )
     return align_columns(rows)
@@ -199,6 +201,7 @@ def sweep(args: argparse.Namespace) -> int:
         out_dir=out_dir,
         runs_db=db,
         sweep_label=sweep_mod.sweep_label(args.text),
+        device=args.device,
     )
     earlier = sweep_mod.earlier_point_files(spec, points)
     if earlier:
@@ -209,6 +212,10 @@ def sweep(args: argparse.Namespace) -> int:
             "earlier sweep; this one would replace them (and the earlier runs would name the "
             "new files). Give another --out-dir, or move those files away."
         )
+    if args.scheduler:  # a Dask cluster trains the points (charlstm_core.cli.sweep_cluster)
+        from .sweep_cluster import cluster_sweep
+
+        return cluster_sweep(args, spec, axes, points, corpus)
     jobs = min(args.jobs, len(points))
     cores = sweep_mod.usable_cores()
     if jobs > cores:
@@ -293,7 +300,10 @@ def _calibrated(args, points, base_model, base_train, corpus) -> list[sweep_mod.
                 f"a step with its validations and samples: {count(c.steps, 'step')}"
             )
 
-    cals = sweep_mod.calibrate(points, base_model, base_train, corpus, args.minutes, on_point=timed)
+    cals = sweep_mod.calibrate(
+        points, base_model, base_train, corpus, args.minutes, on_point=timed,
+        timer=device_timer(args.device),
+    )  # fmt: skip
     return [c.point for c in cals]
 
 

@@ -21,9 +21,11 @@ def align_columns(rows: list[list[str]]) -> str:
 
 def sweep_table(results: list[PointResult], axes: list[Axis]) -> str:
     """The ranked table the command line prints: rank, each axis's value, status, best
-    validation loss (nats and bits per character), steps, chars/s, time, run id."""
+    validation loss (nats and bits per character), steps, chars/s, time, run id; and the host
+    that trained each point when they ran on a cluster."""
+    hosts = any(r.host for r in results)
     rows = [["#", *(a.label for a in axes), "status", "best val", "bits/char", "steps",
-             "chars/s", "time", "run"]]  # fmt: skip
+             "chars/s", "time", "run", *(["host"] if hosts else [])]]  # fmt: skip
     for i, r in enumerate(rank(results), 1):
         best = r.best_val_loss
         rows.append(
@@ -37,6 +39,7 @@ def sweep_table(results: list[PointResult], axes: list[Axis]) -> str:
                 "-" if r.chars_per_sec is None else f"{r.chars_per_sec:,.0f}",
                 hms(r.elapsed_s),
                 "-" if r.run_id is None else str(r.run_id),
+                *([r.host or "-"] if hosts else []),
             ]
         )
     notes = [f"  {r.label}: {r.status}: {r.message}" for r in rank(results) if r.message]

@@ -41,7 +41,8 @@ a sweep or the app (where the events are fed on the worker thread, never the GUI
 
 Who owns what: ``records`` the Run and Curve records and the store's location; ``schema`` the
 tables, migrations and chunk format; ``store`` the RunStore (queries, rename, delete, crashed
-runs); ``recorder`` the RunRecorder.
+runs); ``recorder`` the RunRecorder. A run moves between stores (a sweep point trained on a
+cluster worker comes home) as a ``RunCopy``: ``export_run`` and ``import_run``.
 """
 
 from .recorder import RunRecorder, status_of
@@ -54,6 +55,7 @@ from .records import (
     Curve,
     Curves,
     Run,
+    RunCopy,
     default_db_path,
     differing_keys,
     differing_settings,
@@ -72,6 +74,7 @@ __all__ = [
     "Curve",
     "Curves",
     "Run",
+    "RunCopy",
     "RunRecorder",
     "RunStore",
     "default_db_path",

@@ -136,6 +136,15 @@ class Curves:
     val: Curve
 
 
+@dataclass(frozen=True, eq=False)
+class RunCopy:
+    """A run and its curves taken out of one store to be added to another
+    (``RunStore.export_run`` / ``RunStore.import_run``); picklable, so it can cross processes."""
+
+    run: Run
+    curves: Curves
+
+
 def differing_keys(settings: Sequence[Mapping[str, Any]]) -> list[str]:
     """The keys whose values are not the same in every one of ``settings`` (a key one lacks
     counts as None), in the order they are first seen."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import sqlite3
 import threading
@@ -33,6 +34,7 @@ from .records import (
     Curve,
     Curves,
     Run,
+    RunCopy,
     default_db_path,
 )
 from .schema import (
@@ -517,6 +519,45 @@ class RunStore:
             return True
         finally:
             os.close(fd)
+
+    # ------------------------------------------------------------------ moving runs between stores
+
+    def export_run(self, run_id: int) -> RunCopy:
+        """Run ``run_id`` and its whole curves, to be added to another store (``import_run``):
+        how a sweep point trained on a cluster worker reaches the run store of the computer that
+        started the sweep."""
+        run = self.get(run_id)
+        return RunCopy(run=run, curves=self.curves([run.id])[run.id])
+
+    def import_run(self, copy: RunCopy, **changes: Any) -> int:
+        """Add ``copy`` (from ``export_run`` of another store) as a new run of this one, with
+        ``changes`` to its fields (say ``model_path`` where its model is kept here, ``message``);
+        returns its id here. Its host and process stay those that trained it, so a run still
+        "running" elsewhere is never marked crashed here; an unfinished one is refused."""
+        fields = {k: v for k, v in copy.run.to_json().items() if k != "id"}
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise ValueError(f"not run fields: {sorted(unknown)}")
+        fields.update(changes, lock=None)
+        if fields["status"] == "running":
+            raise RunStoreError(f"Run {copy.run.name!r} is still training; it cannot be copied.")
+        fields["settings"] = json.dumps(fields["settings"])
+        cols = ", ".join(fields)
+        try:
+            with self._transaction() as con:
+                cur = con.execute(
+                    f"INSERT INTO runs ({cols}) VALUES ({', '.join('?' * len(fields))})",
+                    tuple(fields.values()),
+                )
+                run_id = int(cur.lastrowid)
+                for kind, curve in ((KIND_TRAIN, copy.curves.train), (KIND_VAL, copy.curves.val)):
+                    if len(curve):
+                        insert_chunk(
+                            con, run_id, kind, 0, curve.step, curve.chars, curve.time, curve.loss
+                        )
+        except sqlite3.Error as e:
+            raise self._error("add a run to", e) from None
+        return run_id
 
     # ------------------------------------------------------------------ used by RunRecorder
 

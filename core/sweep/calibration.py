@@ -22,6 +22,7 @@ on the load or on ``--jobs``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import threading
 from collections.abc import Callable
@@ -181,6 +182,13 @@ def calibrate(
             on_point(c)
         out.append(c)
     return out
+
+
+def device_timer(device: str) -> Timer | None:
+    """The timer of a point that trains on ``device`` ("cpu": None, the default timer)."""
+    if device == "cpu":
+        return None
+    return functools.partial(measure_timing, device=device)
 
 
 def _cost_key(mc: ModelConfig, tc: TrainConfig, vocab: int, threads: int | None) -> tuple:

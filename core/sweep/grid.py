@@ -77,6 +77,7 @@ class PointResult:
     elapsed_s: float  # training seconds
     model_path: str | None
     message: str | None  # why it diverged, failed or was not recorded
+    host: str | None = None  # the computer that trained it, for a point run on a Dask cluster
 
     @property
     def ok(self) -> bool:

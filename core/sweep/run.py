@@ -60,6 +60,7 @@ class SweepSpec:
     # continue a point whose model file in out_dir is its own unfinished checkpoint (a sweep
     # killed part-way and run again), bit for bit as if it had never stopped
     resume: bool = False
+    device: str = "cpu"  # where each point trains ("cpu", "gpu", "gpu:N"; "auto": a GPU if usable)
 
 
 # In a worker process (set by _worker_init): the pool's shared stop event and thread policy,
@@ -132,6 +133,7 @@ def run_point(
             source=spec.source,
             sweep=spec.sweep_label,
             threads=threads or _worker_threads or ThreadPolicy(),
+            device=spec.device,
         )
         session = Session(request, stop_events=stops)
         with contextlib.closing(session.run()) as run:

@@ -3,9 +3,18 @@
 Each self-healing rollback is a dashed red vertical line at the step training returned to; its
 tooltip says what happened ("rolled back to step 1,200; learning rate 8e-3 → 4e-3").
 
-Three persistent curves are updated with ``setData`` from a 25 Hz timer, and only when the history
+Three persistent curves are updated with ``setData`` from a timer, and only when the history
 changed; clip-to-view and 'peak' downsampling keep 100,000+ points cheap. The smoothed curve is
 computed incrementally (only new points) unless the smoothing changes.
+
+Watching must not cost the training (the GUI thread paints in Python, under the GIL, on cores
+the training needs whole). While a run is live (``set_live``) the plot looks for new points
+``LIVE_HZ`` times a second instead of 25 (each look wakes the GUI thread, which then
+needs the GIL), draws the validation points and rollback lines only when theirs changed, and
+grows the view in steps (``axes.SteppedViewBox``) instead of fitting every new point, which
+would re-lay out the axes, grid and reference labels on every frame; a change the user makes
+(smoothing, log scale, x axis) is drawn at once. ``benchmarks/bench_app_vs_cli.py``
+measures the GUI thread's share of a core and the app's steps against the command line's.
 
 Runs ticked in the Runs panel are overlaid as fixed curves, one colour each, named in the legend.
 Their curves are cut to at most ``OVERLAY_POINTS`` bucket means when they arrive (10 runs of
@@ -24,6 +33,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPointF, Qt, QTimer, 
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QGraphicsItem,
     QHBoxLayout,
     QLabel,
     QSlider,
@@ -33,9 +43,10 @@ from PySide6.QtWidgets import (
 )
 
 from ..controller.history import LossHistory, ema
-from ..widgets.axes import CountAxis, LossAxis
+from ..widgets.axes import CountAxis, LossAxis, SteppedViewBox
+from ..widgets.throttle import LIVE_HZ
 
-REFRESH_MS = 40  # 25 Hz
+REFRESH_MS = 40  # how often the plot looks for changes: 25 Hz, and while a run is live LIVE_HZ
 REFERENCE_COLOURS = ((120, 120, 120), (150, 60, 160), (40, 140, 90), (190, 120, 0), (60, 60, 200))
 ROLLBACK_PEN = pg.mkPen((200, 30, 30), width=1.5, style=Qt.PenStyle.DashLine)
 ROLLBACK_HOVER_PX = 4  # the pointer this close to a rollback line shows its tooltip
@@ -91,6 +102,14 @@ class LossPlot(QWidget):
         super().__init__(parent)
         self.history = history
         self._drawn_version = -1
+        self._val_drawn: tuple | None = None  # what the validation curve shows (see refresh)
+        self._rollbacks_drawn: tuple | None = None
+        self.live = False  # a run is training: redraws are rate-limited (set_live)
+        self.redraws = 0  # redraws done (tests and benchmarks count them)
+        self._soon = QTimer(self)  # a change the user made, drawn at once even while live
+        self._soon.setSingleShot(True)
+        self._soon.setInterval(REFRESH_MS)  # (a dragged slider: at most this often)
+        self._soon.timeout.connect(self.refresh)
         self._smooth = np.empty(0)
         self._smooth_n = 0
         self._smooth_state = (0.0, 0)
@@ -102,8 +121,10 @@ class LossPlot(QWidget):
         self._overlays: list[tuple[OverlayCurve, dict, int, object, object]] = []
 
         pg.setConfigOptions(antialias=False)
+        self.view_box = SteppedViewBox()
         self.widget = pg.PlotWidget(
             background="w",
+            viewBox=self.view_box,
             axisItems={"bottom": CountAxis("bottom"), "left": LossAxis("left")},
         )
         self.plot = self.widget.getPlotItem()
@@ -113,6 +134,10 @@ class LossPlot(QWidget):
         self.plot.addLegend(offset=(-10, 10))
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
+        for name in ("left", "bottom"):
+            # an axis replays its ticks, labels and the grid (QPicture) on every repaint of the
+            # plot, most of a repaint's time: cached as a pixmap, redrawn when its range changes
+            self.plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.raw = self.plot.plot(pen=pg.mkPen((70, 110, 200, 70), width=1), name="train (raw)")
         self.smooth = self.plot.plot(pen=pg.mkPen((30, 70, 180), width=2), name="train (smoothed)")
         self.val = self.plot.plot(
@@ -185,11 +210,30 @@ class LossPlot(QWidget):
     def smoothing_value(self) -> float:
         return self.smoothing.value() / 1000
 
+    def set_live(self, on: bool) -> None:
+        """A run is training (True) or not: while it is, new points are drawn at most
+        ``LIVE_HZ`` times a second and the view grows in steps; afterwards everything
+        is drawn at once and the view fits the data again."""
+        if on == self.live:
+            return
+        self.live = on
+        self.timer.setInterval(round(1000 / LIVE_HZ) if on else REFRESH_MS)
+        self.view_box.set_stepping(on)
+        if not on:
+            self.refresh()
+
+    def _redraw_all(self) -> None:
+        """Something other than the data changed: redraw every curve soon."""
+        self._drawn_version = -1
+        self._val_drawn = self._rollbacks_drawn = None
+        if not self._soon.isActive():
+            self._soon.start()
+
     def _smoothing_changed(self, value: int) -> None:
         self.smoothing_label.setText(f"{value / 1000:.3f}")
         self._smooth_n = 0  # recompute the whole smoothed curve on the next refresh
         self._smooth_state = (0.0, 0)
-        self._drawn_version = -1
+        self._redraw_all()
         self._draw_overlays()
 
     def set_log_scale(self, on: bool) -> None:
@@ -198,7 +242,7 @@ class LossPlot(QWidget):
             return
         self.plot.setLogMode(y=on)
         self._place_references()
-        self._drawn_version = -1
+        self._redraw_all()
         self._draw_overlays()
         self.log_scale_changed.emit(on)
 
@@ -213,7 +257,7 @@ class LossPlot(QWidget):
             return
         self.x_axis = axis
         self.plot.setLabel("bottom", X_AXES[axis])
-        self._drawn_version = -1
+        self._redraw_all()
         self._draw_overlays()
         self.plot.enableAutoRange()
         self.x_axis_changed.emit(axis)
@@ -326,26 +370,42 @@ class LossPlot(QWidget):
         return self._smooth[: self._smooth_n]
 
     def refresh(self) -> None:
-        """Redraw if the history changed since the last redraw (called by the 25 Hz timer)."""
+        """Redraw what changed since the last redraw (called by the timer: 25 Hz, or
+        ``LIVE_HZ`` while a run is live)."""
         if self.history.version == self._drawn_version:
             return
         self._drawn_version = self.history.version
+        self.redraws += 1
         h = self.history
-        x_train, x_val = self._x(h.train), self._x(h.val)
-        smooth = self.smoothed()
         log = self.log_box.isChecked()
+        x_train, smooth = self._x(h.train), self.smoothed()
         if log:  # log axes cannot show zero or negative losses
             x_train, train_loss, smooth = _positive(x_train, h.train.loss, smooth)
-            x_val, val_loss = _positive(x_val, h.val.loss)
         else:
-            train_loss, val_loss = h.train.loss, h.val.loss
+            train_loss = h.train.loss
         if self.x_axis == "time":  # a curve read from a model file has no times
             x_train, train_loss, smooth = _finite_x(x_train, train_loss, False, smooth)
-            x_val, val_loss = _finite_x(x_val, val_loss, False)
         self.raw.setData(x_train, train_loss)
         self.smooth.setData(x_train, smooth)
+        # the validation points are a scatter whose setData rebuilds every symbol: only when
+        # an evaluation came, and the rollback lines only when there is another one
+        val_key = (h.val.n, h.rewrites)
+        if val_key != self._val_drawn:
+            self._val_drawn = val_key
+            self._draw_val()
+        rollbacks_key = (len(h.rollbacks), h.rewrites)
+        if rollbacks_key != self._rollbacks_drawn:
+            self._rollbacks_drawn = rollbacks_key
+            self._draw_rollbacks()
+
+    def _draw_val(self) -> None:
+        h = self.history
+        x_val, val_loss = self._x(h.val), h.val.loss
+        if self.log_box.isChecked():
+            x_val, val_loss = _positive(x_val, val_loss)
+        if self.x_axis == "time":
+            x_val, val_loss = _finite_x(x_val, val_loss, False)
         self.val.setData(x_val, val_loss)
-        self._draw_rollbacks()
 
     def _draw_rollbacks(self) -> None:
         """One vertical line per rollback, at the step (or characters) training returned to."""
@@ -370,7 +430,7 @@ class LossPlot(QWidget):
             line.setToolTip(rollback_tooltip(event))
 
     def refresh_now(self) -> None:
-        self._drawn_version = -1
+        self._redraw_all()
         self.refresh()
 
     def _mouse_moved(self, pos) -> None:

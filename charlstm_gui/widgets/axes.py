@@ -1,9 +1,16 @@
-"""Plot axes that read well: counts with k/M and separators, and a log loss axis with enough labels.
+"""Plot axes that read well: counts with k/M and separators, a log loss axis with enough labels,
+and a live view whose range moves in steps.
 
 pyqtgraph prints large tick values in full ("200000") and, on a log axis, labels only powers of
 ten and a few minor ticks — four labels for a loss falling from 4.2 to 1.2. ``CountAxis`` writes
 ``200k``, ``1.5M``, ``2,500``; ``LossAxis`` in log mode puts ticks at round loss values (1.5, 2,
 2.5, 3 …, chosen by the visible range and the axis's height) and labels them with the loss.
+
+pyqtgraph's auto-range fits the view to the data after every new point of a live curve: each
+refresh then re-lays out both axes, the grid and the reference lines' labels, which was most of
+the GUI thread's time while training (``benchmarks/bench_app_vs_cli.py``). ``SteppedViewBox``
+keeps the view while the data fit it and grows it with room to spare when they leave it
+(``stepped_range``), so a live run moves its axes a few times per doubling of its length.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import math
 import pyqtgraph as pg
 
 NICE = (1.0, 2.0, 2.5, 5.0)
+GROW_ROOM = 0.25  # a view the data left grows by this fraction of the data's span on that side
+SHRINK_BELOW = 0.5  # ...and shrinks to fit once the data span less than this fraction of it
 
 
 def nice_step(span: float, target: int) -> float:
@@ -89,3 +98,78 @@ class LossAxis(pg.AxisItem):
         if not self.logMode:
             return super().tickStrings(values, scale, spacing)
         return [f"{10**v:.3g}" for v in values]
+
+
+def stepped_range(
+    view: tuple[float, float],
+    wanted: tuple[float, float],
+    padding: float = 0.0,
+    room: float = GROW_ROOM,
+    shrink: float = SHRINK_BELOW,
+) -> tuple[float, float]:
+    """The range an auto-ranged axis of a live plot shows: ``view`` (the one it shows now) while
+    the data lie inside it and ``wanted`` (their range, with ``padding`` times their span added
+    on each side, as pyqtgraph pads it) spans at least ``shrink`` of it; when the data grew out
+    of it, the sides they left move to ``room`` times the data's span beyond them, and the other
+    sides stay; ``wanted`` itself when the data shrank, or lie mostly outside ``view`` (a first
+    point, another run: a new picture, not a growing one).
+
+    The data, not the padded range, decide: the padding grows with the data's span, so a padded
+    edge would creep out of the view on every frame of a growing curve.
+    """
+    lo, hi = view
+    wlo, whi = wanted
+    span = whi - wlo
+    if not (span > 0 and math.isfinite(span)):
+        return wanted
+    data = span / (1 + 2 * padding)
+    dlo, dhi = wlo + padding * data, whi - padding * data
+    if min(hi, dhi) - max(lo, dlo) < 0.5 * data:
+        return wanted
+    if lo <= dlo and dhi <= hi:
+        return view if span >= shrink * (hi - lo) else wanted
+    return (dlo - room * data if dlo < lo else lo, dhi + room * data if dhi > hi else hi)
+
+
+class SteppedViewBox(pg.ViewBox):
+    """A ViewBox whose auto-range moves in steps (``stepped_range``) while ``stepping`` is on;
+    off, it fits the data exactly as pyqtgraph does. Only the auto-range steps: a range the
+    user or the program sets is taken as given."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.stepping = False
+        self._auto = False  # inside updateAutoRange
+
+    def set_stepping(self, on: bool) -> None:
+        """Step (a live run) or fit exactly (the view fits the data again at once)."""
+        if on != self.stepping:
+            self.stepping = on
+            if not on:
+                self.updateAutoRange()
+
+    def updateAutoRange(self) -> None:  # noqa: N802 (pyqtgraph's name)
+        self._auto = True
+        try:
+            super().updateAutoRange()
+        finally:
+            self._auto = False
+
+    def setRange(self, rect=None, xRange=None, yRange=None, **kwargs) -> None:  # noqa: N802, N803
+        if self._auto and self.stepping and rect is None:
+            target = self.state["targetRange"]
+            if xRange is not None:
+                xRange = stepped_range(  # noqa: N806
+                    tuple(target[0]), tuple(xRange), self.suggestPadding(0)
+                )
+                if list(xRange) == list(target[0]):
+                    xRange = None  # noqa: N806
+            if yRange is not None:
+                yRange = stepped_range(  # noqa: N806
+                    tuple(target[1]), tuple(yRange), self.suggestPadding(1)
+                )
+                if list(yRange) == list(target[1]):
+                    yRange = None  # noqa: N806
+            if xRange is None and yRange is None:
+                return
+        super().setRange(rect, xRange, yRange, **kwargs)

@@ -117,13 +117,14 @@ class ControllerView:
 
     @Slot(object)
     def on_events(self, batch: tuple) -> None:
-        """At most ~30 batches a second arrive; only the newest values are shown."""
+        """At most ~30 batches a second arrive; the newest step and the samples are shown at
+        most ``widgets.throttle.LIVE_HZ`` times a second."""
         last_step = None
         for ev in batch:
             if isinstance(ev, StepEvent):
                 last_step = ev
             elif isinstance(ev, SampleEvent):
-                self.win.samples.add_sample(ev.step, ev.val_loss, ev.temperature, ev.text)
+                self.win.samples.add_live_sample(ev.step, ev.val_loss, ev.temperature, ev.text)
             elif isinstance(ev, EvalEvent):
                 self.win.status_bar.set_best(ev.best_val_loss)
             elif isinstance(ev, RollbackEvent):  # marked on the plot too (LossPlot)

@@ -1,4 +1,10 @@
-"""The Samples tab: text written by the model during training, each headed by step and loss."""
+"""The Samples tab: text written by the model during training, each headed by step and loss.
+
+While a run trains, its samples are appended at most ``LIVE_HZ`` times a second, those that came
+meanwhile together (``add_live_sample``, ``flush``): a small model sampling every few steps
+would otherwise append, lay out, scroll and check for copies tens of times a second on the GUI
+thread, whose time is the training's (``widgets.throttle``). None is dropped.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from PySide6.QtGui import QFontDatabase, QTextCursor
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
 from ..widgets import fmt
+from ..widgets.throttle import LIVE_HZ, Throttle
 
 
 class SamplesPane(QPlainTextEdit):
@@ -25,6 +32,8 @@ class SamplesPane(QPlainTextEdit):
         self.count = 0
         self.meter = QLabel("")  # the memorisation meter (charlstm_gui.views.meters) writes here
         self.meter.setWordWrap(True)
+        self._waiting: list[tuple[int, float | None, float, str]] = []  # live samples not shown
+        self._shown = Throttle(self._add_waiting, LIVE_HZ, self)
 
     def with_meter(self) -> QWidget:
         """The pane with its memorisation meter below it: the widget the Samples tab shows."""
@@ -35,7 +44,25 @@ class SamplesPane(QPlainTextEdit):
         lay.addWidget(self.meter)
         return box
 
+    def add_live_sample(
+        self, step: int, val_loss: float | None, temperature: float, text: str
+    ) -> None:
+        """A sample of the running training: shown with those that came within
+        ``1 / LIVE_HZ`` seconds of it (the first at once, the last when the interval ends)."""
+        self._waiting.append((step, val_loss, temperature, text))
+        self._shown()
+
+    def flush(self) -> None:
+        """Show the live samples still waiting now (the run ended)."""
+        self._shown.flush()
+
+    def _add_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for sample in waiting:
+            self.add_sample(*sample)
+
     def add_sample(self, step: int, val_loss: float | None, temperature: float, text: str) -> None:
+        """Append a sample now, headed by its step, validation loss and temperature."""
         head = (
             f"── step {step:,} · validation loss {fmt.loss(val_loss)} · temperature "
             f"{temperature:g} ──"
@@ -51,6 +78,8 @@ class SamplesPane(QPlainTextEdit):
         self.sample_added.emit(start, text)
 
     def clear_samples(self) -> None:
+        self._shown.cancel()
+        self._waiting = []
         self.clear()
         self.count = 0
         self.meter.setText("")

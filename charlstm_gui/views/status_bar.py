@@ -4,6 +4,11 @@ Permanent labels (state, device, step, epoch, speed, elapsed, ETA, best validati
 progress bar toward the end of the run; while a text or model loads the bar turns into a busy
 bar and afterwards shows the step's progress again. It only shows what it is given: the
 figures come from the controller's events and the ETA from the controller.
+
+A step's figures arrive with every batch of events (up to 30 a second); they are shown at the
+live views' rate (``widgets.throttle.LIVE_HZ``, the newest step, the last one always), since each
+new text re-lays out and repaints the bar, and the GUI thread's time is the training's
+(``benchmarks/bench_app_vs_cli.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
 from ..widgets import fmt
+from ..widgets.throttle import LIVE_HZ, Throttle
 
 TIPS = {
     "state": "What the app is doing",
@@ -50,6 +56,7 @@ class StatusBar:
         self.progress.setToolTip("Progress toward the end of the run")
         bar.addPermanentWidget(self.progress)
         self._progress_kept = 0  # the bar's value while it shows a busy load or save
+        self.step_shown = Throttle(self._show_step, LIVE_HZ, bar)
 
     def say(self, text: str, timeout_ms: int = 0) -> None:
         """A passing message on the left (0: until the next one)."""
@@ -76,8 +83,13 @@ class StatusBar:
     def set_speed_note(self, text: str) -> None:
         self.labels["speed"].setToolTip(f"Training characters per second. {text}")
 
+    def flush(self) -> None:
+        """Show the newest step now (the run ended: nothing newer will come)."""
+        self.step_shown.flush()
+
     def clear_run(self) -> None:
         """A new run or another model: nothing of the previous one stays on show."""
+        self.step_shown.cancel()
         for key in RUN_FIELDS:
             self.labels[key].setText("—")
         self.progress.setValue(0)
@@ -87,13 +99,18 @@ class StatusBar:
 
     def show_checkpoint(self, train: Any) -> None:
         """Where an opened checkpoint (``charlstm_core.files.modelfile.TrainState``) stands."""
+        self.step_shown.cancel()
         self.labels["step"].setText(f"step {train.step:,}")
         self.labels["elapsed"].setText(fmt.duration(train.elapsed_s))
         self.set_best(train.best_val_loss)
         self._set_progress(train.step, train.total_steps, with_text=False)
 
     def show_step(self, ev: Any, eta_s: float | None) -> None:
-        """The newest ``charlstm_core.events.StepEvent`` and the time left (None: unknown)."""
+        """The newest ``charlstm_core.events.StepEvent`` and the time left (None: unknown),
+        shown at most ``LIVE_HZ`` times a second (the newest wins, the last one lands)."""
+        self.step_shown(ev, eta_s)
+
+    def _show_step(self, ev: Any, eta_s: float | None) -> None:
         self.labels["step"].setText(f"step {ev.step:,} / {ev.total_steps:,}")
         self.labels["epoch"].setText(f"epoch {ev.epoch:.2f}")
         self.labels["speed"].setText(f"{fmt.count(ev.chars_per_sec)} chars/s")

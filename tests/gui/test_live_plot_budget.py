@@ -14,6 +14,8 @@ from charlstm_gui.views.plot import REFRESH_MS, LossPlot
 from charlstm_gui.widgets.axes import stepped_range
 from charlstm_gui.widgets.throttle import LIVE_HZ, Throttle
 
+from .helpers import load, small_text
+
 
 class Clock:
     def __init__(self) -> None:
@@ -173,3 +175,21 @@ def test_live_samples_are_appended_together_at_most_once_an_interval_and_none_is
     pane.clear_samples()  # a new run: what waited for the old one is not shown
     pane.flush()
     assert pane.count == 0 and "dropped" not in pane.toPlainText()
+
+
+def test_a_window_training_draws_live_at_the_live_rate_and_shows_the_end(qtbot, window, tmp_path):
+    w = window
+    load(qtbot, w, small_text(tmp_path / "t.txt"))
+    lives = []
+    w.ctl.state_changed.connect(lambda _state: lives.append(w.plot.live))
+    w.form.set_values({"duration": 300, "eval_every": 0, "sample_every": 0})
+    w.plot.timer.stop()  # no redraw by time while it trains: only at the end
+    w.plot.timer.timeout.disconnect()
+    w.train_new()
+    qtbot.waitUntil(lambda: not w.ctl.training, timeout=30_000)
+    assert lives[0] is True and lives[-1] is False  # live from the start, not after the end
+    # the end is drawn at once, whatever the timer did: the last point and the last step
+    assert w.plot.raw.xData[-1] == 300 and w.status["step"].text() == "step 300 / 300"
+    # no redraw but the timer's while live: the new run's empty plot, the end (and at most one
+    # change the user would make), never one per batch of events
+    assert w.plot.redraws <= 4

@@ -148,7 +148,7 @@ class Controller(QObject):
             beside_training=lambda: self.state in (State.STARTING, State.TRAINING),
             parent=self,
         )
-        self.plan = Plan(lambda: self.corpus, lambda: self.train_config)
+        self.plan = Plan(lambda: self.corpus, lambda: self.train_config, feedback)
         self.runs = Runs(
             self.tasks.run, feedback, changed=self.runs_changed.emit, problem=self.runs_problem.emit
         )
@@ -412,35 +412,11 @@ class Controller(QObject):
             self.message.emit("No text", "Open a text file (or use the built-in text) first.")
             return False
         resume_from = self.model if resume else None
-        if resume and (resume_from is None or resume_from.train is None):
-            self.message.emit(
-                "Nothing to continue", "Open a checkpoint or train a model before continuing it."
-            )
-            return False
-        if resume_from is not None:
-            from charlstm_core.training.policy import (
-                plan_resume,  # the CLI's --resume follows the same rule
-            )
-
-            model_config = resume_from.config
-            st = resume_from.train
-            try:
-                plan = plan_resume(st.step, st.total_steps, train_config, self.corpus.n_chars)
-            except CharLSTMError as exc:
-                self.message.emit("Check the settings", str(exc))
+        if resume:
+            planned = self.plan.resume(resume_from, train_config)  # says why not
+            if planned is None:
                 return False
-            if plan.nothing_left:  # “Train for” steps or epochs is the model's total
-                planned = f"{plan.target:,} steps"
-                if train_config.epochs is not None:
-                    planned = f"{train_config.epochs:g} epochs ({planned})"
-                self.message.emit(
-                    "Nothing left to train",
-                    f"This model has already trained {st.step:,} steps and the run is set to "
-                    f"{planned} in total. Raise “Train for” above {st.step:,} "
-                    "steps (or train for some minutes) to continue it.",
-                )
-                return False
-            train_config = plan.config
+            model_config, train_config = planned
         try:
             model_config.validate()
             train_config.validate()
@@ -716,20 +692,9 @@ class Controller(QObject):
         cluster: str = "",
         jobs: int = 1,
     ) -> bool:
-        """Train one run per point of ``grid`` (setting -> values), one after another, each
-        ``budget`` steps or minutes long.
-
-        Every point's settings are checked before the first starts; each run keeps its model in
-        the autosave folder so that the best one can be opened at the end. ``same_steps`` (with
-        minutes): first time every point on this machine, off the GUI thread, and train each
-        for the steps that fit in its minutes (``charlstm_core.sweep.calibrate``, as
-        ``charlstm sweep --as-steps``), so that what else the computer does meanwhile does not
-        change the result. ``jobs`` > 1 trains that many points at once in processes here
-        (``charlstm sweep --jobs``); ``cluster``, the address of a Dask scheduler, trains them
-        on its workers instead, as many at once as they have threads (``charlstm sweep
-        --scheduler``; the timing then runs on a worker). Neither draws the runs live: each
-        joins the plot when it ends.
-        """
+        """Train one run per point of ``grid`` (setting -> values), each ``budget`` steps or
+        minutes long: one after another here, or ``jobs`` at once in processes, or on the Dask
+        cluster at ``cluster`` (see ``Sweeps.start``). False (said why) when it cannot start."""
         if self._refused("starting a sweep"):
             return False
         if self.corpus is None:

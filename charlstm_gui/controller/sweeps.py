@@ -134,9 +134,20 @@ class Sweeps:
         jobs: int = 1,
         runs_db: str = "",
     ) -> bool:
-        """Train one run per point of ``grid`` (setting -> values) on ``corpus``, each
-        ``budget`` steps or minutes long (see ``Controller.start_sweep``); False (and a
-        message) when the sweep cannot start."""
+        """Train one run per point of ``grid`` (setting -> values) on ``corpus``, one after another,
+        each ``budget`` steps or minutes long; False (and a message) when the sweep cannot start.
+
+        Every point's settings are checked before the first starts; each run keeps its model in
+        the autosave folder so that the best one can be opened at the end. ``same_steps`` (with
+        minutes): first time every point on this machine, off the GUI thread, and train each
+        for the steps that fit in its minutes (``charlstm_core.sweep.calibrate``, as
+        ``charlstm sweep --as-steps``), so that what else the computer does meanwhile does not
+        change the result. ``jobs`` > 1 trains that many points at once in processes here
+        (``charlstm sweep --jobs``); ``cluster``, the address of a Dask scheduler, trains them
+        on its workers instead, as many at once as they have threads (``charlstm sweep
+        --scheduler``; the timing then runs on a worker). Neither draws the runs live: each
+        joins the plot when it ends.
+        """
         from charlstm_core import sweep as core_sweep
         from charlstm_core.files import text as data
         from charlstm_core.runs.naming import setting_name

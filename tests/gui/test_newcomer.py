@@ -119,7 +119,7 @@ def test_compare_settings_opens_on_a_click_and_never_blocks_the_window(qtbot, wi
     for lr in (0.01, 0.02):
         w.form.set_values({"lr": lr})
         train(qtbot, w, steps=4)
-        w.ctl._set_dirty(False)
+        w.ctl.files.set_dirty(False)
     panel = w.runs_panel
     w.tabs.setCurrentWidget(panel)
     w.show()
@@ -216,8 +216,8 @@ def test_the_save_before_a_new_model_says_which_file_it_writes(
     assert seen["button"] == "&Save to A.npz" and str(target) in seen["text"]
     assert load_model(str(target)).train.step == 8  # it wrote the model's own file
     qtbot.waitUntil(lambda: w.ctl.state is State.IDLE, timeout=30_000)
-    w.ctl._set_dirty(False)
-    w.ctl.model_path = None  # a model without a file: the button says it will ask where
+    w.ctl.files.set_dirty(False)
+    w.ctl.files.model_path = None  # a model without a file: the button says it will ask where
     assert w.unsaved_box("closing").button(QMessageBox.StandardButton.Save).text() == "&Save As…"
 
 

@@ -150,12 +150,12 @@ def test_autosaves_beyond_the_setting_are_deleted_and_the_size_shown(qtbot, wind
     mine = _autosave(folder, "my-model.npz", 5000)  # saved by the user under another name
     window.form.set_values({"autosave_dir": str(folder), "autosave_keep": 2})
     assert "5 autosaves" in window.form.autosave_size.text()
-    window.ctl.model_path = str(old[0])  # the open model is never deleted
+    window.ctl.files.model_path = str(old[0])  # the open model is never deleted
     window.view.on_autosaved(str(old[-1]))  # the newest, the current run's
     left = sorted(p.name for p in folder.iterdir())
     assert left == sorted([old[0].name, old[-1].name, mine.name])
     assert "2 autosaves" in window.form.autosave_size.text()
-    window.ctl.model_path = None
+    window.ctl.files.model_path = None
 
 
 def test_keep_zero_keeps_every_autosave(tmp_path):

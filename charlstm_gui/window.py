@@ -354,10 +354,11 @@ class MainWindow(QMainWindow):
     # ---------------------------------------------------------------- controller -> view
     @Slot(object)
     def _on_state(self, state: State) -> None:
-        self.plot.set_live(self.ctl.training)  # drawn a few times a second while training
+        live = self.ctl.training  # a run of the app's trainer: a few redraws a second
+        self.plot.set_live(live)
         self.render_state()
-        if state is State.IDLE:
-            self.status_bar.flush()  # the run's last step, before its ETA is cleared
+        if not live:  # the run ended (idle, or a sweep between points): its last step and samples
+            self.status_bar.flush()  # before its ETA is cleared
             self.samples.flush()
         if state is State.IDLE and self.ctl.last_step is not None:
             self.status_bar.clear_eta()

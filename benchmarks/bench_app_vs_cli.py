@@ -481,7 +481,7 @@ def child_main(job_path: Path) -> None:
             # nothing left running in the background (the settings check's timing of a step):
             # the trainer's first step sizes a --minutes run's finish reserve, and a first step
             # beside that work made a run end after one step
-            and not w.ctl._threads
+            and not w.ctl.tasks.threads
         )
 
     def start() -> None:

@@ -21,7 +21,8 @@ The text is the app's built-in one (written to a temporary file so both read the
 characters) unless one is given. ``--py-spy S`` records S seconds of the app's threads mid-run
 (``py-spy record --threads``) and prints where the GUI thread was; ``--screenshot PNG`` takes
 the Xvfb screen near the end of the run; ``--nice N`` trains the app at that nice value instead
-of ``charlstm_core.engine.parallel.TRAINING_NICE``.
+of ``charlstm_core.engine.parallel.TRAINING_NICE``; ``--threads N`` on N BLAS threads instead of
+the count it measures on its first steps (the command line takes BLAS's default: every core).
 """
 
 from __future__ import annotations
@@ -179,6 +180,7 @@ def run_app(text: Path, values: dict, home: Path, args, xvfb) -> dict:
         "values": values,
         "tab": args.tab,
         "nice": args.nice,
+        "threads": args.threads,
         "tick_ms": args.tick_ms,
         "started": str(started),
         "result": str(result),
@@ -255,6 +257,12 @@ def main() -> None:
     p.add_argument("--text", type=Path, help="training text (default: the built-in text)")
     p.add_argument("--rounds", type=int, default=1, help="app runs, each between two CLI runs")
     p.add_argument("--nice", type=int, help="the app's training nice value (default: the app's)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="the app trains on this many BLAS threads, as after measuring them (default: it "
+        "measures 2 against 1 on its first steps)",
+    )
     p.add_argument(
         "--tick-ms", type=float, default=TICK_MS, help="the lateness probe's period (ms)"
     )
@@ -490,6 +498,8 @@ def child_main(job_path: Path) -> None:
             QTimer.singleShot(200, start)
             return
         w.ask_unsaved = lambda context: "discard"
+        if job["threads"]:  # as a session of the app that measured this count already
+            w.ctl.blas_threads = job["threads"]
         w.plot.widget.viewport().installEventFilter(counter)
         if job["tab"] == "inspect":
             w.tabs.setCurrentWidget(w.inspect)

@@ -498,7 +498,7 @@ def child_main(job_path: Path) -> None:
             QTimer.singleShot(200, start)
             return
         w.ask_unsaved = lambda context: "discard"
-        if job["threads"]:  # as a session of the app that measured this count already
+        if job.get("threads"):  # as a session of the app that measured this count already
             w.ctl.blas_threads = job["threads"]
         w.plot.widget.viewport().installEventFilter(counter)
         if job["tab"] == "inspect":

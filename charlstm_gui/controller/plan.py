@@ -1,7 +1,7 @@
 """What the settings mean for a run, for the controller (``PlanMixin``, a part of
 ``Controller``): whether a run can start on the loaded text, and how long the running one has
-left, by the rules the command line uses too (``charlstm_core.files.text.check_trainable``,
-``charlstm_core.training.policy.eta_seconds``).
+left, by the rules the command line uses too (``charlstm_core.files.text.check_trainable``;
+the time left is the trainer's, charlstm_core.training.measures).
 """
 
 from __future__ import annotations
@@ -20,14 +20,10 @@ class PlanMixin:
     train_config: TrainConfig | None
 
     def eta_seconds(self, ev: StepEvent) -> float | None:
-        """Seconds the running run has left after step event ``ev`` at its recent speed (None
-        when unknown), by the rule the command line's progress line uses too."""
-        from charlstm_core.training.policy import eta_seconds
-
-        cfg = self.train_config
-        if cfg is None:
-            return None
-        return eta_seconds(ev.step, ev.total_steps, ev.chars_per_sec, cfg.batch_size * cfg.seq_len)
+        """Seconds the running run has left after step event ``ev``, its final validation and
+        save included (None when unknown): the trainer's figure, which the command line's
+        progress line shows too (charlstm_core.training.measures)."""
+        return ev.eta_s
 
     def trainable_problem(self, train_config: TrainConfig) -> str:
         """Why a run of ``train_config`` cannot start on the loaded text ("" when it can):

@@ -6,8 +6,8 @@ import math
 
 
 def duration(seconds: float | None) -> str:
-    """``1 h 02 min``, ``3 min 05 s``, ``12 s``; an em dash when unknown (the rounding every view
-    of a run's duration shares: charlstm_core.training.measures.duration_text)."""
+    """``0:03:05``, ``1:02:05``; an em dash when unknown: the one duration formatter of the app
+    and the command line (charlstm_core.training.measures.duration_text)."""
     from charlstm_core.training.measures import duration_text
 
     return duration_text(seconds)

@@ -78,8 +78,9 @@ def silence_stdout() -> None:
 
 
 def hms(seconds: float | None) -> str:
-    """``h:mm:ss`` of a duration in seconds ("?" when unknown; charlstm_core.training.measures)."""
-    return measures.clock_text(seconds)
+    """``h:mm:ss`` of a duration in seconds ("?" when unknown): the one duration formatter,
+    charlstm_core.training.measures.duration_text."""
+    return measures.duration_text(seconds, unknown="?")
 
 
 def count(n: float, noun: str) -> str:

@@ -166,30 +166,31 @@ class Budget:
             reserve += self._save_cost_s()
         return reserve
 
-    def seconds_per_step(self) -> float | None:
-        """A step of the rest of the run with its share of the validations, samples and
-        autosaves made every so many steps (None before the first step)."""
+    def eta_s(self, step: int, total: int) -> float | None:
+        """The run's time left after the step event of ``step`` (of ``total``), its final
+        validation and save included (charlstm_core.training.measures.eta_seconds)."""
+        tc, ck = self.tc, self.checkpointer
+        minutes = tc.minutes
+        if minutes is not None:
+            return measures.eta_seconds(
+                work_s=None,
+                finish_s=self.finish_reserve_s(),
+                budget_left_s=minutes * 60.0 - self.duration_s,
+                last_step=step >= total,
+            )
         if not self._recent:
             return None
-        tc = self.tc
-        per_step = self.step_s
-        if tc.eval_every and self.val_chars > 1:
-            per_step += self._eval_cost_s() / tc.eval_every
-        if tc.sample_every and self.sample_s is not None:
-            per_step += self.sample_s / tc.sample_every
-        if self.checkpointer.path and self.checkpointer.every:
-            per_step += self._save_cost_s() / self.checkpointer.every
-        return per_step
-
-    def eta_s(self, step: int, total: int) -> float | None:
-        """The run's time left after the step that brought the model to ``step`` (measures)."""
-        minutes = self.tc.minutes
-        return measures.eta_seconds(
-            steps_left=total - step,
-            seconds_per_step=self.seconds_per_step(),
-            finish_s=self.finish_reserve_s(),
-            budget_left_s=None if minutes is None else minutes * 60.0 - self.duration_s,
-        )
+        validates = self.val_chars > 1
+        work = (total - step) * self.step_s
+        evals = measures.due(step, total, tc.eval_every) if validates else 0
+        if validates and (not tc.eval_every or total % tc.eval_every):
+            evals += 1  # the final validation (none when the last periodic one is at the end)
+        work += evals * self._eval_cost_s() if evals else 0.0
+        if self.sample_s is not None:  # unknown until the first sample: not counted before
+            work += measures.due(step, total, tc.sample_every) * self.sample_s
+        if ck.path:  # the autosaves before the last step, then the final save
+            work += (measures.due(step, total - 1, ck.every) + 1) * self._save_cost_s()
+        return measures.eta_seconds(work_s=work, finish_s=0.0)
 
     def total_is_estimate(self, step: int, total: int) -> bool:
         """Whether ``total`` is still an estimate: a time budget's, until its last step."""

@@ -14,17 +14,18 @@ functions, so one run shows one duration and one speed everywhere.
 - **Time left** (``eta_s``): until the run's end as defined above, its final validation and save
   included. A time budget ends where its budget does (the trainer stops stepping when another
   step would not finish, with the final validation and save, inside it); a run of steps or
-  epochs has its steps left at the time a step costs with its share of validations, samples
-  and autosaves (as the settings check estimates it, charlstm_core.training.plan), plus the
-  final validation and save.
+  epochs has its steps left at the recent time per step, plus the validations, samples and
+  autosaves due among them (``due``) at their measured cost, plus the final validation and
+  save (a validation's cost is timed on a slice before the first step; a sample's counts from
+  the first one).
 - **Step total**: a time budget's total is an estimate until the run ends; it is shown as
   "about N" (``about``: two significant digits, so that it does not flicker step by step).
 
 A model's *training time* (``elapsed_s``, in a checkpoint and on the curves' time axis) is another
 figure: the training of all the model's runs, up to its last save.
 
-Durations are shown in whole seconds (``whole_seconds``): the command line as ``h:mm:ss``
-(``clock_text``), the app in words (``duration_text``), so the same run reads the same.
+Durations are shown by one formatter (``duration_text``: whole seconds as ``h:mm:ss``), in the
+command line and the app alike, so the same run reads the same everywhere.
 This module imports only the standard library: the command line's console imports it at start-up.
 """
 
@@ -65,25 +66,35 @@ def chars_per_sec(chars: int, duration_s: float) -> float | None:
     return chars / duration_s
 
 
+def due(step: int, total: int, every: int) -> int:
+    """How many of the steps ``step``..``total`` (both included) are multiples of ``every``:
+    the validations, samples or autosaves still to come after the step event of ``step`` (the
+    trainer makes them after that event)."""
+    if not every or total < step:
+        return 0
+    return total // every - (step - 1) // every
+
+
 def eta_seconds(
     *,
-    steps_left: int,
-    seconds_per_step: float | None,
+    work_s: float | None,
     finish_s: float,
     budget_left_s: float | None = None,
+    last_step: bool = False,
 ) -> float | None:
     """Seconds until the run ends, its final validation and save (``finish_s``) included.
 
-    A time budget (``budget_left_s``: the budget less the duration so far) ends with its budget,
-    or, once the run has no step left, when its final validation and save are done. A run of
-    steps or epochs makes ``steps_left`` more steps at ``seconds_per_step`` each (a step with its
-    share of validations, samples and autosaves). None while unknown.
+    A time budget (``budget_left_s``: the budget less the duration so far) ends with its budget
+    (the trainer stops stepping when another step would not fit, final validation and save
+    included), and at its ``last_step`` when its final validation and save are done. A run of
+    steps or epochs makes its ``work_s`` (the steps left at the recent time per step, and the
+    validations, samples and autosaves due among them), then ``finish_s``. None while unknown.
     """
     if budget_left_s is not None:
-        return max(budget_left_s, finish_s if steps_left <= 0 else 0.0, 0.0)
-    if seconds_per_step is None or not math.isfinite(seconds_per_step):
+        return max(finish_s if last_step else max(budget_left_s, finish_s), 0.0)
+    if work_s is None or not math.isfinite(work_s):
         return None
-    return max(steps_left, 0) * seconds_per_step + finish_s
+    return max(work_s, 0.0) + finish_s
 
 
 def fraction_done(
@@ -100,7 +111,8 @@ def fraction_done(
 
 
 def about(n: float) -> int:
-    """An estimated count rounded to two significant digits: 2,704 -> 2,700; 497 -> 500."""
+    """An estimated count rounded to two significant digits (2,704 -> 2,700; 497, 503 -> 500;
+    below 100, as it is), so that it does not flicker while it is re-estimated."""
     n = max(int(round(n)), 0)
     if n < 100:
         return n
@@ -120,29 +132,18 @@ def whole_seconds(seconds: float | None) -> int | None:
     return int(round(seconds))
 
 
-def clock_text(seconds: float | None) -> str:
-    """``h:mm:ss`` (the command line); "?" when unknown."""
+def duration_text(seconds: float | None, unknown: str = "—") -> str:
+    """A duration as every view shows it, the app and the command line alike: whole seconds as
+    ``h:mm:ss`` (``0:00:58``, ``1:02:05``); ``unknown`` when unknown."""
     s = whole_seconds(seconds)
     if s is None:
-        return "?"
+        return unknown
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def duration_text(seconds: float | None) -> str:
-    """``1 h 02 min``, ``3 min 05 s``, ``12 s`` (the app); an em dash when unknown."""
-    s = whole_seconds(seconds)
-    if s is None:
-        return "—"
-    if s >= 3600:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min"
-    if s >= 60:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s} s"
 
 
 DURATION_MEANS = (
     "wall-clock time from the run's first step to the end of its final save, pauses excluded"
 )
 CHARS_PER_SEC_MEANS = (
-    "characters trained over the run's duration (its validations, samples and saves included)"
+    "characters trained over the run's duration, its validations, samples and saves included"
 )

@@ -10,14 +10,16 @@ Three cases, each printed as ratios (estimate / real; 1.00 is perfect):
   busy    the same beside a second process that trains (``charlstm train`` on the English
           text, default settings, as another user's training would): the estimate is measured
           under that load and compared with a real run under it. Prints what the load reading
-          said (the cores the other programs used).
+          said (the cores the other programs used while the estimate was measured, and
+          during the real run: the two loads must be alike for the ratio to mean much).
   budget  a time budget (the Quick look preset's settings, ``--minutes``) quiet and busy: the
           Text tab's step total ("about N steps in 1 min") against the steps the run made; the
           run's end against its budget (its final validation and save included); the time left
           shown at 25/50/75% of the run against the time it really had left.
 
 The three texts:
-  english  tinyshakespeare (../shared/data, or $CHARLSTM_SHAKESPEARE): 65 distinct characters.
+  english  tinyshakespeare (shared/data beside the checkout or one level up, or
+           $CHARLSTM_SHAKESPEARE): 65 distinct characters.
   german   German-like text made here from a fixed word list with umlauts and ß, written as
            Latin-1 and read back as latin-1 (about 70 distinct characters).
   cjk      Chinese-like text made here: ideographs drawn from 6,000 (U+4E00...) with Zipf
@@ -68,8 +70,9 @@ from charlstm_core.files.text import load_corpus  # noqa: E402
 from charlstm_core.training import plan  # noqa: E402
 from charlstm_core.training.trainer import Trainer  # noqa: E402
 
+_BESIDE = [up / "shared" / "data" / "tinyshakespeare.txt" for up in ROOT.parents[:2]]
 SHAKESPEARE = os.environ.get(
-    "CHARLSTM_SHAKESPEARE", str(ROOT.parent / "shared" / "data" / "tinyshakespeare.txt")
+    "CHARLSTM_SHAKESPEARE", str(next((p for p in _BESIDE if p.exists()), _BESIDE[0]))
 )
 GERMAN_WORDS = (
     "der die das und ist nicht ein eine zu mit auf für über über Mädchen Bäume schön Straße "
@@ -160,7 +163,7 @@ def per_step_case(label: str, folder: Path, mc: ModelConfig, tc: TrainConfig) ->
     """Estimated against real seconds per step on the three texts; the largest error."""
     print(f"\n[{label}] time per step (estimate measured just before each real run)")
     print(
-        f"{'text':8} {'V':>6} {'others used':>12} {'estimate s/step':>16} "
+        f"{'text':8} {'V':>6} {'others: est.':>12} {'run':>5} {'estimate s/step':>16} "
         f"{'measured s/step':>16} {'ratio':>7}"
     )
     worst = 0.0
@@ -168,17 +171,37 @@ def per_step_case(label: str, folder: Path, mc: ModelConfig, tc: TrainConfig) ->
         corpus = load_corpus(path, encoding=enc)
         est, said = estimated_step_s(corpus, mc, tc)
         trainer = Trainer(corpus, mc, tc)
+        meter = run_meter()
         t0 = time.perf_counter()
         for _ in trainer.run():
             pass
         real = (time.perf_counter() - t0) / tc.steps
+        during = others(meter)
         ratio = est / real
         worst = max(worst, abs(ratio - 1))
         print(
-            f"{name:8} {corpus.vocab.size:>6,} {said:>12} {est:>16.4f} {real:>16.4f} {ratio:>7.2f}"
+            f"{name:8} {corpus.vocab.size:>6,} {said:>12} {during:>5} {est:>16.4f} "
+            f"{real:>16.4f} {ratio:>7.2f}"
         )
     print(f"[{label}] largest error {worst:.0%} (target: at most 25%)")
     return worst
+
+
+def run_meter():
+    """A load meter started before a real run (None in a version without one)."""
+    try:
+        from charlstm_core.training.load import LoadMeter
+    except ImportError:
+        return None
+    meter = LoadMeter()
+    meter.start()
+    return meter
+
+
+def others(meter) -> str:
+    """The cores other programs used since ``meter`` started ("-": unknown)."""
+    load = None if meter is None else meter.load()
+    return "-" if load is None or load.others is None else f"{load.others:.1f}"
 
 
 # ------------------------------------------------------------------------------ a time budget
@@ -218,13 +241,17 @@ def budget_case(label: str, folder: Path) -> None:
     est_steps = minutes * 60 / est_step_s
     trainer = Trainer(corpus, mc, tc, checkpoint_path=str(folder / "budget.npz"))
     shown: list[tuple[float, int, float | None]] = []  # (wall, step, time left shown)
+    meter = run_meter()
     t0 = time.perf_counter()
     for ev in trainer.run():
         if isinstance(ev, StepEvent):
             shown.append((time.perf_counter(), ev.step, eta_of(ev, tc)))
     end = time.perf_counter()
     steps = shown[-1][1] if shown else 0
-    print(f"\n[{label}] a {minutes:g}-minute run (Quick look, english); others used {said}")
+    print(
+        f"\n[{label}] a {minutes:g}-minute run (Quick look, english); others used {said} "
+        f"while estimating, {others(meter)} during the run"
+    )
     print(f"  steps: estimated {est_steps:,.0f}, made {steps:,}: ratio {est_steps / steps:.2f}")
     print(
         f"  the run lasted {end - t0:.1f} s of its {minutes * 60:g} s budget (final validation "

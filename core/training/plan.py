@@ -40,8 +40,12 @@ SHORT_WINDOW = 8  # the shortest window a step is timed at (see measure_timing)
 FULL_STEP_BUDGET_S = 1.0  # a step up to this long is timed at its full window
 MAX_TIMED_FLOP = 1.6e10  # the largest short step timed as is; bigger: timed on fewer streams
 EVAL_WINDOW = 64  # validation is timed in windows of at most this many characters
-LOAD_WINDOW_S = 0.3  # under load, each kind of step is timed over at least this long...
-MAX_REPEATS = 15  # ...in at most this many steps, and their mean taken
+# Under load, each kind of step is timed over at least this long, in at most this many steps,
+# and their mean taken: a busy machine's steps vary several-fold from one to the next (the
+# other program's phases, the scheduler's time slices), and over 0.3 s windows the estimate
+# was 0.5-2.9x a real run's time per step (benchmarks/bench_estimate.py, busy case).
+LOAD_WINDOW_S = 1.0
+MAX_REPEATS = 60
 
 
 # --------------------------------------------------------------------------- size and memory

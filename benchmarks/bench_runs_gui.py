@@ -142,7 +142,7 @@ def main() -> None:
             f"{load_s / LOAD_TARGET_S:.2f} x the target (< {LOAD_TARGET_S * 1000:.0f} ms)"
         )
         t0 = time.perf_counter()
-        w.ctl.list_runs()
+        w.ctl.runs.list_runs()
         read_ms = (time.perf_counter() - t0) * 1000
         print(f"  (of which reading the runs from the store: {read_ms:.0f} ms)")
         with RunStore.open(db) as store:

@@ -334,8 +334,9 @@ def update_actions(
     (``continue_tips``: its tool and status tips when it is possible)."""
     st = c.state
     idle = st is State.IDLE
-    # a sweep owns the text and the training from its timing to its last run
-    busy = (bool(c.busy) and "Saving" not in c.busy) or c.sweeping
+    # a sweep owns the text and the training from its timing to its last run: then the state
+    # is never idle (sweeping, or its point's run)
+    busy = bool(c.busy) and "Saving" not in c.busy
     has_corpus = c.corpus is not None
     has_model = c.model is not None or c.training
     can_continue = idle and c.model is not None and c.model.train is not None

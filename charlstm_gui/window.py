@@ -379,6 +379,7 @@ class MainWindow(QMainWindow):
         self.form.setEnabled(idle and not c.sweeping)  # a sweep keeps the settings it began with
         text = {
             State.IDLE: "Ready" if has_corpus else "Open a text to begin",
+            State.SWEEPING: "between runs",
             State.STARTING: "Starting…",
             State.TRAINING: "Training",
             State.PAUSED: "Paused",

@@ -134,21 +134,9 @@ def test_the_engine_does_not_import_qt():
                 assert not any(n.split(".")[0] in {"PySide6", "pyqtgraph"} for n in names), name
 
 
-# The GUI controller is still one object assembled from parts that share its fields (a known
-# exception, removed by the task that recomposes the controller; docs/architecture.md). Nothing
-# else may be built so: a collaborator with its own state, not a mixin. None in charlstm_core.
-KNOWN_MIXINS = {
-    "charlstm_gui": {
-        "charlstm_gui.controller.controller.Controller",
-        "charlstm_gui.controller.files.FilesMixin",
-        "charlstm_gui.controller.generate.GenerateMixin",
-        "charlstm_gui.controller.plan.PlanMixin",
-        "charlstm_gui.controller.runs.RunsMixin",
-        "charlstm_gui.controller.tasks.TasksMixin",
-        "charlstm_gui.controller.sweep_jobs.SweepJobsMixin",
-    },
-    "charlstm_core": set(),
-}
+# Collaborators, not mixins (STYLE.md): a class with its own state, given what it needs. None in
+# either package; a known exception would be listed here, by package.
+KNOWN_MIXINS: dict[str, set[str]] = {"charlstm_gui": set(), "charlstm_core": set()}
 
 
 def classes(package: str) -> dict[str, list[str]]:

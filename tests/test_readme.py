@@ -105,3 +105,14 @@ def test_every_relative_link_leads_somewhere(page: Path) -> None:
         elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
             broken.append(target)
     assert not broken, f"{page.name}: {broken}"
+
+
+SOURCE_PATH = re.compile(r"`((?:core|charlstm_gui|tests|packaging|benchmarks)/[\w/]+\.py)`")
+
+
+@pytest.mark.parametrize("page", [README, ROOT / "docs" / "architecture.md"], ids=lambda p: p.name)
+def test_the_files_named_as_owners_exist(page: Path) -> None:
+    # "Who owns what" names files; a move or a rename must take the sentence with it.
+    named = SOURCE_PATH.findall(page.read_text(encoding="utf-8"))
+    assert named, "no source file named"
+    assert [p for p in named if not (ROOT / p).is_file()] == []

@@ -1,9 +1,10 @@
-"""Generating text for the controller (``GenerateMixin``, a part of ``Controller``).
+"""Generating text for the controller (``Generation``).
 
 Text comes from the current model, or while training from a copy of its weights taken between
 two steps (``GeneratorWorker.request_snapshot``), so training goes on; while a run is stopping,
-the request waits for the final model. The characters come from ``characters``, pulled by a
-generic ``GeneratorWorker`` (a stop ends the pull).
+the request waits for the final model (the controller says which: ``start``, ``wait``). The
+characters come from ``characters``, pulled by a generic ``GeneratorWorker`` (a stop ends the
+pull).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from charlstm_core.config import GenerationConfig
+from PySide6.QtCore import QObject, Slot
 
 from ..worker import GeneratorWorker
-from .state import State
+from .tasks import Feedback
 
 
 def characters(mf: Any, request: GenerationConfig, *, beside_training: bool) -> Iterator[str]:
@@ -33,56 +35,93 @@ def characters(mf: Any, request: GenerationConfig, *, beside_training: bool) -> 
         yield from sample.generate(mf, **request.sampling())
 
 
-class GenerateMixin:
-    """Sampling from the current model or the one being trained (a part of ``Controller``)."""
+class Generation(QObject):
+    """One generation at a time: the request waiting for a model, or the worker pulling its
+    characters; what it says goes out through the callbacks it is given (the controller's
+    signals)."""
 
-    # what the mixin uses of Controller (declared there, with the slots that receive the
-    # stream worker's signals: a queued call reaches a slot of the QObject subclass itself)
-    message: Any
-    internal_error: Any
-    generation_started: Any
-    generation_text: Any
-    generation_finished: Any
-    _launch: Callable[..., Any]
+    def __init__(
+        self,
+        launch: Callable[[QObject], Any],
+        feedback: Feedback,
+        *,
+        started: Callable[[str], None],
+        text: Callable[[str], None],
+        finished: Callable[[bool], None],
+        beside_training: Callable[[], bool],
+        parent: QObject | None = None,
+    ) -> None:
+        """``started(what it samples from)``, ``text(characters)``, ``finished(completed)``;
+        ``beside_training()``: whether a run is training now (then BLAS keeps one thread)."""
+        super().__init__(parent)
+        self._launch, self.feedback = launch, feedback
+        self._started, self._text, self._finished = started, text, finished
+        self._beside_training = beside_training
+        self.worker: GeneratorWorker | None = None  # pulling ``characters``
+        self.pending: GenerationConfig | None = None  # waiting for a model to sample from
 
-    def generate(self, request: GenerationConfig) -> bool:
-        if self.generating:
-            return False
-        if self._train_worker is not None and self.state is not State.STOPPING:
-            self._pending_generate = request  # sample from a copy taken between two steps
-            self._train_worker.request_snapshot(self._generate_from_snapshot)
-            self.generation_started.emit("the model being trained")
-            return True
-        if self._train_worker is not None:  # stopping: use the final model once it arrives
-            self._pending_generate = request
-            self.generation_started.emit("the model being trained")
-            return True
-        if self.model is None:
-            self.message.emit("No model yet", "Train a model or open a model file first.")
-            return False
-        self._start_stream(self.model, request, self.model_source or "the current model")
-        return True
+    @property
+    def generating(self) -> bool:
+        return self.worker is not None or self.pending is not None
 
-    def _generate_from_snapshot(self, mf: Any) -> None:
-        if self._pending_generate is not None:
-            request, self._pending_generate = self._pending_generate, None
+    def wait(self, request: GenerationConfig) -> None:
+        """Hold ``request`` until a copy of the model being trained arrives (``from_copy``,
+        ``from_final``)."""
+        self.pending = request
+        self._started("the model being trained")
+
+    def from_copy(self, mf: Any) -> None:
+        """A copy of the model being trained, taken between two steps, for the waiting
+        request."""
+        if self.pending is not None:
+            request, self.pending = self.pending, None
             step = mf.train.step if mf.train is not None else 0
-            self._start_stream(mf, request, f"the model being trained (step {step:,})")
+            self.start(mf, request, f"the model being trained (step {step:,})")
 
-    def _start_stream(self, mf: Any, request: GenerationConfig, source: str) -> None:
+    def from_final(self, mf: Any, source: str) -> None:
+        """The run ended with model ``mf`` (None: none): the waiting request samples from it."""
+        if self.pending is None or self.worker is not None:
+            return
+        request, self.pending = self.pending, None
+        if mf is not None:
+            self.start(mf, request, source)
+        else:
+            self._finished(False)
+
+    def start(self, mf: Any, request: GenerationConfig, source: str) -> None:
         # beside a running training (not a paused one), generation must leave it the cores
-        beside = self.state in (State.STARTING, State.TRAINING)
+        beside = self._beside_training()
         worker = GeneratorWorker(lambda: characters(mf, request, beside_training=beside))
-        worker.yielded.connect(self._on_stream_text)
-        worker.errored.connect(self._on_stream_failed)
-        worker.finished.connect(self._on_stream_finished)
-        self._stream_worker = worker
-        self.generation_started.emit(source)
+        # to this object's own slots: a queued call reaches a slot of a QObject subclass
+        worker.yielded.connect(self._on_text)
+        worker.errored.connect(self._on_failed)
+        worker.finished.connect(self._on_finished)
+        self.worker = worker
+        self._started(source)
         self._launch(worker)
 
-    def cancel_generation(self) -> None:
-        if self._pending_generate is not None:
-            self._pending_generate = None
-            self.generation_finished.emit(False)
-        if self._stream_worker is not None:
-            self._stream_worker.request_stop()
+    def cancel(self) -> None:
+        if self.pending is not None:
+            self.pending = None
+            self._finished(False)
+        if self.worker is not None:
+            self.worker.request_stop()
+
+    def shutdown(self) -> None:
+        """Closing: nothing waits any more, and the pull ends at its next character."""
+        self.pending = None
+        if self.worker is not None:
+            self.worker.request_stop()
+
+    @Slot(object)
+    def _on_text(self, chars: tuple) -> None:
+        self._text("".join(chars))
+
+    @Slot(object, str)
+    def _on_failed(self, exc: Exception, tb: str) -> None:
+        self.feedback.failure(exc, tb, "Cannot generate")
+
+    @Slot()
+    def _on_finished(self) -> None:
+        worker, self.worker = self.worker, None
+        self._finished(worker is not None and worker.completed)  # it ran to its end

@@ -1,5 +1,5 @@
-"""Sweeps whose points train as separate jobs (``SweepJobsMixin``, a part of ``Controller``):
-several at once in processes of this computer, or on the workers of a Dask cluster.
+"""Sweeps whose points train as separate jobs (``SweepJobs``): several at once in processes of
+this computer, or on the workers of a Dask cluster.
 
 The app's own sweep trains one point after another with its trainer, drawn live. With "this
 computer, N at once" (N > 1) the points run in the command line's process pool
@@ -7,7 +7,7 @@ computer, N at once" (N > 1) the points run in the command line's process pool
 (``charlstm_core.sweep.cluster.ClusterSweep``, as ``charlstm sweep --scheduler``: it connects,
 checks the workers, times the points on a worker when asked, and reports points starting, their
 progress and each one's end with its model and run brought home). Either is pulled by a
-``SweepJobsWorker`` on its own thread; this part turns what it reports into the ``SweepState``
+``SweepJobsWorker`` on its own thread; ``SweepJobs`` turns what it reports into the ``SweepState``
 the window shows, as for the app's own sweep. ``check_cluster`` lists a scheduler's workers off
 the GUI thread (the dialog's Connect button). Cancel Sweep stops the points training after their
 current step (they come back "stopped"); closing the app cancels them at once. A cluster itself
@@ -26,8 +26,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from charlstm_core.errors import CharLSTMError
+from PySide6.QtCore import QObject, Slot
 
 from ..worker import GeneratorWorker
+from .tasks import Feedback
 
 
 class SweepJobsWorker(GeneratorWorker):
@@ -173,23 +175,28 @@ def pool_events(
     return events
 
 
-class SweepJobsMixin:
-    """Sweeps of separate jobs: a process pool here, or a Dask cluster (part of ``Controller``)."""
+class SweepJobs(QObject):
+    """The sweep of separate jobs running now (a process pool here, or a Dask cluster): its
+    worker and the ``SweepState`` it updates; what it learns goes out through its callbacks."""
 
-    # what the mixin uses of Controller (declared there)
-    message: Any
-    internal_error: Any
-    runs_changed: Any
-    sweep_changed: Any
-    sweep: Any
-    corpus: Any
-    runs_db: str | None
-    run_task: Callable[..., None]
-    _launch: Callable[..., Any]
-    _sweep_end: Callable[[], None]
-
-    def _init_jobs(self) -> None:
-        self._jobs_worker: SweepJobsWorker | None = None
+    def __init__(
+        self,
+        launch: Callable[[QObject], Any],
+        run_task: Callable[..., None],
+        feedback: Feedback,
+        *,
+        changed: Callable[[Any], None],
+        runs_changed: Callable[[], None],
+        parent: QObject | None = None,
+    ) -> None:
+        """``changed(sweep)``: a point began, progressed or ended; ``runs_changed()``: a point's
+        run was brought into the run store."""
+        super().__init__(parent)
+        self._launch, self.run_task, self.feedback = launch, run_task, feedback
+        self._changed, self._runs_changed = changed, runs_changed
+        self.worker: SweepJobsWorker | None = None
+        self.sweep: Any = None  # the SweepState its events update
+        self._on_end: Callable[[], None] = lambda: None
 
     def check_cluster(self, address: str, done: Callable[[Any], None]) -> None:
         """List the workers of the scheduler at ``address`` off the GUI thread, then
@@ -199,22 +206,30 @@ class SweepJobsMixin:
             if isinstance(exc, CharLSTMError):
                 done(str(exc))
             else:
-                self.internal_error.emit(tb)
+                self.feedback.internal_error(tb)
                 done("An unexpected error; see the error report.")
 
         self.run_task(lambda: list_cluster(address), done, failed=failed)
 
-    def _start_jobs_sweep(
-        self, model_config: Any, base: Any, timed: bool, *, cluster: str = "", jobs: int = 1
+    def start(
+        self,
+        sweep: Any,
+        corpus: Any,
+        model_config: Any,
+        base: Any,
+        timed: bool,
+        *,
+        runs_db: str,
+        cluster: str = "",
+        jobs: int = 1,
+        on_end: Callable[[], None],
     ) -> None:
-        """Run the sweep in ``self.sweep`` on the Dask cluster at ``cluster``, else ``jobs`` at a
-        time in processes here; its models go to a folder of the autosave folder (named as the
-        command line names it), its runs to the run store."""
+        """Run ``sweep`` (a ``SweepState``) on the Dask cluster at ``cluster``, else ``jobs`` at
+        a time in processes here; its models go to a folder of the autosave folder (named as
+        the command line names it), its runs to the run store at ``runs_db``. ``on_end()``
+        follows once its worker has ended (every point back, or the sweep failed)."""
         from charlstm_core import sweep as core_sweep
-        from charlstm_core.runs import default_db_path
 
-        sweep = self.sweep
-        corpus = self.corpus
         stem = os.path.splitext(os.path.basename(corpus.name))[0] or "text"
         out_dir = os.path.join(sweep.autosave_dir, f"{stem}-sweep-{time.strftime('%Y%m%d-%H%M%S')}")
         spec = core_sweep.SweepSpec(
@@ -223,7 +238,7 @@ class SweepJobsMixin:
             base_model=model_config,
             base_train=base,
             out_dir=out_dir,
-            runs_db=str(self.runs_db or default_db_path()),
+            runs_db=runs_db,
             sweep_label=sweep.label,
         )
         points = [p.point for p in sweep.points]
@@ -233,18 +248,18 @@ class SweepJobsMixin:
         else:
             events = pool_events(jobs, spec, points, corpus, minutes)
         worker = SweepJobsWorker(events)
-        # to the Controller's own slots (a queued call needs a slot of the QObject subclass)
-        worker.yielded.connect(self._on_jobs_events)
-        worker.errored.connect(self._on_jobs_failed)
-        worker.finished.connect(self._on_jobs_finished)  # after errored too: then a no-op
-        self._jobs_worker = worker
+        # to this object's own slots: a queued call reaches a slot of a QObject subclass
+        worker.yielded.connect(self._on_events)
+        worker.errored.connect(self._on_failed)
+        worker.finished.connect(self._on_finished)  # after errored too: then a no-op
+        self.worker, self.sweep, self._on_end = worker, sweep, on_end
         sweep.timing = timed
-        self.sweep_changed.emit(sweep)
+        self._changed(sweep)
         self._launch(worker)
 
-    def _stop_jobs_sweep(self, *, now: bool = False) -> bool:
+    def stop(self, *, now: bool = False) -> bool:
         """Ask a running sweep of jobs to stop (``now``: cancel its points); False if none."""
-        worker = self._jobs_worker
+        worker = self.worker
         if worker is None:
             return False
         if now:
@@ -253,11 +268,8 @@ class SweepJobsMixin:
             worker.request_stop()
         return True
 
-    _on_jobs_events: Callable[[tuple], None]
-    _on_jobs_failed: Callable[[Exception, str], None]
-    _on_jobs_finished: Callable[[], None]
-
-    def _jobs_events(self, batch: tuple) -> None:
+    @Slot(object)
+    def _on_events(self, batch: tuple) -> None:
         sweep = self.sweep
         if sweep is None or sweep.done:
             return
@@ -283,35 +295,34 @@ class SweepJobsMixin:
                 p.status, p.run_id, p.best_val = r.status, r.run_id, r.best_val_loss
                 p.model_path, p.message, p.host = r.model_path, r.message or "", r.host or p.host
                 p.progress = ""
-                self.runs_changed.emit()
+                self._runs_changed()
             changed = True
         if changed:
-            self.sweep_changed.emit(sweep)
+            self._changed(sweep)
 
-    def _jobs_failed(self, exc: Exception, tb: str) -> None:
-        self._jobs_worker = None
+    @Slot(object, str)
+    def _on_failed(self, exc: Exception, tb: str) -> None:
+        self.worker = None
         sweep = self.sweep
         if sweep is None or sweep.done:
             return
         for p in sweep.points:
             if p.status in ("waiting", "running"):
                 p.status, p.message = "skipped", "The sweep could not run it."
-        if isinstance(exc, CharLSTMError):
-            where = " on the cluster" if sweep.cluster else ""
-            self.message.emit(f"Cannot run the sweep{where}", str(exc))
-        else:
-            self.internal_error.emit(tb)
-        self._sweep_end()
+        where = " on the cluster" if sweep.cluster else ""
+        self.feedback.failure(exc, tb, f"Cannot run the sweep{where}")
+        self._on_end()
 
-    def _jobs_finished(self) -> None:
-        self._jobs_worker = None
+    @Slot()
+    def _on_finished(self) -> None:
+        self.worker = None
         sweep = self.sweep
         if sweep is None or sweep.done:
             return
         for p in sweep.points:
             if p.status in ("waiting", "running"):
                 p.status, p.message = "skipped", "not started: the sweep was stopped"
-        self._sweep_end()
+        self._on_end()
 
 
 def corpus_bytes(corpus: Any) -> tuple[bytes, str]:

@@ -59,11 +59,11 @@ class RunsView:
 
     def refresh_runs(self) -> None:
         """Reload the table (1,000 runs: one query; ``benchmarks/bench_runs_gui.py``)."""
-        runs = self.ctl.list_runs()
+        runs = self.ctl.runs.list_runs()
         ended = {r.id for r in runs if r.status != "running"}
         self._curves = {i: cv for i, cv in self._curves.items() if i in ended}  # growing: reload
         self.panel.set_runs(runs)
-        if not self.ctl.runs_problem_text:
+        if not self.ctl.runs.problem_text:
             self.panel.show_note("")
         self.overlay(self.panel.model.checked)
 
@@ -85,10 +85,10 @@ class RunsView:
     def overlay(self, ids: list) -> None:
         """Draw the ticked runs' stored curves; the run training now (or just trained) is drawn
         live instead, under its name."""
-        live = self.ctl.history_run_id
+        live = self.ctl.runs.history_run_id
         missing = [i for i in ids if i not in self._curves and i != live]
         if missing:
-            self.ctl.load_curves(missing, self._curves_loaded)
+            self.ctl.runs.load_curves(missing, self._curves_loaded)
         curves = []
         for i in ids:
             run, cv = self.panel.run(i), self._curves.get(i)

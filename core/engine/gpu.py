@@ -13,7 +13,7 @@ and the same optimizer (charlstm_core.engine.optim), with only what a device add
 * no batch slices: the device runs a whole batch's products at once.
 
 With ``xp = numpy`` the same code runs on the CPU, the kernels' formula text evaluated by NumPy:
-how the test suite checks it against ``CpuEngine`` (tests/test_backend_engine.py). Model files
+how the test suite checks it against ``CpuEngine`` (tests/test_xp_engine.py). Model files
 are the same: parameters are kept in PyTorch's layouts, so ``to_host`` hands back exactly what
 ``charlstm_core.files.modelfile`` writes.
 """

@@ -1,4 +1,5 @@
-"""Fixtures of the GUI tests: offscreen Qt, a private runtime dir, no QThread left running.
+"""Fixtures of the GUI tests: offscreen Qt, a private runtime dir, no QThread left running, a
+strict state machine.
 
 The environment is set here, before anything imports Qt, so the tests never need a display.
 """
@@ -11,6 +12,8 @@ import shutil
 import tempfile
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
+# an illegal move of the app's state machine raises here, where a test sees it (the field logs it)
+os.environ["CHARLSTM_STRICT_STATES"] = "1"
 _runtime = tempfile.mkdtemp(prefix="charlstm-xdg-")
 os.chmod(_runtime, 0o700)
 os.environ["XDG_RUNTIME_DIR"] = _runtime

@@ -45,7 +45,7 @@ class Recorder:
 def ctl(qtbot, monkeypatch):
     """A controller with a text, no run store, and a fake trainer (``ctl.fake`` says which)."""
     c = Controller(blas_threads=1)
-    c.record_runs = False
+    c.runs.record_runs = False
     c.corpus = TEXT
     c.fake = lambda: FakeTrainer(steps=40, step_s=0.002)
     monkeypatch.setattr(trainer_module, "Trainer", lambda *args, **kw: c.fake())
@@ -159,7 +159,7 @@ def test_a_save_claims_the_file_only_for_the_model_it_was_started_for(
 
 def test_a_save_to_a_folder_is_refused_at_once(qtbot, ctl, tmp_path):
     said = Recorder(ctl)
-    ctl.model = FakeModel(3)
+    ctl.files.model = FakeModel(3)
     ctl.save_model(str(tmp_path))
     assert said.messages and said.messages[0][0] == "The model was not saved"
     assert ctl.busy == "" and said.saved == []

@@ -287,7 +287,7 @@ def test_a_run_is_named_after_the_file_its_model_is_saved_to(home, qtbot, window
     for _ in range(2):  # two runs: both "t 1x16"
         window.train_new()
         qtbot.waitUntil(lambda: window.ctl.state is State.IDLE, timeout=30_000)
-        window.ctl._set_dirty(False)  # no question before the next one
+        window.ctl.files.set_dirty(False)  # no question before the next one
     names = [r.name for r in window.runs_panel.model.runs]
     assert names == ["t 1x16", "t 1x16"]
     window.ask_save_path = lambda: str(tmp_path / "A.npz")

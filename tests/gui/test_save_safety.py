@@ -80,7 +80,7 @@ def test_a_late_save_of_the_old_model_does_not_claim_the_opened_one(
     monkeypatch.setattr(modelfile, "save_model", slow_save)
     with qtbot.waitSignals([w.ctl.saved, w.ctl.model_opened], timeout=10_000):
         w.ctl.save_model(str(b))  # the new model to B, in the background ...
-        w.ctl._set_dirty(False)
+        w.ctl.files.set_dirty(False)
         w.ctl.open_model(str(a))  # ... while A opens
     qtbot.wait(100)
     assert w.ctl.model_path == str(a)
@@ -188,7 +188,7 @@ def test_a_run_holds_the_lock_on_its_model_file(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: w.ctl.state is State.TRAINING, timeout=20_000)
     told = _try_lock_elsewhere(a)  # a second writer (the CLI) is told who holds it
     assert told.startswith(f"{a} is in use: process ") and "training into it" in told
-    assert "in use" in _try_lock_elsewhere(w.ctl._ckpt_lock.path)
+    assert "in use" in _try_lock_elsewhere(w.ctl.files.autosave_lock.path)
     w.ctl.stop()
     qtbot.waitUntil(lambda: w.ctl.state is State.IDLE, timeout=20_000)
     assert _try_lock_elsewhere(a) == "free"

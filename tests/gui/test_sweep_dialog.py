@@ -230,7 +230,7 @@ def test_cancel_while_timing_ends_the_sweep_before_any_run(qtbot, tmp_path, home
     assert ended and ended[0].cancelled and not ctl.sweeping
     assert [p.status for p in ended[0].points] == ["skipped"] * 4
     gate.set()  # the timing thread sees the stop before its next measurement
-    qtbot.waitUntil(lambda: not ctl._threads, timeout=10_000)
+    qtbot.waitUntil(lambda: not ctl.tasks.threads, timeout=10_000)
     assert timer.calls == 1 and ctl.state is State.IDLE and not ctl.training
     assert stored_runs() == []
     ctl.shutdown()

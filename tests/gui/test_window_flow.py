@@ -86,7 +86,7 @@ def test_close_during_training_asks_then_stops_cleanly(qtbot, tmp_path, monkeypa
     monkeypatch.setattr(w, "ask_save_path", lambda: str(saved))
     assert w.close()
     # shutdown() stopped the training thread before the save, and the save holds the run's weights
-    assert not any(thread.isRunning() for thread in w.ctl._threads)
+    assert not any(thread.isRunning() for thread in w.ctl.tasks.threads)
     assert saved.exists() and w.ctl.model is not None and w.ctl.model.train.step >= 3
 
 

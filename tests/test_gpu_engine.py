@@ -1,6 +1,6 @@
 """The GPU engine (CuPy) against the CPU engine. Skipped, with the reason, without a usable GPU.
 
-The same checks as tests/test_backend_engine.py, with ``xp = cupy``: float64 finite differences
+The same checks as tests/test_xp_engine.py, with ``xp = cupy``: float64 finite differences
 for every parameter on the GPU, 20 float32 training steps against the CPU engine, temperature-0
 sampling, and model files moving between the devices.
 """
@@ -19,9 +19,9 @@ from charlstm_core.files.modelfile import load_model
 from charlstm_core.files.text import corpus_from_text
 from charlstm_core.sample import generate
 from charlstm_core.training.trainer import Trainer
-from test_backend_engine import losses as _losses  # tests/ is on sys.path (pytest prepend)
-from test_backend_engine import make_text
-from test_backend_engine import tc as _tc
+from test_xp_engine import losses as _losses  # tests/ is on sys.path (pytest prepend)
+from test_xp_engine import make_text
+from test_xp_engine import tc as _tc
 
 _REPORT = list_devices()
 pytestmark = pytest.mark.skipif(not _REPORT.usable, reason=f"no usable GPU: {_REPORT.reason}")
@@ -65,7 +65,7 @@ def test_gpu_twenty_steps_match_the_cpu_within_float32_rounding() -> None:
     t = _tc(seq_len=32, batch_size=16)
     cpu = _losses(Trainer(corpus, MC, t, device=CpuEngine(MC)))
     gpu = _losses(Trainer(corpus, MC, t, device=_engine(MC)))
-    np.testing.assert_allclose(gpu, cpu, rtol=1e-6, atol=0)  # see test_backend_engine
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-6, atol=0)  # see test_xp_engine
 
 
 def test_gpu_sampling_at_temperature_zero_and_files_move_between_devices(tmp_path) -> None:

@@ -1,7 +1,7 @@
 """The array-module engine (the GPU engine's code) run with NumPy, checked against the CPU engine.
 
 These run the very code, formulas and kernel text the GPU runs, with ``xp = numpy``; they do not
-show that CuPy compiles or runs it (tests/test_backend_gpu.py does, where a GPU is present).
+show that CuPy compiles or runs it (tests/test_gpu_engine.py does, where a GPU is present).
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def test_finite_difference_gradient_check_for_every_parameter() -> None:
 def test_twenty_training_steps_match_the_cpu_engine_in_float32() -> None:
     """Over NumPy the array engine is the CPU engine's computation bit for bit: the same passes,
     layouts and optimizer, the kernels' text rounding as the cell's ufuncs do (tests/test_cell.py).
-    On a GPU (tests/test_backend_gpu.py) the tolerance is 1e-6 relative: cuBLAS's and CuPy's
+    On a GPU (tests/test_gpu_engine.py) the tolerance is 1e-6 relative: cuBLAS's and CuPy's
     reduction orders and the compiler's fused multiply-adds round differently, each loss by a
     few float32 roundings (unit roundoff 6e-8), which Adam carries from step to step, while any
     error in a formula moves the losses by 1e-3 or more. (CuPy does not use TF32 in products

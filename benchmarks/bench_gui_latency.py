@@ -33,16 +33,14 @@ from charlstm_core.files.builtin_text import builtin_corpus  # noqa: E402
 from charlstm_core.training.trainer import Trainer  # noqa: E402
 from PySide6.QtCore import (  # noqa: E402
     QCoreApplication,
-    QElapsedTimer,
     QEventLoop,
     QSettings,
-    QTimer,
 )
+from qt_lateness import TICK_MS, LatenessMeter  # noqa: E402
 
 from charlstm_gui.app import create_app  # noqa: E402
 
 SETTINGS = dict(hidden_size=512, num_layers=2, seq_len=100, batch_size=32, dropout=0.1)
-TICK_MS = 10
 
 
 def rate(steps: list[StepEvent], skip: int) -> float:
@@ -109,31 +107,19 @@ def in_app(
         w.ctl.train_events.connect(refresh)
     blas: list[str] = []
     w.ctl.blas_info.connect(blas.append)
-    late: list[float] = []
-    clock = QElapsedTimer()
-    clock.start()
-    last = [clock.nsecsElapsed()]
-
-    def tick() -> None:
-        now = clock.nsecsElapsed()
-        late.append(max(0.0, (now - last[0]) / 1e6 - TICK_MS))
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(TICK_MS)
-    timer.timeout.connect(tick)
+    meter = LatenessMeter()
     loop = QEventLoop()  # the app's own event loop, as app.exec() runs it
     w.ctl.state_changed.connect(lambda _state: None if w.ctl.training else loop.quit())
     w.train_new()
-    timer.start()
+    meter.start()
     if w.ctl.training:
         loop.exec()
-    timer.stop()
+    late = meter.stop()
     w.ctl.shutdown()
     w.ask_unsaved = lambda context: "discard"  # a benchmark's model is not worth a question
     w.close()
     blas_text = blas[0] if blas else "BLAS threads: not decided"
-    return rate(steps, 1), np.array(late), blas_text, analysed[0]
+    return rate(steps, 1), late, blas_text, analysed[0]
 
 
 def main() -> None:

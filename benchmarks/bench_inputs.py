@@ -33,7 +33,9 @@ def done(**figures):
     print(json.dumps(figures))
 """
 
-SPARSE_SUBJECT = """
+# load_corpus(argv[1]): how long it takes to load or refuse, and the first argv[2] characters of
+# the refusal (the sparse text's subject, and the refusal of a too-wide vocabulary)
+LOAD_CORPUS = """
 from charlstm_core.errors import CorpusError
 from charlstm_core.files.text import load_corpus
 t = time.perf_counter()
@@ -41,7 +43,7 @@ try:
     load_corpus(sys.argv[1])
     said = "loaded"
 except CorpusError as e:
-    said = str(e)[:70]
+    said = str(e)[: int(sys.argv[2])]
 done(seconds=time.perf_counter() - t, said=said)
 """
 
@@ -109,18 +111,6 @@ done(V=vocab.size, load_s=t_load, first_step_s=steps[0], later_steps_s=sum(steps
      params=int(sum(p.size for p in trainer.params.values())))
 """
 
-VOCAB_REFUSE = """
-from charlstm_core.errors import CorpusError
-from charlstm_core.files.text import load_corpus
-t = time.perf_counter()
-try:
-    load_corpus(sys.argv[1])
-    said = "loaded"
-except CorpusError as e:
-    said = str(e)[:60]
-done(seconds=time.perf_counter() - t, said=said)
-"""
-
 
 def child(code: str, *args: object) -> dict:
     r = subprocess.run(
@@ -138,7 +128,7 @@ def sparse(tmp: str) -> None:
     path = os.path.join(tmp, "sparse.txt")
     with open(path, "wb") as f:
         f.truncate(SPARSE_BYTES)
-    subject, reference = child(SPARSE_SUBJECT, path), child(SPARSE_REFERENCE, path)
+    subject, reference = child(LOAD_CORPUS, path, 70), child(SPARSE_REFERENCE, path)
     print(f"sparse {SPARSE_BYTES / 2**30:.0f} GiB text refused: {subject['seconds'] * 1e3:.1f} ms, "
           f"{subject['peak_mb']:.0f} MB peak ({subject['said']!r})")  # fmt: skip
     print(f"  reference, the whole file read first: {reference['seconds']:.2f} s, "
@@ -173,7 +163,7 @@ def vocab(tmp: str) -> None:
     with open(path, "w", encoding="utf-8") as f:
         cps = [c for c in range(0x4E00, 0x4E00 + VOCAB + 0x800) if not 0xD800 <= c < 0xE000]
         f.write("".join(chr(cps[i % VOCAB]) for i in range(VOCAB_LEN)))
-    r = child(VOCAB_REFUSE, path)
+    r = child(LOAD_CORPUS, path, 60)
     print(f"  refusing that text now: {r['seconds']:.2f} s, {r['peak_mb']:.0f} MB peak "
           f"({r['said']!r})")  # fmt: skip
 

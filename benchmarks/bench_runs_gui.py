@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 from charlstm_core.events import EvalEvent, StepEvent, TrainSummary  # noqa: E402
 from charlstm_core.runs import RunRecorder, RunStore  # noqa: E402
-from PySide6.QtCore import QElapsedTimer, QEventLoop, QSettings, QTimer  # noqa: E402
+from PySide6.QtCore import QEventLoop, QSettings, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from qt_lateness import TICK_MS, LatenessMeter  # noqa: E402
 
-TICK_MS = 10
 LOAD_TARGET_S = 0.5
 LATE_TARGET_MS = 50.0
 
@@ -65,26 +65,13 @@ def record(db: str, name: str, steps: int, seed: int) -> int:
 
 def lateness_while(loop_work, seconds_cap: float) -> np.ndarray:
     """Run ``loop_work(loop)`` inside an event loop while a 10 ms timer records its lateness."""
-    late: list[float] = []
-    clock = QElapsedTimer()
-    clock.start()
-    last = [clock.nsecsElapsed()]
-
-    def tick() -> None:
-        now = clock.nsecsElapsed()
-        late.append(max(0.0, (now - last[0]) / 1e6 - TICK_MS))
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(TICK_MS)
-    timer.timeout.connect(tick)
+    meter = LatenessMeter()
     loop = QEventLoop()
     QTimer.singleShot(int(seconds_cap * 1000), loop.quit)  # a safety net
-    timer.start()
+    meter.start()
     QTimer.singleShot(0, lambda: loop_work(loop))
     loop.exec()
-    timer.stop()
-    return np.array(late)
+    return meter.stop()
 
 
 def report(what: str, late: np.ndarray) -> None:

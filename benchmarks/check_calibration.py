@@ -103,7 +103,7 @@ def main() -> None:
             print(
                 f"\nhidden={hidden}: step timings {', '.join(f'{s:.4f}' for s in spread)} s "
                 f"(max/min {max(spread) / min(spread):.2f}); real --minutes run: {real.steps:,} "
-                f"steps in {real.elapsed_s:.1f} s ({real.status})",
+                f"steps in {real.duration_s:.1f} s ({real.status})",
                 flush=True,
             )
             for name, (n, per_step) in steps.items():

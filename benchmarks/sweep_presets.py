@@ -281,7 +281,7 @@ def check_calibration(args, texts, results: Results) -> None:
     row = dict(
         stage="check", point=point.label, minutes=minutes, calibrated_steps=cal.steps,
         seconds_per_step=cal.seconds_per_step, reserve_s=cal.reserve_s, real_steps=real.steps,
-        real_elapsed_s=real.elapsed_s, real_status=real.status, load_after=after,
+        real_elapsed_s=real.duration_s, real_status=real.status, load_after=after,
     )  # fmt: skip
     results.add(row)
 
@@ -317,7 +317,7 @@ def run_stage(args, budget: Budget, text: str, path: Path, results: Results) -> 
     for r in run_sweep(spec, [c.point for c in cals], corpus=corpus, jobs=args.jobs):
         c = by_index[r.index]
         say(
-            f"  {r.label}: {r.status}, {r.steps:,} steps in {r.elapsed_s:.0f} s, best val "
+            f"  {r.label}: {r.status}, {r.steps:,} steps in {r.duration_s:.0f} s, best val "
             f"{'-' if r.best_val_loss is None else f'{r.best_val_loss:.4f}'}; {load()}"
         )
         results.add(
@@ -326,7 +326,7 @@ def run_stage(args, budget: Budget, text: str, path: Path, results: Results) -> 
                 changes=r.changes, status=r.status, steps=r.steps, calibrated_steps=c.steps,
                 seconds_per_step=c.seconds_per_step, best_val_loss=r.best_val_loss,
                 final_val_loss=r.final_val_loss, chars_per_sec=r.chars_per_sec,
-                elapsed_s=r.elapsed_s, run_id=r.run_id, message=r.message,
+                duration_s=r.duration_s, run_id=r.run_id, message=r.message,
             )
         )  # fmt: skip
 
@@ -398,7 +398,8 @@ def as_result(row: dict[str, Any]) -> PointResult:
         index=row["index"], label=row["label"], changes=row["changes"], status=row["status"],
         run_id=row["run_id"], steps=row["steps"], best_val_loss=row["best_val_loss"],
         final_val_loss=row["final_val_loss"], chars_per_sec=row["chars_per_sec"],
-        elapsed_s=row["elapsed_s"], model_path=None, message=row["message"],
+        duration_s=row.get("duration_s", row.get("elapsed_s", 0.0)), model_path=None,
+        message=row["message"],
     )  # fmt: skip
 
 

@@ -27,17 +27,24 @@ def has_unsaved_training(w: Any) -> bool:
     return w.ctl.dirty or (w.ctl.training and w.ctl.last_step is not None)
 
 
-def resolve_unsaved(w: Any, context: str) -> bool:
-    """Ask about unsaved training before ``context``; True when the caller may go on."""
+def unsaved_choice(w: Any, context: str) -> tuple[bool, str | None]:
+    """Ask about unsaved training before ``context``: (whether the caller may go on, where to
+    save first: the model's file, else the path the user picks; None: do not save). Cancelling
+    the question or the choice of a path stops the caller."""
     answer = w.ask_unsaved(context)
     if answer == "cancel":
-        return False
+        return False, None
     if answer == "save":
         path = w.ctl.model_path or w.ask_save_path()
-        if not path:
-            return False
-        return save_before(w, path)
-    return True
+        return bool(path), path or None
+    return True, None
+
+
+def resolve_unsaved(w: Any, context: str) -> bool:
+    """Ask about unsaved training before ``context`` and save if asked; True when the caller
+    may go on."""
+    go_on, path = unsaved_choice(w, context)
+    return go_on and (path is None or save_before(w, path))
 
 
 def save_before(w: Any, path: str) -> bool:
@@ -129,13 +136,9 @@ def may_close(w: Any) -> bool:
         return True
     save_to = None
     if has_unsaved_training(w):
-        answer = w.ask_unsaved("closing")
-        if answer == "cancel":
+        go_on, save_to = unsaved_choice(w, "closing")
+        if not go_on:
             return False
-        if answer == "save":
-            save_to = w.ctl.model_path or w.ask_save_path()
-            if not save_to:
-                return False
     w._closing = True
     w.statusBar().showMessage("Stopping…")
     _stop_everything(w)

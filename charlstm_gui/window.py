@@ -29,7 +29,7 @@ from . import leaving
 from .actions import build_actions, build_menus, connect_actions, update_actions
 from .controller.controller import Controller, State
 from .controller.files import model_text_candidates
-from .controller.settings_check import SettingsCheck, form_problem
+from .controller.settings_check import LOAD_POLL_MS, SettingsCheck, form_problem
 from .desktop import app_icon
 from .views.generate import GeneratePanel
 from .views.inspect import InspectView
@@ -120,6 +120,10 @@ class MainWindow(QMainWindow):
         self._estimate_timer.setSingleShot(True)
         self._estimate_timer.setInterval(300)
         self._estimate_timer.timeout.connect(self._update_estimate)
+        self._load_timer = QTimer(self)  # the estimate is measured again when the load changes
+        self._load_timer.setInterval(LOAD_POLL_MS)
+        self._load_timer.timeout.connect(self._poll_load)
+        self._load_timer.start()
         self.actions = build_actions(self)
         cont = self.actions["continue"]
         self._continue_tips = (cont.toolTip(), cont.statusTip())  # when Continue is possible
@@ -488,8 +492,17 @@ class MainWindow(QMainWindow):
         if check is not None:
             self.text_panel.show_validation_check(check.unseen)
             self.text_panel.show_estimate(
-                check.estimate, check.train_chars, check.steps, check.passes, float(v["dropout"])
+                check.estimate,
+                check.train_chars,
+                check.steps,
+                check.passes,
+                float(v["dropout"]),
+                steps_estimated=check.steps_estimated,
             )
+
+    def _poll_load(self) -> None:
+        if self.check.poll_load():
+            self._update_estimate()  # measured again, under the load there is now
 
     def _val_fraction(self) -> float:
         return float(self.form.values()["val_fraction"])

@@ -20,8 +20,11 @@ class StepEvent:
     loss: float  # mean cross-entropy of this batch, nats per character
     lr: float  # learning rate used for this step
     grad_norm: float  # global gradient norm before clipping
-    chars_per_sec: float  # training throughput over the recent steps
-    elapsed_s: float  # wall-clock seconds spent training in this session and earlier ones
+    chars_per_sec: float  # the run's chars/s so far (charlstm_core.training.measures; NaN: none)
+    elapsed_s: float  # the model's training time: this run's duration and its earlier runs'
+    duration_s: float = 0.0  # this run's duration so far (charlstm_core.training.measures)
+    eta_s: float | None = None  # the run's time left, its final validation and save included
+    total_is_estimate: bool = False  # total_steps is a time budget's estimate ("about N")
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,11 @@ class TrainSummary:
     steps: int  # total optimizer steps in the model's life
     reason: str  # "completed" or "stopped"
     best_val_loss: float | None
-    elapsed_s: float
+    elapsed_s: float  # the model's training time (all its runs)
     checkpoint_path: str | None  # where the final checkpoint went, if one was written
     rollbacks: int = 0  # rollbacks (self-healings) in this session, see RollbackEvent
+    duration_s: float = 0.0  # this run's duration, its final save included (training.measures)
+    chars_per_sec: float | None = None  # this run's chars/s (charlstm_core.training.measures)
 
 
 Event = StepEvent | EvalEvent | SampleEvent | CheckpointEvent | RollbackEvent

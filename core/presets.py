@@ -38,7 +38,7 @@ TEN_MINUTE_MONITORING = {
     k: settings(TrainConfig)[k][1]
     for k in ("val_fraction", "eval_every", "sample_every", "sample_length")
 }
-# An hour: the same part of the text, validated and sampled less often.
+# An hour (and the GPU presets): the same part of the text, validated and sampled less often.
 HOUR_MONITORING = dict(val_fraction=0.1, eval_every=500, sample_every=1000, sample_length=500)
 
 # The recipes (model and training), each the best of its sweep (benchmarks/README.md,
@@ -153,8 +153,7 @@ _PRESETS = (
         "GPU: large",
         dict(
             hidden_size=1024, num_layers=3, dropout=0.5, seq_len=100, batch_size=128, lr=0.002,
-            warmup_steps=200, minutes=10, eval_every=500, sample_every=1000, sample_length=500,
-            val_fraction=0.1,
+            warmup_steps=200, minutes=10, **HOUR_MONITORING,
         ),
         "For a GPU: choose one as the Device to unlock it.",
         gpu=True,
@@ -163,8 +162,7 @@ _PRESETS = (
         "GPU: largest",
         dict(
             hidden_size=2048, num_layers=4, dropout=0.5, seq_len=100, batch_size=256, lr=0.001,
-            warmup_steps=500, minutes=60, eval_every=500, sample_every=1000, sample_length=500,
-            val_fraction=0.1,
+            warmup_steps=500, minutes=60, **HOUR_MONITORING,
         ),
         "The largest model, for texts of 10 MB or more on a GPU with 16 GB or more: choose one "
         "as the Device to unlock it.",

@@ -84,6 +84,10 @@ def small_train_config(**kw: Any) -> TrainConfig:
     return TrainConfig(**base)
 
 
+# an event's clock readings: they differ from run to run (charlstm_core.training.measures)
+CLOCKED = ("elapsed_s", "chars_per_sec", "duration_s", "eta_s")
+
+
 def drain(gen: Generator) -> tuple[list, Any]:
     """Every event a trainer's generator yields, and the value it returns."""
     events = []

@@ -16,7 +16,7 @@ from charlstm_core.files.modelfile import load_model, save_model
 from charlstm_core.files.text import corpus_from_text
 from charlstm_core.training import heal
 from charlstm_core.training.trainer import Trainer
-from helpers import drain
+from helpers import CLOCKED, drain
 from helpers import small_train_config as small_config
 
 # A model and settings for which `--lr 1 --clip 0` really blows up (the loss jumps from ln V to
@@ -91,7 +91,7 @@ def timeless(events):
     """Events without their wall-clock fields, for comparing two runs."""
     out = []
     for e in events:
-        d = {k: v for k, v in vars(e).items() if k not in ("chars_per_sec", "elapsed_s")}
+        d = {k: v for k, v in vars(e).items() if k not in CLOCKED}
         out.append((type(e).__name__, d))
     return out
 

@@ -130,5 +130,8 @@ def test_timing_runs_on_the_threads_the_run_will_use(monkeypatch) -> None:
     calls = []
     monkeypatch.setattr(parallel, "set_blas_threads", calls.append)
     monkeypatch.setattr(parallel, "blas_threads", lambda: 7)
-    plan.measure_timing(20, 16, 1, 4, 8, threads=1)
-    assert calls == [1, 7]  # set for the measurement, then set back
+    timing = plan.measure_timing(20, 16, 1, 4, 8, threads=1)
+    # set for each part of the measurement, then set back: never timed on another count
+    assert calls[0::2] == [1] * (len(calls) // 2) and calls[1::2] == [7] * (len(calls) // 2)
+    assert calls and calls[-1] == 7
+    assert timing.threads == 1

@@ -9,7 +9,6 @@ from charlstm_core.config import ModelConfig, TrainConfig
 from charlstm_core.errors import ConfigError
 from charlstm_core.files.text import corpus_from_text
 from charlstm_core.training.policy import (
-    eta_seconds,
     plan_resume,
     same_text,
     steps_for_epochs,
@@ -64,14 +63,6 @@ def test_continue_counts_steps_and_epochs_as_totals_and_minutes_as_this_session(
 def test_plan_resume_validates_the_settings() -> None:
     with pytest.raises(ConfigError):
         plan_resume(0, 10, TrainConfig(steps=10, lr=-1.0), n_chars=10_000)
-
-
-def test_eta_is_the_steps_left_at_the_recent_speed() -> None:
-    assert eta_seconds(10, 30, chars_per_sec=640.0, chars_per_step=64) == pytest.approx(2.0)
-    assert eta_seconds(30, 30, 640.0, 64) == 0.0
-    assert eta_seconds(40, 30, 640.0, 64) == 0.0  # a minutes run that re-planned its total
-    assert eta_seconds(10, 30, 0.0, 64) is None  # no speed measured yet
-    assert eta_seconds(10, 30, float("nan"), 64) is None
 
 
 def test_same_text_needs_a_recorded_digest_that_matches() -> None:

@@ -33,7 +33,7 @@ from charlstm_core.training import trainer as trainer_module
 from charlstm_core.training.session import Session, SessionRequest, drive
 from charlstm_core.training.threads import ThreadPolicy, split_cores, thread_policy
 from charlstm_core.training.trainer import Trainer
-from helpers import TINY, drain, make_text, small_train_config
+from helpers import CLOCKED, TINY, drain, make_text, small_train_config
 from helpers import run_cli as cli_run
 
 MC = ModelConfig(vocab_size=1, hidden_size=16)
@@ -66,7 +66,7 @@ def at_step(n: int, action):
 def untimed(event) -> tuple:
     """An event without its clock readings (elapsed time, chars/s): what must be identical."""
     fields = dataclasses.asdict(event)
-    return (event.kind, *(v for k, v in fields.items() if k not in ("elapsed_s", "chars_per_sec")))
+    return (event.kind, *(v for k, v in fields.items() if k not in CLOCKED))
 
 
 def the_run(tmp_path, run_id: int):
@@ -279,6 +279,7 @@ class SlowTrainer:
         self.step, self.total_steps, self.step_s = 0, steps, step_s
         self.device_label, self.best_val_loss, self.last_val_loss = "CPU", None, None
         self.elapsed_s, self.lr_scale = 0.0, 1.0
+        self.duration_s, self.chars_per_sec = 0.0, None
         self.nice: int | None = None
         self._stop = threading.Event()
 

@@ -146,7 +146,7 @@ def test_minutes_budget_includes_the_final_evaluation_and_save(monkeypatch, tmp_
     """B10: `--minutes 1` took 71 s. With a fake clock (a step takes 0.5 s, a validation 5 s,
     a save 2 s) the whole run, final validation and save included, ends inside its minute."""
     clock = {"now": 1000.0}
-    monkeypatch.setattr("charlstm_core.training.trainer.time.perf_counter", lambda: clock["now"])
+    monkeypatch.setattr("charlstm_core.training.measures.now", lambda: clock["now"])
     real_step, real_save = CpuEngine.loss_and_grads, trainer_mod.save_model
     real_validate = Trainer._validate
 
@@ -154,9 +154,10 @@ def test_minutes_budget_includes_the_final_evaluation_and_save(monkeypatch, tmp_
         clock["now"] += 0.5
         return real_step(*args, **kwargs)
 
-    def validate(self):
-        clock["now"] += 5.0
-        return real_validate(self)
+    def validate(self, ids=None):  # 5 s for the whole validation text, a slice in proportion
+        share = 1.0 if ids is None else (len(ids) - 1) / (len(self._val_ids) - 1)
+        clock["now"] += 5.0 * share
+        return real_validate(self, ids)
 
     def save(*args, **kwargs):
         clock["now"] += 2.0
@@ -242,7 +243,7 @@ def test_continue_on_another_text(tmp_path):
 def test_time_spent_outside_the_trainer_is_not_training_time(monkeypatch):
     """A paused caller (one that holds on to an event) does not add to elapsed time."""
     clock = {"now": 1000.0}
-    monkeypatch.setattr("charlstm_core.training.trainer.time.perf_counter", lambda: clock["now"])
+    monkeypatch.setattr("charlstm_core.training.measures.now", lambda: clock["now"])
     trainer = Trainer(corpus_from_text(make_text()), MC, tc(steps=4, eval_every=0))
     elapsed = []
     for ev in trainer.run():

@@ -148,7 +148,7 @@ class Controller(QObject):
             beside_training=lambda: self.state in (State.STARTING, State.TRAINING),
             parent=self,
         )
-        self.plan = Plan(lambda: self.corpus, lambda: self.train_config, feedback)
+        self.plan = Plan(lambda: self.corpus, feedback)
         self.runs = Runs(
             self.tasks.run, feedback, changed=self.runs_changed.emit, problem=self.runs_problem.emit
         )

@@ -1,7 +1,8 @@
 """What the settings mean for a run, for the controller (``Plan``): whether a run can start on
 the loaded text, what continuing a model trains, and how long the running run has left, by the
 rules the command line uses too (``charlstm_core.files.text.check_trainable``,
-``charlstm_core.training.policy.plan_resume`` and ``eta_seconds``).
+``charlstm_core.training.policy.plan_resume``; the time left is the trainer's,
+charlstm_core.training.measures).
 """
 
 from __future__ import annotations
@@ -17,16 +18,11 @@ from .tasks import Feedback
 
 
 class Plan:
-    """Trainability, continuing and the ETA, for the loaded text and the running run's settings
-    read through the two getters it is given (the controller owns both)."""
+    """Trainability, continuing and the ETA, for the loaded text read through the getter it is
+    given (the controller owns it); the ETA is the running run's own (its step events')."""
 
-    def __init__(
-        self,
-        corpus: Callable[[], Any],
-        train_config: Callable[[], TrainConfig | None],
-        feedback: Feedback,
-    ) -> None:
-        self._corpus, self._train_config, self.feedback = corpus, train_config, feedback
+    def __init__(self, corpus: Callable[[], Any], feedback: Feedback) -> None:
+        self._corpus, self.feedback = corpus, feedback
 
     def resume(
         self, model: Any, train_config: TrainConfig
@@ -61,14 +57,10 @@ class Plan:
         return model.config, plan.config
 
     def eta_seconds(self, ev: StepEvent) -> float | None:
-        """Seconds the running run has left after step event ``ev`` at its recent speed (None
-        when unknown), by the rule the command line's progress line uses too."""
-        from charlstm_core.training.policy import eta_seconds
-
-        cfg = self._train_config()
-        if cfg is None:
-            return None
-        return eta_seconds(ev.step, ev.total_steps, ev.chars_per_sec, cfg.batch_size * cfg.seq_len)
+        """Seconds the running run has left after step event ``ev``, its final validation and
+        save included (None when unknown): the trainer's figure, which the command line's
+        progress line shows too (charlstm_core.training.measures)."""
+        return ev.eta_s
 
     def trainable_problem(self, train_config: TrainConfig) -> str:
         """Why a run of ``train_config`` cannot start on the loaded text ("" when it can):

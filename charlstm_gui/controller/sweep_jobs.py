@@ -306,9 +306,7 @@ class SweepJobs(QObject):
         sweep = self.sweep
         if sweep is None or sweep.done:
             return
-        for p in sweep.points:
-            if p.status in ("waiting", "running"):
-                p.status, p.message = "skipped", "The sweep could not run it."
+        sweep.skip_unended("The sweep could not run it.")
         where = " on the cluster" if sweep.cluster else ""
         self.feedback.failure(exc, tb, f"Cannot run the sweep{where}")
         self._on_end()
@@ -319,9 +317,7 @@ class SweepJobs(QObject):
         sweep = self.sweep
         if sweep is None or sweep.done:
             return
-        for p in sweep.points:
-            if p.status in ("waiting", "running"):
-                p.status, p.message = "skipped", "not started: the sweep was stopped"
+        sweep.skip_unended("not started: the sweep was stopped")
         self._on_end()
 
 

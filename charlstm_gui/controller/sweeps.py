@@ -71,6 +71,13 @@ class SweepState:
     cluster_workers: str = ""  # its workers, described, once connected
     jobs: int = 1  # points at once in processes here (> 1: a process pool, not the app's trainer)
 
+    def skip_unended(self, message: str) -> None:
+        """Mark the points that have not ended (waiting, or running when the jobs stopped)
+        skipped, saying why."""
+        for p in self.points:
+            if p.status in ("waiting", "running"):
+                p.status, p.message = "skipped", message
+
 
 class Sweeps:
     """The sweep in progress or the last one (``sweep``): built and checked, its points trained

@@ -144,8 +144,9 @@ class ControllerView:
         if summary.best_val_loss is not None:
             best = f", best validation loss {fmt.loss(summary.best_val_loss)}"
         verb = "finished" if summary.reason == "completed" else "stopped"
+        self.win.status_bar.show_end(summary)
         self.win.statusBar().showMessage(
-            f"Training {verb} at step {summary.steps:,} after {fmt.duration(summary.elapsed_s)}"
+            f"Training {verb} at step {summary.steps:,} after {fmt.duration(summary.duration_s)}"
             f"{best}."
         )
         if not self.win.isActiveWindow():

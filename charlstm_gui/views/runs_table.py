@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from charlstm_core.runs import differing_keys
+from charlstm_core.training import measures
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -98,9 +99,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("Steps", lambda r: f"{r.steps:,}", lambda r: r.steps, "Optimizer steps trained"),
     Column(
         "Duration",
-        lambda r: fmt.duration(r.elapsed_s),
-        lambda r: _num(r.elapsed_s),
-        "Training time",
+        lambda r: fmt.duration(r.duration_s),
+        lambda r: _num(r.duration_s),
+        f"The run's duration: {measures.DURATION_MEANS}",
     ),
     Column(
         "Best val",
@@ -112,7 +113,7 @@ COLUMNS: tuple[Column, ...] = (
         "Chars/s",
         lambda r: fmt.count(r.chars_per_sec) if r.chars_per_sec else "—",
         lambda r: _num(r.chars_per_sec),
-        "Training characters per second",
+        f"The run's chars/s: {measures.CHARS_PER_SEC_MEANS}",
     ),
     Column("Date", lambda r: _date(r.started), lambda r: r.started or 0.0, "When it began"),
     Column(

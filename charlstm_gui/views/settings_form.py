@@ -181,7 +181,6 @@ class SettingsForm(QWidget):
                 label = form.labelForField(widget)
                 if isinstance(label, QLabel):
                     label.setToolTip(s.help)
-        self.schedule = self._combos["lr_schedule"]
         self.val_split = self._combos["val_split"]
         self.on_divergence = self._combos["on_divergence"]
 

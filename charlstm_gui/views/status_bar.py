@@ -3,7 +3,9 @@
 Permanent labels (state, device, step, epoch, speed, elapsed, ETA, best validation loss) and a
 progress bar toward the end of the run; while a text or model loads the bar turns into a busy
 bar and afterwards shows the step's progress again. It only shows what it is given: the
-figures come from the controller's events and the ETA from the controller.
+run's figures come from the trainer's events and its summary, as charlstm_core.training.measures
+defines and formats them (the run's duration, chars/s, time left, a time budget's total as
+"about N"), so the status bar, the Runs tab and the command line read the same.
 
 A step's figures arrive with every batch of events (up to 30 a second); they are shown at the
 live views' rate (``widgets.throttle.LIVE_HZ``, the newest step, the last one always), since each
@@ -13,8 +15,10 @@ new text re-lays out and repaints the bar, and the GUI thread's time is the trai
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from charlstm_core.training import measures
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
@@ -26,9 +30,9 @@ TIPS = {
     "device": "Where training runs (the Device setting)",
     "step": "Optimizer steps done / planned",
     "epoch": "Passes over the training text",
-    "speed": "Training characters per second",
-    "elapsed": "Training time of this model",
-    "eta": "Estimated time left",
+    "speed": f"The run's chars/s: {measures.CHARS_PER_SEC_MEANS}",
+    "elapsed": f"The run's duration: {measures.DURATION_MEANS}",
+    "eta": "The run's time left, its final validation and save included",
     "best": "Best validation loss so far (lower is better)",
 }
 RUN_FIELDS = ("step", "epoch", "speed", "elapsed", "eta", "best")  # cleared for a new run
@@ -81,7 +85,7 @@ class StatusBar:
         self.labels["best"].setText(f"best val {fmt.loss(best_val)}")
 
     def set_speed_note(self, text: str) -> None:
-        self.labels["speed"].setToolTip(f"Training characters per second. {text}")
+        self.labels["speed"].setToolTip(f"{TIPS['speed']}. {text}")
 
     def flush(self) -> None:
         """Show the newest step now (the run ended: nothing newer will come)."""
@@ -92,34 +96,62 @@ class StatusBar:
         self.step_shown.cancel()
         for key in RUN_FIELDS:
             self.labels[key].setText("—")
+        self.labels["elapsed"].setToolTip(TIPS["elapsed"])  # a run's, no longer a model's
         self.progress.setValue(0)
 
     def clear_eta(self) -> None:
         self.labels["eta"].setText("—")
 
     def show_checkpoint(self, train: Any) -> None:
-        """Where an opened checkpoint (``charlstm_core.files.modelfile.TrainState``) stands."""
+        """Where an opened checkpoint (``charlstm_core.files.modelfile.TrainState``) stands: its
+        step and the model's training time (all its runs)."""
         self.step_shown.cancel()
         self.labels["step"].setText(f"step {train.step:,}")
-        self.labels["elapsed"].setText(fmt.duration(train.elapsed_s))
+        self.labels["elapsed"].setText(measures.duration_text(train.elapsed_s))
+        self.labels["elapsed"].setToolTip("The model's training time: all its runs")
         self.set_best(train.best_val_loss)
-        self._set_progress(train.step, train.total_steps, with_text=False)
+        total = max(train.total_steps, 1)
+        self._set_progress(min(train.step / total, 1.0), None)
 
     def show_step(self, ev: Any, eta_s: float | None) -> None:
-        """The newest ``charlstm_core.events.StepEvent`` and the time left (None: unknown),
-        shown at most ``LIVE_HZ`` times a second (the newest wins, the last one lands)."""
+        """The newest ``charlstm_core.events.StepEvent`` and the run's time left (None:
+        unknown; the event's own ``eta_s``), shown at most ``LIVE_HZ`` times a second (the
+        newest wins, the last one lands)."""
         self.step_shown(ev, eta_s)
 
     def _show_step(self, ev: Any, eta_s: float | None) -> None:
-        self.labels["step"].setText(f"step {ev.step:,} / {ev.total_steps:,}")
+        total = measures.count_text(ev.total_steps, ev.total_is_estimate)
+        self.labels["step"].setText(f"step {ev.step:,} / {total}")
         self.labels["epoch"].setText(f"epoch {ev.epoch:.2f}")
-        self.labels["speed"].setText(f"{fmt.count(ev.chars_per_sec)} chars/s")
-        self.labels["elapsed"].setText(fmt.duration(ev.elapsed_s))
-        self.labels["eta"].setText(f"ETA {fmt.duration(eta_s)}")
-        self._set_progress(ev.step, ev.total_steps, with_text=True)
+        self.labels["speed"].setText(_speed(ev.chars_per_sec))
+        self.labels["elapsed"].setText(measures.duration_text(ev.duration_s))
+        self.labels["eta"].setText(f"ETA {measures.duration_text(eta_s)}")
+        done = measures.fraction_done(
+            ev.step, ev.total_steps, ev.duration_s, eta_s, ev.total_is_estimate
+        )
+        self._set_progress(done, done)
 
-    def _set_progress(self, step: int, total_steps: int, *, with_text: bool) -> None:
-        total = max(total_steps, 1)
-        self.progress.setValue(int(PROGRESS_MAX * min(step / total, 1.0)))
-        if with_text:
-            self.progress.setFormat(f"{100 * step / total:.0f}%")
+    def show_end(self, summary: Any) -> None:
+        """A run ended (``charlstm_core.events.TrainSummary``): its final duration and chars/s,
+        its final save included, as the Runs tab and ``charlstm runs`` show them."""
+        self.step_shown.flush()  # the last step first (its epoch), then the run's end over it
+        self.labels["speed"].setText(_speed(summary.chars_per_sec))
+        self.labels["elapsed"].setText(measures.duration_text(summary.duration_s))
+        self.labels["eta"].setText("—")
+        if summary.reason == "completed":
+            self.labels["step"].setText(f"step {summary.steps:,} / {summary.steps:,}")
+            self._set_progress(1.0, 1.0)
+
+    def _set_progress(self, fraction: float, text: float | None) -> None:
+        """The bar at ``fraction`` (0..1), labelled with ``text`` as a percentage (None: as it
+        was)."""
+        self.progress.setValue(int(PROGRESS_MAX * fraction))
+        if text is not None:
+            self.progress.setFormat(f"{100 * text:.0f}%")
+
+
+def _speed(chars_per_sec: float | None) -> str:
+    """``12.3k chars/s`` (an em dash when unknown)."""
+    if chars_per_sec is None or not math.isfinite(chars_per_sec):
+        return "— chars/s"
+    return f"{fmt.count(chars_per_sec)} chars/s"

@@ -53,6 +53,14 @@ class _WrapLabel(QLabel):
             self.setMinimumHeight(h)
 
 
+SPEED_TIP = (
+    "Measured here, under the load there is: real training steps at these settings and this "
+    "text's number of distinct characters, plus the share of each step in the validations and "
+    "samples made every so many steps. Measured again when other programs' use of the cores "
+    "changes. The status bar shows the run's own speed and time left once training runs."
+)
+
+
 class TextPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -85,15 +93,15 @@ class TextPanel(QWidget):
             cform.addRow(title + ":", lab)
         self.verdict = _WrapLabel()
         cform.addRow(self.verdict)
+        self.busy_note = _WrapLabel()  # the machine is busy: the estimate may change
+        self.busy_note.setStyleSheet("color: #8a4b00;")
+        self.busy_note.hide()
+        cform.addRow(self.busy_note)
         self.validation_check = _WrapLabel()
         self.validation_check.setStyleSheet("color: #8a4b00;")
         self.validation_check.hide()
         cform.addRow(self.validation_check)
-        self.labels["speed"].setToolTip(
-            "Measured here: a few real training steps at these settings and this text's number "
-            "of distinct characters, plus the share of each step in the validations and samples "
-            "made every so many steps. The status bar shows the real speed once training runs."
-        )
+        self.labels["speed"].setToolTip(SPEED_TIP)
         self.preview = QPlainTextEdit()
         self.preview.setReadOnly(True)
         self.preview.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
@@ -148,14 +156,23 @@ class TextPanel(QWidget):
         run_steps: float | None,
         passes: float | None = None,
         dropout: float = 0.0,
+        *,
+        steps_estimated: bool = False,
     ) -> None:
         """The check's figures; ``passes``: the run's passes over the training part (epochs);
-        ``dropout``: the form's (it tempers the verdict on the model's size)."""
+        ``dropout``: the form's (it tempers the verdict on the model's size);
+        ``steps_estimated``: ``run_steps`` is a time budget's estimate, shown as "about N"."""
+        from charlstm_core.training import measures
+
         self.labels["params"].setText(f"{est.params:,}")
         self.labels["ratio"].setText(f"{train_chars / max(est.params, 1):,.2f}")
         self.labels["memory"].setText(
             f"about {fmt.size(est.memory)} (weights, Adam and activations)"
         )
+        load = est.load
+        busy = load.sentence() if load is not None else ""
+        self.busy_note.setText(busy)
+        self.busy_note.setVisible(bool(busy) and est.seconds_per_step is not None)
         if est.seconds_per_step is None:
             self.labels["speed"].setText("measuring…")
             self.labels["run"].setText("—")
@@ -166,16 +183,19 @@ class TextPanel(QWidget):
                 if shared >= 0.0005
                 else ""
             )
+            where = "measured here while the machine was busy" if busy else "measured here"
             self.labels["speed"].setText(
-                f"about {fmt.duration_ms(est.seconds_per_step)} (measured here{extra})"
+                f"about {fmt.duration_ms(est.seconds_per_step)} ({where}{extra})"
             )
-            self.labels["run"].setText(
-                "—"
-                if run_steps is None
-                else f"{run_steps:,.0f} steps ≈ "
-                + fmt.duration(run_steps * est.seconds_per_step).replace(" ", "\u00a0")
-                + ("" if passes is None else f", {passes:,.1f} passes over the training text")
-            )
+            if run_steps is None:
+                run = "—"
+            else:
+                steps = measures.count_text(run_steps, steps_estimated)
+                took = fmt.duration(run_steps * est.seconds_per_step)
+                run = f"{steps} steps in {took}" if steps_estimated else f"{steps} steps ≈ {took}"
+                if passes is not None:
+                    run += f", {passes:,.1f} passes over the training text"
+            self.labels["run"].setText(run)
         from charlstm_core.training.plan import size_advice
 
         self.verdict.setText(size_advice(est.parts, est.vocab, train_chars, dropout))

@@ -49,17 +49,23 @@ class FileDialogs:
             return path  # an existing name is taken as it is (Save checks what it is)
         return path + ".npz"
 
-    def _export_suggestion(self, ending: str, plain: str) -> str:
-        """Where an export or a saved sample is offered: named after the text, in the folder
-        last used for exports (else the text's folder, else home)."""
+    def _export_path(self, title: str, ending: str, plain: str, name_filter: str) -> str | None:
+        """Ask where to write an export or a saved sample, offered named after the text in the
+        folder last used for exports (else the text's folder, else home); None when cancelled.
+        The folder chosen is remembered for the next export."""
         corpus = self.ctl.corpus
-        return file_suggestion(
+        start = file_suggestion(
             self.settings.value("paths/last_export_dir", "", type=str),
             corpus.path if corpus is not None else None,
             corpus.name if corpus is not None and corpus.path else None,
             ending,
             plain,
         )
+        path, _ = QFileDialog.getSaveFileName(self.win, title, start, name_filter)
+        if not path:
+            return None
+        self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
+        return path
 
     def open_text(self) -> None:
         start = existing_folder(self.settings.value("paths/last_text_dir", "", type=str))
@@ -89,39 +95,22 @@ class FileDialogs:
         return True
 
     def save_generated(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self.win,
+        path = self._export_path(
             "Save generated text",
-            self._export_suggestion("-generated.txt", "generated"),
+            "-generated.txt",
+            "generated",
             "Text files (*.txt);;All files (*)",
         )
-        if not path:
-            return
-        self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
-        if self._write(path, writer.Kind.TEXT, self.win.gen.text(), "Not saved"):
+        if path and self._write(path, writer.Kind.TEXT, self.win.gen.text(), "Not saved"):
             self.win.statusBar().showMessage(f"Saved the generated text to {path}", 5000)
 
     def export_csv(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self.win,
-            "Export loss as CSV",
-            self._export_suggestion("-loss.csv", "loss"),
-            "CSV files (*.csv)",
-        )
-        if not path:
-            return
-        self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
-        text = self.ctl.history.csv_text(self.win.plot.smoothed())
-        self._write(path, writer.Kind.CSV, text, "Not exported")
+        path = self._export_path("Export loss as CSV", "-loss.csv", "loss", "CSV files (*.csv)")
+        if path:
+            text = self.ctl.history.csv_text(self.win.plot.smoothed())
+            self._write(path, writer.Kind.CSV, text, "Not exported")
 
     def export_png(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(
-            self.win,
-            "Export plot as PNG",
-            self._export_suggestion("-loss.png", "loss"),
-            "PNG images (*.png)",
-        )
-        if not path:
-            return
-        self.settings.setValue("paths/last_export_dir", str(Path(path).parent))
-        self._write(path, writer.Kind.PNG, self.win.plot.png_bytes(), "Not exported")
+        path = self._export_path("Export plot as PNG", "-loss.png", "loss", "PNG images (*.png)")
+        if path:
+            self._write(path, writer.Kind.PNG, self.win.plot.png_bytes(), "Not exported")

@@ -6,15 +6,11 @@ import math
 
 
 def duration(seconds: float | None) -> str:
-    """``1 h 02 min``, ``3 min 05 s``, ``12 s``; an em dash when unknown."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "—"
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600} h {s % 3600 // 60:02d} min"
-    if s >= 60:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s} s"
+    """``0:03:05``, ``1:02:05``; an em dash when unknown: the one duration formatter of the app
+    and the command line (charlstm_core.training.measures.duration_text)."""
+    from charlstm_core.training.measures import duration_text
+
+    return duration_text(seconds)
 
 
 def duration_ms(seconds: float | None) -> str:

@@ -15,6 +15,7 @@ print a traceback (tests/test_faults.py sends one at start-up). Progress dispatc
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import signal
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ..training import measures
 from ..training.stopping import exit_status  # noqa: F401 - the command line's exit statuses
 
 if TYPE_CHECKING:
@@ -76,11 +78,9 @@ def silence_stdout() -> None:
 
 
 def hms(seconds: float | None) -> str:
-    """``h:mm:ss`` of a duration in seconds ("?" when unknown)."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    """``h:mm:ss`` of a duration in seconds ("?" when unknown): the one duration formatter,
+    charlstm_core.training.measures.duration_text."""
+    return measures.duration_text(seconds, unknown="?")
 
 
 def count(n: float, noun: str) -> str:
@@ -132,8 +132,10 @@ class Progress:
     """Prints training events to stderr: one rewritten line on a terminal, plain lines otherwise,
     samples as headed blocks, and every event to a JSON-lines log when asked.
 
-    ``train_config``: the run's settings; the ETA is
-    ``charlstm_core.training.policy.eta_seconds`` (the app shows the same figure).
+    ``train_config``: the run's settings. Every figure of the line is the run's own as the
+    trainer measures it (charlstm_core.training.measures: the run's duration so far, its
+    chars/s, its time left, a time budget's total as "about N"), and ``finish`` draws the run's
+    final figures, the ones its last line and ``charlstm runs`` show.
     """
 
     def __init__(self, train_config: TrainConfig, quiet: bool, log: TextIO | None) -> None:
@@ -142,7 +144,7 @@ class Progress:
         self.tty = sys.stderr.isatty()
         tc = train_config
         self.periodic_eval = bool(tc.eval_every and tc.val_fraction > 0)
-        self.chars_per_step = tc.batch_size * tc.seq_len
+        self.by_time = tc.minutes is not None  # a time budget's progress is its time's
         self.val: float | None = None
         self.last: StepEvent | None = None
         self.line_len = 0
@@ -187,17 +189,17 @@ class Progress:
         self.log.flush()
 
     def status(self) -> str:
-        from ..training.policy import eta_seconds  # NumPy is loaded by now; this module stays light
-
         e = self.last
         if e is None:
             return ""
-        eta = eta_seconds(e.step, e.total_steps, e.chars_per_sec, self.chars_per_step)
-        pct = 100.0 * e.step / max(e.total_steps, 1)
+        by_time = self.by_time and e.total_is_estimate
+        done = measures.fraction_done(e.step, e.total_steps, e.duration_s, e.eta_s, by_time)
+        total = measures.count_text(e.total_steps, e.total_is_estimate)
+        cps = "?" if not math.isfinite(e.chars_per_sec) else f"{e.chars_per_sec:,.0f}"
         return (
-            f"step {e.step:,}/{e.total_steps:,} ({pct:.0f}%) | epoch {e.epoch:.2f} | "
-            f"loss {e.loss:.4f} | val {fmt_loss(self.val)} | {e.chars_per_sec:,.0f} chars/s | "
-            f"{hms(e.elapsed_s)} elapsed | ETA {hms(eta)}"
+            f"step {e.step:,}/{total} ({100 * done:.0f}%) | epoch {e.epoch:.2f} | "
+            f"loss {e.loss:.4f} | val {fmt_loss(self.val)} | {cps} chars/s | "
+            f"{hms(e.duration_s)} elapsed | ETA {hms(e.eta_s)}"
         )
 
     def draw(self) -> None:
@@ -222,9 +224,24 @@ class Progress:
             write(sys.stderr, "\n")
             self.line_len = 0
 
-    def finish(self) -> None:
-        if not self.quiet and self.tty and self.last is not None:
-            self.draw()  # the final state, including the last validation loss
+    def finish(self, summary: Any = None) -> None:
+        """The run ended: on a terminal, the line once more with the final state (the last
+        validation loss) and, given the session's ``summary``, the run's final figures: its
+        whole duration and chars/s, its final save included; a completed run at 100%."""
+        last = self.last
+        if not self.quiet and self.tty and last is not None:
+            if summary is not None:
+                done = summary.ended == "finished"
+                cps = summary.chars_per_sec
+                self.last = dataclasses.replace(
+                    last,
+                    total_steps=last.step if done else last.total_steps,
+                    total_is_estimate=last.total_is_estimate and not done,
+                    duration_s=summary.duration_s,
+                    chars_per_sec=math.nan if cps is None else cps,
+                    eta_s=0.0 if done else None,
+                )
+            self.draw()
         self.clear()
 
 

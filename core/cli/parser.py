@@ -80,6 +80,35 @@ def _add_record_options(group: Any) -> None:
     group.add_argument("--name", metavar="NAME", help="the run's name in the runs database")
 
 
+def _add_model(command: Any) -> None:
+    """MODEL, a file or a run's name in the runs database (hence --runs-db)."""
+    command.add_argument("model", metavar="MODEL", nargs="?", help=_MODEL_HELP)
+    _add_runs_db(command)
+
+
+def _add_model_over_text(command: Any, chars: int) -> None:
+    """The arguments of a command that runs a model over the start of a text (inspect, cells)."""
+    _add_model(command)
+    command.add_argument("text", metavar="TEXT", nargs="?", help=_TEXT_HELP)
+    command.add_argument("--encoding", help="encoding of TEXT (default: UTF-8)")
+    command.add_argument(
+        "--chars",
+        type=int,
+        default=chars,
+        metavar="N",
+        help="read only the first N characters of TEXT (default: %(default)s)",
+    )
+
+
+def _add_kind(command: Any, when: str = "") -> None:
+    command.add_argument(
+        "--kind",
+        choices=tuple(KINDS),
+        default="c",
+        help=f"{when}c = the cell value tanh(c), h = the hidden value (default: c)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``charlstm`` argument parser with its sub-commands."""
     p = _Parser(
@@ -147,8 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="generate text with a model",
         description="Generate text with MODEL and stream it to stdout (the prime text first).",
     )
-    s.add_argument("model", metavar="MODEL", nargs="?", help=_MODEL_HELP)
-    _add_runs_db(s)
+    _add_model(s)
     add_config_options(
         s.add_argument_group("generation"), GenerationConfig, only=GENERATION_OPTIONS
     )
@@ -201,17 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         "stretches; --html writes one self-contained page coloured by surprise (or by one unit "
         "with --unit) with the model's top-5 predictions on hover.",
     )
-    n.add_argument("model", metavar="MODEL", nargs="?", help=_MODEL_HELP)
-    n.add_argument("text", metavar="TEXT", nargs="?", help=_TEXT_HELP)
-    _add_runs_db(n)
-    n.add_argument("--encoding", help="encoding of TEXT (default: UTF-8)")
-    n.add_argument(
-        "--chars",
-        type=int,
-        default=10_000,
-        metavar="N",
-        help="read only the first N characters of TEXT (default: %(default)s)",
-    )
+    _add_model_over_text(n, chars=10_000)
     n.add_argument(
         "--spans", type=int, default=10, metavar="N", help="surprising stretches to list"
     )
@@ -223,12 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         "layer nearest the text), units from 0, as 'charlstm cells' and the app show them, "
         "e.g. 1:37",
     )
-    n.add_argument(
-        "--kind",
-        choices=tuple(KINDS),
-        default="c",
-        help="with --unit: c = the cell value tanh(c), h = the hidden value (default: c)",
-    )
+    _add_kind(n, "with --unit: ")
 
     c = sub.add_parser(
         "cells",
@@ -239,32 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
         "counting from 1 (the layer nearest the text) and units from 0, as 'inspect --unit' "
         "takes them.",
     )
-    c.add_argument("model", metavar="MODEL", nargs="?", help=_MODEL_HELP)
-    c.add_argument("text", metavar="TEXT", nargs="?", help=_TEXT_HELP)
-    _add_runs_db(c)
-    c.add_argument("--encoding", help="encoding of TEXT (default: UTF-8)")
-    c.add_argument(
-        "--chars",
-        type=int,
-        default=5_000,
-        metavar="N",
-        help="read only the first N characters of TEXT (default: %(default)s)",
-    )
+    _add_model_over_text(c, chars=5_000)
     c.add_argument("--top", type=int, default=5, metavar="N", help="units per detector")
-    c.add_argument(
-        "--kind",
-        choices=tuple(KINDS),
-        default="c",
-        help="c = the cell value tanh(c), h = the hidden value (default: c)",
-    )
+    _add_kind(c)
 
     i = sub.add_parser(
         "info",
         help="describe a model file",
         description="Print a model's architecture, size, vocabulary and training record.",
     )
-    i.add_argument("model", metavar="MODEL", nargs="?", help=_MODEL_HELP)
-    _add_runs_db(i)
+    _add_model(i)
     sub.add_parser(
         "devices",
         help="list the devices training can run on",

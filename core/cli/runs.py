@@ -26,6 +26,7 @@ from ..errors import RunStoreError
 from ..files.text import display_path, inert, load_corpus
 from ..runs import Run, RunStore
 from ..sweep.calibration import device_timer
+from ..training import measures
 from .common import EXIT_FAILURE, SWEEP_DEFAULTS
 from .console import (
     UsageError,
@@ -71,7 +72,7 @@ def runs(args: argparse.Namespace) -> int:
 
 
 def _runs_table(runs: list[Run]) -> str:
-    rows = [["id", "name", "text", "model file", "size", "steps", "time", "best val", "chars/s",
+    rows = [["id", "name", "text", "model file", "size", "steps", "duration", "best val", "chars/s",
              "started", "status", "host"]]  # fmt: skip
     for r in runs:
         m = r.model
@@ -83,7 +84,7 @@ def _runs_table(runs: list[Run]) -> str:
                 inert(os.path.basename(r.model_path)) if r.model_path else "-",
                 f"{m.get('num_layers', '?')}x{m.get('hidden_size', '?')}",
                 f"{r.steps:,}",
-                _fmt_time(r.elapsed_s if r.ended is None else r.duration_s),
+                _fmt_time(r.duration_s),
                 fmt_loss(r.best_val_loss),
                 "-" if r.chars_per_sec is None else f"{r.chars_per_sec:,.0f}",
                 time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)),
@@ -116,8 +117,9 @@ def _runs_show(store: RunStore, args: argparse.Namespace) -> int:
          f"{run.text_sha256[:16]}...)"),
         ("when", when),
         ("steps", f"{run.steps:,} (from step {run.start_step:,}); {run.chars_seen:,} characters"),
-        ("training time", hms(run.elapsed_s)),
-        ("chars/s", "-" if run.chars_per_sec is None else f"{run.chars_per_sec:,.0f}"),
+        ("duration", f"{_fmt_time(run.duration_s)} ({measures.DURATION_MEANS})"),
+        ("chars/s", ("-" if run.chars_per_sec is None else f"{run.chars_per_sec:,.0f}")
+         + f" ({measures.CHARS_PER_SEC_MEANS})"),
         ("best val loss", "-" if best is None else f"{best:.4f} nats/char "
          f"({bits(best):.4f} bits/char)"),
         ("final val loss", fmt_loss(run.final_val_loss)),

@@ -37,7 +37,7 @@ def sweep_table(results: list[PointResult], axes: list[Axis]) -> str:
                 "-" if best is None else f"{best / math.log(2):.4f}",
                 f"{r.steps:,}",
                 "-" if r.chars_per_sec is None else f"{r.chars_per_sec:,.0f}",
-                hms(r.elapsed_s),
+                hms(r.duration_s),
                 "-" if r.run_id is None else str(r.run_id),
                 *([r.host or "-"] if hosts else []),
             ]

@@ -338,7 +338,7 @@ class _Console:
         if summary.quit_sooner:
             progress.clear()
         else:
-            progress.finish()
+            progress.finish(summary)
         if progress.log is not None and summary.train is not None:
             progress.log_record({"event": "summary", **dataclasses.asdict(summary.train)})
         if summary.record_problem is not None:
@@ -363,7 +363,7 @@ class _Console:
             scale = session.trainer.lr_scale
             val += f", healed {n} blow-up{'s' * (n != 1)} (learning rate x{scale:.3g})"
         run = "" if summary.run_id is None else f" (run {summary.run_id})"
-        took, saved = hms(summary.elapsed_s), summary.model_path
+        took, saved = hms(summary.duration_s), summary.model_path
         note(f"trained to step {summary.steps:,} in {took}{val}; saved to {saved}{run}")
 
     def _fell_back(self, summary: SessionSummary) -> None:

@@ -45,13 +45,12 @@ runs); ``recorder`` the RunRecorder. A run moves between stores (a sweep point t
 cluster worker comes home) as a ``RunCopy``: ``export_run`` and ``import_run``.
 """
 
-from .recorder import RunRecorder, status_of
+from .recorder import RunRecorder
 from .records import (
     DB_NAME,
     HOME_ENV,
     KIND_TRAIN,
     KIND_VAL,
-    STATUSES,
     Curve,
     Curves,
     Run,
@@ -70,7 +69,6 @@ __all__ = [
     "KIND_VAL",
     "SCHEMA_V1",
     "SCHEMA_VERSION",
-    "STATUSES",
     "Curve",
     "Curves",
     "Run",
@@ -80,6 +78,4 @@ __all__ = [
     "default_db_path",
     "differing_keys",
     "differing_settings",
-    "setting_name",
-    "status_of",
 ]

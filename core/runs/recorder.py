@@ -106,8 +106,8 @@ class RunRecorder:
         self._steps = start_step
         self._chars = 0
         self._elapsed = start_elapsed_s
-        self._cps_sum = 0.0
-        self._cps_n = 0
+        self._duration = 0.0  # the run's duration so far (charlstm_core.training.measures)
+        self._cps: float | None = None  # the run's chars/s so far (idem)
         self._best: float | None = None
         self._final: float | None = None
         self._model_path = os.path.abspath(model_path) if model_path else None
@@ -137,6 +137,7 @@ class RunRecorder:
                     "steps": start_step,
                     "chars_seen": self._chars,
                     "elapsed_s": start_elapsed_s,
+                    "duration_s": 0.0,
                     "model_path": self._model_path,
                     "source": source,
                     "sweep": sweep,
@@ -182,9 +183,9 @@ class RunRecorder:
         return self.run_id if self.warning is None else None
 
     @property
-    def mean_chars_per_sec(self) -> float | None:
-        """Mean training throughput of the steps seen so far (None before the first)."""
-        return self._cps_sum / self._cps_n if self._cps_n else None
+    def chars_per_sec(self) -> float | None:
+        """The run's chars/s at the last step seen (None before the first)."""
+        return self._cps
 
     # ------------------------------------------------------------------ events
 
@@ -195,9 +196,9 @@ class RunRecorder:
         if isinstance(event, StepEvent):
             self._train.append((event.step, event.chars_seen, event.elapsed_s, event.loss))
             self._steps, self._chars, self._elapsed = event.step, event.chars_seen, event.elapsed_s
+            self._duration = event.duration_s
             if math.isfinite(event.chars_per_sec):
-                self._cps_sum += event.chars_per_sec
-                self._cps_n += 1
+                self._cps = event.chars_per_sec
         elif isinstance(event, EvalEvent):
             chars = event.step * self._per_step
             self._val.append((event.step, chars, event.elapsed_s, event.val_loss))
@@ -233,7 +234,8 @@ class RunRecorder:
                 "steps": self._steps,
                 "chars_seen": self._chars,
                 "elapsed_s": self._elapsed,
-                "chars_per_sec": self.mean_chars_per_sec,
+                "duration_s": self._duration,
+                "chars_per_sec": self._cps,
                 "best_val_loss": self._best,
                 "final_val_loss": self._final,
             }
@@ -258,11 +260,14 @@ class RunRecorder:
         status: str | None = None,
         model_path: str | None = None,
         message: str | None = None,
+        duration_s: float | None = None,
+        chars_per_sec: float | None = None,
     ) -> None:
         """End the run: write what is waiting, the status (``status_of(summary, error)`` unless
-        given), end time, model path and ``message`` (by default the error's, for a run that
-        diverged or crashed), in one transaction; then check that the run is in the store's
-        file (``warning`` says when not). Idempotent; never raises."""
+        given), end time, model path, ``message`` (by default the error's, for a run that
+        diverged or crashed) and the run's final duration and chars/s (by default the
+        summary's, else the last step's), in one transaction; then check that the run is in the
+        store's file (``warning`` says when not). Idempotent; never raises."""
         if self.finished:
             return
         status = status or status_of(summary, error)
@@ -272,6 +277,11 @@ class RunRecorder:
             self._steps = summary.steps
             self._best = summary.best_val_loss if summary.best_val_loss is not None else self._best
             model_path = model_path or summary.checkpoint_path
+            if duration_s is None and summary.duration_s:
+                duration_s, chars_per_sec = summary.duration_s, summary.chars_per_sec
+        if duration_s is not None:
+            self._duration = float(duration_s)
+            self._cps = chars_per_sec if chars_per_sec is not None else self._cps
         if model_path:
             self._model_path = os.path.abspath(model_path)
         if message is None and error is not None and status in ("diverged", "crashed"):

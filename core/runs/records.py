@@ -64,8 +64,10 @@ class Run:
     start_step: int  # the model's step when this session began (0 for a new model)
     steps: int  # the model's step at the last batch written
     chars_seen: int  # training characters consumed in the model's life
-    chars_per_sec: float | None  # mean training throughput of the session
-    elapsed_s: float  # training seconds in the model's life (as in StepEvent.elapsed_s)
+    chars_per_sec: float | None  # the run's chars/s (charlstm_core.training.measures)
+    elapsed_s: float  # the model's training time at the last step (as StepEvent.elapsed_s)
+    duration_s: float | None  # the run's duration (charlstm_core.training.measures; so far
+    # while it runs; None: unknown, a run still recorded by an older version)
     best_val_loss: float | None  # nats per character
     final_val_loss: float | None
     model_path: str | None  # where the model was saved
@@ -84,11 +86,6 @@ class Run:
     def train(self) -> dict:
         """The training settings (``TrainConfig`` fields)."""
         return self.settings.get("train", {})
-
-    @property
-    def duration_s(self) -> float | None:
-        """Wall-clock seconds from start to end (None while running)."""
-        return None if self.ended is None else max(0.0, self.ended - self.started)
 
     def flat_settings(self) -> dict[str, Any]:
         """``{"model.hidden_size": 512, "train.lr": 0.008, ...}``: for comparing runs."""

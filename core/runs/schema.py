@@ -1,6 +1,9 @@
 """The run store's SQLite layout (schema version ``SCHEMA_VERSION``), its migrations from older
 versions, and the chunk format of the curves: four little-endian blobs per chunk (step int64,
 characters seen int64, wall time float64, loss float64; ``POINT_DTYPES``).
+
+Version 3 added a run's duration (``duration_s``, charlstm_core.training.measures) and made its
+``chars_per_sec`` the characters it trained over that duration.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numpy as np
 
 from .records import KIND_TRAIN, KIND_VAL, Curve, Run
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Version 1, kept here to test the migration: one row per point, fewer run columns.
 SCHEMA_V1 = """
@@ -91,6 +94,8 @@ SCHEMA_V2 = (
     + _POINTS_V2
     + "CREATE INDEX runs_status ON runs(status);"
 )
+_ADD_DURATION = "ALTER TABLE runs ADD COLUMN duration_s REAL"
+SCHEMA = SCHEMA_V2 + _ADD_DURATION + ";"  # what a new store is made with
 
 # how each blob of a chunk is stored, and the array type it is read into
 POINT_DTYPES = (("<i8", np.int64), ("<i8", np.int64), ("<f8", np.float64), ("<f8", np.float64))
@@ -140,7 +145,37 @@ def _migrate_1_to_2(con: sqlite3.Connection) -> None:
     con.execute("DROP TABLE runs_v1")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
+def _migrate_2_to_3(con: sqlite3.Connection) -> None:
+    """Version 2 kept no run duration, and a chars/s that was the mean of the recent steps'
+    speeds. A run that ended gets the time from its start to its end as its duration (its
+    pauses in the app, unknown, included), and its chars/s becomes the characters it trained
+    (from its first step to its last: B x T a step) over that duration, as a new run's is
+    (charlstm_core.training.measures). A run still recording keeps no duration (None) until it
+    ends."""
+    from ..training import measures
+
+    con.execute(_ADD_DURATION)
+    rows = con.execute(
+        "SELECT id, settings, started, ended, start_step, steps FROM runs WHERE ended IS NOT NULL"
+    ).fetchall()
+    for run_id, settings, started, ended, start_step, steps in rows:
+        try:
+            duration = max(0.0, float(ended) - float(started))
+            train = loads(settings).get("train", {})
+            per_step = int(train.get("batch_size", 0) or 0) * int(train.get("seq_len", 0) or 0)
+            chars = max(int(steps) - int(start_step or 0), 0) * per_step
+        except (TypeError, ValueError):  # a damaged row is said when it is read, not here
+            continue
+        con.execute(
+            "UPDATE runs SET duration_s = ?, chars_per_sec = ? WHERE id = ?",
+            (duration, measures.chars_per_sec(chars, duration), run_id),
+        )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _migrate_1_to_2,
+    2: _migrate_2_to_3,
+}
 
 
 def loads(text: str | None) -> dict:

@@ -40,7 +40,7 @@ from .records import (
 from .schema import (
     COLUMNS,
     MIGRATIONS,
-    SCHEMA_V2,
+    SCHEMA,
     SCHEMA_VERSION,
     SELECT_RUNS,
     compact,
@@ -213,7 +213,7 @@ class RunStore:
                 con.execute("PRAGMA journal_mode = WAL")
             with self._transaction():
                 if self._version() == 0:  # another process may have created it meanwhile
-                    for stmt in statements(SCHEMA_V2):
+                    for stmt in statements(SCHEMA):
                         con.execute(stmt)
                     con.execute(
                         "INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,)

@@ -74,7 +74,7 @@ class PointResult:
     best_val_loss: float | None  # nats per character
     final_val_loss: float | None
     chars_per_sec: float | None
-    elapsed_s: float  # training seconds
+    duration_s: float  # the run's duration (charlstm_core.training.measures)
     model_path: str | None
     message: str | None  # why it diverged, failed or was not recorded
     host: str | None = None  # the computer that trained it, for a point run on a Dask cluster

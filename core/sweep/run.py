@@ -84,7 +84,7 @@ def skipped_result(point: SweepPoint, why: str = NOT_STARTED) -> PointResult:
         best_val_loss=None,
         final_val_loss=None,
         chars_per_sec=None,
-        elapsed_s=0.0,
+        duration_s=0.0,
         model_path=None,
         message=why,
     )
@@ -183,7 +183,7 @@ def _result(point: SweepPoint, summary: SessionSummary, model_path: str) -> Poin
         best_val_loss=summary.best_val_loss,
         final_val_loss=summary.final_val_loss,
         chars_per_sec=summary.chars_per_sec,
-        elapsed_s=summary.elapsed_s,
+        duration_s=summary.duration_s,
         model_path=saved,
         message=message,
     )
@@ -237,7 +237,7 @@ def result_from_run(point: SweepPoint, run: Any) -> PointResult:
         best_val_loss=run.best_val_loss,
         final_val_loss=run.final_val_loss,
         chars_per_sec=run.chars_per_sec,
-        elapsed_s=run.elapsed_s,
+        duration_s=run.duration_s if run.duration_s is not None else 0.0,
         model_path=run.model_path,
         message=run.message,
     )

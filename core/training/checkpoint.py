@@ -14,7 +14,6 @@ The history is kept as lists while training (appended every step) and stored as 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -22,6 +21,7 @@ import numpy as np
 from ..config import ModelConfig, TrainConfig
 from ..errors import ModelFileError
 from ..files.modelfile import ModelFile, TrainState, save_model
+from . import measures
 from .policy import same_text
 
 # the per-step and per-evaluation series of a model's life, and their dtypes in a checkpoint
@@ -114,7 +114,7 @@ class Checkpointer:
         """Write ``model`` to ``path`` (default: the checkpoint path); returns the path written."""
         target = path or self.path
         assert target is not None, "no path to save to"
-        t = time.perf_counter()
+        t = measures.now()
         out = self.write(target, model)
-        self.save_s = time.perf_counter() - t  # what the final save of a --minutes run needs
+        self.save_s = measures.now() - t  # what the final save of a --minutes run needs
         return out

@@ -6,22 +6,32 @@ keeps. Time is *measured*, not modelled: a few real optimizer steps of the engin
 backward, clip, Adam) at the run's own L, H, B, T and vocabulary size V, one validation pass over a
 few windows and a few sampled characters, all on random ids. A run's time per step is the step plus
 its share of the validations and samples made every ``eval_every`` / ``sample_every`` steps.
-``benchmarks/bench_estimate.py`` compares it with real runs on three kinds of text.
+Measured ``under_load`` (the settings check), it is the time under the load there is: the mean
+of steps spanning ``LOAD_WINDOW_S``, with what other programs did with the cores meanwhile
+(``Timing.load``, charlstm_core.training.load), so that a busy machine is said and its estimate
+made again when the load changes. ``benchmarks/bench_estimate.py`` compares it with real runs on
+three kinds of text, on a quiet machine and beside another training.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
+import statistics
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..files.text import Vocab, split_ids
+from .load import LoadMeter, MachineLoad
+from .threads import ThreadPolicy
 
 if TYPE_CHECKING:
     from ..engine.protocol import Engine
@@ -30,6 +40,12 @@ SHORT_WINDOW = 8  # the shortest window a step is timed at (see measure_timing)
 FULL_STEP_BUDGET_S = 1.0  # a step up to this long is timed at its full window
 MAX_TIMED_FLOP = 1.6e10  # the largest short step timed as is; bigger: timed on fewer streams
 EVAL_WINDOW = 64  # validation is timed in windows of at most this many characters
+# Under load, each kind of step is timed over at least this long, in at most this many steps,
+# and their mean taken: a busy machine's steps vary several-fold from one to the next (the
+# other program's phases, the scheduler's time slices), and over 0.3 s windows the estimate
+# was 0.5-2.9x a real run's time per step (benchmarks/bench_estimate.py, busy case).
+LOAD_WINDOW_S = 1.0
+MAX_REPEATS = 60
 
 
 # --------------------------------------------------------------------------- size and memory
@@ -91,15 +107,25 @@ class Timing:
     step_s: float  # one optimizer step at B x T: forward, backward, clip, Adam
     eval_char_s: float  # one validation character (forward and loss, streams side by side)
     sample_char_s: float  # one generated character (a B=1 forward step and a draw)
+    load: MachineLoad | None = None  # what other programs did with the cores meanwhile
+    threads: int | None = None  # the BLAS threads it was timed on (None: as BLAS was set)
 
 
-def _best_of(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
+def _best_of(fn, repeats: int, under_load: bool = False) -> float:
+    """The best of ``repeats`` timings of ``fn()`` (what the machine does alone); ``under_load``:
+    the mean of at least ``repeats`` spanning ``LOAD_WINDOW_S`` (at most ``MAX_REPEATS``), what
+    a run meets beside the other programs there are (the mean: a run's time is the sum of its
+    steps, and a busy machine makes a few of them much slower)."""
+    times: list[float] = []
+    while True:
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        times.append(time.perf_counter() - t0)
+        if len(times) >= repeats and (
+            not under_load or sum(times) >= LOAD_WINDOW_S or len(times) >= MAX_REPEATS
+        ):
+            break
+    return statistics.fmean(times) if under_load else min(times)
 
 
 def measure_timing(
@@ -114,6 +140,8 @@ def measure_timing(
     budget_s: float = FULL_STEP_BUDGET_S,
     threads: int | None = None,
     device: str = "cpu",
+    under_load: bool = False,
+    policy: ThreadPolicy | None = None,
 ) -> Timing:
     """Time the engine's own step, validation and sampling at these settings (seconds).
 
@@ -124,7 +152,14 @@ def measure_timing(
     T; the Adam update and the fixed costs do not). Validation is timed as the trainer runs it
     (EVAL_STREAMS streams, in windows of T up to EVAL_WINDOW), sampling on a few drawn
     characters. Each figure is the best of a few runs after a warm-up, so a busy moment of the
-    machine counts less. ``threads``: the BLAS threads the run will use (None: as set now).
+    machine counts less (a sweep's calibration: what the machine does alone); ``under_load``
+    (the settings check) the mean of steps spanning ``LOAD_WINDOW_S``, the time a run meets
+    beside the programs running now, and ``Timing.load`` says what they did with the cores.
+    ``threads``: the BLAS threads the run will use (None: as set now). ``policy``: the run's
+    thread policy instead (charlstm_core.training.threads): its thread count; with ``measure``,
+    1 thread is timed too and the faster kept, as the run's first steps will; and its ``nice``
+    value, the measurement running as nice (on a thread of its own), since on a busy machine a
+    nicer run gets a smaller share of the cores.
     ``device``: where the run trains ("cpu", "gpu", "gpu:N", "auto"; see
     charlstm_core.engine.devices); on
     a GPU its engine's step, validation and sampling are timed (each step synchronised). Raises
@@ -132,21 +167,98 @@ def measure_timing(
     DeviceUnavailableError when the device cannot be used).
     """
     from ..engine.devices import make_engine
-    from ..engine.parallel import blas_thread_count
 
     cfg = ModelConfig(
         vocab_size=vocab, hidden_size=hidden, num_layers=layers, dropout=dropout, dtype=dtype
     )
     engine = make_engine(device, cfg)
+    candidates: tuple[int | None, ...] = (threads,)
+    nice = 0
+    if policy is not None:
+        candidates = (policy.threads,)
+        if policy.measure and policy.threads and policy.threads > 1:
+            candidates = (policy.threads, 1)
+        nice = policy.nice
+    shape = (vocab, hidden, layers, batch, seq_len, dropout, dtype, budget_s)
+    meter = LoadMeter()
+    meter.start()
     try:
-        with blas_thread_count(threads) if threads else contextlib.nullcontext():
-            return _measure(vocab, hidden, layers, batch, seq_len, dropout, dtype, budget_s, engine)
+        timing = _as_nice(nice, lambda: _measure(*shape, engine, under_load, candidates))
+        return dataclasses.replace(timing, load=meter.load())
     except MemoryError:
         need = memory_bytes(vocab, hidden, layers, batch, seq_len) / 1e9
         raise ConfigError(
             f"This machine has not the memory for a training step of this model (it needs "
             f"about {need:,.1f} GB). Choose a smaller hidden size, fewer layers or a smaller batch."
         ) from None
+
+
+def _as_nice(nice: int, work: Callable[[], Timing]) -> Timing:
+    """``work()``, on a thread ``nice`` steps nicer than this one when ``nice`` > 0 (a thread
+    cannot take a lowered priority back: charlstm_core.engine.parallel.lower_priority)."""
+    if nice <= 0:
+        return work()
+    from ..engine.parallel import lower_priority
+
+    out: list[Any] = []
+
+    def run() -> None:
+        lower_priority(nice)
+        try:
+            out.append(work())
+        except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+            out.append(e)
+
+    worker = threading.Thread(target=run, name="measure-timing", daemon=True)
+    worker.start()
+    worker.join()
+    if isinstance(out[0], BaseException):
+        raise out[0]
+    return out[0]
+
+
+def _threads(n: int | None) -> contextlib.AbstractContextManager:
+    from ..engine.parallel import blas_thread_count
+
+    return blas_thread_count(n) if n else contextlib.nullcontext()
+
+
+class _Probe:
+    """A fresh model of one shape on an engine, with random ids to time it on: its training
+    step at a window of ``t`` characters, a validation pass and a short sample."""
+
+    def __init__(self, cfg: ModelConfig, streams: int, seq_len: int, engine: Engine) -> None:
+        from ..engine.model import init_params
+        from .trainer import EVAL_STREAMS
+
+        self.rng = rng = np.random.default_rng(0)
+        self.cfg = cfg
+        self.params = init_params(cfg, rng)
+        self.x = rng.integers(0, cfg.vocab_size, (streams, seq_len + 1))
+        self.engine = engine = engine.for_config(cfg)
+        self.dev_params = {k: engine.to_device(v) for k, v in self.params.items()}
+        self.adam = engine.adam(self.dev_params)
+        self.state = engine.zero_state(streams)
+        self.first = next(iter(self.dev_params))
+        self.eval_streams = EVAL_STREAMS
+        self.window = min(seq_len, EVAL_WINDOW)  # longer windows cost the same per character
+        self.n_eval = EVAL_STREAMS * self.window * max(1, 2 * SHORT_WINDOW // self.window) + 1
+        self.n_sample = 24
+
+    def step(self, t: int) -> None:
+        e, p, x = self.engine, self.dev_params, self.x
+        _, grads, _ = e.loss_and_grads(p, x[:, :t], x[:, 1 : t + 1], self.state, self.rng)
+        norm = e.global_norm(grads)
+        e.update(self.adam, p, grads, 1e-9, 5.0, norm)  # the weights stay a fresh model's
+        e.to_host(p[self.first][:1])  # waits for the update's kernels on a GPU
+
+    def validate(self, ids: np.ndarray) -> None:
+        self.engine.mean_loss(self.dev_params, ids, streams=self.eval_streams, seq_len=self.window)
+
+    def sample(self, model: Any) -> None:
+        from ..sample import generate
+
+        list(generate(model, length=self.n_sample, seed=0, engine=self.engine))
 
 
 def _measure(
@@ -159,13 +271,13 @@ def _measure(
     dtype: str,
     budget_s: float,
     engine: Engine,
+    under_load: bool = False,
+    candidates: tuple[int | None, ...] = (None,),
 ) -> Timing:
-    """measure_timing's work, on ``engine`` (charlstm_core.engine.protocol; any device)."""
+    """measure_timing's work, on ``engine`` (charlstm_core.engine.protocol; any device), at the
+    faster of the BLAS thread counts ``candidates`` (None: as set)."""
     from ..engine.memory import keep_freed_memory
-    from ..engine.model import init_params
     from ..files.modelfile import ModelFile
-    from ..sample import generate
-    from .trainer import EVAL_STREAMS
 
     keep_freed_memory()  # as the trainer does: steps reuse the last one's memory
     cfg = ModelConfig(
@@ -175,51 +287,38 @@ def _measure(
     # A huge step (say B=4096 at H=2048) is timed on fewer streams and scaled up: its time is
     # then all products, which grow in proportion to B.
     timed = max(1, min(batch, int(MAX_TIMED_FLOP / (flop_per_char(vocab, hidden, layers) * short))))
-    rng = np.random.default_rng(0)
-    params = init_params(cfg, rng)
-    x = rng.integers(0, vocab, (timed, seq_len + 1))
-    engine = engine.for_config(cfg)
-    dev_params = {k: engine.to_device(v) for k, v in params.items()}
-    adam = engine.adam(dev_params)
-    state = engine.zero_state(timed)
-    first = next(iter(dev_params))
-
-    def step(t: int) -> None:
-        _, grads, _ = engine.loss_and_grads(dev_params, x[:, :t], x[:, 1 : t + 1], state, rng)
-        norm = engine.global_norm(grads)
-        engine.update(adam, dev_params, grads, 1e-9, 5.0, norm)  # the weights stay a fresh model's
-        engine.to_host(dev_params[first][:1])  # waits for the update's kernels on a GPU
-
-    step(short)  # warm-up (allocations, thread pools)
-    t_short = _best_of(lambda: step(short), 3)
-    if seq_len == short:
-        step_s = t_short
-    else:
-        # the longest window whose step fits the budget (a step grows at most linearly in T)
-        fits = int(budget_s / max(t_short, 1e-9) * short)
-        long = max(min(seq_len, fits), min(seq_len, 2 * SHORT_WINDOW))
-        t_long = _best_of(lambda: step(long), 3 if t_short * long / short < 0.3 else 2)
-        per_char = max(t_long - t_short, 0.0) / (long - short)
-        step_s = t_long + per_char * (seq_len - long)
-    step_s *= batch / timed
-
-    window = min(seq_len, EVAL_WINDOW)  # longer windows cost the same per character, or less
-    n_eval = EVAL_STREAMS * window * max(1, 2 * SHORT_WINDOW // window) + 1
-    ids = rng.integers(0, vocab, n_eval)
-
-    def validate() -> None:
-        engine.mean_loss(dev_params, ids, streams=EVAL_STREAMS, seq_len=window)
-
-    eval_s = _best_of(validate, 3)
-    codes = itertools.chain(range(32, 0xD800), range(0xE000, 0x110000))  # no surrogates
-    chars = tuple(chr(c) for c in itertools.islice(codes, vocab))
-    model = ModelFile(config=cfg, params=params, vocab=Vocab(chars))
-    n_sample = 24
-    sample_s = (
-        _best_of(lambda: list(generate(model, length=n_sample, seed=0, engine=engine)), 3)
-        / n_sample
+    probe = _Probe(cfg, timed, seq_len, engine)
+    shorts = {}
+    for n in candidates:  # the run's count, and 1 when the run's first steps compare them
+        with _threads(n):
+            probe.step(short)  # warm-up (allocations, thread pools)
+            shorts[n] = _best_of(lambda: probe.step(short), 3, under_load)
+    chosen = min(shorts, key=shorts.__getitem__)
+    with _threads(chosen):
+        t_short = shorts[chosen]
+        if seq_len == short:
+            step_s = t_short
+        else:
+            # the longest window whose step fits the budget (a step grows at most linearly in T)
+            fits = int(budget_s / max(t_short, 1e-9) * short)
+            long = max(min(seq_len, fits), min(seq_len, 2 * SHORT_WINDOW))
+            repeats = 3 if t_short * long / short < 0.3 else 2
+            t_long = _best_of(lambda: probe.step(long), repeats, under_load)
+            per_char = max(t_long - t_short, 0.0) / (long - short)
+            step_s = t_long + per_char * (seq_len - long)
+        step_s *= batch / timed
+        ids = probe.rng.integers(0, vocab, probe.n_eval)
+        eval_s = _best_of(lambda: probe.validate(ids), 3, under_load)
+        codes = itertools.chain(range(32, 0xD800), range(0xE000, 0x110000))  # no surrogates
+        chars = tuple(chr(c) for c in itertools.islice(codes, vocab))
+        model = ModelFile(config=cfg, params=probe.params, vocab=Vocab(chars))
+        sample_s = _best_of(lambda: probe.sample(model), 3, under_load) / probe.n_sample
+    return Timing(
+        step_s=step_s,
+        eval_char_s=eval_s / (probe.n_eval - 1),
+        sample_char_s=sample_s,
+        threads=chosen,
     )
-    return Timing(step_s=step_s, eval_char_s=eval_s / (n_eval - 1), sample_char_s=sample_s)
 
 
 def run_seconds_per_step(
@@ -250,6 +349,7 @@ class Estimate:
     memory: int
     seconds_per_step: float | None  # run_seconds_per_step; None until measured
     step_s: float | None  # the optimizer step alone
+    load: MachineLoad | None = None  # the load it was measured under (None: not measured)
 
 
 def estimate(
@@ -282,6 +382,7 @@ def estimate(
         memory=memory_bytes(vocab, hidden, layers, batch, seq_len),
         seconds_per_step=sps,
         step_s=None if timing is None else timing.step_s,
+        load=None if timing is None else timing.load,
     )
 
 

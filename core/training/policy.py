@@ -1,9 +1,9 @@
 """Run policy shared by the command line and the app: one pure function per rule.
 
 How many batches one pass over a text holds (from its length alone), how many steps a number of
-epochs is, whether a text is the one a checkpoint was trained on, how long a run has left, and
-what continuing a checkpoint means. Both front ends call these, so ``charlstm train --resume``
-and the app's Continue agree.
+epochs is, whether a text is the one a checkpoint was trained on, and what continuing a
+checkpoint means (a run's time left is charlstm_core.training.measures'). Both front ends call
+these, so ``charlstm train --resume`` and the app's Continue agree.
 
 What "continue" means (both front ends): **steps and epochs are totals for the model's life**
 (the checkpoint's own plan, ``TrainState.total_steps``, is one; so is the trainer's
@@ -45,19 +45,6 @@ def same_text(fingerprint: Mapping | None, sha256: str | None) -> bool:
     (``TrainState.corpus``: name, size, sha256, encoding) describes. Unknown is not the same."""
     recorded = (fingerprint or {}).get("sha256")
     return bool(recorded) and recorded == sha256
-
-
-def eta_seconds(
-    step: int, total_steps: int, chars_per_sec: float, chars_per_step: int
-) -> float | None:
-    """Seconds until step ``total_steps`` at the recent training speed; None when unknown.
-
-    ``chars_per_sec`` is the trainer's measured speed over the recent steps (``StepEvent``) and
-    ``chars_per_step`` = B x T; validations and samples still to come are not counted.
-    """
-    if not chars_per_sec > 0 or not math.isfinite(chars_per_sec):
-        return None
-    return max(total_steps - step, 0) * chars_per_step / chars_per_sec
 
 
 @dataclass(frozen=True)

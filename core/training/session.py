@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 import threading
 import time
@@ -106,8 +105,9 @@ class SessionSummary:
     steps: int  # the model's step at the end (the last good one after a divergence)
     best_val_loss: float | None
     final_val_loss: float | None  # the latest validation loss of the model's life
-    elapsed_s: float  # training seconds in the model's life
-    chars_per_sec: float | None  # mean training throughput of this session's steps
+    elapsed_s: float  # the model's training time (all its runs)
+    duration_s: float  # this run's duration, its final save included (training.measures)
+    chars_per_sec: float | None  # this run's chars/s (charlstm_core.training.measures)
     rollbacks: int  # self-healings in this session
     model_path: str | None  # where the model is saved now (``out`` or the fallback file)
     saved_step: int | None  # the model's step in that file (None: nothing saved here)
@@ -191,7 +191,6 @@ class Session:
         self.saver = Saver(request.out, fallback)
         self._recorder: Any = None
         self._reported: str | None = None  # the recording problem already yielded
-        self._cps_sum, self._cps_n = 0.0, 0
         self._final_val: float | None = None
         self._rollbacks = 0
         self._fallback_said: str | None = None  # the fallback file already announced
@@ -336,11 +335,7 @@ class Session:
         """What the summary reports of the events: the recorder sees them, the mean speed."""
         if self._recorder is not None:
             self._recorder(event)  # buffered; never raises
-        if isinstance(event, StepEvent):
-            if math.isfinite(event.chars_per_sec):
-                self._cps_sum += event.chars_per_sec
-                self._cps_n += 1
-        elif isinstance(event, EvalEvent):
+        if isinstance(event, EvalEvent):
             self._final_val = event.val_loss
         elif isinstance(event, RollbackEvent):
             self._rollbacks += 1
@@ -424,12 +419,15 @@ class Session:
         message = None
         if outcome.error is None and self.saver.problem is not None:
             message = f"The model was not saved to {self.request.out}: {self.saver.problem}"
+        trainer = self.trainer
         rec.finish(
             summary=outcome.train,
             error=outcome.error,
             status=outcome.ended,
             model_path=self.saver.last,
             message=message,
+            duration_s=float(trainer.duration_s) if trainer is not None else None,
+            chars_per_sec=trainer.chars_per_sec if trainer is not None else None,
         )
 
     # ------------------------------------------------------------------ the summary
@@ -443,7 +441,8 @@ class Session:
             best_val_loss=trainer.best_val_loss,
             final_val_loss=final_val,
             elapsed_s=float(trainer.elapsed_s),
-            chars_per_sec=self._cps_sum / self._cps_n if self._cps_n else None,
+            duration_s=float(trainer.duration_s),
+            chars_per_sec=trainer.chars_per_sec,
             rollbacks=self._rollbacks,
             model_path=saver.last,
             saved_step=saver.saved_step if saver.last is not None else None,

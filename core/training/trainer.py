@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-import time
 from collections.abc import Callable, Generator
 
 import numpy as np
@@ -57,6 +56,7 @@ from ..events import (
 from ..files.modelfile import MAX_SAMPLES, ModelFile, TrainState, save_model
 from ..files.text import Corpus, batches_per_epoch, get_batch, train_val_ids
 from ..sample import generate
+from . import measures
 from .budget import Budget
 from .checkpoint import (
     Checkpointer,
@@ -229,7 +229,18 @@ class Trainer:
 
     @property
     def elapsed_s(self) -> float:
+        """The model's training time: its earlier runs' and this run's duration so far."""
         return self.budget.elapsed_s
+
+    @property
+    def duration_s(self) -> float:
+        """This run's duration so far (charlstm_core.training.measures), up to its last save."""
+        return self.budget.duration_s
+
+    @property
+    def chars_per_sec(self) -> float | None:
+        """This run's chars/s so far (charlstm_core.training.measures)."""
+        return self.budget.chars_per_sec
 
     @property
     def last_val_loss(self) -> float | None:
@@ -253,8 +264,10 @@ class Trainer:
 
     def save(self, path: str) -> str:
         """Write a checkpoint of ``snapshot()`` (through the checkpointer); returns the path
-        written."""
-        return self.checkpointer.save(self.snapshot(), path)
+        written. The run's duration runs to the end of its last save."""
+        written = self.checkpointer.save(self.snapshot(), path)
+        self.budget.tick()
+        return written
 
     @property
     def lr_scale(self) -> float:
@@ -313,10 +326,22 @@ class Trainer:
             self._h[...] = 0
             self._c[...] = 0
 
-    def _validate(self) -> float:
-        ids = self._val_ids
+    def _validate(self, ids: np.ndarray | None = None) -> float:
+        ids = self._val_ids if ids is None else ids
         streams = max(1, min(EVAL_STREAMS, (len(ids) - 1) // self._tc.seq_len))
         return self._engine.mean_loss(self.params, ids, streams=streams, seq_len=self._tc.seq_len)
+
+    def _time_validation(self) -> None:
+        """Time validation on a slice of the validation text (two windows of every stream),
+        so that the run's end is known before its first whole validation: a ``--minutes`` run
+        then ends where its budget does, and the time left counts the final validation."""
+        n = len(self._val_ids)
+        if n <= 1:
+            return
+        size = min(n, 2 * EVAL_STREAMS * self._tc.seq_len + 1)
+        t = measures.now()
+        self._validate(self._val_ids[:size])
+        self.budget.eval_char_s = (measures.now() - t) / max(size - 1, 1)
 
     def _sample(self) -> str:
         seed = int(self._sample_rng.integers(2**63))
@@ -354,6 +379,8 @@ class Trainer:
         lr = self._lr()
         if self.healer.kept is None or self.healer.kept.step != self._step:
             self._keep(self._dropout_rng.bit_generator.state, self.healer.detector.state)
+        if self.budget.eval_s is None and self.budget.eval_char_s is None:
+            self._time_validation()  # what the final validation will cost, for the time left
         while True:
             if self.healer.pending and (self._done() or self._stop.is_set()):
                 # Never end on a blow-up in progress: its weights are not saved as the result.
@@ -365,14 +392,14 @@ class Trainer:
             if self._stop.is_set():
                 reason = "stopped"
                 break
-            t_step = time.perf_counter()
+            t_step = measures.now()
             lr = self._lr()
             loss, norm, blew_up = self._optimizer_step(lr)
             if blew_up is not None:
                 yield from self._diverged(blew_up, lr, loss)
                 continue
             # throughput of the training steps alone (evaluations and samples excluded)
-            self.budget.step_done(time.perf_counter() - t_step, tc.batch_size * tc.seq_len)
+            self.budget.step_done(measures.now() - t_step, tc.batch_size * tc.seq_len)
             self._total = self.budget.replan(self._step, self._total)
             yield from self._emit(self._step_event(loss, lr, norm))
             if tc.eval_every and self._step % tc.eval_every == 0 and len(self._val_ids) > 1:
@@ -389,8 +416,9 @@ class Trainer:
         if reason == "completed" and self._step != last_eval_step and len(self._val_ids) > 1:
             yield from self._emit(self._eval_event())
         if self.checkpoint_path and self.budget.session_steps > 0:
-            checkpoint = self.save(self.checkpoint_path)
+            checkpoint = self.save(self.checkpoint_path)  # the run ends with its final save
             yield from self._emit(CheckpointEvent(step=self._step, path=checkpoint))
+        self.budget.tick()
         return TrainSummary(
             steps=self._step,
             reason=reason,
@@ -398,6 +426,8 @@ class Trainer:
             elapsed_s=self.elapsed_s,
             checkpoint_path=checkpoint,
             rollbacks=self.healer.this_session,
+            duration_s=self.budget.duration_s,
+            chars_per_sec=self.budget.chars_per_sec,
         )
 
     def _lr(self) -> float:
@@ -437,7 +467,8 @@ class Trainer:
         return loss, norm, None
 
     def _step_event(self, loss: float, lr: float, norm: float) -> StepEvent:
-        tc = self._tc
+        tc, budget = self._tc, self.budget
+        cps = budget.chars_per_sec
         return StepEvent(
             step=self._step,
             total_steps=self._total,
@@ -446,12 +477,17 @@ class Trainer:
             loss=loss,
             lr=lr,
             grad_norm=norm,
-            chars_per_sec=self.budget.cps,
+            chars_per_sec=cps if cps is not None else math.nan,
             elapsed_s=self.elapsed_s,
+            duration_s=budget.duration_s,
+            eta_s=budget.eta_s(self._step, self._total),
+            total_is_estimate=budget.total_is_estimate(self._step, self._total),
         )
 
     def _sample_event(self) -> SampleEvent:
+        t = measures.now()
         text = self._sample()
+        self.budget.sample_s = measures.now() - t  # its share of a step, for the time left
         with self._lock:  # kept in the checkpoint: Open Model shows them again
             self._samples = [*self._samples[-(MAX_SAMPLES - 1) :], (self._step, text)]
         tc = self._tc
@@ -533,14 +569,14 @@ class Trainer:
     def _emit(self, event: Event) -> Generator[Event, None, None]:
         """Yield ``event``; the time until the caller asks for the next one (showing it, or a
         pause) is not training time, so it counts neither in elapsed time, chars/s nor minutes."""
-        t = time.perf_counter()
+        t = measures.now()
         yield event
-        self.budget.exclude(time.perf_counter() - t)
+        self.budget.exclude(measures.now() - t)
 
     def _eval_event(self) -> EvalEvent:
-        t = time.perf_counter()
+        t = measures.now()
         val = self._validate()
-        self.budget.eval_s = time.perf_counter() - t  # the final one of a --minutes run needs it
+        self.budget.eval_s = measures.now() - t  # the final one of a --minutes run needs it
         with self._lock:
             self._last_val = val
             self._best = val if self._best is None else min(self._best, val)

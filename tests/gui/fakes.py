@@ -51,6 +51,8 @@ class FakeTrainer:
         self.last_val_loss: float | None = None
         self.elapsed_s = 0.0
         self.lr_scale = 1.0
+        self.duration_s = 0.0
+        self.chars_per_sec: float | None = None
 
     def save(self, path: str) -> str:
         return path

@@ -193,3 +193,24 @@ def test_a_window_training_draws_live_at_the_live_rate_and_shows_the_end(qtbot, 
     # no redraw but the timer's while live: the new run's empty plot, the end (and at most one
     # change the user would make), never one per batch of events
     assert w.plot.redraws <= 4
+
+
+def test_a_step_still_waiting_never_overwrites_the_run_s_end(qtbot, window):
+    from types import SimpleNamespace
+
+    bar = window.status_bar
+    bar.step_shown.clock = Clock()  # frozen: every step after the first waits
+    for i in (1, 2):
+        bar.show_step(
+            StepEvent(
+                step=i, total_steps=30, loss=2.0, lr=1e-3, grad_norm=1.0, chars_seen=i * 64,
+                epoch=0.5, chars_per_sec=1000.0, elapsed_s=float(i), duration_s=float(i),
+            ),
+            eta_s=10.0,
+        )  # fmt: skip
+    assert bar.step_shown.waiting
+    end = SimpleNamespace(chars_per_sec=900.0, duration_s=3.0, reason="completed", steps=2)
+    bar.show_end(end)
+    qtbot.wait(400)  # the interval a waiting step would have landed in
+    assert window.status["step"].text() == "step 2 / 2" and window.status["eta"].text() == "—"
+    assert window.status["epoch"].text() == "epoch 0.50"  # the last step's, shown first

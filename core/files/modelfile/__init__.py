@@ -14,56 +14,20 @@ Who owns what: ``schema`` the keys, the ModelFile/TrainState records and the ent
 ``load_model``; ``write`` the atomic ``save_model``; ``lock`` the one-writer ModelLock.
 """
 
+# The package's public surface: what the rest of the project uses. The keys, limits and layout
+# stay in schema and read, imported from there by the modules that check them.
 from .lock import ModelLock, check_not_locked, lock_path
-from .read import HISTORY_DEFLATE_MAX, MAX_ENTRIES, MAX_SMALL_ENTRY, NPY_HEADER_MAX, load_model
-from .schema import (
-    APP_NAME,
-    FORMAT_VERSION,
-    HISTORY_KEYS,
-    K_C,
-    K_H,
-    K_META,
-    K_TRAIN_META,
-    K_VERSION,
-    K_VOCAB,
-    MAX_ROLLBACK_RECORDS,
-    MAX_SAMPLES,
-    P_ADAM_M,
-    P_ADAM_V,
-    P_HISTORY,
-    P_PARAM,
-    RNG_PURPOSES,
-    ModelFile,
-    TrainState,
-    array_layout,
-)
+from .read import load_model
+from .schema import FORMAT_VERSION, K_VERSION, MAX_SAMPLES, ModelFile, TrainState
 from .write import save_model
 
 __all__ = [
-    "APP_NAME",
     "FORMAT_VERSION",
-    "HISTORY_DEFLATE_MAX",
-    "HISTORY_KEYS",
-    "K_C",
-    "K_H",
-    "K_META",
-    "K_TRAIN_META",
     "K_VERSION",
-    "K_VOCAB",
-    "MAX_ENTRIES",
-    "MAX_ROLLBACK_RECORDS",
     "MAX_SAMPLES",
-    "MAX_SMALL_ENTRY",
-    "NPY_HEADER_MAX",
-    "P_ADAM_M",
-    "P_ADAM_V",
-    "P_HISTORY",
-    "P_PARAM",
-    "RNG_PURPOSES",
     "ModelFile",
     "ModelLock",
     "TrainState",
-    "array_layout",
     "check_not_locked",
     "load_model",
     "lock_path",

@@ -177,26 +177,26 @@ def check_version(arrays: dict[str, np.ndarray]) -> None:
         raise bad(f"its format version {version} is unknown")
 
 
+def _config(cls: Any, d: Any, where: str, what: str) -> Any:
+    """``cls`` (ModelConfig, TrainConfig) from its JSON dict ``d``, validated; Invalid naming
+    ``what`` when ``where`` holds none or a bad one."""
+    if not isinstance(d, dict):
+        raise bad(f"{where} has no {what}")
+    try:
+        return cls.from_dict(d).validate()
+    except (TypeError, CharLSTMError) as e:
+        raise bad(f"its {what} is invalid ({e})") from None
+
+
 def model_config(meta: np.ndarray) -> ModelConfig:
     """The validated ModelConfig in the archive's ``meta`` entry; Invalid if absent or bad."""
     mc = parse_json(meta, K_META).get("model_config")
-    if not isinstance(mc, dict):
-        raise bad("its metadata has no model configuration")
-    try:
-        return ModelConfig.from_dict(mc).validate()
-    except (TypeError, CharLSTMError) as e:
-        raise bad(f"its model configuration is invalid ({e})") from None
+    return _config(ModelConfig, mc, "its metadata", "model configuration")
 
 
 def train_config(meta: dict) -> TrainConfig:
     """The validated TrainConfig in the parsed ``train/meta`` JSON; Invalid if absent or bad."""
-    tc = meta.get("config")
-    if not isinstance(tc, dict):
-        raise bad("its training state has no training configuration")
-    try:
-        return TrainConfig.from_dict(tc).validate()
-    except (TypeError, CharLSTMError) as e:
-        raise bad(f"its training configuration is invalid ({e})") from None
+    return _config(TrainConfig, meta.get("config"), "its training state", "training configuration")
 
 
 def array_layout(

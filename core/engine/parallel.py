@@ -248,28 +248,36 @@ def map_slices(fn: Callable[[slice], R], parts: list[slice]) -> list[R]:
 
 
 class ThreadChooser:
-    """Times real training steps at ``max_threads``, then at 1 BLAS thread, and keeps the faster.
+    """Times real training steps at ``max_threads`` and at 1 BLAS thread, and keeps the faster.
 
     With several threads the engine runs the batch in slices on that many threads (see
     ``map_slices``); that loses as soon as another program wants the cores, so the decision
-    is measured in place, under the app's real load, rather than assumed. The larger count
-    goes first, as it usually wins, and only the run's first step (allocation, cold caches) is
-    left out: each candidate then runs ``min_steps`` steps and at least ``min_s`` seconds (one
-    step of a large model, dozens of a small one), so that on an idle 2-core machine the
-    measurement costs about one step at 60% of the speed.
+    is measured in place, under the app's real load, rather than assumed. The counts take turns
+    in the order A B B A (the larger count first, as it usually wins): a disturbance that fades
+    or grows over the measurement (the window drawing its first frames, caches warming) then
+    weighs on both alike, where A then B blamed it on A. Only the run's first step (allocation,
+    cold caches) is left out; each turn runs ``min_steps`` steps and at least ``min_s`` seconds
+    (one step of a large model, dozens of a small one), and a count's speed is its characters
+    over its time in both turns. On an idle 2-core machine the measurement costs about one
+    second at 60-100% of the speed.
     """
 
-    def __init__(self, max_threads: int, min_steps: int = 1, min_s: float = 0.4) -> None:
+    def __init__(self, max_threads: int, min_steps: int = 1, min_s: float = 0.3) -> None:
         self.candidates = [1] if max_threads <= 1 else [max_threads, 1]
+        a, b = self.candidates[0], self.candidates[-1]
+        self.turns = [a] if a == b else [a, b, b, a]
         self.min_steps, self.min_s = min_steps, min_s
         self.rates: dict[int, float] = {}
+        self._time = dict.fromkeys(self.candidates, 0.0)
+        self._chars = dict.fromkeys(self.candidates, 0)
         self.index = 0
         self.warm = False
         self.n, self.t, self.chars = 0, 0.0, 0
-        self.current = self.candidates[0]
+        self.current = self.turns[0]
         set_blas_threads(self.current)
 
     def record(self, seconds: float, n_chars: int) -> int | None:
+        """Time one step at ``current``; the count kept once every turn is timed, else None."""
         if not self.warm:  # the run's first step is not timed
             self.warm = True
             return None
@@ -278,13 +286,16 @@ class ThreadChooser:
         self.chars += n_chars
         if self.n < self.min_steps or self.t < self.min_s:
             return None
-        self.rates[self.current] = self.chars / max(self.t, 1e-9)
+        self._time[self.current] += self.t
+        self._chars[self.current] += self.chars
         self.index += 1
-        if self.index < len(self.candidates):
-            self.current = self.candidates[self.index]
+        if self.index < len(self.turns):
             self.n, self.t, self.chars = 0, 0.0, 0
-            set_blas_threads(self.current)
+            if self.turns[self.index] != self.current:
+                self.current = self.turns[self.index]
+                set_blas_threads(self.current)
             return None
+        self.rates = {n: self._chars[n] / max(self._time[n], 1e-9) for n in self.candidates}
         self.current = max(self.rates, key=self.rates.__getitem__)
         set_blas_threads(self.current)
         return self.current

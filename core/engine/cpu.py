@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from .cell import nll, softmax_xent
 from .model import NUMPY, Ops, Params, Prepared, State, dropout_masks
 from .optim import Adam, clip_scale, global_norm
-from .parallel import batch_workers, map_slices, slices
+from .parallel import batch_workers, map_slices, slices, thread_workers
 from .trace import Layers, trace
 
 
@@ -158,8 +158,13 @@ class CpuEngine:
     def update(
         self, adam: Adam, params: Params, grads: Params, lr: float, clip: float, norm: float
     ) -> None:
+        n = thread_workers() if self.workers is None else self.workers
+
+        def run(fn: Any, count: int) -> None:  # Adam's pieces on the batch's threads
+            map_slices(fn, slices(count, n))
+
         with self.on_device():
-            adam.update(params, grads, lr, clip_scale(clip, norm))
+            adam.update(params, grads, lr, clip_scale(clip, norm), run=run)
 
     # ------------------------------------------------------------------ reading
 

@@ -140,7 +140,7 @@ class _Layer:
     wx: Any  # (4H, H) W_ih scaled, layers k > 0 (layer 0's is Prepared.w0)
     b: Any  # (4H, 1) b_ih + b_hh, internal order, scaled (k = 0: folded into w0)
     wx_u: Any  # (4H, n_in) W_ih, internal order, unscaled: dx_t = wx_u.T @ da_t
-    wh_u: Any  # (4H, H) W_hh, internal order, unscaled: dh_{t-1} = wh_u.T @ da_t
+    wh_u: Any  # (4H, H) W_hh, internal order, unscaled: dh_{t-1}ᵀ = da_tᵀ @ wh_u
     cat_t: Any = None  # (2H, 4H) [W_ih | W_hh].T scaled, k > 0, made by the first step()
 
 
@@ -304,13 +304,15 @@ class Prepared:
                 dout *= mask
             dA = xp.empty((T, 4 * H, B), dtype)
             dc = xp.zeros((H, B), dtype)
-            dh_next = xp.zeros((H, B), dtype)
-            whT = lay.wh_u.T
+            # W_hhᵀ da_t as its transpose da_tᵀ W_hh (B, 4H) @ (4H, H): W_hh contiguous, the
+            # transposed operand the small one (measured 482 against 550 us for W_hh.T @ da_t,
+            # H = 512, B = 16, one thread; benchmarks/README.md, issue 18)
+            dh_next = xp.zeros((B, H), dtype)
             for t in reversed(range(T)):
                 a = dA[t]
-                cell.backward(dout[t].T, dh_next, G[t], TC[t], Cs[t], dc, a, work)
+                cell.backward(dout[t].T, dh_next.T, G[t], TC[t], Cs[t], dc, a, work)
                 if t > 0:
-                    xp.matmul(whT, a, out=dh_next)
+                    xp.matmul(a.T, lay.wh_u, out=dh_next)
             # (T, 4H, B) → (T*B, 4H): each (4H, B) block transposed in cache
             dAf = xp.ascontiguousarray(dA.transpose(0, 2, 1)).reshape(T * B, 4 * H)
             parts = [("hh", dAf.T @ XH[:T].reshape(T * B, H))]  # internal gate order

@@ -27,6 +27,12 @@ import numpy as np
 
 from ..config import TrainConfig
 
+# values per piece of the ufunc Adam (Adam.update): the five pieces (p, g, m, v, scratch) of
+# 256 KiB each in float32 stay in cache through the dozen passes. Measured at L=2, H=512 (3.3M
+# values, 2-core machine): whole arrays 12.2 ms on one thread, 8.9 ms on two; pieces of 65,536
+# 10.9 and 7.5 ms; pieces of 16,384 or fewer slower (per-call costs, the threads' GIL turns)
+CHUNK = 65_536
+
 
 class Adam:
     """Adam over a dict of parameters, updated in place. ``t`` counts the updates made."""
@@ -54,37 +60,84 @@ class Adam:
         self._buf = {} if fused else {k: xp.empty_like(p) for k, p in params.items()}
 
     def update(
-        self, params: dict[str, Any], grads: dict[str, Any], lr: float, scale: float = 1.0
+        self,
+        params: dict[str, Any],
+        grads: dict[str, Any],
+        lr: float,
+        scale: float = 1.0,
+        *,
+        run: Callable[[Callable[[slice], None], int], Any] | None = None,
     ) -> None:
         """One Adam step with learning rate ``lr`` on the gradients times ``scale`` (the clip's
-        factor, 1: none); ``grads`` may be overwritten."""
+        factor, 1: none); ``grads`` may be overwritten.
+
+        The ufunc path runs each parameter in pieces of at most ``CHUNK`` values, so that the
+        update's dozen passes read and write a piece in cache instead of streaming five
+        parameter-sized arrays from memory a dozen times (the same ufuncs on the same values:
+        the result does not depend on the cut). ``run(fn, n)``, when given, calls ``fn`` on
+        slices covering ``range(n)`` of the pieces, side by side on threads (the CPU engine's
+        batch threads); None: all in turn.
+        """
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         step_size = lr / (1.0 - b1**self.t)
         inv_bias2 = 1.0 / math.sqrt(1.0 - b2**self.t)
-        xp = self.xp
-        for k, p in params.items():
-            g, m, v = grads[k], self.m[k], self.v[k]
-            dt = p.dtype.type
-            if self.fused is not None:
+        if self.fused is not None:
+            for k, p in params.items():
+                dt = p.dtype.type
                 consts = (scale, b1, b2, 1.0 - b1, 1.0 - b2, step_size, inv_bias2, self.eps)
-                self.fused(g, *(dt(c) for c in consts), p, m, v)
+                self.fused(grads[k], *(dt(c) for c in consts), p, self.m[k], self.v[k])
+            return
+        pieces = []
+        for k, p in params.items():
+            arrays = (p, grads[k], self.m[k], self.v[k], self._buf[k])
+            if not all(a.flags.c_contiguous for a in arrays):
+                pieces.append(arrays)  # a view of another layout: updated whole
                 continue
-            if scale != 1.0:
-                g *= dt(scale)
-            m *= dt(b1)
-            m += dt(1.0 - b1) * g
-            v *= dt(b2)
-            xp.multiply(g, g, out=g)
-            g *= dt(1.0 - b2)
-            v += g
-            buf = self._buf[k]
-            xp.sqrt(v, out=buf)
-            buf *= dt(inv_bias2)
-            buf += dt(self.eps)
-            xp.divide(m, buf, out=buf)
-            buf *= dt(step_size)
-            p -= buf
+            flat = [a.reshape(-1) for a in arrays]
+            for a in range(0, p.size, CHUNK):
+                pieces.append(tuple(f[a : a + CHUNK] for f in flat))
+        consts = (scale, b1, b2, step_size, inv_bias2)
+
+        def work(part: slice) -> None:
+            for piece in pieces[part]:
+                self._step(*piece, *consts)
+
+        if run is None:
+            work(slice(0, len(pieces)))
+        else:
+            run(work, len(pieces))
+
+    def _step(
+        self,
+        p: Any,
+        g: Any,
+        m: Any,
+        v: Any,
+        buf: Any,
+        scale: float,
+        b1: float,
+        b2: float,
+        step_size: float,
+        inv_bias2: float,
+    ) -> None:
+        """The update of one piece (``update``), in place; ``g`` and ``buf`` overwritten."""
+        xp, dt = self.xp, p.dtype.type
+        if scale != 1.0:
+            g *= dt(scale)
+        m *= dt(b1)
+        xp.multiply(g, dt(1.0 - b1), out=buf)
+        m += buf
+        v *= dt(b2)
+        xp.multiply(g, g, out=g)
+        g *= dt(1.0 - b2)
+        v += g
+        xp.sqrt(v, out=buf)
+        buf *= dt(inv_bias2)
+        buf += dt(self.eps)
+        xp.divide(m, buf, out=buf)
+        buf *= dt(step_size)
+        p -= buf
 
 
 def global_norm(grads: dict[str, Any], xp: Any = np) -> float:

@@ -201,12 +201,17 @@ def lower_priority(by: int = TRAINING_NICE) -> bool:
     return True
 
 
+def thread_workers() -> int:
+    """How many threads to run independent work on as the machine stands now: the BLAS thread
+    count allowed when it is 2..MAX_WORKERS, else 1 (see the module docstring)."""
+    n = blas_threads()
+    return n if 2 <= n <= MAX_WORKERS else 1
+
+
 def batch_workers(batch: int, hidden: int) -> int:
     """How many slices to cut a batch of ``batch`` streams of an LSTM of width ``hidden`` into,
     as the machine stands now (1: do not split)."""
-    n = blas_threads()
-    if n < 2 or n > MAX_WORKERS:
-        return 1
+    n = thread_workers()
     return max(1, min(n, 4 * hidden * batch // MIN_SLICE_VALUES))
 
 

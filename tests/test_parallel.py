@@ -132,6 +132,22 @@ def test_thread_chooser_is_not_fooled_by_a_disturbance_that_fades(monkeypatch):
     assert kept == 2
 
 
+def test_one_stalled_step_does_not_decide_the_thread_count(monkeypatch):
+    # 2 threads take 10 ms a step, 1 thread 12 ms; one step of the first turn waits 0.5 s for
+    # something else (the window's first layout): by total time 2 threads would lose.
+    monkeypatch.setattr(parallel, "set_blas_threads", lambda n: None)
+    chooser = parallel.ThreadChooser(2, min_steps=1, min_s=0.1)
+    chooser.record(1.0, 100)  # the first step, untimed
+    stalled = [0.5]
+    kept = None
+    while kept is None:
+        seconds = 0.010 if chooser.current == 2 else 0.012
+        if chooser.current == 2 and stalled:
+            seconds = stalled.pop()
+        kept = chooser.record(seconds, 100)
+    assert kept == 2
+
+
 def test_thread_chooser_on_one_core_has_one_candidate(monkeypatch):
     monkeypatch.setattr(parallel, "set_blas_threads", lambda n: None)
     chooser = parallel.ThreadChooser(1, min_steps=1, min_s=0.0)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -262,9 +263,10 @@ class ThreadChooser:
     or grows over the measurement (the window drawing its first frames, caches warming) then
     weighs on both alike, where A then B blamed it on A. Only the run's first step (allocation,
     cold caches) is left out; each turn runs ``min_steps`` steps and at least ``min_s`` seconds
-    (one step of a large model, dozens of a small one), and a count's speed is its characters
-    over its time in both turns. On an idle 2-core machine the measurement costs about one
-    second at 60-100% of the speed.
+    (one step of a large model, dozens of a small one), and a count's speed is the median of its
+    steps' speeds in both turns, so that one step stalled by something else (the window's first
+    layout, a collection) does not decide. On an idle 2-core machine the measurement costs about
+    one second at 60-100% of the speed.
     """
 
     def __init__(self, max_threads: int, min_steps: int = 1, min_s: float = 0.3) -> None:
@@ -273,11 +275,10 @@ class ThreadChooser:
         self.turns = [a] if a == b else [a, b, b, a]
         self.min_steps, self.min_s = min_steps, min_s
         self.rates: dict[int, float] = {}
-        self._time = dict.fromkeys(self.candidates, 0.0)
-        self._chars = dict.fromkeys(self.candidates, 0)
+        self._speeds: dict[int, list[float]] = {n: [] for n in self.candidates}
         self.index = 0
         self.warm = False
-        self.n, self.t, self.chars = 0, 0.0, 0
+        self.n, self.t = 0, 0.0
         self.current = self.turns[0]
         set_blas_threads(self.current)
 
@@ -288,19 +289,17 @@ class ThreadChooser:
             return None
         self.n += 1
         self.t += seconds
-        self.chars += n_chars
+        self._speeds[self.current].append(n_chars / max(seconds, 1e-9))
         if self.n < self.min_steps or self.t < self.min_s:
             return None
-        self._time[self.current] += self.t
-        self._chars[self.current] += self.chars
         self.index += 1
         if self.index < len(self.turns):
-            self.n, self.t, self.chars = 0, 0.0, 0
+            self.n, self.t = 0, 0.0
             if self.turns[self.index] != self.current:
                 self.current = self.turns[self.index]
                 set_blas_threads(self.current)
             return None
-        self.rates = {n: self._chars[n] / max(self._time[n], 1e-9) for n in self.candidates}
+        self.rates = {n: statistics.median(self._speeds[n]) for n in self.candidates}
         self.current = max(self.rates, key=self.rates.__getitem__)
         set_blas_threads(self.current)
         return self.current

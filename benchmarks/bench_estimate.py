@@ -297,26 +297,12 @@ def main() -> None:
     # T=64); the short mode validates and samples more often so that their share is still part
     # of what is compared
     mc = ModelConfig(vocab_size=1, hidden_size=128, num_layers=1, dropout=0.0)
-    if ARGS.short:
-        tc = TrainConfig(
-            seq_len=64,
-            batch_size=32,
-            steps=24,
-            eval_every=12,
-            sample_every=12,
-            sample_length=50,
-            checkpoint_every=0,
-        )
-    else:
-        tc = TrainConfig(
-            seq_len=64,
-            batch_size=32,
-            steps=200,
-            eval_every=100,
-            sample_every=200,
-            sample_length=200,
-            checkpoint_every=0,
-        )
+    counts = (
+        dict(steps=24, eval_every=12, sample_every=12, sample_length=50)
+        if ARGS.short
+        else dict(steps=200, eval_every=100, sample_every=200, sample_length=200)
+    )
+    tc = TrainConfig(seq_len=64, batch_size=32, checkpoint_every=0, **counts)
     print(
         f"code: {ARGS.code or 'this checkout'}; H={mc.hidden_size} L={mc.num_layers} "
         f"B={tc.batch_size} T={tc.seq_len}, {tc.steps} steps, validation every {tc.eval_every}, "

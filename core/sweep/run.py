@@ -173,20 +173,7 @@ def _result(point: SweepPoint, summary: SessionSummary, model_path: str) -> Poin
     elif summary.record_problem is not None:
         message = summary.record_problem
     saved = summary.model_path or (model_path if os.path.isfile(model_path) else None)
-    return PointResult(
-        index=point.index,
-        label=point.label,
-        changes=point.changes,
-        status=status,
-        run_id=summary.run_id,
-        steps=summary.steps,
-        best_val_loss=summary.best_val_loss,
-        final_val_loss=summary.final_val_loss,
-        chars_per_sec=summary.chars_per_sec,
-        duration_s=summary.duration_s,
-        model_path=saved,
-        message=message,
-    )
+    return _point_result(point, status, summary, summary.run_id, summary.duration_s, saved, message)
 
 
 def earlier_point_files(spec: SweepSpec, points: list[SweepPoint]) -> list[str]:
@@ -227,19 +214,34 @@ def result_from_run(point: SweepPoint, run: Any) -> PointResult:
     """A point's result from its recorded ``charlstm_core.runs.Run`` (for a front end that trains
     the points itself, e.g. the app through its own worker)."""
     status = "failed" if run.status == "crashed" else run.status
+    duration_s = run.duration_s if run.duration_s is not None else 0.0
+    return _point_result(point, status, run, run.id, duration_s, run.model_path, run.message)
+
+
+def _point_result(
+    point: SweepPoint,
+    status: str,
+    measures: Any,
+    run_id: int | None,
+    duration_s: float,
+    model_path: str | None,
+    message: str | None,
+) -> PointResult:
+    """A point's result from ``measures`` (a ``TrainSummary`` or a recorded run: their steps,
+    best and final validation losses and chars/s) and what the caller worked out."""
     return PointResult(
         index=point.index,
         label=point.label,
         changes=point.changes,
         status=status,
-        run_id=run.id,
-        steps=run.steps,
-        best_val_loss=run.best_val_loss,
-        final_val_loss=run.final_val_loss,
-        chars_per_sec=run.chars_per_sec,
-        duration_s=run.duration_s if run.duration_s is not None else 0.0,
-        model_path=run.model_path,
-        message=run.message,
+        run_id=run_id,
+        steps=measures.steps,
+        best_val_loss=measures.best_val_loss,
+        final_val_loss=measures.final_val_loss,
+        chars_per_sec=measures.chars_per_sec,
+        duration_s=duration_s,
+        model_path=model_path,
+        message=message,
     )
 
 

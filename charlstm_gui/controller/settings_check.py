@@ -65,9 +65,12 @@ class SettingsCheck:
         ``CHANGED_POLLS`` polls in a row, drop the timings, to be measured again at the next
         ``check``. Returns whether it did. Not while the app trains (its own training is not
         measured against itself)."""
+        if self.ctl.training:  # its own training is not a load to measure against
+            self._changed = 0
+            return False
         now = self.meter.load(restart=True)
         measured = [t for t in self.timings.values() if t is not None]
-        if self.ctl.training or not any(now.differs(getattr(t, "load", None)) for t in measured):
+        if not any(now.differs(getattr(t, "load", None)) for t in measured):
             self._changed = 0
             return False
         self._changed += 1

@@ -173,9 +173,9 @@ def single_threaded_blas() -> Iterator[None]:
 def usable_cores() -> int:
     """The cores this process may run on."""
     try:
-        return len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        return max(1, os.cpu_count() or 1)
 
 
 def thread_nice() -> int:

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..engine.parallel import usable_cores
+
 BUSY_CORES = 0.5  # other programs using at least this many cores (on average) make it "busy"
 CHANGED_CORES = 0.5  # a change of at least this many cores in their use changes an estimate
 PROGRAM_CORES = 0.1  # a program counts as one of those using the cores from this share of one
@@ -59,13 +61,6 @@ class MachineLoad:
             "machine. The estimate may change: it is measured again when that load changes, and "
             "a run measures its own speed from its first steps."
         )
-
-
-def usable_cores() -> int:
-    """The cores this process may run on."""
-    with contextlib.suppress(AttributeError, OSError):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def _cpu_set() -> set[int] | None:

@@ -100,6 +100,17 @@ def _add_model_over_text(command: Any, chars: int) -> None:
     )
 
 
+def _add_device(parser: argparse.ArgumentParser, default: str, help: str) -> None:
+    """``--device`` (cpu, auto, gpu, gpu:N), checked by ``_device_choice``."""
+    parser.add_argument(
+        "--device",
+        default=default,
+        type=_device_choice,
+        metavar="{" + ",".join(DEVICE_CHOICES) + "}",
+        help=help,
+    )
+
+
 def _add_kind(command: Any, when: str = "") -> None:
     command.add_argument(
         "--kind",
@@ -269,13 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
         "driver, name and memory), or say why no GPU is usable.",
     )
     for sp in (t, s, e):
-        sp.add_argument(
-            "--device",
-            default="auto",
-            type=_device_choice,
-            metavar="{" + ",".join(DEVICE_CHOICES) + "}",
-            help="where to run: the GPU when one is usable (auto), the CPU, or a GPU (gpu, "
-            "gpu:N); see 'charlstm devices' (default: auto)",
+        _add_device(
+            sp,
+            "auto",
+            "where to run: the GPU when one is usable (auto), the CPU, or a GPU (gpu, gpu:N); see "
+            "'charlstm devices' (default: auto)",
         )
     _add_runs_parser(sub)
     _add_sweep_parser(sub)
@@ -365,13 +374,11 @@ def _add_sweep_parser(sub: Any) -> None:
         "here and on the workers (default: $DASK_SCHEDULER_ADDRESS; '' trains here). See "
         "docs/cluster.md",
     )
-    w.add_argument(
-        "--device",
-        default="cpu",
-        type=_device_choice,
-        metavar="{" + ",".join(DEVICE_CHOICES) + "}",
-        help="where each point trains (default: cpu); with --scheduler, gpu asks for workers "
-        "started with --resources GPU=1",
+    _add_device(
+        w,
+        "cpu",
+        "where each point trains (default: cpu); with --scheduler, gpu asks for workers started "
+        "with --resources GPU=1",
     )
     w.add_argument(
         "--out-dir",

@@ -7,6 +7,7 @@ is left. Without Dask installed (no ``[cluster]`` extra) only the tests that nee
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import signal
 import socket
@@ -34,7 +35,9 @@ GRID = ["--grid", "lr=2e-3,8e-3", "--grid", "hidden=16,24"]
 BOUND_S = 120  # no test here waits longer than this for a sweep or a process
 
 distributed = pytest.importorskip("distributed", reason="needs the [cluster] extra")
+from charlstm_core.errors import ClusterError  # noqa: E402
 from charlstm_core.sweep import cluster as csweep  # noqa: E402 - imports Dask
+from charlstm_core.sweep import cluster_workers  # noqa: E402
 
 
 @pytest.fixture
@@ -191,6 +194,21 @@ def test_an_address_that_is_not_a_scheduler_is_one_clear_line(capsys, text):
         server.close()
     assert code == 1
     assert "Cannot reach the Dask scheduler" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_failed_connection_leaves_no_client_for_the_collector():
+    """A Client that failed to start, left as cyclic garbage, closes from its __del__ wherever a
+    collection runs: inside the next cluster's start that deadlocked the suite. None is left."""
+    gc.collect()
+    before = sum(isinstance(o, distributed.Client) for o in gc.get_objects())
+    gc.disable()  # so that only connect() may collect
+    try:
+        with pytest.raises(ClusterError, match="Cannot reach the Dask scheduler"):
+            cluster_workers.connect(f"tcp://127.0.0.1:{_free_port()}", timeout_s=1.0)
+        left = sum(isinstance(o, distributed.Client) for o in gc.get_objects())
+    finally:
+        gc.enable()
+    assert left == before
 
 
 # ---------------------------------------------------------------------------------------------

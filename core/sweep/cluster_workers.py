@@ -11,6 +11,7 @@ task threads of the workers on it). Running the sweep is ``charlstm_core.sweep.c
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -68,17 +69,23 @@ def connect(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> Any:
                 address, timeout=timeout_s, set_as_default=False, direct_to_workers=False
             )
     except Exception as e:  # noqa: BLE001 - refused, silent, not a scheduler, bad TLS: one line
-        tls = (
-            " A tls:// address needs Dask's TLS settings (distributed.comm.tls.* in Dask's "
-            "configuration)."
-            if address.startswith("tls://")
-            else ""
-        )
-        raise ClusterError(
-            f"Cannot reach the Dask scheduler at {address}: {_reason(e)}. Check that "
-            f"'dask scheduler' runs there and that this computer can reach its host and port."
-            f"{tls}"
-        ) from None
+        reason = _reason(e)
+    # The Client that failed to start is garbage in a reference cycle. Left to the collector, its
+    # __del__ closes it wherever a collection happens to run, e.g. inside the next Client's or
+    # LocalCluster's start while that holds its loop runner's lock: a deadlock (seen in the
+    # cluster tests). Collected here, now, it closes with no lock held.
+    gc.collect()
+    tls = (
+        " A tls:// address needs Dask's TLS settings (distributed.comm.tls.* in Dask's "
+        "configuration)."
+        if address.startswith("tls://")
+        else ""
+    )
+    raise ClusterError(
+        f"Cannot reach the Dask scheduler at {address}: {reason}. Check that "
+        f"'dask scheduler' runs there and that this computer can reach its host and port."
+        f"{tls}"
+    )
 
 
 @contextlib.contextmanager
